@@ -1,0 +1,172 @@
+"""``ImportResult``: the rounds of one (module, flavour) measurement, summarised."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from .importtime import iter_nodes, parse_importtime
+from .runner import RoundReport
+from .stats import STAT_NAMES, RoundStats, compute_stats
+
+__all__ = ["Flavour", "ImportResult", "ModuleTiming", "build_result"]
+
+Flavour = Literal["cold", "warm"]
+
+
+@dataclass(frozen=True)
+class ModuleTiming:
+    """One module the import loaded: median self and cumulative seconds over the rounds.
+
+    ``parent`` is the module whose import pulled this one in (``None`` for the
+    measured module itself, or when ``-X importtime`` gave no row for it).
+    """
+
+    name: str
+    self_seconds: float
+    cumulative_seconds: float
+    parent: str | None
+
+
+@dataclass(frozen=True, eq=False)
+class ImportResult:
+    """The measurement of one module's import in one flavour.
+
+    ``wall`` and ``cpu`` hold each counted round's seconds; ``stats`` summarises
+    ``wall``. ``modules`` maps every module the import newly loaded (in load
+    order) to its timing, so ``"mylib.core" in result.modules`` asks whether the
+    import loaded it. ``file`` is the file the module was imported from, inside
+    the import environment.
+    """
+
+    module: str
+    flavour: Flavour
+    closure: bool
+    python: str
+    python_version: str
+    file: str
+    wall: tuple[float, ...]
+    cpu: tuple[float, ...]
+    stats: RoundStats
+    modules: Mapping[str, ModuleTiming]
+
+    @property
+    def label(self) -> str:
+        """``"cold"``, ``"warm"`` or ``"closure-cold"``: the flavour as shown to users."""
+        return "closure-cold" if self.closure else self.flavour
+
+    @property
+    def min(self) -> float:
+        """Fastest round, seconds."""
+        return self.stats.min
+
+    @property
+    def max(self) -> float:
+        """Slowest round, seconds."""
+        return self.stats.max
+
+    @property
+    def mean(self) -> float:
+        """Mean of the rounds, seconds."""
+        return self.stats.mean
+
+    @property
+    def median(self) -> float:
+        """Median of the rounds, seconds."""
+        return self.stats.median
+
+    @property
+    def stddev(self) -> float:
+        """Standard deviation of the rounds, seconds."""
+        return self.stats.stddev
+
+    @property
+    def iqr(self) -> float:
+        """Interquartile range of the rounds, seconds."""
+        return self.stats.iqr
+
+    @property
+    def rounds(self) -> int:
+        """Number of counted rounds (warm-up rounds excluded)."""
+        return self.stats.rounds
+
+    def statistic(self, name: str) -> float:
+        """The named statistic (``min``, ``max``, ``mean`` or ``median``), seconds."""
+        if name not in STAT_NAMES:
+            raise ValueError(f"unknown statistic {name!r}; choose one of {', '.join(STAT_NAMES)}")
+        value: float = getattr(self.stats, name)
+        return value
+
+    def slowest(self, count: int = 10) -> list[ModuleTiming]:
+        """The ``count`` modules with the largest self time, slowest first."""
+        return sorted(self.modules.values(), key=lambda timing: -timing.self_seconds)[:count]
+
+    def chain(self, name: str) -> list[str]:
+        """Importers from the measured module down to ``name``, e.g. ``[pkg, pkg.helper, decimal]``."""
+        names = [name]
+        seen = {name}
+        timing = self.modules.get(name)
+        while timing is not None and timing.parent is not None and timing.parent not in seen:
+            names.append(timing.parent)
+            seen.add(timing.parent)
+            timing = self.modules.get(timing.parent)
+        return names[::-1]
+
+
+def _module_timings(reports: Sequence[RoundReport]) -> dict[str, ModuleTiming]:
+    """Per-module median self/cumulative times over the rounds, keyed in load order.
+
+    Only the modules the child saw newly loaded count: rows that something else
+    wrote to stderr in ``-X importtime``'s format are ignored.
+    """
+    loaded = reports[0].loaded
+    loaded_set = set(loaded)
+    self_times: dict[str, list[int]] = {name: [] for name in loaded}
+    cumulative_times: dict[str, list[int]] = {name: [] for name in loaded}
+    parents: dict[str, str | None] = {}
+    for report in reports:
+        for node in iter_nodes(parse_importtime(report.importtime_lines)):
+            if node.name not in loaded_set or node.cached:
+                continue
+            self_times[node.name].append(node.self_us)
+            cumulative_times[node.name].append(node.cumulative_us)
+            parent = node.parent.name if node.parent is not None else None
+            parents.setdefault(node.name, parent if parent in loaded_set else None)
+    return {
+        name: ModuleTiming(
+            name=name,
+            self_seconds=statistics.median(self_times[name]) / 1e6 if self_times[name] else 0.0,
+            cumulative_seconds=(
+                statistics.median(cumulative_times[name]) / 1e6 if cumulative_times[name] else 0.0
+            ),
+            parent=parents.get(name),
+        )
+        for name in loaded
+    }
+
+
+def build_result(
+    module: str,
+    flavour: Flavour,
+    closure: bool,
+    python: str,
+    reports: Sequence[RoundReport],
+) -> ImportResult:
+    """Summarise the counted rounds of one measurement."""
+    if not reports:
+        raise ValueError("a result needs at least one counted round")
+    wall = tuple(report.wall_ns / 1e9 for report in reports)
+    return ImportResult(
+        module=module,
+        flavour=flavour,
+        closure=closure,
+        python=python,
+        python_version=reports[0].python_version,
+        file=reports[0].origin,
+        wall=wall,
+        cpu=tuple(report.cpu_ns / 1e9 for report in reports),
+        stats=compute_stats(wall),
+        modules=_module_timings(reports),
+    )

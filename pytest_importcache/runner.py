@@ -1,0 +1,237 @@
+"""Run one round: a fresh interpreter that imports one module once and reports.
+
+The child is started with ``-I`` (no ``PYTHON*`` variables, no user site, no
+current directory on ``sys.path``), puts the import environment's roots first
+on ``sys.path``, times exactly the import with ``perf_counter_ns`` and
+``process_time_ns``, and runs under ``-X importtime`` with stderr sent to a
+file (piping it would slow the import by several percent). Its report goes to
+a JSON file of its own, which the imported code does not know about, so what
+the module prints cannot corrupt it. Marker lines on stderr fence the rows of
+the measured import off from the interpreter's start-up imports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ImportRaisedError, RoundCrashedError, RoundTimeoutError, WrongOriginError
+
+__all__ = ["RoundReport", "run_round"]
+
+BEGIN_MARKER = "importcache: begin"
+END_MARKER = "importcache: end"
+
+# Runs in the child. It imports nothing but `sys`, `time` and `os` (all loaded
+# at start-up or built in) before the measured import, and drops `time` from
+# sys.modules again so the module list the import loads is exact.
+_CHILD_CODE = f"""\
+import sys, time
+_wall, _cpu = time.perf_counter_ns, time.process_time_ns
+del sys.modules["time"]
+from os import write as _write
+_module, _report_path = sys.argv[1], sys.argv[2]
+sys.path[0:0] = sys.argv[3:]
+_already_loaded = _module in sys.modules
+_before = set(sys.modules)
+_error = None
+_write(2, b"\\n{BEGIN_MARKER}\\n")
+_cpu_start = _cpu()
+_wall_start = _wall()
+try:
+    __import__(_module)
+except BaseException as exc:
+    _error = exc
+_wall_end = _wall()
+_cpu_end = _cpu()
+_write(2, b"\\n{END_MARKER}\\n")
+_loaded = [name for name in list(sys.modules) if name not in _before]
+_imported = sys.modules.get(_module)
+_origin = getattr(_imported, "__file__", None)
+if _origin is None and hasattr(_imported, "__path__"):
+    _origin = next(iter(_imported.__path__), None)
+_report = {{
+    "wall_ns": _wall_end - _wall_start,
+    "cpu_ns": _cpu_end - _cpu_start,
+    "origin": _origin,
+    "loaded": _loaded,
+    "already_loaded": _already_loaded,
+    "python_version": sys.version.split()[0],
+    "error": None,
+}}
+if _error is not None:
+    import traceback
+    _report["error"] = {{
+        "summary": "".join(traceback.format_exception_only(type(_error), _error)).strip(),
+        "traceback": "".join(
+            traceback.format_exception(type(_error), _error, _error.__traceback__.tb_next)
+        ),
+    }}
+import json
+with open(_report_path, "w", encoding="utf-8") as _file:
+    json.dump(_report, _file)
+import os
+os._exit(0)
+"""
+
+
+@dataclass(frozen=True)
+class RoundReport:
+    """What one round measured: import wall and CPU time, origin, loaded modules, rows."""
+
+    wall_ns: int
+    cpu_ns: int
+    origin: str
+    loaded: tuple[str, ...]
+    python_version: str
+    importtime_lines: tuple[str, ...]
+
+
+def _optimize_flags(optimize: int) -> list[str]:
+    return ["-" + "O" * optimize] if optimize else []
+
+
+def child_command(
+    python: str,
+    module: str,
+    roots: Sequence[Path],
+    report_path: Path,
+    *,
+    optimize: int = 0,
+    pycache_prefix: Path | None = None,
+) -> list[str]:
+    """The command line of one round's child interpreter."""
+    command = [python, "-I", *_optimize_flags(optimize), "-X", "importtime"]
+    if pycache_prefix is not None:
+        command += ["-X", f"pycache_prefix={pycache_prefix}"]
+    return [*command, "-c", _CHILD_CODE, module, str(report_path), *map(str, roots)]
+
+
+def child_environment() -> dict[str, str]:
+    """The caller's environment without the variables that steer imports.
+
+    ``-I`` already makes the child ignore them; dropping them too keeps the
+    interpreter's own subprocesses (if the import starts any) just as clean.
+    """
+    return {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
+
+
+def _measured_section(stderr_text: str) -> tuple[str, ...]:
+    """The stderr lines written between the begin and end markers."""
+    lines = stderr_text.splitlines()
+    try:
+        start = lines.index(BEGIN_MARKER) + 1
+    except ValueError:
+        return ()
+    end = lines.index(END_MARKER, start) if END_MARKER in lines[start:] else len(lines)
+    return tuple(lines[start:end])
+
+
+def _stderr_tail(stderr_text: str, limit: int = 20) -> str:
+    """The child's last stderr lines that are not ``-X importtime`` rows."""
+    lines = [
+        line
+        for line in stderr_text.splitlines()
+        if line.strip() and "import time:" not in line and line not in (BEGIN_MARKER, END_MARKER)
+    ]
+    return "\n".join(lines[-limit:]) or "(nothing on stderr)"
+
+
+def _is_within(path: Path, roots: Sequence[Path]) -> bool:
+    resolved = path.resolve()
+    return any(resolved.is_relative_to(root.resolve()) for root in roots)
+
+
+def run_round(
+    module: str,
+    roots: Sequence[Path],
+    workdir: Path,
+    *,
+    python: str,
+    optimize: int = 0,
+    timeout: float = 60.0,
+    pycache_prefix: Path | None = None,
+    description: str = "",
+) -> RoundReport:
+    """Import ``module`` once in a fresh interpreter whose ``sys.path`` starts with ``roots``.
+
+    ``workdir`` is the child's current directory and holds its report and
+    stderr files. ``description`` (e.g. ``"cold round 3 of 10"``) is added to
+    error messages. Raises :class:`ImportRaisedError`, :class:`RoundTimeoutError`,
+    :class:`RoundCrashedError` or :class:`WrongOriginError`.
+    """
+    where = f" ({description})" if description else ""
+    report_path = workdir / "report.json"
+    stderr_path = workdir / "stderr.txt"
+    report_path.unlink(missing_ok=True)
+    command = child_command(
+        python, module, roots, report_path, optimize=optimize, pycache_prefix=pycache_prefix
+    )
+    with stderr_path.open("w+b") as stderr_file:
+        try:
+            process = subprocess.Popen(
+                command,
+                cwd=workdir,
+                env=child_environment(),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr_file,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise RoundCrashedError(f"cannot start interpreter {python!r}{where}: {exc}") from None
+        try:
+            returncode = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            raise RoundTimeoutError(
+                f"importing {module!r} did not finish within {timeout:g} s{where}; "
+                "the interpreter and its child processes were killed"
+            ) from None
+        finally:
+            # Whatever the import left running in the background goes with the round.
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        stderr_file.seek(0)
+        stderr_text = stderr_file.read().decode("utf-8", errors="replace")
+    try:
+        report = json.loads(report_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise RoundCrashedError(
+            f"the interpreter importing {module!r} exited with code {returncode} "
+            f"before reporting{where}; its stderr ends with:\n{_stderr_tail(stderr_text)}"
+        ) from None
+    if report["error"] is not None:
+        raise ImportRaisedError(
+            f"importing {module!r} raised {report['error']['summary']}{where}",
+            report["error"]["traceback"],
+        )
+    if report["already_loaded"]:
+        raise ImportRaisedError(
+            f"{module!r} is already imported when the interpreter starts (a frozen or "
+            "start-up module): there is no import of it to measure",
+            "",
+        )
+    origin = report["origin"]
+    if origin is None or not _is_within(Path(origin), roots):
+        raise WrongOriginError(
+            f"{module!r} was imported from {origin or 'a module without a file'}, outside the "
+            f"import environment ({', '.join(map(str, roots))}){where}: an import hook "
+            "(an editable install's finder, a .pth file) or a stale copy took precedence"
+        )
+    return RoundReport(
+        wall_ns=int(report["wall_ns"]),
+        cpu_ns=int(report["cpu_ns"]),
+        origin=origin,
+        loaded=tuple(report["loaded"]),
+        python_version=str(report["python_version"]),
+        importtime_lines=_measured_section(stderr_text),
+    )

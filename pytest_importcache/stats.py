@@ -1,0 +1,107 @@
+"""Statistics over the rounds of one measurement.
+
+The field names and definitions are pytest-benchmark's (``min``, ``max``,
+``mean``, ``stddev``, ``median``, ``q1``, ``q3``, ``iqr``, ``ld15iqr``,
+``hd15iqr``, ``iqr_outliers``, ``stddev_outliers``, ``outliers``, ``rounds``,
+``total``, ``ops``), so a measurement reads the same in its table and in ours.
+Quartiles use the same computing methods as pytest-benchmark (method 2 for an
+even number of rounds, method 3 for an odd one).
+"""
+
+from __future__ import annotations
+
+import statistics
+from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+__all__ = ["STAT_NAMES", "RoundStats", "compute_stats"]
+
+#: The statistics a budget may be compared with.
+STAT_NAMES = ("min", "max", "mean", "median")
+
+
+@dataclass(frozen=True)
+class RoundStats:
+    """Summary statistics of per-round durations, in seconds."""
+
+    min: float
+    max: float
+    mean: float
+    stddev: float
+    median: float
+    q1: float
+    q3: float
+    iqr: float
+    ld15iqr: float
+    hd15iqr: float
+    iqr_outliers: int
+    stddev_outliers: int
+    rounds: int
+    total: float
+
+    @property
+    def outliers(self) -> str:
+        """pytest-benchmark's outlier summary: ``"<stddev outliers>;<iqr outliers>"``."""
+        return f"{self.stddev_outliers};{self.iqr_outliers}"
+
+    @property
+    def ops(self) -> float:
+        """Rounds per second of measured time (pytest-benchmark's ``ops``)."""
+        return self.rounds / self.total if self.total else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every field, ``outliers`` and ``ops`` included, as plain values."""
+        fields = asdict(self)
+        fields["outliers"] = self.outliers
+        fields["ops"] = self.ops
+        return fields
+
+
+def _quartiles(ordered: Sequence[float]) -> tuple[float, float]:
+    """First and third quartile of sorted data, by pytest-benchmark's methods."""
+    count = len(ordered)
+    if count == 1:
+        return ordered[0], ordered[0]
+    if count % 2 == 0:
+        half = count // 2
+        return statistics.median(ordered[:half]), statistics.median(ordered[half:])
+    quarter, remainder = divmod(count, 4)
+    if remainder == 1:
+        q1 = 0.25 * ordered[quarter - 1] + 0.75 * ordered[quarter]
+        q3 = 0.75 * ordered[3 * quarter] + 0.25 * ordered[3 * quarter + 1]
+    else:
+        q1 = 0.75 * ordered[quarter] + 0.25 * ordered[quarter + 1]
+        q3 = 0.25 * ordered[3 * quarter + 1] + 0.75 * ordered[3 * quarter + 2]
+    return q1, q3
+
+
+def compute_stats(durations: Sequence[float]) -> RoundStats:
+    """Summarise per-round durations (seconds); at least one round is required."""
+    if not durations:
+        raise ValueError("statistics need at least one round")
+    ordered = sorted(durations)
+    mean = statistics.mean(ordered)
+    stddev = statistics.stdev(ordered) if len(ordered) > 1 else 0.0
+    q1, q3 = _quartiles(ordered)
+    iqr = q3 - q1
+    low_fence, high_fence = q1 - 1.5 * iqr, q3 + 1.5 * iqr
+    return RoundStats(
+        min=ordered[0],
+        max=ordered[-1],
+        mean=mean,
+        stddev=stddev,
+        median=statistics.median(ordered),
+        q1=q1,
+        q3=q3,
+        iqr=iqr,
+        ld15iqr=ordered[bisect_left(ordered, low_fence)],
+        hd15iqr=ordered[bisect_right(ordered, high_fence) - 1],
+        iqr_outliers=sum(1 for value in ordered if value < low_fence or value > high_fence),
+        stddev_outliers=sum(
+            1 for value in ordered if value < mean - stddev or value > mean + stddev
+        ),
+        rounds=len(ordered),
+        total=sum(ordered),
+    )
