@@ -212,7 +212,9 @@ class ImportEnv:
             raise ValueError(f"optimize must be 0, 1 or 2, not {optimize!r}")
         if invalidation_mode not in get_args(InvalidationMode):
             choices = ", ".join(get_args(InvalidationMode))
-            raise ValueError(f"invalidation_mode must be one of {choices}, not {invalidation_mode!r}")
+            raise ValueError(
+                f"invalidation_mode must be one of {choices}, not {invalidation_mode!r}"
+            )
         _check_rounds(rounds, "rounds", minimum=1)
         _check_rounds(warmup, "warmup", minimum=0)
         if not timeout > 0:

@@ -42,9 +42,8 @@ def top_level_name(module: str) -> str:
     return module.partition(".")[0]
 
 
-def _check_module_name(module: str) -> None:
-    parts = module.split(".")
-    if not module or not all(part.isidentifier() for part in parts):
+def _check_module_name(module: object) -> None:
+    if not isinstance(module, str) or not all(part.isidentifier() for part in module.split(".")):
         raise LocateError(f"{module!r} is not a valid dotted module name")
 
 
@@ -59,7 +58,7 @@ def locate_package(module: str, search_path: Sequence[str] | None = None) -> Pac
     entries = [os.path.abspath(entry or os.curdir) for entry in (search_path or sys.path)]
     if top in sys.builtin_module_names:
         raise LocateError(
-            f"{top!r} is built into the interpreter: it has no files to copy or import-time to measure"
+            f"{top!r} is built into the interpreter: it has no files to copy and no import to time"
         )
     spec = PathFinder.find_spec(top, entries)
     if spec is None:

@@ -35,10 +35,10 @@ class ImportResult:
     """The measurement of one module's import in one flavour.
 
     ``wall`` and ``cpu`` hold each counted round's seconds; ``stats`` summarises
-    ``wall``. ``modules`` maps every module the import newly loaded (in load
-    order) to its timing, so ``"mylib.core" in result.modules`` asks whether the
-    import loaded it. ``file`` is the file the module was imported from, inside
-    the import environment.
+    ``wall``. ``modules`` maps every module the import newly loaded (in the order
+    their imports completed, the measured module last) to its timing, so
+    ``"mylib.core" in result.modules`` asks whether the import loaded it.
+    ``file`` is the file the module was imported from, inside the environment.
     """
 
     module: str
@@ -104,7 +104,7 @@ class ImportResult:
         return sorted(self.modules.values(), key=lambda timing: -timing.self_seconds)[:count]
 
     def chain(self, name: str) -> list[str]:
-        """Importers from the measured module down to ``name``, e.g. ``[pkg, pkg.helper, decimal]``."""
+        """Importers from the measured module down to ``name``: ``[pkg, pkg.helper, decimal]``."""
         names = [name]
         seen = {name}
         timing = self.modules.get(name)
@@ -116,7 +116,7 @@ class ImportResult:
 
 
 def _module_timings(reports: Sequence[RoundReport]) -> dict[str, ModuleTiming]:
-    """Per-module median self/cumulative times over the rounds, keyed in load order.
+    """Per-module median self/cumulative times over the rounds, in completion order.
 
     Only the modules the child saw newly loaded count: rows that something else
     wrote to stderr in ``-X importtime``'s format are ignored.

@@ -12,6 +12,7 @@ the measured import off from the interpreter's start-up imports.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -196,10 +197,8 @@ def run_round(
             ) from None
         finally:
             # Whatever the import left running in the background goes with the round.
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
         stderr_file.seek(0)
         stderr_text = stderr_file.read().decode("utf-8", errors="replace")
     try:

@@ -1,0 +1,68 @@
+"""Shared helpers: synthetic packages written into temporary directories."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pytest_importcache import ImportEnv
+from pytest_importcache.result import Flavour
+
+MakeTree = Callable[[dict[str, str]], Path]
+
+
+def write_tree(root: Path, files: dict[str, str]) -> Path:
+    """Write ``files`` (relative path -> source text) under ``root``; returns ``root``."""
+    for relative, text in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return root
+
+
+def heavy_source(functions: int) -> str:
+    """Source text that is slow to compile and quick to execute."""
+    return "\n".join(
+        f"def function_{index}(a, b=1):\n"
+        f"    value = [a * b + {index} for _ in range(3)]\n"
+        f"    return {{'a': a, 'b': b, 'value': value, 'index': {index}}}\n"
+        for index in range(functions)
+    )
+
+
+@pytest.fixture
+def make_tree(tmp_path: Path) -> MakeTree:
+    """Write a source tree into a fresh directory under ``tmp_path``."""
+    counter = iter(range(1000))
+
+    def make(files: dict[str, str]) -> Path:
+        return write_tree(tmp_path / f"tree{next(counter)}", files)
+
+    return make
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path) -> Path:
+    """A private copy cache for one test."""
+    return tmp_path / "cache"
+
+
+@pytest.fixture
+def env_for(cache_dir: Path) -> Callable[..., ImportEnv]:
+    """Build an ``ImportEnv`` that finds packages in one tree, with few rounds."""
+
+    def make(tree: Path, flavour: Flavour = "warm", **options: object) -> ImportEnv:
+        settings: dict[str, object] = {"rounds": 2, "warmup": 0, "cache_dir": cache_dir}
+        settings.update(options)
+        return ImportEnv(flavour, search_path=[str(tree), *sys.path], **settings)  # type: ignore[arg-type]
+
+    return make
+
+
+def bytecode_files(root: Path) -> list[Path]:
+    """Every ``__pycache__`` directory or ``.pyc`` file under ``root``."""
+    return [path for path in root.rglob("*") if path.name == "__pycache__" or path.suffix == ".pyc"]

@@ -1,0 +1,160 @@
+"""Building cold and warm copies of the package under test."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import MakeTree, bytecode_files
+from pytest_importcache.environment import prepare_copy, source_fingerprint
+from pytest_importcache.locate import locate_package
+
+PACKAGE = {
+    "pkg/__init__.py": "from . import core\n",
+    "pkg/core.py": "VALUE = 1\n",
+    "pkg/data/table.csv": "a,b\n1,2\n",
+    "pkg/__pycache__/stale.cpython-311.pyc": "not bytecode",
+}
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file under ``root`` with its size and modification time."""
+    return {
+        str(path.relative_to(root)): (path.stat().st_size, path.stat().st_mtime_ns)
+        for path in root.rglob("*")
+    }
+
+
+def test_a_cold_copy_has_sources_and_data_but_no_bytecode(
+    make_tree: MakeTree, tmp_path: Path
+) -> None:
+    tree = make_tree(PACKAGE)
+    copy = prepare_copy(
+        locate_package("pkg", [str(tree)]), tmp_path / "env", flavour="cold", python=sys.executable
+    )
+    copied = copy.roots[0] / "pkg"
+    assert (copied / "data" / "table.csv").read_text() == "a,b\n1,2\n"
+    assert bytecode_files(copy.roots[0]) == []
+    assert (copied / "core.py").stat().st_mtime_ns == (tree / "pkg" / "core.py").stat().st_mtime_ns
+
+
+@pytest.mark.parametrize(
+    ("optimize", "suffix"), [(0, ".pyc"), (1, ".opt-1.pyc"), (2, ".opt-2.pyc")]
+)
+def test_a_warm_copy_is_compiled_at_the_rounds_optimisation_level(
+    make_tree: MakeTree, tmp_path: Path, optimize: int, suffix: str
+) -> None:
+    tree = make_tree(PACKAGE)
+    copy = prepare_copy(
+        locate_package("pkg", [str(tree)]),
+        tmp_path / "env",
+        flavour="warm",
+        python=sys.executable,
+        optimize=optimize,
+    )
+    compiled = sorted(path.name for path in bytecode_files(copy.roots[0]) if path.suffix == ".pyc")
+    tag = sys.implementation.cache_tag
+    assert compiled == [f"__init__.{tag}{suffix}", f"core.{tag}{suffix}"]
+
+
+@pytest.mark.parametrize(
+    ("mode", "flags"), [("timestamp", 0), ("checked-hash", 3), ("unchecked-hash", 1)]
+)
+def test_the_invalidation_mode_is_written_into_the_bytecode(
+    make_tree: MakeTree, tmp_path: Path, mode: str, flags: int
+) -> None:
+    tree = make_tree(PACKAGE)
+    copy = prepare_copy(
+        locate_package("pkg", [str(tree)]),
+        tmp_path / "env",
+        flavour="warm",
+        python=sys.executable,
+        invalidation_mode=mode,  # type: ignore[arg-type]
+    )
+    (pyc,) = (copy.roots[0] / "pkg" / "__pycache__").glob("core.*.pyc")
+    assert int.from_bytes(pyc.read_bytes()[4:8], "little") == flags
+
+
+def test_bytecode_is_written_even_when_the_caller_forbids_it(
+    make_tree: MakeTree, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    tree = make_tree(PACKAGE)
+    copy = prepare_copy(
+        locate_package("pkg", [str(tree)]), tmp_path / "env", flavour="warm", python=sys.executable
+    )
+    assert bytecode_files(copy.roots[0])
+
+
+def test_a_copy_is_reused_until_the_source_changes(make_tree: MakeTree, tmp_path: Path) -> None:
+    tree = make_tree(PACKAGE)
+    location = locate_package("pkg", [str(tree)])
+    first = prepare_copy(location, tmp_path / "env", flavour="cold", python=sys.executable)
+    marker = first.directory / "built-once"
+    marker.touch()
+    again = prepare_copy(location, tmp_path / "env", flavour="cold", python=sys.executable)
+    assert again.directory == first.directory
+    assert marker.exists()
+    (tree / "pkg" / "core.py").write_text("VALUE = 2\n")
+    changed = prepare_copy(location, tmp_path / "env", flavour="cold", python=sys.executable)
+    assert changed.directory != first.directory
+    assert (changed.roots[0] / "pkg" / "core.py").read_text() == "VALUE = 2\n"
+
+
+def test_the_fingerprint_ignores_bytecode_beside_the_sources(make_tree: MakeTree) -> None:
+    tree = make_tree(PACKAGE)
+    location = locate_package("pkg", [str(tree)])
+    before = source_fingerprint(location)
+    (tree / "pkg" / "__pycache__" / "core.cpython-311.pyc").write_bytes(b"x")
+    assert source_fingerprint(location) == before
+
+
+def test_namespace_portions_are_copied_side_by_side(make_tree: MakeTree, tmp_path: Path) -> None:
+    first = make_tree({"ns/one.py": ""})
+    second = make_tree({"ns/two.py": ""})
+    location = locate_package("ns", [str(first), str(second)])
+    copy = prepare_copy(location, tmp_path / "env", flavour="cold", python=sys.executable)
+    assert [sorted(p.name for p in (root / "ns").iterdir()) for root in copy.roots] == [
+        ["one.py"],
+        ["two.py"],
+    ]
+
+
+def test_concurrent_builders_share_one_copy(make_tree: MakeTree, tmp_path: Path) -> None:
+    tree = make_tree(
+        {f"pkg/mod{index}.py": "X = 1\n" for index in range(300)} | {"pkg/__init__.py": ""}
+    )
+    script = (
+        "import sys; from pathlib import Path\n"
+        "from pytest_importcache.environment import prepare_copy\n"
+        "from pytest_importcache.locate import locate_package\n"
+        "copy = prepare_copy(locate_package('pkg', [sys.argv[1]]), Path(sys.argv[2]),"
+        " flavour='warm', python=sys.executable)\n"
+        "print(copy.directory)\n"
+    )
+    builders = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(tree), str(tmp_path / "env")],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    directories = {builder.communicate()[0].strip() for builder in builders}
+    assert all(builder.returncode == 0 for builder in builders)
+    (directory,) = directories
+    leftovers = [name for name in os.listdir(tmp_path / "env") if not name.endswith(".lock")]
+    assert leftovers == [Path(directory).name]
+
+
+def test_the_source_tree_is_never_written(make_tree: MakeTree, tmp_path: Path) -> None:
+    tree = make_tree(PACKAGE)
+    before = snapshot(tree)
+    location = locate_package("pkg", [str(tree)])
+    for flavour in ("cold", "warm"):
+        prepare_copy(location, tmp_path / flavour, flavour=flavour, python=sys.executable)
+    assert snapshot(tree) == before
