@@ -18,7 +18,13 @@ from typing import Literal
 
 from .errors import LocateError
 
-__all__ = ["LocateError", "PackageLocation", "locate_package", "top_level_name"]
+__all__ = [
+    "LocateError",
+    "PackageLocation",
+    "check_module_name",
+    "locate_package",
+    "top_level_name",
+]
 
 PackageKind = Literal["package", "module", "namespace"]
 
@@ -42,7 +48,8 @@ def top_level_name(module: str) -> str:
     return module.partition(".")[0]
 
 
-def _check_module_name(module: object) -> None:
+def check_module_name(module: object) -> None:
+    """Raise :class:`LocateError` unless ``module`` is a dotted name of identifiers."""
     if not isinstance(module, str) or not all(part.isidentifier() for part in module.split(".")):
         raise LocateError(f"{module!r} is not a valid dotted module name")
 
@@ -53,7 +60,7 @@ def locate_package(module: str, search_path: Sequence[str] | None = None) -> Pac
     The empty entry and ``"."`` stand for the current directory, as in ``sys.path``.
     Raises :class:`LocateError` naming the module and the entries searched.
     """
-    _check_module_name(module)
+    check_module_name(module)
     top = top_level_name(module)
     entries = [os.path.abspath(entry or os.curdir) for entry in (search_path or sys.path)]
     if top in sys.builtin_module_names:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from .importtime import iter_nodes, parse_importtime
 from .runner import RoundReport
-from .stats import STAT_NAMES, RoundStats, compute_stats
+from .stats import STAT_NAMES, RoundStats, compute_stats, median
 
 __all__ = ["Flavour", "ImportResult", "ModuleTiming", "build_result"]
 
@@ -137,9 +136,9 @@ def _module_timings(reports: Sequence[RoundReport]) -> dict[str, ModuleTiming]:
     return {
         name: ModuleTiming(
             name=name,
-            self_seconds=statistics.median(self_times[name]) / 1e6 if self_times[name] else 0.0,
+            self_seconds=median(self_times[name]) / 1e6 if self_times[name] else 0.0,
             cumulative_seconds=(
-                statistics.median(cumulative_times[name]) / 1e6 if cumulative_times[name] else 0.0
+                median(cumulative_times[name]) / 1e6 if cumulative_times[name] else 0.0
             ),
             parent=parents.get(name),
         )

@@ -10,13 +10,13 @@ even number of rounds, method 3 for an odd one).
 
 from __future__ import annotations
 
-import statistics
+import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["STAT_NAMES", "RoundStats", "compute_stats"]
+__all__ = ["STAT_NAMES", "RoundStats", "compute_stats", "median"]
 
 #: The statistics a budget may be compared with.
 STAT_NAMES = ("min", "max", "mean", "median")
@@ -59,6 +59,15 @@ class RoundStats:
         return fields
 
 
+def median(values: Sequence[float]) -> float:
+    """The middle value (the mean of the two middle values for an even count)."""
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) / 2
+
+
 def _quartiles(ordered: Sequence[float]) -> tuple[float, float]:
     """First and third quartile of sorted data, by pytest-benchmark's methods."""
     count = len(ordered)
@@ -66,7 +75,7 @@ def _quartiles(ordered: Sequence[float]) -> tuple[float, float]:
         return ordered[0], ordered[0]
     if count % 2 == 0:
         half = count // 2
-        return statistics.median(ordered[:half]), statistics.median(ordered[half:])
+        return median(ordered[:half]), median(ordered[half:])
     quarter, remainder = divmod(count, 4)
     if remainder == 1:
         q1 = 0.25 * ordered[quarter - 1] + 0.75 * ordered[quarter]
@@ -82,8 +91,14 @@ def compute_stats(durations: Sequence[float]) -> RoundStats:
     if not durations:
         raise ValueError("statistics need at least one round")
     ordered = sorted(durations)
-    mean = statistics.mean(ordered)
-    stddev = statistics.stdev(ordered) if len(ordered) > 1 else 0.0
+    count = len(ordered)
+    mean = math.fsum(ordered) / count
+    # The sample standard deviation, as statistics.stdev (not imported: it is slow to load).
+    stddev = (
+        math.sqrt(math.fsum((value - mean) ** 2 for value in ordered) / (count - 1))
+        if count > 1
+        else 0.0
+    )
     q1, q3 = _quartiles(ordered)
     iqr = q3 - q1
     low_fence, high_fence = q1 - 1.5 * iqr, q3 + 1.5 * iqr
@@ -92,7 +107,7 @@ def compute_stats(durations: Sequence[float]) -> RoundStats:
         max=ordered[-1],
         mean=mean,
         stddev=stddev,
-        median=statistics.median(ordered),
+        median=median(ordered),
         q1=q1,
         q3=q3,
         iqr=iqr,
@@ -102,6 +117,6 @@ def compute_stats(durations: Sequence[float]) -> RoundStats:
         stddev_outliers=sum(
             1 for value in ordered if value < mean - stddev or value > mean + stddev
         ),
-        rounds=len(ordered),
-        total=sum(ordered),
+        rounds=count,
+        total=math.fsum(ordered),
     )

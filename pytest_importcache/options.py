@@ -1,0 +1,177 @@
+"""Every setting once: help text, ``--importcache-NAME`` flag, ``importcache_NAME`` ini key, parser.
+
+Precedence is marker > command line > ini file > default. A bad value is a
+``pytest.UsageError`` naming the setting and where its value came from.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from .budget import BudgetError, parse_duration
+from .stats import STAT_NAMES
+
+__all__ = ["SETTINGS", "Setting", "Settings", "add_options", "read_settings"]
+
+
+def parse_whole_number(minimum: int) -> Callable[[str], int]:
+    """A parser for whole numbers of at least ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"expected a whole number >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise ValueError(f"expected a whole number >= {minimum}, got {text!r}")
+        return value
+
+    return parse
+
+
+def parse_stat(text: str) -> str:
+    """One of the statistics a time budget may be compared with."""
+    if text not in STAT_NAMES:
+        raise ValueError(f"expected one of {', '.join(STAT_NAMES)}, got {text!r}")
+    return text
+
+
+def parse_seconds(text: str) -> float:
+    """A positive duration: ``"60"``, ``"90s"``, ``"500ms"``."""
+    try:
+        return parse_duration(text)
+    except BudgetError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def parse_scale(text: str) -> float:
+    """A positive, finite factor."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"expected a positive number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def parse_bool(text: str) -> bool:
+    """An ini-style boolean: true/false, yes/no, on/off, 1/0."""
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: its name, help text, parser and default (as ini text)."""
+
+    name: str
+    help: str
+    parse: Callable[[str], Any]
+    default: str
+    is_flag: bool = False
+
+    @property
+    def flag(self) -> str:
+        """The command-line flag, ``--importcache-NAME``."""
+        return f"--importcache-{self.name}"
+
+    @property
+    def ini(self) -> str:
+        """The ini key, ``importcache_NAME``."""
+        return f"importcache_{self.name.replace('-', '_')}"
+
+
+SETTINGS = (
+    Setting(
+        "rounds",
+        "counted rounds (fresh interpreters) per import measurement (default: 10)",
+        parse_whole_number(1),
+        "10",
+    ),
+    Setting(
+        "warmup",
+        "uncounted rounds run before the counted ones (default: 1)",
+        parse_whole_number(0),
+        "1",
+    ),
+    Setting(
+        "stat",
+        "statistic compared with time budgets: median, min, mean or max (default: median)",
+        parse_stat,
+        "median",
+    ),
+    Setting(
+        "timeout",
+        "seconds one round may take before it is killed, e.g. 60 or 90s (default: 60)",
+        parse_seconds,
+        "60",
+    ),
+    Setting(
+        "budget-scale",
+        "factor applied to every time budget, for slower machines (default: 1.0)",
+        parse_scale,
+        "1.0",
+    ),
+    Setting(
+        "disable",
+        "skip import_budget tests (fixtures keep working)",
+        parse_bool,
+        "false",
+        is_flag=True,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The resolved settings of one pytest run."""
+
+    rounds: int = 10
+    warmup: int = 1
+    stat: str = "median"
+    timeout: float = 60.0
+    budget_scale: float = 1.0
+    disable: bool = False
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """Register every setting as a command-line flag and an ini key."""
+    group = parser.getgroup("importcache", "import-time budgets (pytest-importcache)")
+    for setting in SETTINGS:
+        if setting.is_flag:
+            group.addoption(setting.flag, action="store_true", default=None, help=setting.help)
+        else:
+            group.addoption(
+                setting.flag, default=None, metavar=setting.name.upper(), help=setting.help
+            )
+        parser.addini(setting.ini, setting.help, default=None)
+
+
+def read_settings(config: pytest.Config) -> Settings:
+    """Resolve every setting (command line > ini > default) or raise ``pytest.UsageError``."""
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        from_cli = config.getoption(setting.flag.lstrip("-").replace("-", "_"))
+        from_ini = config.getini(setting.ini)
+        if from_cli is not None:
+            raw, source = str(from_cli), f"{setting.flag} on the command line"
+        elif from_ini:
+            where = config.inipath.name if config.inipath else "the ini file"
+            raw, source = str(from_ini).strip(), f"{setting.ini} in {where}"
+        else:
+            raw, source = setting.default, "the default"
+        try:
+            values[setting.name.replace("-", "_")] = setting.parse(raw)
+        except ValueError as exc:
+            raise pytest.UsageError(f"{source}: {exc}") from None
+    return Settings(**values)

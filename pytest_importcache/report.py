@@ -1,0 +1,106 @@
+"""What the user reads: failure blocks for overspent budgets and the run's summary table."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from .budget import Verdict, format_duration, suggest_budget
+from .record import MeasurementRecord
+from .result import ImportResult
+
+__all__ = ["failure_text", "summary_lines"]
+
+SLOWEST_IN_FAILURE = 10
+SUMMARY_WIDTH = 80
+
+
+def _slowest_table(result: ImportResult, count: int) -> list[str]:
+    lines = ["  slowest modules (self time, cumulative time):"]
+    for timing in result.slowest(count):
+        self_time = format_duration(timing.self_seconds)
+        cumulative = format_duration(timing.cumulative_seconds)
+        lines.append(f"    {self_time:>8} {cumulative:>8}  {timing.name}")
+    return lines
+
+
+def _heaviest_subtrees(result: ImportResult, count: int = 10) -> list[str]:
+    """The modules that pulled in the most other modules, with how many."""
+    pulled_in: dict[str, int] = {}
+    for name in result.modules:
+        for importer in result.chain(name)[:-1]:
+            if importer != result.module:
+                pulled_in[importer] = pulled_in.get(importer, 0) + 1
+    heaviest = sorted(pulled_in.items(), key=lambda item: (-item[1], item[0]))[:count]
+    lines = ["  heaviest subtrees (modules each one pulled in):"]
+    lines += [f"    {number:>5}  {' -> '.join(result.chain(name))}" for name, number in heaviest]
+    return lines if heaviest else []
+
+
+def _time_block(verdict: Verdict) -> list[str]:
+    result = verdict.result
+    scaled = f" (budget scale {verdict.scale:g})" if verdict.scale != 1.0 else ""
+    flavour_argument = "cold" if verdict.kind == "cold" else "warm"
+    return [
+        f"import budget exceeded: {result.module} ({result.label})",
+        f"  {verdict.stat} {format_duration(verdict.measured)} > budget "
+        f"{format_duration(verdict.limit)}{scaled}",
+        f"  {result.rounds} rounds: min {format_duration(result.min)}, "
+        f"median {format_duration(result.median)}, max {format_duration(result.max)}",
+        *_slowest_table(result, SLOWEST_IN_FAILURE),
+        f'  suggested budget: {flavour_argument}="{suggest_budget(verdict.measured)}"',
+    ]
+
+
+def _module_count_block(verdict: Verdict) -> list[str]:
+    result = verdict.result
+    return [
+        f"import budget exceeded: {result.module} loaded {len(result.modules)} modules "
+        f"> max_modules={int(verdict.limit)}",
+        *_heaviest_subtrees(result),
+    ]
+
+
+def _forbidden_block(verdict: Verdict) -> list[str]:
+    result = verdict.result
+    lines = [f"import budget exceeded: {result.module} loaded forbidden modules:"]
+    lines += [f"    {name}: {' -> '.join(chain)}" for name, chain in verdict.forbidden]
+    return lines
+
+
+def failure_text(verdicts: Iterable[Verdict]) -> str:
+    """One block per overspent budget, separated by blank lines."""
+    blocks = []
+    for verdict in verdicts:
+        if verdict.passed:
+            continue
+        if verdict.kind in ("cold", "warm"):
+            blocks.append(_time_block(verdict))
+        elif verdict.kind == "max_modules":
+            blocks.append(_module_count_block(verdict))
+        else:
+            blocks.append(_forbidden_block(verdict))
+    return "\n\n".join("\n".join(block) for block in blocks)
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def summary_lines(records: Sequence[MeasurementRecord]) -> list[str]:
+    """The "import budgets" table: one row per measurement, at most 80 columns wide."""
+    stat_names = {record.stat for record in records}
+    stat = stat_names.pop() if len(stat_names) == 1 else "stat"
+    header = (
+        f"{'module':<24} {'flavour':<12} {stat:>8} {'budget':>8} {'headroom':>8} {'modules':>7}"
+    )
+    lines = [f"{header} verdict"]
+    for record in records:
+        budget = format_duration(record.budget) if record.budget is not None else "-"
+        headroom = f"{record.headroom:+.0%}" if record.headroom is not None else "-"
+        verdict = {True: "PASS", False: "FAIL", None: "-"}[record.passed]
+        lines.append(
+            f"{_fit(record.module, 24):<24} {record.label:<12} "
+            f"{format_duration(record.statistic):>8} {budget:>8} {headroom:>8} "
+            f"{record.module_count:>7} {verdict}"
+        )
+    return lines

@@ -1,0 +1,260 @@
+"""The per-run plugin object: budgets on tests, fixtures' environments, records, summary.
+
+``ImportCacheSession`` is registered by ``plugin.pytest_configure``. It
+measures a test's ``import_budget`` markers just before the test body runs,
+attaches every measurement the test made (marker or fixture) to the test's
+report as JSON, and collects records from reports. Collecting from reports is
+the same path with and without pytest-xdist: under xdist, reports carry the
+records from the workers to the controller, which prints the summary and
+saves to pytest-benchmark storage.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Generator
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from .budget import MARKER_NAME, BudgetError, ImportBudget
+from .options import Settings
+
+if TYPE_CHECKING:
+    from .environment import ImportEnv, InvalidationMode
+    from .record import MeasurementRecord
+    from .result import Flavour, ImportResult
+
+__all__ = ["ImportCacheSession", "ImportEnvFactory"]
+
+REPORT_ATTRIBUTE = "importcache_records"
+_BUDGETS_KEY = pytest.StashKey[list[ImportBudget]]()
+_PENDING_KEY = pytest.StashKey[list["MeasurementRecord"]]()
+
+
+def is_xdist_worker() -> bool:
+    """Whether this process is a pytest-xdist worker."""
+    return "PYTEST_XDIST_WORKER" in os.environ
+
+
+class ImportEnvFactory:
+    """What the ``import_env_factory`` fixture returns: call it to get an ``ImportEnv``."""
+
+    def __init__(self, session: ImportCacheSession, item: pytest.Item) -> None:
+        self._session = session
+        self._item = item
+
+    def __call__(
+        self,
+        flavour: Flavour = "warm",
+        *,
+        python: str | None = None,
+        optimize: int = 0,
+        invalidation_mode: InvalidationMode = "timestamp",
+        closure: bool = False,
+    ) -> ImportEnv:
+        """An environment of ``flavour`` whose measurements are recorded for this test."""
+        return self._session.make_env(
+            flavour,
+            python=python,
+            optimize=optimize,
+            invalidation_mode=invalidation_mode,
+            closure=closure,
+            on_result=lambda result: self._session.record_fixture_result(self._item, result),
+        )
+
+
+class ImportCacheSession:
+    """Settings, shared directories and collected measurements of one pytest run."""
+
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        self.config = config
+        self.settings = settings
+        self.records: list[MeasurementRecord] = []
+        self.tmp_path_factory: pytest.TempPathFactory | None = None
+
+    # -- shared directories -------------------------------------------------
+
+    @property
+    def work_root(self) -> Path:
+        """The run's directory for copies and locks, shared by all xdist workers."""
+        if self.tmp_path_factory is None:
+            raise RuntimeError("the importcache session fixture has not run yet")
+        basetemp = self.tmp_path_factory.getbasetemp()
+        # A worker's basetemp is <run>/popen-gwN; the run's directory is shared.
+        root = (basetemp.parent if is_xdist_worker() else basetemp) / "importcache"
+        root.mkdir(exist_ok=True)
+        return root
+
+    def measurement_lock(self) -> AbstractContextManager[object]:
+        """A lock held while any process of this run times an import."""
+        from filelock import FileLock
+
+        return FileLock(self.work_root / "measure.lock")
+
+    def make_env(
+        self,
+        flavour: Flavour,
+        *,
+        python: str | None = None,
+        optimize: int = 0,
+        invalidation_mode: InvalidationMode = "timestamp",
+        closure: bool = False,
+        warmup: int | None = None,
+        on_result: Callable[[ImportResult], None] | None = None,
+    ) -> ImportEnv:
+        """An import environment with this run's settings, cache and lock."""
+        from .environment import ImportEnv
+
+        return ImportEnv(
+            flavour,
+            python=python,
+            optimize=optimize,
+            invalidation_mode=invalidation_mode,
+            closure=closure,
+            rounds=self.settings.rounds,
+            warmup=self.settings.warmup if warmup is None else warmup,
+            timeout=self.settings.timeout,
+            cache_dir=self.work_root / "envs",
+            measurement_lock=self.measurement_lock,
+            on_result=on_result,
+        )
+
+    # -- records --------------------------------------------------------------
+
+    def record_fixture_result(self, item: pytest.Item, result: ImportResult) -> None:
+        """Keep a fixture's measurement for the test's report."""
+        from .record import MeasurementRecord
+
+        record = MeasurementRecord.from_result(
+            result, nodeid=item.nodeid, test_name=item.name, stat=self.settings.stat
+        )
+        item.stash.setdefault(_PENDING_KEY, []).append(record)
+
+    # -- hooks ------------------------------------------------------------------
+
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        """Validate the test's ``import_budget`` markers; skip them when disabled."""
+        markers = list(item.iter_markers(MARKER_NAME))
+        if not markers:
+            return
+        try:
+            # iter_markers yields the closest marker first; budgets read top to bottom.
+            budgets = [
+                ImportBudget.from_marker(marker.args, marker.kwargs) for marker in reversed(markers)
+            ]
+        except BudgetError as exc:
+            problem = str(exc)
+        else:
+            problem = ""
+        if problem:
+            pytest.fail(problem, pytrace=False)
+        if self.settings.disable:
+            pytest.skip("import measurements are disabled (importcache disable setting)")
+        item.stash[_BUDGETS_KEY] = budgets
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        """Measure and judge the test's budgets before its body runs."""
+        budgets = item.stash.get(_BUDGETS_KEY, [])
+        if budgets:
+            self._check_budgets(item, budgets)
+        return (yield)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        """Attach the measurements made so far to the phase's report."""
+        report = yield
+        pending = item.stash.get(_PENDING_KEY, [])
+        if pending:
+            setattr(report, REPORT_ATTRIBUTE, [record.to_json() for record in pending])
+            pending.clear()
+        return report
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Collect the measurements a report carries (on the controller under xdist)."""
+        if is_xdist_worker():
+            return
+        carried = getattr(report, REPORT_ATTRIBUTE, None)
+        if carried:
+            from .record import MeasurementRecord
+
+            self.records.extend(MeasurementRecord.from_json(entry) for entry in carried)
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        """Print the "import budgets" table after a run that measured something."""
+        if not self.records:
+            return
+        from .report import summary_lines
+
+        terminalreporter.write_sep("-", "import budgets")
+        for line in summary_lines(self.records):
+            terminalreporter.write_line(line)
+
+    # -- budgets ------------------------------------------------------------------
+
+    def _measure_for_budget(
+        self,
+        budget: ImportBudget,
+        flavour: Flavour,
+        measured: dict[tuple[str, str, bool, int | None], ImportResult],
+    ) -> ImportResult:
+        """Measure what ``budget`` needs of ``flavour``, once per test for equal requests."""
+        from .errors import ImportCacheError, ImportRaisedError
+
+        closure = budget.closure and flavour == "cold"
+        # max_modules and forbid alone need a single round: module lists do not vary.
+        timed = bool(budget.timed_flavours)
+        rounds = budget.rounds if timed else 1
+        key = (budget.module, flavour, closure, rounds)
+        if key not in measured:
+            env = self.make_env(flavour, closure=closure, warmup=None if timed else 0)
+            try:
+                measured[key] = env.measure(budget.module, rounds=rounds)
+            except ImportCacheError as exc:
+                problem = f"{MARKER_NAME}({budget.module!r}): {exc}"
+                if isinstance(exc, ImportRaisedError) and exc.child_traceback:
+                    problem += "\n" + exc.child_traceback
+            else:
+                problem = ""
+            if problem:
+                pytest.fail(problem, pytrace=False)
+        return measured[key]
+
+    def _check_budgets(self, item: pytest.Item, budgets: list[ImportBudget]) -> None:
+        """Measure, judge and record every budget; fail the test on any overspent one."""
+        from .budget import judge
+        from .record import MeasurementRecord
+        from .report import failure_text
+
+        measured: dict[tuple[str, str, bool, int | None], ImportResult] = {}
+        verdicts = []
+        for budget in budgets:
+            results = {
+                flavour: self._measure_for_budget(budget, flavour, measured)
+                for flavour in budget.timed_flavours or ("warm",)
+            }
+            stat = budget.stat or self.settings.stat
+            verdicts += judge(budget, results, stat=stat, scale=self.settings.budget_scale)
+        pending = item.stash.setdefault(_PENDING_KEY, [])
+        for result in measured.values():
+            own = [verdict for verdict in verdicts if verdict.result is result]
+            timed = [verdict for verdict in own if verdict.kind in ("cold", "warm")]
+            tightest = min(timed, key=lambda verdict: verdict.limit) if timed else None
+            pending.append(
+                MeasurementRecord.from_result(
+                    result,
+                    nodeid=item.nodeid,
+                    test_name=item.name,
+                    stat=tightest.stat if tightest else self.settings.stat,
+                    budget=tightest.limit if tightest else None,
+                    passed=all(verdict.passed for verdict in own),
+                )
+            )
+        failures = [verdict for verdict in verdicts if not verdict.passed]
+        if failures:
+            pytest.fail(failure_text(failures), pytrace=False)
