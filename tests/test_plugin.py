@@ -1,0 +1,411 @@
+"""The pytest surface, through pytester: marker, fixtures, options, reports, xdist."""
+
+from __future__ import annotations
+
+import itertools
+import textwrap
+
+import pytest
+
+from conftest import bytecode_files, write_tree
+
+PACKAGES = {
+    "lightpkg/__init__.py": "from . import helper\n",
+    "lightpkg/helper.py": "import decimal\n",
+    # Far beyond a 30ms budget and far within a 10s one, on any machine. Its
+    # import loads no module but itself (`time` is loaded at start-up).
+    "sleepy.py": "import time\ntime.sleep(0.3)\n",
+    "broken.py": "raise RuntimeError('configuration file missing')\n",
+}
+
+INI = """\
+[pytest]
+pythonpath = .
+importcache_rounds = 2
+importcache_warmup = 0
+"""
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    """A pytester project with synthetic packages importable from its root."""
+    write_tree(pytester.path, PACKAGES)
+    pytester.makeini(INI)
+    return pytester
+
+
+def run_tests(project: pytest.Pytester, source: str, *args: str) -> pytest.RunResult:
+    project.makepyfile(test_imports=textwrap.dedent(source))
+    return project.runpytest(*args)
+
+
+def test_a_budget_kept_passes_and_shows_in_the_summary(project: pytest.Pytester) -> None:
+    result = run_tests(
+        project,
+        """
+        import pytest
+
+        @pytest.mark.import_budget("sleepy", cold="10s", warm="10s")
+        def test_sleepy_is_within_budget():
+            pass
+        """,
+    )
+    result.assert_outcomes(passed=1)
+    result.stdout.re_match_lines(
+        [
+            r"-+ import budgets -+",
+            r"module +flavour +median +budget +headroom +modules verdict",
+            r"sleepy +cold +\d+(\.\d+)?ms +10s +\+\d+% +1 PASS",
+            r"sleepy +warm +\d+(\.\d+)?ms +10s +\+\d+% +1 PASS",
+        ]
+    )
+    start = next(index for index, line in enumerate(result.outlines) if "import budgets" in line)
+    section = result.outlines[start:]
+    assert all(len(line) <= 80 for line in section)
+
+
+def test_an_overspent_budget_fails_with_one_readable_block(project: pytest.Pytester) -> None:
+    result = run_tests(
+        project,
+        """
+        import pytest
+
+        @pytest.mark.import_budget("sleepy", warm="30ms")
+        def test_sleepy_is_fast():
+            raise AssertionError("the body must not matter")
+        """,
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.re_match_lines(
+        [
+            r"import budget exceeded: sleepy \(warm\)",
+            r"  median \d+ms > budget 30ms",
+            r"  2 rounds: min \d+ms, median \d+ms, max \d+ms",
+            r"  slowest modules \(self time, cumulative time\):",
+            r" +\d+ms +\d+ms  sleepy",
+            r'  suggested budget: warm="\d+ms"',
+        ]
+    )
+    result.stdout.re_match_lines([r"sleepy +warm +\d+ms +30ms +-\d+% +1 FAIL"])
+    assert "Traceback" not in result.stdout.str()
+    assert "the body must not matter" not in result.stdout.str()
+
+
+def test_the_budget_scale_multiplies_time_budgets(project: pytest.Pytester) -> None:
+    source = """
+        import pytest
+
+        @pytest.mark.import_budget("sleepy", warm="100ms")
+        def test_sleepy():
+            pass
+        """
+    run_tests(project, source).assert_outcomes(failed=1)
+    scaled = run_tests(project, source, "--importcache-budget-scale=50")
+    scaled.assert_outcomes(passed=1)
+    scaled.stdout.re_match_lines([r"sleepy +warm +\d+ms +5s "])
+
+
+def test_forbidden_modules_fail_with_the_chain_that_loaded_them(project: pytest.Pytester) -> None:
+    result = run_tests(
+        project,
+        """
+        import pytest
+
+        @pytest.mark.import_budget("lightpkg", forbid=["numpy", "deci*"])
+        def test_lightpkg_stays_light():
+            pass
+
+        @pytest.mark.import_budget("lightpkg", forbid=["numpy", "pandas.*"])
+        def test_lightpkg_has_no_numpy():
+            pass
+        """,
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "import budget exceeded: lightpkg loaded forbidden modules:",
+            "    decimal: lightpkg -> lightpkg.helper -> decimal",
+        ]
+    )
+
+
+def test_max_modules_fails_with_the_heaviest_subtrees(project: pytest.Pytester) -> None:
+    result = run_tests(
+        project,
+        """
+        import pytest
+
+        @pytest.mark.import_budget("lightpkg", max_modules=2)
+        def test_few_modules():
+            pass
+
+        @pytest.mark.import_budget("lightpkg", max_modules=500)
+        def test_not_too_many():
+            pass
+        """,
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.re_match_lines(
+        [
+            r"import budget exceeded: lightpkg loaded \d+ modules > max_modules=2",
+            r"  heaviest subtrees \(modules each one pulled in\):",
+            r" +\d+  lightpkg -> lightpkg.helper$",
+        ]
+    )
+
+
+def test_stacked_markers_measure_each_module(project: pytest.Pytester) -> None:
+    result = run_tests(
+        project,
+        """
+        import pytest
+
+        @pytest.mark.import_budget("lightpkg", warm="10s")
+        @pytest.mark.import_budget("sleepy", warm="10s", max_modules=5)
+        def test_both():
+            pass
+        """,
+    )
+    result.assert_outcomes(passed=1)
+    result.stdout.re_match_lines([r"lightpkg +warm .* PASS", r"sleepy +warm .* PASS"])
+
+
+MALFORMED = {
+    "unknown_keyword": ('"lightpkg", colde="1s"', "unknown argument colde='1s'"),
+    "bad_duration": ('"lightpkg", cold="fast"', "cold='fast' is not a duration"),
+    "negative_budget": ('"lightpkg", warm=-1', "warm=-1 is not a positive duration"),
+    "no_budget": ('"lightpkg"', "no budget given"),
+    "module_not_a_string": ("42, warm='1s'", "module=42 is not a module name"),
+    "no_module": ("warm='1s'", "the module to import is missing"),
+    "bad_stat": ('"lightpkg", warm="1s", stat="p99"', "stat='p99' is not one of"),
+    "zero_rounds": ('"lightpkg", warm="1s", rounds=0', "rounds=0 is not a whole number >= 1"),
+}
+
+
+def test_each_malformed_marker_fails_its_own_test_at_setup(project: pytest.Pytester) -> None:
+    source = "import pytest\n\n"
+    for name, (arguments, _) in MALFORMED.items():
+        source += f"@pytest.mark.import_budget({arguments})\ndef test_{name}():\n    pass\n\n"
+    source += "def test_the_session_goes_on():\n    pass\n"
+    result = run_tests(project, source)
+    result.assert_outcomes(passed=1, errors=len(MALFORMED))
+    output = result.stdout.str()
+    for name, (_, message) in MALFORMED.items():
+        result.stdout.fnmatch_lines(
+            [f"*_ ERROR at setup of test_{name} _*", f"import_budget*{message}*"]
+        )
+    assert "INTERNALERROR" not in output
+    assert "Traceback" not in output
+
+
+def test_the_marker_is_listed_with_its_full_signature(project: pytest.Pytester) -> None:
+    result = project.runpytest("--markers")
+    result.stdout.fnmatch_lines(
+        [
+            "@pytest.mark.import_budget(module, *, cold=None, warm=None, max_modules=None, "
+            "forbid=(), stat=None, rounds=None, closure=False): fail the test when importing*"
+        ]
+    )
+
+
+def test_a_missing_module_fails_the_test_with_one_message(project: pytest.Pytester) -> None:
+    result = run_tests(
+        project,
+        """
+        import pytest
+
+        @pytest.mark.import_budget("absentpkg", warm="1s")
+        def test_absent():
+            pass
+        """,
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["import_budget('absentpkg'): cannot find module 'absentpkg'*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_an_import_that_raises_shows_the_childs_error(project: pytest.Pytester) -> None:
+    result = run_tests(
+        project,
+        """
+        import pytest
+
+        @pytest.mark.import_budget("broken", warm="1s")
+        def test_broken():
+            pass
+        """,
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "import_budget('broken'): importing 'broken' raised RuntimeError: "
+            "configuration file missing (warm round 1 of 2)",
+            "Traceback (most recent call last):",
+            '*broken.py", line 1, in <module>',
+        ]
+    )
+
+
+def test_a_hung_import_is_killed_after_the_timeout(project: pytest.Pytester) -> None:
+    write_tree(project.path, {"hangs.py": "import time\ntime.sleep(60)\n"})
+    result = run_tests(
+        project,
+        """
+        import pytest
+
+        @pytest.mark.import_budget("hangs", warm="1s")
+        def test_hangs():
+            pass
+        """,
+        "--importcache-timeout=1",
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["import_budget('hangs'): importing 'hangs' did not finish within 1 s*"]
+    )
+
+
+def test_fixtures_measure_and_are_recorded(project: pytest.Pytester) -> None:
+    result = run_tests(
+        project,
+        """
+        def test_cold_compiles(cold_import_env, warm_import_env):
+            cold = cold_import_env.measure("lightpkg")
+            warm = warm_import_env.measure("lightpkg", rounds=3)
+            assert (cold.rounds, warm.rounds) == (2, 3)
+            assert "lightpkg.helper" in warm.modules
+            assert cold_import_env.path.is_dir()
+            assert cold.file.startswith(str(cold_import_env.path))
+
+        def test_factory(import_env_factory):
+            env = import_env_factory("cold", closure=True, optimize=1)
+            assert env.measure("lightpkg").label == "closure-cold"
+        """,
+    )
+    result.assert_outcomes(passed=2)
+    result.stdout.re_match_lines(
+        [
+            r"lightpkg +cold +\S+ +- +- +\d+ -",
+            r"lightpkg +warm +\S+ +- +- +\d+ -",
+            r"lightpkg +closure-cold +\S+ +- +- +\d+ -",
+        ]
+    )
+
+
+def test_disable_skips_budgets_but_not_fixtures(project: pytest.Pytester) -> None:
+    result = run_tests(
+        project,
+        """
+        import pytest
+
+        @pytest.mark.import_budget("sleepy", warm="1ms")
+        def test_budget():
+            pass
+
+        def test_fixture(warm_import_env):
+            assert warm_import_env.measure("lightpkg").rounds == 2
+        """,
+        "--importcache-disable",
+        "-rs",
+    )
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["SKIPPED*import measurements are disabled*"])
+
+
+def test_the_ini_file_sets_options_and_the_command_line_wins(project: pytest.Pytester) -> None:
+    project.makeini(INI.replace("rounds = 2", "rounds = 3") + "importcache_stat = max\n")
+    source = """
+        import pytest
+
+        @pytest.mark.import_budget("lightpkg", warm="10s")
+        def test_rounds(warm_import_env):
+            assert warm_import_env.rounds == 3
+        """
+    run_tests(project, source).stdout.re_match_lines([r"module +flavour +max +budget"])
+    result = run_tests(project, source.replace("== 3", "== 4"), "--importcache-rounds=4")
+    result.assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize(
+    ("ini_line", "args", "message"),
+    [
+        (
+            "",
+            ["--importcache-rounds=abc"],
+            "--importcache-rounds on the command line: expected a whole number >= 1, got 'abc'",
+        ),
+        (
+            "importcache_stat = p99",
+            [],
+            "importcache_stat in tox.ini: expected one of min, max, mean, median, got 'p99'",
+        ),
+        (
+            "",
+            ["--importcache-budget-scale=0"],
+            "--importcache-budget-scale on the command line: expected a positive number, got '0'",
+        ),
+        (
+            "importcache_timeout = soon",
+            [],
+            "importcache_timeout in tox.ini: 'soon' is not a duration*",
+        ),
+    ],
+)
+def test_a_bad_setting_is_a_usage_error_naming_it_and_its_source(
+    project: pytest.Pytester, ini_line: str, args: list[str], message: str
+) -> None:
+    project.makeini(INI + ini_line + "\n")
+    result = project.runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {message}"])
+
+
+def test_the_source_tree_is_never_written(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
+    before = {path: path.stat().st_mtime_ns for path in project.path.rglob("*") if path.is_file()}
+    result = run_tests(
+        project,
+        """
+        import pytest
+
+        @pytest.mark.import_budget("lightpkg", cold="10s", warm="10s", max_modules=500)
+        def test_light():
+            pass
+        """,
+    )
+    result.assert_outcomes(passed=1)
+    assert bytecode_files(project.path / "lightpkg") == []
+    assert all(path.stat().st_mtime_ns == mtime for path, mtime in before.items())
+
+
+STAMPING_MODULE = """\
+import os, time
+start = time.time()
+time.sleep(0.2)
+with open(os.environ["IMPORTCACHE_TEST_STAMPS"], "a") as stamps:
+    stamps.write(f"{start} {time.time()}\\n")
+"""
+
+
+@pytest.mark.parametrize("xdist_args", [["-n", "2"], ["-p", "no:xdist"]])
+def test_parallel_workers_never_measure_at_the_same_time(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, xdist_args: list[str]
+) -> None:
+    stamps = project.path / "stamps.txt"
+    monkeypatch.setenv("IMPORTCACHE_TEST_STAMPS", str(stamps))
+    write_tree(project.path, {"stamping.py": STAMPING_MODULE})
+    tests = "import pytest\n\n" + "".join(
+        f'@pytest.mark.import_budget("stamping", warm="10s")\ndef test_{index}():\n    pass\n\n'
+        for index in range(4)
+    )
+    project.makepyfile(test_imports=tests)
+    # A subprocess, so xdist's workers start from a clean interpreter.
+    result = project.runpytest_subprocess(*xdist_args)
+    result.assert_outcomes(passed=4)
+    assert sum(1 for line in result.outlines if "stamping" in line and "PASS" in line) == 4
+    intervals = sorted(tuple(map(float, line.split())) for line in stamps.read_text().splitlines())
+    assert len(intervals) == 4 * 2
+    for (_, end), (next_start, _) in itertools.pairwise(intervals):
+        assert end <= next_start
