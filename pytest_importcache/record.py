@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .result import ImportResult
+from .stats import median
 
 __all__ = ["SLOWEST_RECORDED", "MeasurementRecord"]
 
@@ -23,7 +24,8 @@ class MeasurementRecord:
 
     ``budget`` is the scaled time budget in seconds (``None`` when the flavour
     had no time budget); ``passed`` is ``None`` for a measurement no budget
-    judged. ``slowest`` lists (module, self seconds, cumulative seconds).
+    judged. ``slowest`` lists (module, self seconds, cumulative seconds) of the
+    slowest modules; ``self_seconds`` holds every loaded module's self time.
     """
 
     nodeid: str
@@ -40,6 +42,7 @@ class MeasurementRecord:
     python_version: str
     file: str
     slowest: tuple[tuple[str, float, float], ...]
+    self_seconds: tuple[tuple[str, float], ...]
 
     @classmethod
     def from_result(
@@ -71,12 +74,20 @@ class MeasurementRecord:
                 (timing.name, timing.self_seconds, timing.cumulative_seconds)
                 for timing in result.slowest(SLOWEST_RECORDED)
             ),
+            self_seconds=tuple(
+                (name, timing.self_seconds) for name, timing in result.modules.items()
+            ),
         )
 
     @property
     def label(self) -> str:
         """``"cold"``, ``"warm"`` or ``"closure-cold"``."""
         return "closure-cold" if self.closure else self.flavour
+
+    @property
+    def median(self) -> float:
+        """Median of the rounds, seconds."""
+        return median(self.wall)
 
     @property
     def headroom(self) -> float | None:
@@ -95,4 +106,5 @@ class MeasurementRecord:
         fields = dict(data)
         fields["wall"] = tuple(fields["wall"])
         fields["slowest"] = tuple(tuple(entry) for entry in fields["slowest"])
+        fields["self_seconds"] = tuple(tuple(entry) for entry in fields["self_seconds"])
         return cls(**fields)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from .budget import Verdict, format_duration, suggest_budget
 from .record import MeasurementRecord
 from .result import ImportResult
 
-__all__ = ["failure_text", "summary_lines"]
+if TYPE_CHECKING:
+    from .storage import BaselineComparison
+
+__all__ = ["failure_text", "regression_lines", "self_time_changes", "summary_lines"]
 
 SLOWEST_IN_FAILURE = 10
 SUMMARY_WIDTH = 80
@@ -103,4 +107,38 @@ def summary_lines(records: Sequence[MeasurementRecord]) -> list[str]:
             f"{format_duration(record.statistic):>8} {budget:>8} {headroom:>8} "
             f"{record.module_count:>7} {verdict}"
         )
+    return lines
+
+
+def self_time_changes(
+    current: Mapping[str, float], baseline: Mapping[str, float], count: int = 5
+) -> list[str]:
+    """The modules whose self time changed most: ``+12.4ms mylib.plugins.heavy (new)``.
+
+    A module only in ``current`` is "new", one only in ``baseline`` is "gone".
+    """
+    changes = []
+    for name in {*current, *baseline}:
+        delta = current.get(name, 0.0) - baseline.get(name, 0.0)
+        if delta:
+            tag = " (new)" if name not in baseline else " (gone)" if name not in current else ""
+            changes.append((delta, name, tag))
+    changes.sort(key=lambda change: (-abs(change[0]), change[1]))
+    return [
+        f"{'+' if delta > 0 else '-'}{format_duration(abs(delta))} {name}{tag}"
+        for delta, name, tag in changes[:count]
+    ]
+
+
+def regression_lines(comparisons: Iterable[BaselineComparison]) -> list[str]:
+    """Per slower measurement: its median against the baseline's, and what changed."""
+    lines = []
+    for comparison in comparisons:
+        before, after = comparison.baseline_median, comparison.record.median
+        change = f" ({(after - before) / before:+.0%})" if before else ""
+        medians = f"{format_duration(before)} -> {format_duration(after)}"
+        lines.append(f"{comparison.name}: median {medians}{change}")
+        current = dict(comparison.record.self_seconds)
+        changes = self_time_changes(current, comparison.baseline_self_seconds)
+        lines += [f"    {change_line}" for change_line in changes]
     return lines

@@ -26,10 +26,12 @@ if TYPE_CHECKING:
     from .environment import ImportEnv, InvalidationMode
     from .record import MeasurementRecord
     from .result import Flavour, ImportResult
+    from .storage import BaselineComparison
 
 __all__ = ["ImportCacheSession", "ImportEnvFactory"]
 
 REPORT_ATTRIBUTE = "importcache_records"
+IMPORT_FIXTURES = frozenset({"cold_import_env", "warm_import_env", "import_env_factory"})
 _BUDGETS_KEY = pytest.StashKey[list[ImportBudget]]()
 _PENDING_KEY = pytest.StashKey[list["MeasurementRecord"]]()
 
@@ -74,6 +76,7 @@ class ImportCacheSession:
         self.settings = settings
         self.records: list[MeasurementRecord] = []
         self.tmp_path_factory: pytest.TempPathFactory | None = None
+        self.comparisons: list[BaselineComparison] = []
 
     # -- shared directories -------------------------------------------------
 
@@ -135,6 +138,22 @@ class ImportCacheSession:
 
     # -- hooks ------------------------------------------------------------------
 
+    @pytest.hookimpl(wrapper=True)
+    def pytest_collection_modifyitems(
+        self, config: pytest.Config, items: list[pytest.Item]
+    ) -> Generator[None, None, None]:
+        """Let pytest-benchmark's ``--benchmark-skip``/``--benchmark-only`` see import tests."""
+        yield
+        from .storage import adjust_for_skip_and_only
+
+        measuring = [
+            item
+            for item in items
+            if item.get_closest_marker(MARKER_NAME) is not None
+            or IMPORT_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        ]
+        adjust_for_skip_and_only(config, measuring)
+
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         """Validate the test's ``import_budget`` markers; skip them when disabled."""
         markers = list(item.iter_markers(MARKER_NAME))
@@ -185,15 +204,34 @@ class ImportCacheSession:
 
             self.records.extend(MeasurementRecord.from_json(entry) for entry in carried)
 
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> Generator[None, None, None]:
+        """Hand the run's records to pytest-benchmark before it saves and compares."""
+        if self.records and not is_xdist_worker():
+            from .storage import publish
+
+            self.comparisons = publish(self.config, self.records)
+        yield
+
+    @pytest.hookimpl(tryfirst=True)
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        """Print the "import budgets" table after a run that measured something."""
+        """Print the "import budgets" table, then what changed in slower imports.
+
+        First among the summaries, so it is printed even when pytest-benchmark's
+        ``--benchmark-compare-fail`` then stops the run.
+        """
         if not self.records:
             return
-        from .report import summary_lines
+        from .report import regression_lines, summary_lines
 
         terminalreporter.write_sep("-", "import budgets")
         for line in summary_lines(self.records):
             terminalreporter.write_line(line)
+        slower = [item for item in self.comparisons if item.record.median > item.baseline_median]
+        if slower:
+            terminalreporter.write_sep("-", f"slower imports than {slower[0].source}")
+            for line in regression_lines(slower):
+                terminalreporter.write_line(line)
 
     # -- budgets ------------------------------------------------------------------
 

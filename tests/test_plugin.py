@@ -60,7 +60,8 @@ def test_a_budget_kept_passes_and_shows_in_the_summary(project: pytest.Pytester)
         ]
     )
     start = next(index for index, line in enumerate(result.outlines) if "import budgets" in line)
-    section = result.outlines[start:]
+    section = result.outlines[start : result.outlines.index("", start)]
+    assert len(section) == 4
     assert all(len(line) <= 80 for line in section)
 
 

@@ -1,0 +1,213 @@
+"""Import measurements as pytest-benchmark results: the only module that touches pytest_benchmark.
+
+pytest-benchmark has no public hook for results measured elsewhere (its issue
+#177). Of the two routes that work, driving its ``benchmark`` fixture with
+``pedantic`` and a fake timer is off under pytest-xdist and records one
+result per test; this module takes the other: in the controller process, just
+before pytest-benchmark's own ``pytest_sessionfinish`` saves, compares and
+builds its table, it appends one ``pytest_benchmark.stats.Metadata`` per
+measurement to the benchmark session's results. Everything pytest-benchmark
+does with results then applies to imports too: the table,
+``--benchmark-autosave``/``--benchmark-save``/``--benchmark-json``,
+``--benchmark-compare`` and ``--benchmark-compare-fail``, and its CLI.
+
+Choices where pytest-benchmark's flags meet import measurements:
+
+* ``--benchmark-disable``: budgets are still measured and enforced (they are
+  assertions), but nothing is added to pytest-benchmark's table or files.
+* ``--benchmark-skip``: tests with an ``import_budget`` marker or an import
+  fixture are skipped, like benchmark tests.
+* ``--benchmark-only``: those tests count as benchmarks and still run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from .record import MeasurementRecord
+
+__all__ = [
+    "BaselineComparison",
+    "benchmark_names",
+    "benchmark_session",
+    "extra_info",
+    "publish",
+    "user_disabled",
+]
+
+PLUGIN_NAME = "pytest-benchmark"
+_ONLY_SKIP_REASON = "Skipping non-benchmark (--benchmark-only active)."
+
+
+def benchmark_session(config: pytest.Config) -> Any | None:
+    """pytest-benchmark's session object, or ``None`` when the plugin is not active."""
+    return config.pluginmanager.get_plugin(PLUGIN_NAME)
+
+
+def user_disabled(config: pytest.Config) -> bool:
+    """Whether the user passed ``--benchmark-disable`` (not xdist's automatic disabling)."""
+    return bool(
+        config.getoption("benchmark_disable", False)
+        and not config.getoption("benchmark_enable", False)
+    )
+
+
+def benchmark_names(records: Sequence[MeasurementRecord]) -> list[tuple[str, str]]:
+    """(name, fullname) per record: ``test[module-flavour]`` and ``nodeid[module-flavour]``.
+
+    The full name is what ``--benchmark-compare`` matches runs by, so it depends
+    only on the test and the measurement. A test that measures the same module
+    and flavour again gets ``-2``, ``-3``... on the later ones.
+    """
+    seen: dict[str, int] = {}
+    names = []
+    for record in records:
+        suffix = f"{record.module}-{record.label}"
+        key = f"{record.nodeid}[{suffix}]"
+        seen[key] = seen.get(key, 0) + 1
+        if seen[key] > 1:
+            suffix += f"-{seen[key]}"
+        names.append((f"{record.test_name}[{suffix}]", f"{record.nodeid}[{suffix}]"))
+    return names
+
+
+def extra_info(record: MeasurementRecord) -> dict[str, Any]:
+    """The ``extra_info`` of a measurement's benchmark entry."""
+    return {
+        "module": record.module,
+        "flavour": record.label,
+        "closure": record.closure,
+        "stat": record.stat,
+        "budget": record.budget,
+        "modules_loaded": record.module_count,
+        "slowest_modules": [
+            {"module": name, "self": self_seconds, "cumulative": cumulative}
+            for name, self_seconds, cumulative in record.slowest
+        ],
+        "module_self_seconds": dict(record.self_seconds),
+        "python_version": record.python_version,
+    }
+
+
+def _metadata(record: MeasurementRecord, name: str, fullname: str) -> Any:
+    from pytest_benchmark.stats import Metadata
+
+    # Metadata copies these attributes from the benchmark fixture it is given.
+    source = SimpleNamespace(
+        name=name,
+        fullname=fullname,
+        group=f"import {record.module}",
+        param=None,
+        params=None,
+        extra_info=extra_info(record),
+        cprofile_stats=None,
+        has_error=False,
+    )
+    metadata = Metadata(  # type: ignore[no-untyped-call]
+        source,
+        iterations=1,
+        options={"timer": "pytest-importcache (one fresh interpreter per round)"},
+    )
+    for seconds in record.wall:
+        metadata.update(seconds)  # type: ignore[no-untyped-call]
+    return metadata
+
+
+def _lock_saves(session: Any) -> None:
+    """Serialise saves into the same storage directory across processes.
+
+    pytest-benchmark's file storage picks the next ``NNNN_`` number and writes
+    without a lock, so two runs saving at once (``tox -p``) can collide.
+    """
+    storage = session.storage
+    if not isinstance(getattr(storage, "path", None), Path) or getattr(
+        storage, "_importcache_locked", False
+    ):
+        return
+    from filelock import FileLock
+
+    unlocked_save: Callable[..., Any] = storage.save
+
+    def save(*args: Any, **kwargs: Any) -> Any:
+        storage.path.mkdir(parents=True, exist_ok=True)
+        with FileLock(storage.path / ".importcache-save.lock"):
+            return unlocked_save(*args, **kwargs)
+
+    storage.save = save
+    storage._importcache_locked = True
+
+
+class BaselineComparison:
+    """A measurement and its entry in the run pytest-benchmark compares against."""
+
+    def __init__(self, name: str, record: MeasurementRecord, baseline: dict[str, Any], source: str):
+        self.name = name
+        self.record = record
+        self.baseline = baseline
+        self.source = source
+
+    @property
+    def baseline_median(self) -> float:
+        """The baseline's median, seconds."""
+        return float(self.baseline["stats"]["median"])
+
+    @property
+    def baseline_self_seconds(self) -> dict[str, float]:
+        """Per-module self seconds recorded with the baseline (empty for foreign entries)."""
+        info = self.baseline.get("extra_info") or {}
+        recorded = info.get("module_self_seconds")
+        if isinstance(recorded, dict):
+            return {str(name): float(value) for name, value in recorded.items()}
+        return {
+            str(entry["module"]): float(entry["self"])
+            for entry in info.get("slowest_modules", [])
+            if isinstance(entry, dict)
+        }
+
+
+def publish(
+    config: pytest.Config, records: Sequence[MeasurementRecord]
+) -> list[BaselineComparison]:
+    """Add ``records`` to pytest-benchmark's results; return those with a baseline to compare.
+
+    Call it in the controller before pytest-benchmark's ``pytest_sessionfinish``.
+    Nothing happens when pytest-benchmark is inactive or ``--benchmark-disable`` is on.
+    """
+    session = benchmark_session(config)
+    if session is None or user_disabled(config) or not records:
+        return []
+    _lock_saves(session)
+    comparisons = []
+    compared_mapping: dict[Any, dict[str, Any]] = getattr(session, "compared_mapping", None) or {}
+    for record, (name, fullname) in zip(records, benchmark_names(records), strict=True):
+        session.benchmarks.append(_metadata(record, name, fullname))
+        for path, baseline_entries in compared_mapping.items():
+            if fullname in baseline_entries:
+                comparisons.append(
+                    BaselineComparison(name, record, baseline_entries[fullname], Path(path).name)
+                )
+                break
+    return comparisons
+
+
+def adjust_for_skip_and_only(config: pytest.Config, items: Sequence[pytest.Item]) -> None:
+    """Apply ``--benchmark-skip`` and ``--benchmark-only`` to import-measuring tests."""
+    session = benchmark_session(config)
+    if session is None:
+        return
+    for item in items:
+        if getattr(session, "only", False):
+            item.own_markers[:] = [
+                mark
+                for mark in item.own_markers
+                if not (mark.name == "skip" and mark.kwargs.get("reason") == _ONLY_SKIP_REASON)
+            ]
+        elif getattr(session, "skip", False):
+            item.add_marker(
+                pytest.mark.skip(reason="Skipping import measurement (--benchmark-skip active).")
+            )
