@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .environment import ImportEnv, InvalidationMode
     from .errors import (
+        EnvironmentBuildError,
         ImportCacheError,
         ImportRaisedError,
         LocateError,
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from .stats import RoundStats
 
 __all__ = [
+    "EnvironmentBuildError",
     "Flavour",
     "ImportCacheError",
     "ImportEnv",
@@ -51,6 +53,7 @@ _HOMES = {
     "ImportResult": "result",
     "ModuleTiming": "result",
     "RoundStats": "stats",
+    "EnvironmentBuildError": "errors",
     "ImportCacheError": "errors",
     "ImportRaisedError": "errors",
     "LocateError": "errors",

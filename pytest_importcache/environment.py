@@ -27,6 +27,7 @@ from typing import Literal, get_args
 
 from filelock import FileLock
 
+from .errors import EnvironmentBuildError
 from .locate import PackageLocation, locate_package
 from .result import Flavour, ImportResult, build_result
 from .runner import run_round
@@ -105,6 +106,7 @@ def _compile(
     python: str, roots: Sequence[Path], optimize: int, invalidation_mode: InvalidationMode
 ) -> None:
     """Compile every source file under ``roots`` with the rounds' interpreter and settings."""
+    __tracebackhide__ = True
     source_count = sum(1 for root in roots for _ in root.rglob("*.py"))
     command = [python, "-I", "-m", "compileall", "-q", "-o", str(optimize)]
     command += ["--invalidation-mode", invalidation_mode]
@@ -120,7 +122,7 @@ def _compile(
     # compileall exits 1 when a file does not compile; the import reports that
     # file if it is ever imported, so only a compileall that could not run fails here.
     if completed.returncode not in (0, 1):
-        raise RuntimeError(
+        raise EnvironmentBuildError(
             f"compiling the warm copy with {python} failed (exit code {completed.returncode}):\n"
             f"{completed.stderr.strip()}"
         )
@@ -140,6 +142,7 @@ def prepare_copy(
     The copy is assembled in a private directory and renamed into place, under a
     file lock, so concurrent callers build it once and never see half a copy.
     """
+    __tracebackhide__ = True
     environment_dir.mkdir(parents=True, exist_ok=True)
     directory = environment_dir / f"{location.top_level}-{source_fingerprint(location)}"
     with FileLock(f"{directory}.lock"):
@@ -246,6 +249,7 @@ class ImportEnv:
 
     def copy_for(self, module: str) -> PackageCopy:
         """Locate the package of ``module`` and build (or reuse) its copy."""
+        __tracebackhide__ = True
         location = locate_package(module, self.search_path)
         return prepare_copy(
             location,
@@ -262,6 +266,7 @@ class ImportEnv:
         Raises a subclass of :class:`~pytest_importcache.ImportCacheError` when the
         module cannot be found, raises on import, hangs or crashes.
         """
+        __tracebackhide__ = True
         counted = self.rounds if rounds is None else rounds
         _check_rounds(counted, "rounds", minimum=1)
         copy = self.copy_for(module)

@@ -1,8 +1,14 @@
-"""The errors the engine raises; each message names what failed and where."""
+"""The errors the engine raises; each message names what failed and where.
+
+The engine functions that raise them set ``__tracebackhide__``, a plain local
+variable that pytest honours (no pytest import): a failing measurement in a
+test shows the message, not the engine's frames.
+"""
 
 from __future__ import annotations
 
 __all__ = [
+    "EnvironmentBuildError",
     "ImportCacheError",
     "ImportRaisedError",
     "LocateError",
@@ -23,12 +29,23 @@ class LocateError(ImportCacheError, LookupError):
 class ImportRaisedError(ImportCacheError):
     """Importing the module raised in the child interpreter.
 
-    ``child_traceback`` holds the child's formatted traceback.
+    ``child_traceback`` holds the child's formatted traceback, which ``str()``
+    of the error shows after the one-line message.
     """
 
     def __init__(self, message: str, child_traceback: str) -> None:
         super().__init__(message)
+        self.message = message
         self.child_traceback = child_traceback
+
+    def __str__(self) -> str:
+        if not self.child_traceback:
+            return self.message
+        return f"{self.message}\n{self.child_traceback.rstrip()}"
+
+
+class EnvironmentBuildError(ImportCacheError):
+    """A copy of the package under test could not be built (e.g. compiling it failed)."""
 
 
 class RoundTimeoutError(ImportCacheError):

@@ -50,6 +50,7 @@ def top_level_name(module: str) -> str:
 
 def check_module_name(module: object) -> None:
     """Raise :class:`LocateError` unless ``module`` is a dotted name of identifiers."""
+    __tracebackhide__ = True
     if not isinstance(module, str) or not all(part.isidentifier() for part in module.split(".")):
         raise LocateError(f"{module!r} is not a valid dotted module name")
 
@@ -60,6 +61,7 @@ def locate_package(module: str, search_path: Sequence[str] | None = None) -> Pac
     The empty entry and ``"."`` stand for the current directory, as in ``sys.path``.
     Raises :class:`LocateError` naming the module and the entries searched.
     """
+    __tracebackhide__ = True
     check_module_name(module)
     top = top_level_name(module)
     entries = [os.path.abspath(entry or os.curdir) for entry in (search_path or sys.path)]

@@ -165,6 +165,7 @@ def run_round(
     error messages. Raises :class:`ImportRaisedError`, :class:`RoundTimeoutError`,
     :class:`RoundCrashedError` or :class:`WrongOriginError`.
     """
+    __tracebackhide__ = True
     where = f" ({description})" if description else ""
     report_path = workdir / "report.json"
     stderr_path = workdir / "stderr.txt"

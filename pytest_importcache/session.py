@@ -242,7 +242,7 @@ class ImportCacheSession:
         measured: dict[tuple[str, str, bool, int | None], ImportResult],
     ) -> ImportResult:
         """Measure what ``budget`` needs of ``flavour``, once per test for equal requests."""
-        from .errors import ImportCacheError, ImportRaisedError
+        from .errors import ImportCacheError
 
         closure = budget.closure and flavour == "cold"
         # max_modules and forbid alone need a single round: module lists do not vary.
@@ -255,8 +255,6 @@ class ImportCacheSession:
                 measured[key] = env.measure(budget.module, rounds=rounds)
             except ImportCacheError as exc:
                 problem = f"{MARKER_NAME}({budget.module!r}): {exc}"
-                if isinstance(exc, ImportRaisedError) and exc.child_traceback:
-                    problem += "\n" + exc.child_traceback
             else:
                 problem = ""
             if problem:

@@ -293,6 +293,29 @@ def test_fixtures_measure_and_are_recorded(project: pytest.Pytester) -> None:
     )
 
 
+def test_a_failing_fixture_measurement_shows_the_message_not_the_engine(
+    project: pytest.Pytester,
+) -> None:
+    result = run_tests(
+        project,
+        """
+        def test_broken(warm_import_env):
+            warm_import_env.measure("broken")
+        """,
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "E * pytest_importcache.errors.ImportRaisedError: importing 'broken' raised "
+            "RuntimeError: configuration file missing (warm round 1 of 2)",
+            "E * Traceback (most recent call last):",
+            "E *broken.py*, line 1, in <module>",
+        ]
+    )
+    assert "runner.py" not in result.stdout.str()
+    assert "environment.py" not in result.stdout.str()
+
+
 def test_disable_skips_budgets_but_not_fixtures(project: pytest.Pytester) -> None:
     result = run_tests(
         project,

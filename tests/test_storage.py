@@ -1,0 +1,255 @@
+"""Import measurements in pytest-benchmark storage: save, reload, compare, fail, xdist."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import write_tree
+from pytest_importcache.record import MeasurementRecord
+from pytest_importcache.report import self_time_changes
+from pytest_importcache.storage import benchmark_names
+
+INI = """\
+[pytest]
+pythonpath = .
+importcache_rounds = 3
+importcache_warmup = 0
+"""
+
+BUDGET_TEST = """\
+import pytest
+
+@pytest.mark.import_budget("steady", warm="10s")
+def test_steady():
+    pass
+
+def test_fixture(cold_import_env):
+    cold_import_env.measure("steady")
+"""
+
+# The baseline sleeps 0.2 s at import; the slowed version also imports a new
+# submodule sleeping 0.4 s more: far beyond a 10% threshold, and far above noise.
+STEADY = "import time\ntime.sleep(0.2)\n"
+SLOWED = "import time\nfrom . import slowpart\ntime.sleep(0.2)\n"
+SLOWPART = "import time\ntime.sleep(0.4)\n"
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    """A project with one budgeted module and one fixture measurement."""
+    write_tree(pytester.path, {"steady/__init__.py": STEADY, "steady/slowpart.py": SLOWPART})
+    pytester.makeini(INI)
+    pytester.makepyfile(test_imports=BUDGET_TEST)
+    return pytester
+
+
+def saved_runs(project: pytest.Pytester) -> list[Path]:
+    """The run files pytest-benchmark saved, oldest first."""
+    return sorted((project.path / ".benchmarks").glob("*/*.json"))
+
+
+def entries(path: Path) -> dict[str, dict[str, Any]]:
+    """A saved run's benchmark entries by full name."""
+    return {entry["fullname"]: entry for entry in json.loads(path.read_text())["benchmarks"]}
+
+
+def test_autosave_writes_an_entry_per_measurement(project: pytest.Pytester) -> None:
+    project.runpytest("--benchmark-autosave").assert_outcomes(passed=2)
+    (run,) = saved_runs(project)
+    assert run.name.startswith("0001_")
+    saved = entries(run)
+    assert sorted(saved) == [
+        "test_imports.py::test_fixture[steady-cold]",
+        "test_imports.py::test_steady[steady-warm]",
+    ]
+    warm = saved["test_imports.py::test_steady[steady-warm]"]
+    assert warm["name"] == "test_steady[steady-warm]"
+    assert warm["group"] == "import steady"
+    for field in ("min", "max", "mean", "stddev", "median", "iqr", "q1", "q3", "ld15iqr",
+                  "hd15iqr", "outliers", "iqr_outliers", "stddev_outliers", "rounds",
+                  "iterations", "ops", "total"):  # fmt: skip
+        assert field in warm["stats"], field
+    assert warm["stats"]["rounds"] == 3
+    assert warm["stats"]["median"] >= 0.2
+    info = warm["extra_info"]
+    assert (info["module"], info["flavour"], info["closure"], info["stat"]) == (
+        "steady",
+        "warm",
+        False,
+        "median",
+    )
+    assert info["budget"] == 10.0
+    assert info["modules_loaded"] == 1
+    assert info["slowest_modules"][0]["module"] == "steady"
+    assert info["python_version"] == sys.version.split()[0]
+    assert saved["test_imports.py::test_fixture[steady-cold]"]["extra_info"]["budget"] is None
+
+
+def test_save_and_json_write_the_same_entries(project: pytest.Pytester) -> None:
+    project.runpytest("--benchmark-save=named", "--benchmark-json=out.json").assert_outcomes(
+        passed=2
+    )
+    (run,) = saved_runs(project)
+    assert run.name == "0001_named.json"
+    from_json = entries(project.path / "out.json")
+    assert sorted(from_json) == sorted(entries(run))
+    assert all(len(entry["stats"]["data"]) == 3 for entry in from_json.values())
+
+
+def test_compare_fail_catches_a_slower_import_and_names_what_changed(
+    project: pytest.Pytester,
+) -> None:
+    project.runpytest("--benchmark-autosave").assert_outcomes(passed=2)
+    unchanged = project.runpytest(
+        "--benchmark-autosave", "--benchmark-compare", "--benchmark-compare-fail=median:10%"
+    )
+    assert unchanged.ret == pytest.ExitCode.OK
+    assert "Performance has regressed" not in unchanged.stdout.str()
+
+    write_tree(project.path, {"steady/__init__.py": SLOWED})
+    slowed = project.runpytest_subprocess(
+        "--benchmark-compare=0002", "--benchmark-compare-fail=median:10%"
+    )
+    assert slowed.ret != pytest.ExitCode.OK
+    slowed.stdout.re_match_lines(
+        [
+            r"-+ slower imports than 0002_.*\.json -+",
+            r"test_steady\[steady-warm\]: median 20\dms -> 6\d\dms \(\+\d+%\)",
+            r"    \+4\d\dms steady.slowpart \(new\)",
+        ]
+    )
+    output = slowed.stdout.str() + slowed.stderr.str()
+    assert "Performance has regressed" in output
+    assert "test_steady[steady-warm]" in output
+
+
+def test_pytest_benchmarks_own_cli_reads_the_runs(project: pytest.Pytester) -> None:
+    project.runpytest("--benchmark-autosave").assert_outcomes(passed=2)
+    project.runpytest("--benchmark-autosave").assert_outcomes(passed=2)
+    cli = [sys.executable, "-m", "pytest_benchmark"]
+    listed = subprocess.run(
+        [*cli, "list"], cwd=project.path, capture_output=True, text=True, check=True
+    )
+    assert len(listed.stdout.strip().splitlines()) == 2
+    compared = subprocess.run(
+        [*cli, "compare", "0001", "0002", "--histogram", "hist"],
+        cwd=project.path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "test_steady[steady-warm]" in compared.stdout
+    assert "import steady" in compared.stdout
+    assert list(project.path.glob("hist*.svg"))
+
+
+def test_under_xdist_the_controller_saves_each_measurement_once(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_more=textwrap.dedent(
+            """
+            import pytest
+
+            @pytest.mark.import_budget("steady", cold="10s")
+            def test_other_worker():
+                pass
+            """
+        )
+    )
+    # A subprocess, so xdist's workers start from a clean interpreter.
+    result = project.runpytest_subprocess(
+        "-n", "2", "--benchmark-json=out.json", "--benchmark-autosave"
+    )
+    result.assert_outcomes(passed=3)
+    from_json = entries(project.path / "out.json")
+    assert sorted(from_json) == [
+        "test_imports.py::test_fixture[steady-cold]",
+        "test_imports.py::test_steady[steady-warm]",
+        "test_more.py::test_other_worker[steady-cold]",
+    ]
+    assert len(json.loads((project.path / "out.json").read_text())["benchmarks"]) == 3
+    assert len(saved_runs(project)) == 1
+
+
+def test_two_runs_saving_at_once_both_land(project: pytest.Pytester) -> None:
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--benchmark-autosave"]
+    runs = [
+        subprocess.Popen(command, cwd=project.path, stdout=subprocess.DEVNULL) for _ in range(2)
+    ]
+    assert [run.wait() for run in runs] == [0, 0]
+    first, second = saved_runs(project)
+    assert (first.name[:5], second.name[:5]) == ("0001_", "0002_")
+    assert len(entries(first)) == len(entries(second)) == 2
+
+
+def test_benchmark_disable_keeps_budgets_but_saves_nothing(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_overspent=textwrap.dedent(
+            """
+            import pytest
+
+            @pytest.mark.import_budget("steady", warm="1ms")
+            def test_too_slow():
+                pass
+            """
+        )
+    )
+    result = project.runpytest("--benchmark-disable", "--benchmark-autosave")
+    result.assert_outcomes(passed=2, failed=1)
+    assert saved_runs(project) == []
+
+
+def test_benchmark_skip_and_only_treat_import_tests_as_benchmarks(project: pytest.Pytester) -> None:
+    project.makepyfile(test_plain="def test_plain():\n    pass\n")
+    project.runpytest("--benchmark-skip").assert_outcomes(passed=1, skipped=2)
+    project.runpytest("--benchmark-only").assert_outcomes(passed=2, skipped=1)
+
+
+def test_ordinary_benchmarks_keep_working_in_the_same_run(project: pytest.Pytester) -> None:
+    project.makepyfile(test_plain="def test_sum(benchmark):\n    benchmark(sum, range(100))\n")
+    project.runpytest("--benchmark-json=out.json").assert_outcomes(passed=3)
+    names = sorted(
+        entry["name"] for entry in json.loads((project.path / "out.json").read_text())["benchmarks"]
+    )
+    assert names == ["test_fixture[steady-cold]", "test_steady[steady-warm]", "test_sum"]
+
+
+def record(nodeid: str, module: str, flavour: str = "warm") -> MeasurementRecord:
+    """A minimal record."""
+    return MeasurementRecord(
+        nodeid, nodeid.rpartition("::")[2], module, flavour, False, "median", 0.1, None, None,
+        1, (0.1,), "3.11.7", "/x.py", (), (),
+    )  # fmt: skip
+
+
+def test_full_names_are_stable_and_unique() -> None:
+    names = benchmark_names(
+        [
+            record("t.py::test_a", "json"),
+            record("t.py::test_a", "json"),
+            record("t.py::test_a", "json", "cold"),
+            record("t.py::test_b[x]", "json"),
+        ]
+    )
+    assert names == [
+        ("test_a[json-warm]", "t.py::test_a[json-warm]"),
+        ("test_a[json-warm-2]", "t.py::test_a[json-warm-2]"),
+        ("test_a[json-cold]", "t.py::test_a[json-cold]"),
+        ("test_b[x][json-warm]", "t.py::test_b[x][json-warm]"),
+    ]
+
+
+def test_self_time_changes_rank_by_size_and_tag_new_and_gone() -> None:
+    current = {"pkg": 0.001, "pkg.heavy": 0.0124, "pkg.core": 0.003}
+    baseline = {"pkg": 0.001, "pkg.core": 0.002, "pkg.old": 0.0005}
+    assert self_time_changes(current, baseline) == [
+        "+12.4ms pkg.heavy (new)",
+        "+1ms pkg.core",
+        "-500us pkg.old (gone)",
+    ]
