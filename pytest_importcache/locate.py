@@ -59,7 +59,7 @@ def locate_package(module: str, search_path: Sequence[str] | None = None) -> Pac
     """Locate the top-level package of ``module`` on ``search_path`` (default ``sys.path``).
 
     The empty entry and ``"."`` stand for the current directory, as in ``sys.path``.
-    Raises :class:`LocateError` naming the module and the entries searched.
+    Raises :class:`LocateError` naming the module and the entries searched, on one line.
     """
     __tracebackhide__ = True
     check_module_name(module)
@@ -71,10 +71,10 @@ def locate_package(module: str, search_path: Sequence[str] | None = None) -> Pac
         )
     spec = PathFinder.find_spec(top, entries)
     if spec is None:
-        searched = "\n  ".join(entries) or "(no entries)"
+        needed_for = f" (needed for {module!r})" if module != top else ""
         raise LocateError(
-            f"cannot find module {top!r} (needed for {module!r}) on these path entries:\n"
-            f"  {searched}"
+            f"cannot find module {top!r}{needed_for} in the {len(entries)} path entries "
+            f"searched: {', '.join(entries) or '(none)'}"
         )
     if spec.origin is None or spec.origin == "namespace":
         portions = tuple(Path(location) for location in spec.submodule_search_locations or ())

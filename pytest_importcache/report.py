@@ -10,7 +10,7 @@ from .record import MeasurementRecord
 from .result import ImportResult
 
 if TYPE_CHECKING:
-    from .storage import BaselineComparison
+    from .runs import ImportComparison
 
 __all__ = ["failure_text", "regression_lines", "self_time_changes", "summary_lines"]
 
@@ -130,15 +130,14 @@ def self_time_changes(
     ]
 
 
-def regression_lines(comparisons: Iterable[BaselineComparison]) -> list[str]:
-    """Per slower measurement: its median against the baseline's, and what changed."""
+def regression_lines(comparisons: Iterable[ImportComparison]) -> list[str]:
+    """Per compared measurement: its statistic before and after, and what changed most."""
     lines = []
     for comparison in comparisons:
-        before, after = comparison.baseline_median, comparison.record.median
-        change = f" ({(after - before) / before:+.0%})" if before else ""
-        medians = f"{format_duration(before)} -> {format_duration(after)}"
-        lines.append(f"{comparison.name}: median {medians}{change}")
-        current = dict(comparison.record.self_seconds)
-        changes = self_time_changes(current, comparison.baseline_self_seconds)
-        lines += [f"    {change_line}" for change_line in changes]
+        before, after = format_duration(comparison.before), format_duration(comparison.after)
+        lines.append(
+            f"{comparison.name}: {comparison.stat} {before} -> {after} ({comparison.change:+.0%})"
+        )
+        changes = self_time_changes(comparison.after_self_seconds, comparison.before_self_seconds)
+        lines += [f"    {change}" for change in changes]
     return lines

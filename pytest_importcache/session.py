@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from .environment import ImportEnv, InvalidationMode
     from .record import MeasurementRecord
     from .result import Flavour, ImportResult
-    from .storage import BaselineComparison
+    from .runs import ImportComparison
 
 __all__ = ["ImportCacheSession", "ImportEnvFactory"]
 
@@ -76,7 +76,7 @@ class ImportCacheSession:
         self.settings = settings
         self.records: list[MeasurementRecord] = []
         self.tmp_path_factory: pytest.TempPathFactory | None = None
-        self.comparisons: list[BaselineComparison] = []
+        self.comparisons: list[ImportComparison] = []
 
     # -- shared directories -------------------------------------------------
 
@@ -227,7 +227,7 @@ class ImportCacheSession:
         terminalreporter.write_sep("-", "import budgets")
         for line in summary_lines(self.records):
             terminalreporter.write_line(line)
-        slower = [item for item in self.comparisons if item.record.median > item.baseline_median]
+        slower = [comparison for comparison in self.comparisons if comparison.change > 0]
         if slower:
             terminalreporter.write_sep("-", f"slower imports than {slower[0].source}")
             for line in regression_lines(slower):

@@ -30,9 +30,10 @@ from typing import Any
 import pytest
 
 from .record import MeasurementRecord
+from .runs import ImportComparison, entry_self_seconds
 
 __all__ = [
-    "BaselineComparison",
+    "adjust_for_skip_and_only",
     "benchmark_names",
     "benchmark_session",
     "extra_info",
@@ -142,38 +143,8 @@ def _lock_saves(session: Any) -> None:
     storage._importcache_locked = True
 
 
-class BaselineComparison:
-    """A measurement and its entry in the run pytest-benchmark compares against."""
-
-    def __init__(self, name: str, record: MeasurementRecord, baseline: dict[str, Any], source: str):
-        self.name = name
-        self.record = record
-        self.baseline = baseline
-        self.source = source
-
-    @property
-    def baseline_median(self) -> float:
-        """The baseline's median, seconds."""
-        return float(self.baseline["stats"]["median"])
-
-    @property
-    def baseline_self_seconds(self) -> dict[str, float]:
-        """Per-module self seconds recorded with the baseline (empty for foreign entries)."""
-        info = self.baseline.get("extra_info") or {}
-        recorded = info.get("module_self_seconds")
-        if isinstance(recorded, dict):
-            return {str(name): float(value) for name, value in recorded.items()}
-        return {
-            str(entry["module"]): float(entry["self"])
-            for entry in info.get("slowest_modules", [])
-            if isinstance(entry, dict)
-        }
-
-
-def publish(
-    config: pytest.Config, records: Sequence[MeasurementRecord]
-) -> list[BaselineComparison]:
-    """Add ``records`` to pytest-benchmark's results; return those with a baseline to compare.
+def publish(config: pytest.Config, records: Sequence[MeasurementRecord]) -> list[ImportComparison]:
+    """Add ``records`` to pytest-benchmark's results; return their medians against the baseline.
 
     Call it in the controller before pytest-benchmark's ``pytest_sessionfinish``.
     Nothing happens when pytest-benchmark is inactive or ``--benchmark-disable`` is on.
@@ -188,8 +159,17 @@ def publish(
         session.benchmarks.append(_metadata(record, name, fullname))
         for path, baseline_entries in compared_mapping.items():
             if fullname in baseline_entries:
+                baseline = baseline_entries[fullname]
                 comparisons.append(
-                    BaselineComparison(name, record, baseline_entries[fullname], Path(path).name)
+                    ImportComparison(
+                        name=name,
+                        source=Path(path).name,
+                        stat="median",
+                        before=float(baseline["stats"]["median"]),
+                        after=record.median,
+                        before_self_seconds=entry_self_seconds(baseline),
+                        after_self_seconds=dict(record.self_seconds),
+                    )
                 )
                 break
     return comparisons
