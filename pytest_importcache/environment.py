@@ -187,8 +187,8 @@ class ImportEnv:
     passed as ``-O``/``-OO`` to both the compilation and the rounds. Copies are
     cached under ``cache_dir``; ``search_path`` (default ``sys.path``) is where
     packages are located. ``measurement_lock`` wraps every measurement (the
-    pytest plugin passes a cross-process lock), and ``on_result`` is called with
-    every result.
+    pytest plugin passes a cross-process lock), ``on_result`` is called with
+    every result, and ``on_round(done, total)`` after every round.
     """
 
     def __init__(
@@ -206,6 +206,7 @@ class ImportEnv:
         search_path: Sequence[str] | None = None,
         measurement_lock: Callable[[], AbstractContextManager[object]] | None = None,
         on_result: Callable[[ImportResult], None] | None = None,
+        on_round: Callable[[int, int], None] | None = None,
     ) -> None:
         if flavour not in get_args(Flavour):
             raise ValueError(f"flavour must be 'cold' or 'warm', not {flavour!r}")
@@ -234,6 +235,7 @@ class ImportEnv:
         self.search_path = list(search_path) if search_path is not None else None
         self.measurement_lock = measurement_lock
         self.on_result = on_result
+        self.on_round = on_round
 
     def __repr__(self) -> str:
         closure = ", closure=True" if self.closure else ""
@@ -303,6 +305,8 @@ class ImportEnv:
                     reports.append(report)
                 if prefix is not None:
                     shutil.rmtree(prefix, ignore_errors=True)
+                if self.on_round is not None:
+                    self.on_round(index + 1, total)
             if self.flavour == "cold":
                 clear_bytecode(copy.roots)
         result = build_result(module, self.flavour, self.closure, self.python, reports)

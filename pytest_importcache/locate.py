@@ -64,7 +64,10 @@ def locate_package(module: str, search_path: Sequence[str] | None = None) -> Pac
     __tracebackhide__ = True
     check_module_name(module)
     top = top_level_name(module)
-    entries = [os.path.abspath(entry or os.curdir) for entry in (search_path or sys.path)]
+    # dict.fromkeys: the same directory twice (e.g. "" and the cwd) is searched once.
+    entries = list(
+        dict.fromkeys(os.path.abspath(entry or os.curdir) for entry in (search_path or sys.path))
+    )
     if top in sys.builtin_module_names:
         raise LocateError(
             f"{top!r} is built into the interpreter: it has no files to copy and no import to time"
