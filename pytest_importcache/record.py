@@ -24,7 +24,9 @@ class MeasurementRecord:
 
     ``budget`` is the scaled time budget in seconds (``None`` when the flavour
     had no time budget); ``passed`` is ``None`` for a measurement no budget
-    judged. ``slowest`` lists (module, self seconds, cumulative seconds) of the
+    judged. ``timed`` is false for a measurement made only to count modules
+    (one round for ``max_modules``/``forbid``): its time is not a statistic
+    worth storing or comparing. ``slowest`` lists (module, self seconds, cumulative seconds) of the
     slowest modules; ``self_seconds`` holds every loaded module's self time.
     """
 
@@ -43,6 +45,7 @@ class MeasurementRecord:
     file: str
     slowest: tuple[tuple[str, float, float], ...]
     self_seconds: tuple[tuple[str, float], ...]
+    timed: bool = True
 
     @classmethod
     def from_result(
@@ -54,6 +57,7 @@ class MeasurementRecord:
         stat: str,
         budget: float | None = None,
         passed: bool | None = None,
+        timed: bool = True,
     ) -> MeasurementRecord:
         """The record of ``result`` measured by the test ``nodeid``."""
         return cls(
@@ -77,6 +81,7 @@ class MeasurementRecord:
             self_seconds=tuple(
                 (name, timing.self_seconds) for name, timing in result.modules.items()
             ),
+            timed=timed,
         )
 
     @property

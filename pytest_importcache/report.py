@@ -99,12 +99,13 @@ def summary_lines(records: Sequence[MeasurementRecord]) -> list[str]:
     )
     lines = [f"{header} verdict"]
     for record in records:
+        measured = format_duration(record.statistic) if record.timed else "-"
         budget = format_duration(record.budget) if record.budget is not None else "-"
         headroom = f"{record.headroom:+.0%}" if record.headroom is not None else "-"
         verdict = {True: "PASS", False: "FAIL", None: "-"}[record.passed]
         lines.append(
             f"{_fit(record.module, 24):<24} {record.label:<12} "
-            f"{format_duration(record.statistic):>8} {budget:>8} {headroom:>8} "
+            f"{measured:>8} {budget:>8} {headroom:>8} "
             f"{record.module_count:>7} {verdict}"
         )
     return lines

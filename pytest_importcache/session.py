@@ -288,6 +288,7 @@ class ImportCacheSession:
                     test_name=item.name,
                     stat=tightest.stat if tightest else self.settings.stat,
                     budget=tightest.limit if tightest else None,
+                    timed=bool(timed),
                     passed=all(verdict.passed for verdict in own),
                 )
             )

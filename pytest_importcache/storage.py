@@ -144,12 +144,16 @@ def _lock_saves(session: Any) -> None:
 
 
 def publish(config: pytest.Config, records: Sequence[MeasurementRecord]) -> list[ImportComparison]:
-    """Add ``records`` to pytest-benchmark's results; return their medians against the baseline.
+    """Add timed ``records`` to pytest-benchmark's results; return them against the baseline.
+
+    Records made only to count modules (one round) are left out: a single
+    round's time would make ``--benchmark-compare-fail`` flaky.
 
     Call it in the controller before pytest-benchmark's ``pytest_sessionfinish``.
     Nothing happens when pytest-benchmark is inactive or ``--benchmark-disable`` is on.
     """
     session = benchmark_session(config)
+    records = [record for record in records if record.timed]
     if session is None or user_disabled(config) or not records:
         return []
     _lock_saves(session)

@@ -253,3 +253,21 @@ def test_self_time_changes_rank_by_size_and_tag_new_and_gone() -> None:
         "+1ms pkg.core",
         "-500us pkg.old (gone)",
     ]
+
+
+def test_module_count_only_measurements_are_not_stored(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_count=textwrap.dedent(
+            """
+            import pytest
+
+            @pytest.mark.import_budget("steady", max_modules=5, forbid=["numpy"])
+            def test_count():
+                pass
+            """
+        )
+    )
+    result = project.runpytest("--benchmark-json=out.json")
+    result.assert_outcomes(passed=3)
+    result.stdout.re_match_lines([r"steady +warm +- +- +- +1 PASS"])
+    assert not any("test_count" in name for name in entries(project.path / "out.json"))
