@@ -230,28 +230,30 @@ def judge(
     results: Mapping[Literal["cold", "warm"], ImportResult],
     *,
     stat: str,
-    scale: float = 1.0,
+    scale: float | Mapping[str, float] = 1.0,
 ) -> list[Verdict]:
     """Judge every limit of ``budget``; ``results`` maps ``"cold"``/``"warm"`` to measurements.
 
-    Time budgets compare ``stat`` with the budget times ``scale``; ``max_modules``
+    Time budgets compare ``stat`` with the budget times ``scale`` (one factor, or
+    one per flavour: ``{"cold": 1.2, "warm": 1.1}``); ``max_modules``
     and ``forbid`` use any measurement (they do not depend on timing).
     """
     verdicts: list[Verdict] = []
     for flavour in budget.timed_flavours:
         result = results[flavour]
         limit = (budget.cold if flavour == "cold" else budget.warm) or 0.0
+        factor = scale if isinstance(scale, int | float) else scale[flavour]
         measured = result.statistic(stat)
         verdicts.append(
             Verdict(
                 budget,
                 flavour,
-                measured <= limit * scale,
+                measured <= limit * factor,
                 result,
                 measured=measured,
-                limit=limit * scale,
+                limit=limit * factor,
                 stat=stat,
-                scale=scale,
+                scale=factor,
             )
         )
     any_result = results.get("warm") or results["cold"]

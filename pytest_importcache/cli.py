@@ -5,6 +5,7 @@ Usage::
     pytest-importcache MODULE [MODULE...] [--rounds N] [--closure] [--python PATH]
                        [--path DIR] [--json]
     pytest-importcache compare [RUN_A] [RUN_B] [--storage DIR] [--fail median:10%]
+    pytest-importcache calibrate [--rounds N] [--python PATH]
 
 Profiling measures cold and warm (and closure-cold with ``--closure``) with the
 plugin's engine and defaults (10 rounds after 1 warm-up round), then prints per
@@ -18,6 +19,10 @@ compares the import measurements of two runs (the latest two by default;
 ``0001``, ``0001_name`` or a path, as pytest-benchmark accepts), with the
 modules whose self time changed most. ``--fail`` exits with 1 when a
 measurement got slower than the threshold (pytest-benchmark's own CLI cannot).
+
+``calibrate`` measures the reference import (see :mod:`pytest_importcache.reference`)
+and prints the ini lines that make ``importcache_budget_scale = auto`` scale
+time budgets by this machine's speed.
 
 Errors (a bad module, option or run file) print one line on stderr and exit 2.
 """
@@ -38,7 +43,6 @@ from .result import ImportResult, ModuleTiming
 __all__ = ["main", "profile_json"]
 
 PROG = "pytest-importcache"
-SUBCOMMANDS = ("compare", "profile")
 JSON_SCHEMA_VERSION = 1
 TREE_LINES = 25
 # A module is shown in the tree when its cumulative time is at least this share of the import.
@@ -86,6 +90,17 @@ def _compare_parser() -> argparse.ArgumentParser:
         "--storage", default=".benchmarks", help="pytest-benchmark storage (.benchmarks)"
     )
     parser.add_argument("--fail", metavar="STAT:N%", help="exit 1 on a slowdown past this")
+    return parser
+
+
+def _calibrate_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=f"{PROG} calibrate",
+        description="Measure the reference import and print the ini lines for "
+        "importcache_budget_scale = auto.",
+    )
+    parser.add_argument("--rounds", type=int, default=10, help="counted rounds (default: 10)")
+    parser.add_argument("--python", help="interpreter to measure under (default: this one)")
     return parser
 
 
@@ -259,6 +274,28 @@ def _profile(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _calibrate(arguments: argparse.Namespace) -> int:
+    from .environment import default_cache_dir
+    from .reference import REFERENCE_PACKAGE, measure_reference
+
+    if arguments.rounds < 1:
+        raise UsageError("--rounds must be >= 1")
+    try:
+        calibration = measure_reference(
+            default_cache_dir(), python=arguments.python, rounds=arguments.rounds
+        )
+    except (ImportCacheError, ValueError) as exc:
+        raise UsageError(str(exc).splitlines()[0]) from None
+    print(
+        f"reference import ({REFERENCE_PACKAGE}): cold {format_duration(calibration.cold)}, "
+        f"warm {format_duration(calibration.warm)}"
+    )
+    print("add to your pytest configuration ([tool.pytest.ini_options], [pytest], ...):")
+    print(f"importcache_calibration = {calibration.to_text()}")
+    print("importcache_budget_scale = auto")
+    return 0
+
+
 # -- comparing ---------------------------------------------------------------------
 
 
@@ -308,11 +345,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     arguments = list(sys.argv[1:] if argv is None else argv)
     try:
-        if arguments[:1] == ["compare"]:
-            return _compare(_compare_parser().parse_args(arguments[1:]))
-        if arguments[:1] == ["profile"]:
+        subcommands = {
+            "calibrate": (_calibrate_parser, _calibrate),
+            "compare": (_compare_parser, _compare),
+            "profile": (_profile_parser, _profile),
+        }
+        # A first word that is no subcommand is a module: profiling is the default.
+        make_parser, run = subcommands.get(
+            arguments[0] if arguments else "", subcommands["profile"]
+        )
+        if arguments and arguments[0] in subcommands:
             arguments = arguments[1:]
-        return _profile(_profile_parser().parse_args(arguments))
+        return run(make_parser().parse_args(arguments))
     except UsageError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2

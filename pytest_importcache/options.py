@@ -9,12 +9,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 
 from .budget import BudgetError, parse_duration
 from .stats import STAT_NAMES
+
+if TYPE_CHECKING:
+    from .reference import Calibration
 
 __all__ = ["SETTINGS", "Setting", "Settings", "add_options", "read_settings"]
 
@@ -49,15 +52,24 @@ def parse_seconds(text: str) -> float:
         raise ValueError(str(exc)) from None
 
 
-def parse_scale(text: str) -> float:
-    """A positive, finite factor."""
+def parse_scale(text: str) -> float | Literal["auto"]:
+    """A positive, finite factor, or ``auto`` (scale by the calibrated reference import)."""
+    if text.strip() == "auto":
+        return "auto"
     try:
         value = float(text)
     except ValueError:
-        raise ValueError(f"expected a positive number, got {text!r}") from None
+        raise ValueError(f"expected a positive number or 'auto', got {text!r}") from None
     if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"expected a positive number, got {text!r}")
+        raise ValueError(f"expected a positive number or 'auto', got {text!r}")
     return value
+
+
+def parse_calibration(text: str) -> Calibration | None:
+    """The line ``pytest-importcache calibrate`` prints, or nothing."""
+    from .reference import Calibration
+
+    return Calibration.parse(text) if text.strip() else None
 
 
 def parse_bool(text: str) -> bool:
@@ -118,9 +130,17 @@ SETTINGS = (
     ),
     Setting(
         "budget-scale",
-        "factor applied to every time budget, for slower machines (default: 1.0)",
+        "factor applied to every time budget, for slower machines; 'auto' scales by a "
+        "reference import measured here against importcache_calibration (default: 1.0)",
         parse_scale,
         "1.0",
+    ),
+    Setting(
+        "calibration",
+        "the reference import measured where budgets were written, as printed by "
+        "'pytest-importcache calibrate' (used by budget-scale auto)",
+        parse_calibration,
+        "",
     ),
     Setting(
         "disable",
@@ -140,7 +160,8 @@ class Settings:
     warmup: int = 1
     stat: str = "median"
     timeout: float = 60.0
-    budget_scale: float = 1.0
+    budget_scale: float | Literal["auto"] = 1.0
+    calibration: Calibration | None = None
     disable: bool = False
 
 
@@ -174,4 +195,9 @@ def read_settings(config: pytest.Config) -> Settings:
             values[setting.name.replace("-", "_")] = setting.parse(raw)
         except ValueError as exc:
             raise pytest.UsageError(f"{source}: {exc}") from None
+    if values["budget_scale"] == "auto" and values["calibration"] is None:
+        raise pytest.UsageError(
+            "importcache budget scale 'auto' needs importcache_calibration: run "
+            "'pytest-importcache calibrate' and add the line it prints to your configuration"
+        )
     return Settings(**values)

@@ -1,7 +1,8 @@
 """pytest entry point: options, the ``import_budget`` marker, fixtures.
 
-Kept thin and cheap to import (pytest loads it at every start-up): the engine,
-filelock and pytest-benchmark are imported by the hooks that need them.
+Kept thin and cheap to import (pytest loads it at every start-up): everything
+else, the engine, filelock and pytest-benchmark included, is imported by the
+hooks that need it.
 """
 
 from __future__ import annotations
@@ -10,12 +11,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from .session import ImportCacheSession, ImportEnvFactory
-
 if TYPE_CHECKING:
     from .environment import ImportEnv
+    from .session import ImportCacheSession, ImportEnvFactory
 
-SESSION_KEY = pytest.StashKey[ImportCacheSession]()
+SESSION_KEY = pytest.StashKey["ImportCacheSession"]()
 
 _MARKER_HELP = (
     "{signature}: fail the test when importing `module` in a fresh interpreter "
@@ -37,6 +37,7 @@ def pytest_configure(config: pytest.Config) -> None:
     """Register the marker, resolve the settings and register the run's plugin object."""
     from .budget import MARKER_SIGNATURE
     from .options import read_settings
+    from .session import ImportCacheSession
 
     config.addinivalue_line("markers", _MARKER_HELP.format(signature=MARKER_SIGNATURE))
     session = ImportCacheSession(config, read_settings(config))
@@ -63,6 +64,8 @@ def import_env_factory(request: pytest.FixtureRequest) -> ImportEnvFactory:
     Environments use the run's settings (rounds, warm-up, timeout), share
     session-cached copies, and record every measurement like a marker's.
     """
+    from .session import ImportEnvFactory
+
     return ImportEnvFactory(_session(request.config), request.node)
 
 

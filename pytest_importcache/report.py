@@ -42,8 +42,10 @@ def _heaviest_subtrees(result: ImportResult, count: int = 10) -> list[str]:
 
 def _time_block(verdict: Verdict) -> list[str]:
     result = verdict.result
-    scaled = f" (budget scale {verdict.scale:g})" if verdict.scale != 1.0 else ""
+    scaled = f" (budget scaled by {verdict.scale:.3g})" if verdict.scale != 1.0 else ""
     flavour_argument = "cold" if verdict.kind == "cold" else "warm"
+    # A budget to write in the marker, so before scaling.
+    suggestion = suggest_budget(verdict.measured / verdict.scale)
     return [
         f"import budget exceeded: {result.module} ({result.label})",
         f"  {verdict.stat} {format_duration(verdict.measured)} > budget "
@@ -51,7 +53,7 @@ def _time_block(verdict: Verdict) -> list[str]:
         f"  {result.rounds} rounds: min {format_duration(result.min)}, "
         f"median {format_duration(result.median)}, max {format_duration(result.max)}",
         *_slowest_table(result, SLOWEST_IN_FAILURE),
-        f'  suggested budget: {flavour_argument}="{suggest_budget(verdict.measured)}"',
+        f'  suggested budget: {flavour_argument}="{suggestion}"',
     ]
 
 

@@ -77,6 +77,7 @@ class ImportCacheSession:
         self.records: list[MeasurementRecord] = []
         self.tmp_path_factory: pytest.TempPathFactory | None = None
         self.comparisons: list[ImportComparison] = []
+        self._budget_scales: dict[str, float] | None = None
 
     # -- shared directories -------------------------------------------------
 
@@ -124,6 +125,41 @@ class ImportCacheSession:
             measurement_lock=self.measurement_lock,
             on_result=on_result,
         )
+
+    def budget_scales(self) -> dict[str, float]:
+        """The factor for cold and for warm time budgets in this run.
+
+        With ``budget-scale = auto`` the reference import is measured once per run
+        (the first xdist worker to need it measures, the others read its result).
+        """
+        if self._budget_scales is not None:
+            return self._budget_scales
+        scale = self.settings.budget_scale
+        if scale != "auto":
+            self._budget_scales = {"cold": scale, "warm": scale}
+            return self._budget_scales
+        import json
+
+        from filelock import FileLock
+
+        from .reference import Calibration, measure_reference
+
+        recorded = self.settings.calibration
+        assert recorded is not None  # read_settings refuses auto without a calibration
+        cached = self.work_root / "calibration.json"
+        with FileLock(f"{cached}.lock"):
+            if cached.exists():
+                here = Calibration(**json.loads(cached.read_text(encoding="utf-8")))
+            else:
+                with self.measurement_lock():
+                    here = measure_reference(
+                        self.work_root / "envs",
+                        rounds=self.settings.rounds,
+                        warmup=self.settings.warmup,
+                    )
+                cached.write_text(json.dumps({"cold": here.cold, "warm": here.warm}))
+        self._budget_scales = here.scales(recorded)
+        return self._budget_scales
 
     # -- records --------------------------------------------------------------
 
@@ -225,6 +261,12 @@ class ImportCacheSession:
         from .report import regression_lines, summary_lines
 
         terminalreporter.write_sep("-", "import budgets")
+        if self._budget_scales is not None and self.settings.budget_scale == "auto":
+            factors = self._budget_scales
+            terminalreporter.write_line(
+                f"time budgets scaled by the reference import: "
+                f"cold x{factors['cold']:.3g}, warm x{factors['warm']:.3g}"
+            )
         for line in summary_lines(self.records):
             terminalreporter.write_line(line)
         slower = [comparison for comparison in self.comparisons if comparison.change > 0]
@@ -275,7 +317,7 @@ class ImportCacheSession:
                 for flavour in budget.timed_flavours or ("warm",)
             }
             stat = budget.stat or self.settings.stat
-            verdicts += judge(budget, results, stat=stat, scale=self.settings.budget_scale)
+            verdicts += judge(budget, results, stat=stat, scale=self.budget_scales())
         pending = item.stash.setdefault(_PENDING_KEY, [])
         for result in measured.values():
             own = [verdict for verdict in verdicts if verdict.result is result]

@@ -43,8 +43,12 @@ def test_scales(text: str, value: float) -> None:
 
 @pytest.mark.parametrize("text", ["0", "-1", "inf", "nan", "double"])
 def test_bad_scales(text: str) -> None:
-    with pytest.raises(ValueError, match="expected a positive number"):
+    with pytest.raises(ValueError, match="expected a positive number or 'auto'"):
         parse_scale(text)
+
+
+def test_auto_scale() -> None:
+    assert parse_scale("auto") == "auto"
 
 
 @pytest.mark.parametrize("text", ["median", "min", "mean", "max"])

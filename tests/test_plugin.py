@@ -366,7 +366,8 @@ def test_the_ini_file_sets_options_and_the_command_line_wins(project: pytest.Pyt
         (
             "",
             ["--importcache-budget-scale=0"],
-            "--importcache-budget-scale on the command line: expected a positive number, got '0'",
+            "--importcache-budget-scale on the command line: "
+            "expected a positive number or 'auto', got '0'",
         ),
         (
             "importcache_timeout = soon",
