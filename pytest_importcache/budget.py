@@ -25,6 +25,7 @@ __all__ = [
     "ImportBudget",
     "Verdict",
     "format_duration",
+    "format_significant",
     "judge",
     "parse_duration",
     "suggest_budget",
@@ -73,13 +74,22 @@ def parse_duration(value: object) -> float:
     return seconds
 
 
+def format_significant(value: float, digits: int = 3) -> str:
+    """``value`` with about ``digits`` significant digits, never in scientific notation."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    decimals = max(digits - 1 - math.floor(math.log10(abs(value))), 0)
+    text = f"{value:.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def format_duration(seconds: float) -> str:
-    """A short human reading of a duration: ``850us``, ``31.2ms``, ``1.52s``."""
+    """A short human reading of a duration: ``850us``, ``31.2ms``, ``1.52s``, ``1200s``."""
     if seconds < 1e-3:
         return f"{seconds * 1e6:.0f}us"
     if seconds < 1.0:
-        return f"{seconds * 1e3:.3g}ms"
-    return f"{seconds:.3g}s"
+        return f"{format_significant(seconds * 1e3)}ms"
+    return f"{format_significant(seconds)}s"
 
 
 def suggest_budget(seconds: float) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -51,9 +52,27 @@ class PackageCopy:
 
 
 def default_cache_dir() -> Path:
-    """Where copies live when no cache directory is given: a per-user temporary directory."""
+    """Where copies live when no cache directory is given: a per-user temporary directory.
+
+    The directory is created private (mode 0700). One that another user owns or
+    can write to is refused: its copies would be code run as this user.
+    """
+    __tracebackhide__ = True
     user = os.getuid() if hasattr(os, "getuid") else os.getlogin()
-    return Path(tempfile.gettempdir()) / f"pytest-importcache-{user}"
+    directory = Path(tempfile.gettempdir()) / f"pytest-importcache-{user}"
+    directory.mkdir(mode=0o700, exist_ok=True)
+    if hasattr(os, "getuid"):
+        status = directory.lstat()
+        if (
+            not stat.S_ISDIR(status.st_mode)
+            or status.st_uid != os.getuid()
+            or status.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+        ):
+            raise EnvironmentBuildError(
+                f"refusing the cache directory {directory}: it is not a directory owned by "
+                "this user and writable only by it; remove it or pass cache_dir="
+            )
+    return directory
 
 
 def _iter_source_files(location: PackageLocation) -> Iterator[tuple[Path, Path]]:
@@ -62,7 +81,8 @@ def _iter_source_files(location: PackageLocation) -> Iterator[tuple[Path, Path]]
         if portion.is_file():
             yield portion, portion
             continue
-        for directory, subdirectories, files in os.walk(portion):
+        # Symbolic links are followed, as the copy follows them.
+        for directory, subdirectories, files in os.walk(portion, followlinks=True):
             subdirectories[:] = sorted(name for name in subdirectories if name != "__pycache__")
             for name in sorted(files):
                 if not name.endswith((".pyc", ".pyo")):
@@ -73,7 +93,10 @@ def source_fingerprint(location: PackageLocation) -> str:
     """A digest of the package's file names, sizes and modification times."""
     digest = hashlib.sha256(location.kind.encode())
     for portion, path in _iter_source_files(location):
-        status = path.stat()
+        try:
+            status = path.stat()
+        except OSError:  # a dangling symbolic link: the copy leaves it out too
+            continue
         digest.update(f"{portion}\0{path}\0{status.st_size}\0{status.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:16]
 
@@ -85,21 +108,37 @@ def interpreter_key(python: str) -> str:
     return hashlib.sha256(identity.encode()).hexdigest()[:12]
 
 
+def _make_writable(root: Path) -> None:
+    """Give the owner write access under ``root``, as a fresh install has.
+
+    ``copytree`` keeps modes, so a read-only source tree (a Nix store, Bazel
+    runfiles) would give a copy where no ``__pycache__`` can be written: warm
+    copies would compile nothing and cold rounds could not write bytecode.
+    """
+    for path in [root, *root.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod(path.stat().st_mode | stat.S_IWUSR)
+
+
+def _copy_tree(source: Path, destination: Path) -> None:
+    shutil.copytree(source, destination, ignore=_BYTECODE, ignore_dangling_symlinks=True)
+
+
 def _copy_package(location: PackageLocation, destination: Path) -> tuple[Path, ...]:
     """Copy the package's files (no bytecode, modification times kept) into ``destination``."""
     if location.kind == "module":
         destination.mkdir(parents=True)
         shutil.copy2(location.portions[0], destination / location.portions[0].name)
-        return (destination,)
-    if location.kind == "package":
-        shutil.copytree(location.portions[0], destination / location.top_level, ignore=_BYTECODE)
-        return (destination,)
-    roots = []
-    for index, portion in enumerate(location.portions):
-        root = destination / f"portion-{index}"
-        shutil.copytree(portion, root / location.top_level, ignore=_BYTECODE)
-        roots.append(root)
-    return tuple(roots)
+        roots: tuple[Path, ...] = (destination,)
+    elif location.kind == "package":
+        _copy_tree(location.portions[0], destination / location.top_level)
+        roots = (destination,)
+    else:
+        roots = tuple(destination / f"portion-{index}" for index in range(len(location.portions)))
+        for portion, root in zip(location.portions, roots, strict=True):
+            _copy_tree(portion, root / location.top_level)
+    _make_writable(destination)
+    return roots
 
 
 def _compile(
@@ -149,7 +188,13 @@ def prepare_copy(
         if not directory.exists():
             staging = Path(tempfile.mkdtemp(prefix=f"{directory.name}.", dir=environment_dir))
             try:
-                staged_roots = _copy_package(location, staging / "copy")
+                try:
+                    staged_roots = _copy_package(location, staging / "copy")
+                except (OSError, shutil.Error) as exc:
+                    raise EnvironmentBuildError(
+                        f"cannot copy {location.top_level!r} from "
+                        f"{', '.join(map(str, location.portions))}: {exc}"
+                    ) from None
                 if flavour == "warm":
                     _compile(python, staged_roots, optimize, invalidation_mode)
                 (staging / "copy").rename(directory)
@@ -185,10 +230,11 @@ class ImportEnv:
     every module the import reaches compile, not only the package under test.
     ``python`` defaults to the running interpreter; ``optimize`` (0, 1, 2) is
     passed as ``-O``/``-OO`` to both the compilation and the rounds. Copies are
-    cached under ``cache_dir``; ``search_path`` (default ``sys.path``) is where
-    packages are located. ``measurement_lock`` wraps every measurement (the
-    pytest plugin passes a cross-process lock), ``on_result`` is called with
-    every result, and ``on_round(done, total)`` after every round.
+    cached under ``cache_dir`` (default: :func:`default_cache_dir`);
+    ``search_path`` (default ``sys.path``) is where packages are located.
+    ``measurement_lock`` wraps every measurement (the pytest plugin passes a
+    cross-process lock), ``on_result`` is called with every result, and
+    ``on_round(done, total)`` after every round.
     """
 
     def __init__(
@@ -231,7 +277,8 @@ class ImportEnv:
         self.rounds = rounds
         self.warmup = warmup
         self.timeout = timeout
-        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        # Absolute: the rounds run with another current directory.
+        self.cache_dir = Path(cache_dir).absolute() if cache_dir is not None else None
         self.search_path = list(search_path) if search_path is not None else None
         self.measurement_lock = measurement_lock
         self.on_result = on_result
@@ -247,7 +294,8 @@ class ImportEnv:
         # Cold and closure-cold share copies: neither has bytecode at rest.
         flavour = "warm" if self.flavour == "warm" else "cold"
         settings = f"O{self.optimize}-{self.invalidation_mode}" if flavour == "warm" else ""
-        return self.cache_dir / f"{flavour}-{interpreter_key(self.python)}{settings}"
+        cache_dir = self.cache_dir or default_cache_dir()
+        return cache_dir / f"{flavour}-{interpreter_key(self.python)}{settings}"
 
     def copy_for(self, module: str) -> PackageCopy:
         """Locate the package of ``module`` and build (or reuse) its copy."""

@@ -50,11 +50,13 @@ def _session(config: pytest.Config) -> ImportCacheSession:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _importcache_temp_dirs(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> None:
+def _importcache_temp_dirs(request: pytest.FixtureRequest) -> None:
     """Give the run's plugin object pytest's temporary-directory factory (no I/O here)."""
-    _session(request.config).tmp_path_factory = tmp_path_factory
+    try:
+        factory = request.getfixturevalue("tmp_path_factory")
+    except pytest.FixtureLookupError:  # -p no:tmpdir: the session falls back to mkdtemp
+        return
+    _session(request.config).tmp_path_factory = factory
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from .budget import Verdict, format_duration, suggest_budget
+from .budget import Verdict, format_duration, format_significant, suggest_budget
 from .record import MeasurementRecord
 from .result import ImportResult
 
@@ -42,7 +42,9 @@ def _heaviest_subtrees(result: ImportResult, count: int = 10) -> list[str]:
 
 def _time_block(verdict: Verdict) -> list[str]:
     result = verdict.result
-    scaled = f" (budget scaled by {verdict.scale:.3g})" if verdict.scale != 1.0 else ""
+    scaled = (
+        f" (budget scaled by {format_significant(verdict.scale)})" if verdict.scale != 1.0 else ""
+    )
     flavour_argument = "cold" if verdict.kind == "cold" else "warm"
     # A budget to write in the marker, so before scaling.
     suggestion = suggest_budget(verdict.measured / verdict.scale)

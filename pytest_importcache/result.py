@@ -114,31 +114,57 @@ class ImportResult:
         return names[::-1]
 
 
-def _module_timings(reports: Sequence[RoundReport]) -> dict[str, ModuleTiming]:
-    """Per-module median self/cumulative times over the rounds, in completion order.
+def _round_tree(report: RoundReport, loaded: set[str]) -> dict[str, tuple[int, int, str | None]]:
+    """(self ns, cumulative ns, importer) of each loaded module in one round.
 
-    Only the modules the child saw newly loaded count: rows that something else
-    wrote to stderr in ``-X importtime``'s format are ignored.
+    The child's traced imports are the source; a round without them (an
+    interpreter whose imports bypass ``_frozen_importlib._find_and_load``)
+    falls back to its ``-X importtime`` rows. Either way only modules the child
+    saw newly loaded count, so rows the imported code itself wrote to stderr
+    in ``-X importtime``'s format are ignored.
     """
+    tree: dict[str, tuple[int, int, str | None]] = {}
+    traced = [item for item in report.traced if item.name in loaded]
+    if traced:
+        children_ns: dict[str | None, int] = {}
+        first: dict[str, tuple[int, str | None]] = {}
+        for item in traced:
+            if item.name not in first:
+                first[item.name] = (item.cumulative_ns, item.importer)
+                children_ns[item.importer] = children_ns.get(item.importer, 0) + item.cumulative_ns
+        for name, (cumulative, importer) in first.items():
+            parent = importer if importer in loaded else None
+            tree[name] = (max(cumulative - children_ns.get(name, 0), 0), cumulative, parent)
+        return tree
+    for node in iter_nodes(parse_importtime(report.importtime_lines)):
+        if node.name in loaded and not node.cached and node.name not in tree:
+            parent = node.parent.name if node.parent is not None else None
+            tree[node.name] = (
+                node.self_us * 1000,
+                node.cumulative_us * 1000,
+                parent if parent in loaded else None,
+            )
+    return tree
+
+
+def _module_timings(reports: Sequence[RoundReport]) -> dict[str, ModuleTiming]:
+    """Per-module median self/cumulative times over the rounds, in completion order."""
     loaded = reports[0].loaded
     loaded_set = set(loaded)
     self_times: dict[str, list[int]] = {name: [] for name in loaded}
     cumulative_times: dict[str, list[int]] = {name: [] for name in loaded}
     parents: dict[str, str | None] = {}
     for report in reports:
-        for node in iter_nodes(parse_importtime(report.importtime_lines)):
-            if node.name not in loaded_set or node.cached:
-                continue
-            self_times[node.name].append(node.self_us)
-            cumulative_times[node.name].append(node.cumulative_us)
-            parent = node.parent.name if node.parent is not None else None
-            parents.setdefault(node.name, parent if parent in loaded_set else None)
+        for name, (self_ns, cumulative_ns, parent) in _round_tree(report, loaded_set).items():
+            self_times[name].append(self_ns)
+            cumulative_times[name].append(cumulative_ns)
+            parents.setdefault(name, parent)
     return {
         name: ModuleTiming(
             name=name,
-            self_seconds=median(self_times[name]) / 1e6 if self_times[name] else 0.0,
+            self_seconds=median(self_times[name]) / 1e9 if self_times[name] else 0.0,
             cumulative_seconds=(
-                median(cumulative_times[name]) / 1e6 if cumulative_times[name] else 0.0
+                median(cumulative_times[name]) / 1e9 if cumulative_times[name] else 0.0
             ),
             parent=parents.get(name),
         )

@@ -23,16 +23,24 @@ from pathlib import Path
 
 from .errors import ImportRaisedError, RoundCrashedError, RoundTimeoutError, WrongOriginError
 
-__all__ = ["RoundReport", "run_round"]
+__all__ = ["RoundReport", "TracedImport", "run_round"]
 
 BEGIN_MARKER = "importcache: begin"
 END_MARKER = "importcache: end"
 
-# Runs in the child. Before the measured import it uses only `sys`, `time` and
-# `os`, which every interpreter has loaded at start-up, so the list of modules
-# the import loads is exact.
+# Runs in the child. Before the measured import it uses only `sys`, `time`, `os`
+# and `_frozen_importlib`, which every interpreter has loaded at start-up, so the
+# list of modules the import loads is exact.
+#
+# While the module is imported, `_frozen_importlib._find_and_load` (which both
+# the `import` statement and `importlib.import_module` go through) is wrapped
+# to record every import with its importer and cumulative time. Unlike
+# `-X importtime`, this sees `import_module` imports and cannot be confused by
+# what the imported code writes to stderr; the `-X importtime` rows remain the
+# fallback for an interpreter that does not route imports through it.
 _CHILD_CODE = f"""\
 import sys, time
+import _frozen_importlib as _bootstrap
 _wall, _cpu = time.perf_counter_ns, time.process_time_ns
 from os import write as _write
 _module, _report_path = sys.argv[1], sys.argv[2]
@@ -40,7 +48,20 @@ sys.path[0:0] = sys.argv[3:]
 _already_loaded = _module in sys.modules
 _before = set(sys.modules)
 _error = None
+_importing = []
+_traced = []
+_find_and_load = _bootstrap._find_and_load
+def _traced_find_and_load(name, import_):
+    importer = _importing[-1] if _importing else None
+    _importing.append(name)
+    start = _wall()
+    try:
+        return _find_and_load(name, import_)
+    finally:
+        _traced.append((name, importer, _wall() - start))
+        _importing.pop()
 _write(2, b"\\n{BEGIN_MARKER}\\n")
+_bootstrap._find_and_load = _traced_find_and_load
 _cpu_start = _cpu()
 _wall_start = _wall()
 try:
@@ -49,6 +70,7 @@ except BaseException as exc:
     _error = exc
 _wall_end = _wall()
 _cpu_end = _cpu()
+_bootstrap._find_and_load = _find_and_load
 _write(2, b"\\n{END_MARKER}\\n")
 _loaded = [name for name in list(sys.modules) if name not in _before]
 _imported = sys.modules.get(_module)
@@ -60,6 +82,7 @@ _report = {{
     "cpu_ns": _cpu_end - _cpu_start,
     "origin": _origin,
     "loaded": _loaded,
+    "traced": _traced,
     "already_loaded": _already_loaded,
     "python_version": sys.version.split()[0],
     "error": None,
@@ -81,14 +104,28 @@ os._exit(0)
 
 
 @dataclass(frozen=True)
+class TracedImport:
+    """One import the child saw: the module, the module importing it, nanoseconds inclusive."""
+
+    name: str
+    importer: str | None
+    cumulative_ns: int
+
+
+@dataclass(frozen=True)
 class RoundReport:
-    """What one round measured: import wall and CPU time, origin, loaded modules, rows."""
+    """What one round measured: import wall and CPU time, origin, loaded modules, the tree.
+
+    ``traced`` lists the imports in the order they completed; ``importtime_lines``
+    holds the ``-X importtime`` rows of the measured import.
+    """
 
     wall_ns: int
     cpu_ns: int
     origin: str
     loaded: tuple[str, ...]
     python_version: str
+    traced: tuple[TracedImport, ...]
     importtime_lines: tuple[str, ...]
 
 
@@ -112,13 +149,19 @@ def child_command(
     return [*command, "-c", _CHILD_CODE, module, str(report_path), *map(str, roots)]
 
 
-def child_environment() -> dict[str, str]:
-    """The caller's environment without the variables that steer imports.
+# Variables that make start-up code import things before the measured import:
+# Python's own (ignored under -I anyway, but the import's own subprocesses would
+# see them) and coverage.py's subprocess measurement, which a .pth file starts.
+_IMPORT_STEERING_PREFIXES = ("PYTHON", "COVERAGE_", "COV_CORE_")
 
-    ``-I`` already makes the child ignore them; dropping them too keeps the
-    interpreter's own subprocesses (if the import starts any) just as clean.
-    """
-    return {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
+
+def child_environment() -> dict[str, str]:
+    """The caller's environment without the variables that steer imports."""
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(_IMPORT_STEERING_PREFIXES)
+    }
 
 
 def _measured_section(stderr_text: str) -> tuple[str, ...]:
@@ -232,5 +275,9 @@ def run_round(
         origin=origin,
         loaded=tuple(report["loaded"]),
         python_version=str(report["python_version"]),
+        traced=tuple(
+            TracedImport(str(name), importer, int(nanoseconds))
+            for name, importer, nanoseconds in report["traced"]
+        ),
         importtime_lines=_measured_section(stderr_text),
     )

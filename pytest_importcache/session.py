@@ -11,7 +11,7 @@ saves to pytest-benchmark storage.
 
 from __future__ import annotations
 
-import os
+import tempfile
 from collections.abc import Callable, Generator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -21,6 +21,7 @@ import pytest
 
 from .budget import MARKER_NAME, BudgetError, ImportBudget
 from .options import Settings
+from .xdist import is_worker, shared_temp_root
 
 if TYPE_CHECKING:
     from .environment import ImportEnv, InvalidationMode
@@ -34,11 +35,6 @@ REPORT_ATTRIBUTE = "importcache_records"
 IMPORT_FIXTURES = frozenset({"cold_import_env", "warm_import_env", "import_env_factory"})
 _BUDGETS_KEY = pytest.StashKey[list[ImportBudget]]()
 _PENDING_KEY = pytest.StashKey[list["MeasurementRecord"]]()
-
-
-def is_xdist_worker() -> bool:
-    """Whether this process is a pytest-xdist worker."""
-    return "PYTEST_XDIST_WORKER" in os.environ
 
 
 class ImportEnvFactory:
@@ -76,6 +72,7 @@ class ImportCacheSession:
         self.settings = settings
         self.records: list[MeasurementRecord] = []
         self.tmp_path_factory: pytest.TempPathFactory | None = None
+        self._work_root: Path | None = None
         self.comparisons: list[ImportComparison] = []
         self._budget_scales: dict[str, float] | None = None
 
@@ -83,14 +80,19 @@ class ImportCacheSession:
 
     @property
     def work_root(self) -> Path:
-        """The run's directory for copies and locks, shared by all xdist workers."""
-        if self.tmp_path_factory is None:
-            raise RuntimeError("the importcache session fixture has not run yet")
-        basetemp = self.tmp_path_factory.getbasetemp()
-        # A worker's basetemp is <run>/popen-gwN; the run's directory is shared.
-        root = (basetemp.parent if is_xdist_worker() else basetemp) / "importcache"
-        root.mkdir(exist_ok=True)
-        return root
+        """The run's directory for copies and locks, shared by all xdist workers.
+
+        Without pytest's tmp_path plugin (``-p no:tmpdir``) each process uses a
+        private temporary directory instead.
+        """
+        if self._work_root is None:
+            if self.tmp_path_factory is not None:
+                basetemp = self.tmp_path_factory.getbasetemp()
+                self._work_root = shared_temp_root(self.config, basetemp) / "importcache"
+                self._work_root.mkdir(exist_ok=True)
+            else:
+                self._work_root = Path(tempfile.mkdtemp(prefix="pytest-importcache-"))
+        return self._work_root
 
     def measurement_lock(self) -> AbstractContextManager[object]:
         """A lock held while any process of this run times an import."""
@@ -160,6 +162,16 @@ class ImportCacheSession:
                 cached.write_text(json.dumps({"cold": here.cold, "warm": here.warm}))
         self._budget_scales = here.scales(recorded)
         return self._budget_scales
+
+    def _scales_or_fail(self) -> dict[str, float]:
+        """:meth:`budget_scales`, failing the test when the reference cannot be measured."""
+        from .errors import ImportCacheError
+
+        try:
+            return self.budget_scales()
+        except ImportCacheError as exc:
+            problem = f"measuring the reference import for budget scale 'auto' failed: {exc}"
+        pytest.fail(problem, pytrace=False)
 
     # -- records --------------------------------------------------------------
 
@@ -232,7 +244,7 @@ class ImportCacheSession:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Collect the measurements a report carries (on the controller under xdist)."""
-        if is_xdist_worker():
+        if is_worker(self.config):
             return
         carried = getattr(report, REPORT_ATTRIBUTE, None)
         if carried:
@@ -243,7 +255,7 @@ class ImportCacheSession:
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> Generator[None, None, None]:
         """Hand the run's records to pytest-benchmark before it saves and compares."""
-        if self.records and not is_xdist_worker():
+        if self.records and not is_worker(self.config):
             from .storage import publish
 
             self.comparisons = publish(self.config, self.records)
@@ -258,6 +270,7 @@ class ImportCacheSession:
         """
         if not self.records:
             return
+        from .budget import format_significant
         from .report import regression_lines, summary_lines
 
         terminalreporter.write_sep("-", "import budgets")
@@ -265,7 +278,8 @@ class ImportCacheSession:
             factors = self._budget_scales
             terminalreporter.write_line(
                 f"time budgets scaled by the reference import: "
-                f"cold x{factors['cold']:.3g}, warm x{factors['warm']:.3g}"
+                f"cold x{format_significant(factors['cold'])}, "
+                f"warm x{format_significant(factors['warm'])}"
             )
         for line in summary_lines(self.records):
             terminalreporter.write_line(line)
@@ -317,7 +331,7 @@ class ImportCacheSession:
                 for flavour in budget.timed_flavours or ("warm",)
             }
             stat = budget.stat or self.settings.stat
-            verdicts += judge(budget, results, stat=stat, scale=self.budget_scales())
+            verdicts += judge(budget, results, stat=stat, scale=self._scales_or_fail())
         pending = item.stash.setdefault(_PENDING_KEY, [])
         for result in measured.values():
             own = [verdict for verdict in verdicts if verdict.result is result]

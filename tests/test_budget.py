@@ -48,7 +48,15 @@ def test_bad_durations_are_rejected(value: object) -> None:
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(0.00085, "850us"), (0.0312, "31.2ms"), (0.25, "250ms"), (1.524, "1.52s")],
+    [
+        (0.00085, "850us"),
+        (0.0312, "31.2ms"),
+        (0.25, "250ms"),
+        (0.001, "1ms"),
+        (0.9996, "1000ms"),
+        (1.524, "1.52s"),
+        (1234.5, "1234s"),
+    ],
 )
 def test_durations_format_for_humans(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text

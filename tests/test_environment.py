@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from conftest import MakeTree, bytecode_files
-from pytest_importcache.environment import prepare_copy, source_fingerprint
+from pytest_importcache.environment import default_cache_dir, prepare_copy, source_fingerprint
+from pytest_importcache.errors import EnvironmentBuildError
 from pytest_importcache.locate import locate_package
 
 PACKAGE = {
@@ -158,3 +161,39 @@ def test_the_source_tree_is_never_written(make_tree: MakeTree, tmp_path: Path) -
     for flavour in ("cold", "warm"):
         prepare_copy(location, tmp_path / flavour, flavour=flavour, python=sys.executable)
     assert snapshot(tree) == before
+
+
+def test_a_read_only_source_tree_gives_a_writable_copy(make_tree: MakeTree, tmp_path: Path) -> None:
+    tree = make_tree(PACKAGE)
+    for path in [*(tree / "pkg").rglob("*"), tree / "pkg"]:
+        path.chmod(stat.S_IMODE(path.stat().st_mode) & ~0o222)
+    try:
+        location = locate_package("pkg", [str(tree)])
+        copy = prepare_copy(location, tmp_path / "env", flavour="warm", python=sys.executable)
+    finally:
+        for path in [tree / "pkg", *(tree / "pkg").rglob("*")]:
+            path.chmod(stat.S_IMODE(path.stat().st_mode) | stat.S_IWUSR)
+    for path in [copy.roots[0] / "pkg", *(copy.roots[0] / "pkg").rglob("*")]:
+        assert path.stat().st_mode & stat.S_IWUSR, path
+
+
+def test_a_dangling_symbolic_link_is_left_out(make_tree: MakeTree, tmp_path: Path) -> None:
+    tree = make_tree(PACKAGE)
+    (tree / "pkg" / "dangling").symlink_to(tree / "nowhere")
+    location = locate_package("pkg", [str(tree)])
+    copy = prepare_copy(location, tmp_path / "env", flavour="cold", python=sys.executable)
+    assert not (copy.roots[0] / "pkg" / "dangling").exists()
+    assert (copy.roots[0] / "pkg" / "core.py").exists()
+
+
+def test_a_default_cache_directory_others_can_write_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    planted = tmp_path / f"pytest-importcache-{os.getuid()}"
+    planted.mkdir()
+    planted.chmod(0o777)
+    with pytest.raises(EnvironmentBuildError, match="refusing the cache directory"):
+        default_cache_dir()
+    planted.chmod(0o700)
+    assert default_cache_dir() == planted

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from pytest_importcache import (
     RoundTimeoutError,
     WrongOriginError,
 )
+from pytest_importcache.runner import child_environment
 
 EnvFor = Callable[..., ImportEnv]
 
@@ -211,3 +213,92 @@ def test_another_interpreter_can_run_the_rounds(make_tree: MakeTree, env_for: En
     tree = make_tree({"tiny.py": ""})
     result = env_for(tree, "warm", python=str(other)).measure("tiny")
     assert result.python_version != sys.version.split()[0]
+
+
+def test_import_module_keeps_the_true_importer_chain(make_tree: MakeTree, env_for: EnvFor) -> None:
+    # -X importtime gives no row for a module imported by importlib.import_module.
+    tree = make_tree(
+        {
+            "plugins/__init__.py": "import importlib\nimportlib.import_module('plugins.heavy')\n",
+            "plugins/heavy.py": "import colorsys, time\ntime.sleep(0.2)\n",
+        }
+    )
+    result = env_for(tree).measure("plugins")
+    assert result.chain("colorsys") == ["plugins", "plugins.heavy", "colorsys"]
+    heavy, package = result.modules["plugins.heavy"], result.modules["plugins"]
+    assert heavy.self_seconds >= 0.2
+    assert package.self_seconds < 0.1
+    assert package.cumulative_seconds >= heavy.cumulative_seconds
+
+
+def test_every_cold_round_starts_without_bytecode(
+    make_tree: MakeTree, env_for: EnvFor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The package notes, in each round, whether its submodule's bytecode is there.
+    stamps = tmp_path / "stamps.txt"
+    monkeypatch.setenv("IMPORTCACHE_TEST_STAMPS", str(stamps))
+    tree = make_tree(
+        {
+            "noted/__init__.py": """\
+            import importlib.util, os
+            sub = os.path.join(os.path.dirname(__file__), "sub.py")
+            cached = importlib.util.cache_from_source(sub)
+            with open(os.environ["IMPORTCACHE_TEST_STAMPS"], "a") as stamps:
+                stamps.write(f"{os.path.exists(cached)}\\n")
+            from . import sub
+            """,
+            "noted/sub.py": "",
+        }
+    )
+    env_for(tree, "cold", warmup=1, rounds=3).measure("noted")
+    assert stamps.read_text().split() == ["False"] * 4
+    stamps.unlink()
+    env_for(tree, "warm", warmup=1, rounds=3).measure("noted")
+    assert stamps.read_text().split() == ["True"] * 4
+
+
+def test_the_processes_a_hung_import_started_are_killed(
+    make_tree: MakeTree, env_for: EnvFor, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "grandchild.pid"
+    tree = make_tree(
+        {
+            "spawner.py": f"""\
+            import subprocess, sys, time
+            child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+            open({str(pid_file)!r}, "w").write(str(child.pid))
+            time.sleep(60)
+            """
+        }
+    )
+    with pytest.raises(RoundTimeoutError):
+        env_for(tree, timeout=1.0).measure("spawner")
+    status = Path(f"/proc/{pid_file.read_text()}/status")
+    for _ in range(50):  # the kill is delivered asynchronously
+        if not status.exists() or "State:\tZ" in status.read_text():
+            break
+        time.sleep(0.02)
+    assert not status.exists() or "State:\tZ" in status.read_text()
+
+
+def test_a_relative_cache_dir_works(
+    make_tree: MakeTree, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = make_tree({"tiny.py": ""})
+    monkeypatch.chdir(tmp_path)
+    env = ImportEnv("warm", rounds=1, cache_dir="relative-cache", search_path=[str(tree)])
+    assert env.measure("tiny").rounds == 1
+    assert (tmp_path / "relative-cache").is_dir()
+
+
+def test_coverage_and_python_variables_do_not_reach_the_rounds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("COVERAGE_PROCESS_START", "COV_CORE_SOURCE", "PYTHONPATH", "PYTHONSTARTUP"):
+        monkeypatch.setenv(name, "x")
+    monkeypatch.setenv("IMPORTCACHE_KEPT", "yes")
+    environment = child_environment()
+    assert not {"COVERAGE_PROCESS_START", "COV_CORE_SOURCE", "PYTHONPATH", "PYTHONSTARTUP"} & set(
+        environment
+    )
+    assert environment["IMPORTCACHE_KEPT"] == "yes"

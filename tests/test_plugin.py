@@ -336,6 +336,55 @@ def test_disable_skips_budgets_but_not_fixtures(project: pytest.Pytester) -> Non
     result.stdout.fnmatch_lines(["SKIPPED*import measurements are disabled*"])
 
 
+def test_the_marker_wins_over_the_command_line(project: pytest.Pytester) -> None:
+    result = run_tests(
+        project,
+        """
+        import pytest
+
+        @pytest.mark.import_budget("lightpkg", warm="1us", rounds=3, stat="max")
+        def test_marker_settings():
+            pass
+        """,
+        "--importcache-rounds=2",
+        "--importcache-stat=min",
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.re_match_lines([r"  max \S+ > budget 1us", r"  3 rounds: "])
+
+
+def test_a_run_inside_an_xdist_worker_still_reports(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A pytest run started from an xdist worker inherits PYTEST_XDIST_WORKER
+    # but is no worker itself.
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw0")
+    result = run_tests(
+        project, 'def test_it(warm_import_env):\n    warm_import_env.measure("lightpkg")\n'
+    )
+    result.assert_outcomes(passed=1)
+    result.stdout.re_match_lines([r"lightpkg +warm "])
+
+
+def test_measurements_work_without_the_tmp_path_plugin(project: pytest.Pytester) -> None:
+    result = run_tests(
+        project,
+        """
+        import pytest
+
+        @pytest.mark.import_budget("lightpkg", warm="10s")
+        def test_budget():
+            pass
+
+        def test_plain():
+            pass
+        """,
+        "-p",
+        "no:tmpdir",
+    )
+    result.assert_outcomes(passed=2)
+
+
 def test_the_ini_file_sets_options_and_the_command_line_wins(project: pytest.Pytester) -> None:
     project.makeini(INI.replace("rounds = 2", "rounds = 3") + "importcache_stat = max\n")
     source = """
