@@ -78,12 +78,19 @@ def reference_importtime(
 
 
 def whole_process_difference(module: str, rounds: int, *, path: Sequence[Path] = ()) -> float:
-    """Median wall of ``python -c "import M"`` minus that of ``python -c pass``, seconds."""
-    prefix = f"import sys; sys.path[0:0] = {[str(entry) for entry in path]!r}"
+    """Median wall of ``python -c "import M"`` minus that of ``python -c pass``, seconds.
+
+    Both end with ``os._exit(0)``: otherwise the first would also count freeing
+    the imported modules at interpreter exit, which is no part of the import.
+    """
+    prefix = f"import sys, os; sys.path[0:0] = {[str(entry) for entry in path]!r}"
     with_import: list[float] = []
     without: list[float] = []
     for _ in range(rounds):  # interleaved, so drifts hit both alike
-        for code, into in ((f"{prefix}; import {module}", with_import), (prefix, without)):
+        for code, into in (
+            (f"{prefix}; import {module}; os._exit(0)", with_import),
+            (f"{prefix}; os._exit(0)", without),
+        ):
             start = time.perf_counter()
             subprocess.run([PYTHON, "-I", "-c", code], check=True)
             into.append(time.perf_counter() - start)

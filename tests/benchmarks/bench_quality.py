@@ -40,7 +40,7 @@ from _common import (
 from pytest_importcache import ImportEnv
 from pytest_importcache.environment import prepare_copy
 from pytest_importcache.locate import locate_package
-from pytest_importcache.reference import measure_reference
+from pytest_importcache.reference import REFERENCE_PACKAGE, write_reference_package
 
 SYNTHETIC = "heavypkg"
 
@@ -78,20 +78,39 @@ class Bench:
         return destination
 
 
+def _interleaved(
+    engine: Callable[[], list[float]], reference: Callable[[], list[float]], batches: int = 5
+) -> tuple[float, float]:
+    """Medians of the engine's and the reference's rounds, taken in alternating batches.
+
+    Alternating keeps a drift in the machine's speed (a neighbour on a shared
+    host) from landing on one side only.
+    """
+    engine_rounds: list[float] = []
+    reference_rounds: list[float] = []
+    for _ in range(batches):
+        engine_rounds += engine()
+        reference_rounds += reference()
+    return statistics.median(engine_rounds), statistics.median(reference_rounds)
+
+
 def accuracy(bench: Bench) -> None:
     """The engine's medians against independent references measured in the same run."""
-    rounds = 10
+    batch = 4
     rows = []
     for module in bench.modules:
-        warm_env = bench.env("warm", rounds=rounds)
-        warm = warm_env.measure(module).median
+        warm_env = bench.env("warm", rounds=batch)
         roots = warm_env.copy_for(module).roots
-        warm_reference = statistics.median(reference_importtime(module, rounds, path=roots))
-        process = whole_process_difference(module, rounds * 2, path=roots)
-        cold = bench.env("cold", rounds=rounds).measure(module).median
+        warm, warm_reference = _interleaved(
+            lambda: list(warm_env.measure(module).wall),  # noqa: B023
+            lambda: reference_importtime(module, batch, path=roots),  # noqa: B023
+        )
+        process = whole_process_difference(module, 20, path=roots)
+        cold_env = bench.env("cold", rounds=batch)
         copy = bench.private_copy(module)
-        cold_reference = statistics.median(
-            reference_importtime(module, rounds, path=[copy], clean=copy)
+        cold, cold_reference = _interleaved(
+            lambda: list(cold_env.measure(module).wall),  # noqa: B023
+            lambda: reference_importtime(module, batch, path=[copy], clean=copy),  # noqa: B023
         )
         rows.append(
             [
@@ -105,8 +124,10 @@ def accuracy(bench: Bench) -> None:
         )
     print_table(
         "1. accuracy: engine median vs independent references (target: within 5%)\n"
-        "   vs -X importtime = python -X importtime cumulative row of the module;\n"
-        "   vs process = python -c 'import M' minus python -c pass (whole process)",
+        "   vs -X importtime = python -X importtime cumulative row of the module\n"
+        "   (20 rounds each, taken in alternating batches of 4);\n"
+        "   vs process = python -c 'import M' minus python -c pass (whole processes,\n"
+        "   20 each, interleaved; both leave through os._exit(0))",
         ["module", "warm ms", "vs -X importtime", "vs process", "cold ms", "vs -X importtime"],
         rows,
     )
@@ -162,7 +183,7 @@ def sensitivity(bench: Bench) -> None:
     make_package(project, "sensepkg", modules=40, functions=150)
     (project / "test_sense.py").write_text(SENSITIVITY_TEST)
     (project / "pytest.ini").write_text("[pytest]\npythonpath = .\n")
-    base = bench.env("warm").measure("sensepkg", rounds=20).median
+    base = bench.env("warm", search_path=[str(project)]).measure("sensepkg", rounds=20).median
     iterations = _busy_loop_iterations(0.10 * base)
     command = [PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
 
@@ -345,10 +366,16 @@ def calibration(bench: Bench) -> None:
     """How budget-scale auto narrows a budget's headroom spread, quiet vs loaded machine."""
     module = "email.mime.text"
     env = bench.env("warm")
+    reference_env = bench.env(
+        "warm", search_path=[str(write_reference_package(bench.scratch / "reference-source"))]
+    )
 
     def sample() -> tuple[float, float]:
-        reference = measure_reference(bench.cache).warm
-        return env.measure(module).median, reference
+        return _interleaved(
+            lambda: list(env.measure(module).wall),
+            lambda: list(reference_env.measure(REFERENCE_PACKAGE).wall),
+            batches=3,
+        )
 
     quiet_median, quiet_reference = sample()
     budget = 1.3 * quiet_median
@@ -365,9 +392,11 @@ def calibration(bench: Bench) -> None:
         fixed = 1 - loaded_median / budget
         scaled = 1 - loaded_median / (budget * factor)
         load = f"{busy_count} of {cpu_count()} cores busy"
+        slowdown = f"x{loaded_median / quiet_median:.2f}"
         rows.append(
             [
                 load,
+                slowdown,
                 "1.0 (fixed)",
                 f"{quiet_headroom:+.1%}",
                 f"{fixed:+.1%}",
@@ -376,8 +405,9 @@ def calibration(bench: Bench) -> None:
         )
         rows.append(
             [
-                load,
-                f"auto (x{factor:.3f})",
+                "",
+                "",
+                f"auto (x{factor:.2f})",
                 f"{quiet_headroom:+.1%}",
                 f"{scaled:+.1%}",
                 f"{abs(quiet_headroom - scaled):.1%}",
@@ -386,7 +416,7 @@ def calibration(bench: Bench) -> None:
     print_table(
         f"6. calibrated budgets: headroom of a warm budget of {budget * 1e3:.1f} ms on {module},\n"
         "   quiet machine vs cores loaded with busy loops (target: auto narrows the spread)",
-        ["load", "budget scale", "quiet headroom", "loaded headroom", "spread"],
+        ["load", "module", "budget scale", "quiet headroom", "loaded headroom", "spread"],
         rows,
     )
 
