@@ -243,8 +243,12 @@ class ImportCacheSession:
         return report
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """Collect the measurements a report carries (on the controller under xdist)."""
-        if is_worker(self.config):
+        """Collect the measurements a report carries (on the controller under xdist).
+
+        A run that pytest-rerunfailures will repeat (outcome "rerun") is left out:
+        only the attempt that counts is recorded, under a stable name.
+        """
+        if is_worker(self.config) or report.outcome == "rerun":
             return
         carried = getattr(report, REPORT_ATTRIBUTE, None)
         if carried:

@@ -300,3 +300,24 @@ def test_module_count_only_measurements_are_not_stored(project: pytest.Pytester)
     result.assert_outcomes(passed=3)
     result.stdout.re_match_lines([r"steady +warm +- +- +- +1 PASS"])
     assert not any("test_count" in name for name in entries(project.path / "out.json"))
+
+
+def test_a_rerun_test_is_stored_once(project: pytest.Pytester) -> None:
+    flaky = project.path / "flaky.txt"
+    project.makepyfile(
+        test_flaky=textwrap.dedent(
+            f"""
+            from pathlib import Path
+
+            def test_flaky(warm_import_env):
+                warm_import_env.measure("steady")
+                flag = Path({str(flaky)!r})
+                if not flag.exists():
+                    flag.touch()
+                    raise AssertionError("first attempt fails")
+            """
+        )
+    )
+    result = project.runpytest("--reruns=1", "--benchmark-json=out.json", "test_flaky.py")
+    assert result.parseoutcomes() == {"passed": 1, "rerun": 1}
+    assert list(entries(project.path / "out.json")) == ["test_flaky.py::test_flaky[steady-warm]"]
