@@ -216,7 +216,7 @@ class Verdict:
     result: ImportResult
     measured: float = 0.0
     limit: float = 0.0
-    stat: str = "median"
+    stat: str = "min"
     scale: float = 1.0
     forbidden: tuple[tuple[str, tuple[str, ...]], ...] = ()
 

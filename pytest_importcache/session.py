@@ -248,7 +248,7 @@ class ImportCacheSession:
         A run that pytest-rerunfailures will repeat (outcome "rerun") is left out:
         only the attempt that counts is recorded, under a stable name.
         """
-        if is_worker(self.config) or report.outcome == "rerun":
+        if is_worker(self.config) or str(report.outcome) == "rerun":
             return
         carried = getattr(report, REPORT_ATTRIBUTE, None)
         if carried:

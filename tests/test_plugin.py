@@ -54,7 +54,7 @@ def test_a_budget_kept_passes_and_shows_in_the_summary(project: pytest.Pytester)
     result.stdout.re_match_lines(
         [
             r"-+ import budgets -+",
-            r"module +flavour +median +budget +headroom +modules verdict",
+            r"module +flavour +min +budget +headroom +modules verdict",
             r"sleepy +cold +\d+(\.\d+)?ms +10s +\+\d+% +1 PASS",
             r"sleepy +warm +\d+(\.\d+)?ms +10s +\+\d+% +1 PASS",
         ]
@@ -80,7 +80,7 @@ def test_an_overspent_budget_fails_with_one_readable_block(project: pytest.Pytes
     result.stdout.re_match_lines(
         [
             r"import budget exceeded: sleepy \(warm\)",
-            r"  median \d+ms > budget 30ms",
+            r"  min \d+ms > budget 30ms",
             r"  2 rounds: min \d+ms, median \d+ms, max \d+ms",
             r"  slowest modules \(self time, cumulative time\):",
             r" +\d+ms +\d+ms  sleepy",

@@ -99,7 +99,7 @@ def test_autosave_writes_an_entry_per_measurement(project: pytest.Pytester) -> N
         "steady",
         "warm",
         False,
-        "median",
+        "min",
     )
     assert info["budget"] == 10.0
     assert info["modules_loaded"] == 1
