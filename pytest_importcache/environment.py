@@ -38,8 +38,10 @@ __all__ = ["ImportEnv", "InvalidationMode", "PackageCopy", "default_cache_dir", 
 InvalidationMode = Literal["timestamp", "checked-hash", "unchecked-hash"]
 
 _BYTECODE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo")
-# Below this many source files compileall's process pool costs more than it saves.
+# compileall's process pool costs more than it saves below this many source files,
+# and on fewer cores than this (measured: 25% slower on 2 cores, tests/benchmarks).
 _PARALLEL_COMPILE_THRESHOLD = 200
+_PARALLEL_COMPILE_CORES = 4
 
 
 @dataclass(frozen=True)
@@ -149,7 +151,8 @@ def _compile(
     source_count = sum(1 for root in roots for _ in root.rglob("*.py"))
     command = [python, "-I", "-m", "compileall", "-q", "-o", str(optimize)]
     command += ["--invalidation-mode", invalidation_mode]
-    if source_count >= _PARALLEL_COMPILE_THRESHOLD:
+    cores = os.cpu_count() or 1
+    if source_count >= _PARALLEL_COMPILE_THRESHOLD and cores >= _PARALLEL_COMPILE_CORES:
         command += ["-j", "0"]
     completed = subprocess.run(
         [*command, *map(str, roots)],
@@ -234,7 +237,8 @@ class ImportEnv:
     ``search_path`` (default ``sys.path``) is where packages are located.
     ``measurement_lock`` wraps every measurement (the pytest plugin passes a
     cross-process lock), ``on_result`` is called with every result, and
-    ``on_round(done, total)`` after every round.
+    ``on_round(done, total)`` after every round. With ``raw_dir``, each round's
+    raw ``-X importtime`` output is kept there as ``MODULE-FLAVOUR-ROUND.txt``.
     """
 
     def __init__(
@@ -253,6 +257,7 @@ class ImportEnv:
         measurement_lock: Callable[[], AbstractContextManager[object]] | None = None,
         on_result: Callable[[ImportResult], None] | None = None,
         on_round: Callable[[int, int], None] | None = None,
+        raw_dir: Path | str | None = None,
     ) -> None:
         if flavour not in get_args(Flavour):
             raise ValueError(f"flavour must be 'cold' or 'warm', not {flavour!r}")
@@ -283,6 +288,7 @@ class ImportEnv:
         self.measurement_lock = measurement_lock
         self.on_result = on_result
         self.on_round = on_round
+        self.raw_dir = Path(raw_dir).absolute() if raw_dir is not None else None
 
     def __repr__(self) -> str:
         closure = ", closure=True" if self.closure else ""
@@ -334,11 +340,17 @@ class ImportEnv:
                 if self.closure:
                     prefix = workdir / f"pycache-{index}"
                     shutil.rmtree(prefix, ignore_errors=True)
+                warming_up = index < self.warmup
+                number = index + 1 if warming_up else index - self.warmup + 1
                 phase = (
-                    f"warm-up round {index + 1} of {self.warmup}"
-                    if index < self.warmup
-                    else f"round {index - self.warmup + 1} of {counted}"
+                    f"warm-up round {number} of {self.warmup}"
+                    if warming_up
+                    else f"round {number} of {counted}"
                 )
+                raw_path = None
+                if self.raw_dir is not None:
+                    tag = f"warmup-{number}" if warming_up else f"round-{number:02d}"
+                    raw_path = self.raw_dir / f"{module}-{self._label}-{tag}.txt"
                 report = run_round(
                     module,
                     copy.roots,
@@ -348,6 +360,7 @@ class ImportEnv:
                     timeout=self.timeout,
                     pycache_prefix=prefix,
                     description=f"{self._label} {phase}",
+                    raw_path=raw_path,
                 )
                 if index >= self.warmup:
                     reports.append(report)

@@ -72,6 +72,11 @@ def parse_calibration(text: str) -> Calibration | None:
     return Calibration.parse(text) if text.strip() else None
 
 
+def parse_path(text: str) -> str | None:
+    """A file or directory path, or nothing."""
+    return text.strip() or None
+
+
 def parse_bool(text: str) -> bool:
     """An ini-style boolean: true/false, yes/no, on/off, 1/0."""
     lowered = text.strip().lower()
@@ -144,6 +149,19 @@ SETTINGS = (
         "",
     ),
     Setting(
+        "report",
+        "write an HTML report of every measured import tree to this file",
+        parse_path,
+        "",
+    ),
+    Setting(
+        "raw-dir",
+        "keep each round's raw -X importtime output here, one file per round, "
+        "in a directory per test",
+        parse_path,
+        "",
+    ),
+    Setting(
         "disable",
         "skip import_budget tests (fixtures keep working)",
         parse_bool,
@@ -163,6 +181,8 @@ class Settings:
     timeout: float = 60.0
     budget_scale: float | Literal["auto"] = 1.0
     calibration: Calibration | None = None
+    report: str | None = None
+    raw_dir: str | None = None
     disable: bool = False
 
 

@@ -26,8 +26,8 @@ class MeasurementRecord:
     had no time budget); ``passed`` is ``None`` for a measurement no budget
     judged. ``timed`` is false for a measurement made only to count modules
     (one round for ``max_modules``/``forbid``): its time is not a statistic
-    worth storing or comparing. ``slowest`` lists (module, self seconds, cumulative seconds) of the
-    slowest modules; ``self_seconds`` holds every loaded module's self time.
+    worth storing or comparing. ``modules`` holds every module the import
+    loaded as (name, self seconds, cumulative seconds, importer).
     """
 
     nodeid: str
@@ -39,12 +39,10 @@ class MeasurementRecord:
     statistic: float
     budget: float | None
     passed: bool | None
-    module_count: int
     wall: tuple[float, ...]
     python_version: str
     file: str
-    slowest: tuple[tuple[str, float, float], ...]
-    self_seconds: tuple[tuple[str, float], ...]
+    modules: tuple[tuple[str, float, float, str | None], ...]
     timed: bool = True
 
     @classmethod
@@ -70,16 +68,12 @@ class MeasurementRecord:
             statistic=result.statistic(stat),
             budget=budget,
             passed=passed,
-            module_count=len(result.modules),
             wall=result.wall,
             python_version=result.python_version,
             file=result.file,
-            slowest=tuple(
-                (timing.name, timing.self_seconds, timing.cumulative_seconds)
-                for timing in result.slowest(SLOWEST_RECORDED)
-            ),
-            self_seconds=tuple(
-                (name, timing.self_seconds) for name, timing in result.modules.items()
+            modules=tuple(
+                (timing.name, timing.self_seconds, timing.cumulative_seconds, timing.parent)
+                for timing in result.modules.values()
             ),
             timed=timed,
         )
@@ -88,6 +82,22 @@ class MeasurementRecord:
     def label(self) -> str:
         """``"cold"``, ``"warm"`` or ``"closure-cold"``."""
         return "closure-cold" if self.closure else self.flavour
+
+    @property
+    def module_count(self) -> int:
+        """How many modules the import loaded."""
+        return len(self.modules)
+
+    @property
+    def self_seconds(self) -> dict[str, float]:
+        """Every loaded module's self time."""
+        return {name: self_time for name, self_time, _, _ in self.modules}
+
+    @property
+    def slowest(self) -> list[tuple[str, float, float]]:
+        """(module, self seconds, cumulative seconds) of the modules with the largest self time."""
+        ranked = sorted(self.modules, key=lambda entry: -entry[1])[:SLOWEST_RECORDED]
+        return [(name, self_time, cumulative) for name, self_time, cumulative, _ in ranked]
 
     @property
     def median(self) -> float:
@@ -110,6 +120,5 @@ class MeasurementRecord:
         """The inverse of :meth:`to_json`."""
         fields = dict(data)
         fields["wall"] = tuple(fields["wall"])
-        fields["slowest"] = tuple(tuple(entry) for entry in fields["slowest"])
-        fields["self_seconds"] = tuple(tuple(entry) for entry in fields["self_seconds"])
+        fields["modules"] = tuple(tuple(entry) for entry in fields["modules"])
         return cls(**fields)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -12,7 +13,13 @@ from .result import ImportResult
 if TYPE_CHECKING:
     from .runs import ImportComparison
 
-__all__ = ["failure_text", "regression_lines", "self_time_changes", "summary_lines"]
+__all__ = [
+    "failure_text",
+    "html_report",
+    "regression_lines",
+    "self_time_changes",
+    "summary_lines",
+]
 
 SLOWEST_IN_FAILURE = 10
 SUMMARY_WIDTH = 80
@@ -146,3 +153,62 @@ def regression_lines(comparisons: Iterable[ImportComparison]) -> list[str]:
         changes = self_time_changes(comparison.after_self_seconds, comparison.before_self_seconds)
         lines += [f"    {change}" for change in changes]
     return lines
+
+
+_HTML_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em; }
+section { margin-bottom: 2em; }
+summary, li { font-family: ui-monospace, monospace; white-space: pre; }
+ul { list-style: none; padding-left: 1.5em; margin: 0; }
+.fail { color: #b00020; } .pass { color: #1b5e20; }
+"""
+
+
+def _html_tree(record: MeasurementRecord) -> str:
+    """Nested lists of the import tree, biggest cumulative time first."""
+    children: dict[str | None, list[tuple[str, float, float, str | None]]] = {}
+    for entry in record.modules:
+        parent = entry[3] if entry[0] != record.module else None
+        children.setdefault(parent, []).append(entry)
+
+    def render(entry: tuple[str, float, float, str | None], depth: int) -> str:
+        name, self_time, cumulative, _ = entry
+        label = html.escape(
+            f"{format_duration(self_time):>8} {format_duration(cumulative):>8}  {name}"
+        )
+        kids = sorted(children.get(name, []), key=lambda kid: -kid[2])
+        if not kids:
+            return f"<li>{label}</li>"
+        inner = "".join(render(kid, depth + 1) for kid in kids)
+        opened = " open" if depth < 2 else ""
+        return f"<li><details{opened}><summary>{label}</summary><ul>{inner}</ul></details></li>"
+
+    roots = sorted(children.get(None, []), key=lambda entry: -entry[2])
+    return "<ul>" + "".join(render(root, 0) for root in roots) + "</ul>"
+
+
+def html_report(records: Sequence[MeasurementRecord]) -> str:
+    """A standalone HTML page with every measurement's import tree (self, cumulative)."""
+    sections = []
+    for record in records:
+        verdict = {True: ("pass", "PASS"), False: ("fail", "FAIL"), None: ("", "no budget")}
+        css, word = verdict[record.passed]
+        budget = f", budget {format_duration(record.budget)}" if record.budget is not None else ""
+        measured = (
+            f"{record.stat} {format_duration(record.statistic)}{budget}, "
+            if record.timed
+            else "module count only, "
+        )
+        sections.append(
+            f"<section><h2>{html.escape(record.nodeid)}: {html.escape(record.module)} "
+            f"({record.label})</h2><p>{measured}{len(record.wall)} rounds, "
+            f"{record.module_count} modules, Python {html.escape(record.python_version)}: "
+            f'<span class="{css}">{word}</span></p>'
+            f"<p>self time, cumulative time, module</p>{_html_tree(record)}</section>"
+        )
+    return (
+        '<!DOCTYPE html><html><head><meta charset="utf-8"><title>Import trees</title>'
+        f"<style>{_HTML_STYLE}</style></head><body><h1>Import trees</h1>"
+        + "".join(sections)
+        + "</body></html>\n"
+    )

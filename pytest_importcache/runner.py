@@ -200,13 +200,15 @@ def run_round(
     timeout: float = 60.0,
     pycache_prefix: Path | None = None,
     description: str = "",
+    raw_path: Path | None = None,
 ) -> RoundReport:
     """Import ``module`` once in a fresh interpreter whose ``sys.path`` starts with ``roots``.
 
     ``workdir`` is the child's current directory and holds its report and
     stderr files. ``description`` (e.g. ``"cold round 3 of 10"``) is added to
-    error messages. Raises :class:`ImportRaisedError`, :class:`RoundTimeoutError`,
-    :class:`RoundCrashedError` or :class:`WrongOriginError`.
+    error messages. ``raw_path``, when given, receives the child's whole stderr
+    (the raw ``-X importtime`` output). Raises :class:`ImportRaisedError`,
+    :class:`RoundTimeoutError`, :class:`RoundCrashedError` or :class:`WrongOriginError`.
     """
     __tracebackhide__ = True
     where = f" ({description})" if description else ""
@@ -244,6 +246,9 @@ def run_round(
                 os.killpg(process.pid, signal.SIGKILL)
         stderr_file.seek(0)
         stderr_text = stderr_file.read().decode("utf-8", errors="replace")
+    if raw_path is not None:
+        raw_path.parent.mkdir(parents=True, exist_ok=True)
+        raw_path.write_text(stderr_text, encoding="utf-8")
     try:
         report = json.loads(report_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -11,6 +11,7 @@ saves to pytest-benchmark storage.
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections.abc import Callable, Generator
 from contextlib import AbstractContextManager
@@ -56,6 +57,7 @@ class ImportEnvFactory:
         """An environment of ``flavour`` whose measurements are recorded for this test."""
         return self._session.make_env(
             flavour,
+            self._item,
             python=python,
             optimize=optimize,
             invalidation_mode=invalidation_mode,
@@ -75,6 +77,7 @@ class ImportCacheSession:
         self._work_root: Path | None = None
         self.comparisons: list[ImportComparison] = []
         self._budget_scales: dict[str, float] | None = None
+        self.report_path: Path | None = None
 
     # -- shared directories -------------------------------------------------
 
@@ -103,6 +106,7 @@ class ImportCacheSession:
     def make_env(
         self,
         flavour: Flavour,
+        item: pytest.Item,
         *,
         python: str | None = None,
         optimize: int = 0,
@@ -111,9 +115,14 @@ class ImportCacheSession:
         warmup: int | None = None,
         on_result: Callable[[ImportResult], None] | None = None,
     ) -> ImportEnv:
-        """An import environment with this run's settings, cache and lock."""
+        """An import environment for ``item`` with this run's settings, cache and lock."""
         from .environment import ImportEnv
 
+        raw_dir = None
+        if self.settings.raw_dir is not None:
+            # One directory per test, named after its node id.
+            test_dir = re.sub(r"[^\w.-]+", "_", item.nodeid).strip("_")
+            raw_dir = self.config.invocation_params.dir / self.settings.raw_dir / test_dir
         return ImportEnv(
             flavour,
             python=python,
@@ -126,6 +135,7 @@ class ImportCacheSession:
             cache_dir=self.work_root / "envs",
             measurement_lock=self.measurement_lock,
             on_result=on_result,
+            raw_dir=raw_dir,
         )
 
     def budget_scales(self) -> dict[str, float]:
@@ -263,6 +273,12 @@ class ImportCacheSession:
             from .storage import publish
 
             self.comparisons = publish(self.config, self.records)
+            if self.settings.report is not None:
+                from .report import html_report
+
+                self.report_path = self.config.invocation_params.dir / self.settings.report
+                self.report_path.parent.mkdir(parents=True, exist_ok=True)
+                self.report_path.write_text(html_report(self.records), encoding="utf-8")
         yield
 
     @pytest.hookimpl(tryfirst=True)
@@ -287,6 +303,8 @@ class ImportCacheSession:
             )
         for line in summary_lines(self.records):
             terminalreporter.write_line(line)
+        if self.report_path is not None:
+            terminalreporter.write_line(f"import trees written to {self.report_path}")
         slower = [comparison for comparison in self.comparisons if comparison.change > 0]
         if slower:
             terminalreporter.write_sep("-", f"slower imports than {slower[0].source}")
@@ -297,6 +315,7 @@ class ImportCacheSession:
 
     def _measure_for_budget(
         self,
+        item: pytest.Item,
         budget: ImportBudget,
         flavour: Flavour,
         measured: dict[tuple[str, str, bool, int | None], ImportResult],
@@ -310,7 +329,7 @@ class ImportCacheSession:
         rounds = budget.rounds if timed else 1
         key = (budget.module, flavour, closure, rounds)
         if key not in measured:
-            env = self.make_env(flavour, closure=closure, warmup=None if timed else 0)
+            env = self.make_env(flavour, item, closure=closure, warmup=None if timed else 0)
             try:
                 measured[key] = env.measure(budget.module, rounds=rounds)
             except ImportCacheError as exc:
@@ -331,7 +350,7 @@ class ImportCacheSession:
         verdicts = []
         for budget in budgets:
             results = {
-                flavour: self._measure_for_budget(budget, flavour, measured)
+                flavour: self._measure_for_budget(item, budget, flavour, measured)
                 for flavour in budget.timed_flavours or ("warm",)
             }
             stat = budget.stat or self.settings.stat

@@ -90,7 +90,7 @@ def extra_info(record: MeasurementRecord) -> dict[str, Any]:
             {"module": name, "self": self_seconds, "cumulative": cumulative}
             for name, self_seconds, cumulative in record.slowest
         ],
-        "module_self_seconds": dict(record.self_seconds),
+        "module_self_seconds": record.self_seconds,
         "python_version": record.python_version,
     }
 
@@ -172,7 +172,7 @@ def publish(config: pytest.Config, records: Sequence[MeasurementRecord]) -> list
                         before=float(baseline["stats"]["median"]),
                         after=record.median,
                         before_self_seconds=entry_self_seconds(baseline),
-                        after_self_seconds=dict(record.self_seconds),
+                        after_self_seconds=record.self_seconds,
                     )
                 )
                 break

@@ -316,6 +316,56 @@ def test_a_failing_fixture_measurement_shows_the_message_not_the_engine(
     assert "environment.py" not in result.stdout.str()
 
 
+def test_the_html_report_holds_every_import_tree(project: pytest.Pytester) -> None:
+    result = run_tests(
+        project,
+        """
+        import pytest
+
+        @pytest.mark.import_budget("lightpkg", warm="10s")
+        def test_light():
+            pass
+
+        def test_fixture(cold_import_env):
+            cold_import_env.measure("sleepy")
+        """,
+        "--importcache-report=reports/imports.html",
+    )
+    result.assert_outcomes(passed=2)
+    report = project.path / "reports" / "imports.html"
+    result.stdout.fnmatch_lines([f"import trees written to {report}"])
+    page = report.read_text()
+    assert page.startswith("<!DOCTYPE html>")
+    assert "test_imports.py::test_light: lightpkg (warm)" in page
+    assert "test_imports.py::test_fixture: sleepy (cold)" in page
+    assert page.index("lightpkg.helper") < page.index("  decimal</summary>")
+    assert '<span class="pass">PASS</span>' in page
+
+
+def test_raw_dir_keeps_every_rounds_importtime_output(project: pytest.Pytester) -> None:
+    result = run_tests(
+        project,
+        """
+        def test_fixture(warm_import_env):
+            warm_import_env.measure("lightpkg")
+        """,
+        "--importcache-raw-dir=raw",
+        "--importcache-warmup=1",
+    )
+    result.assert_outcomes(passed=1)
+    (test_dir,) = (project.path / "raw").iterdir()
+    assert test_dir.name == "test_imports.py_test_fixture"
+    names = sorted(path.name for path in test_dir.iterdir())
+    assert names == [
+        "lightpkg-warm-round-01.txt",
+        "lightpkg-warm-round-02.txt",
+        "lightpkg-warm-warmup-1.txt",
+    ]
+    raw = (test_dir / "lightpkg-warm-round-01.txt").read_text()
+    assert "import time: self [us] | cumulative | imported package" in raw
+    assert any(line.endswith("|   lightpkg") for line in raw.splitlines())
+
+
 def test_disable_skips_budgets_but_not_fixtures(project: pytest.Pytester) -> None:
     result = run_tests(
         project,

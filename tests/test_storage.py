@@ -239,21 +239,19 @@ def test_ordinary_benchmarks_keep_working_in_the_same_run(project: pytest.Pytest
 def record(nodeid: str, module: str, flavour: str = "warm") -> MeasurementRecord:
     """A minimal record."""
     return MeasurementRecord(
-        nodeid,
-        nodeid.rpartition("::")[2],
-        module,
-        flavour,
-        False,
-        "median",
-        0.1,
-        None,
-        None,
-        1,
-        (0.1,),
-        "3.11.7",
-        "/x.py",
-        (),
-        (),
+        nodeid=nodeid,
+        test_name=nodeid.rpartition("::")[2],
+        module=module,
+        flavour=flavour,
+        closure=False,
+        stat="min",
+        statistic=0.1,
+        budget=None,
+        passed=None,
+        wall=(0.1,),
+        python_version="3.11.7",
+        file="/x.py",
+        modules=((module, 0.1, 0.1, None),),
     )
 
 

@@ -196,7 +196,9 @@ def sensitivity(bench: Bench) -> None:
         ]
         return sum(run.returncode != 0 for run in completed)
 
-    subprocess.run([*command, "--benchmark-save=baseline"], cwd=project, check=True)
+    subprocess.run(
+        [*command, "--benchmark-save=baseline"], cwd=project, check=True, capture_output=True
+    )
     runs = 4 if bench.quick else 10
     stats = ("median", "min")
     false_alarms = {stat: failures(stat, runs) for stat in stats}
