@@ -363,7 +363,7 @@ def test_raw_dir_keeps_every_rounds_importtime_output(project: pytest.Pytester) 
     ]
     raw = (test_dir / "lightpkg-warm-round-01.txt").read_text()
     assert "import time: self [us] | cumulative | imported package" in raw
-    assert any(line.endswith("|   lightpkg") for line in raw.splitlines())
+    assert any(line.endswith("| lightpkg") for line in raw.splitlines())
 
 
 def test_disable_skips_budgets_but_not_fixtures(project: pytest.Pytester) -> None:
