@@ -24,6 +24,11 @@ def write_tree(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
+def quick_ini(rounds: int = 2) -> str:
+    """A pytest.ini for pytester projects: packages importable from the root, few rounds."""
+    return f"[pytest]\npythonpath = .\nimportcache_rounds = {rounds}\nimportcache_warmup = 0\n"
+
+
 def heavy_source(functions: int) -> str:
     """Source text that is slow to compile and quick to execute."""
     return "\n".join(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MakeTree, write_tree
+from conftest import MakeTree, quick_ini, write_tree
 
 PACKAGE = {
     "clipkg/__init__.py": "from . import heavy, light\n",
@@ -149,7 +149,7 @@ EXTRA = "import time\ntime.sleep(0.4)\n"
 def saved_runs(pytester: pytest.Pytester) -> Path:
     """A project with two saved runs: 0001 (baseline) and 0002 (an import 0.4 s slower)."""
     write_tree(pytester.path, {"steady/__init__.py": STEADY, "steady/extra.py": EXTRA})
-    pytester.makeini("[pytest]\npythonpath = .\nimportcache_rounds = 3\nimportcache_warmup = 0\n")
+    pytester.makeini(quick_ini(3))
     pytester.makepyfile(
         test_steady="""
         import pytest

@@ -8,11 +8,17 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from conftest import MakeTree, bytecode_files
-from pytest_importcache.environment import default_cache_dir, prepare_copy, source_fingerprint
+from pytest_importcache.environment import (
+    PackageCopy,
+    default_cache_dir,
+    prepare_copy,
+    source_fingerprint,
+)
 from pytest_importcache.errors import EnvironmentBuildError
 from pytest_importcache.locate import locate_package
 
@@ -30,6 +36,14 @@ def snapshot(root: Path) -> dict[str, tuple[int, int]]:
         str(path.relative_to(root)): (path.stat().st_size, path.stat().st_mtime_ns)
         for path in root.rglob("*")
     }
+
+
+def warm_copy(tree: Path, tmp_path: Path, **options: Any) -> PackageCopy:
+    """A warm copy of ``pkg`` from ``tree``, built under ``tmp_path``."""
+    location = locate_package("pkg", [str(tree)])
+    return prepare_copy(
+        location, tmp_path / "env", flavour="warm", python=sys.executable, **options
+    )
 
 
 def test_a_cold_copy_has_sources_and_data_but_no_bytecode(
@@ -51,14 +65,7 @@ def test_a_cold_copy_has_sources_and_data_but_no_bytecode(
 def test_a_warm_copy_is_compiled_at_the_rounds_optimisation_level(
     make_tree: MakeTree, tmp_path: Path, optimize: int, suffix: str
 ) -> None:
-    tree = make_tree(PACKAGE)
-    copy = prepare_copy(
-        locate_package("pkg", [str(tree)]),
-        tmp_path / "env",
-        flavour="warm",
-        python=sys.executable,
-        optimize=optimize,
-    )
+    copy = warm_copy(make_tree(PACKAGE), tmp_path, optimize=optimize)
     compiled = sorted(path.name for path in bytecode_files(copy.roots[0]) if path.suffix == ".pyc")
     tag = sys.implementation.cache_tag
     assert compiled == [f"__init__.{tag}{suffix}", f"core.{tag}{suffix}"]
@@ -70,14 +77,7 @@ def test_a_warm_copy_is_compiled_at_the_rounds_optimisation_level(
 def test_the_invalidation_mode_is_written_into_the_bytecode(
     make_tree: MakeTree, tmp_path: Path, mode: str, flags: int
 ) -> None:
-    tree = make_tree(PACKAGE)
-    copy = prepare_copy(
-        locate_package("pkg", [str(tree)]),
-        tmp_path / "env",
-        flavour="warm",
-        python=sys.executable,
-        invalidation_mode=mode,  # type: ignore[arg-type]
-    )
+    copy = warm_copy(make_tree(PACKAGE), tmp_path, invalidation_mode=mode)
     (pyc,) = (copy.roots[0] / "pkg" / "__pycache__").glob("core.*.pyc")
     assert int.from_bytes(pyc.read_bytes()[4:8], "little") == flags
 

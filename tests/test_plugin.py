@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from conftest import bytecode_files, write_tree
+from conftest import bytecode_files, quick_ini, write_tree
 
 PACKAGES = {
     "lightpkg/__init__.py": "from . import helper\n",
@@ -18,12 +18,7 @@ PACKAGES = {
     "broken.py": "raise RuntimeError('configuration file missing')\n",
 }
 
-INI = """\
-[pytest]
-pythonpath = .
-importcache_rounds = 2
-importcache_warmup = 0
-"""
+INI = quick_ini()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_tree
+from conftest import quick_ini, write_tree
 from pytest_importcache.reference import (
     REFERENCE_PACKAGE,
     Calibration,
@@ -64,12 +64,7 @@ def test_calibrate_prints_the_ini_lines() -> None:
     assert Calibration.parse(value).cold > 0
 
 
-INI = """\
-[pytest]
-pythonpath = .
-importcache_rounds = 2
-importcache_warmup = 0
-"""
+INI = quick_ini()
 
 SLEEPY_TEST = """\
 import pytest

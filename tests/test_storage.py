@@ -11,17 +11,12 @@ from typing import Any
 
 import pytest
 
-from conftest import write_tree
+from conftest import quick_ini, write_tree
 from pytest_importcache.record import MeasurementRecord
 from pytest_importcache.report import self_time_changes
 from pytest_importcache.storage import benchmark_names
 
-INI = """\
-[pytest]
-pythonpath = .
-importcache_rounds = 3
-importcache_warmup = 0
-"""
+INI = quick_ini(3)
 
 BUDGET_TEST = """\
 import pytest
