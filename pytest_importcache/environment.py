@@ -325,10 +325,12 @@ class ImportEnv:
         __tracebackhide__ = True
         counted = self.rounds if rounds is None else rounds
         _check_rounds(counted, "rounds", minimum=1)
-        copy = self.copy_for(module)
         total = self.warmup + counted
         with ExitStack() as stack:
             stack.enter_context(self.measurement_lock() if self.measurement_lock else nullcontext())
+            # Built under the measurement lock too: compiling a copy would slow down
+            # another process's rounds.
+            copy = self.copy_for(module)
             if self.flavour == "cold":
                 stack.enter_context(FileLock(f"{copy.directory}.measure.lock"))
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="round-")))
