@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import pty
 import subprocess
 import sys
 from pathlib import Path
@@ -52,6 +55,39 @@ def test_profiling_prints_stats_tree_and_a_marker(package_dir: Path) -> None:
     assert lines[-1].startswith('    @pytest.mark.import_budget("clipkg", cold="1')
     assert all(len(line) <= 80 for line in lines)
     assert completed.stderr == ""
+
+
+def test_a_terminal_gets_a_progress_bar(package_dir: Path) -> None:
+    controller, terminal = pty.openpty()
+    try:
+        completed = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest_importcache",
+                "clipkg",
+                "--path",
+                str(package_dir),
+                "--rounds",
+                "2",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            text=True,
+            check=False,
+        )
+        os.close(terminal)
+        shown = b""
+        with contextlib.suppress(OSError):  # reading past the end of a pty raises EIO
+            while chunk := os.read(controller, 4096):
+                shown += chunk
+    finally:
+        os.close(controller)
+    assert completed.returncode == 0
+    assert b"clipkg (cold)" in shown
+    assert b"[####################] 3/3" in shown
+    assert shown.endswith(b"\r")  # the bar is cleared at the end
+    assert "[#" not in completed.stdout
 
 
 def test_json_output_follows_the_documented_schema(package_dir: Path) -> None:
