@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -239,6 +240,9 @@ def _profile(arguments: argparse.Namespace) -> int:
 
     if arguments.rounds < 1 or arguments.warmup < 0 or arguments.timeout <= 0:
         raise UsageError("--rounds must be >= 1, --warmup >= 0 and --timeout > 0")
+    for directory in arguments.path:
+        if not Path(directory).is_dir():
+            raise UsageError(f"--path {directory}: not a directory")
     search_path = [*map(str, arguments.path), *sys.path] if arguments.path else None
     flavours: list[tuple[str, bool]] = [("cold", False), ("warm", False)]
     if arguments.closure:
@@ -290,7 +294,10 @@ def _calibrate(arguments: argparse.Namespace) -> int:
         f"reference import ({REFERENCE_PACKAGE}): cold {format_duration(calibration.cold)}, "
         f"warm {format_duration(calibration.warm)}"
     )
-    print("add to your pytest configuration ([tool.pytest.ini_options], [pytest], ...):")
+    print("\nin pyproject.toml, under [tool.pytest.ini_options]:")
+    print(f'importcache_calibration = "{calibration.to_text()}"')
+    print('importcache_budget_scale = "auto"')
+    print("\nin pytest.ini, tox.ini or setup.cfg, under [pytest] (or [tool:pytest]):")
     print(f"importcache_calibration = {calibration.to_text()}")
     print("importcache_budget_scale = auto")
     return 0
@@ -301,7 +308,16 @@ def _calibrate(arguments: argparse.Namespace) -> int:
 
 def _compare(arguments: argparse.Namespace) -> int:
     from .report import regression_lines
-    from .runs import FailThreshold, RunError, compare_runs, find_runs, load_run, resolve_run
+    from .runs import (
+        FailThreshold,
+        RunError,
+        compare_runs,
+        find_runs,
+        latest_runs,
+        load_run,
+        resolve_run,
+        runs_beside,
+    )
 
     storage = Path(arguments.storage)
     try:
@@ -310,21 +326,26 @@ def _compare(arguments: argparse.Namespace) -> int:
         raise UsageError(f"--fail: {exc}") from None
     if len(arguments.runs) > 2:
         raise UsageError("compare takes at most two runs")
+    stat = threshold.stat if threshold else "median"
     try:
         paths = [resolve_run(spec, storage) for spec in arguments.runs]
-        saved = find_runs(storage)
-        if len(paths) == 1 and saved:
-            paths.append(saved[-1])
+        if len(paths) == 1:
+            # The named run against the newest run saved beside it.
+            paths.append(runs_beside(paths[0])[-1])
+            if paths[0] == paths[1]:
+                raise RunError(
+                    f"{paths[0].name} is the newest run in {paths[0].parent}: "
+                    "name the run to compare it with"
+                )
         elif not paths:
-            paths = saved[-2:]
+            paths = latest_runs(storage)
         if len(paths) < 2:
-            raise RunError(f"need two saved runs in {storage}, found {len(saved)}")
+            raise RunError(f"need two saved runs in {storage}, found {len(find_runs(storage))}")
         before_path, after_path = paths
         before, after = load_run(before_path), load_run(after_path)
+        comparisons = compare_runs(before, after, before_path.name, stat)
     except RunError as exc:
         raise UsageError(str(exc)) from None
-    stat = threshold.stat if threshold else "median"
-    comparisons = compare_runs(before, after, before_path.name, stat)
     print(f"{before_path.name} -> {after_path.name} ({stat})")
     if not comparisons:
         print("no import measurement is in both runs")
@@ -362,3 +383,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`| head`): leave quietly, as command-line tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

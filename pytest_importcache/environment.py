@@ -259,6 +259,7 @@ class ImportEnv:
         on_round: Callable[[int, int], None] | None = None,
         raw_dir: Path | str | None = None,
     ) -> None:
+        __tracebackhide__ = True
         if flavour not in get_args(Flavour):
             raise ValueError(f"flavour must be 'cold' or 'warm', not {flavour!r}")
         if closure and flavour != "cold":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
@@ -75,6 +76,22 @@ def parse_calibration(text: str) -> Calibration | None:
 def parse_path(text: str) -> str | None:
     """A file or directory path, or nothing."""
     return text.strip() or None
+
+
+def parse_file_path(text: str) -> str | None:
+    """A path to write a file at (not an existing directory), or nothing."""
+    path = parse_path(text)
+    if path is not None and Path(path).is_dir():
+        raise ValueError(f"{path!r} is a directory; give a file name such as imports.html")
+    return path
+
+
+def parse_directory_path(text: str) -> str | None:
+    """A directory path (existing or not, but not a file), or nothing."""
+    path = parse_path(text)
+    if path is not None and Path(path).exists() and not Path(path).is_dir():
+        raise ValueError(f"{path!r} is a file, not a directory")
+    return path
 
 
 def parse_bool(text: str) -> bool:
@@ -151,14 +168,14 @@ SETTINGS = (
     Setting(
         "report",
         "write an HTML report of every measured import tree to this file",
-        parse_path,
+        parse_file_path,
         "",
     ),
     Setting(
         "raw-dir",
         "keep each round's raw -X importtime output here, one file per round, "
         "in a directory per test",
-        parse_path,
+        parse_directory_path,
         "",
     ),
     Setting(

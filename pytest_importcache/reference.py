@@ -18,6 +18,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .budget import format_significant
+
 __all__ = ["REFERENCE_PACKAGE", "Calibration", "measure_reference", "write_reference_package"]
 
 REFERENCE_PACKAGE = "importcache_reference"
@@ -63,7 +65,9 @@ class Calibration:
 
     def to_text(self) -> str:
         """The ini value: ``cold=52.31ms warm=16.12ms``."""
-        return f"cold={self.cold * 1e3:.4g}ms warm={self.warm * 1e3:.4g}ms"
+        cold = format_significant(self.cold * 1e3, 4)
+        warm = format_significant(self.warm * 1e3, 4)
+        return f"cold={cold}ms warm={warm}ms"
 
     @classmethod
     def parse(cls, text: str) -> Calibration:

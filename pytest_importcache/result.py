@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .importtime import iter_nodes, parse_importtime
-from .runner import RoundReport
+from .runner import RoundReport, TracedImport
 from .stats import STAT_NAMES, RoundStats, compute_stats, median
 
 __all__ = ["Flavour", "ImportResult", "ModuleTiming", "build_result"]
@@ -114,28 +114,54 @@ class ImportResult:
         return names[::-1]
 
 
+def _traced_tree(
+    traced: Sequence[TracedImport], loaded: set[str]
+) -> dict[str, tuple[int, int, str | None]]:
+    """(self ns, cumulative ns, importer) per module, from the child's import calls.
+
+    A module belongs to the first call that loaded it (the innermost, when
+    ``import a.b`` loads ``a`` whose ``__init__`` imports ``a.b``). Its importer
+    is the module of the nearest enclosing call that loaded one, and its self
+    time is its cumulative time less that of the modules it imported.
+    """
+    calls = {call.call_id: call for call in traced}
+    loaders: dict[str, TracedImport] = {}
+    for call in traced:
+        if call.loaded and call.name in loaded and call.name not in loaders:
+            loaders[call.name] = call
+    module_of_call = {call.call_id: name for name, call in loaders.items()}
+    importers: dict[str, str | None] = {}
+    imported_ns: dict[str, int] = {}
+    for name, call in loaders.items():
+        enclosing = call.parent_id
+        while enclosing and enclosing not in module_of_call and enclosing in calls:
+            enclosing = calls[enclosing].parent_id
+        importer = module_of_call.get(enclosing)
+        importers[name] = importer
+        if importer is not None:
+            imported_ns[importer] = imported_ns.get(importer, 0) + call.cumulative_ns
+    return {
+        name: (
+            max(call.cumulative_ns - imported_ns.get(name, 0), 0),
+            call.cumulative_ns,
+            importers[name],
+        )
+        for name, call in loaders.items()
+    }
+
+
 def _round_tree(report: RoundReport, loaded: set[str]) -> dict[str, tuple[int, int, str | None]]:
     """(self ns, cumulative ns, importer) of each loaded module in one round.
 
-    The child's traced imports are the source; a round without them (an
+    The child's traced import calls are the source; a round without them (an
     interpreter whose imports bypass ``_frozen_importlib._find_and_load``)
     falls back to its ``-X importtime`` rows. Either way only modules the child
     saw newly loaded count, so rows the imported code itself wrote to stderr
     in ``-X importtime``'s format are ignored.
     """
+    if report.traced:
+        return _traced_tree(report.traced, loaded)
     tree: dict[str, tuple[int, int, str | None]] = {}
-    traced = [item for item in report.traced if item.name in loaded]
-    if traced:
-        children_ns: dict[str | None, int] = {}
-        first: dict[str, tuple[int, str | None]] = {}
-        for item in traced:
-            if item.name not in first:
-                first[item.name] = (item.cumulative_ns, item.importer)
-                children_ns[item.importer] = children_ns.get(item.importer, 0) + item.cumulative_ns
-        for name, (cumulative, importer) in first.items():
-            parent = importer if importer in loaded else None
-            tree[name] = (max(cumulative - children_ns.get(name, 0), 0), cumulative, parent)
-        return tree
     for node in iter_nodes(parse_importtime(report.importtime_lines)):
         if node.name in loaded and not node.cached and node.name not in tree:
             parent = node.parent.name if node.parent is not None else None

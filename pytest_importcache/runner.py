@@ -28,40 +28,83 @@ __all__ = ["RoundReport", "TracedImport", "run_round"]
 BEGIN_MARKER = "importcache: begin"
 END_MARKER = "importcache: end"
 
-# Runs in the child. Before the measured import it uses only `sys`, `time`, `os`
-# and `_frozen_importlib`, which every interpreter has loaded at start-up, so the
-# list of modules the import loads is exact.
-#
-# While the module is imported, `_frozen_importlib._find_and_load` (which both
-# the `import` statement and `importlib.import_module` go through) is wrapped
-# to record every import with its importer and cumulative time. Unlike
-# `-X importtime`, this sees `import_module` imports and cannot be confused by
-# what the imported code writes to stderr; the `-X importtime` rows remain the
-# fallback for an interpreter that does not route imports through it.
+# Runs in the child around the measured import, compiled under importlib's own
+# file name so that warnings' stack levels and import tracebacks skip its frames
+# as they skip importlib's. It wraps `_find_and_load`, which the `import`
+# statement and `importlib.import_module` both go through, to record every
+# import call: an id, the id of the call it happened in (per thread), whether
+# it loaded the module, and its nanoseconds. Unlike `-X importtime` it sees
+# `import_module` imports and cannot be confused by what the imported code
+# writes to stderr. It also wraps `_load_unlocked` to note which file each
+# module was really loaded from, whatever the module later puts in sys.modules.
+_TRACER = """\
+import sys
+from _thread import get_ident
+from time import perf_counter_ns as _clock
+import _frozen_importlib as _bootstrap
+
+calls = []
+origins = {}
+_stacks = {}
+_next_id = [0]
+_find_and_load = _bootstrap._find_and_load
+_load_unlocked = _bootstrap._load_unlocked
+
+
+def traced_find_and_load(name, import_):
+    stack = _stacks.setdefault(get_ident(), [])
+    _next_id[0] += 1
+    call = _next_id[0]
+    parent = stack[-1] if stack else 0
+    present = name in sys.modules
+    stack.append(call)
+    start = _clock()
+    try:
+        return _find_and_load(name, import_)
+    finally:
+        elapsed = _clock() - start
+        stack.pop()
+        calls.append((call, parent, name, not present and name in sys.modules, elapsed))
+
+
+def traced_load_unlocked(spec):
+    if spec.name not in origins:
+        origin = spec.origin
+        if origin in (None, "namespace"):
+            origin = next(iter(spec.submodule_search_locations or ()), None)
+        origins[spec.name] = origin if isinstance(origin, str) else None
+    return _load_unlocked(spec)
+
+
+def install():
+    _bootstrap._find_and_load = traced_find_and_load
+    _bootstrap._load_unlocked = traced_load_unlocked
+
+
+def uninstall():
+    _bootstrap._find_and_load = _find_and_load
+    _bootstrap._load_unlocked = _load_unlocked
+"""
+
+# Runs in the child. Before the measured import it uses only modules every
+# interpreter has loaded at start-up (`sys`, `time`, `os`, `_thread`,
+# `_frozen_importlib`), so the list of modules the import loads is exact.
+# `-X importtime` rows remain the fallback for an interpreter whose imports do
+# not go through `_find_and_load`.
 _CHILD_CODE = f"""\
 import sys, time
-import _frozen_importlib as _bootstrap
 _wall, _cpu = time.perf_counter_ns, time.process_time_ns
 from os import write as _write
 _module, _report_path = sys.argv[1], sys.argv[2]
 sys.path[0:0] = sys.argv[3:]
+sys.argv[:] = ["-c"]
 _already_loaded = _module in sys.modules
 _before = set(sys.modules)
 _error = None
-_importing = []
-_traced = []
-_find_and_load = _bootstrap._find_and_load
-def _traced_find_and_load(name, import_):
-    importer = _importing[-1] if _importing else None
-    _importing.append(name)
-    start = _wall()
-    try:
-        return _find_and_load(name, import_)
-    finally:
-        _traced.append((name, importer, _wall() - start))
-        _importing.pop()
+_tracer = {{}}
+exec(compile({_TRACER!r}, "<frozen importlib._bootstrap>", "exec"), _tracer)
 _write(2, b"\\n{BEGIN_MARKER}\\n")
-_bootstrap._find_and_load = _traced_find_and_load
+_tracer["install"]()
 _cpu_start = _cpu()
 _wall_start = _wall()
 try:
@@ -70,19 +113,21 @@ except BaseException as exc:
     _error = exc
 _wall_end = _wall()
 _cpu_end = _cpu()
-_bootstrap._find_and_load = _find_and_load
+_tracer["uninstall"]()
 _write(2, b"\\n{END_MARKER}\\n")
 _loaded = [name for name in list(sys.modules) if name not in _before]
-_imported = sys.modules.get(_module)
-_origin = getattr(_imported, "__file__", None)
-if _origin is None and hasattr(_imported, "__path__"):
-    _origin = next(iter(_imported.__path__), None)
+_origin = _tracer["origins"].get(_module)
+if _origin is None:
+    _imported = sys.modules.get(_module)
+    _origin = getattr(_imported, "__file__", None)
+    if _origin is None and hasattr(_imported, "__path__"):
+        _origin = next(iter(_imported.__path__), None)
 _report = {{
     "wall_ns": _wall_end - _wall_start,
     "cpu_ns": _cpu_end - _cpu_start,
-    "origin": _origin,
+    "origin": _origin if isinstance(_origin, str) else None,
     "loaded": _loaded,
-    "traced": _traced,
+    "traced": _tracer["calls"],
     "already_loaded": _already_loaded,
     "python_version": sys.version.split()[0],
     "error": None,
@@ -105,10 +150,18 @@ os._exit(0)
 
 @dataclass(frozen=True)
 class TracedImport:
-    """One import the child saw: the module, the module importing it, nanoseconds inclusive."""
+    """One import call the child saw.
 
+    ``call_id`` numbers the calls; ``parent_id`` is the call it happened in
+    (0 for none). ``loaded`` says whether this call loaded the module (it was
+    not in ``sys.modules`` before and was after); ``cumulative_ns`` includes
+    the calls made inside it.
+    """
+
+    call_id: int
+    parent_id: int
     name: str
-    importer: str | None
+    loaded: bool
     cumulative_ns: int
 
 
@@ -281,8 +334,8 @@ def run_round(
         loaded=tuple(report["loaded"]),
         python_version=str(report["python_version"]),
         traced=tuple(
-            TracedImport(str(name), importer, int(nanoseconds))
-            for name, importer, nanoseconds in report["traced"]
+            TracedImport(int(call), int(parent), str(name), bool(loaded), int(nanoseconds))
+            for call, parent, name, loaded, nanoseconds in report["traced"]
         ),
         importtime_lines=_measured_section(stderr_text),
     )

@@ -22,8 +22,10 @@ __all__ = [
     "entry_self_seconds",
     "find_runs",
     "import_entries",
+    "latest_runs",
     "load_run",
     "resolve_run",
+    "runs_beside",
 ]
 
 _THRESHOLD = re.compile(
@@ -66,7 +68,11 @@ class FailThreshold:
 
 @dataclass(frozen=True)
 class ImportComparison:
-    """One import measurement in a baseline run and in a later run."""
+    """One import measurement in a baseline run and in a later run.
+
+    ``regressed`` says whether the user's compare-fail thresholds flag it
+    (``None`` when none were given).
+    """
 
     name: str
     source: str
@@ -75,6 +81,7 @@ class ImportComparison:
     after: float
     before_self_seconds: Mapping[str, float]
     after_self_seconds: Mapping[str, float]
+    regressed: bool | None = None
 
     @property
     def change(self) -> float:
@@ -108,6 +115,24 @@ def find_runs(storage: Path) -> list[Path]:
     """Every saved run under a pytest-benchmark storage directory, oldest number first."""
     runs = [path for path in storage.glob("*/[0-9][0-9][0-9][0-9]_*.json") if path.is_file()]
     return sorted(runs, key=lambda path: (path.name, str(path)))
+
+
+def runs_beside(run: Path) -> list[Path]:
+    """The runs saved in the same machine directory as ``run``, oldest number first.
+
+    pytest-benchmark keeps one directory per interpreter and platform; runs are
+    numbered, and compared, within one.
+    """
+    return sorted(path for path in run.parent.glob("[0-9][0-9][0-9][0-9]_*.json") if path.is_file())
+
+
+def latest_runs(storage: Path, count: int = 2) -> list[Path]:
+    """The ``count`` newest runs of the machine directory that saved last."""
+    saved = find_runs(storage)
+    if not saved:
+        return []
+    newest = max(saved, key=lambda path: path.stat().st_mtime_ns)
+    return runs_beside(newest)[-count:]
 
 
 def resolve_run(spec: str, storage: Path) -> Path:
@@ -147,6 +172,8 @@ def compare_runs(
         old = baseline.get(fullname)
         if old is None:
             continue
+        if stat not in (old.get("stats") or {}) or stat not in (entry.get("stats") or {}):
+            raise RunError(f"the entry {fullname!r} has no {stat!r} statistic in one of the runs")
         comparisons.append(
             ImportComparison(
                 name=str(entry["name"]),

@@ -11,7 +11,10 @@ saves to pytest-benchmark storage.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
+import shutil
 import tempfile
 from collections.abc import Callable, Generator
 from contextlib import AbstractContextManager
@@ -55,6 +58,7 @@ class ImportEnvFactory:
         closure: bool = False,
     ) -> ImportEnv:
         """An environment of ``flavour`` whose measurements are recorded for this test."""
+        __tracebackhide__ = True
         return self._session.make_env(
             flavour,
             self._item,
@@ -78,6 +82,8 @@ class ImportCacheSession:
         self.comparisons: list[ImportComparison] = []
         self._budget_scales: dict[str, float] | None = None
         self.report_path: Path | None = None
+        self.report_problem = ""
+        self._raw_dirs_used: set[Path] = set()
 
     # -- shared directories -------------------------------------------------
 
@@ -116,13 +122,12 @@ class ImportCacheSession:
         on_result: Callable[[ImportResult], None] | None = None,
     ) -> ImportEnv:
         """An import environment for ``item`` with this run's settings, cache and lock."""
+        __tracebackhide__ = True
         from .environment import ImportEnv
 
         raw_dir = None
         if self.settings.raw_dir is not None:
-            # One directory per test, named after its node id.
-            test_dir = re.sub(r"[^\w.-]+", "_", item.nodeid).strip("_")
-            raw_dir = self.config.invocation_params.dir / self.settings.raw_dir / test_dir
+            raw_dir = self._raw_dir_for(item)
         return ImportEnv(
             flavour,
             python=python,
@@ -137,6 +142,23 @@ class ImportCacheSession:
             on_result=on_result,
             raw_dir=raw_dir,
         )
+
+    def _raw_dir_for(self, item: pytest.Item) -> Path:
+        """The test's directory of raw rounds: its node id made safe, plus a short digest.
+
+        The digest keeps node ids that differ only in unsafe characters apart; the
+        directory is emptied the first time this run uses it, so old rounds never mix in.
+        """
+        assert self.settings.raw_dir is not None
+        readable = re.sub(r"[^\w.-]+", "_", item.nodeid).strip("_")[:80]
+        digest = hashlib.sha256(item.nodeid.encode()).hexdigest()[:8]
+        directory = (
+            self.config.invocation_params.dir / self.settings.raw_dir / f"{readable}-{digest}"
+        )
+        if directory not in self._raw_dirs_used:
+            self._raw_dirs_used.add(directory)
+            shutil.rmtree(directory, ignore_errors=True)
+        return directory
 
     def budget_scales(self) -> dict[str, float]:
         """The factor for cold and for warm time budgets in this run.
@@ -158,7 +180,7 @@ class ImportCacheSession:
 
         recorded = self.settings.calibration
         assert recorded is not None  # read_settings refuses auto without a calibration
-        cached = self.work_root / "calibration.json"
+        cached = self._reference_file
         with FileLock(f"{cached}.lock"):
             if cached.exists():
                 here = Calibration(**json.loads(cached.read_text(encoding="utf-8")))
@@ -169,8 +191,29 @@ class ImportCacheSession:
                         rounds=self.settings.rounds,
                         warmup=self.settings.warmup,
                     )
-                cached.write_text(json.dumps({"cold": here.cold, "warm": here.warm}))
+                # Written aside and renamed, so no process ever reads half a file.
+                partial = cached.with_suffix(".partial")
+                partial.write_text(json.dumps({"cold": here.cold, "warm": here.warm}))
+                os.replace(partial, cached)
         self._budget_scales = here.scales(recorded)
+        return self._budget_scales
+
+    @property
+    def _reference_file(self) -> Path:
+        """Where the run keeps this machine's reference measurement, for every process."""
+        return self.work_root / "calibration.json"
+
+    def _applied_scales(self) -> dict[str, float] | None:
+        """The auto factors this run applied, here or in an xdist worker; else ``None``."""
+        if self.settings.budget_scale != "auto" or self.settings.calibration is None:
+            return None
+        if self._budget_scales is None and self._reference_file.exists():
+            import json
+
+            from .reference import Calibration
+
+            measured = json.loads(self._reference_file.read_text(encoding="utf-8"))
+            return Calibration(**measured).scales(self.settings.calibration)
         return self._budget_scales
 
     def _scales_or_fail(self) -> dict[str, float]:
@@ -276,9 +319,14 @@ class ImportCacheSession:
             if self.settings.report is not None:
                 from .report import html_report
 
-                self.report_path = self.config.invocation_params.dir / self.settings.report
-                self.report_path.parent.mkdir(parents=True, exist_ok=True)
-                self.report_path.write_text(html_report(self.records), encoding="utf-8")
+                path = self.config.invocation_params.dir / self.settings.report
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_text(html_report(self.records), encoding="utf-8")
+                except OSError as exc:
+                    self.report_problem = f"cannot write the import report to {path}: {exc}"
+                else:
+                    self.report_path = path
         yield
 
     @pytest.hookimpl(tryfirst=True)
@@ -294,8 +342,8 @@ class ImportCacheSession:
         from .report import regression_lines, summary_lines
 
         terminalreporter.write_sep("-", "import budgets")
-        if self._budget_scales is not None and self.settings.budget_scale == "auto":
-            factors = self._budget_scales
+        factors = self._applied_scales()
+        if factors is not None:
             terminalreporter.write_line(
                 f"time budgets scaled by the reference import: "
                 f"cold x{format_significant(factors['cold'])}, "
@@ -305,7 +353,14 @@ class ImportCacheSession:
             terminalreporter.write_line(line)
         if self.report_path is not None:
             terminalreporter.write_line(f"import trees written to {self.report_path}")
-        slower = [comparison for comparison in self.comparisons if comparison.change > 0]
+        if self.report_problem:
+            terminalreporter.write_line(self.report_problem, red=True)
+        # With compare-fail thresholds, what they flag; without, whatever got slower.
+        slower = [
+            comparison
+            for comparison in self.comparisons
+            if (comparison.change > 0 if comparison.regressed is None else comparison.regressed)
+        ]
         if slower:
             terminalreporter.write_sep("-", f"slower imports than {slower[0].source}")
             for line in regression_lines(slower):
@@ -354,7 +409,9 @@ class ImportCacheSession:
                 for flavour in budget.timed_flavours or ("warm",)
             }
             stat = budget.stat or self.settings.stat
-            verdicts += judge(budget, results, stat=stat, scale=self._scales_or_fail())
+            # Only time budgets scale: the reference is not measured for module counts.
+            scale = self._scales_or_fail() if budget.timed_flavours else 1.0
+            verdicts += judge(budget, results, stat=stat, scale=scale)
         pending = item.stash.setdefault(_PENDING_KEY, [])
         for result in measured.values():
             own = [verdict for verdict in verdicts if verdict.result is result]

@@ -159,11 +159,14 @@ def publish(config: pytest.Config, records: Sequence[MeasurementRecord]) -> list
     _lock_saves(session)
     comparisons = []
     compared_mapping: dict[Any, dict[str, Any]] = getattr(session, "compared_mapping", None) or {}
+    checks = config.getoption("benchmark_compare_fail", None) or []
     for record, (name, fullname) in zip(records, benchmark_names(records), strict=True):
-        session.benchmarks.append(_metadata(record, name, fullname))
+        metadata = _metadata(record, name, fullname)
+        session.benchmarks.append(metadata)
         for path, baseline_entries in compared_mapping.items():
             if fullname in baseline_entries:
                 baseline = baseline_entries[fullname]
+                current = metadata.stats.as_dict()
                 comparisons.append(
                     ImportComparison(
                         name=name,
@@ -173,6 +176,12 @@ def publish(config: pytest.Config, records: Sequence[MeasurementRecord]) -> list
                         after=record.median,
                         before_self_seconds=entry_self_seconds(baseline),
                         after_self_seconds=record.self_seconds,
+                        # pytest-benchmark's own checks, as its compare-fail applies them.
+                        regressed=(
+                            any(check.fails(current, baseline["stats"]) for check in checks)
+                            if checks
+                            else None
+                        ),
                     )
                 )
                 break

@@ -96,7 +96,9 @@ def test_an_import_that_raises_reports_the_childs_traceback(
     assert "importing 'broken' raised ZeroDivisionError: division by zero" in str(caught.value)
     assert "round 1 of 2" in str(caught.value)
     assert 'inner.py", line 1' in caught.value.child_traceback
-    assert "_CHILD_CODE" not in caught.value.child_traceback
+    # Neither the child's own code nor its import tracer shows in the traceback.
+    assert "<string>" not in caught.value.child_traceback
+    assert "traced_find_and_load" not in caught.value.child_traceback
 
 
 def test_a_missing_submodule_is_an_import_error_of_the_child(
@@ -136,12 +138,14 @@ def test_an_interpreter_that_exits_early_is_reported_with_its_stderr(
         env_for(tree).measure("quits")
 
 
-def test_a_module_replaced_from_elsewhere_is_a_wrong_origin(
+def test_a_module_loaded_from_outside_the_environment_is_a_wrong_origin(
     make_tree: MakeTree, env_for: EnvFor
 ) -> None:
-    tree = make_tree({"impostor.py": "import sys, json\nsys.modules[__name__] = json\n"})
-    with pytest.raises(WrongOriginError, match=r"'impostor' was imported from .*json"):
-        env_for(tree).measure("impostor")
+    # The package sends its submodules' search to a directory outside the copy.
+    elsewhere = make_tree({"redirect/sub.py": ""})
+    tree = make_tree({"redirect/__init__.py": f"__path__ = [{str(elsewhere / 'redirect')!r}]\n"})
+    with pytest.raises(WrongOriginError, match=r"'redirect.sub' was imported from .*sub\.py"):
+        env_for(tree).measure("redirect.sub")
 
 
 def test_a_start_up_module_cannot_be_measured(env_for: EnvFor, make_tree: MakeTree) -> None:
@@ -149,21 +153,103 @@ def test_a_start_up_module_cannot_be_measured(env_for: EnvFor, make_tree: MakeTr
         env_for(make_tree({})).measure("codecs")
 
 
-def test_noise_on_stderr_does_not_become_modules(make_tree: MakeTree, env_for: EnvFor) -> None:
+def test_rows_written_to_stderr_do_not_change_the_tree(
+    make_tree: MakeTree, env_for: EnvFor
+) -> None:
+    # A row in -X importtime's format naming a real module, with a 99 s self time.
     tree = make_tree(
         {
             "noisy.py": """\
             import sys
-            sys.stderr.write("import time:       999 |        999 |   fake.module\\n")
+            import colorsys
+            sys.stderr.write("import time:  99000000 |   99000000 |   colorsys\\n")
             sys.stderr.write("half a line")
             sys.stderr.flush()
-            import colorsys
             """
         }
     )
     result = env_for(tree).measure("noisy")
-    assert "fake.module" not in result.modules
     assert result.modules["colorsys"].parent == "noisy"
+    assert result.modules["colorsys"].self_seconds < 1
+
+
+def test_a_package_importing_the_requested_submodule_keeps_one_tree(
+    make_tree: MakeTree, env_for: EnvFor
+) -> None:
+    # `import cyc.sub` loads `cyc`, whose __init__ imports `cyc.sub` itself.
+    tree = make_tree(
+        {
+            "cyc/__init__.py": "import time\ntime.sleep(0.1)\nfrom . import sub\n",
+            "cyc/sub.py": "import time\ntime.sleep(0.2)\n",
+        }
+    )
+    result = env_for(tree).measure("cyc.sub")
+    package, sub = result.modules["cyc"], result.modules["cyc.sub"]
+    assert (package.parent, sub.parent) == (None, "cyc")
+    assert sub.self_seconds >= 0.2
+    assert 0.1 <= package.self_seconds < 0.2
+    assert package.cumulative_seconds >= 0.3
+
+
+def test_imports_in_another_thread_keep_their_own_importers(
+    make_tree: MakeTree, env_for: EnvFor
+) -> None:
+    # While the main thread imports thr.foreground, a thread imports email.
+    tree = make_tree(
+        {
+            "thr/__init__.py": """\
+            import threading, time
+            worker = threading.Thread(target=__import__, args=("email.mime.text",))
+            worker.start()
+            from . import foreground
+            worker.join()
+            """,
+            "thr/foreground.py": "import time\ntime.sleep(0.1)\nimport fractions\n",
+        }
+    )
+    result = env_for(tree).measure("thr")
+    # The thread's imports start their own tree, whatever the main thread was doing.
+    assert result.chain("email.mime.base")[0] == "email.mime.text"
+    assert result.modules["email.mime.text"].parent is None
+    assert result.chain("fractions") == ["thr", "thr.foreground", "fractions"]
+    assert result.modules["thr.foreground"].self_seconds < 0.2
+
+
+def test_the_import_sees_no_arguments(
+    make_tree: MakeTree, env_for: EnvFor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As under `python -c "import quiet"`: the report file's path is not in sys.argv.
+    seen = tmp_path / "seen.txt"
+    monkeypatch.setenv("IMPORTCACHE_TEST_SEEN", str(seen))
+    tree = make_tree(
+        {
+            "quiet.py": """\
+            import os, sys
+            with open(os.environ["IMPORTCACHE_TEST_SEEN"], "w") as seen:
+                seen.write(repr(sys.argv))
+            """
+        }
+    )
+    env_for(tree, warmup=0, rounds=1).measure("quiet")
+    assert seen.read_text() == "['-c']"
+
+
+def test_a_module_that_replaces_itself_keeps_its_file(make_tree: MakeTree, env_for: EnvFor) -> None:
+    tree = make_tree(
+        {
+            "wrapped.py": """\
+            import sys
+
+            class Wrapper:
+                def __getattr__(self, name):
+                    return name
+
+            sys.modules[__name__] = Wrapper()
+            """
+        }
+    )
+    result = env_for(tree).measure("wrapped")
+    assert result.file.endswith("wrapped.py")
 
 
 def test_warmup_rounds_are_not_counted(make_tree: MakeTree, env_for: EnvFor) -> None:

@@ -349,7 +349,7 @@ def test_raw_dir_keeps_every_rounds_importtime_output(project: pytest.Pytester) 
     )
     result.assert_outcomes(passed=1)
     (test_dir,) = (project.path / "raw").iterdir()
-    assert test_dir.name == "test_imports.py_test_fixture"
+    assert test_dir.name.startswith("test_imports.py_test_fixture-")
     names = sorted(path.name for path in test_dir.iterdir())
     assert names == [
         "lightpkg-warm-round-01.txt",
@@ -467,6 +467,16 @@ def test_the_ini_file_sets_options_and_the_command_line_wins(project: pytest.Pyt
             "importcache_timeout = soon",
             [],
             "importcache_timeout in tox.ini: 'soon' is not a duration*",
+        ),
+        (
+            "",
+            ["--importcache-report=."],
+            "--importcache-report on the command line: '.' is a directory*",
+        ),
+        (
+            "",
+            ["--importcache-raw-dir=tox.ini"],
+            "--importcache-raw-dir on the command line: 'tox.ini' is a file*",
         ),
     ],
 )

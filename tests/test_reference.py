@@ -31,6 +31,12 @@ def test_a_bad_calibration_line_is_rejected(text: str) -> None:
         Calibration.parse(text)
 
 
+def test_long_calibrations_read_back() -> None:
+    calibration = Calibration(cold=12.5, warm=0.0001234)
+    assert calibration.to_text() == "cold=12500ms warm=0.1234ms"
+    assert Calibration.parse(calibration.to_text()) == calibration
+
+
 def test_scales_are_this_machine_over_the_recorded_one() -> None:
     here = Calibration(cold=0.06, warm=0.01)
     assert here.scales(Calibration(cold=0.03, warm=0.02)) == {"cold": 2.0, "warm": 0.5}
@@ -61,7 +67,9 @@ def test_calibrate_prints_the_ini_lines() -> None:
     assert lines[-1] == "importcache_budget_scale = auto"
     key, _, value = lines[-2].partition(" = ")
     assert key == "importcache_calibration"
-    assert Calibration.parse(value).cold > 0
+    parsed = Calibration.parse(value)
+    assert parsed.cold > parsed.warm
+    assert f'importcache_calibration = "{value}"' in lines  # the pyproject.toml form
 
 
 INI = quick_ini()
