@@ -27,10 +27,15 @@ def private_temp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TMPDIR", str(tmp_path))
 
 
+def cli_command(*args: str) -> list[str]:
+    """The command line ``python -m pytest_importcache ARGS``."""
+    return [sys.executable, "-m", "pytest_importcache", *args]
+
+
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """``python -m pytest_importcache ARGS`` with stderr not a terminal."""
     return subprocess.run(
-        [sys.executable, "-m", "pytest_importcache", *args],
+        cli_command(*args),
         capture_output=True,
         text=True,
         cwd=cwd,
@@ -67,16 +72,7 @@ def test_a_terminal_gets_a_progress_bar(package_dir: Path) -> None:
     controller, terminal = pty.openpty()
     try:
         completed = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pytest_importcache",
-                "clipkg",
-                "--path",
-                str(package_dir),
-                "--rounds",
-                "2",
-            ],
+            cli_command("clipkg", "--path", str(package_dir), "--rounds", "2"),
             stdout=subprocess.PIPE,
             stderr=terminal,
             text=True,
@@ -259,16 +255,7 @@ def test_compare_stays_within_one_machine_directory(saved_runs: Path) -> None:
 
 
 def test_a_closed_pipe_ends_quietly(package_dir: Path) -> None:
-    command = [
-        sys.executable,
-        "-m",
-        "pytest_importcache",
-        "clipkg",
-        "--path",
-        str(package_dir),
-        "--rounds",
-        "1",
-    ]
+    command = cli_command("clipkg", "--path", str(package_dir), "--rounds", "1")
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
         assert process.stdout is not None
         assert process.stderr is not None
