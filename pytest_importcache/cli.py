@@ -39,7 +39,7 @@ from typing import IO, Any, NoReturn
 
 from .budget import format_duration, suggest_budget
 from .errors import ImportCacheError
-from .result import ImportResult, ModuleTiming
+from .result import ImportResult, ModuleTiming, flavour_label
 
 __all__ = ["main", "profile_json"]
 
@@ -253,7 +253,7 @@ def _profile(arguments: argparse.Namespace) -> int:
         for module in arguments.modules:
             results: dict[str, ImportResult] = {}
             for flavour, closure in flavours:
-                label = "closure-cold" if closure else flavour
+                label = flavour_label(flavour, closure)
                 env = ImportEnv(
                     flavour,  # type: ignore[arg-type]
                     closure=closure,

@@ -30,7 +30,7 @@ from filelock import FileLock
 
 from .errors import EnvironmentBuildError
 from .locate import PackageLocation, locate_package
-from .result import Flavour, ImportResult, build_result
+from .result import Flavour, ImportResult, build_result, flavour_label
 from .runner import run_round
 
 __all__ = ["ImportEnv", "InvalidationMode", "PackageCopy", "default_cache_dir", "prepare_copy"]
@@ -380,7 +380,7 @@ class ImportEnv:
 
     @property
     def _label(self) -> str:
-        return "closure-cold" if self.closure else self.flavour
+        return flavour_label(self.flavour, self.closure)
 
 
 def _check_rounds(value: int, name: str, *, minimum: int) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .result import ImportResult
+from .result import ImportResult, flavour_label
 from .stats import median
 
 __all__ = ["SLOWEST_RECORDED", "MeasurementRecord"]
@@ -81,7 +81,7 @@ class MeasurementRecord:
     @property
     def label(self) -> str:
         """``"cold"``, ``"warm"`` or ``"closure-cold"``."""
-        return "closure-cold" if self.closure else self.flavour
+        return flavour_label(self.flavour, self.closure)
 
     @property
     def module_count(self) -> int:

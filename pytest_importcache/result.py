@@ -10,9 +10,14 @@ from .importtime import iter_nodes, parse_importtime
 from .runner import RoundReport, TracedImport
 from .stats import STAT_NAMES, RoundStats, compute_stats, median
 
-__all__ = ["Flavour", "ImportResult", "ModuleTiming", "build_result"]
+__all__ = ["Flavour", "ImportResult", "ModuleTiming", "build_result", "flavour_label"]
 
 Flavour = Literal["cold", "warm"]
+
+
+def flavour_label(flavour: str, closure: bool) -> str:
+    """``"cold"``, ``"warm"`` or ``"closure-cold"``: a flavour as shown to users."""
+    return "closure-cold" if closure else flavour
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,7 @@ class ImportResult:
     @property
     def label(self) -> str:
         """``"cold"``, ``"warm"`` or ``"closure-cold"``: the flavour as shown to users."""
-        return "closure-cold" if self.closure else self.flavour
+        return flavour_label(self.flavour, self.closure)
 
     @property
     def min(self) -> float:
