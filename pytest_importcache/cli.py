@@ -39,7 +39,7 @@ from typing import IO, Any, NoReturn
 
 from .budget import format_duration, suggest_budget
 from .errors import ImportCacheError
-from .result import ImportResult, ModuleTiming, flavour_label
+from .result import ImportResult, ModuleTiming, flavour_label, importer_tree
 
 __all__ = ["main", "profile_json"]
 
@@ -133,10 +133,7 @@ class _Progress:
 
 def _tree_lines(result: ImportResult) -> list[str]:
     """The import tree, biggest cumulative first, pruned to the modules that matter."""
-    children: dict[str | None, list[ModuleTiming]] = {}
-    for timing in result.modules.values():
-        parent = timing.parent if timing.name != result.module else None
-        children.setdefault(parent, []).append(timing)
+    children = importer_tree(result.module, result.modules.values())
     total = max((timing.cumulative_seconds for timing in result.modules.values()), default=0.0)
     lines: list[str] = []
 
@@ -147,10 +144,10 @@ def _tree_lines(result: ImportResult) -> list[str]:
         cumulative = format_duration(timing.cumulative_seconds)
         line = f"    {self_time:>8} {cumulative:>8}  {'  ' * depth}{timing.name}"
         lines.append(line if len(line) <= WIDTH else line[: WIDTH - 1] + "…")
-        for child in sorted(children.get(timing.name, []), key=lambda t: -t.cumulative_seconds):
+        for child in children.get(timing.name, []):
             visit(child, depth + 1)
 
-    for root in sorted(children.get(None, []), key=lambda t: -t.cumulative_seconds):
+    for root in children.get(None, []):
         visit(root, 0)
     return lines
 

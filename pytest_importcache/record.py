@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .result import ImportResult, flavour_label
+from .result import ImportResult, ModuleTiming, flavour_label
 from .stats import median
 
 __all__ = ["SLOWEST_RECORDED", "MeasurementRecord"]
@@ -87,6 +87,11 @@ class MeasurementRecord:
     def module_count(self) -> int:
         """How many modules the import loaded."""
         return len(self.modules)
+
+    @property
+    def timings(self) -> list[ModuleTiming]:
+        """Every loaded module's timing."""
+        return [ModuleTiming(*entry) for entry in self.modules]
 
     @property
     def self_seconds(self) -> dict[str, float]:

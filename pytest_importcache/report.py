@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from .budget import Verdict, format_duration, format_significant, suggest_budget
 from .record import MeasurementRecord
-from .result import ImportResult
+from .result import ImportResult, ModuleTiming, importer_tree
 
 if TYPE_CHECKING:
     from .runs import ImportComparison
@@ -166,25 +166,20 @@ ul { list-style: none; padding-left: 1.5em; margin: 0; }
 
 def _html_tree(record: MeasurementRecord) -> str:
     """Nested lists of the import tree, biggest cumulative time first."""
-    children: dict[str | None, list[tuple[str, float, float, str | None]]] = {}
-    for entry in record.modules:
-        parent = entry[3] if entry[0] != record.module else None
-        children.setdefault(parent, []).append(entry)
+    children = importer_tree(record.module, record.timings)
 
-    def render(entry: tuple[str, float, float, str | None], depth: int) -> str:
-        name, self_time, cumulative, _ = entry
-        label = html.escape(
-            f"{format_duration(self_time):>8} {format_duration(cumulative):>8}  {name}"
-        )
-        kids = sorted(children.get(name, []), key=lambda kid: -kid[2])
+    def render(timing: ModuleTiming, depth: int) -> str:
+        self_time = format_duration(timing.self_seconds)
+        cumulative = format_duration(timing.cumulative_seconds)
+        label = html.escape(f"{self_time:>8} {cumulative:>8}  {timing.name}")
+        kids = children.get(timing.name, [])
         if not kids:
             return f"<li>{label}</li>"
         inner = "".join(render(kid, depth + 1) for kid in kids)
         opened = " open" if depth < 2 else ""
         return f"<li><details{opened}><summary>{label}</summary><ul>{inner}</ul></details></li>"
 
-    roots = sorted(children.get(None, []), key=lambda entry: -entry[2])
-    return "<ul>" + "".join(render(root, 0) for root in roots) + "</ul>"
+    return "<ul>" + "".join(render(root, 0) for root in children.get(None, [])) + "</ul>"
 
 
 def html_report(records: Sequence[MeasurementRecord]) -> str:

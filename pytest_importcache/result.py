@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -10,7 +10,14 @@ from .importtime import iter_nodes, parse_importtime
 from .runner import RoundReport, TracedImport
 from .stats import STAT_NAMES, RoundStats, compute_stats, median
 
-__all__ = ["Flavour", "ImportResult", "ModuleTiming", "build_result", "flavour_label"]
+__all__ = [
+    "Flavour",
+    "ImportResult",
+    "ModuleTiming",
+    "build_result",
+    "flavour_label",
+    "importer_tree",
+]
 
 Flavour = Literal["cold", "warm"]
 
@@ -32,6 +39,23 @@ class ModuleTiming:
     self_seconds: float
     cumulative_seconds: float
     parent: str | None
+
+
+def importer_tree(
+    module: str, timings: Iterable[ModuleTiming]
+) -> dict[str | None, list[ModuleTiming]]:
+    """Modules by importer, biggest cumulative time first; ``None`` holds the roots.
+
+    The measured ``module`` is always a root, even when its parent package's
+    import is what pulled it in.
+    """
+    children: dict[str | None, list[ModuleTiming]] = {}
+    for timing in timings:
+        parent = timing.parent if timing.name != module else None
+        children.setdefault(parent, []).append(timing)
+    for siblings in children.values():
+        siblings.sort(key=lambda timing: -timing.cumulative_seconds)
+    return children
 
 
 @dataclass(frozen=True, eq=False)
