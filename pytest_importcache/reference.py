@@ -14,6 +14,8 @@ and the interpreter, not a library's version.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +83,17 @@ class Calibration:
             return cls(parse_duration(match["cold"]), parse_duration(match["warm"]))
         except BudgetError as exc:
             raise ValueError(str(exc)) from None
+
+    @classmethod
+    def read(cls, path: Path) -> Calibration:
+        """A calibration saved by :meth:`write`."""
+        return cls(**json.loads(path.read_text(encoding="utf-8")))
+
+    def write(self, path: Path) -> None:
+        """Save to ``path``, aside and then renamed, so no reader ever sees half a file."""
+        partial = path.with_suffix(".partial")
+        partial.write_text(json.dumps({"cold": self.cold, "warm": self.warm}), encoding="utf-8")
+        os.replace(partial, path)
 
     def scales(self, recorded: Calibration) -> dict[str, float]:
         """Budget factors for this machine against a ``recorded`` calibration."""

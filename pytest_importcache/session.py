@@ -12,7 +12,6 @@ saves to pytest-benchmark storage.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import shutil
 import tempfile
@@ -172,8 +171,6 @@ class ImportCacheSession:
         if scale != "auto":
             self._budget_scales = {"cold": scale, "warm": scale}
             return self._budget_scales
-        import json
-
         from filelock import FileLock
 
         from .reference import Calibration, measure_reference
@@ -183,7 +180,7 @@ class ImportCacheSession:
         cached = self._reference_file
         with FileLock(f"{cached}.lock"):
             if cached.exists():
-                here = Calibration(**json.loads(cached.read_text(encoding="utf-8")))
+                here = Calibration.read(cached)
             else:
                 with self.measurement_lock():
                     here = measure_reference(
@@ -191,10 +188,7 @@ class ImportCacheSession:
                         rounds=self.settings.rounds,
                         warmup=self.settings.warmup,
                     )
-                # Written aside and renamed, so no process ever reads half a file.
-                partial = cached.with_suffix(".partial")
-                partial.write_text(json.dumps({"cold": here.cold, "warm": here.warm}))
-                os.replace(partial, cached)
+                here.write(cached)
         self._budget_scales = here.scales(recorded)
         return self._budget_scales
 
@@ -208,12 +202,9 @@ class ImportCacheSession:
         if self.settings.budget_scale != "auto" or self.settings.calibration is None:
             return None
         if self._budget_scales is None and self._reference_file.exists():
-            import json
-
             from .reference import Calibration
 
-            measured = json.loads(self._reference_file.read_text(encoding="utf-8"))
-            return Calibration(**measured).scales(self.settings.calibration)
+            return Calibration.read(self._reference_file).scales(self.settings.calibration)
         return self._budget_scales
 
     def _scales_or_fail(self) -> dict[str, float]:

@@ -31,6 +31,13 @@ def test_a_bad_calibration_line_is_rejected(text: str) -> None:
         Calibration.parse(text)
 
 
+def test_a_calibration_file_round_trips_and_leaves_nothing_aside(tmp_path: Path) -> None:
+    saved = tmp_path / "calibration.json"
+    Calibration(cold=0.06, warm=0.01).write(saved)
+    assert Calibration.read(saved) == Calibration(cold=0.06, warm=0.01)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["calibration.json"]
+
+
 def test_long_calibrations_read_back() -> None:
     calibration = Calibration(cold=12.5, warm=0.0001234)
     assert calibration.to_text() == "cold=12500ms warm=0.1234ms"
