@@ -22,11 +22,13 @@ if TYPE_CHECKING:
         EnvironmentBuildError,
         ImportCacheError,
         ImportRaisedError,
+        InterpreterError,
         LocateError,
         RoundCrashedError,
         RoundTimeoutError,
         WrongOriginError,
     )
+    from .lifecycle import RoundsInterrupted
     from .result import Flavour, ImportResult, ModuleTiming
     from .stats import RoundStats
 
@@ -37,12 +39,14 @@ __all__ = [
     "ImportEnv",
     "ImportRaisedError",
     "ImportResult",
+    "InterpreterError",
     "InvalidationMode",
     "LocateError",
     "ModuleTiming",
     "RoundCrashedError",
     "RoundStats",
     "RoundTimeoutError",
+    "RoundsInterrupted",
     "WrongOriginError",
 ]
 
@@ -56,10 +60,12 @@ _HOMES = {
     "EnvironmentBuildError": "errors",
     "ImportCacheError": "errors",
     "ImportRaisedError": "errors",
+    "InterpreterError": "errors",
     "LocateError": "errors",
     "RoundCrashedError": "errors",
     "RoundTimeoutError": "errors",
     "WrongOriginError": "errors",
+    "RoundsInterrupted": "lifecycle",
 }
 
 

@@ -16,11 +16,10 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import stat
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,16 +27,26 @@ from typing import Literal, get_args
 
 from filelock import FileLock
 
+from .cache import default_cache_dir, mark_used, prune_cache
+from .copying import copy_files, package_files, source_fingerprint
 from .errors import EnvironmentBuildError
+from .interpreter import check_interpreter
+from .lifecycle import signals_end_rounds
 from .locate import PackageLocation, locate_package
 from .result import Flavour, ImportResult, build_result, flavour_label
 from .runner import run_round
 
-__all__ = ["ImportEnv", "InvalidationMode", "PackageCopy", "default_cache_dir", "prepare_copy"]
+__all__ = [
+    "ImportEnv",
+    "InvalidationMode",
+    "PackageCopy",
+    "default_cache_dir",
+    "prepare_copy",
+    "source_fingerprint",
+]
 
 InvalidationMode = Literal["timestamp", "checked-hash", "unchecked-hash"]
 
-_BYTECODE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo")
 # compileall's process pool costs more than it saves below this many source files,
 # and on fewer cores than this (measured: 25% slower on 2 cores, tests/benchmarks).
 _PARALLEL_COMPILE_THRESHOLD = 200
@@ -53,56 +62,6 @@ class PackageCopy:
     roots: tuple[Path, ...]
 
 
-def default_cache_dir() -> Path:
-    """Where copies live when no cache directory is given: a per-user temporary directory.
-
-    The directory is created private (mode 0700). One that another user owns or
-    can write to is refused: its copies would be code run as this user.
-    """
-    __tracebackhide__ = True
-    user = os.getuid() if hasattr(os, "getuid") else os.getlogin()
-    directory = Path(tempfile.gettempdir()) / f"pytest-importcache-{user}"
-    directory.mkdir(mode=0o700, exist_ok=True)
-    if hasattr(os, "getuid"):
-        status = directory.lstat()
-        if (
-            not stat.S_ISDIR(status.st_mode)
-            or status.st_uid != os.getuid()
-            or status.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
-        ):
-            raise EnvironmentBuildError(
-                f"refusing the cache directory {directory}: it is not a directory owned by "
-                "this user and writable only by it; remove it or pass cache_dir="
-            )
-    return directory
-
-
-def _iter_source_files(location: PackageLocation) -> Iterator[tuple[Path, Path]]:
-    """(portion, file) for every file of the package that a copy carries."""
-    for portion in location.portions:
-        if portion.is_file():
-            yield portion, portion
-            continue
-        # Symbolic links are followed, as the copy follows them.
-        for directory, subdirectories, files in os.walk(portion, followlinks=True):
-            subdirectories[:] = sorted(name for name in subdirectories if name != "__pycache__")
-            for name in sorted(files):
-                if not name.endswith((".pyc", ".pyo")):
-                    yield portion, Path(directory) / name
-
-
-def source_fingerprint(location: PackageLocation) -> str:
-    """A digest of the package's file names, sizes and modification times."""
-    digest = hashlib.sha256(location.kind.encode())
-    for portion, path in _iter_source_files(location):
-        try:
-            status = path.stat()
-        except OSError:  # a dangling symbolic link: the copy leaves it out too
-            continue
-        digest.update(f"{portion}\0{path}\0{status.st_size}\0{status.st_mtime_ns}\n".encode())
-    return digest.hexdigest()[:16]
-
-
 def interpreter_key(python: str) -> str:
     """A short digest identifying an interpreter (its path and its binary's size and mtime)."""
     status = Path(python).resolve().stat()
@@ -110,37 +69,11 @@ def interpreter_key(python: str) -> str:
     return hashlib.sha256(identity.encode()).hexdigest()[:12]
 
 
-def _make_writable(root: Path) -> None:
-    """Give the owner write access under ``root``, as a fresh install has.
-
-    ``copytree`` keeps modes, so a read-only source tree (a Nix store, Bazel
-    runfiles) would give a copy where no ``__pycache__`` can be written: warm
-    copies would compile nothing and cold rounds could not write bytecode.
-    """
-    for path in [root, *root.rglob("*")]:
-        if not path.is_symlink():
-            path.chmod(path.stat().st_mode | stat.S_IWUSR)
-
-
-def _copy_tree(source: Path, destination: Path) -> None:
-    shutil.copytree(source, destination, ignore=_BYTECODE, ignore_dangling_symlinks=True)
-
-
-def _copy_package(location: PackageLocation, destination: Path) -> tuple[Path, ...]:
-    """Copy the package's files (no bytecode, modification times kept) into ``destination``."""
-    if location.kind == "module":
-        destination.mkdir(parents=True)
-        shutil.copy2(location.portions[0], destination / location.portions[0].name)
-        roots: tuple[Path, ...] = (destination,)
-    elif location.kind == "package":
-        _copy_tree(location.portions[0], destination / location.top_level)
-        roots = (destination,)
-    else:
-        roots = tuple(destination / f"portion-{index}" for index in range(len(location.portions)))
-        for portion, root in zip(location.portions, roots, strict=True):
-            _copy_tree(portion, root / location.top_level)
-    _make_writable(destination)
-    return roots
+def _copy_roots(location: PackageLocation, directory: Path) -> tuple[Path, ...]:
+    """The directories of a copy that go on ``sys.path``: one, or one per namespace portion."""
+    if location.kind == "namespace":
+        return tuple(directory / f"portion-{index}" for index in range(len(location.portions)))
+    return (directory,)
 
 
 def _compile(
@@ -183,30 +116,32 @@ def prepare_copy(
 
     The copy is assembled in a private directory and renamed into place, under a
     file lock, so concurrent callers build it once and never see half a copy.
+    A copy is reused only while the content it was built from is unchanged;
+    building a new one applies the cache's bounds (:mod:`pytest_importcache.cache`).
     """
     __tracebackhide__ = True
     environment_dir.mkdir(parents=True, exist_ok=True)
-    directory = environment_dir / f"{location.top_level}-{source_fingerprint(location)}"
+    files = package_files(location)
+    directory = environment_dir / f"{location.top_level}-{source_fingerprint(location, files)}"
+    roots = _copy_roots(location, directory)
+    built = False
     with FileLock(f"{directory}.lock"):
         if not directory.exists():
             staging = Path(tempfile.mkdtemp(prefix=f"{directory.name}.", dir=environment_dir))
             try:
-                try:
-                    staged_roots = _copy_package(location, staging / "copy")
-                except (OSError, shutil.Error) as exc:
-                    raise EnvironmentBuildError(
-                        f"cannot copy {location.top_level!r} from "
-                        f"{', '.join(map(str, location.portions))}: {exc}"
-                    ) from None
+                copy_files(files, staging / "copy")
+                staged_roots = _copy_roots(location, staging / "copy")
+                for root in staged_roots:
+                    root.mkdir(parents=True, exist_ok=True)
                 if flavour == "warm":
                     _compile(python, staged_roots, optimize, invalidation_mode)
                 (staging / "copy").rename(directory)
+                built = True
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
-    if location.kind == "namespace":
-        roots = tuple(directory / f"portion-{index}" for index in range(len(location.portions)))
-    else:
-        roots = (directory,)
+        mark_used(directory)
+    if built:
+        prune_cache(environment_dir.parent, keep=directory)
     return PackageCopy(location, directory, roots)
 
 
@@ -222,7 +157,9 @@ def _validated_python(python: str | None) -> str:
     found = shutil.which(chosen)
     if not chosen or found is None:
         raise ValueError(f"python interpreter {chosen!r} not found or not executable")
-    return os.path.abspath(found)
+    found = os.path.abspath(found)
+    check_interpreter(found)
+    return found
 
 
 class ImportEnv:
@@ -307,7 +244,7 @@ class ImportEnv:
     def copy_for(self, module: str) -> PackageCopy:
         """Locate the package of ``module`` and build (or reuse) its copy."""
         __tracebackhide__ = True
-        location = locate_package(module, self.search_path)
+        location = locate_package(module, self.search_path, python=self.python)
         return prepare_copy(
             location,
             self.path,
@@ -317,23 +254,40 @@ class ImportEnv:
             invalidation_mode=self.invalidation_mode,
         )
 
+    def _copy_in_use(self, module: str, stack: ExitStack) -> PackageCopy:
+        """:meth:`copy_for`, holding the copy's measurement lock until ``stack`` closes.
+
+        The lock keeps the cache's pruning (another process's) away from the copy
+        and keeps two measurements of one cold copy apart.
+        """
+        __tracebackhide__ = True
+        while True:
+            copy = self.copy_for(module)
+            lock = FileLock(f"{copy.directory}.measure.lock")
+            lock.acquire()
+            if copy.directory.is_dir():
+                stack.callback(lock.release)
+                return copy
+            lock.release()  # pruned between building and locking: build it again
+
     def measure(self, module: str, rounds: int | None = None) -> ImportResult:
         """Import ``module`` in ``warmup`` + ``rounds`` fresh interpreters and summarise.
 
         Raises a subclass of :class:`~pytest_importcache.ImportCacheError` when the
-        module cannot be found, raises on import, hangs or crashes.
+        module cannot be found, raises on import, hangs or crashes. SIGTERM or
+        SIGHUP during the rounds ends them and raises
+        :class:`~pytest_importcache.lifecycle.RoundsInterrupted` (a ``KeyboardInterrupt``).
         """
         __tracebackhide__ = True
         counted = self.rounds if rounds is None else rounds
         _check_rounds(counted, "rounds", minimum=1)
         total = self.warmup + counted
         with ExitStack() as stack:
+            stack.enter_context(signals_end_rounds())
             stack.enter_context(self.measurement_lock() if self.measurement_lock else nullcontext())
             # Built under the measurement lock too: compiling a copy would slow down
             # another process's rounds.
-            copy = self.copy_for(module)
-            if self.flavour == "cold":
-                stack.enter_context(FileLock(f"{copy.directory}.measure.lock"))
+            copy = self._copy_in_use(module, stack)
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="round-")))
             reports = []
             for index in range(total):
@@ -365,6 +319,11 @@ class ImportEnv:
                     description=f"{self._label} {phase}",
                     raw_path=raw_path,
                 )
+                if self.flavour == "cold" and report.origin.endswith((".pyc", ".pyo")):
+                    raise EnvironmentBuildError(
+                        f"{module!r} is a sourceless module ({Path(report.origin).name}): it has "
+                        "no source to compile, so it cannot be measured cold; measure it warm"
+                    )
                 if index >= self.warmup:
                     reports.append(report)
                 if prefix is not None:

@@ -11,6 +11,7 @@ __all__ = [
     "EnvironmentBuildError",
     "ImportCacheError",
     "ImportRaisedError",
+    "InterpreterError",
     "LocateError",
     "RoundCrashedError",
     "RoundTimeoutError",
@@ -42,6 +43,10 @@ class ImportRaisedError(ImportCacheError):
         if not self.child_traceback:
             return self.message
         return f"{self.message}\n{self.child_traceback.rstrip()}"
+
+
+class InterpreterError(ImportCacheError, ValueError):
+    """The interpreter for the rounds cannot be used: missing, failing or too old."""
 
 
 class EnvironmentBuildError(ImportCacheError):

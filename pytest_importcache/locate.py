@@ -1,9 +1,19 @@
-"""Find the files of the package under test without importing any of it.
+"""Find the files of the package under test the way the import would, importing none of it.
 
-Only the top-level name of a dotted module is looked up, with
-``importlib.machinery.PathFinder`` on a list of path entries: that stats
-directories and files but executes nothing, so the user's tree is neither
-imported nor written to (no ``__pycache__`` appears).
+Only the top-level name of a dotted module is looked up. For the running
+interpreter, a package the process has already imported is taken from its
+loaded spec (exactly what the test's own import gave); otherwise every
+meta-path finder is asked in order, as the import system asks them, so
+packages that only an editable install's finder knows are found. Finders find
+but do not execute, so the user's tree is neither imported nor written to.
+
+For another interpreter, that interpreter is asked (see
+:mod:`pytest_importcache.interpreter`): its standard library and
+site-packages, plus this process's project entries (``sys.path`` entries
+outside this interpreter's installation: the source tree, pytest's
+``pythonpath``). A project package that only this process can find (an
+editable install's finder here) is taken from here; another installation's
+files never are.
 """
 
 from __future__ import annotations
@@ -12,11 +22,12 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib.machinery import PathFinder
+from importlib.machinery import ModuleSpec, PathFinder
 from pathlib import Path
 from typing import Literal
 
 from .errors import LocateError
+from .interpreter import installation_dirs, is_running_interpreter, probe_spec
 
 __all__ = [
     "LocateError",
@@ -55,39 +66,126 @@ def check_module_name(module: object) -> None:
         raise LocateError(f"{module!r} is not a valid dotted module name")
 
 
-def locate_package(module: str, search_path: Sequence[str] | None = None) -> PackageLocation:
-    """Locate the top-level package of ``module`` on ``search_path`` (default ``sys.path``).
+def _search_entries(search_path: Sequence[str]) -> list[str]:
+    """Absolute, de-duplicated path entries; ``""`` and ``"."`` stand for the current directory."""
+    return list(dict.fromkeys(os.path.abspath(entry or os.curdir) for entry in search_path))
 
-    The empty entry and ``"."`` stand for the current directory, as in ``sys.path``.
-    Raises :class:`LocateError` naming the module and the entries searched, on one line.
+
+def _find_in_this_process(top: str, search_path: Sequence[str] | None) -> ModuleSpec | None:
+    """The spec this process's import system gives ``top``, without importing it.
+
+    With an explicit ``search_path``, path-based finding uses it instead of ``sys.path``.
+    """
+    __tracebackhide__ = True
+    if search_path is None:
+        loaded_spec = getattr(sys.modules.get(top), "__spec__", None)
+        if isinstance(loaded_spec, ModuleSpec):
+            return loaded_spec
+    for finder in list(sys.meta_path):
+        find_spec = getattr(finder, "find_spec", None)
+        if find_spec is None:
+            continue
+        try:
+            if finder is PathFinder and search_path is not None:
+                spec = PathFinder.find_spec(top, _search_entries(search_path))
+            else:
+                spec = find_spec(top, None)
+        except Exception as exc:
+            raise LocateError(
+                f"the import hook {finder!r} raised while looking for {top!r}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
+        if isinstance(spec, ModuleSpec):
+            return spec
+    return None
+
+
+def _location_from(
+    top: str, origin: str | None, locations: Sequence[str] | None, where: str
+) -> PackageLocation:
+    """The :class:`PackageLocation` of a found spec's origin and search locations."""
+    __tracebackhide__ = True
+    if origin == "built-in" or (top in sys.builtin_module_names and origin is None):
+        raise LocateError(
+            f"{top!r} is built into the interpreter: it has no files to copy and no import to time"
+        )
+    if origin == "frozen":
+        started = " (a start-up module)" if top in sys.modules else ""
+        raise LocateError(
+            f"{top!r} is frozen into the interpreter{where}{started}: its import reads no "
+            "files, so there is nothing to copy"
+        )
+    if origin is None or origin == "namespace":
+        portions = tuple(Path(location) for location in locations or ())
+        if not portions:
+            raise LocateError(f"{top!r} was found{where} without a file or directory to copy")
+        return PackageLocation(top, "namespace", portions)
+    path = Path(origin)
+    if not path.is_file():
+        raise LocateError(
+            f"module {top!r} was found{where} at {origin}, which is not a file on disk "
+            "(a zip archive or a custom finder): only file-system packages can be copied"
+        )
+    if locations is not None:
+        return PackageLocation(top, "package", (path.parent,))
+    return PackageLocation(top, "module", (path,))
+
+
+def _is_project_file(path: str) -> bool:
+    """Whether ``path`` lies outside this interpreter's installation (in a project tree)."""
+    real = os.path.realpath(path)
+    return not real.startswith(installation_dirs())
+
+
+def _not_found(module: str, top: str, searched: str) -> LocateError:
+    needed_for = f" (needed for {module!r})" if module != top else ""
+    return LocateError(f"cannot find module {top!r}{needed_for} {searched}")
+
+
+def locate_package(
+    module: str, search_path: Sequence[str] | None = None, *, python: str | None = None
+) -> PackageLocation:
+    """Locate the top-level package of ``module`` as ``python`` (default: this one) imports it.
+
+    ``search_path`` replaces ``sys.path`` for path-based finding (the empty
+    entry and ``"."`` stand for the current directory). Raises
+    :class:`LocateError` naming the module and where it was looked for, on one line.
     """
     __tracebackhide__ = True
     check_module_name(module)
     top = top_level_name(module)
-    # dict.fromkeys: the same directory twice (e.g. "" and the cwd) is searched once.
-    entries = list(
-        dict.fromkeys(os.path.abspath(entry or os.curdir) for entry in (search_path or sys.path))
+    if python is None or is_running_interpreter(python):
+        spec = _find_in_this_process(top, search_path)
+        if spec is None:
+            entries = _search_entries(sys.path if search_path is None else search_path)
+            raise _not_found(
+                module,
+                top,
+                f"in the {len(entries)} path entries searched ({', '.join(entries) or 'none'}) "
+                "or through the import hooks of this interpreter",
+            )
+        locations = spec.submodule_search_locations
+        return _location_from(top, spec.origin, None if locations is None else list(locations), "")
+    project_entries = tuple(
+        entry
+        for entry in _search_entries(sys.path if search_path is None else search_path)
+        if _is_project_file(entry)
     )
-    if top in sys.builtin_module_names:
-        raise LocateError(
-            f"{top!r} is built into the interpreter: it has no files to copy and no import to time"
+    probed = probe_spec(python, top, project_entries)
+    if probed is not None:
+        return _location_from(top, probed.origin, probed.locations, f" by {python}")
+    here = _find_in_this_process(top, search_path)
+    if here is not None and here.origin not in (None, "built-in", "frozen"):
+        if _is_project_file(here.origin):
+            locations = here.submodule_search_locations
+            return _location_from(
+                top, here.origin, None if locations is None else list(locations), ""
+            )
+        raise _not_found(
+            module,
+            top,
+            f"for {python}: it is installed only for {sys.executable} ({here.origin}), and "
+            "another interpreter's installed files are never measured; install it for "
+            f"{python}",
         )
-    spec = PathFinder.find_spec(top, entries)
-    if spec is None:
-        needed_for = f" (needed for {module!r})" if module != top else ""
-        raise LocateError(
-            f"cannot find module {top!r}{needed_for} in the {len(entries)} path entries "
-            f"searched: {', '.join(entries) or '(none)'}"
-        )
-    if spec.origin is None or spec.origin == "namespace":
-        portions = tuple(Path(location) for location in spec.submodule_search_locations or ())
-        return PackageLocation(top, "namespace", portions)
-    origin = Path(spec.origin)
-    if not origin.is_file():
-        raise LocateError(
-            f"module {top!r} was found at {origin}, which is not a file on disk "
-            "(a zip archive or a custom finder): only file-system packages can be copied"
-        )
-    if spec.submodule_search_locations is not None:
-        return PackageLocation(top, "package", (origin.parent,))
-    return PackageLocation(top, "module", (origin,))
+    raise _not_found(module, top, f"for {python}, nor in this project's path entries")

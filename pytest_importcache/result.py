@@ -67,6 +67,10 @@ class ImportResult:
     their imports completed, the measured module last) to its timing, so
     ``"mylib.core" in result.modules`` asks whether the import loaded it.
     ``file`` is the file the module was imported from, inside the environment.
+    ``startup_modules`` is how many modules the interpreter had loaded before the
+    import began (its clean start-up, the same for every import on that
+    interpreter). ``lazy_modules`` names the modules the import created lazily
+    (``importlib.util.LazyLoader``) but never executed: they are not in ``modules``.
     """
 
     module: str
@@ -79,6 +83,8 @@ class ImportResult:
     cpu: tuple[float, ...]
     stats: RoundStats
     modules: Mapping[str, ModuleTiming]
+    startup_modules: int = 0
+    lazy_modules: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -249,4 +255,6 @@ def build_result(
         cpu=tuple(report.cpu_ns / 1e9 for report in reports),
         stats=compute_stats(wall),
         modules=_module_timings(reports),
+        startup_modules=reports[0].startup_modules,
+        lazy_modules=reports[0].lazy,
     )

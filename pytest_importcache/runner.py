@@ -12,9 +12,9 @@ the measured import off from the interpreter's start-up imports.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
+import secrets
 import signal
 import subprocess
 from collections.abc import Sequence
@@ -22,53 +22,169 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ImportRaisedError, RoundCrashedError, RoundTimeoutError, WrongOriginError
+from .lifecycle import ROUND_TOKEN_VARIABLE, kill_round_processes
 
 __all__ = ["RoundReport", "TracedImport", "run_round"]
 
 BEGIN_MARKER = "importcache: begin"
 END_MARKER = "importcache: end"
 
-# Runs in the child around the measured import, compiled under importlib's own
-# file name so that warnings' stack levels and import tracebacks skip its frames
-# as they skip importlib's. It wraps `_find_and_load`, which the `import`
-# statement and `importlib.import_module` both go through, to record every
-# import call: an id, the id of the call it happened in (per thread), whether
-# it loaded the module, and its nanoseconds. Unlike `-X importtime` it sees
-# `import_module` imports and cannot be confused by what the imported code
-# writes to stderr. It also wraps `_load_unlocked` to note which file each
-# module was really loaded from, whatever the module later puts in sys.modules.
-_TRACER = """\
+# Runs in the child, compiled under importlib's own file name so that warnings'
+# stack levels and import tracebacks skip its frames as they skip importlib's.
+#
+# `start_up` rebuilds what `site` does at start-up (the child runs with -S),
+# minus what would make a round depend on unrelated software: `.pth` lines
+# that *import* something (an editable install's meta-path finder, coverage's
+# subprocess hook, distutils-precedence) are kept aside instead of run, and
+# `sitecustomize` is not run. The `.pth` path lines still extend `sys.path`.
+# The kept-aside lines run only if an import misses everywhere else (a
+# dependency that only such a finder makes importable), through
+# `DeferredStartup`, the last meta-path finder: paused from the tracer, their
+# time taken off the round's figures, and the modules they loaded dropped from
+# `sys.modules` again, so the measured import loads and pays for them itself.
+#
+# `guard_bytecode` makes the importer write bytecode only inside the import
+# environment (and a closure-cold round's pycache prefix): a dependency without
+# bytecode is compiled in every round and never gets a `__pycache__`, whatever
+# the caller's bytecode settings.
+#
+# The tracer wraps `_find_and_load`, which the `import` statement and
+# `importlib.import_module` both go through, to record every import call: an
+# id, the id of the call it happened in (per thread), whether it loaded the
+# module, and its nanoseconds. It also wraps `_load_unlocked` to note which
+# file each module was really loaded from, whatever the module later puts in
+# sys.modules.
+_HARNESS = """\
+import os
+import site
 import sys
 from _thread import get_ident
-from time import perf_counter_ns as _clock
+from time import perf_counter_ns as _clock, process_time_ns as _cpu_clock
 import _frozen_importlib as _bootstrap
+import _frozen_importlib_external as _external
 
 calls = []
 origins = {}
+deferred = []
+excluded = [0, 0]
 _stacks = {}
 _next_id = [0]
+_paused = [False]
+_deferred_ran = [False]
 _find_and_load = _bootstrap._find_and_load
 _load_unlocked = _bootstrap._load_unlocked
 
 
+def _read_pth_file(sitedir, name, known_paths):
+    reset = known_paths is None
+    if reset:
+        known_paths = site._init_pathinfo()
+    fullname = os.path.join(sitedir, name)
+    try:
+        with open(fullname, "rb") as handle:
+            raw = handle.read()
+    except OSError:
+        return None if reset else known_paths
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        if line.startswith(("import ", "import\\t")):
+            deferred.append((sitedir, fullname, line))
+            continue
+        directory, case = site.makepath(sitedir, line.rstrip())
+        if case not in known_paths and os.path.exists(directory):
+            sys.path.append(directory)
+            known_paths.add(case)
+    return None if reset else known_paths
+
+
+class DeferredStartup:
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if path is not None or not deferred or _deferred_ran[0]:
+            return None
+        _deferred_ran[0] = True
+        modules_before = set(sys.modules)
+        finders_before = list(sys.meta_path)
+        _paused[0] = True
+        wall_start, cpu_start = _clock(), _cpu_clock()
+        spec = None
+        try:
+            for sitedir, fullname, line in deferred:
+                try:
+                    exec(line, {"__builtins__": __builtins__, "sitedir": sitedir,
+                                "fullname": fullname, "site": site, "sys": sys})
+                except Exception:
+                    pass
+            for finder in list(sys.meta_path):
+                if finder is cls or any(finder is old for old in finders_before):
+                    continue
+                find = getattr(finder, "find_spec", None)
+                try:
+                    spec = find(name, None, target) if find is not None else None
+                except Exception:
+                    spec = None
+                if spec is not None:
+                    break
+            if spec is None:
+                spec = _external.PathFinder.find_spec(name, None, target)
+            for extra in [key for key in list(sys.modules) if key not in modules_before]:
+                del sys.modules[extra]
+        finally:
+            excluded[0] += _clock() - wall_start
+            excluded[1] += _cpu_clock() - cpu_start
+            _paused[0] = False
+        return spec
+
+
+def start_up(roots):
+    site.addpackage = _read_pth_file
+    site.execsitecustomize = lambda: None
+    site.execusercustomize = lambda: None
+    site.main()
+    sys.path[0:0] = roots
+    sys.meta_path.append(DeferredStartup)
+
+
+def guard_bytecode(roots):
+    allowed = tuple(os.path.join(root, "") for root in roots)
+    if sys.pycache_prefix:
+        allowed += (os.path.join(sys.pycache_prefix, ""),)
+    set_data = _external.SourceFileLoader.set_data
+
+    def guarded_set_data(self, path, data, *, _mode=0o666):
+        if path.startswith(allowed):
+            return set_data(self, path, data, _mode=_mode)
+        return None
+
+    _external.SourceFileLoader.set_data = guarded_set_data
+
+
 def traced_find_and_load(name, import_):
+    if _paused[0]:
+        return _find_and_load(name, import_)
     stack = _stacks.setdefault(get_ident(), [])
     _next_id[0] += 1
     call = _next_id[0]
     parent = stack[-1] if stack else 0
     present = name in sys.modules
     stack.append(call)
+    excluded_before = excluded[0]
     start = _clock()
     try:
         return _find_and_load(name, import_)
     finally:
-        elapsed = _clock() - start
+        elapsed = _clock() - start - (excluded[0] - excluded_before)
         stack.pop()
         calls.append((call, parent, name, not present and name in sys.modules, elapsed))
 
 
 def traced_load_unlocked(spec):
-    if spec.name not in origins:
+    if spec.name not in origins and not _paused[0]:
         origin = spec.origin
         if origin in (None, "namespace"):
             origin = next(iter(spec.submodule_search_locations or ()), None)
@@ -86,25 +202,38 @@ def uninstall():
     _bootstrap._load_unlocked = _load_unlocked
 """
 
-# Runs in the child. Before the measured import it uses only modules every
-# interpreter has loaded at start-up (`sys`, `time`, `os`, `_thread`,
-# `_frozen_importlib`), so the list of modules the import loads is exact.
-# `-X importtime` rows remain the fallback for an interpreter whose imports do
-# not go through `_find_and_load`.
+# Runs in the child (`python -I -S`). Before the measured import it uses only
+# modules that a normal start-up loads (`sys`, `time`, `os`, `site`, `_thread`,
+# `_frozen_importlib*`), so the list of modules the import loads is exact.
+# A module created by `importlib.util.LazyLoader` that never executed is still
+# a `_LazyModule` (looked at with `type()`, which does not trigger it): it is
+# reported apart from the loaded ones. `-X importtime` rows remain the
+# fallback for an interpreter whose imports do not go through `_find_and_load`.
 _CHILD_CODE = f"""\
 import sys, time
 _wall, _cpu = time.perf_counter_ns, time.process_time_ns
 from os import write as _write
-_module, _report_path = sys.argv[1], sys.argv[2]
-sys.path[0:0] = sys.argv[3:]
+_module, _report_path, _roots = sys.argv[1], sys.argv[2], sys.argv[3:]
 sys.argv[:] = ["-c"]
+_harness = {{}}
+exec(compile({_HARNESS!r}, "<frozen importlib._bootstrap>", "exec"), _harness)
+_harness["start_up"](_roots)
+_harness["guard_bytecode"](_roots)
 _already_loaded = _module in sys.modules
 _before = set(sys.modules)
 _error = None
-_tracer = {{}}
-exec(compile({_TRACER!r}, "<frozen importlib._bootstrap>", "exec"), _tracer)
-_write(2, b"\\n{BEGIN_MARKER}\\n")
-_tracer["install"]()
+_saved = list(sys.path), list(sys.meta_path), open
+
+
+def _mark(text):
+    try:
+        _write(2, text)
+    except OSError:
+        pass
+
+
+_mark(b"\\n{BEGIN_MARKER}\\n")
+_harness["install"]()
 _cpu_start = _cpu()
 _wall_start = _wall()
 try:
@@ -113,21 +242,27 @@ except BaseException as exc:
     _error = exc
 _wall_end = _wall()
 _cpu_end = _cpu()
-_tracer["uninstall"]()
-_write(2, b"\\n{END_MARKER}\\n")
-_loaded = [name for name in list(sys.modules) if name not in _before]
-_origin = _tracer["origins"].get(_module)
+_harness["uninstall"]()
+_mark(b"\\n{END_MARKER}\\n")
+# What the import did to the import system must not stop the report's own imports.
+sys.path[:], sys.meta_path[:], _open = _saved
+_new = [name for name in list(sys.modules) if name not in _before]
+_lazy = [name for name in _new if type(sys.modules.get(name)).__name__ == "_LazyModule"]
+_origin = _harness["origins"].get(_module)
 if _origin is None:
     _imported = sys.modules.get(_module)
     _origin = getattr(_imported, "__file__", None)
     if _origin is None and hasattr(_imported, "__path__"):
         _origin = next(iter(_imported.__path__), None)
+_excluded_wall, _excluded_cpu = _harness["excluded"]
 _report = {{
-    "wall_ns": _wall_end - _wall_start,
-    "cpu_ns": _cpu_end - _cpu_start,
+    "wall_ns": _wall_end - _wall_start - _excluded_wall,
+    "cpu_ns": max(_cpu_end - _cpu_start - _excluded_cpu, 0),
     "origin": _origin if isinstance(_origin, str) else None,
-    "loaded": _loaded,
-    "traced": _tracer["calls"],
+    "loaded": [name for name in _new if name not in _lazy],
+    "lazy": _lazy,
+    "startup_modules": len(_before),
+    "traced": _harness["calls"],
     "already_loaded": _already_loaded,
     "python_version": sys.version.split()[0],
     "error": None,
@@ -141,7 +276,7 @@ if _error is not None:
         ),
     }}
 import json
-with open(_report_path, "w", encoding="utf-8") as _file:
+with _open(_report_path, "w", encoding="utf-8") as _file:
     json.dump(_report, _file)
 import os
 os._exit(0)
@@ -170,7 +305,9 @@ class RoundReport:
     """What one round measured: import wall and CPU time, origin, loaded modules, the tree.
 
     ``traced`` lists the imports in the order they completed; ``importtime_lines``
-    holds the ``-X importtime`` rows of the measured import.
+    holds the ``-X importtime`` rows of the measured import. ``loaded`` are the
+    modules the import executed, ``lazy`` those it created lazily but never
+    executed, ``startup_modules`` how many modules were loaded before it began.
     """
 
     wall_ns: int
@@ -180,6 +317,8 @@ class RoundReport:
     python_version: str
     traced: tuple[TracedImport, ...]
     importtime_lines: tuple[str, ...]
+    lazy: tuple[str, ...] = ()
+    startup_modules: int = 0
 
 
 def _optimize_flags(optimize: int) -> list[str]:
@@ -196,7 +335,8 @@ def child_command(
     pycache_prefix: Path | None = None,
 ) -> list[str]:
     """The command line of one round's child interpreter."""
-    command = [python, "-I", *_optimize_flags(optimize), "-X", "importtime"]
+    # -S: start-up without .pth import lines or sitecustomize; the child runs `site` itself.
+    command = [python, "-I", "-S", *_optimize_flags(optimize), "-X", "importtime"]
     if pycache_prefix is not None:
         command += ["-X", f"pycache_prefix={pycache_prefix}"]
     return [*command, "-c", _CHILD_CODE, module, str(report_path), *map(str, roots)]
@@ -208,13 +348,20 @@ def child_command(
 _IMPORT_STEERING_PREFIXES = ("PYTHON", "COVERAGE_", "COV_CORE_")
 
 
-def child_environment() -> dict[str, str]:
-    """The caller's environment without the variables that steer imports."""
-    return {
+def child_environment(round_token: str | None = None) -> dict[str, str]:
+    """The caller's environment without the variables that steer imports.
+
+    With ``round_token``, the environment also carries the round's token, by
+    which whatever the round starts is found and ended afterwards.
+    """
+    environment = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(_IMPORT_STEERING_PREFIXES)
+        if not key.startswith(_IMPORT_STEERING_PREFIXES) and key != ROUND_TOKEN_VARIABLE
     }
+    if round_token is not None:
+        environment[ROUND_TOKEN_VARIABLE] = round_token
+    return environment
 
 
 def _measured_section(stderr_text: str) -> tuple[str, ...]:
@@ -228,14 +375,23 @@ def _measured_section(stderr_text: str) -> tuple[str, ...]:
     return tuple(lines[start:end])
 
 
-def _stderr_tail(stderr_text: str, limit: int = 20) -> str:
-    """The child's last stderr lines that are not ``-X importtime`` rows."""
-    lines = [
+def _stderr_lines(stderr_text: str) -> list[str]:
+    """The child's stderr lines that are not ``-X importtime`` rows or markers."""
+    return [
         line
         for line in stderr_text.splitlines()
         if line.strip() and "import time:" not in line and line not in (BEGIN_MARKER, END_MARKER)
     ]
-    return "\n".join(lines[-limit:]) or "(nothing on stderr)"
+
+
+def _exit_description(returncode: int) -> str:
+    """``exit code 3``, or ``signal SIGSEGV`` for a child killed by a signal."""
+    if returncode < 0:
+        try:
+            return f"signal {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"signal {-returncode}"
+    return f"exit code {returncode}"
 
 
 def _is_within(path: Path, roots: Sequence[Path]) -> bool:
@@ -271,12 +427,13 @@ def run_round(
     command = child_command(
         python, module, roots, report_path, optimize=optimize, pycache_prefix=pycache_prefix
     )
+    round_token = secrets.token_hex(8)
     with stderr_path.open("w+b") as stderr_file:
         try:
             process = subprocess.Popen(
                 command,
                 cwd=workdir,
-                env=child_environment(),
+                env=child_environment(round_token),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=stderr_file,
@@ -287,16 +444,17 @@ def run_round(
         try:
             returncode = process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+            kill_round_processes(process.pid, round_token)
             process.wait()
             raise RoundTimeoutError(
                 f"importing {module!r} did not finish within {timeout:g} s{where}; "
                 "the interpreter and its child processes were killed"
             ) from None
         finally:
-            # Whatever the import left running in the background goes with the round.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, signal.SIGKILL)
+            # Whatever the import left running (also a signal's unwinding) goes with the round.
+            kill_round_processes(process.pid, round_token)
+            if process.returncode is None:
+                process.wait()
         stderr_file.seek(0)
         stderr_text = stderr_file.read().decode("utf-8", errors="replace")
     if raw_path is not None:
@@ -305,9 +463,13 @@ def run_round(
     try:
         report = json.loads(report_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
+        stderr_lines = _stderr_lines(stderr_text)
+        last = stderr_lines[-1].strip() if stderr_lines else "nothing on stderr"
+        tail = "\n".join(stderr_lines[-20:-1])
+        earlier = f"\nits stderr before that:\n{tail}" if tail else ""
         raise RoundCrashedError(
-            f"the interpreter importing {module!r} exited with code {returncode} "
-            f"before reporting{where}; its stderr ends with:\n{_stderr_tail(stderr_text)}"
+            f"the interpreter importing {module!r} ended with {_exit_description(returncode)} "
+            f"before reporting{where}: {last}{earlier}"
         ) from None
     if report["error"] is not None:
         raise ImportRaisedError(
@@ -338,4 +500,6 @@ def run_round(
             for call, parent, name, loaded, nanoseconds in report["traced"]
         ),
         importtime_lines=_measured_section(stderr_text),
+        lazy=tuple(report["lazy"]),
+        startup_modules=int(report["startup_modules"]),
     )
