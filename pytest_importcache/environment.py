@@ -29,7 +29,7 @@ from filelock import FileLock
 
 from .cache import default_cache_dir, mark_used, prune_cache
 from .copying import copy_files, package_files, source_fingerprint
-from .errors import EnvironmentBuildError
+from .errors import EnvironmentBuildError, InterpreterError
 from .interpreter import check_interpreter
 from .lifecycle import signals_end_rounds
 from .locate import PackageLocation, locate_package
@@ -156,7 +156,7 @@ def _validated_python(python: str | None) -> str:
     chosen = python or sys.executable
     found = shutil.which(chosen)
     if not chosen or found is None:
-        raise ValueError(f"python interpreter {chosen!r} not found or not executable")
+        raise InterpreterError(f"python interpreter {chosen!r} not found or not executable")
     found = os.path.abspath(found)
     check_interpreter(found)
     return found

@@ -24,6 +24,7 @@ import contextlib
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from types import FrameType
 
@@ -35,6 +36,7 @@ __all__ = [
 ]
 
 ROUND_TOKEN_VARIABLE = "PYTEST_IMPORTCACHE_ROUND"
+_MAX_SCANS = 200
 _ENDING_SIGNALS = tuple(
     getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
 )
@@ -98,6 +100,12 @@ def kill_round_processes(process_group: int, token: str) -> None:
     """Kill the round's process group and every process that carries its token."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process_group, signal.SIGKILL)
-    for pid in _pids_with_token(token):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGKILL)
+    # Until a scan finds none: a process may fork again between a scan and its kill.
+    for _ in range(_MAX_SCANS):
+        carriers = _pids_with_token(token)
+        if not carriers:
+            return
+        for pid in carriers:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.005)

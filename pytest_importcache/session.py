@@ -91,7 +91,7 @@ class ImportCacheSession:
         """The run's directory for copies and locks, shared by all xdist workers.
 
         Without pytest's tmp_path plugin (``-p no:tmpdir``) each process uses a
-        private temporary directory instead.
+        private temporary directory instead, removed when the run ends.
         """
         if self._work_root is None:
             if self.tmp_path_factory is not None:
@@ -99,8 +99,23 @@ class ImportCacheSession:
                 self._work_root = shared_temp_root(self.config, basetemp) / "importcache"
                 self._work_root.mkdir(exist_ok=True)
             else:
-                self._work_root = Path(tempfile.mkdtemp(prefix="pytest-importcache-"))
+                private = Path(tempfile.mkdtemp(prefix="pytest-importcache-"))
+                self.config.add_cleanup(lambda: shutil.rmtree(private, ignore_errors=True))
+                self._work_root = private
         return self._work_root
+
+    @property
+    def envs_dir(self) -> Path:
+        """Where this run's package copies live.
+
+        In pytest's temporary directory (which pytest prunes to the last three
+        runs); without it, in the persistent per-user cache, whose bounds keep it small.
+        """
+        if self.tmp_path_factory is None:
+            from .cache import default_cache_dir
+
+            return default_cache_dir()
+        return self.work_root / "envs"
 
     def measurement_lock(self) -> AbstractContextManager[object]:
         """A lock held while any process of this run times an import."""
@@ -136,7 +151,7 @@ class ImportCacheSession:
             rounds=self.settings.rounds,
             warmup=self.settings.warmup if warmup is None else warmup,
             timeout=self.settings.timeout,
-            cache_dir=self.work_root / "envs",
+            cache_dir=self.envs_dir,
             measurement_lock=self.measurement_lock,
             on_result=on_result,
             raw_dir=raw_dir,
@@ -184,7 +199,7 @@ class ImportCacheSession:
             else:
                 with self.measurement_lock():
                     here = measure_reference(
-                        self.work_root / "envs",
+                        self.envs_dir,
                         rounds=self.settings.rounds,
                         warmup=self.settings.warmup,
                     )
