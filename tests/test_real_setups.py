@@ -1,0 +1,273 @@
+"""Real setups: editable installs made by pip, start-up finders, other interpreters.
+
+A sandbox virtual environment gets real ``pip install -e`` installs of small
+setuptools projects: flat layouts (installed as a meta-path finder imported
+by a ``.pth`` line at every start-up) and a src layout (a ``.pth`` path
+line). The engine runs inside the sandbox, in a driver interpreter, so the
+sandbox's start-up is the one a user's ``pytest`` would have.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+import textwrap
+import venv
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import pytest_importcache
+from conftest import write_tree
+
+PROJECTS = {
+    # Unrelated to anything measured: only its start-up finder matters.
+    "unrelated": {
+        "pyproject.toml": "[tool.setuptools]\npackages = ['unrelated']\n",
+        "unrelated/__init__.py": "",
+    },
+    # A flat layout: importable only through its finder.
+    "flatdep": {
+        "pyproject.toml": "[tool.setuptools]\npackages = ['flatdep']\n",
+        "flatdep/__init__.py": "import json\n",
+    },
+    # A src layout: a .pth path line; it ships no bytecode.
+    "srcdep": {
+        "pyproject.toml": "[tool.setuptools.packages.find]\nwhere = ['src']\n",
+        "src/srcdep/__init__.py": "import decimal\n",
+    },
+    # A project directory named like its package, the package one level down.
+    "edfind": {
+        "pyproject.toml": "[tool.setuptools]\npackages = ['edfind']\n",
+        "edfind/__init__.py": "import json\nfrom . import core\n",
+        "edfind/core.py": "import decimal\n",
+    },
+}
+
+DRIVER = """\
+import json, os, sys
+options = json.loads(sys.argv[1])
+if options.get("drop_cwd"):
+    sys.path[:] = [entry for entry in sys.path if entry not in ("", os.getcwd())]
+for name in options.get("import_first", []):
+    __import__(name)
+sys.path[0:0] = options.get("prepend", [])
+from pytest_importcache import ImportEnv
+try:
+    result = ImportEnv(
+        options.get("flavour", "warm"), rounds=2, warmup=0, cache_dir=options["cache"],
+        python=options.get("python"),
+    ).measure(options["module"])
+except Exception as exc:
+    print(json.dumps({"error": type(exc).__name__, "message": str(exc)}))
+else:
+    print(json.dumps({
+        "file": result.file, "modules": list(result.modules),
+        "startup": result.startup_modules, "python_version": result.python_version,
+    }))
+"""
+
+
+def _pyproject(name: str, extra: str) -> str:
+    return (
+        textwrap.dedent(
+            f"""\
+        [build-system]
+        requires = ["setuptools>=64"]
+        build-backend = "setuptools.build_meta"
+        [project]
+        name = "{name}"
+        version = "0.1"
+        """
+        )
+        + extra
+    )
+
+
+class Sandbox:
+    """A virtual environment with editable installs, and a driver that measures inside it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.python = str(root / "venv" / "bin" / "python")
+        self.projects = root / "projects"
+        self.site_packages = Path(
+            subprocess.check_output(
+                [self.python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                text=True,
+            ).strip()
+        )
+
+    def measure(self, cwd: Path, cache: Path, module: str, **options: Any) -> dict[str, Any]:
+        """Run the engine in the sandbox from ``cwd``; the result or the error as a dict."""
+        completed = subprocess.run(
+            [
+                self.python,
+                "-c",
+                DRIVER,
+                json.dumps({"module": module, "cache": str(cache), **options}),
+            ],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, **options.pop("environment", {})},
+        )
+        assert completed.returncode == 0, completed.stderr
+        answer: dict[str, Any] = json.loads(completed.stdout.splitlines()[-1])
+        return answer
+
+    def startup_module_count(self) -> int:
+        """How many modules a plain ``python -I`` start-up loads in the sandbox."""
+        output = subprocess.check_output(
+            [self.python, "-I", "-c", "import sys; print(len(sys.modules))"], text=True
+        )
+        return int(output)
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Sandbox:
+    """The sandbox, built once per test module (about five seconds: pip builds four projects)."""
+    root = tmp_path_factory.mktemp("sandbox")
+    venv.EnvBuilder(symlinks=True, with_pip=False).create(root / "venv")
+    for name, files in PROJECTS.items():
+        tree = {**files, "pyproject.toml": _pyproject(name, files["pyproject.toml"])}
+        write_tree(root / "projects" / name, tree)
+    command = [sys.executable, "-m", "pip", "--python", str(root / "venv" / "bin" / "python")]
+    command += ["install", "-q", "--disable-pip-version-check"]
+    for name in PROJECTS:
+        command += ["-e", str(root / "projects" / name)]
+    installed = subprocess.run(command, capture_output=True, text=True, check=False)
+    if installed.returncode != 0:
+        pytest.skip(f"pip could not make the editable installs: {installed.stderr[-500:]}")
+    sandbox = Sandbox(root)
+    # The engine and its dependencies, for the driver only: a plain path line.
+    engine_home = Path(pytest_importcache.__file__).parent.parent
+    paths = [str(engine_home), sysconfig.get_paths()["purelib"]]
+    (sandbox.site_packages / "zz_engine.pth").write_text("\n".join(paths) + "\n")
+    return sandbox
+
+
+def tree_state(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file and directory under ``root`` with its size and modification time."""
+    return {
+        str(path.relative_to(root)): (path.lstat().st_size, path.lstat().st_mtime_ns)
+        for path in root.rglob("*")
+    }
+
+
+def test_an_unrelated_start_up_finder_changes_nothing(sandbox: Sandbox, tmp_path: Path) -> None:
+    finder_line = next(sandbox.site_packages.glob("__editable__*unrelated*.pth"))
+    polluted = sandbox.measure(tmp_path, tmp_path / "cache", "json")
+    assert sandbox.startup_module_count() > polluted["startup"]  # the finder's imports are gone
+    hidden = finder_line.with_suffix(".hidden")
+    finder_line.rename(hidden)
+    try:
+        clean = sandbox.measure(tmp_path, tmp_path / "cache", "json")
+    finally:
+        hidden.rename(finder_line)
+    assert polluted["modules"] == clean["modules"]
+    assert polluted["startup"] == clean["startup"]
+    assert "re" in polluted["modules"]  # json's own imports count, though the finder loaded them
+
+
+def test_a_package_only_its_finder_knows_is_located_and_measured(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    # `pytest tests` from the project root: the root is not on sys.path.
+    project = sandbox.projects / "flatdep"
+    before = tree_state(project)
+    answer = sandbox.measure(project, tmp_path / "cache", "flatdep", drop_cwd=True)
+    assert "error" not in answer, answer
+    assert Path(answer["file"]).is_relative_to(tmp_path / "cache")
+    assert {"flatdep", "json"} <= set(answer["modules"])
+    assert tree_state(project) == before
+
+
+def test_a_dependency_only_a_finder_provides_still_imports(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    tree = write_tree(tmp_path / "tree", {"usesflat.py": "import flatdep\n"})
+    answer = sandbox.measure(tmp_path, tmp_path / "cache", "usesflat", prepend=[str(tree)])
+    assert "error" not in answer, answer
+    assert {"usesflat", "flatdep", "json"} <= set(answer["modules"])
+    # The finder's own imports (pathlib, for one) are not the import's.
+    assert "pathlib" not in answer["modules"]
+
+
+def test_the_package_the_test_imported_is_measured_not_a_same_named_directory(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    # The cwd holds the project directory `edfind/`, a namespace portion on sys.path;
+    # the test process imported the real package (through its finder) first.
+    answer = sandbox.measure(
+        sandbox.projects,
+        tmp_path / "cache",
+        "edfind",
+        drop_cwd=True,
+        import_first=["edfind"],
+        prepend=[str(sandbox.projects)],
+    )
+    assert "error" not in answer, answer
+    assert answer["file"].endswith(os.path.join("edfind", "__init__.py"))
+    assert {"edfind", "edfind.core", "decimal"} <= set(answer["modules"])
+
+
+@pytest.mark.parametrize("dont_write_bytecode", ["", "1"])
+@pytest.mark.parametrize("flavour", ["cold", "warm"])
+def test_rounds_never_write_into_a_dependencys_tree(
+    sandbox: Sandbox, tmp_path: Path, flavour: str, dont_write_bytecode: str
+) -> None:
+    dependency = sandbox.projects / "srcdep"
+    before = tree_state(dependency)
+    tree = write_tree(tmp_path / "tree", {"usessrc.py": "import srcdep\n"})
+    environment = {"PYTHONDONTWRITEBYTECODE": dont_write_bytecode} if dont_write_bytecode else {}
+    answer = sandbox.measure(
+        tmp_path,
+        tmp_path / "cache",
+        "usessrc",
+        flavour=flavour,
+        prepend=[str(tree)],
+        environment=environment,
+    )
+    assert "error" not in answer, answer
+    assert "srcdep" in answer["modules"]
+    assert tree_state(dependency) == before
+    assert not list(dependency.rglob("__pycache__"))
+
+
+def _other_python() -> str | None:
+    """An installed CPython 3.9+ other than this one (pyenv), if any."""
+    root = Path(os.environ.get("PYENV_ROOT", "~/.pyenv")).expanduser()
+    running = f"{sys.version_info.major}.{sys.version_info.minor}"
+    for candidate in sorted(root.glob("versions/3.*/bin/python"), reverse=True):
+        version = candidate.parent.parent.name
+        minor = int(version.split(".")[1])
+        if minor >= 9 and not version.startswith(running + "."):
+            return str(candidate)
+    return None
+
+
+OTHER_PYTHON = _other_python()
+
+
+@pytest.mark.skipif(OTHER_PYTHON is None, reason="no second CPython 3.9+ under pyenv")
+@pytest.mark.parametrize("module", ["json", "decimal"])
+def test_another_interpreter_measures_its_own_standard_library(tmp_path: Path, module: str) -> None:
+    from pytest_importcache import ImportEnv
+
+    assert OTHER_PYTHON is not None
+    result = ImportEnv("warm", python=OTHER_PYTHON, rounds=1, warmup=0, cache_dir=tmp_path).measure(
+        module
+    )
+    theirs = subprocess.check_output(
+        [OTHER_PYTHON, "-I", "-c", f"import {module}; print({module}.__file__)"], text=True
+    ).strip()
+    measured = Path(result.file)
+    assert measured.is_relative_to(tmp_path)
+    assert measured.read_bytes() == Path(theirs).read_bytes()
+    assert result.python_version.split(".")[:2] != [str(part) for part in sys.version_info[:2]]
