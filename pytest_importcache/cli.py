@@ -6,23 +6,42 @@ Usage::
                        [--path DIR] [--json]
     pytest-importcache compare [RUN_A] [RUN_B] [--storage DIR] [--fail median:10%]
     pytest-importcache calibrate [--rounds N] [--python PATH]
+    pytest-importcache cache [--dir DIR] [--clear] [--json]
+
+The first argument picks the action: ``compare``, ``calibrate`` and ``cache``
+are subcommands; anything else starts the default action, measuring the
+modules named. A module named like a subcommand is measured after ``--``:
+``pytest-importcache -- compare`` measures the module ``compare`` (and
+``pytest-importcache profile`` measures the standard library's ``profile``).
 
 Profiling measures cold and warm (and closure-cold with ``--closure``) with the
 plugin's engine and defaults (10 rounds after 1 warm-up round), then prints per
-module the statistics, where the time goes (the warm import's module tree,
-pruned to the modules that matter), and a marker line with suggested budgets:
-the measured median plus 30%, rounded up. ``--json`` prints the same data as
-one JSON document (see :func:`profile_json`).
+module the statistics, how many modules the import loaded on top of those the
+interpreter loaded at start-up, the modules it created lazily but never
+executed (``importlib.util.LazyLoader``), where the time goes (the warm
+import's module tree, pruned to the modules that matter), and a marker line
+with suggested budgets: the measured median plus 30%, rounded up. ``--json``
+prints the same data as one JSON document (see :func:`profile_json`).
 
-``compare`` reads pytest-benchmark storage (``.benchmarks`` by default) and
-compares the import measurements of two runs (the latest two by default;
-``0001``, ``0001_name`` or a path, as pytest-benchmark accepts), with the
-modules whose self time changed most. ``--fail`` exits with 1 when a
-measurement got slower than the threshold (pytest-benchmark's own CLI cannot).
+``compare`` reads pytest-benchmark storage (``.benchmarks`` by default; also a
+single machine directory such as ``.benchmarks/Linux-CPython-3.11-64bit``) and
+compares the import measurements of two runs (the latest two of the machine
+directory saved last by default; ``0001``, ``0001_name`` or a path, as
+pytest-benchmark accepts), with the modules whose self time changed most.
+``--fail`` exits with 1 when a measurement got slower than the threshold
+(pytest-benchmark's own CLI cannot).
 
 ``calibrate`` measures the reference import (see :mod:`pytest_importcache.reference`)
 and prints the ini lines that make ``importcache_budget_scale = auto`` scale
 time budgets by this machine's speed.
+
+``cache`` lists the persistent cache of package copies (see
+:mod:`pytest_importcache.cache`): its directory, its bounds, one line per copy
+(package, environment, size, last use) and the total; ``--clear`` removes
+every copy no process is using. ``--json`` prints ``{"schema": 1, "cache_dir",
+"max_age_days", "max_copies_per_package", "copies": [{"path", "package",
+"environment", "size_bytes", "last_used"}], "total_bytes"}`` (``last_used`` in
+epoch seconds), plus ``"removed"``, ``"freed_bytes"`` and ``"kept"`` with ``--clear``.
 
 Errors (a bad module, option or run file) print one line on stderr and exit 2.
 """
@@ -32,7 +51,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import textwrap
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any, NoReturn
@@ -62,11 +84,22 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+_PROFILE_EPILOG = f"""\
+subcommands (must be the first argument; each has --help):
+  {PROG} compare     compare the imports of two saved runs
+  {PROG} calibrate   measure this machine for budget scale auto
+  {PROG} cache       list or clear the cache of package copies
+Any other first argument is a module to measure. To measure a module named
+like a subcommand, put -- before it: '{PROG} -- compare'.
+"""
+
+
 def _profile_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
-        description="Measure cold and warm imports in fresh interpreters and suggest budgets. "
-        f"Also: '{PROG} compare --help'.",
+        description="Measure cold and warm imports in fresh interpreters and suggest budgets.",
+        epilog=_PROFILE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("modules", nargs="+", metavar="MODULE", help="dotted module names")
     parser.add_argument("--rounds", type=int, default=10, help="counted rounds (default: 10)")
@@ -88,7 +121,9 @@ def _compare_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("runs", nargs="*", metavar="RUN", help="run number, name or path")
     parser.add_argument(
-        "--storage", default=".benchmarks", help="pytest-benchmark storage (.benchmarks)"
+        "--storage",
+        default=".benchmarks",
+        help="pytest-benchmark storage, or one machine directory in it (default: .benchmarks)",
     )
     parser.add_argument("--fail", metavar="STAT:N%", help="exit 1 on a slowdown past this")
     return parser
@@ -102,6 +137,19 @@ def _calibrate_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--rounds", type=int, default=10, help="counted rounds (default: 10)")
     parser.add_argument("--python", help="interpreter to measure under (default: this one)")
+    return parser
+
+
+def _cache_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=f"{PROG} cache",
+        description="List the persistent cache of package copies, or clear it.",
+    )
+    parser.add_argument(
+        "--dir", metavar="DIR", help="the cache directory (default: the per-user cache)"
+    )
+    parser.add_argument("--clear", action="store_true", help="remove every copy not in use")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     return parser
 
 
@@ -165,12 +213,26 @@ def suggested_marker(module: str, results: dict[str, ImportResult]) -> str:
     return f"@pytest.mark.import_budget({', '.join(arguments)})"
 
 
+def _count(number: int, noun: str = "module") -> str:
+    """``1 module``, ``2 modules``."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def _text_report(module: str, results: dict[str, ImportResult]) -> list[str]:
     any_result = next(iter(results.values()))
     lines = [
-        f"{module}  (Python {any_result.python_version}, {len(any_result.modules)} modules loaded)",
-        f"  {'':<13} {'median':>8} {'min':>8} {'max':>8} {'rounds':>7}",
+        f"{module}  (Python {any_result.python_version}, {_count(len(any_result.modules))} "
+        f"loaded, plus {any_result.startup_modules} at start-up)"
     ]
+    if any_result.lazy_modules:
+        lines += textwrap.wrap(
+            "created lazily, never executed: " + ", ".join(any_result.lazy_modules),
+            WIDTH,
+            initial_indent="  ",
+            subsequent_indent="    ",
+            break_on_hyphens=False,
+        )
+    lines.append(f"  {'':<13} {'median':>8} {'min':>8} {'max':>8} {'rounds':>7}")
     for label, result in results.items():
         lines.append(
             f"  {label:<13} {format_duration(result.median):>8} {format_duration(result.min):>8} "
@@ -188,9 +250,14 @@ def profile_json(results_by_module: dict[str, dict[str, ImportResult]]) -> dict[
     """The ``--json`` document.
 
     ``{"schema": 1, "modules": [{"module", "python", "python_version",
-    "modules_loaded", "flavours": {label: {"rounds", "min", "max", "mean",
-    "median", "stddev", "iqr", "wall", "cpu", "file"}}, "slowest": [{"module",
-    "self", "cumulative", "parent"}], "suggested_marker"}]}``; times in seconds.
+    "modules_loaded", "startup_modules", "lazy_modules", "flavours": {label:
+    {"rounds", "min", "max", "mean", "median", "stddev", "iqr", "wall", "cpu",
+    "file"}}, "slowest": [{"module", "self", "cumulative", "parent"}],
+    "suggested_marker"}]}``; times in seconds. ``modules_loaded`` counts the
+    modules the import loaded; ``startup_modules`` those the interpreter had
+    loaded before it (its start-up); ``lazy_modules`` names the modules the
+    import created lazily but never executed (not counted in ``modules_loaded``).
+    ``startup_modules`` and ``lazy_modules`` were added within schema 1.
     """
     modules = []
     for module, results in results_by_module.items():
@@ -202,6 +269,8 @@ def profile_json(results_by_module: dict[str, dict[str, ImportResult]]) -> dict[
                 "python": any_result.python,
                 "python_version": any_result.python_version,
                 "modules_loaded": len(any_result.modules),
+                "startup_modules": any_result.startup_modules,
+                "lazy_modules": list(any_result.lazy_modules),
                 "flavours": {
                     label: {
                         "rounds": result.rounds,
@@ -309,8 +378,6 @@ def _compare(arguments: argparse.Namespace) -> int:
         FailThreshold,
         RunError,
         compare_runs,
-        find_runs,
-        latest_runs,
         load_run,
         resolve_run,
         runs_beside,
@@ -335,12 +402,17 @@ def _compare(arguments: argparse.Namespace) -> int:
                     "name the run to compare it with"
                 )
         elif not paths:
-            paths = latest_runs(storage)
-        if len(paths) < 2:
-            raise RunError(f"need two saved runs in {storage}, found {len(find_runs(storage))}")
+            paths = _latest_pair(storage)
         before_path, after_path = paths
         before, after = load_run(before_path), load_run(after_path)
-        comparisons = compare_runs(before, after, before_path.name, stat)
+        comparisons = compare_runs(
+            before,
+            after,
+            before_path.name,
+            stat,
+            before_name=f"run file {before_path}",
+            after_name=f"run file {after_path}",
+        )
     except RunError as exc:
         raise UsageError(str(exc)) from None
     print(f"{before_path.name} -> {after_path.name} ({stat})")
@@ -359,27 +431,166 @@ def _compare(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _latest_pair(storage: Path) -> list[Path]:
+    """The two newest runs of the machine directory that saved last.
+
+    Otherwise a ``RunError`` saying where runs were looked for and what each
+    directory holds.
+    """
+    from .runs import RunError, describe_storage, latest_runs, machine_directories
+
+    found = machine_directories(storage)
+    if not found:
+        raise RunError(f"no saved runs to compare: {describe_storage(storage)}")
+    paths = latest_runs(storage)
+    if len(paths) < 2:
+        directory = paths[0].parent
+        others = [other for other, runs in found.items() if len(runs) >= 2]
+        hint = f"; to compare the runs of {others[0]}, pass --storage {others[0]}" if others else ""
+        raise RunError(
+            f"need two saved runs in one machine directory, and {directory} (saved last) holds "
+            f"one ({describe_storage(storage)}){hint}"
+        )
+    return paths
+
+
+# -- the cache -----------------------------------------------------------------------
+
+
+def format_bytes(size: int) -> str:
+    """A size for humans: ``512 B``, ``12.3 kB``, ``4.5 MB``, ``1.2 GB`` (powers of 1000)."""
+    if size < 1000:
+        return f"{size} B"
+    amount, units = size / 1000, ["kB", "MB", "GB"]
+    while round(amount, 1) >= 1000 and len(units) > 1:
+        amount, units = amount / 1000, units[1:]
+    return f"{amount:.1f} {units[0]}"
+
+
+def format_age(seconds: float) -> str:
+    """How long ago, coarsely: ``just now``, ``5 min``, ``3 h``, ``2 days``."""
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{seconds // 60:.0f} min"
+    if seconds < 86400:
+        return f"{seconds // 3600:.0f} h"
+    days = seconds // 86400
+    return f"{days:.0f} day{'s' if days != 1 else ''}"
+
+
+def _cache(arguments: argparse.Namespace) -> int:
+    from .cache import (
+        MAX_AGE_DAYS,
+        MAX_COPIES_PER_PACKAGE,
+        cached_copies,
+        clear_cache,
+        default_cache_dir,
+    )
+
+    if arguments.dir is not None:
+        cache_dir = Path(arguments.dir)
+        if cache_dir.exists() and not cache_dir.is_dir():
+            raise UsageError(f"--dir {cache_dir}: not a directory")
+    else:
+        try:
+            cache_dir = default_cache_dir()
+        except (ImportCacheError, OSError) as exc:
+            raise UsageError(str(exc).splitlines()[0]) from None
+    try:
+        copies = cached_copies(cache_dir)
+        removed = kept = freed = 0
+        if arguments.clear:
+            removed = clear_cache(cache_dir)
+            remaining = {copy.path for copy in cached_copies(cache_dir)}
+            freed = sum(copy.size_bytes for copy in copies if copy.path not in remaining)
+            kept = len(remaining)
+    except OSError as exc:
+        raise UsageError(f"cannot read the cache {cache_dir}: {exc}") from None
+    bounds = (
+        f"copies unused for {MAX_AGE_DAYS} days are removed; "
+        f"at most {MAX_COPIES_PER_PACKAGE} per package and environment"
+    )
+    if arguments.json:
+        document: dict[str, Any] = {
+            "schema": JSON_SCHEMA_VERSION,
+            "cache_dir": str(cache_dir),
+            "max_age_days": MAX_AGE_DAYS,
+            "max_copies_per_package": MAX_COPIES_PER_PACKAGE,
+            "copies": [
+                {
+                    "path": str(copy.path),
+                    "package": copy.package,
+                    "environment": copy.environment,
+                    "size_bytes": copy.size_bytes,
+                    "last_used": copy.last_used,
+                }
+                for copy in copies
+            ],
+            "total_bytes": sum(copy.size_bytes for copy in copies),
+        }
+        if arguments.clear:
+            document.update(removed=removed, freed_bytes=freed, kept=kept)
+        print(json.dumps(document, indent=2))
+        return 0
+    print(f"cache: {cache_dir}{'' if cache_dir.is_dir() or copies else ' (does not exist)'}")
+    print(bounds)
+    if copies:
+        now = time.time()
+        package_width = min(max(len("package"), *(len(copy.package) for copy in copies)), 24)
+        print(f"  {'package':<{package_width}} {'size':>9} {'last used':>10}  environment")
+        for copy in copies:
+            age = format_age(max(now - copy.last_used, 0.0))
+            line = (
+                f"  {copy.package:<{package_width}} {format_bytes(copy.size_bytes):>9} "
+                f"{age:>10}  {copy.environment}"
+            )
+            print(line if len(line) <= WIDTH else line[: WIDTH - 1] + "…")
+        total = sum(copy.size_bytes for copy in copies)
+        print(f"{len(copies)} cop{'ies' if len(copies) != 1 else 'y'}, {format_bytes(total)}")
+    else:
+        print("no copies")
+    if arguments.clear:
+        print(
+            f"removed {removed} cop{'ies' if removed != 1 else 'y'}, freed {format_bytes(freed)}"
+            + (f"; kept {kept} in use" if kept else "")
+        )
+    return 0
+
+
+SUBCOMMANDS: dict[
+    str, tuple[Callable[[], argparse.ArgumentParser], Callable[[argparse.Namespace], int]]
+] = {
+    "cache": (_cache_parser, _cache),
+    "calibrate": (_calibrate_parser, _calibrate),
+    "compare": (_compare_parser, _compare),
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
+    """Run the command line; returns the exit status.
+
+    A first argument that names a subcommand (``compare``, ``calibrate``,
+    ``cache``) runs it; anything else measures the modules named, so
+    ``pytest-importcache profile`` measures the module ``profile`` and
+    ``pytest-importcache -- compare`` the module ``compare``.
+    """
     arguments = list(sys.argv[1:] if argv is None else argv)
     try:
-        subcommands = {
-            "calibrate": (_calibrate_parser, _calibrate),
-            "compare": (_compare_parser, _compare),
-            "profile": (_profile_parser, _profile),
-        }
-        # A first word that is no subcommand is a module: profiling is the default.
-        make_parser, run = subcommands.get(
-            arguments[0] if arguments else "", subcommands["profile"]
-        )
-        if arguments and arguments[0] in subcommands:
+        if arguments and arguments[0] in SUBCOMMANDS:
+            make_parser, run = SUBCOMMANDS[arguments[0]]
             arguments = arguments[1:]
+        else:
+            make_parser, run = _profile_parser, _profile
         return run(make_parser().parse_args(arguments))
     except UsageError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as exc:
+        # SIGTERM and SIGHUP arrive as RoundsInterrupted; the rounds are already ended.
+        number = getattr(exc, "signal_number", signal.SIGINT)
+        print(f"{PROG}: {signal.Signals(number).name} received: rounds stopped", file=sys.stderr)
+        return 128 + number
     except BrokenPipeError:
         # The reader went away (`| head`): leave quietly, as command-line tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -6,7 +6,10 @@ Precedence is marker > command line > ini file > default. A bad value is a
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +23,7 @@ from .stats import STAT_NAMES
 if TYPE_CHECKING:
     from .reference import Calibration
 
-__all__ = ["SETTINGS", "Setting", "Settings", "add_options", "read_settings"]
+__all__ = ["SETTINGS", "Setting", "Settings", "add_options", "read_settings", "unwritable_reason"]
 
 
 def parse_whole_number(minimum: int) -> Callable[[str], int]:
@@ -216,23 +219,105 @@ def add_options(parser: pytest.Parser) -> None:
         parser.addini(setting.ini, setting.help, default=None)
 
 
+def _override_source(config: pytest.Config, ini: str) -> str | None:
+    """Where a ``-o ini=value`` in effect for ``ini`` came from, or ``None`` without one.
+
+    pytest keeps the last ``-o``/``--override-ini`` given for a key; it may come
+    from the command line, from ``PYTEST_ADDOPTS`` or from ``addopts`` in the
+    ini file, which pytest merges into one list.
+    """
+    overrides = getattr(config.option, "override_ini", None) or getattr(
+        config.known_args_namespace, "override_ini", None
+    )
+    entries = [entry for entry in overrides or () if entry.partition("=")[0].strip() == ini]
+    if not entries:
+        return None
+    entry = entries[-1]
+    if any(argument.endswith(entry) for argument in config.invocation_params.args):
+        return f"-o {entry} on the command line"
+    if entry in os.environ.get("PYTEST_ADDOPTS", ""):
+        return f"-o {entry} in PYTEST_ADDOPTS"
+    where = config.inipath.name if config.inipath else "the ini file"
+    return f"-o {entry} in addopts in {where}"
+
+
+def _raw_value(config: pytest.Config, setting: Setting) -> tuple[str, str]:
+    """A setting's text (command line > ini > default) and where it came from, for errors."""
+    from_cli = config.getoption(setting.flag.lstrip("-").replace("-", "_"))
+    if from_cli is not None:
+        return str(from_cli), f"{setting.flag} on the command line"
+    from_ini = config.getini(setting.ini)
+    if from_ini:
+        source = _override_source(config, setting.ini)
+        if source is None:
+            where = config.inipath.name if config.inipath else "the ini file"
+            source = f"{setting.ini} in {where}"
+        return str(from_ini).strip(), source
+    return setting.default, "the default"
+
+
+def unwritable_reason(directory: Path) -> str | None:
+    """Why files cannot be written in ``directory`` (created if missing), or ``None``.
+
+    Nothing is created: the nearest existing ancestor must be a directory in
+    which this process can create a file, which a short-lived probe file
+    checks (``os.access`` would not see a read-only file system).
+    """
+    import tempfile
+
+    existing = directory
+    try:
+        while not existing.exists():
+            if existing.parent == existing:
+                return f"{existing} does not exist"
+            existing = existing.parent
+        if not existing.is_dir():
+            return f"{existing} is a file, not a directory"
+    except OSError as exc:
+        return f"{exc.filename or existing}: {exc.strerror or exc}"
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".importcache-probe-", dir=existing)
+    except OSError as exc:
+        return f"cannot create files in {existing}: {exc.strerror or exc}"
+    os.close(handle)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+    return None
+
+
+def _check_writable(config: pytest.Config, name: str, value: str, source: str) -> None:
+    """Refuse, before any test runs, an output path the run could not write."""
+    path = config.invocation_params.dir / value
+    if name == "raw-dir":
+        reason = unwritable_reason(path)
+        what = f"cannot keep raw rounds in {path}"
+    else:
+        reason = unwritable_reason(path.parent)
+        if reason is None and path.exists() and not os.access(path, os.W_OK):
+            reason = f"{path}: {os.strerror(errno.EACCES)}"
+        what = f"cannot write the report to {path}"
+    if reason is not None:
+        raise pytest.UsageError(f"{source}: {what}: {reason}")
+
+
 def read_settings(config: pytest.Config) -> Settings:
-    """Resolve every setting (command line > ini > default) or raise ``pytest.UsageError``."""
+    """Resolve every setting (command line > ini > default) or raise ``pytest.UsageError``.
+
+    ``-o importcache_NAME=VALUE`` counts as the ini value it overrides, but a bad
+    one is blamed on the ``-o``. The raw-rounds directory and the report's
+    directory are resolved against the invocation directory and must be
+    writable (or creatable), so a bad path fails the run at once, in one line.
+    """
     values: dict[str, Any] = {}
     for setting in SETTINGS:
-        from_cli = config.getoption(setting.flag.lstrip("-").replace("-", "_"))
-        from_ini = config.getini(setting.ini)
-        if from_cli is not None:
-            raw, source = str(from_cli), f"{setting.flag} on the command line"
-        elif from_ini:
-            where = config.inipath.name if config.inipath else "the ini file"
-            raw, source = str(from_ini).strip(), f"{setting.ini} in {where}"
-        else:
-            raw, source = setting.default, "the default"
+        raw, source = _raw_value(config, setting)
         try:
-            values[setting.name.replace("-", "_")] = setting.parse(raw)
+            value = setting.parse(raw)
         except ValueError as exc:
             raise pytest.UsageError(f"{source}: {exc}") from None
+        if setting.name in ("raw-dir", "report") and value is not None:
+            _check_writable(config, setting.name, value, source)
+        values[setting.name.replace("-", "_")] = value
     if values["budget_scale"] == "auto" and values["calibration"] is None:
         raise pytest.UsageError(
             "importcache budget scale 'auto' needs importcache_calibration: run "

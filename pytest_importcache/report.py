@@ -6,7 +6,7 @@ import html
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from .budget import Verdict, format_duration, format_significant, suggest_budget
+from .budget import Verdict, format_duration, format_headroom, format_significant, suggest_budget
 from .record import MeasurementRecord
 from .result import ImportResult, ModuleTiming, importer_tree
 
@@ -112,7 +112,7 @@ def summary_lines(records: Sequence[MeasurementRecord]) -> list[str]:
     for record in records:
         measured = format_duration(record.statistic) if record.timed else "-"
         budget = format_duration(record.budget) if record.budget is not None else "-"
-        headroom = f"{record.headroom:+.0%}" if record.headroom is not None else "-"
+        headroom = format_headroom(record.headroom) if record.headroom is not None else "-"
         verdict = {True: "PASS", False: "FAIL", None: "-"}[record.passed]
         lines.append(
             f"{_fit(record.module, 24):<24} {record.label:<12} "

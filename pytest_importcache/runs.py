@@ -8,6 +8,7 @@ import entries are the ones whose ``extra_info`` pytest-importcache wrote.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,14 +20,19 @@ __all__ = [
     "ImportComparison",
     "RunError",
     "compare_runs",
+    "describe_storage",
     "entry_self_seconds",
     "find_runs",
     "import_entries",
     "latest_runs",
     "load_run",
+    "machine_directories",
     "resolve_run",
     "runs_beside",
 ]
+
+# pytest-benchmark names saved runs NNNN_name.json, one directory per machine.
+RUN_GLOB = "[0-9][0-9][0-9][0-9]_*.json"
 
 _THRESHOLD = re.compile(
     r"^(?P<stat>min|max|mean|median|stddev|iqr):(?P<value>\d+(?:\.\d+)?)(?P<percent>%?)$"
@@ -89,31 +95,101 @@ class ImportComparison:
         return (self.after - self.before) / self.before if self.before else 0.0
 
 
+def _seconds(value: object, what: str) -> float:
+    """``value`` as seconds, or :class:`RunError` saying ``what`` holds instead."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        shown = json.dumps(value, default=repr)
+        raise RunError(f"{what} is {shown}, not a number of seconds")
+    return float(value)
+
+
 def entry_self_seconds(entry: Mapping[str, Any]) -> dict[str, float]:
-    """Per-module self seconds an import entry recorded (its slowest modules, for old entries)."""
+    """Per-module self seconds an import entry recorded (its slowest modules, for old entries).
+
+    :class:`RunError` names the entry and the module when a value is not a number.
+    """
+    where = f"entry {entry.get('fullname')!r}"
     info = entry.get("extra_info") or {}
-    recorded = info.get("module_self_seconds")
+    recorded = info.get("module_self_seconds") if isinstance(info, dict) else None
     if isinstance(recorded, dict):
-        return {str(name): float(value) for name, value in recorded.items()}
+        return {
+            str(name): _seconds(value, f"{where}: module_self_seconds[{str(name)!r}]")
+            for name, value in recorded.items()
+        }
+    slowest = info.get("slowest_modules") if isinstance(info, dict) else None
     return {
-        str(item["module"]): float(item["self"])
-        for item in info.get("slowest_modules", [])
-        if isinstance(item, dict)
+        str(item["module"]): _seconds(
+            item.get("self"), f"{where}: slowest_modules[{str(item['module'])!r}].self"
+        )
+        for item in (slowest if isinstance(slowest, list) else [])
+        if isinstance(item, dict) and "module" in item
     }
 
 
 def import_entries(run: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    """A run's import entries by full name."""
-    return {
-        str(entry["fullname"]): entry
-        for entry in run.get("benchmarks", [])
-        if isinstance(entry, dict) and "module_self_seconds" in (entry.get("extra_info") or {})
-    }
+    """A run's import entries by full name.
+
+    Import entries are those whose ``extra_info`` has ``module_self_seconds``;
+    one without a ``fullname`` and ``name`` string is a :class:`RunError`.
+    """
+    entries: dict[str, Mapping[str, Any]] = {}
+    benchmarks = run.get("benchmarks")
+    for index, entry in enumerate(benchmarks if isinstance(benchmarks, list) else []):
+        info = entry.get("extra_info") if isinstance(entry, dict) else None
+        if not (isinstance(info, dict) and "module_self_seconds" in info):
+            continue
+        fullname, name = entry.get("fullname"), entry.get("name")
+        if not (isinstance(fullname, str) and isinstance(name, str)):
+            raise RunError(f"import entry {index} (benchmarks[{index}]) has no fullname or name")
+        entries[fullname] = entry
+    return entries
+
+
+def _runs_in(directory: Path) -> list[Path]:
+    """The run files directly in ``directory``, oldest number first."""
+    return sorted(path for path in directory.glob(RUN_GLOB) if path.is_file())
+
+
+def machine_directories(storage: Path) -> dict[Path, list[Path]]:
+    """The directories holding saved runs under ``storage``, each with its runs, oldest first.
+
+    ``storage`` is either a pytest-benchmark storage root (``.benchmarks``, one
+    directory per machine: interpreter and platform) or one machine directory
+    (``.benchmarks/Linux-CPython-3.11-64bit``). Directories without runs are left out.
+    """
+    if not storage.is_dir():
+        return {}
+    found: dict[Path, list[Path]] = {}
+    for directory in [storage, *sorted(path for path in storage.iterdir() if path.is_dir())]:
+        runs = _runs_in(directory)
+        if runs:
+            found[directory] = runs
+    return found
+
+
+def describe_storage(storage: Path) -> str:
+    """Where runs were looked for under ``storage`` and what each place holds, for messages."""
+    if not storage.exists():
+        return f"{storage} does not exist"
+    if not storage.is_dir():
+        return f"{storage} is not a directory"
+    found = machine_directories(storage)
+    if not found:
+        return f"no run file (NNNN_*.json) in {storage} or in its subdirectories"
+    return "found " + ", ".join(
+        f"{directory}: {len(runs)} run{'s' if len(runs) != 1 else ''}"
+        for directory, runs in found.items()
+    )
 
 
 def find_runs(storage: Path) -> list[Path]:
-    """Every saved run under a pytest-benchmark storage directory, oldest number first."""
-    runs = [path for path in storage.glob("*/[0-9][0-9][0-9][0-9]_*.json") if path.is_file()]
+    """Every saved run under a storage root or in a machine directory, oldest number first."""
+    runs = [run for runs in machine_directories(storage).values() for run in runs]
     return sorted(runs, key=lambda path: (path.name, str(path)))
 
 
@@ -123,7 +199,7 @@ def runs_beside(run: Path) -> list[Path]:
     pytest-benchmark keeps one directory per interpreter and platform; runs are
     numbered, and compared, within one.
     """
-    return sorted(path for path in run.parent.glob("[0-9][0-9][0-9][0-9]_*.json") if path.is_file())
+    return _runs_in(run.parent)
 
 
 def latest_runs(storage: Path, count: int = 2) -> list[Path]:
@@ -142,7 +218,7 @@ def resolve_run(spec: str, storage: Path) -> Path:
         return as_path
     matches = [path for path in find_runs(storage) if path.name.startswith(spec)]
     if not matches:
-        raise RunError(f"no saved run matches {spec!r} in {storage}")
+        raise RunError(f"no saved run matches {spec!r} in {storage} ({describe_storage(storage)})")
     if len(matches) > 1:
         names = ", ".join(str(path.relative_to(storage)) for path in matches)
         raise RunError(f"{spec!r} matches several runs in {storage}: {names}")
@@ -155,34 +231,68 @@ def load_run(path: Path) -> dict[str, Any]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise RunError(f"cannot read run file {path}: {exc}") from None
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise RunError(f"run file {path} is not valid JSON: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
         raise RunError(f"run file {path} has no 'benchmarks' list: not a pytest-benchmark run")
     return data
 
 
+def _statistic(entry: Mapping[str, Any], fullname: str, stat: str) -> float:
+    """An entry's ``stat`` in seconds, or :class:`RunError` naming the entry and the stat."""
+    stats = entry.get("stats")
+    if not isinstance(stats, dict) or stat not in stats:
+        raise RunError(f"entry {fullname!r} has no {stat!r} statistic")
+    return _seconds(stats[stat], f"entry {fullname!r}: stats.{stat}")
+
+
 def compare_runs(
-    before: Mapping[str, Any], after: Mapping[str, Any], source: str, stat: str = "median"
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+    source: str,
+    stat: str = "median",
+    *,
+    before_name: str = "the first run",
+    after_name: str = "the second run",
 ) -> list[ImportComparison]:
-    """Import entries present in both runs, compared on ``stat``."""
-    baseline = import_entries(before)
+    """Import entries present in both runs, compared on ``stat``.
+
+    A malformed entry (no name; in an entry present in both runs, a statistic
+    or module time that is not a number) is a :class:`RunError` naming the run
+    (``before_name`` or ``after_name``, e.g. its file), the entry and the value.
+    """
+
+    def entries(run: Mapping[str, Any], name: str) -> dict[str, Mapping[str, Any]]:
+        try:
+            return import_entries(run)
+        except RunError as exc:
+            raise RunError(f"{name}: {exc}") from None
+
+    def measured(
+        entry: Mapping[str, Any], fullname: str, name: str
+    ) -> tuple[float, dict[str, float]]:
+        try:
+            return _statistic(entry, fullname, stat), entry_self_seconds(entry)
+        except RunError as exc:
+            raise RunError(f"{name}: {exc}") from None
+
+    baseline = entries(before, before_name)
     comparisons = []
-    for fullname, entry in import_entries(after).items():
+    for fullname, entry in entries(after, after_name).items():
         old = baseline.get(fullname)
         if old is None:
             continue
-        if stat not in (old.get("stats") or {}) or stat not in (entry.get("stats") or {}):
-            raise RunError(f"the entry {fullname!r} has no {stat!r} statistic in one of the runs")
+        before_seconds, before_self = measured(old, fullname, before_name)
+        after_seconds, after_self = measured(entry, fullname, after_name)
         comparisons.append(
             ImportComparison(
                 name=str(entry["name"]),
                 source=source,
                 stat=stat,
-                before=float(old["stats"][stat]),
-                after=float(entry["stats"][stat]),
-                before_self_seconds=entry_self_seconds(old),
-                after_self_seconds=entry_self_seconds(entry),
+                before=before_seconds,
+                after=after_seconds,
+                before_self_seconds=before_self,
+                after_self_seconds=after_self,
             )
         )
     return comparisons

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 import pytest
@@ -11,6 +13,7 @@ from pytest_importcache.budget import (
     BudgetError,
     ImportBudget,
     format_duration,
+    format_headroom,
     judge,
     parse_duration,
     suggest_budget,
@@ -56,15 +59,59 @@ def test_bad_durations_are_rejected(value: object) -> None:
         (0.9996, "1000ms"),
         (1.524, "1.52s"),
         (1234.5, "1234s"),
+        (1.5e-6, "1.5us"),
+        (2.5e-7, "250ns"),
+        (1e-9, "1ns"),
+        (1e-12, "0.001ns"),
+        (0.0, "0s"),
+        (-0.0005, "-500us"),
     ],
 )
 def test_durations_format_for_humans(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
 
 
+@pytest.mark.parametrize("seconds", [1e-9, 3e-10, 4e-7, 1e-15])
+def test_a_tiny_duration_never_reads_as_zero(seconds: float) -> None:
+    text = format_duration(seconds)
+    assert parse_duration(text) == pytest.approx(seconds, rel=0.01)
+
+
+@pytest.mark.parametrize(
+    ("fraction", "text"),
+    [
+        (0.94, "+94%"),
+        (1.0, "+100%"),
+        (0.0, "+0%"),
+        (-0.13, "-13%"),
+        (-9.99, "-999%"),
+        (-10.0, "<-999%"),
+        (-1136394.0, "<-999%"),
+        (-math.inf, "<-999%"),
+        (math.nan, "?"),
+    ],
+)
+def test_headroom_stays_short_however_far_over(fraction: float, text: str) -> None:
+    assert format_headroom(fraction) == text
+
+
+def test_the_headroom_of_a_nanosecond_budget_is_readable() -> None:
+    budget = ImportBudget("lightpkg", warm=1e-9)
+    (verdict,) = judge(budget, {"warm": make_result()}, stat="min")
+    assert (format_duration(verdict.limit), format_headroom(verdict.headroom)) == ("1ns", "<-999%")
+
+
 @pytest.mark.parametrize(
     ("seconds", "suggestion"),
-    [(0.0312, "41ms"), (0.1, "130ms"), (0.0005, "650us"), (2.0, "2.6s"), (0.9, "1.2s")],
+    [
+        (0.0312, "41ms"),
+        (0.1, "130ms"),
+        (0.0005, "650us"),
+        (2.0, "2.6s"),
+        (0.9, "1.2s"),
+        (1e-9, "1.3ns"),
+        (7.6e-7, "990ns"),
+    ],
 )
 def test_suggestions_leave_thirty_percent_rounded_up(seconds: float, suggestion: str) -> None:
     assert suggest_budget(seconds) == suggestion
@@ -95,6 +142,51 @@ def test_the_module_may_be_given_as_keyword_and_forbid_as_one_string() -> None:
     assert (budget.module, budget.forbid, budget.timed_flavours) == ("mylib", ("numpy",), ())
 
 
+@pytest.mark.parametrize("seconds", [0.0, -1.0, math.inf, math.nan])
+def test_no_budget_is_suggested_for_a_non_positive_time(seconds: float) -> None:
+    with pytest.raises(BudgetError, match="cannot suggest a budget"):
+        suggest_budget(seconds)
+
+
+@pytest.mark.parametrize(
+    "make_forbid",
+    [
+        lambda: itertools.chain(["numpy"], ["pandas.*"]),
+        lambda: map(str.strip, [" numpy", "pandas.* "]),
+        lambda: (name for name in ("numpy", "pandas.*")),
+        lambda: iter(["numpy", "pandas.*"]),
+        lambda: ("numpy", "pandas.*"),
+        lambda: dict.fromkeys(["numpy", "pandas.*"]),
+    ],
+    ids=["chain", "map", "generator", "iter", "tuple", "dict-keys"],
+)
+def test_forbid_takes_any_iterable_read_once(make_forbid: Callable[[], Iterable[str]]) -> None:
+    # One marker object serves every test it applies to: reading it again must
+    # give the same patterns, not an exhausted iterator (no budget at all).
+    kwargs = {"forbid": make_forbid()}
+    first = ImportBudget.from_marker(("mylib",), kwargs)
+    again = ImportBudget.from_marker(("mylib",), kwargs)
+    assert first.forbid == again.forbid == ("numpy", "pandas.*")
+
+
+def test_a_generator_of_non_strings_is_refused_naming_the_element() -> None:
+    with pytest.raises(
+        BudgetError,
+        match=r"forbid=generator yielding \['numpy', 3\] is not a list of module name "
+        r"patterns: 3 is not a non-empty str",
+    ):
+        ImportBudget.from_marker(("mylib",), {"forbid": (x for x in ["numpy", 3])})
+
+
+def test_a_forbid_iterable_that_raises_is_one_line() -> None:
+    def broken() -> Iterable[str]:
+        yield "numpy"
+        raise RuntimeError("no more\nsecond line")
+
+    with pytest.raises(BudgetError, match=r"could not be read: RuntimeError: no more$"):
+        ImportBudget.from_marker(("mylib",), {"forbid": broken()})
+
+
 @pytest.mark.parametrize(
     ("args", "kwargs", "message"),
     [
@@ -109,7 +201,11 @@ def test_the_module_may_be_given_as_keyword_and_forbid_as_one_string() -> None:
         (("mylib",), {}, "no budget given"),
         (("mylib",), {"max_modules": -1}, "max_modules=-1 is not a whole number >= 0"),
         (("mylib",), {"max_modules": 2.5}, "max_modules=2.5 is not a whole number"),
-        (("mylib",), {"forbid": [1]}, "forbid=[1] is not a list of module name patterns"),
+        (("mylib",), {"forbid": [1]}, "forbid=[1] is not a list of module name patterns: 1"),
+        (("mylib",), {"forbid": ["numpy", ""]}, "'' is not a non-empty str"),
+        (("mylib",), {"forbid": 3}, "forbid=3 is not a list of module name patterns"),
+        (("mylib",), {"forbid": b"numpy"}, "forbid=b'numpy' is not a list of module name"),
+        (("mylib",), {"forbid": iter([])}, "no budget given"),
         (("mylib",), {"cold": "1s", "stat": "p99"}, "stat='p99' is not one of min, max"),
         (("mylib",), {"cold": "1s", "rounds": 0}, "rounds=0 is not a whole number >= 1"),
         (("mylib",), {"warm": "1s", "closure": True}, "closure=True applies to a cold budget"),

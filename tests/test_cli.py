@@ -6,13 +6,19 @@ import contextlib
 import json
 import os
 import pty
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from filelock import FileLock
 
 from conftest import MakeTree, quick_ini, write_tree
+from pytest_importcache.cli import format_age, format_bytes
+from pytest_importcache.runs import RunError, compare_runs, describe_storage, machine_directories
 
 PACKAGE = {
     "clipkg/__init__.py": "from . import heavy, light\n",
@@ -118,6 +124,8 @@ def test_json_output_follows_the_documented_schema(package_dir: Path) -> None:
     assert warm["rounds"] == len(warm["wall"]) == 2
     assert warm["median"] >= 0.1
     assert entry["modules_loaded"] > 3
+    assert entry["startup_modules"] > 0  # sys, builtins, the importers at least
+    assert entry["lazy_modules"] == []
     slowest = entry["slowest"][0]
     assert (slowest["module"], slowest["parent"]) == ("clipkg.heavy", "clipkg")
     assert slowest["cumulative"] >= slowest["self"] >= 0.1
@@ -225,7 +233,7 @@ def test_compare_fail_exits_1_on_a_regression_and_0_without(saved_runs: Path) ->
     [
         (["compare", "0009"], "no saved run matches '0009'"),
         (["compare", "--fail=fast"], "--fail: 'fast' is not a threshold"),
-        (["compare", "--storage", "nowhere"], "need two saved runs in nowhere, found 0"),
+        (["compare", "--storage", "nowhere"], "no saved runs to compare: nowhere does not exist"),
         (["compare", "0002"], "is the newest run in"),
         (["json", "--path", "/no/such/dir"], "--path /no/such/dir: not a directory"),
     ],
@@ -272,3 +280,314 @@ def test_a_corrupt_run_file_is_named(saved_runs: Path) -> None:
     assert completed.returncode == 2
     assert completed.stderr.count("\n") == 1
     assert f"run file {run.relative_to(saved_runs)} is not valid JSON" in completed.stderr
+
+
+# -- the first argument: a subcommand or a module ----------------------------------------
+
+LAZY_PACKAGE = {
+    "lazypkg/__init__.py": """\
+        import importlib.util
+        import sys
+
+        def lazy(name):
+            spec = importlib.util.find_spec(name)
+            loader = importlib.util.LazyLoader(spec.loader)
+            spec.loader = loader
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            loader.exec_module(module)
+            return module
+
+        decimal = lazy("decimal")
+        """,
+}
+
+
+def test_lazily_created_modules_and_start_up_are_reported(make_tree: MakeTree) -> None:
+    tree = make_tree(LAZY_PACKAGE)
+    common = ["lazypkg", "--path", str(tree), "--rounds", "1", "--warmup", "0"]
+    text = run_cli(*common)
+    assert text.returncode == 0, text.stderr
+    header, lazy_line = text.stdout.splitlines()[:2]
+    assert header.startswith("lazypkg  (Python ")
+    assert " at start-up)" in header
+    assert lazy_line == "  created lazily, never executed: decimal"
+    as_json = run_cli(*common, "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    (entry,) = json.loads(as_json.stdout)["modules"]
+    assert entry["lazy_modules"] == ["decimal"]
+    assert entry["startup_modules"] > 0
+    assert f"{entry['startup_modules']} at start-up" in header
+
+
+def test_a_stdlib_module_named_profile_is_measured() -> None:
+    completed = run_cli("profile", "--rounds", "1", "--warmup", "0", "--json")
+    assert completed.returncode == 0, completed.stderr
+    assert [entry["module"] for entry in json.loads(completed.stdout)["modules"]] == ["profile"]
+
+
+def test_a_module_named_like_a_subcommand_is_measured_after_a_double_dash(
+    make_tree: MakeTree,
+) -> None:
+    tree = make_tree({"compare.py": "VALUE = 1\n"})
+    completed = run_cli("--path", str(tree), "--rounds", "1", "--json", "--", "compare")
+    assert completed.returncode == 0, completed.stderr
+    (entry,) = json.loads(completed.stdout)["modules"]
+    assert (entry["module"], entry["flavours"]["warm"]["file"].endswith("compare.py")) == (
+        "compare",
+        True,
+    )
+
+
+def test_help_lists_the_subcommands_and_the_double_dash() -> None:
+    completed = run_cli("--help")
+    assert completed.returncode == 0
+    for subcommand in ("compare", "calibrate", "cache"):
+        assert f"pytest-importcache {subcommand}" in completed.stdout
+    assert "'pytest-importcache -- compare'" in completed.stdout
+    assert all(len(line) <= 80 for line in completed.stdout.splitlines())
+
+
+# -- compare on hand-written runs -----------------------------------------------------------
+
+FULLNAME = "test_a.py::test_a[mylib-warm]"
+
+
+def fake_run(median: object = 0.01, self_seconds: object = 0.004) -> dict[str, Any]:
+    """A pytest-benchmark run holding one import entry, as pytest-importcache writes it."""
+    return {
+        "benchmarks": [
+            {
+                "name": "test_a[mylib-warm]",
+                "fullname": FULLNAME,
+                "stats": {"min": 0.009, "median": median, "max": 0.02},
+                "extra_info": {"module_self_seconds": {"mylib": self_seconds}},
+            }
+        ]
+    }
+
+
+def save_runs(directory: Path, *runs: dict[str, Any]) -> list[Path]:
+    """Write ``runs`` as 0001_x.json, 0002_x.json... into ``directory``, a second apart."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for number, run in enumerate(runs, start=1):
+        path = directory / f"{number:04d}_x.json"
+        path.write_text(json.dumps(run))
+        stamp = time.time() - 100 + number
+        os.utime(path, (stamp, stamp))
+        paths.append(path)
+    return paths
+
+
+@pytest.mark.parametrize(
+    ("median", "shown"), [("fast", '"fast"'), (None, "null"), (True, "true"), (-1, "-1")]
+)
+def test_a_statistic_that_is_not_a_number_names_the_file_and_the_entry(
+    tmp_path: Path, median: object, shown: str
+) -> None:
+    _, bad = save_runs(tmp_path / ".benchmarks" / "Linux-X", fake_run(), fake_run(median))
+    completed = run_cli("compare", cwd=tmp_path)
+    assert completed.returncode == 2
+    assert completed.stdout == ""
+    assert completed.stderr == (
+        f"pytest-importcache: error: run file {bad.relative_to(tmp_path)}: entry {FULLNAME!r}: "
+        f"stats.median is {shown}, not a number of seconds\n"
+    )
+
+
+def test_a_module_time_that_is_not_a_number_names_the_module() -> None:
+    with pytest.raises(RunError) as caught:
+        compare_runs(fake_run(), fake_run(self_seconds="x"), "0001", after_name="run file b.json")
+    assert str(caught.value) == (
+        f"run file b.json: entry {FULLNAME!r}: module_self_seconds['mylib'] is \"x\", "
+        "not a number of seconds"
+    )
+
+
+def test_a_missing_statistic_and_a_nameless_entry_name_the_run() -> None:
+    no_median = fake_run()
+    del no_median["benchmarks"][0]["stats"]["median"]
+    with pytest.raises(
+        RunError, match=rf"^the first run: entry {re.escape(repr(FULLNAME))} has no 'median'"
+    ):
+        compare_runs(no_median, fake_run(), "0001")
+    nameless = fake_run()
+    del nameless["benchmarks"][0]["fullname"]
+    with pytest.raises(RunError, match=r"^the second run: import entry 0 \(benchmarks\[0\]\)"):
+        compare_runs(fake_run(), nameless, "0001")
+
+
+def test_a_machine_directory_is_accepted_as_storage(tmp_path: Path) -> None:
+    machine = tmp_path / ".benchmarks" / "Linux-CPython-3.11-64bit"
+    save_runs(machine, fake_run(0.01), fake_run(0.02))
+    completed = run_cli("compare", "--storage", str(machine), "--fail", "median:10%")
+    assert completed.returncode == 1, completed.stderr
+    assert completed.stdout.splitlines()[0] == "0001_x.json -> 0002_x.json (median)"
+    named = run_cli("compare", "0001", "0002", "--storage", str(machine))
+    assert named.returncode == 0, named.stderr
+
+
+def test_too_few_runs_names_every_directory_searched(tmp_path: Path) -> None:
+    storage = tmp_path / ".benchmarks"
+    older = storage / "Linux-CPython-3.11-64bit"
+    newer = storage / "Linux-CPython-3.12-64bit"
+    save_runs(older, fake_run(), fake_run(), fake_run())
+    (newest,) = save_runs(newer, fake_run())
+    stamp = time.time()
+    os.utime(newest, (stamp, stamp))
+    completed = run_cli("compare", cwd=tmp_path)
+    assert completed.returncode == 2
+    assert completed.stderr == (
+        "pytest-importcache: error: need two saved runs in one machine directory, and "
+        ".benchmarks/Linux-CPython-3.12-64bit (saved last) holds one (found "
+        ".benchmarks/Linux-CPython-3.11-64bit: 3 runs, .benchmarks/Linux-CPython-3.12-64bit: "
+        "1 run); to compare the runs of .benchmarks/Linux-CPython-3.11-64bit, pass --storage "
+        ".benchmarks/Linux-CPython-3.11-64bit\n"
+    )
+
+
+def test_storage_is_described_by_what_each_directory_holds(tmp_path: Path) -> None:
+    assert describe_storage(tmp_path / "nowhere") == f"{tmp_path / 'nowhere'} does not exist"
+    assert describe_storage(tmp_path) == (
+        f"no run file (NNNN_*.json) in {tmp_path} or in its subdirectories"
+    )
+    (tmp_path / "Linux-A").mkdir()  # no runs: left out
+    (run,) = save_runs(tmp_path / "Linux-B", fake_run())
+    (tmp_path / "0001_note.txt").write_text("")  # not a run
+    assert machine_directories(tmp_path) == {tmp_path / "Linux-B": [run]}
+    assert machine_directories(tmp_path / "Linux-B") == {tmp_path / "Linux-B": [run]}
+    assert describe_storage(tmp_path) == f"found {tmp_path / 'Linux-B'}: 1 run"
+
+
+def test_no_run_matching_says_what_the_storage_holds(tmp_path: Path) -> None:
+    save_runs(tmp_path / ".benchmarks" / "Linux-X", fake_run(), fake_run())
+    completed = run_cli("compare", "0007", cwd=tmp_path)
+    assert completed.returncode == 2
+    assert completed.stderr.count("\n") == 1
+    assert "no saved run matches '0007' in .benchmarks (found .benchmarks/Linux-X: 2 runs)" in (
+        completed.stderr
+    )
+
+
+# -- the cache subcommand -------------------------------------------------------------------
+
+DAY = 86400.0
+
+
+def fake_copy(cache: Path, environment: str, name: str, size: int, age: float) -> Path:
+    """A package copy laid out as the cache lays it out: <cache>/<environment>/<package>-<hash>/."""
+    copy = cache / environment / name
+    copy.mkdir(parents=True)
+    (copy / "__init__.py").write_bytes(b"#" * size)
+    stamp = time.time() - age
+    os.utime(copy, (stamp, stamp))
+    return copy
+
+
+@pytest.fixture
+def fake_cache(tmp_path: Path) -> Path:
+    """Two copies of mylib (one three days old) and one of other, plus things that are no copy."""
+    cache = tmp_path / "copies"
+    fake_copy(cache, "warm-0123456789abO0-timestamp", "mylib-1a2b3c4d5e6f7a8b", 1500, 3 * DAY)
+    fake_copy(cache, "cold-0123456789ab", "mylib-1a2b3c4d5e6f7a8b", 500, 0)
+    fake_copy(cache, "cold-0123456789ab", "other-8b7a6f5e4d3c2b1a", 2_500_000, 2 * 3600)
+    (cache / "cold-0123456789ab" / "mylib-0000.staging").mkdir()  # being built: no copy
+    (cache / "notes").mkdir()  # no environment
+    return cache
+
+
+def test_cache_lists_copies_newest_first_with_bounds_and_total(fake_cache: Path) -> None:
+    completed = run_cli("cache", "--dir", str(fake_cache))
+    assert completed.returncode == 0, completed.stderr
+    lines = completed.stdout.splitlines()
+    assert lines[0] == f"cache: {fake_cache}"
+    assert lines[1] == (
+        "copies unused for 14 days are removed; at most 3 per package and environment"
+    )
+    assert lines[2].split() == ["package", "size", "last", "used", "environment"]
+    assert [line.split() for line in lines[3:6]] == [
+        ["mylib", "500", "B", "just", "now", "cold-0123456789ab"],
+        ["other", "2.5", "MB", "2", "h", "cold-0123456789ab"],
+        ["mylib", "1.5", "kB", "3", "days", "warm-0123456789abO0-timestamp"],
+    ]
+    assert lines[6:] == ["3 copies, 2.5 MB"]
+    assert all(len(line) <= 80 for line in lines[1:])  # the first holds a path
+
+
+def test_cache_json_lists_every_copy(fake_cache: Path) -> None:
+    completed = run_cli("cache", "--dir", str(fake_cache), "--json")
+    assert completed.returncode == 0, completed.stderr
+    document = json.loads(completed.stdout)
+    assert (document["schema"], document["cache_dir"]) == (1, str(fake_cache))
+    assert (document["max_age_days"], document["max_copies_per_package"]) == (14, 3)
+    copies = document["copies"]
+    assert [(copy["package"], copy["size_bytes"]) for copy in copies] == [
+        ("mylib", 500),
+        ("other", 2_500_000),
+        ("mylib", 1500),
+    ]
+    assert copies[2]["environment"] == "warm-0123456789abO0-timestamp"
+    assert copies[2]["path"] == str(
+        fake_cache / copies[2]["environment"] / "mylib-1a2b3c4d5e6f7a8b"
+    )
+    assert time.time() - copies[2]["last_used"] == pytest.approx(3 * DAY, abs=3600)
+    assert document["total_bytes"] == 2_502_000
+    assert "removed" not in document
+
+
+def test_cache_clear_removes_copies_not_in_use(fake_cache: Path) -> None:
+    in_use = fake_cache / "cold-0123456789ab" / "other-8b7a6f5e4d3c2b1a"
+    with FileLock(f"{in_use}.measure.lock"):
+        completed = run_cli("cache", "--dir", str(fake_cache), "--clear")
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.splitlines()[-1] == "removed 2 copies, freed 2.0 kB; kept 1 in use"
+    assert in_use.is_dir()
+    assert not (fake_cache / "cold-0123456789ab" / "mylib-1a2b3c4d5e6f7a8b").exists()
+    after = run_cli("cache", "--dir", str(fake_cache), "--clear", "--json")
+    document = json.loads(after.stdout)
+    assert (document["removed"], document["freed_bytes"], document["kept"]) == (1, 2_500_000, 0)
+    assert run_cli("cache", "--dir", str(fake_cache)).stdout.splitlines()[-1] == "no copies"
+
+
+def test_cache_of_a_missing_directory_says_so(tmp_path: Path) -> None:
+    completed = run_cli("cache", "--dir", str(tmp_path / "none"))
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.splitlines() == [
+        f"cache: {tmp_path / 'none'} (does not exist)",
+        "copies unused for 14 days are removed; at most 3 per package and environment",
+        "no copies",
+    ]
+
+
+def test_cache_dir_that_is_a_file_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    completed = run_cli("cache", "--dir", str(tmp_path / "file"))
+    assert completed.returncode == 2
+    assert (
+        completed.stderr
+        == f"pytest-importcache: error: --dir {tmp_path / 'file'}: not a directory\n"
+    )
+
+
+def test_the_default_cache_is_the_per_user_one(tmp_path: Path) -> None:
+    # TMPDIR points at tmp_path (see private_temp_dir), so the per-user cache is there.
+    completed = run_cli("cache", "--json")
+    assert completed.returncode == 0, completed.stderr
+    assert Path(json.loads(completed.stdout)["cache_dir"]).parent == tmp_path
+
+
+@pytest.mark.parametrize(
+    ("size", "text"),
+    [(0, "0 B"), (999, "999 B"), (1000, "1.0 kB"), (999_950, "1.0 MB"), (12_345_678, "12.3 MB")],
+)
+def test_sizes_read_in_powers_of_1000(size: int, text: str) -> None:
+    assert format_bytes(size) == text
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(5, "just now"), (120, "2 min"), (7200, "2 h"), (DAY, "1 day"), (15 * DAY, "15 days")],
+)
+def test_ages_read_coarsely(seconds: float, text: str) -> None:
+    assert format_age(seconds) == text

@@ -152,7 +152,7 @@ def test_a_module_loaded_from_outside_the_environment_is_a_wrong_origin(
 def test_a_start_up_module_cannot_be_measured(env_for: EnvFor, make_tree: MakeTree) -> None:
     # Frozen from Python 3.11 on (found as such), a file before (seen loaded in the child).
     with pytest.raises(
-        ImportCacheError, match="already imported when the interpreter starts|a start-up module"
+        ImportCacheError, match=r"already imported when the interpreter starts|a start-up module"
     ):
         env_for(make_tree({})).measure("codecs")
 

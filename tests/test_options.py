@@ -1,6 +1,10 @@
-"""Setting parsers as pure functions."""
+"""Setting parsers as pure functions; where a bad setting is blamed; output paths."""
 
 from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +15,7 @@ from pytest_importcache.options import (
     parse_seconds,
     parse_stat,
     parse_whole_number,
+    unwritable_reason,
 )
 
 
@@ -78,3 +83,145 @@ def test_every_setting_has_a_flag_an_ini_key_and_a_valid_default() -> None:
         assert setting.flag == f"--importcache-{setting.name}"
         assert setting.ini == "importcache_" + setting.name.replace("-", "_")
         setting.parse(setting.default)
+
+
+# -- where a bad value came from, and output paths checked up front ----------------------
+
+PASSING_TEST = "def test_nothing_measured():\n    pass\n"
+
+
+def usage_error(result: pytest.RunResult) -> str:
+    """The one ``ERROR:`` line of a run that stopped on a ``pytest.UsageError``."""
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    (line,) = [line for line in result.errlines if line.startswith("ERROR:")]
+    assert "Traceback" not in result.stderr.str()
+    return line
+
+
+def test_an_override_is_blamed_on_the_o_option(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nimportcache_rounds = 3\n")
+    pytester.makepyfile(PASSING_TEST)
+    line = usage_error(pytester.runpytest("-o", "importcache_rounds=banana"))
+    assert line == (
+        "ERROR: -o importcache_rounds=banana on the command line: "
+        "expected a whole number >= 1, got 'banana'"
+    )
+
+
+def test_the_last_override_is_the_one_blamed(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(PASSING_TEST)
+    line = usage_error(
+        pytester.runpytest("-o", "importcache_stat=min", "--override-ini=importcache_stat=p99")
+    )
+    assert line.startswith("ERROR: -o importcache_stat=p99 on the command line: ")
+
+
+def test_an_override_from_pytest_addopts_names_it(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-o importcache_warmup=-1")
+    pytester.makepyfile(PASSING_TEST)
+    line = usage_error(pytester.runpytest())
+    assert line.startswith("ERROR: -o importcache_warmup=-1 in PYTEST_ADDOPTS: ")
+
+
+def test_an_override_in_addopts_names_the_ini_file(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\naddopts = -o importcache_timeout=soon\n")
+    pytester.makepyfile(PASSING_TEST)
+    line = usage_error(pytester.runpytest())
+    assert line.startswith("ERROR: -o importcache_timeout=soon in addopts in tox.ini: ")
+
+
+def test_a_bad_ini_value_is_still_blamed_on_the_ini_file(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nimportcache_rounds = banana\n")
+    pytester.makepyfile(PASSING_TEST)
+    line = usage_error(pytester.runpytest("-o", "importcache_stat=min"))
+    assert line.startswith("ERROR: importcache_rounds in tox.ini: expected a whole number")
+
+
+@pytest.mark.parametrize(
+    ("args", "ini", "source"),
+    [
+        (
+            ["--importcache-raw-dir", "notes.txt/raw"],
+            "",
+            "--importcache-raw-dir on the command line",
+        ),
+        ([], "importcache_raw_dir = notes.txt/raw\n", "importcache_raw_dir in tox.ini"),
+        (
+            ["-o", "importcache_raw_dir=notes.txt/raw"],
+            "",
+            "-o importcache_raw_dir=notes.txt/raw on",
+        ),
+    ],
+)
+def test_a_raw_dir_under_a_file_is_one_usage_error(
+    pytester: pytest.Pytester, args: list[str], ini: str, source: str
+) -> None:
+    pytester.makeini("[pytest]\n" + ini)
+    pytester.makepyfile(PASSING_TEST)
+    (pytester.path / "notes.txt").write_text("not a directory\n")
+    line = usage_error(pytester.runpytest(*args))
+    assert line.startswith(f"ERROR: {source}")
+    assert line.endswith(
+        f"cannot keep raw rounds in {pytester.path / 'notes.txt' / 'raw'}: "
+        f"{pytester.path / 'notes.txt'} is a file, not a directory"
+    )
+
+
+def test_a_report_under_a_file_is_one_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(PASSING_TEST)
+    (pytester.path / "notes.txt").write_text("not a directory\n")
+    line = usage_error(pytester.runpytest("--importcache-report", "notes.txt/imports.html"))
+    assert line == (
+        "ERROR: --importcache-report on the command line: cannot write the report to "
+        f"{pytester.path / 'notes.txt' / 'imports.html'}: "
+        f"{pytester.path / 'notes.txt'} is a file, not a directory"
+    )
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path) -> Iterator[Path]:
+    """A directory this process cannot create files in (skips where permissions do not bind)."""
+    directory = tmp_path / "read-only"
+    directory.mkdir()
+    directory.chmod(0o555)
+    try:
+        if os.access(directory, os.W_OK):
+            pytest.skip("this user can write in read-only directories (root)")
+        yield directory
+    finally:
+        directory.chmod(0o755)
+
+
+def test_a_read_only_raw_dir_names_the_os_reason(
+    pytester: pytest.Pytester, read_only_dir: Path
+) -> None:
+    pytester.makepyfile(PASSING_TEST)
+    line = usage_error(pytester.runpytest(f"--importcache-raw-dir={read_only_dir}/raw"))
+    assert line == (
+        f"ERROR: --importcache-raw-dir on the command line: cannot keep raw rounds in "
+        f"{read_only_dir / 'raw'}: cannot create files in {read_only_dir}: Permission denied"
+    )
+
+
+def test_writable_output_paths_are_accepted_and_not_created(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(PASSING_TEST)
+    result = pytester.runpytest(
+        "--importcache-raw-dir", "raw/rounds", "--importcache-report", "out/imports.html"
+    )
+    result.assert_outcomes(passed=1)
+    assert not (pytester.path / "raw").exists()
+    assert not (pytester.path / "out").exists()
+    assert not list(pytester.path.glob(".importcache-probe-*"))
+
+
+def test_unwritable_reason(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    assert unwritable_reason(tmp_path / "new" / "deeper") is None
+    assert unwritable_reason(tmp_path) is None
+    assert unwritable_reason(tmp_path / "file") == f"{tmp_path / 'file'} is a file, not a directory"
+    assert unwritable_reason(tmp_path / "file" / "x") == (
+        f"{tmp_path / 'file'} is a file, not a directory"
+    )
+    assert list(tmp_path.iterdir()) == [tmp_path / "file"]
