@@ -55,12 +55,14 @@ import signal
 import sys
 import textwrap
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
 from .budget import format_duration, suggest_budget
 from .errors import ImportCacheError
+from .locate import ImportLocationWarning
 from .result import ImportResult, ModuleTiming, flavour_label, importer_tree
 
 __all__ = ["main", "profile_json"]
@@ -301,19 +303,15 @@ def profile_json(results_by_module: dict[str, dict[str, ImportResult]]) -> dict[
     return {"schema": JSON_SCHEMA_VERSION, "modules": modules}
 
 
-def _profile(arguments: argparse.Namespace) -> int:
+def _measure_all(
+    arguments: argparse.Namespace,
+    flavours: list[tuple[str, bool]],
+    search_path: list[str] | None,
+    progress: _Progress,
+) -> dict[str, dict[str, ImportResult]]:
+    """Every flavour of every module on the command line, measured."""
     from .environment import ImportEnv
 
-    if arguments.rounds < 1 or arguments.warmup < 0 or arguments.timeout <= 0:
-        raise UsageError("--rounds must be >= 1, --warmup >= 0 and --timeout > 0")
-    for directory in arguments.path:
-        if not Path(directory).is_dir():
-            raise UsageError(f"--path {directory}: not a directory")
-    search_path = [*map(str, arguments.path), *sys.path] if arguments.path else None
-    flavours: list[tuple[str, bool]] = [("cold", False), ("warm", False)]
-    if arguments.closure:
-        flavours.append(("cold", True))
-    progress = _Progress(sys.stderr)
     results_by_module: dict[str, dict[str, ImportResult]] = {}
     try:
         for module in arguments.modules:
@@ -336,6 +334,26 @@ def _profile(arguments: argparse.Namespace) -> int:
         raise UsageError(str(exc).splitlines()[0]) from None
     finally:
         progress.clear()
+    return results_by_module
+
+
+def _profile(arguments: argparse.Namespace) -> int:
+    if arguments.rounds < 1 or arguments.warmup < 0 or arguments.timeout <= 0:
+        raise UsageError("--rounds must be >= 1, --warmup >= 0 and --timeout > 0")
+    for directory in arguments.path:
+        if not Path(directory).is_dir():
+            raise UsageError(f"--path {directory}: not a directory")
+    search_path = [*map(str, arguments.path), *sys.path] if arguments.path else None
+    flavours: list[tuple[str, bool]] = [("cold", False), ("warm", False)]
+    if arguments.closure:
+        flavours.append(("cold", True))
+    progress = _Progress(sys.stderr)
+    # Which file is measured, when this process imported another one, is a note.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ImportLocationWarning)
+        results_by_module = _measure_all(arguments, flavours, search_path, progress)
+    for message in dict.fromkeys(str(warning.message) for warning in caught):
+        print(f"{PROG}: note: {message}", file=sys.stderr)
     if arguments.json:
         print(json.dumps(profile_json(results_by_module), indent=2))
     else:

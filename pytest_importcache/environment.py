@@ -32,7 +32,7 @@ from .copying import copy_files, package_files, source_fingerprint
 from .errors import EnvironmentBuildError, InterpreterError
 from .interpreter import check_interpreter
 from .lifecycle import signals_end_rounds
-from .locate import PackageLocation, locate_package
+from .locate import PackageLocation, locate_package, warn_if_imported_elsewhere
 from .result import Flavour, ImportResult, build_result, flavour_label
 from .runner import run_round
 
@@ -245,6 +245,7 @@ class ImportEnv:
         """Locate the package of ``module`` and build (or reuse) its copy."""
         __tracebackhide__ = True
         location = locate_package(module, self.search_path, python=self.python)
+        warn_if_imported_elsewhere(location, self.python)
         return prepare_copy(
             location,
             self.path,

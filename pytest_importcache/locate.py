@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.machinery import ModuleSpec, PathFinder
@@ -30,11 +31,13 @@ from .errors import LocateError
 from .interpreter import installation_dirs, is_running_interpreter, probe_spec
 
 __all__ = [
+    "ImportLocationWarning",
     "LocateError",
     "PackageLocation",
     "check_module_name",
     "locate_package",
     "top_level_name",
+    "warn_if_imported_elsewhere",
 ]
 
 PackageKind = Literal["package", "module", "namespace"]
@@ -189,3 +192,45 @@ def locate_package(
             f"{python}",
         )
     raise _not_found(module, top, f"for {python}, nor in this project's path entries")
+
+
+class ImportLocationWarning(UserWarning):
+    """The package measured is not the one this process imported, and why."""
+
+
+def _loaded_file(top: str) -> str | None:
+    """The file (or first directory) of ``top`` as this process imported it, if it did."""
+    loaded = sys.modules.get(top)
+    found = getattr(loaded, "__file__", None)
+    if found is None:
+        found = next(iter(getattr(loaded, "__path__", None) or ()), None)
+    return found if isinstance(found, str) else None
+
+
+def warn_if_imported_elsewhere(location: PackageLocation, python: str) -> None:
+    """Warn with :class:`ImportLocationWarning` when this process imported the package elsewhere.
+
+    That happens when the rounds run another interpreter (which finds its own
+    files) or when a search path puts another copy first.
+    """
+    loaded = _loaded_file(location.top_level)
+    if loaded is None:
+        return
+    real = Path(os.path.realpath(loaded))
+    for portion in location.portions:
+        resolved = Path(os.path.realpath(portion))
+        if real == resolved or real.is_relative_to(resolved):
+            return
+    why = (
+        "the search path given puts it first"
+        if is_running_interpreter(python)
+        else f"{python} finds its own"
+    )
+    measured = ", ".join(map(str, location.portions))
+    warnings.warn(
+        ImportLocationWarning(
+            f"{location.top_level!r} is measured from {measured} ({why}); "
+            f"this process imported it from {loaded}"
+        ),
+        stacklevel=3,
+    )

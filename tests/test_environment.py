@@ -7,6 +7,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -197,3 +198,54 @@ def test_a_default_cache_directory_others_can_write_is_refused(
         default_cache_dir()
     planted.chmod(0o700)
     assert default_cache_dir() == planted
+
+
+def test_an_edit_that_keeps_size_and_mtime_still_gets_a_new_copy(
+    make_tree: MakeTree, tmp_path: Path
+) -> None:
+    tree = make_tree(PACKAGE)
+    core = tree / "pkg" / "core.py"
+    status = core.stat()
+    first = warm_copy(tree, tmp_path)
+    core.write_text("VALUE = 9\n")  # same size as "VALUE = 1\n"
+    os.utime(core, ns=(status.st_atime_ns, status.st_mtime_ns))  # as `touch -d` would
+    second = warm_copy(tree, tmp_path)
+    assert second.directory != first.directory
+    assert (second.roots[0] / "pkg" / "core.py").read_text() == "VALUE = 9\n"
+
+
+def cached_warm_copy(tree: Path, cache: Path) -> PackageCopy:
+    """A warm copy of ``pkg`` in an environment directory of the cache under ``cache``."""
+    location = locate_package("pkg", [str(tree)])
+    return prepare_copy(location, cache / "warm-test", flavour="warm", python=sys.executable)
+
+
+def test_the_cache_keeps_a_few_copies_per_package(make_tree: MakeTree, tmp_path: Path) -> None:
+    from pytest_importcache.cache import MAX_COPIES_PER_PACKAGE, cached_copies
+
+    tree = make_tree(PACKAGE)
+    for edit in range(MAX_COPIES_PER_PACKAGE + 3):
+        (tree / "pkg" / "core.py").write_text(f"VALUE = {edit}\n")
+        newest = cached_warm_copy(tree, tmp_path)
+    copies = cached_copies(tmp_path)
+    assert len(copies) == MAX_COPIES_PER_PACKAGE
+    assert copies[0].path == newest.directory
+    # Lock files of removed copies go with them.
+    assert len(list(tmp_path.glob("*/*.lock"))) <= 2 * MAX_COPIES_PER_PACKAGE
+
+
+def test_copies_unused_for_long_are_pruned_but_a_copy_in_use_is_not(
+    make_tree: MakeTree, tmp_path: Path
+) -> None:
+    from filelock import FileLock
+
+    from pytest_importcache.cache import MAX_AGE_DAYS, cached_copies, prune_cache
+
+    old = cached_warm_copy(make_tree({"pkg/__init__.py": "A = 1\n"}), tmp_path)
+    busy = cached_warm_copy(make_tree({"pkg/__init__.py": "B = 1\n"}), tmp_path)
+    long_ago = time.time() - (MAX_AGE_DAYS + 1) * 86400
+    for copy in (old, busy):
+        os.utime(copy.directory, (long_ago, long_ago))
+    with FileLock(f"{busy.directory}.measure.lock"):
+        assert prune_cache(tmp_path) == 1
+    assert [copy.path for copy in cached_copies(tmp_path)] == [busy.directory]

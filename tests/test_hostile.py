@@ -10,6 +10,7 @@ unchanged afterwards (content and modification time of every file, no
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -32,6 +33,7 @@ from pytest_importcache.errors import (
     RoundCrashedError,
     RoundTimeoutError,
 )
+from pytest_importcache.locate import ImportLocationWarning
 
 needs_proc = pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
 
@@ -56,6 +58,7 @@ class Case:
     loads: tuple[str, ...] = ()
     skips: tuple[str, ...] = ()
     lazy: tuple[str, ...] = ()
+    warning: str = ""
 
 
 def files(tree: dict[str, str], entry: str = "") -> Callable[[Path], Path]:
@@ -245,7 +248,13 @@ CASES = [
         loads=("spaced.two",),
         skips=("decimal",),
     ),
-    Case("extension module", extension_module, "_json", loads=("_json",)),
+    Case(
+        "extension module",
+        extension_module,
+        "_json",
+        loads=("_json",),
+        warning=r"search path given puts it first\); this process imported it from",
+    ),
     Case("zip archive", zipped, "zipped", error=LocateError, message="zip archive"),
     Case(
         "relative symlink to a file outside the package",
@@ -557,7 +566,12 @@ def test_hostile_input(case: Case, tmp_path: Path) -> None:
     outcome: ImportResult | ImportCacheError
     try:
         env = ImportEnv(case.flavour, search_path=[str(entry), *extra, *sys.path], **settings)  # type: ignore[arg-type]
-        outcome = env.measure(case.module)
+        with (
+            pytest.warns(ImportLocationWarning, match=case.warning)
+            if case.warning
+            else contextlib.nullcontext()
+        ):
+            outcome = env.measure(case.module)
     except ImportCacheError as exc:
         outcome = exc
     if isinstance(outcome, ImportCacheError):

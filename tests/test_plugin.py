@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import os
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -538,3 +540,27 @@ def test_parallel_workers_never_measure_at_the_same_time(
     assert len(intervals) == 4 * 2
     for (_, end), (next_start, _) in itertools.pairwise(intervals):
         assert end <= next_start
+
+
+def test_without_the_tmpdir_plugin_a_run_leaves_no_directory_behind(
+    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))
+    pytester.makeini(quick_ini())
+    pytester.makepyfile(
+        tiny="VALUE = 1\n",
+        test_tiny="""
+        import pytest
+
+        @pytest.mark.import_budget("tiny", warm="10s")
+        def test_tiny():
+            pass
+        """,
+    )
+    # A subprocess: TMPDIR is read once per process, and -p no:tmpdir must hold at start.
+    result = pytester.runpytest_subprocess("-p", "no:tmpdir", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    # Only the bounded, per-user cache of copies remains.
+    assert [path.name for path in temp.iterdir()] == [f"pytest-importcache-{os.getuid()}"]

@@ -259,11 +259,14 @@ OTHER_PYTHON = _other_python()
 @pytest.mark.parametrize("module", ["json", "decimal"])
 def test_another_interpreter_measures_its_own_standard_library(tmp_path: Path, module: str) -> None:
     from pytest_importcache import ImportEnv
+    from pytest_importcache.locate import ImportLocationWarning
 
     assert OTHER_PYTHON is not None
-    result = ImportEnv("warm", python=OTHER_PYTHON, rounds=1, warmup=0, cache_dir=tmp_path).measure(
-        module
-    )
+    __import__(module)
+    with pytest.warns(ImportLocationWarning, match=r"finds its own\); this process imported"):
+        result = ImportEnv(
+            "warm", python=OTHER_PYTHON, rounds=1, warmup=0, cache_dir=tmp_path
+        ).measure(module)
     theirs = subprocess.check_output(
         [OTHER_PYTHON, "-I", "-c", f"import {module}; print({module}.__file__)"], text=True
     ).strip()
@@ -271,3 +274,19 @@ def test_another_interpreter_measures_its_own_standard_library(tmp_path: Path, m
     assert measured.is_relative_to(tmp_path)
     assert measured.read_bytes() == Path(theirs).read_bytes()
     assert result.python_version.split(".")[:2] != [str(part) for part in sys.version_info[:2]]
+
+
+@pytest.mark.skipif(OTHER_PYTHON is None, reason="no second CPython 3.9+ under pyenv")
+def test_the_command_line_notes_which_file_another_interpreter_measured(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_importcache.cli import main
+
+    assert OTHER_PYTHON is not None
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # the command line's cache of copies
+    monkeypatch.setattr("tempfile.tempdir", None)
+    assert main(["json", "--python", OTHER_PYTHON, "--rounds", "1", "--warmup", "0"]) == 0
+    notes = capsys.readouterr().err.splitlines()
+    assert len(notes) == 1
+    assert notes[0].startswith("pytest-importcache: note: 'json' is measured from ")
+    assert f"({OTHER_PYTHON} finds its own)" in notes[0]
