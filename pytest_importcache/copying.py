@@ -104,23 +104,44 @@ def package_files(location: PackageLocation) -> list[PackageFile]:
     return files
 
 
+# File digests by (path, device, inode, size, mtime, ctime). The change time is
+# set by the kernel on every write and cannot be set back (`touch -d` sets only
+# the modification time), so an unchanged key means unchanged content.
+_FILE_DIGESTS: dict[tuple[str, int, int, int, int, int], bytes] = {}
+
+
+def _file_digest(path: Path) -> bytes:
+    """The SHA-256 of a file's content, read once per process while it is unchanged."""
+    __tracebackhide__ = True
+    try:
+        status = os.stat(path)
+        key = (
+            os.fsdecode(path),
+            status.st_dev,
+            status.st_ino,
+            status.st_size,
+            status.st_mtime_ns,
+            status.st_ctime_ns,
+        )
+        if key not in _FILE_DIGESTS:
+            digest = hashlib.sha256()
+            with open(path, "rb") as handle:
+                while chunk := handle.read(_HASH_CHUNK):
+                    digest.update(chunk)
+            _FILE_DIGESTS[key] = digest.digest()
+    except OSError as exc:
+        raise EnvironmentBuildError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return _FILE_DIGESTS[key]
+
+
 def source_fingerprint(location: PackageLocation, files: list[PackageFile] | None = None) -> str:
     """A digest of the package's kind, file names and file contents."""
     __tracebackhide__ = True
     digest = hashlib.sha256(location.kind.encode())
     for file in package_files(location) if files is None else files:
         digest.update(os.fsencode(file.relative) + (b"/\0" if file.is_directory else b"\0"))
-        if file.is_directory:
-            continue
-        try:
-            with open(file.source, "rb") as handle:
-                while chunk := handle.read(_HASH_CHUNK):
-                    digest.update(chunk)
-        except OSError as exc:
-            raise EnvironmentBuildError(
-                f"cannot read {file.source}: {exc.strerror or exc}"
-            ) from None
-        digest.update(b"\0")
+        if not file.is_directory:
+            digest.update(_file_digest(file.source))
     return digest.hexdigest()[:16]
 
 

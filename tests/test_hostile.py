@@ -312,6 +312,16 @@ CASES = [
         message="symbolic link loop",
     ),
     Case(
+        "symlink loop through a subdirectory",
+        with_links(
+            {"spiral/__init__.py": ""},
+            {"spiral/a/b": "..", "spiral/a/__init__.py": "../__init__.py"},
+        ),
+        "spiral",
+        error=EnvironmentBuildError,
+        message="symbolic link loop in the package: .*spiral/a/b -> ..",
+    ),
+    Case(
         "dangling symlink",
         with_links({"dangles/__init__.py": "VALUE = 1\n"}, {"dangles/gone.py": "nowhere.py"}),
         "dangles",
@@ -600,17 +610,6 @@ def test_hostile_input(case: Case, tmp_path: Path) -> None:
 
 def test_the_corpus_is_large_enough() -> None:
     assert len(CASES) >= 40
-
-
-def test_a_symlink_loop_fails_within_a_second(tmp_path: Path) -> None:
-    world = tmp_path / "world"
-    with_links(
-        {"spiral/__init__.py": ""}, {"spiral/a/b": "..", "spiral/a/__init__.py": "../__init__.py"}
-    )(world)
-    started = time.monotonic()
-    with pytest.raises(EnvironmentBuildError, match="symbolic link loop"):
-        ImportEnv("warm", search_path=[str(world)], cache_dir=tmp_path / "cache").measure("spiral")
-    assert time.monotonic() - started < 5  # far from the hang it used to be
 
 
 def test_signal_numbers_are_named_in_crash_messages() -> None:
