@@ -71,3 +71,16 @@ def env_for(cache_dir: Path) -> Callable[..., ImportEnv]:
 def bytecode_files(root: Path) -> list[Path]:
     """Every ``__pycache__`` directory or ``.pyc`` file under ``root``."""
     return [path for path in root.rglob("*") if path.name == "__pycache__" or path.suffix == ".pyc"]
+
+
+def process_state(pid: int) -> str | None:
+    """The state letter of ``pid`` in ``/proc`` (``"Z"`` for a zombie), ``None`` when gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return None
+
+
+def is_alive(pid: int) -> bool:
+    """Whether ``pid`` is running (a zombie waiting for its parent is not)."""
+    return process_state(pid) not in (None, "Z")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_tree
+from conftest import is_alive, write_tree
 from pytest_importcache import ImportEnv, ImportResult
 from pytest_importcache.errors import (
     EnvironmentBuildError,
@@ -546,21 +546,11 @@ def round_processes_mentioning(text: str) -> list[int]:
             continue
         try:
             command = Path(f"/proc/{entry}/cmdline").read_bytes()
-            state = Path(f"/proc/{entry}/stat").read_text().rpartition(")")[2].split()[0]
         except OSError:
             continue
-        if text.encode() in command and state != "Z":
+        if text.encode() in command and is_alive(int(entry)):
             found.append(int(entry))
     return found
-
-
-def is_alive(pid: int) -> bool:
-    """Whether ``pid`` is running (a zombie waiting for its parent is not)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 @needs_proc

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_tree
+from conftest import is_alive, write_tree
 
 pytestmark = pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc")
 
@@ -35,14 +35,6 @@ import pytest
 def test_hangs():
     pass
 """
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def _parent_of(pid: int) -> int:
@@ -78,10 +70,18 @@ def _start(command: list[str], project: Path, temp: Path) -> subprocess.Popen[st
 
 def _assert_round_ended(round_pid: int, temp: Path) -> None:
     deadline = time.monotonic() + 10
-    while _alive(round_pid) and time.monotonic() < deadline:
+    while is_alive(round_pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _alive(round_pid), "the round outlived its run"
+    assert not is_alive(round_pid), "the round outlived its run"
     assert not list(temp.rglob("round-*")), "a round directory was left behind"
+
+
+@pytest.fixture
+def temp(tmp_path: Path) -> Path:
+    """The run's TMPDIR, where its rounds keep their temporary directories."""
+    directory = tmp_path / "temp"
+    directory.mkdir()
+    return directory
 
 
 @pytest.fixture
@@ -98,11 +98,7 @@ def project(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
-def test_a_signal_to_pytest_ends_the_round(
-    project: Path, tmp_path: Path, signal_number: int
-) -> None:
-    temp = tmp_path / "temp"
-    temp.mkdir()
+def test_a_signal_to_pytest_ends_the_round(project: Path, temp: Path, signal_number: int) -> None:
     # A subprocess on purpose: the run is signalled from outside.
     run = _start(
         [sys.executable, "-m", "pytest", "-p", "no:xdist", "-p", "no:cacheprovider"], project, temp
@@ -115,10 +111,8 @@ def test_a_signal_to_pytest_ends_the_round(
     _assert_round_ended(round_pid, temp)
 
 
-def test_a_signal_to_an_xdist_worker_ends_its_round(project: Path, tmp_path: Path) -> None:
+def test_a_signal_to_an_xdist_worker_ends_its_round(project: Path, temp: Path) -> None:
     pytest.importorskip("xdist")
-    temp = tmp_path / "temp"
-    temp.mkdir()
     run = _start(
         [sys.executable, "-m", "pytest", "-n", "2", "-p", "no:cacheprovider"], project, temp
     )
@@ -128,9 +122,9 @@ def test_a_signal_to_an_xdist_worker_ends_its_round(project: Path, tmp_path: Pat
         assert worker != run.pid
         os.kill(worker, signal.SIGTERM)
         deadline = time.monotonic() + 10
-        while _alive(worker) and time.monotonic() < deadline:
+        while is_alive(worker) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not _alive(worker), "the worker did not stop on SIGTERM"
+        assert not is_alive(worker), "the worker did not stop on SIGTERM"
         _assert_round_ended(round_pid, temp)
     finally:
         os.killpg(run.pid, signal.SIGKILL)
@@ -139,10 +133,8 @@ def test_a_signal_to_an_xdist_worker_ends_its_round(project: Path, tmp_path: Pat
 
 @pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
 def test_a_signal_to_the_command_line_ends_the_round(
-    project: Path, tmp_path: Path, signal_number: int
+    project: Path, temp: Path, signal_number: int
 ) -> None:
-    temp = tmp_path / "temp"
-    temp.mkdir()
     command = [sys.executable, "-m", "pytest_importcache", "hangs", "--path", ".", "--warmup", "0"]
     run = _start(command, project, temp)
     round_pid = _wait_for_round(project / "round.pid", run)
