@@ -60,10 +60,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
-from .budget import format_duration, suggest_budget
 from .errors import ImportCacheError
 from .locate import ImportLocationWarning
 from .result import ImportResult, ModuleTiming, flavour_label, importer_tree
+from .units import format_duration, suggest_budget
 
 __all__ = ["main", "profile_json"]
 

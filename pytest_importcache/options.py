@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 
-from .budget import BudgetError, parse_duration
 from .stats import STAT_NAMES
+from .units import BudgetError, parse_duration
 
 if TYPE_CHECKING:
     from .reference import Calibration

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .budget import format_significant
+from .units import format_significant
 
 __all__ = ["REFERENCE_PACKAGE", "Calibration", "measure_reference", "write_reference_package"]
 
@@ -74,7 +74,7 @@ class Calibration:
     @classmethod
     def parse(cls, text: str) -> Calibration:
         """Read :meth:`to_text`'s format; raises ``ValueError`` naming the expected form."""
-        from .budget import BudgetError, parse_duration
+        from .units import BudgetError, parse_duration
 
         match = _CALIBRATION.match(text)
         if match is None:

@@ -6,9 +6,10 @@ import html
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from .budget import Verdict, format_duration, format_headroom, format_significant, suggest_budget
+from .budget import Verdict
 from .record import MeasurementRecord
 from .result import ImportResult, ModuleTiming, importer_tree
+from .units import format_duration, format_headroom, format_significant, suggest_budget
 
 if TYPE_CHECKING:
     from .runs import ImportComparison

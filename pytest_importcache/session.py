@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .budget import MARKER_NAME, BudgetError, ImportBudget
+from .budget import MARKER_NAME, ImportBudget
 from .options import Settings
+from .units import BudgetError
 from .xdist import is_worker, shared_temp_root
 
 if TYPE_CHECKING:
@@ -344,8 +345,8 @@ class ImportCacheSession:
         """
         if not self.records:
             return
-        from .budget import format_significant
         from .report import regression_lines, summary_lines
+        from .units import format_significant
 
         terminalreporter.write_sep("-", "import budgets")
         factors = self._applied_scales()

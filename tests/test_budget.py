@@ -9,17 +9,16 @@ from typing import Any, Literal
 
 import pytest
 
-from pytest_importcache.budget import (
+from pytest_importcache.budget import ImportBudget, judge
+from pytest_importcache.result import ImportResult, ModuleTiming
+from pytest_importcache.stats import compute_stats
+from pytest_importcache.units import (
     BudgetError,
-    ImportBudget,
     format_duration,
     format_headroom,
-    judge,
     parse_duration,
     suggest_budget,
 )
-from pytest_importcache.result import ImportResult, ModuleTiming
-from pytest_importcache.stats import compute_stats
 
 
 @pytest.mark.parametrize(

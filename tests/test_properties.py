@@ -20,17 +20,16 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from pytest_importcache.budget import (
+from pytest_importcache.budget import ImportBudget, judge
+from pytest_importcache.result import ImportResult, ModuleTiming
+from pytest_importcache.stats import STAT_NAMES, compute_stats
+from pytest_importcache.units import (
     BudgetError,
-    ImportBudget,
     format_duration,
     format_headroom,
-    judge,
     parse_duration,
     suggest_budget,
 )
-from pytest_importcache.result import ImportResult, ModuleTiming
-from pytest_importcache.stats import STAT_NAMES, compute_stats
 
 # Pure functions, but no deadline: a loaded CI machine must not fail them.
 pure = settings(deadline=None)
