@@ -36,6 +36,7 @@ __all__ = [
     "cached_copies",
     "clear_cache",
     "default_cache_dir",
+    "default_cache_path",
     "mark_used",
     "prune_cache",
 ]
@@ -58,15 +59,20 @@ class CachedCopy:
     last_used: float
 
 
-def default_cache_dir() -> Path:
-    """Where copies live when no cache directory is given: a per-user temporary directory.
+def default_cache_path() -> Path:
+    """Where copies live when no cache directory is given: a per-user temporary directory."""
+    user = os.getuid() if hasattr(os, "getuid") else os.getlogin()
+    return Path(tempfile.gettempdir()) / f"pytest-importcache-{user}"
 
-    The directory is created private (mode 0700). One that another user owns or
-    can write to is refused: its copies would be code run as this user.
+
+def default_cache_dir() -> Path:
+    """:func:`default_cache_path`, created private (mode 0700) if need be.
+
+    One that another user owns or can write to is refused: its copies would
+    be code run as this user.
     """
     __tracebackhide__ = True
-    user = os.getuid() if hasattr(os, "getuid") else os.getlogin()
-    directory = Path(tempfile.gettempdir()) / f"pytest-importcache-{user}"
+    directory = default_cache_path()
     directory.mkdir(mode=0o700, exist_ok=True)
     if hasattr(os, "getuid"):
         status = directory.lstat()

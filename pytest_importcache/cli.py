@@ -20,8 +20,9 @@ module the statistics, how many modules the import loaded on top of those the
 interpreter loaded at start-up, the modules it created lazily but never
 executed (``importlib.util.LazyLoader``), where the time goes (the warm
 import's module tree, pruned to the modules that matter), and a marker line
-with suggested budgets: the measured median plus 30%, rounded up. ``--json``
-prints the same data as one JSON document (see :func:`profile_json`).
+with suggested budgets: the fastest round (the budgets' default statistic)
+plus 30%, rounded up. ``--json`` prints the same data as one JSON document
+(see :func:`profile_json`).
 
 ``compare`` reads pytest-benchmark storage (``.benchmarks`` by default; also a
 single machine directory such as ``.benchmarks/Linux-CPython-3.11-64bit``) and
@@ -62,7 +63,16 @@ from typing import IO, Any, NoReturn
 
 from .errors import ImportCacheError
 from .locate import ImportLocationWarning
-from .result import ImportResult, ModuleTiming, flavour_label, importer_tree
+from .result import ImportResult, ModuleTiming, importer_tree
+from .runner import RoundReport
+from .spec import (
+    DEFAULT_ROUNDS,
+    DEFAULT_STATISTIC,
+    DEFAULT_TIMEOUT,
+    DEFAULT_WARMUP,
+    Flavour,
+    MeasurementSpec,
+)
 from .units import format_duration, suggest_budget
 
 __all__ = ["main", "profile_json"]
@@ -104,9 +114,18 @@ def _profile_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("modules", nargs="+", metavar="MODULE", help="dotted module names")
-    parser.add_argument("--rounds", type=int, default=10, help="counted rounds (default: 10)")
-    parser.add_argument("--warmup", type=int, default=1, help="warm-up rounds (default: 1)")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per round (60)")
+    parser.add_argument(
+        "--rounds", type=int, default=DEFAULT_ROUNDS, help=f"counted rounds ({DEFAULT_ROUNDS})"
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=DEFAULT_WARMUP, help=f"warm-up rounds ({DEFAULT_WARMUP})"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        help=f"seconds per round ({DEFAULT_TIMEOUT:g})",
+    )
     parser.add_argument("--closure", action="store_true", help="also measure closure-cold")
     parser.add_argument("--python", help="interpreter to measure under (default: this one)")
     parser.add_argument(
@@ -137,7 +156,9 @@ def _calibrate_parser() -> argparse.ArgumentParser:
         description="Measure the reference import and print the ini lines for "
         "importcache_budget_scale = auto.",
     )
-    parser.add_argument("--rounds", type=int, default=10, help="counted rounds (default: 10)")
+    parser.add_argument(
+        "--rounds", type=int, default=DEFAULT_ROUNDS, help=f"counted rounds ({DEFAULT_ROUNDS})"
+    )
     parser.add_argument("--python", help="interpreter to measure under (default: this one)")
     return parser
 
@@ -165,17 +186,21 @@ class _Progress:
         self.stream = stream
         self.enabled = stream.isatty()
 
-    def callback(self, label: str) -> Callable[[int, int], None]:
-        def show(done: int, total: int) -> None:
-            if self.enabled:
-                filled = round(20 * done / total)
-                bar = "#" * filled + "." * (20 - filled)
-                self.stream.write(f"\r{label[:45]:<45} [{bar}] {done}/{total}")
-                self.stream.flush()
+    def round_done(self, spec: MeasurementSpec, index: int, report: RoundReport) -> None:
+        """Redraw the bar for ``spec`` after round ``index``."""
+        if self.enabled:
+            done, total = index + 1, spec.total_rounds
+            label = f"{spec.module} ({spec.label})"
+            filled = round(20 * done / total)
+            bar = "#" * filled + "." * (20 - filled)
+            self.stream.write(f"\r{label[:45]:<45} [{bar}] {done}/{total}")
+            self.stream.flush()
 
-        return show
+    def measured(self, spec: MeasurementSpec, result: ImportResult) -> None:
+        """Nothing to show per result."""
 
     def clear(self) -> None:
+        """Erase the bar."""
         if self.enabled:
             self.stream.write("\r" + " " * (WIDTH - 1) + "\r")
             self.stream.flush()
@@ -203,13 +228,18 @@ def _tree_lines(result: ImportResult) -> list[str]:
 
 
 def suggested_marker(module: str, results: dict[str, ImportResult]) -> str:
-    """A ready-to-paste ``import_budget`` marker with budgets 30% above the medians."""
+    """A ready-to-paste ``import_budget`` marker with budgets 30% above the budget statistic.
+
+    The statistic is the one budgets are compared with by default (the fastest
+    round), so a failure's suggestion and this one follow the same rule.
+    """
     arguments = [json.dumps(module)]
     cold = results.get("closure-cold") or results.get("cold")
     if cold is not None:
-        arguments.append(f'cold="{suggest_budget(cold.median)}"')
+        arguments.append(f'cold="{suggest_budget(cold.statistic(DEFAULT_STATISTIC))}"')
     if "warm" in results:
-        arguments.append(f'warm="{suggest_budget(results["warm"].median)}"')
+        warm = results["warm"].statistic(DEFAULT_STATISTIC)
+        arguments.append(f'warm="{suggest_budget(warm)}"')
     if "closure-cold" in results:
         arguments.append("closure=True")
     return f"@pytest.mark.import_budget({', '.join(arguments)})"
@@ -305,30 +335,29 @@ def profile_json(results_by_module: dict[str, dict[str, ImportResult]]) -> dict[
 
 def _measure_all(
     arguments: argparse.Namespace,
-    flavours: list[tuple[str, bool]],
+    flavours: list[tuple[Flavour, bool]],
     search_path: list[str] | None,
     progress: _Progress,
 ) -> dict[str, dict[str, ImportResult]]:
     """Every flavour of every module on the command line, measured."""
-    from .environment import ImportEnv
+    from .measurer import Measurer
 
+    measurer = Measurer(search_path=search_path, observers=[progress])
     results_by_module: dict[str, dict[str, ImportResult]] = {}
     try:
         for module in arguments.modules:
             results: dict[str, ImportResult] = {}
             for flavour, closure in flavours:
-                label = flavour_label(flavour, closure)
-                env = ImportEnv(
-                    flavour,  # type: ignore[arg-type]
+                spec = MeasurementSpec(
+                    module,
+                    flavour=flavour,
                     closure=closure,
                     python=arguments.python,
                     rounds=arguments.rounds,
                     warmup=arguments.warmup,
                     timeout=arguments.timeout,
-                    search_path=search_path,
-                    on_round=progress.callback(f"{module} ({label})"),
                 )
-                results[label] = env.measure(module)
+                results[spec.label] = measurer.measure(spec)
             results_by_module[module] = results
     except (ImportCacheError, ValueError) as exc:
         raise UsageError(str(exc).splitlines()[0]) from None
@@ -344,7 +373,7 @@ def _profile(arguments: argparse.Namespace) -> int:
         if not Path(directory).is_dir():
             raise UsageError(f"--path {directory}: not a directory")
     search_path = [*map(str, arguments.path), *sys.path] if arguments.path else None
-    flavours: list[tuple[str, bool]] = [("cold", False), ("warm", False)]
+    flavours: list[tuple[Flavour, bool]] = [("cold", False), ("warm", False)]
     if arguments.closure:
         flavours.append(("cold", True))
     progress = _Progress(sys.stderr)
@@ -363,7 +392,7 @@ def _profile(arguments: argparse.Namespace) -> int:
 
 
 def _calibrate(arguments: argparse.Namespace) -> int:
-    from .environment import default_cache_dir
+    from .cache import default_cache_dir
     from .reference import REFERENCE_PACKAGE, measure_reference
 
     if arguments.rounds < 1:
@@ -408,7 +437,7 @@ def _compare(arguments: argparse.Namespace) -> int:
         raise UsageError(f"--fail: {exc}") from None
     if len(arguments.runs) > 2:
         raise UsageError("compare takes at most two runs")
-    stat = threshold.stat if threshold else "median"
+    stat = threshold.stat if threshold else DEFAULT_STATISTIC
     try:
         paths = [resolve_run(spec, storage) for spec in arguments.runs]
         if len(paths) == 1:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 
+from .spec import DEFAULT_ROUNDS, DEFAULT_STATISTIC, DEFAULT_TIMEOUT, DEFAULT_WARMUP, Statistic
 from .stats import STAT_NAMES
 from .units import BudgetError, parse_duration
 
@@ -131,28 +132,29 @@ class Setting:
 SETTINGS = (
     Setting(
         "rounds",
-        "counted rounds (fresh interpreters) per import measurement (default: 10)",
+        f"counted rounds (fresh interpreters) per import measurement (default: {DEFAULT_ROUNDS})",
         parse_whole_number(1),
-        "10",
+        str(DEFAULT_ROUNDS),
     ),
     Setting(
         "warmup",
-        "uncounted rounds run before the counted ones (default: 1)",
+        f"uncounted rounds run before the counted ones (default: {DEFAULT_WARMUP})",
         parse_whole_number(0),
-        "1",
+        str(DEFAULT_WARMUP),
     ),
     Setting(
         "stat",
-        "statistic compared with time budgets: min, median, mean or max (default: min, the "
-        "steadiest on a shared machine)",
+        "statistic compared with time budgets: min, median, mean or max (default: "
+        f"{DEFAULT_STATISTIC}, the steadiest on a shared machine)",
         parse_stat,
-        "min",
+        DEFAULT_STATISTIC,
     ),
     Setting(
         "timeout",
-        "seconds one round may take before it is killed, e.g. 60 or 90s (default: 60)",
+        "seconds one round may take before it is killed, e.g. 60 or 90s "
+        f"(default: {DEFAULT_TIMEOUT:g})",
         parse_seconds,
-        "60",
+        f"{DEFAULT_TIMEOUT:g}",
     ),
     Setting(
         "budget-scale",
@@ -195,10 +197,10 @@ SETTINGS = (
 class Settings:
     """The resolved settings of one pytest run."""
 
-    rounds: int = 10
-    warmup: int = 1
-    stat: str = "min"
-    timeout: float = 60.0
+    rounds: int = DEFAULT_ROUNDS
+    warmup: int = DEFAULT_WARMUP
+    stat: Statistic = DEFAULT_STATISTIC
+    timeout: float = DEFAULT_TIMEOUT
     budget_scale: float | Literal["auto"] = 1.0
     calibration: Calibration | None = None
     report: str | None = None

@@ -12,10 +12,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from .enforcer import ImportEnvFactory
     from .environment import ImportEnv
-    from .session import ImportCacheSession, ImportEnvFactory
-
-SESSION_KEY = pytest.StashKey["ImportCacheSession"]()
 
 _MARKER_HELP = (
     "{signature}: fail the test when importing `module` in a fresh interpreter "
@@ -34,29 +32,33 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the marker, resolve the settings and register the run's plugin object."""
+    """Register the marker and the run's role objects.
+
+    Every process that runs tests gets a :class:`~pytest_importcache.enforcer.BudgetEnforcer`;
+    the process that reports (not an xdist worker) also gets an
+    :class:`~pytest_importcache.reporter.OutcomeReporter`, and with pytest-xdist
+    the hooks that hand the run directory to workers.
+    """
     from .budget import MARKER_SIGNATURE
+    from .enforcer import ENFORCER_KEY, BudgetEnforcer
     from .options import read_settings
-    from .session import ImportCacheSession
+    from .runpaths import RunPaths
 
     config.addinivalue_line("markers", _MARKER_HELP.format(signature=MARKER_SIGNATURE))
-    session = ImportCacheSession(config, read_settings(config))
-    config.stash[SESSION_KEY] = session
-    config.pluginmanager.register(session, "importcache-session")
-
-
-def _session(config: pytest.Config) -> ImportCacheSession:
-    return config.stash[SESSION_KEY]
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _importcache_temp_dirs(request: pytest.FixtureRequest) -> None:
-    """Give the run's plugin object pytest's temporary-directory factory (no I/O here)."""
-    try:
-        factory = request.getfixturevalue("tmp_path_factory")
-    except pytest.FixtureLookupError:  # -p no:tmpdir: the session falls back to mkdtemp
+    settings = read_settings(config)
+    paths = RunPaths.from_config(config)
+    enforcer = BudgetEnforcer(config, settings, paths)
+    config.stash[ENFORCER_KEY] = enforcer
+    config.pluginmanager.register(enforcer, "importcache-enforcer")
+    if hasattr(config, "workerinput"):
         return
-    _session(request.config).tmp_path_factory = factory
+    from .reporter import OutcomeReporter
+
+    config.pluginmanager.register(OutcomeReporter(config, settings), "importcache-reporter")
+    if config.pluginmanager.hasplugin("xdist"):
+        from .xdist import RunDirectoryForWorkers
+
+        config.pluginmanager.register(RunDirectoryForWorkers(paths), "importcache-xdist")
 
 
 @pytest.fixture
@@ -66,9 +68,9 @@ def import_env_factory(request: pytest.FixtureRequest) -> ImportEnvFactory:
     Environments use the run's settings (rounds, warm-up, timeout), share
     session-cached copies, and record every measurement like a marker's.
     """
-    from .session import ImportEnvFactory
+    from .enforcer import ENFORCER_KEY, ImportEnvFactory
 
-    return ImportEnvFactory(_session(request.config), request.node)
+    return ImportEnvFactory(request.config.stash[ENFORCER_KEY], request.node)
 
 
 @pytest.fixture

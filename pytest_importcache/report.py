@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from .budget import Verdict
-from .record import MeasurementRecord
+from .outcome import MeasurementOutcome
 from .result import ImportResult, ModuleTiming, importer_tree
 from .units import format_duration, format_headroom, format_significant, suggest_budget
 
@@ -18,6 +18,7 @@ __all__ = [
     "failure_text",
     "html_report",
     "regression_lines",
+    "scale_line",
     "self_time_changes",
     "summary_lines",
 ]
@@ -102,7 +103,27 @@ def _fit(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def summary_lines(records: Sequence[MeasurementRecord]) -> list[str]:
+def scale_line(outcomes: Sequence[MeasurementOutcome]) -> str:
+    """ "time budgets scaled by the reference import: cold x1.2, warm x1.1", from the outcomes.
+
+    Empty when no time budget was scaled. The factors travel with the outcomes,
+    so the line is the same with and without pytest-xdist.
+    """
+    factors: dict[str, float] = {}
+    for outcome in outcomes:
+        if outcome.budget is not None:
+            factors.setdefault(outcome.flavour, outcome.scale)
+    if not factors:
+        return ""
+    shown = ", ".join(
+        f"{flavour} x{format_significant(factors[flavour])}"
+        for flavour in ("cold", "warm")
+        if flavour in factors
+    )
+    return f"time budgets scaled by the reference import: {shown}"
+
+
+def summary_lines(records: Sequence[MeasurementOutcome]) -> list[str]:
     """The "import budgets" table: one row per measurement, at most 80 columns wide."""
     stat_names = {record.stat for record in records}
     stat = stat_names.pop() if len(stat_names) == 1 else "stat"
@@ -165,7 +186,7 @@ ul { list-style: none; padding-left: 1.5em; margin: 0; }
 """
 
 
-def _html_tree(record: MeasurementRecord) -> str:
+def _html_tree(record: MeasurementOutcome) -> str:
     """Nested lists of the import tree, biggest cumulative time first."""
     children = importer_tree(record.module, record.timings)
 
@@ -183,7 +204,7 @@ def _html_tree(record: MeasurementRecord) -> str:
     return "<ul>" + "".join(render(root, 0) for root in children.get(None, [])) + "</ul>"
 
 
-def html_report(records: Sequence[MeasurementRecord]) -> str:
+def html_report(records: Sequence[MeasurementOutcome]) -> str:
     """A standalone HTML page with every measurement's import tree (self, cumulative)."""
     sections = []
     for record in records:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
-from .importtime import iter_nodes, parse_importtime
 from .runner import RoundReport, TracedImport
+from .spec import Flavour, flavour_label
 from .stats import STAT_NAMES, RoundStats, compute_stats, median
 
 __all__ = [
@@ -19,20 +18,13 @@ __all__ = [
     "importer_tree",
 ]
 
-Flavour = Literal["cold", "warm"]
-
-
-def flavour_label(flavour: str, closure: bool) -> str:
-    """``"cold"``, ``"warm"`` or ``"closure-cold"``: a flavour as shown to users."""
-    return "closure-cold" if closure else flavour
-
 
 @dataclass(frozen=True)
 class ModuleTiming:
     """One module the import loaded: median self and cumulative seconds over the rounds.
 
     ``parent`` is the module whose import pulled this one in (``None`` for the
-    measured module itself, or when ``-X importtime`` gave no row for it).
+    measured module itself).
     """
 
     name: str
@@ -185,29 +177,6 @@ def _traced_tree(
     }
 
 
-def _round_tree(report: RoundReport, loaded: set[str]) -> dict[str, tuple[int, int, str | None]]:
-    """(self ns, cumulative ns, importer) of each loaded module in one round.
-
-    The child's traced import calls are the source; a round without them (an
-    interpreter whose imports bypass ``_frozen_importlib._find_and_load``)
-    falls back to its ``-X importtime`` rows. Either way only modules the child
-    saw newly loaded count, so rows the imported code itself wrote to stderr
-    in ``-X importtime``'s format are ignored.
-    """
-    if report.traced:
-        return _traced_tree(report.traced, loaded)
-    tree: dict[str, tuple[int, int, str | None]] = {}
-    for node in iter_nodes(parse_importtime(report.importtime_lines)):
-        if node.name in loaded and not node.cached and node.name not in tree:
-            parent = node.parent.name if node.parent is not None else None
-            tree[node.name] = (
-                node.self_us * 1000,
-                node.cumulative_us * 1000,
-                parent if parent in loaded else None,
-            )
-    return tree
-
-
 def _module_timings(reports: Sequence[RoundReport]) -> dict[str, ModuleTiming]:
     """Per-module median self/cumulative times over the rounds, in completion order."""
     loaded = reports[0].loaded
@@ -216,7 +185,9 @@ def _module_timings(reports: Sequence[RoundReport]) -> dict[str, ModuleTiming]:
     cumulative_times: dict[str, list[int]] = {name: [] for name in loaded}
     parents: dict[str, str | None] = {}
     for report in reports:
-        for name, (self_ns, cumulative_ns, parent) in _round_tree(report, loaded_set).items():
+        for name, (self_ns, cumulative_ns, parent) in _traced_tree(
+            report.traced, loaded_set
+        ).items():
             self_times[name].append(self_ns)
             cumulative_times[name].append(cumulative_ns)
             parents.setdefault(name, parent)

@@ -1,13 +1,15 @@
 """Run one round: a fresh interpreter that imports one module once and reports.
 
-The child is started with ``-I`` (no ``PYTHON*`` variables, no user site, no
-current directory on ``sys.path``), puts the import environment's roots first
-on ``sys.path``, times exactly the import with ``perf_counter_ns`` and
-``process_time_ns``, and runs under ``-X importtime`` with stderr sent to a
-file (piping it would slow the import by several percent). Its report goes to
-a JSON file of its own, which the imported code does not know about, so what
-the module prints cannot corrupt it. Marker lines on stderr fence the rows of
-the measured import off from the interpreter's start-up imports.
+The child is started with ``-I -S`` (no ``PYTHON*`` variables, no user site,
+no current directory on ``sys.path``, no ``site`` yet), runs a clean start-up
+of its own, puts the import environment's roots first on ``sys.path``, times
+exactly the import with ``perf_counter_ns`` and ``process_time_ns``, and
+records every import call with a tracer. It runs under ``-X importtime`` with
+stderr sent to a file (piping it would slow the import by several percent),
+kept for users who ask for the raw rows; marker lines on stderr fence the
+measured import off from the start-up. Its report goes to a JSON file of its
+own, which the imported code does not know about, so what the module prints
+cannot corrupt it.
 """
 
 from __future__ import annotations
@@ -207,8 +209,7 @@ def uninstall():
 # `_frozen_importlib*`), so the list of modules the import loads is exact.
 # A module created by `importlib.util.LazyLoader` that never executed is still
 # a `_LazyModule` (looked at with `type()`, which does not trigger it): it is
-# reported apart from the loaded ones. `-X importtime` rows remain the
-# fallback for an interpreter whose imports do not go through `_find_and_load`.
+# reported apart from the loaded ones.
 _CHILD_CODE = f"""\
 import sys, time
 _wall, _cpu = time.perf_counter_ns, time.process_time_ns
@@ -304,8 +305,9 @@ class TracedImport:
 class RoundReport:
     """What one round measured: import wall and CPU time, origin, loaded modules, the tree.
 
-    ``traced`` lists the imports in the order they completed; ``importtime_lines``
-    holds the ``-X importtime`` rows of the measured import. ``loaded`` are the
+    ``traced`` lists the imports in the order they completed; ``stderr`` is the
+    child's whole stderr (the raw ``-X importtime`` output, the measured import
+    between two marker lines). ``loaded`` are the
     modules the import executed, ``lazy`` those it created lazily but never
     executed, ``startup_modules`` how many modules were loaded before it began.
     """
@@ -316,7 +318,7 @@ class RoundReport:
     loaded: tuple[str, ...]
     python_version: str
     traced: tuple[TracedImport, ...]
-    importtime_lines: tuple[str, ...]
+    stderr: str = ""
     lazy: tuple[str, ...] = ()
     startup_modules: int = 0
 
@@ -364,17 +366,6 @@ def child_environment(round_token: str | None = None) -> dict[str, str]:
     return environment
 
 
-def _measured_section(stderr_text: str) -> tuple[str, ...]:
-    """The stderr lines written between the begin and end markers."""
-    lines = stderr_text.splitlines()
-    try:
-        start = lines.index(BEGIN_MARKER) + 1
-    except ValueError:
-        return ()
-    end = lines.index(END_MARKER, start) if END_MARKER in lines[start:] else len(lines)
-    return tuple(lines[start:end])
-
-
 def _stderr_lines(stderr_text: str) -> list[str]:
     """The child's stderr lines that are not ``-X importtime`` rows or markers."""
     return [
@@ -409,14 +400,12 @@ def run_round(
     timeout: float = 60.0,
     pycache_prefix: Path | None = None,
     description: str = "",
-    raw_path: Path | None = None,
 ) -> RoundReport:
     """Import ``module`` once in a fresh interpreter whose ``sys.path`` starts with ``roots``.
 
     ``workdir`` is the child's current directory and holds its report and
     stderr files. ``description`` (e.g. ``"cold round 3 of 10"``) is added to
-    error messages. ``raw_path``, when given, receives the child's whole stderr
-    (the raw ``-X importtime`` output). Raises :class:`ImportRaisedError`,
+    error messages. Raises :class:`ImportRaisedError`,
     :class:`RoundTimeoutError`, :class:`RoundCrashedError` or :class:`WrongOriginError`.
     """
     __tracebackhide__ = True
@@ -457,9 +446,6 @@ def run_round(
                 process.wait()
         stderr_file.seek(0)
         stderr_text = stderr_file.read().decode("utf-8", errors="replace")
-    if raw_path is not None:
-        raw_path.parent.mkdir(parents=True, exist_ok=True)
-        raw_path.write_text(stderr_text, encoding="utf-8")
     try:
         report = json.loads(report_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -499,7 +485,7 @@ def run_round(
             TracedImport(int(call), int(parent), str(name), bool(loaded), int(nanoseconds))
             for call, parent, name, loaded, nanoseconds in report["traced"]
         ),
-        importtime_lines=_measured_section(stderr_text),
+        stderr=stderr_text,
         lazy=tuple(report["lazy"]),
         startup_modules=int(report["startup_modules"]),
     )

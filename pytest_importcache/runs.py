@@ -19,6 +19,7 @@ __all__ = [
     "FailThreshold",
     "ImportComparison",
     "RunError",
+    "compare_entry",
     "compare_runs",
     "describe_storage",
     "entry_self_seconds",
@@ -246,11 +247,35 @@ def _statistic(entry: Mapping[str, Any], fullname: str, stat: str) -> float:
     return _seconds(stats[stat], f"entry {fullname!r}: stats.{stat}")
 
 
+def compare_entry(
+    name: str,
+    source: str,
+    stat: str,
+    before: Mapping[str, Any],
+    *,
+    after: float,
+    after_self_seconds: Mapping[str, float],
+    regressed: bool | None = None,
+) -> ImportComparison:
+    """A measurement (``after`` seconds of ``stat``) against its entry ``before`` in a saved run."""
+    fullname = str(before.get("fullname", name))
+    return ImportComparison(
+        name=name,
+        source=source,
+        stat=stat,
+        before=_statistic(before, fullname, stat),
+        after=after,
+        before_self_seconds=entry_self_seconds(before),
+        after_self_seconds=after_self_seconds,
+        regressed=regressed,
+    )
+
+
 def compare_runs(
     before: Mapping[str, Any],
     after: Mapping[str, Any],
     source: str,
-    stat: str = "median",
+    stat: str = "min",
     *,
     before_name: str = "the first run",
     after_name: str = "the second run",
@@ -268,31 +293,27 @@ def compare_runs(
         except RunError as exc:
             raise RunError(f"{name}: {exc}") from None
 
-    def measured(
-        entry: Mapping[str, Any], fullname: str, name: str
-    ) -> tuple[float, dict[str, float]]:
-        try:
-            return _statistic(entry, fullname, stat), entry_self_seconds(entry)
-        except RunError as exc:
-            raise RunError(f"{name}: {exc}") from None
-
     baseline = entries(before, before_name)
     comparisons = []
     for fullname, entry in entries(after, after_name).items():
         old = baseline.get(fullname)
         if old is None:
             continue
-        before_seconds, before_self = measured(old, fullname, before_name)
-        after_seconds, after_self = measured(entry, fullname, after_name)
-        comparisons.append(
-            ImportComparison(
-                name=str(entry["name"]),
-                source=source,
-                stat=stat,
-                before=before_seconds,
+        try:
+            after_seconds = _statistic(entry, fullname, stat)
+            after_self = entry_self_seconds(entry)
+        except RunError as exc:
+            raise RunError(f"{after_name}: {exc}") from None
+        try:
+            comparison = compare_entry(
+                str(entry["name"]),
+                source,
+                stat,
+                old,
                 after=after_seconds,
-                before_self_seconds=before_self,
                 after_self_seconds=after_self,
             )
-        )
+        except RunError as exc:
+            raise RunError(f"{before_name}: {exc}") from None
+        comparisons.append(comparison)
     return comparisons

@@ -29,8 +29,8 @@ from typing import Any
 
 import pytest
 
-from .record import MeasurementRecord
-from .runs import ImportComparison, entry_self_seconds
+from .outcome import MeasurementOutcome
+from .runs import ImportComparison, compare_entry
 
 __all__ = [
     "adjust_for_skip_and_only",
@@ -58,7 +58,7 @@ def user_disabled(config: pytest.Config) -> bool:
     )
 
 
-def benchmark_names(records: Sequence[MeasurementRecord]) -> list[tuple[str, str]]:
+def benchmark_names(records: Sequence[MeasurementOutcome]) -> list[tuple[str, str]]:
     """(name, fullname) per record: ``test[module-flavour]`` and ``nodeid[module-flavour]``.
 
     The full name is what ``--benchmark-compare`` matches runs by, so it depends
@@ -77,12 +77,13 @@ def benchmark_names(records: Sequence[MeasurementRecord]) -> list[tuple[str, str
     return names
 
 
-def extra_info(record: MeasurementRecord) -> dict[str, Any]:
+def extra_info(record: MeasurementOutcome) -> dict[str, Any]:
     """The ``extra_info`` of a measurement's benchmark entry."""
     return {
         "module": record.module,
-        "flavour": record.label,
+        "flavour": record.flavour,
         "closure": record.closure,
+        "label": record.label,
         "stat": record.stat,
         "budget": record.budget,
         "modules_loaded": record.module_count,
@@ -95,7 +96,7 @@ def extra_info(record: MeasurementRecord) -> dict[str, Any]:
     }
 
 
-def _metadata(record: MeasurementRecord, name: str, fullname: str) -> Any:
+def _metadata(record: MeasurementOutcome, name: str, fullname: str) -> Any:
     from pytest_benchmark.stats import Metadata
 
     # Metadata copies these attributes from the benchmark fixture it is given.
@@ -143,8 +144,15 @@ def _lock_saves(session: Any) -> None:
     storage._importcache_locked = True
 
 
-def publish(config: pytest.Config, records: Sequence[MeasurementRecord]) -> list[ImportComparison]:
+def publish(
+    config: pytest.Config, records: Sequence[MeasurementOutcome], *, stat: str
+) -> list[ImportComparison]:
     """Add timed ``records`` to pytest-benchmark's results; return them against the baseline.
+
+    Comparisons are on the first ``--benchmark-compare-fail`` threshold's
+    statistic, else on ``stat`` (the run's budget statistic), as the command
+    line's ``compare`` chooses; whether one regressed is decided by the user's
+    thresholds, as pytest-benchmark decides.
 
     Records made only to count modules (one round) are left out: a single
     round's time would make ``--benchmark-compare-fail`` flaky.
@@ -160,6 +168,8 @@ def publish(config: pytest.Config, records: Sequence[MeasurementRecord]) -> list
     comparisons = []
     compared_mapping: dict[Any, dict[str, Any]] = getattr(session, "compared_mapping", None) or {}
     checks = config.getoption("benchmark_compare_fail", None) or []
+    # As the command line's compare: the threshold's statistic when one is given.
+    stat = str(getattr(checks[0], "field", stat)) if checks else stat
     for record, (name, fullname) in zip(records, benchmark_names(records), strict=True):
         metadata = _metadata(record, name, fullname)
         session.benchmarks.append(metadata)
@@ -168,13 +178,12 @@ def publish(config: pytest.Config, records: Sequence[MeasurementRecord]) -> list
                 baseline = baseline_entries[fullname]
                 current = metadata.stats.as_dict()
                 comparisons.append(
-                    ImportComparison(
-                        name=name,
-                        source=Path(path).name,
-                        stat="median",
-                        before=float(baseline["stats"]["median"]),
-                        after=record.median,
-                        before_self_seconds=entry_self_seconds(baseline),
+                    compare_entry(
+                        name,
+                        Path(path).name,
+                        stat,
+                        baseline,
+                        after=float(current[stat]),
                         after_self_seconds=record.self_seconds,
                         # pytest-benchmark's own checks, as its compare-fail applies them.
                         regressed=(

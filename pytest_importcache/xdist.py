@@ -1,32 +1,27 @@
-"""What pytest-importcache needs to know about pytest-xdist, in one place.
+"""What pytest-importcache needs from pytest-xdist, in one place.
 
 Measurements reach the xdist controller as an attribute of each test report
 (xdist serialises a report's extra attributes), the same path a run without
-xdist takes, so no xdist hook is needed: only the answers below.
+xdist takes. The one xdist hook is here: the controller hands its run
+directory to every worker it starts. The class is registered only when
+pytest-xdist is installed, since pytest refuses hooks it does not know.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
-import pytest
+from .runpaths import WORKERINPUT_KEY, RunPaths
 
-__all__ = ["is_worker", "shared_temp_root"]
-
-
-def is_worker(config: pytest.Config) -> bool:
-    """Whether this process is a pytest-xdist worker.
-
-    xdist gives a worker's config a ``workerinput`` attribute. Unlike the
-    ``PYTEST_XDIST_WORKER`` variable, this is not inherited by pytest runs a
-    worker starts itself (pytester tests, nested sessions).
-    """
-    return hasattr(config, "workerinput")
+__all__ = ["RunDirectoryForWorkers"]
 
 
-def shared_temp_root(config: pytest.Config, basetemp: Path) -> Path:
-    """The run's temporary directory, shared by the controller and every worker.
+class RunDirectoryForWorkers:
+    """Gives each xdist worker the controller's run directory."""
 
-    A worker's ``basetemp`` is ``<run>/popen-gwN``; the run's is ``<run>``.
-    """
-    return basetemp.parent if is_worker(config) else basetemp
+    def __init__(self, paths: RunPaths) -> None:
+        self.paths = paths
+
+    def pytest_configure_node(self, node: Any) -> None:
+        """Put the run directory into the worker's ``workerinput``."""
+        node.workerinput[WORKERINPUT_KEY] = str(self.paths.run_dir)

@@ -3,16 +3,33 @@
 from __future__ import annotations
 
 import sys
+import tempfile
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
 from pytest_importcache import ImportEnv
 from pytest_importcache.result import Flavour
+from pytest_importcache.runner import RoundReport, TracedImport
 
 MakeTree = Callable[[dict[str, str]], Path]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_temp_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keep the suite's TMPDIR (the per-user cache of copies, run directories) in basetemp.
+
+    The suite never writes into the real per-user cache, and leaves nothing in
+    the real TMPDIR beyond pytest's own basetemp.
+    """
+    temp = tmp_path_factory.mktemp("tmpdir")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("TMPDIR", str(temp))
+    patch.setattr(tempfile, "tempdir", None)
+    yield
+    patch.undo()
 
 
 def write_tree(root: Path, files: dict[str, str]) -> Path:
@@ -84,3 +101,53 @@ def process_state(pid: int) -> str | None:
 def is_alive(pid: int) -> bool:
     """Whether ``pid`` is running (a zombie waiting for its parent is not)."""
     return process_state(pid) not in (None, "Z")
+
+
+class FakeRoundRunner:
+    """A round runner that starts no interpreter: each round "takes" the next of ``seconds``.
+
+    The report names the copy's module file as its origin and ``modules`` (in
+    completion order, the measured module last) as loaded, each importing the next.
+    """
+
+    def __init__(self, seconds: list[float], modules: tuple[str, ...] = ()) -> None:
+        self.seconds = list(seconds)
+        self.modules = modules
+        self.calls = 0
+
+    def __call__(
+        self,
+        module: str,
+        roots: Sequence[Path],
+        workdir: Path,
+        *,
+        python: str,
+        optimize: int,
+        timeout: float,
+        pycache_prefix: Path | None,
+        description: str,
+    ) -> RoundReport:
+        """The next fixed round."""
+        wall = self.seconds[self.calls % len(self.seconds)]
+        self.calls += 1
+        loaded = (*self.modules, module)
+        origin = next(roots[0].rglob("*.py"))
+        traced = tuple(
+            TracedImport(
+                index + 1,
+                index + 2 if index + 1 < len(loaded) else 0,
+                name,
+                True,
+                int(wall * 1e9 * (index + 1) / len(loaded)),
+            )
+            for index, name in enumerate(loaded)
+        )
+        return RoundReport(
+            wall_ns=int(wall * 1e9),
+            cpu_ns=int(wall * 1e9),
+            origin=str(origin),
+            loaded=loaded,
+            python_version="3.11.7",
+            traced=traced,
+            stderr=description,
+        )

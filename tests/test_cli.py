@@ -214,7 +214,7 @@ def test_compare_shows_the_change_and_the_modules_behind_it(saved_runs: Path) ->
     lines = completed.stdout.splitlines()
     assert lines[0].startswith("0001_")
     assert "-> 0002_" in lines[0]
-    assert lines[1].startswith("test_steady[steady-warm]: median 2")
+    assert lines[1].startswith("test_steady[steady-warm]: min 2")
     assert lines[2].startswith("    +4")
     assert lines[2].endswith("ms steady.extra (new)")
 
@@ -256,7 +256,7 @@ def test_compare_stays_within_one_machine_directory(saved_runs: Path) -> None:
     (other / "0002_b.json").write_text(second.read_text())
     completed = run_cli("compare", cwd=saved_runs)
     assert completed.returncode == 0, completed.stderr
-    assert completed.stdout.splitlines()[0] == "0001_b.json -> 0002_b.json (median)"
+    assert completed.stdout.splitlines()[0] == "0001_b.json -> 0002_b.json (min)"
     ambiguous = run_cli("compare", "0001", cwd=saved_runs)
     assert ambiguous.returncode == 2
     assert "matches several runs" in ambiguous.stderr
@@ -353,14 +353,14 @@ def test_help_lists_the_subcommands_and_the_double_dash() -> None:
 FULLNAME = "test_a.py::test_a[mylib-warm]"
 
 
-def fake_run(median: object = 0.01, self_seconds: object = 0.004) -> dict[str, Any]:
+def fake_run(minimum: object = 0.009, self_seconds: object = 0.004) -> dict[str, Any]:
     """A pytest-benchmark run holding one import entry, as pytest-importcache writes it."""
     return {
         "benchmarks": [
             {
                 "name": "test_a[mylib-warm]",
                 "fullname": FULLNAME,
-                "stats": {"min": 0.009, "median": median, "max": 0.02},
+                "stats": {"min": minimum, "median": 0.01, "max": 0.02},
                 "extra_info": {"module_self_seconds": {"mylib": self_seconds}},
             }
         ]
@@ -381,18 +381,19 @@ def save_runs(directory: Path, *runs: dict[str, Any]) -> list[Path]:
 
 
 @pytest.mark.parametrize(
-    ("median", "shown"), [("fast", '"fast"'), (None, "null"), (True, "true"), (-1, "-1")]
+    ("minimum", "shown"), [("fast", '"fast"'), (None, "null"), (True, "true"), (-1, "-1")]
 )
 def test_a_statistic_that_is_not_a_number_names_the_file_and_the_entry(
-    tmp_path: Path, median: object, shown: str
+    tmp_path: Path, minimum: object, shown: str
 ) -> None:
-    _, bad = save_runs(tmp_path / ".benchmarks" / "Linux-X", fake_run(), fake_run(median))
+    # compare reads the budgets' statistic (min) unless --fail names another.
+    _, bad = save_runs(tmp_path / ".benchmarks" / "Linux-X", fake_run(), fake_run(minimum))
     completed = run_cli("compare", cwd=tmp_path)
     assert completed.returncode == 2
     assert completed.stdout == ""
     assert completed.stderr == (
         f"pytest-importcache: error: run file {bad.relative_to(tmp_path)}: entry {FULLNAME!r}: "
-        f"stats.median is {shown}, not a number of seconds\n"
+        f"stats.min is {shown}, not a number of seconds\n"
     )
 
 
@@ -406,12 +407,12 @@ def test_a_module_time_that_is_not_a_number_names_the_module() -> None:
 
 
 def test_a_missing_statistic_and_a_nameless_entry_name_the_run() -> None:
-    no_median = fake_run()
-    del no_median["benchmarks"][0]["stats"]["median"]
+    no_minimum = fake_run()
+    del no_minimum["benchmarks"][0]["stats"]["min"]
     with pytest.raises(
-        RunError, match=rf"^the first run: entry {re.escape(repr(FULLNAME))} has no 'median'"
+        RunError, match=rf"^the first run: entry {re.escape(repr(FULLNAME))} has no 'min'"
     ):
-        compare_runs(no_median, fake_run(), "0001")
+        compare_runs(no_minimum, fake_run(), "0001")
     nameless = fake_run()
     del nameless["benchmarks"][0]["fullname"]
     with pytest.raises(RunError, match=r"^the second run: import entry 0 \(benchmarks\[0\]\)"):
@@ -421,9 +422,9 @@ def test_a_missing_statistic_and_a_nameless_entry_name_the_run() -> None:
 def test_a_machine_directory_is_accepted_as_storage(tmp_path: Path) -> None:
     machine = tmp_path / ".benchmarks" / "Linux-CPython-3.11-64bit"
     save_runs(machine, fake_run(0.01), fake_run(0.02))
-    completed = run_cli("compare", "--storage", str(machine), "--fail", "median:10%")
+    completed = run_cli("compare", "--storage", str(machine), "--fail", "min:10%")
     assert completed.returncode == 1, completed.stderr
-    assert completed.stdout.splitlines()[0] == "0001_x.json -> 0002_x.json (median)"
+    assert completed.stdout.splitlines()[0] == "0001_x.json -> 0002_x.json (min)"
     named = run_cli("compare", "0001", "0002", "--storage", str(machine))
     assert named.returncode == 0, named.stderr
 

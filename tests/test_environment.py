@@ -14,12 +14,8 @@ from typing import Any
 import pytest
 
 from conftest import MakeTree, bytecode_files
-from pytest_importcache.environment import (
-    PackageCopy,
-    default_cache_dir,
-    prepare_copy,
-    source_fingerprint,
-)
+from pytest_importcache.cache import default_cache_dir
+from pytest_importcache.copying import PackageCopy, prepare_copy, source_fingerprint
 from pytest_importcache.errors import EnvironmentBuildError
 from pytest_importcache.locate import locate_package
 
@@ -134,7 +130,7 @@ def test_concurrent_builders_share_one_copy(make_tree: MakeTree, tmp_path: Path)
     )
     script = (
         "import sys; from pathlib import Path\n"
-        "from pytest_importcache.environment import prepare_copy\n"
+        "from pytest_importcache.copying import prepare_copy\n"
         "from pytest_importcache.locate import locate_package\n"
         "copy = prepare_copy(locate_package('pkg', [sys.argv[1]]), Path(sys.argv[2]),"
         " flavour='warm', python=sys.executable)\n"

@@ -14,7 +14,6 @@ from pytest_importcache import (
     ImportCacheError,
     ImportEnv,
     ImportRaisedError,
-    ImportResult,
     LocateError,
     RoundCrashedError,
     RoundTimeoutError,
@@ -259,15 +258,6 @@ def test_a_module_that_replaces_itself_keeps_its_file(make_tree: MakeTree, env_f
 def test_warmup_rounds_are_not_counted(make_tree: MakeTree, env_for: EnvFor) -> None:
     tree = make_tree({"tiny.py": ""})
     assert env_for(tree, warmup=2, rounds=3).measure("tiny").rounds == 3
-
-
-def test_measurements_are_passed_to_the_result_callback(
-    make_tree: MakeTree, env_for: EnvFor
-) -> None:
-    seen: list[ImportResult] = []
-    tree = make_tree({"tiny.py": ""})
-    result = env_for(tree, on_result=seen.append).measure("tiny")
-    assert seen == [result]
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from conftest import quick_ini, write_tree
-from pytest_importcache.record import MeasurementRecord
+from pytest_importcache.outcome import MeasurementOutcome
 from pytest_importcache.report import self_time_changes
 from pytest_importcache.storage import benchmark_names
 
@@ -231,9 +231,9 @@ def test_ordinary_benchmarks_keep_working_in_the_same_run(project: pytest.Pytest
     assert names == ["test_fixture[steady-cold]", "test_steady[steady-warm]", "test_sum"]
 
 
-def record(nodeid: str, module: str, flavour: str = "warm") -> MeasurementRecord:
+def record(nodeid: str, module: str, flavour: str = "warm") -> MeasurementOutcome:
     """A minimal record."""
-    return MeasurementRecord(
+    return MeasurementOutcome(
         nodeid=nodeid,
         test_name=nodeid.rpartition("::")[2],
         module=module,

@@ -38,7 +38,7 @@ from _common import (
 )
 
 from pytest_importcache import ImportEnv
-from pytest_importcache.environment import prepare_copy
+from pytest_importcache.copying import prepare_copy
 from pytest_importcache.locate import locate_package
 from pytest_importcache.reference import REFERENCE_PACKAGE, write_reference_package
 

@@ -1,8 +1,11 @@
-"""``MeasurementRecord``: one measurement as a test saw it, in a JSON-safe form.
+"""``MeasurementOutcome``: one measurement as a test saw it, judged, in a JSON-safe form.
 
-Records travel from where the measurement ran to where it is reported: from
-an xdist worker to the controller (attached to the test's report), to the
-terminal summary, and into pytest-benchmark storage.
+An outcome carries what was measured (module, flavour, rounds), the result's
+summary, the budget it was held to with the scale factor applied, and the
+verdict. It is built once, where the measurement ran, and travels from there
+to where it is reported (from an xdist worker to the controller, attached to
+the test's report): the summary, pytest-benchmark storage, the HTML report
+and comparisons read nothing else.
 """
 
 from __future__ import annotations
@@ -10,24 +13,26 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .result import ImportResult, ModuleTiming, flavour_label
+from .result import ImportResult, ModuleTiming
+from .spec import flavour_label
 from .stats import median
 
-__all__ = ["SLOWEST_RECORDED", "MeasurementRecord"]
+__all__ = ["SLOWEST_RECORDED", "MeasurementOutcome"]
 
 SLOWEST_RECORDED = 20
 
 
 @dataclass(frozen=True)
-class MeasurementRecord:
+class MeasurementOutcome:
     """A measurement, the test that made it, and the time budget it was held to.
 
     ``budget`` is the scaled time budget in seconds (``None`` when the flavour
-    had no time budget); ``passed`` is ``None`` for a measurement no budget
-    judged. ``timed`` is false for a measurement made only to count modules
-    (one round for ``max_modules``/``forbid``): its time is not a statistic
-    worth storing or comparing. ``modules`` holds every module the import
-    loaded as (name, self seconds, cumulative seconds, importer).
+    had no time budget) and ``scale`` the factor that scaled it; ``passed`` is
+    ``None`` for a measurement no budget judged. ``timed`` is false for a
+    measurement made only to count modules (one round for
+    ``max_modules``/``forbid``): its time is not a statistic worth storing or
+    comparing. ``modules`` holds every module the import loaded as (name, self
+    seconds, cumulative seconds, importer).
     """
 
     nodeid: str
@@ -44,6 +49,9 @@ class MeasurementRecord:
     file: str
     modules: tuple[tuple[str, float, float, str | None], ...]
     timed: bool = True
+    scale: float = 1.0
+    startup_modules: int = 0
+    lazy_modules: tuple[str, ...] = ()
 
     @classmethod
     def from_result(
@@ -56,8 +64,9 @@ class MeasurementRecord:
         budget: float | None = None,
         passed: bool | None = None,
         timed: bool = True,
-    ) -> MeasurementRecord:
-        """The record of ``result`` measured by the test ``nodeid``."""
+        scale: float = 1.0,
+    ) -> MeasurementOutcome:
+        """The outcome of ``result``, measured by the test ``nodeid``."""
         return cls(
             nodeid=nodeid,
             test_name=test_name,
@@ -76,6 +85,9 @@ class MeasurementRecord:
                 for timing in result.modules.values()
             ),
             timed=timed,
+            scale=scale,
+            startup_modules=result.startup_modules,
+            lazy_modules=result.lazy_modules,
         )
 
     @property
@@ -121,9 +133,10 @@ class MeasurementRecord:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> MeasurementRecord:
+    def from_json(cls, data: dict[str, Any]) -> MeasurementOutcome:
         """The inverse of :meth:`to_json`."""
         fields = dict(data)
         fields["wall"] = tuple(fields["wall"])
         fields["modules"] = tuple(tuple(entry) for entry in fields["modules"])
+        fields["lazy_modules"] = tuple(fields.get("lazy_modules", ()))
         return cls(**fields)

@@ -1,0 +1,367 @@
+"""The worker's role: measure what tests ask for, enforce budgets, attach outcomes to reports.
+
+``BudgetEnforcer`` runs wherever tests run (the only process without
+pytest-xdist, each worker with it). It validates a test's ``import_budget``
+markers at setup, measures and judges them just before the test body, hands
+the fixtures their environments, and attaches every measurement the test made
+(marker or fixture, through one observer) to the test's report as
+:class:`~pytest_importcache.outcome.MeasurementOutcome` JSON. What the
+controller prints and saves is :mod:`pytest_importcache.reporter`'s job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+from collections.abc import Generator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from .budget import MARKER_NAME, ImportBudget
+from .options import Settings
+from .runpaths import RunPaths
+from .units import BudgetError
+
+if TYPE_CHECKING:
+    from .environment import ImportEnv
+    from .measurer import MeasurementObserver, Measurer
+    from .result import ImportResult
+    from .runner import RoundReport
+    from .spec import Flavour, InvalidationMode, MeasurementSpec
+
+__all__ = ["ENFORCER_KEY", "REPORT_ATTRIBUTE", "BudgetEnforcer", "ImportEnvFactory"]
+
+REPORT_ATTRIBUTE = "importcache_outcomes"
+IMPORT_FIXTURES = frozenset({"cold_import_env", "warm_import_env", "import_env_factory"})
+ENFORCER_KEY = pytest.StashKey["BudgetEnforcer"]()
+_BUDGETS_KEY = pytest.StashKey[list[ImportBudget]]()
+_PENDING_KEY = pytest.StashKey[list["PendingMeasurement"]]()
+
+
+@dataclass
+class PendingMeasurement:
+    """A measurement a test made, and how its budgets judged it (until its report is made)."""
+
+    result: ImportResult
+    stat: str
+    timed: bool = True
+    budget: float | None = None
+    passed: bool | None = None
+    scale: float = 1.0
+
+
+class ImportEnvFactory:
+    """What the ``import_env_factory`` fixture returns: call it to get an ``ImportEnv``."""
+
+    def __init__(self, enforcer: BudgetEnforcer, item: pytest.Item) -> None:
+        self._enforcer = enforcer
+        self._item = item
+
+    def __call__(
+        self,
+        flavour: Flavour = "warm",
+        *,
+        python: str | None = None,
+        optimize: int = 0,
+        invalidation_mode: InvalidationMode = "timestamp",
+        closure: bool = False,
+    ) -> ImportEnv:
+        """An environment of ``flavour`` whose measurements are recorded for this test."""
+        __tracebackhide__ = True
+        from .environment import ImportEnv
+
+        settings = self._enforcer.settings
+        return ImportEnv(
+            flavour,
+            python=python,
+            optimize=optimize,
+            invalidation_mode=invalidation_mode,
+            closure=closure,
+            rounds=settings.rounds,
+            warmup=settings.warmup,
+            timeout=settings.timeout,
+            measurer=self._enforcer.measurer_for(self._item),
+        )
+
+
+def _raw_dir_name(nodeid: str) -> str:
+    """A test's directory of raw rounds: its node id made safe, plus a short digest.
+
+    The digest keeps node ids that differ only in unsafe characters apart.
+    """
+    readable = re.sub(r"[^\w.-]+", "_", nodeid).strip("_")[:80]
+    return f"{readable}-{hashlib.sha256(nodeid.encode()).hexdigest()[:8]}"
+
+
+class BudgetEnforcer:
+    """Measures and judges in the process that runs the tests."""
+
+    def __init__(self, config: pytest.Config, settings: Settings, paths: RunPaths) -> None:
+        self.config = config
+        self.settings = settings
+        self.paths = paths
+        self._budget_scales: dict[str, float] | None = None
+        self._raw_dirs_used: set[Path] = set()
+
+    # -- measuring ------------------------------------------------------------
+
+    def measurement_lock(self) -> Any:
+        """A lock held while any process of this run times an import."""
+        from filelock import FileLock
+
+        return FileLock(self.paths.measurement_lock)
+
+    def measurer_for(self, item: pytest.Item) -> Measurer:
+        """A measurer for ``item``'s measurements: the run's lock, recording, raw rounds."""
+        from .measurer import Measurer
+
+        observers: list[MeasurementObserver] = [_Recorder(item, self.settings.stat)]
+        if self.settings.raw_dir is not None:
+            observers.append(_RawRounds(self._raw_dir_for(item)))
+        return Measurer(lock=self.measurement_lock, observers=observers)
+
+    def _raw_dir_for(self, item: pytest.Item) -> Path:
+        """The test's raw-rounds directory, emptied the first time this run uses it."""
+        assert self.settings.raw_dir is not None
+        directory = (
+            self.config.invocation_params.dir / self.settings.raw_dir / _raw_dir_name(item.nodeid)
+        )
+        if directory not in self._raw_dirs_used:
+            self._raw_dirs_used.add(directory)
+            shutil.rmtree(directory, ignore_errors=True)
+        return directory
+
+    def budget_scales(self) -> dict[str, float]:
+        """The factor for cold and for warm time budgets in this run.
+
+        With ``budget-scale = auto`` the reference import is measured once per run
+        (the first process to need it measures, the others read its result).
+        """
+        if self._budget_scales is not None:
+            return self._budget_scales
+        scale = self.settings.budget_scale
+        if scale != "auto":
+            self._budget_scales = {"cold": scale, "warm": scale}
+            return self._budget_scales
+        from filelock import FileLock
+
+        from .cache import default_cache_dir
+        from .reference import Calibration, measure_reference
+
+        recorded = self.settings.calibration
+        assert recorded is not None  # read_settings refuses auto without a calibration
+        cached = self.paths.reference_file
+        with FileLock(f"{cached}.lock"):
+            if cached.exists():
+                here = Calibration.read(cached)
+            else:
+                with self.measurement_lock():
+                    here = measure_reference(
+                        default_cache_dir(),
+                        rounds=self.settings.rounds,
+                        warmup=self.settings.warmup,
+                    )
+                here.write(cached)
+        self._budget_scales = here.scales(recorded)
+        return self._budget_scales
+
+    def _scales_or_fail(self) -> dict[str, float]:
+        """:meth:`budget_scales`, failing the test when the reference cannot be measured."""
+        from .errors import ImportCacheError
+
+        try:
+            return self.budget_scales()
+        except ImportCacheError as exc:
+            problem = f"measuring the reference import for budget scale 'auto' failed: {exc}"
+        pytest.fail(problem, pytrace=False)
+
+    # -- hooks ----------------------------------------------------------------
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_collection_modifyitems(
+        self, config: pytest.Config, items: list[pytest.Item]
+    ) -> Generator[None, None, None]:
+        """Let pytest-benchmark's ``--benchmark-skip``/``--benchmark-only`` see import tests."""
+        yield
+        from .storage import adjust_for_skip_and_only
+
+        measuring = [
+            item
+            for item in items
+            if item.get_closest_marker(MARKER_NAME) is not None
+            or IMPORT_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        ]
+        adjust_for_skip_and_only(config, measuring)
+
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        """Validate the test's ``import_budget`` markers; skip them when disabled."""
+        markers = list(item.iter_markers(MARKER_NAME))
+        if not markers:
+            return
+        try:
+            # iter_markers yields the closest marker first; budgets read top to bottom.
+            budgets = [
+                ImportBudget.from_marker(marker.args, marker.kwargs) for marker in reversed(markers)
+            ]
+        except BudgetError as exc:
+            problem = str(exc)
+        else:
+            problem = ""
+        if problem:
+            pytest.fail(problem, pytrace=False)
+        if self.settings.disable:
+            pytest.skip("import measurements are disabled (importcache disable setting)")
+        item.stash[_BUDGETS_KEY] = budgets
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        """Measure and judge the test's budgets before its body runs."""
+        budgets = item.stash.get(_BUDGETS_KEY, [])
+        if budgets:
+            self._check_budgets(item, budgets)
+        return (yield)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        """Attach the measurements made so far to the phase's report, as outcomes."""
+        report = yield
+        pending = item.stash.get(_PENDING_KEY, [])
+        if pending:
+            from .outcome import MeasurementOutcome
+
+            outcomes = [
+                MeasurementOutcome.from_result(
+                    entry.result,
+                    nodeid=item.nodeid,
+                    test_name=item.name,
+                    stat=entry.stat,
+                    budget=entry.budget,
+                    passed=entry.passed,
+                    timed=entry.timed,
+                    scale=entry.scale,
+                ).to_json()
+                for entry in pending
+            ]
+            setattr(report, REPORT_ATTRIBUTE, outcomes)
+            pending.clear()
+        return report
+
+    # -- budgets --------------------------------------------------------------
+
+    def _specs_for(
+        self, budgets: list[ImportBudget]
+    ) -> dict[tuple[str, str, bool], MeasurementSpec]:
+        """One spec per (module, flavour, closure) the budgets need, with the most rounds asked.
+
+        ``max_modules`` and ``forbid`` alone need a single warm round (module
+        lists do not vary); with a timed budget on the same import they use its rounds.
+        """
+        from .spec import MeasurementSpec
+
+        needs: dict[tuple[str, str, bool], tuple[int, bool]] = {}
+        for budget in budgets:
+            for flavour in budget.timed_flavours or ("warm",):
+                key = (budget.module, flavour, budget.closure and flavour == "cold")
+                timed = flavour in budget.timed_flavours
+                rounds = (budget.rounds or self.settings.rounds) if timed else 1
+                before_rounds, before_timed = needs.get(key, (0, False))
+                needs[key] = (max(before_rounds, rounds), before_timed or timed)
+        return {
+            key: MeasurementSpec(
+                key[0],
+                flavour=key[1],  # type: ignore[arg-type]
+                closure=key[2],
+                rounds=rounds,
+                warmup=self.settings.warmup if timed else 0,
+                timeout=self.settings.timeout,
+            )
+            for key, (rounds, timed) in needs.items()
+        }
+
+    def _measure(self, item: pytest.Item, spec: MeasurementSpec) -> ImportResult:
+        """Measure ``spec`` for ``item``; a failed measurement fails the test in one line."""
+        from .errors import ImportCacheError
+
+        try:
+            return self.measurer_for(item).measure(spec)
+        except ImportCacheError as exc:
+            problem = f"{MARKER_NAME}({spec.module!r}): {exc}"
+        pytest.fail(problem, pytrace=False)
+
+    def _check_budgets(self, item: pytest.Item, budgets: list[ImportBudget]) -> None:
+        """Measure, judge and record every budget; fail the test on any overspent one."""
+        from .budget import judge
+        from .report import failure_text
+
+        specs = self._specs_for(budgets)
+        measured = {key: self._measure(item, spec) for key, spec in specs.items()}
+        verdicts = []
+        for budget in budgets:
+            results = {
+                flavour: measured[(budget.module, flavour, budget.closure and flavour == "cold")]
+                for flavour in budget.timed_flavours or ("warm",)
+            }
+            stat = budget.stat or self.settings.stat
+            # Only time budgets scale: the reference is not measured for module counts.
+            scale = self._scales_or_fail() if budget.timed_flavours else 1.0
+            verdicts += judge(budget, results, stat=stat, scale=scale)
+        for entry in item.stash.get(_PENDING_KEY, []):
+            own = [verdict for verdict in verdicts if verdict.result is entry.result]
+            if not own:
+                continue
+            timed = [verdict for verdict in own if verdict.kind in ("cold", "warm")]
+            tightest = min(timed, key=lambda verdict: verdict.limit) if timed else None
+            entry.timed = bool(timed)
+            entry.passed = all(verdict.passed for verdict in own)
+            if tightest is not None:
+                entry.stat, entry.budget, entry.scale = (
+                    tightest.stat,
+                    tightest.limit,
+                    tightest.scale,
+                )
+        failures = [verdict for verdict in verdicts if not verdict.passed]
+        if failures:
+            pytest.fail(failure_text(failures), pytrace=False)
+
+
+class _Recorder:
+    """Keeps every measurement of a test (marker or fixture) for the test's report."""
+
+    def __init__(self, item: pytest.Item, stat: str) -> None:
+        self.item = item
+        self.stat = stat
+
+    def round_done(self, spec: MeasurementSpec, index: int, report: RoundReport) -> None:
+        """Nothing to keep per round."""
+
+    def measured(self, spec: MeasurementSpec, result: ImportResult) -> None:
+        """Keep ``result`` until the test's report is made."""
+        self.item.stash.setdefault(_PENDING_KEY, []).append(
+            PendingMeasurement(result, stat=self.stat)
+        )
+
+
+class _RawRounds:
+    """Keeps each round's raw ``-X importtime`` output as ``MODULE-FLAVOUR-ROUND.txt``."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def round_done(self, spec: MeasurementSpec, index: int, report: RoundReport) -> None:
+        """Write round ``index``'s stderr into the test's raw directory."""
+        if index < spec.warmup:
+            tag = f"warmup-{index + 1}"
+        else:
+            tag = f"round-{index - spec.warmup + 1:02d}"
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / f"{spec.module}-{spec.label}-{tag}.txt"
+        path.write_text(report.stderr, encoding="utf-8")
+
+    def measured(self, spec: MeasurementSpec, result: ImportResult) -> None:
+        """Nothing to keep per result."""

@@ -1,0 +1,207 @@
+"""``Measurer``: turn a :class:`~pytest_importcache.spec.MeasurementSpec` into an ``ImportResult``.
+
+A measurer holds what is shared by every measurement of a run: where copies
+are cached, where packages are looked for, the lock that keeps measurements
+apart, the observers told about each round and result, and the round runner.
+The round runner is :func:`~pytest_importcache.runner.run_round` (a real
+interpreter per round); tests inject one that returns fixed reports.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, ExitStack, nullcontext
+from pathlib import Path
+from typing import Protocol
+
+from filelock import FileLock
+
+from .cache import default_cache_dir, default_cache_path
+from .copying import PackageCopy, clear_bytecode, environment_dir_name, prepare_copy
+from .errors import EnvironmentBuildError, InterpreterError
+from .interpreter import check_interpreter
+from .lifecycle import signals_end_rounds
+from .locate import locate_package, warn_if_imported_elsewhere
+from .result import ImportResult, build_result
+from .runner import RoundReport, run_round
+from .spec import MeasurementSpec
+
+__all__ = ["MeasurementObserver", "Measurer", "RoundRunner", "resolve_python"]
+
+
+class RoundRunner(Protocol):
+    """Runs one round; :func:`~pytest_importcache.runner.run_round` is the real one."""
+
+    def __call__(
+        self,
+        module: str,
+        roots: Sequence[Path],
+        workdir: Path,
+        *,
+        python: str,
+        optimize: int,
+        timeout: float,
+        pycache_prefix: Path | None,
+        description: str,
+    ) -> RoundReport:
+        """Import ``module`` once with ``roots`` first on ``sys.path`` and report."""
+        ...
+
+
+class MeasurementObserver(Protocol):
+    """Told what measurements do: the raw-rounds writer, the recorder, a progress bar."""
+
+    def round_done(self, spec: MeasurementSpec, index: int, report: RoundReport) -> None:
+        """Round ``index`` (0-based, warm-up rounds first) of ``spec`` finished."""
+        ...
+
+    def measured(self, spec: MeasurementSpec, result: ImportResult) -> None:
+        """``spec`` was measured."""
+        ...
+
+
+def resolve_python(python: str | None) -> str:
+    """The absolute path of ``python`` (default: this interpreter), checked to run the rounds."""
+    __tracebackhide__ = True
+    chosen = python or sys.executable
+    found = shutil.which(chosen)
+    if not chosen or found is None:
+        raise InterpreterError(f"python interpreter {chosen!r} not found or not executable")
+    found = os.path.abspath(found)
+    check_interpreter(found)
+    return found
+
+
+class Measurer:
+    """Measures specs: copies cached under ``cache_dir``, packages found on ``search_path``.
+
+    ``cache_dir`` defaults to the per-user cache
+    (:func:`~pytest_importcache.cache.default_cache_dir`), ``search_path`` to
+    ``sys.path``. ``lock`` wraps every measurement (the pytest plugin passes a
+    cross-process lock); ``observers`` are told about rounds and results.
+    """
+
+    def __init__(
+        self,
+        *,
+        cache_dir: Path | str | None = None,
+        search_path: Sequence[str] | None = None,
+        lock: Callable[[], AbstractContextManager[object]] | None = None,
+        observers: Sequence[MeasurementObserver] = (),
+        round_runner: RoundRunner = run_round,
+    ) -> None:
+        # Absolute: the rounds run with another current directory.
+        self.cache_dir = Path(cache_dir).absolute() if cache_dir is not None else None
+        self.search_path = list(search_path) if search_path is not None else None
+        self.lock = lock
+        self.observers = list(observers)
+        self.round_runner = round_runner
+
+    def environment_dir(self, spec: MeasurementSpec) -> Path:
+        """The directory holding ``spec``'s package copies (nothing is created)."""
+        cache_dir = self.cache_dir or default_cache_path()
+        return cache_dir / environment_dir_name(spec, resolve_python(spec.python))
+
+    def copy_for(self, spec: MeasurementSpec) -> PackageCopy:
+        """Locate the package of ``spec.module`` and build (or reuse) its copy."""
+        __tracebackhide__ = True
+        python = resolve_python(spec.python)
+        location = locate_package(spec.module, self.search_path, python=python)
+        warn_if_imported_elsewhere(location, python)
+        if self.cache_dir is None:
+            default_cache_dir()  # created private, or refused
+        return prepare_copy(
+            location,
+            self.environment_dir(spec),
+            flavour=spec.flavour,
+            python=python,
+            optimize=spec.optimize,
+            invalidation_mode=spec.invalidation_mode,
+        )
+
+    def _copy_in_use(self, spec: MeasurementSpec, stack: ExitStack) -> PackageCopy:
+        """:meth:`copy_for`, holding the copy's measurement lock until ``stack`` closes.
+
+        The lock keeps the cache's pruning (another process's) away from the copy
+        and keeps two measurements of one cold copy apart.
+        """
+        __tracebackhide__ = True
+        while True:
+            copy = self.copy_for(spec)
+            lock = FileLock(f"{copy.directory}.measure.lock")
+            lock.acquire()
+            if copy.directory.is_dir():
+                stack.callback(lock.release)
+                return copy
+            lock.release()  # pruned between building and locking: build it again
+
+    def measure(self, spec: MeasurementSpec) -> ImportResult:
+        """Import ``spec.module`` in ``warmup`` + ``rounds`` fresh interpreters and summarise.
+
+        Raises a subclass of :class:`~pytest_importcache.ImportCacheError` when the
+        module cannot be found, raises on import, hangs or crashes. SIGTERM or
+        SIGHUP during the rounds ends them and raises
+        :class:`~pytest_importcache.lifecycle.RoundsInterrupted` (a ``KeyboardInterrupt``).
+        """
+        __tracebackhide__ = True
+        python = resolve_python(spec.python)
+        reports = []
+        with ExitStack() as stack:
+            stack.enter_context(signals_end_rounds())
+            stack.enter_context(self.lock() if self.lock else nullcontext())
+            # Built under the measurement lock too: compiling a copy would slow down
+            # another process's rounds.
+            copy = self._copy_in_use(spec, stack)
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="round-")))
+            for index in range(spec.total_rounds):
+                report = self._round(spec, copy, workdir, python, index)
+                if index >= spec.warmup:
+                    reports.append(report)
+                for observer in self.observers:
+                    observer.round_done(spec, index, report)
+            if spec.flavour == "cold":
+                clear_bytecode(copy.roots)
+        result = build_result(spec.module, spec.flavour, spec.closure, python, reports)
+        for observer in self.observers:
+            observer.measured(spec, result)
+        return result
+
+    def _round(
+        self, spec: MeasurementSpec, copy: PackageCopy, workdir: Path, python: str, index: int
+    ) -> RoundReport:
+        """Round ``index`` of ``spec`` on ``copy``: cold bytecode cleared, named in errors."""
+        __tracebackhide__ = True
+        if spec.flavour == "cold":
+            clear_bytecode(copy.roots)
+        prefix = None
+        if spec.closure:
+            prefix = workdir / f"pycache-{index}"
+            shutil.rmtree(prefix, ignore_errors=True)
+        if index < spec.warmup:
+            phase = f"warm-up round {index + 1} of {spec.warmup}"
+        else:
+            phase = f"round {index - spec.warmup + 1} of {spec.rounds}"
+        try:
+            report = self.round_runner(
+                spec.module,
+                copy.roots,
+                workdir,
+                python=python,
+                optimize=spec.optimize,
+                timeout=spec.timeout,
+                pycache_prefix=prefix,
+                description=f"{spec.label} {phase}",
+            )
+        finally:
+            if prefix is not None:
+                shutil.rmtree(prefix, ignore_errors=True)
+        if spec.flavour == "cold" and report.origin.endswith((".pyc", ".pyo")):
+            raise EnvironmentBuildError(
+                f"{spec.module!r} is a sourceless module ({Path(report.origin).name}): it has "
+                "no source to compile, so it cannot be measured cold; measure it warm"
+            )
+        return report

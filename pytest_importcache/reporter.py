@@ -1,0 +1,106 @@
+"""The controller's role: collect outcomes from reports, save them, print and write the reports.
+
+``OutcomeReporter`` runs in the process that reports (the only process without
+pytest-xdist, the controller with it), as pytest-xdist keeps its terminal
+reporter apart from its scheduling. It reads outcomes from test reports (the
+same path with and without xdist), hands them to pytest-benchmark storage,
+writes the HTML report, and prints the "import budgets" summary. Everything
+it shows comes from the outcomes, scale factors included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from .enforcer import REPORT_ATTRIBUTE
+from .options import Settings
+
+if TYPE_CHECKING:
+    from .outcome import MeasurementOutcome
+    from .runs import ImportComparison
+
+__all__ = ["OutcomeReporter"]
+
+
+class OutcomeReporter:
+    """Collects the run's outcomes and reports them once, at the end."""
+
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        self.config = config
+        self.settings = settings
+        self.outcomes: list[MeasurementOutcome] = []
+        self.comparisons: list[ImportComparison] = []
+        self.report_path: Path | None = None
+        self.report_problem = ""
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Collect the outcomes a report carries.
+
+        A run that pytest-rerunfailures will repeat (outcome "rerun") is left out:
+        only the attempt that counts is recorded, under a stable name.
+        """
+        if str(report.outcome) == "rerun":
+            return
+        carried = getattr(report, REPORT_ATTRIBUTE, None)
+        if carried:
+            from .outcome import MeasurementOutcome
+
+            self.outcomes.extend(MeasurementOutcome.from_json(entry) for entry in carried)
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> Generator[None, None, None]:
+        """Hand the outcomes to pytest-benchmark before it saves and compares; write HTML."""
+        if self.outcomes:
+            from .storage import publish
+
+            self.comparisons = publish(self.config, self.outcomes, stat=self.settings.stat)
+            if self.settings.report is not None:
+                self._write_html(self.config.invocation_params.dir / self.settings.report)
+        yield
+
+    def _write_html(self, path: Path) -> None:
+        from .report import html_report
+
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(html_report(self.outcomes), encoding="utf-8")
+        except OSError as exc:
+            self.report_problem = f"cannot write the import report to {path}: {exc}"
+        else:
+            self.report_path = path
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        """Print the "import budgets" table, then what changed in slower imports.
+
+        First among the summaries, so it is printed even when pytest-benchmark's
+        ``--benchmark-compare-fail`` then stops the run.
+        """
+        if not self.outcomes:
+            return
+        from .report import regression_lines, scale_line, summary_lines
+
+        terminalreporter.write_sep("-", "import budgets")
+        scaled = scale_line(self.outcomes)
+        if scaled and self.settings.budget_scale == "auto":
+            terminalreporter.write_line(scaled)
+        for line in summary_lines(self.outcomes):
+            terminalreporter.write_line(line)
+        if self.report_path is not None:
+            terminalreporter.write_line(f"import trees written to {self.report_path}")
+        if self.report_problem:
+            terminalreporter.write_line(self.report_problem, red=True)
+        # With compare-fail thresholds, what they flag; without, whatever got slower.
+        slower = [
+            comparison
+            for comparison in self.comparisons
+            if (comparison.change > 0 if comparison.regressed is None else comparison.regressed)
+        ]
+        if slower:
+            terminalreporter.write_sep("-", f"slower imports than {slower[0].source}")
+            for line in regression_lines(slower):
+                terminalreporter.write_line(line)

@@ -1,0 +1,104 @@
+"""``MeasurementSpec``: one validated request to measure an import, with every default.
+
+The settings, the marker, the fixtures, the command line and ``calibrate``
+all build one and hand it to a :class:`~pytest_importcache.measurer.Measurer`.
+The defaults live here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+from .locate import check_module_name
+
+__all__ = [
+    "DEFAULT_ROUNDS",
+    "DEFAULT_STATISTIC",
+    "DEFAULT_TIMEOUT",
+    "DEFAULT_WARMUP",
+    "STATISTICS",
+    "Flavour",
+    "InvalidationMode",
+    "MeasurementSpec",
+    "Statistic",
+    "flavour_label",
+]
+
+Flavour = Literal["cold", "warm"]
+InvalidationMode = Literal["timestamp", "checked-hash", "unchecked-hash"]
+Statistic = Literal["min", "max", "mean", "median"]
+STATISTICS: tuple[Statistic, ...] = get_args(Statistic)
+
+DEFAULT_ROUNDS = 10
+DEFAULT_WARMUP = 1
+DEFAULT_TIMEOUT = 60.0
+# The fastest round moves least from run to run on a shared machine (README,
+# "Measurement quality"): budgets, comparisons and suggestions all use it.
+DEFAULT_STATISTIC: Statistic = "min"
+
+
+def flavour_label(flavour: str, closure: bool) -> str:
+    """``"cold"``, ``"warm"`` or ``"closure-cold"``: a flavour as shown to users."""
+    return "closure-cold" if closure else flavour
+
+
+def _check_count(value: object, name: str, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be a whole number >= {minimum}, not {value!r}")
+
+
+@dataclass(frozen=True)
+class MeasurementSpec:
+    """What to measure and how: module, flavour, interpreter, compilation, rounds.
+
+    ``python`` is ``None`` for the running interpreter. ``closure=True`` (cold
+    only) makes every module the import reaches compile. ``optimize`` (0, 1, 2)
+    applies to the compilation and the rounds alike. An invalid value raises
+    ``ValueError`` naming the field.
+    """
+
+    module: str
+    flavour: Flavour = "warm"
+    closure: bool = False
+    python: str | None = None
+    optimize: int = 0
+    invalidation_mode: InvalidationMode = "timestamp"
+    rounds: int = DEFAULT_ROUNDS
+    warmup: int = DEFAULT_WARMUP
+    timeout: float = DEFAULT_TIMEOUT
+
+    def __post_init__(self) -> None:
+        __tracebackhide__ = True
+        check_module_name(self.module)
+        if self.flavour not in get_args(Flavour):
+            raise ValueError(f"flavour must be 'cold' or 'warm', not {self.flavour!r}")
+        if self.closure and self.flavour != "cold":
+            raise ValueError("closure=True measures a cold import: use it with flavour='cold'")
+        if isinstance(self.optimize, bool) or self.optimize not in (0, 1, 2):
+            raise ValueError(f"optimize must be 0, 1 or 2, not {self.optimize!r}")
+        if self.invalidation_mode not in get_args(InvalidationMode):
+            choices = ", ".join(get_args(InvalidationMode))
+            raise ValueError(
+                f"invalidation_mode must be one of {choices}, not {self.invalidation_mode!r}"
+            )
+        _check_count(self.rounds, "rounds", 1)
+        _check_count(self.warmup, "warmup", 0)
+        timeout: object = self.timeout
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+            raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+
+    @property
+    def label(self) -> str:
+        """``"cold"``, ``"warm"`` or ``"closure-cold"``: the flavour as shown to users."""
+        return flavour_label(self.flavour, self.closure)
+
+    @property
+    def total_rounds(self) -> int:
+        """Warm-up and counted rounds together."""
+        return self.warmup + self.rounds
+
+    def replace(self, **changes: object) -> MeasurementSpec:
+        """A copy with ``changes`` applied, validated again."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
