@@ -642,3 +642,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader went away (`| head`): leave quietly, as command-line tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:
+        # A file system that refuses (a full disk, a name too long): one line.
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"{PROG}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2

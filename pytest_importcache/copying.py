@@ -51,7 +51,9 @@ __all__ = [
     "PackageFile",
     "clear_bytecode",
     "copy_files",
+    "copy_state",
     "environment_dir_name",
+    "fit_file_name",
     "interpreter_key",
     "package_files",
     "prepare_copy",
@@ -59,6 +61,17 @@ __all__ = [
 ]
 
 _HASH_CHUNK = 1 << 20
+# Room for the package's name in a copy's directory name, which also carries a
+# fingerprint and, beside it, ".measure.lock": file names stop at 255 bytes.
+_NAME_ROOM = 120
+
+
+def fit_file_name(name: str, room: int) -> str:
+    """``name``, or its start and a digest of the whole when it is longer than ``room``."""
+    if len(os.fsencode(name)) <= room:
+        return name
+    digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:12]
+    return f"{os.fsdecode(os.fsencode(name)[: room - 13])}~{digest}"
 
 
 @dataclass(frozen=True)
@@ -279,7 +292,8 @@ def prepare_copy(
     __tracebackhide__ = True
     environment_dir.mkdir(parents=True, exist_ok=True)
     files = package_files(location)
-    directory = environment_dir / f"{location.top_level}-{source_fingerprint(location, files)}"
+    name = fit_file_name(location.top_level, _NAME_ROOM)
+    directory = environment_dir / f"{name}-{source_fingerprint(location, files)}"
     roots = _copy_roots(location, directory)
     built = False
     with FileLock(f"{directory}.lock"):
@@ -307,3 +321,22 @@ def clear_bytecode(roots: Sequence[Path]) -> None:
     for root in roots:
         for cache in list(root.rglob("__pycache__")):
             shutil.rmtree(cache, ignore_errors=True)
+
+
+def copy_state(copy: PackageCopy) -> frozenset[tuple[str, int, int]]:
+    """Every file of ``copy`` outside ``__pycache__``, with its size and modification time.
+
+    Compared before and after a round, it tells whether the import wrote into
+    its own package (a generated table, a deleted file).
+    """
+    state = set()
+    for directory, subdirectories, names in os.walk(copy.directory):
+        subdirectories[:] = [name for name in subdirectories if name != "__pycache__"]
+        for name in names:
+            path = os.path.join(directory, name)
+            try:
+                status = os.lstat(path)
+            except OSError:
+                continue
+            state.add((path, status.st_size, status.st_mtime_ns))
+    return frozenset(state)

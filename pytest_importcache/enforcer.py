@@ -348,19 +348,24 @@ class _Recorder:
 
 
 class _RawRounds:
-    """Keeps each round's raw ``-X importtime`` output as ``MODULE-FLAVOUR-ROUND.txt``."""
+    """Keeps each round's raw ``-X importtime`` output as ``MODULE-FLAVOUR-ROUND.txt``.
+
+    A name too long for the file system is cut and given a digest.
+    """
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
 
     def round_done(self, spec: MeasurementSpec, index: int, report: RoundReport) -> None:
         """Write round ``index``'s stderr into the test's raw directory."""
+        from .copying import fit_file_name
+
         if index < spec.warmup:
             tag = f"warmup-{index + 1}"
         else:
             tag = f"round-{index - spec.warmup + 1:02d}"
         self.directory.mkdir(parents=True, exist_ok=True)
-        path = self.directory / f"{spec.module}-{spec.label}-{tag}.txt"
+        path = self.directory / fit_file_name(f"{spec.module}-{spec.label}-{tag}.txt", 200)
         path.write_text(report.stderr, encoding="utf-8")
 
     def measured(self, spec: MeasurementSpec, result: ImportResult) -> None:

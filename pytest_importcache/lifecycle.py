@@ -16,6 +16,11 @@ kill it with everything it spawned. Two things escape a process group:
   inherit; after the round, :func:`kill_round_processes` kills the group and,
   where ``/proc`` exists (Linux), every process whose environment holds the
   token.
+- **A daemon that also drops its environment** (``exec`` with a new one).
+  While rounds run, :func:`adopt_orphans` makes this process a child
+  subreaper (Linux ``prctl``): whatever a round leaves behind is re-parented
+  here instead of to init, and :func:`kill_round_processes` kills and reaps
+  every child of this process started since the round began.
 """
 
 from __future__ import annotations
@@ -23,14 +28,18 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from types import FrameType
+from typing import Any
 
 __all__ = [
     "ROUND_TOKEN_VARIABLE",
     "RoundsInterrupted",
+    "adopt_orphans",
+    "clock_ticks_now",
     "kill_round_processes",
     "signals_end_rounds",
 ]
@@ -96,16 +105,104 @@ def _pids_with_token(token: str) -> list[int]:
     return found
 
 
-def kill_round_processes(process_group: int, token: str) -> None:
-    """Kill the round's process group and every process that carries its token."""
+_PR_SET_CHILD_SUBREAPER = 36
+_PR_GET_CHILD_SUBREAPER = 37
+
+
+def _prctl() -> Any:
+    """libc's ``prctl``, or ``None`` where there is none (not Linux)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+@contextlib.contextmanager
+def adopt_orphans() -> Iterator[None]:
+    """While the block runs, orphans of this process's descendants become its children.
+
+    Does nothing where ``prctl`` is missing; puts the previous setting back.
+    """
+    prctl = _prctl()
+    if prctl is None:
+        yield
+        return
+    import ctypes
+
+    previous = ctypes.c_int(0)
+    prctl(_PR_GET_CHILD_SUBREAPER, ctypes.byref(previous), 0, 0, 0)
+    prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    try:
+        yield
+    finally:
+        prctl(_PR_SET_CHILD_SUBREAPER, previous.value, 0, 0, 0)
+
+
+def clock_ticks_now() -> int:
+    """The time since boot in clock ticks, the unit of a process's start time in ``/proc``."""
+    try:
+        with open("/proc/uptime") as handle:
+            uptime = float(handle.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+    return int(uptime * os.sysconf("SC_CLK_TCK"))
+
+
+def _children_started_since(ticks: int) -> list[int]:
+    """This process's children that started at or after ``ticks`` (Linux ``/proc``)."""
+    me = os.getpid()
+    found = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        # After the command: state, ppid, ..., starttime is field 22 (index 19 here).
+        if len(fields) > 19 and int(fields[1]) == me and int(fields[19]) >= ticks:
+            found.append(int(entry))
+    return found
+
+
+def _kill_and_reap(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, 0)
+
+
+def kill_round_processes(process_group: int, token: str, started: int = 0) -> None:
+    """Kill the round's process group, every process carrying its token, and its orphans.
+
+    Orphans are this process's children (adopted under :func:`adopt_orphans`)
+    that started at or after ``started`` clock ticks, other than the round itself.
+    """
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process_group, signal.SIGKILL)
     # Until a scan finds none: a process may fork again between a scan and its kill.
     for _ in range(_MAX_SCANS):
         carriers = _pids_with_token(token)
         if not carriers:
-            return
+            break
         for pid in carriers:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
         time.sleep(0.005)
+    if not started:
+        return
+    for _ in range(_MAX_SCANS):
+        orphans = [pid for pid in _children_started_since(started) if pid != process_group]
+        if not orphans:
+            return
+        for pid in orphans:
+            _kill_and_reap(pid)

@@ -134,6 +134,37 @@ def _location_from(
     return PackageLocation(top, "module", (path,))
 
 
+# What a pkgutil- or pkg_resources-style namespace package's __init__.py calls.
+_PORTION_MARKERS = (b"extend_path(", b"declare_namespace(")
+
+
+def _with_pkgutil_portions(
+    location: PackageLocation, search_path: Sequence[str]
+) -> PackageLocation:
+    """``location`` with every portion of a pkgutil-style namespace package on ``search_path``.
+
+    Such a package has an ``__init__.py`` in each portion that extends its
+    ``__path__`` with the others at import time; the import finds the first
+    one only, so the other portions are looked for here, read but not run.
+    """
+    if location.kind != "package":
+        return location
+    try:
+        source = (location.portions[0] / "__init__.py").read_bytes()
+    except OSError:
+        return location
+    if not any(marker in source for marker in _PORTION_MARKERS):
+        return location
+    portions: dict[str, Path] = {os.path.realpath(location.portions[0]): location.portions[0]}
+    for entry in _search_entries(search_path):
+        candidate = Path(entry) / location.top_level
+        if (candidate / "__init__.py").is_file():
+            portions.setdefault(os.path.realpath(candidate), candidate)
+    if len(portions) == 1:
+        return location
+    return PackageLocation(location.top_level, "namespace", tuple(portions.values()))
+
+
 def _is_project_file(path: str) -> bool:
     """Whether ``path`` lies outside this interpreter's installation (in a project tree)."""
     real = os.path.realpath(path)
@@ -168,7 +199,10 @@ def locate_package(
                 "or through the import hooks of this interpreter",
             )
         locations = spec.submodule_search_locations
-        return _location_from(top, spec.origin, None if locations is None else list(locations), "")
+        location = _location_from(
+            top, spec.origin, None if locations is None else list(locations), ""
+        )
+        return _with_pkgutil_portions(location, sys.path if search_path is None else search_path)
     project_entries = tuple(
         entry
         for entry in _search_entries(sys.path if search_path is None else search_path)

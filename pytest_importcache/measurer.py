@@ -21,10 +21,16 @@ from typing import Protocol
 from filelock import FileLock
 
 from .cache import default_cache_dir, default_cache_path
-from .copying import PackageCopy, clear_bytecode, environment_dir_name, prepare_copy
+from .copying import (
+    PackageCopy,
+    clear_bytecode,
+    copy_state,
+    environment_dir_name,
+    prepare_copy,
+)
 from .errors import EnvironmentBuildError, InterpreterError
 from .interpreter import check_interpreter
-from .lifecycle import signals_end_rounds
+from .lifecycle import adopt_orphans, signals_end_rounds
 from .locate import locate_package, warn_if_imported_elsewhere
 from .result import ImportResult, build_result
 from .runner import RoundReport, run_round
@@ -114,14 +120,21 @@ class Measurer:
         warn_if_imported_elsewhere(location, python)
         if self.cache_dir is None:
             default_cache_dir()  # created private, or refused
-        return prepare_copy(
-            location,
-            self.environment_dir(spec),
-            flavour=spec.flavour,
-            python=python,
-            optimize=spec.optimize,
-            invalidation_mode=spec.invalidation_mode,
-        )
+        environment_dir = self.environment_dir(spec)
+        try:
+            return prepare_copy(
+                location,
+                environment_dir,
+                flavour=spec.flavour,
+                python=python,
+                optimize=spec.optimize,
+                invalidation_mode=spec.invalidation_mode,
+            )
+        except OSError as exc:
+            raise EnvironmentBuildError(
+                f"cannot build the copy of {location.top_level!r} in {environment_dir}: "
+                f"{exc.strerror or exc}"
+            ) from None
 
     def _copy_in_use(self, spec: MeasurementSpec, stack: ExitStack) -> PackageCopy:
         """:meth:`copy_for`, holding the copy's measurement lock until ``stack`` closes.
@@ -152,13 +165,21 @@ class Measurer:
         reports = []
         with ExitStack() as stack:
             stack.enter_context(signals_end_rounds())
+            stack.enter_context(adopt_orphans())
             stack.enter_context(self.lock() if self.lock else nullcontext())
             # Built under the measurement lock too: compiling a copy would slow down
             # another process's rounds.
             copy = self._copy_in_use(spec, stack)
+            pristine = copy_state(copy)
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="round-")))
             for index in range(spec.total_rounds):
                 report = self._round(spec, copy, workdir, python, index)
+                if copy_state(copy) != pristine:
+                    # The import wrote into its own package: the next round, and the
+                    # next measurement, start from a fresh copy, as after an install.
+                    shutil.rmtree(copy.directory, ignore_errors=True)
+                    copy = self.copy_for(spec)
+                    pristine = copy_state(copy)
                 if index >= spec.warmup:
                     reports.append(report)
                 for observer in self.observers:

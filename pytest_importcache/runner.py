@@ -14,17 +14,19 @@ cannot corrupt it.
 
 from __future__ import annotations
 
-import json
+import ast
 import os
 import secrets
 import signal
 import subprocess
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .errors import ImportRaisedError, RoundCrashedError, RoundTimeoutError, WrongOriginError
-from .lifecycle import ROUND_TOKEN_VARIABLE, kill_round_processes
+from .lifecycle import ROUND_TOKEN_VARIABLE, clock_ticks_now, kill_round_processes
 
 __all__ = ["RoundReport", "TracedImport", "run_round"]
 
@@ -194,6 +196,32 @@ def traced_load_unlocked(spec):
     return _load_unlocked(spec)
 
 
+def describe_error(error):
+    try:
+        import traceback
+
+        summary = "".join(traceback.format_exception_only(type(error), error)).strip()
+        text = "".join(
+            traceback.format_exception(type(error), error, error.__traceback__.tb_next)
+        )
+        return summary, text
+    except BaseException:
+        pass
+    try:
+        message = str(error)
+    except BaseException:
+        message = ""
+    summary = type(error).__name__ + (": " + message if message else "")
+    lines = ["Traceback (most recent call last):"]
+    frame = error.__traceback__.tb_next if error.__traceback__ is not None else None
+    while frame is not None:
+        code = frame.tb_frame.f_code
+        where = (code.co_filename, frame.tb_lineno, code.co_name)
+        lines.append('  File "%s", line %s, in %s' % where)
+        frame = frame.tb_next
+    return summary, "\\n".join(lines + [summary]) + "\\n"
+
+
 def install():
     _bootstrap._find_and_load = traced_find_and_load
     _bootstrap._load_unlocked = traced_load_unlocked
@@ -224,6 +252,8 @@ _already_loaded = _module in sys.modules
 _before = set(sys.modules)
 _error = None
 _saved = list(sys.path), list(sys.meta_path), open
+from os import getpid as _getpid, _exit as _exit_now
+_pid, _repr = _getpid(), repr
 
 
 def _mark(text):
@@ -243,6 +273,8 @@ except BaseException as exc:
     _error = exc
 _wall_end = _wall()
 _cpu_end = _cpu()
+if _getpid() != _pid:
+    _exit_now(0)  # a process the import forked went on: only the round's own reports
 _harness["uninstall"]()
 _mark(b"\\n{END_MARKER}\\n")
 # What the import did to the import system must not stop the report's own imports.
@@ -251,10 +283,13 @@ _new = [name for name in list(sys.modules) if name not in _before]
 _lazy = [name for name in _new if type(sys.modules.get(name)).__name__ == "_LazyModule"]
 _origin = _harness["origins"].get(_module)
 if _origin is None:
-    _imported = sys.modules.get(_module)
-    _origin = getattr(_imported, "__file__", None)
-    if _origin is None and hasattr(_imported, "__path__"):
-        _origin = next(iter(_imported.__path__), None)
+    try:
+        _imported = sys.modules.get(_module)
+        _origin = getattr(_imported, "__file__", None)
+        if _origin is None and hasattr(_imported, "__path__"):
+            _origin = next(iter(_imported.__path__), None)
+    except BaseException:
+        _origin = None
 _excluded_wall, _excluded_cpu = _harness["excluded"]
 _report = {{
     "wall_ns": _wall_end - _wall_start - _excluded_wall,
@@ -269,18 +304,12 @@ _report = {{
     "error": None,
 }}
 if _error is not None:
-    import traceback
-    _report["error"] = {{
-        "summary": "".join(traceback.format_exception_only(type(_error), _error)).strip(),
-        "traceback": "".join(
-            traceback.format_exception(type(_error), _error, _error.__traceback__.tb_next)
-        ),
-    }}
-import json
+    _summary, _text = _harness["describe_error"](_error)
+    _report["error"] = {{"summary": _summary, "traceback": _text}}
+# A Python literal, written without importing anything the import may have replaced.
 with _open(_report_path, "w", encoding="utf-8") as _file:
-    json.dump(_report, _file)
-import os
-os._exit(0)
+    _file.write(_repr(_report))
+_exit_now(0)
 """
 
 
@@ -323,6 +352,13 @@ class RoundReport:
     startup_modules: int = 0
 
 
+# A process group of its own, so the round and what it spawns can be killed together;
+# not a session of its own, so an import may still call os.setpgrp() as under a shell.
+_OWN_PROCESS_GROUP: dict[str, Any] = (
+    {"process_group": 0} if sys.version_info >= (3, 11) else {"preexec_fn": os.setpgrp}
+)
+
+
 def _optimize_flags(optimize: int) -> list[str]:
     return ["-" + "O" * optimize] if optimize else []
 
@@ -363,6 +399,8 @@ def child_environment(round_token: str | None = None) -> dict[str, str]:
     }
     if round_token is not None:
         environment[ROUND_TOKEN_VARIABLE] = round_token
+    # The round ignores it (-I); the interpreters the import starts write no bytecode.
+    environment["PYTHONDONTWRITEBYTECODE"] = "1"
     return environment
 
 
@@ -413,27 +451,31 @@ def run_round(
     report_path = workdir / "report.json"
     stderr_path = workdir / "stderr.txt"
     report_path.unlink(missing_ok=True)
+    # The child's own directory, apart from the report: an import may delete its cwd.
+    child_cwd = workdir / "cwd"
+    child_cwd.mkdir(exist_ok=True)
     command = child_command(
         python, module, roots, report_path, optimize=optimize, pycache_prefix=pycache_prefix
     )
     round_token = secrets.token_hex(8)
     with stderr_path.open("w+b") as stderr_file:
         try:
+            started = clock_ticks_now()
             process = subprocess.Popen(
                 command,
-                cwd=workdir,
+                cwd=child_cwd,
                 env=child_environment(round_token),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=stderr_file,
-                start_new_session=True,
+                **_OWN_PROCESS_GROUP,
             )
         except OSError as exc:
             raise RoundCrashedError(f"cannot start interpreter {python!r}{where}: {exc}") from None
         try:
             returncode = process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            kill_round_processes(process.pid, round_token)
+            kill_round_processes(process.pid, round_token, started)
             process.wait()
             raise RoundTimeoutError(
                 f"importing {module!r} did not finish within {timeout:g} s{where}; "
@@ -441,14 +483,14 @@ def run_round(
             ) from None
         finally:
             # Whatever the import left running (also a signal's unwinding) goes with the round.
-            kill_round_processes(process.pid, round_token)
+            kill_round_processes(process.pid, round_token, started)
             if process.returncode is None:
                 process.wait()
         stderr_file.seek(0)
         stderr_text = stderr_file.read().decode("utf-8", errors="replace")
     try:
-        report = json.loads(report_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        report = ast.literal_eval(report_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, SyntaxError, MemoryError, RecursionError):
         stderr_lines = _stderr_lines(stderr_text)
         last = stderr_lines[-1].strip() if stderr_lines else "nothing on stderr"
         tail = "\n".join(stderr_lines[-20:-1])

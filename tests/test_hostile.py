@@ -59,6 +59,7 @@ class Case:
     skips: tuple[str, ...] = ()
     lazy: tuple[str, ...] = ()
     warning: str = ""
+    spawns: bool = False
 
 
 def files(tree: dict[str, str], entry: str = "") -> Callable[[Path], Path]:
@@ -152,6 +153,23 @@ def extension_module(world: Path) -> Path:
     return world
 
 
+PKGUTIL_INIT = "__path__ = __import__('pkgutil').extend_path(__path__, __name__)\n"
+
+
+def pkgutil_portions(world: Path) -> Path:
+    """A pkgutil-style namespace package in two directories; the second follows the first."""
+    write_tree(
+        world,
+        {
+            "a/pku/__init__.py": PKGUTIL_INIT,
+            "a/pku/one.py": "",
+            "b/pku/__init__.py": PKGUTIL_INIT,
+            "b/pku/two.py": "import decimal\n",
+        },
+    )
+    return world / "a"
+
+
 def namespace_portions(world: Path) -> Path:
     """One namespace package in two directories; ``entry`` is the first, the second follows."""
     write_tree(world, {"a/spaced/one.py": "import decimal\n", "b/spaced/two.py": "VALUE = 2\n"})
@@ -170,7 +188,7 @@ loader.exec_module(module)
 
 DAEMON = """\
 import os, sys, time
-pids = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pids.txt")
+pids = os.environ["HOSTILE_PIDS"]
 if os.fork() == 0:
     os.setsid()
     if os.fork() == 0:
@@ -182,7 +200,7 @@ if os.fork() == 0:
 
 FORKED_SLEEPER = """\
 import os, time
-pids = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pids.txt")
+pids = os.environ["HOSTILE_PIDS"]
 if os.fork() == 0:
     with open(pids, "a") as handle:
         handle.write(f"{os.getpid()}\\n")
@@ -208,6 +226,33 @@ with open(os.path.join(os.path.dirname(__file__), "state.txt"), "w") as handle:
 """
 
 
+ESCAPING_SLEEPER = """\
+import os, subprocess
+pids = os.environ["HOSTILE_PIDS"]
+# A new session and an empty environment: neither the group nor the token finds it.
+subprocess.Popen(
+    ["/bin/sh", "-c", f"echo $$ >> {pids}; exec sleep 60"],
+    env={}, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+)
+"""
+GENERATES_ITS_TABLE = """\
+import os
+here = os.path.dirname(__file__)
+try:
+    from . import table
+except ImportError:
+    import decimal
+    with open(os.path.join(here, "table.py"), "w") as handle:
+        handle.write("TABLE = 1\\n")
+"""
+DELETES_ITSELF = "import os, decimal\nos.unlink(__file__)\n"
+FORKS_AND_GOES_ON = "import os\nos.fork()\nimport decimal\n"
+TAMPERS_AND_RAISES = """\
+import sys, types
+sys.modules["traceback"] = types.ModuleType("traceback")
+sys.modules["json"] = types.ModuleType("json")
+raise ValueError("the user's own error")
+"""
 NOISY = "import sys\nsys.stdout.write('x' * 5**10)\nsys.stderr.write('y' * 5**10)\n"
 
 
@@ -247,6 +292,12 @@ CASES = [
         "spaced.two",
         loads=("spaced.two",),
         skips=("decimal",),
+    ),
+    Case(
+        "pkgutil-style namespace package, the submodule in the second portion",
+        pkgutil_portions,
+        "pku.two",
+        loads=("pku", "pku.two", "decimal"),
     ),
     Case(
         "extension module",
@@ -401,8 +452,76 @@ CASES = [
         error=RoundTimeoutError,
         message="did not finish within 1 s",
     ),
-    Case("fork", files({"forks/__init__.py": FORKED_SLEEPER}), "forks", loads=("forks",)),
-    Case("daemon", files({"daemonic/__init__.py": DAEMON}), "daemonic", loads=("daemonic",)),
+    Case(
+        "fork",
+        files({"forks/__init__.py": FORKED_SLEEPER}),
+        "forks",
+        loads=("forks",),
+        spawns=True,
+    ),
+    Case(
+        "daemon",
+        files({"daemonic/__init__.py": DAEMON}),
+        "daemonic",
+        loads=("daemonic",),
+        spawns=True,
+    ),
+    Case(
+        "a daemon with a new session and an empty environment",
+        files({"escapes/__init__.py": ESCAPING_SLEEPER}),
+        "escapes",
+        loads=("escapes",),
+        spawns=True,
+    ),
+    Case(
+        "a fork whose both sides go on importing",
+        files({"forkboth/__init__.py": FORKS_AND_GOES_ON}),
+        "forkboth",
+        options={"rounds": 6},
+        loads=("decimal",),
+    ),
+    Case(
+        "the import generates a file in its own package",
+        files({"generated/__init__.py": GENERATES_ITS_TABLE}),
+        "generated",
+        options={"warmup": 1},  # the counted rounds come after the first write
+        loads=("decimal",),
+        skips=("generated.table",),
+    ),
+    Case(
+        "the import deletes its own file",
+        files({"vanishing/__init__.py": DELETES_ITSELF}),
+        "vanishing",
+        options={"warmup": 1},
+        loads=("vanishing", "decimal"),
+    ),
+    Case(
+        "a package named like a standard library module",
+        files({"json/__init__.py": "VALUE = 1\n"}),
+        "json",
+        loads=("json",),
+        skips=("json.decoder",),
+        warning=r"search path given puts it first\); this process imported it from",
+    ),
+    Case(
+        "the import replaces traceback and json, then raises",
+        files({"tamperer.py": TAMPERS_AND_RAISES}),
+        "tamperer",
+        error=ImportRaisedError,
+        message="raised ValueError: the user's own error",
+    ),
+    Case(
+        "the import makes itself a process group leader",
+        files({"leader.py": "import os\nos.setpgrp()\n"}),
+        "leader",
+        loads=("leader",),
+    ),
+    Case(
+        "the import deletes its current directory",
+        files({"rmcwd.py": "import os, shutil\nshutil.rmtree(os.getcwd())\n"}),
+        "rmcwd",
+        loads=("rmcwd",),
+    ),
     Case(
         "huge output on stdout and stderr",
         files({"noisy.py": NOISY}),
@@ -460,6 +579,12 @@ CASES = [
         deep_package,
         ".".join(f"level{index}" for index in range(20)),
         loads=("level0.level1", "decimal"),
+    ),
+    Case(
+        "a package name of 240 letters",
+        files({"p" * 240 + "/__init__.py": "import decimal\n"}),
+        "p" * 240,
+        loads=("decimal",),
     ),
     # -- bad names and interpreters ----------------------------------------------
     Case(
@@ -555,11 +680,13 @@ def round_processes_mentioning(text: str) -> list[int]:
 
 @needs_proc
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
-def test_hostile_input(case: Case, tmp_path: Path) -> None:
+def test_hostile_input(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pids = tmp_path / "pids.txt"  # where imports that start processes note their pids
+    monkeypatch.setenv("HOSTILE_PIDS", str(pids))
     world = tmp_path / "world"
     world.mkdir()
     entry = case.build(world)
-    extra = [str(world / "b")] if case.build is namespace_portions else []
+    extra = [str(world / "b")] if case.build in (namespace_portions, pkgutil_portions) else []
     before = snapshot(world)
     settings: dict[str, object] = {"rounds": 2, "warmup": 0, "cache_dir": tmp_path / "cache"}
     settings.update(case.options)
@@ -592,7 +719,7 @@ def test_hostile_input(case: Case, tmp_path: Path) -> None:
     while round_processes_mentioning(str(tmp_path)) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert round_processes_mentioning(str(tmp_path)) == []
-    for pids in (tmp_path / "cache").rglob("pids.txt"):
+    if case.spawns:
         started = [int(line) for line in pids.read_text().split()]
         assert started, "the import did not start its process"
         assert not [pid for pid in started if is_alive(pid)], "a started process outlived the round"

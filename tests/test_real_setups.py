@@ -290,3 +290,15 @@ def test_the_command_line_notes_which_file_another_interpreter_measured(
     assert len(notes) == 1
     assert notes[0].startswith("pytest-importcache: note: 'json' is measured from ")
     assert f"({OTHER_PYTHON} finds its own)" in notes[0]
+
+
+def test_interpreters_the_import_starts_write_no_bytecode_either(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    dependency = sandbox.projects / "srcdep"
+    before = tree_state(dependency)
+    shellout = "import subprocess, sys\nsubprocess.run([sys.executable, '-c', 'import srcdep'])\n"
+    tree = write_tree(tmp_path / "tree", {"shellout.py": shellout})
+    answer = sandbox.measure(tmp_path, tmp_path / "cache", "shellout", prepend=[str(tree)])
+    assert "error" not in answer, answer
+    assert tree_state(dependency) == before
