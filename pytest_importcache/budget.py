@@ -85,6 +85,46 @@ def _forbid_patterns(prefix: str, value: object) -> tuple[str, ...]:
     return tuple(str(pattern) for pattern in patterns)
 
 
+def _marker_module(args: Sequence[object], arguments: dict[str, object]) -> str:
+    """The marker's module, by position or keyword (taken out of ``arguments``), validated."""
+    if len(args) > 1:
+        raise BudgetError(
+            f"{MARKER_NAME}: takes one positional argument (the module), got {len(args)}"
+        )
+    if args and "module" in arguments:
+        raise BudgetError(f"{MARKER_NAME}: module given both by position and as keyword")
+    if not args and "module" not in arguments:
+        raise BudgetError(f"{MARKER_NAME}: the module to import is missing")
+    module = args[0] if args else arguments["module"]
+    arguments.pop("module", None)
+    if not isinstance(module, str):
+        raise BudgetError(f"{MARKER_NAME}: module={shorten(module)} is not a module name (a str)")
+    try:
+        check_module_name(module)
+    except LocateError as exc:
+        raise BudgetError(f"{MARKER_NAME}: module={exc}") from None
+    return module
+
+
+def _duration_argument(prefix: str, name: str, value: object) -> float | None:
+    """A time budget argument in seconds, or ``None`` when not given."""
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except BudgetError as exc:
+        raise BudgetError(f"{prefix}: {name}={exc}") from None
+
+
+def _count_argument(prefix: str, name: str, value: object, minimum: int) -> int | None:
+    """A whole-number argument of at least ``minimum``, or ``None`` when not given."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise BudgetError(f"{prefix}: {name}={shorten(value)} is not a whole number >= {minimum}")
+    return value
+
+
 @dataclass(frozen=True)
 class ImportBudget:
     """One ``import_budget`` marker: the module and the limits its import must keep."""
@@ -102,24 +142,7 @@ class ImportBudget:
     def from_marker(cls, args: Sequence[object], kwargs: Mapping[str, object]) -> ImportBudget:
         """Validate a marker's arguments; raises :class:`BudgetError` naming the bad one."""
         arguments = dict(kwargs)
-        if len(args) > 1:
-            raise BudgetError(
-                f"{MARKER_NAME}: takes one positional argument (the module), got {len(args)}"
-            )
-        if args and "module" in arguments:
-            raise BudgetError(f"{MARKER_NAME}: module given both by position and as keyword")
-        if not args and "module" not in arguments:
-            raise BudgetError(f"{MARKER_NAME}: the module to import is missing")
-        module = args[0] if args else arguments.pop("module")
-        arguments.pop("module", None)
-        if not isinstance(module, str):
-            raise BudgetError(
-                f"{MARKER_NAME}: module={shorten(module)} is not a module name (a str)"
-            )
-        try:
-            check_module_name(module)
-        except LocateError as exc:
-            raise BudgetError(f"{MARKER_NAME}: module={exc}") from None
+        module = _marker_module(args, arguments)
         prefix = f"{MARKER_NAME}({module!r})"
         unknown = sorted(set(arguments) - set(MARKER_KEYWORDS))
         if unknown:
@@ -127,27 +150,6 @@ class ImportBudget:
                 f"{prefix}: unknown argument {unknown[0]}={shorten(arguments[unknown[0]])} "
                 f"(expected {', '.join(MARKER_KEYWORDS)})"
             )
-
-        def duration(name: str) -> float | None:
-            value = arguments.get(name)
-            if value is None:
-                return None
-            try:
-                return parse_duration(value)
-            except BudgetError as exc:
-                raise BudgetError(f"{prefix}: {name}={exc}") from None
-
-        def whole_number(name: str, minimum: int) -> int | None:
-            value = arguments.get(name)
-            if value is None:
-                return None
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise BudgetError(
-                    f"{prefix}: {name}={shorten(value)} is not a whole number >= {minimum}"
-                )
-            return value
-
-        forbid = _forbid_patterns(prefix, arguments.get("forbid", ()))
         stat = arguments.get("stat")
         if stat is not None and stat not in STAT_NAMES:
             raise BudgetError(
@@ -158,12 +160,12 @@ class ImportBudget:
             raise BudgetError(f"{prefix}: closure={shorten(closure)} is not True or False")
         budget = cls(
             module=module,
-            cold=duration("cold"),
-            warm=duration("warm"),
-            max_modules=whole_number("max_modules", 0),
-            forbid=forbid,
+            cold=_duration_argument(prefix, "cold", arguments.get("cold")),
+            warm=_duration_argument(prefix, "warm", arguments.get("warm")),
+            max_modules=_count_argument(prefix, "max_modules", arguments.get("max_modules"), 0),
+            forbid=_forbid_patterns(prefix, arguments.get("forbid", ())),
             stat=stat if isinstance(stat, str) else None,
-            rounds=whole_number("rounds", 1),
+            rounds=_count_argument(prefix, "rounds", arguments.get("rounds"), 1),
             closure=closure,
         )
         if closure and budget.cold is None:

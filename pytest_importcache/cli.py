@@ -421,14 +421,7 @@ def _calibrate(arguments: argparse.Namespace) -> int:
 
 def _compare(arguments: argparse.Namespace) -> int:
     from .report import regression_lines
-    from .runs import (
-        FailThreshold,
-        RunError,
-        compare_runs,
-        load_run,
-        resolve_run,
-        runs_beside,
-    )
+    from .runs import FailThreshold, RunError, compare_runs, load_run
 
     storage = Path(arguments.storage)
     try:
@@ -439,18 +432,7 @@ def _compare(arguments: argparse.Namespace) -> int:
         raise UsageError("compare takes at most two runs")
     stat = threshold.stat if threshold else DEFAULT_STATISTIC
     try:
-        paths = [resolve_run(spec, storage) for spec in arguments.runs]
-        if len(paths) == 1:
-            # The named run against the newest run saved beside it.
-            paths.append(runs_beside(paths[0])[-1])
-            if paths[0] == paths[1]:
-                raise RunError(
-                    f"{paths[0].name} is the newest run in {paths[0].parent}: "
-                    "name the run to compare it with"
-                )
-        elif not paths:
-            paths = _latest_pair(storage)
-        before_path, after_path = paths
+        before_path, after_path = _runs_to_compare(arguments.runs, storage)
         before, after = load_run(before_path), load_run(after_path)
         comparisons = compare_runs(
             before,
@@ -476,6 +458,22 @@ def _compare(arguments: argparse.Namespace) -> int:
         return 1
     print(f"no import slower than {threshold}")
     return 0
+
+
+def _runs_to_compare(runs: Sequence[str], storage: Path) -> list[Path]:
+    """The two run files ``compare`` reads: those named, the named one and the newest
+    beside it, or the latest two (:class:`~pytest_importcache.runs.RunError` otherwise)."""
+    from .runs import RunError, resolve_run, runs_beside
+
+    paths = [resolve_run(spec, storage) for spec in runs]
+    if len(paths) == 1:
+        paths.append(runs_beside(paths[0])[-1])
+        if paths[0] == paths[1]:
+            raise RunError(
+                f"{paths[0].name} is the newest run in {paths[0].parent}: "
+                "name the run to compare it with"
+            )
+    return paths or _latest_pair(storage)
 
 
 def _latest_pair(storage: Path) -> list[Path]:
@@ -526,24 +524,30 @@ def format_age(seconds: float) -> str:
     return f"{days:.0f} day{'s' if days != 1 else ''}"
 
 
+def _cache_dir_argument(directory: str | None) -> Path:
+    """The cache ``--dir`` names (a directory, if it exists), or the per-user one."""
+    from .cache import default_cache_dir
+
+    if directory is not None:
+        cache_dir = Path(directory)
+        if cache_dir.exists() and not cache_dir.is_dir():
+            raise UsageError(f"--dir {cache_dir}: not a directory")
+        return cache_dir
+    try:
+        return default_cache_dir()
+    except (ImportCacheError, OSError) as exc:
+        raise UsageError(str(exc).splitlines()[0]) from None
+
+
 def _cache(arguments: argparse.Namespace) -> int:
     from .cache import (
         MAX_AGE_DAYS,
         MAX_COPIES_PER_PACKAGE,
         cached_copies,
         clear_cache,
-        default_cache_dir,
     )
 
-    if arguments.dir is not None:
-        cache_dir = Path(arguments.dir)
-        if cache_dir.exists() and not cache_dir.is_dir():
-            raise UsageError(f"--dir {cache_dir}: not a directory")
-    else:
-        try:
-            cache_dir = default_cache_dir()
-        except (ImportCacheError, OSError) as exc:
-            raise UsageError(str(exc).splitlines()[0]) from None
+    cache_dir = _cache_dir_argument(arguments.dir)
     try:
         copies = cached_copies(cache_dir)
         removed = kept = freed = 0
