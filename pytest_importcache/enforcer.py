@@ -28,7 +28,7 @@ from .units import BudgetError
 
 if TYPE_CHECKING:
     from .environment import ImportEnv
-    from .measurer import MeasurementObserver, Measurer
+    from .measurer import MeasurementObserver, Measurer, RoundRunner
     from .result import ImportResult
     from .runner import RoundReport
     from .spec import Flavour, InvalidationMode, MeasurementSpec
@@ -98,12 +98,18 @@ def _raw_dir_name(nodeid: str) -> str:
 
 
 class BudgetEnforcer:
-    """Measures and judges in the process that runs the tests."""
+    """Measures and judges in the process that runs the tests.
+
+    ``round_runner`` runs every round (``None``: a real interpreter per round);
+    a test suite may set it from a conftest's ``pytest_configure`` to feed fixed
+    rounds (see ``tests/conftest.py``), so reports are tested without interpreters.
+    """
 
     def __init__(self, config: pytest.Config, settings: Settings, paths: RunPaths) -> None:
         self.config = config
         self.settings = settings
         self.paths = paths
+        self.round_runner: RoundRunner | None = None
         self._budget_scales: dict[str, float] | None = None
         self._raw_dirs_used: set[Path] = set()
 
@@ -122,7 +128,11 @@ class BudgetEnforcer:
         observers: list[MeasurementObserver] = [_Recorder(item, self.settings.stat)]
         if self.settings.raw_dir is not None:
             observers.append(_RawRounds(self._raw_dir_for(item)))
-        return Measurer(lock=self.measurement_lock, observers=observers)
+        if self.round_runner is None:
+            return Measurer(lock=self.measurement_lock, observers=observers)
+        return Measurer(
+            lock=self.measurement_lock, observers=observers, round_runner=self.round_runner
+        )
 
     def _raw_dir_for(self, item: pytest.Item) -> Path:
         """The test's raw-rounds directory, emptied the first time this run uses it."""
