@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -9,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MakeTree, bytecode_files, heavy_source
+from conftest import MakeTree, bytecode_files, heavy_source, is_alive
 from pytest_importcache import (
     ImportCacheError,
     ImportEnv,
@@ -20,6 +22,7 @@ from pytest_importcache import (
     RoundTimeoutError,
     WrongOriginError,
 )
+from pytest_importcache.lifecycle import ROUND_TOKEN_VARIABLE
 from pytest_importcache.runner import child_environment
 
 EnvFor = Callable[..., ImportEnv]
@@ -115,18 +118,56 @@ def test_a_missing_package_is_a_locate_error(make_tree: MakeTree, env_for: EnvFo
         env_for(make_tree({})).measure("absentpkg")
 
 
-def test_a_hung_import_is_killed_with_its_children(make_tree: MakeTree, env_for: EnvFor) -> None:
+# Started by the hung import below with an empty environment, so that no round
+# token leads to it: only the kill of the round's process group can end it.
+HIDDEN_SLEEPER = """\
+import os, sys, time
+with open(sys.argv[1] + ".tmp", "w") as handle:
+    handle.write(f"{os.getpid()} {os.getpgrp()} {' '.join(sorted(os.environ))}")
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+time.sleep(60)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc")
+def test_a_hung_import_is_killed_with_its_children(
+    make_tree: MakeTree, env_for: EnvFor, tmp_path: Path
+) -> None:
+    sleeper_script, started = tmp_path / "sleeper.py", tmp_path / "sleeper.txt"
+    sleeper_script.write_text(HIDDEN_SLEEPER)
+    round_group = tmp_path / "round-group.txt"
     tree = make_tree(
         {
-            "hangs.py": """\
-            import subprocess, sys, time
-            subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+            "hangs.py": f"""\
+            import os, sys, time
+            SCRIPT, STARTED = {str(sleeper_script)!r}, {str(started)!r}
+            if os.fork() == 0:
+                try:
+                    os.execve(sys.executable, [sys.executable, SCRIPT, STARTED], {{}})
+                finally:
+                    os._exit(127)
+            with open({str(round_group)!r}, "w") as handle:
+                handle.write(str(os.getpgrp()))
+            while not os.path.exists(STARTED):
+                time.sleep(0.01)
             time.sleep(60)
             """
         }
     )
-    with pytest.raises(RoundTimeoutError, match=r"'hangs' did not finish within 1 s"):
-        env_for(tree, timeout=1.0).measure("hangs")
+    try:
+        with pytest.raises(RoundTimeoutError, match=r"'hangs' did not finish within 1 s"):
+            env_for(tree, timeout=1.0, warmup=0, rounds=1).measure("hangs")
+        pid, group, *variables = started.read_text().split(" ")
+        # The sleeper stayed in the round's process group, and carries no round token.
+        assert group == round_group.read_text() != str(os.getpgrp())
+        assert ROUND_TOKEN_VARIABLE not in variables
+        deadline = time.monotonic() + 10  # SIGKILL is delivered asynchronously
+        while is_alive(int(pid)) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not is_alive(int(pid)), "the child of the hung import outlived its round"
+    finally:
+        if started.exists() and is_alive(leftover := int(started.read_text().split(" ")[0])):
+            os.kill(leftover, signal.SIGKILL)
 
 
 def test_an_interpreter_that_exits_early_is_reported_with_its_stderr(
