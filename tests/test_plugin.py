@@ -441,9 +441,12 @@ def test_the_ini_file_sets_options_and_the_command_line_wins(project: pytest.Pyt
         def test_rounds(warm_import_env):
             assert warm_import_env.rounds == 3
         """
-    run_tests(project, source).stdout.re_match_lines([r"module +flavour +max +budget"])
+    from_ini = run_tests(project, source)
+    from_ini.assert_outcomes(passed=1)  # the body saw the ini's 3 rounds
+    from_ini.stdout.re_match_lines([r"module +flavour +max +budget"])
     result = run_tests(project, source.replace("== 3", "== 4"), "--importcache-rounds=4")
     result.assert_outcomes(passed=1)
+    result.stdout.re_match_lines([r"module +flavour +max +budget"])  # the ini's stat stays
 
 
 @pytest.mark.parametrize(
