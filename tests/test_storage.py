@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from conftest import quick_ini, write_tree
+from conftest import DURATION, first_match, quick_ini, seconds, write_tree
 from pytest_importcache.record import MeasurementRecord
 from pytest_importcache.report import self_time_changes
 from pytest_importcache.storage import benchmark_names
@@ -129,13 +129,16 @@ def test_compare_fail_catches_a_slower_import_and_names_what_changed(
         "--benchmark-compare=0002", "--benchmark-compare-fail=median:10%"
     )
     assert slowed.ret != pytest.ExitCode.OK
-    slowed.stdout.re_match_lines(
-        [
-            r"-+ slower imports than 0002_.*\.json -+",
-            r"test_steady\[steady-warm\]: median 2\d\dms -> 6\d\dms \(\+\d+%\)",
-            r"    \+4\d\dms steady.slowpart \(new\)",
-        ]
-    )
+    header = r"-+ slower imports than 0002_.*\.json -+"
+    change = rf"test_steady\[steady-warm\]: median ({DURATION}) -> ({DURATION}) \(\+\d+%\)"
+    behind = rf"    \+({DURATION}) steady\.slowpart \(new\)"
+    slowed.stdout.re_match_lines([header, change, behind])
+    before, after = map(seconds, first_match(slowed.outlines, change).groups())
+    # What the sleeps add up to: 0.2 s before; 0.2 s + 0.4 s after, the new module's share.
+    assert before >= 0.2
+    assert after >= 0.6
+    assert after > before
+    assert seconds(first_match(slowed.outlines, behind)[1]) >= 0.4
     output = slowed.stdout.str() + slowed.stderr.str()
     assert "Performance has regressed" in output
     assert "test_steady[steady-warm]" in output
