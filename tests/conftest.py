@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import tempfile
 import textwrap
@@ -39,6 +40,26 @@ def write_tree(root: Path, files: dict[str, str]) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(textwrap.dedent(text), encoding="utf-8")
     return root
+
+
+# A duration as reports show it (``850us``, ``31.2ms``, ``1.52s``): any size, any unit.
+DURATION = r"\d+(?:\.\d+)?(?:ns|us|ms|s)"
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
+
+
+def seconds(shown: str) -> float:
+    """The seconds a duration shown in a report stands for: ``"31.2ms"`` -> 0.0312."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)(ns|us|ms|s)", shown)
+    assert match is not None, f"not a duration: {shown!r}"
+    return float(match[1]) * _UNIT_SECONDS[match[2]]
+
+
+def first_match(lines: Sequence[str], pattern: str) -> re.Match[str]:
+    """The match of ``pattern`` at the start of the first line of ``lines`` it matches."""
+    for line in lines:
+        if (match := re.match(pattern, line)) is not None:
+            return match
+    raise AssertionError(f"no line matches {pattern!r}:\n" + "\n".join(lines))
 
 
 def quick_ini(rounds: int = 2) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from filelock import FileLock
 
-from conftest import MakeTree, quick_ini, write_tree
+from conftest import DURATION, MakeTree, quick_ini, seconds, write_tree
 from pytest_importcache.cli import format_age, format_bytes
 from pytest_importcache.runs import RunError, compare_runs, describe_storage, machine_directories
 
@@ -69,7 +69,16 @@ def test_profiling_prints_stats_tree_and_a_marker(package_dir: Path) -> None:
     assert tree[1].split()[-1] == "clipkg.heavy"
     assert tree[1].index("clipkg.heavy") > tree[0].index("clipkg")
     assert "clipkg.light" not in completed.stdout  # under 2% of the import: pruned
-    assert lines[-1].startswith('    @pytest.mark.import_budget("clipkg", cold="1')
+    marker = re.fullmatch(
+        rf'    @pytest\.mark\.import_budget\("clipkg", cold="({DURATION})", warm="({DURATION})"\)',
+        lines[-1],
+    )
+    assert marker is not None, lines[-1]
+    for suggested, row in zip(marker.groups(), lines[2:4], strict=True):
+        shown_min = seconds(row.split()[2])
+        assert shown_min >= 0.1  # clipkg.heavy sleeps 0.1 s
+        # 30% above the minimum, rounded up to two significant digits (shown with three).
+        assert 1.3 * shown_min * 0.99 <= seconds(suggested) <= 1.3 * shown_min * 1.11
     assert all(len(line) <= 80 for line in lines)
     assert completed.stderr == ""
 
@@ -214,9 +223,18 @@ def test_compare_shows_the_change_and_the_modules_behind_it(saved_runs: Path) ->
     lines = completed.stdout.splitlines()
     assert lines[0].startswith("0001_")
     assert "-> 0002_" in lines[0]
-    assert lines[1].startswith("test_steady[steady-warm]: min 2")
-    assert lines[2].startswith("    +4")
-    assert lines[2].endswith("ms steady.extra (new)")
+    change = re.fullmatch(
+        rf"test_steady\[steady-warm\]: min ({DURATION}) -> ({DURATION}) \(\+\d+%\)", lines[1]
+    )
+    assert change is not None, lines[1]
+    before, after = map(seconds, change.groups())
+    # What the sleeps add up to: 0.2 s before; 0.2 s + 0.4 s after, the new module's share.
+    assert before >= 0.2
+    assert after >= 0.6
+    assert after > before
+    behind = re.fullmatch(rf"    \+({DURATION}) steady\.extra \(new\)", lines[2])
+    assert behind is not None, lines[2]
+    assert seconds(behind[1]) >= 0.4
 
 
 def test_compare_fail_exits_1_on_a_regression_and_0_without(saved_runs: Path) -> None:

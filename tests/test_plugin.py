@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import bytecode_files, quick_ini, write_tree
+from conftest import DURATION, bytecode_files, first_match, quick_ini, seconds, write_tree
 
 PACKAGES = {
     "lightpkg/__init__.py": "from . import helper\n",
@@ -52,8 +52,8 @@ def test_a_budget_kept_passes_and_shows_in_the_summary(project: pytest.Pytester)
         [
             r"-+ import budgets -+",
             r"module +flavour +min +budget +headroom +modules verdict",
-            r"sleepy +cold +\d+(\.\d+)?ms +10s +\+\d+% +1 PASS",
-            r"sleepy +warm +\d+(\.\d+)?ms +10s +\+\d+% +1 PASS",
+            rf"sleepy +cold +{DURATION} +10s +\+\d+% +1 PASS",
+            rf"sleepy +warm +{DURATION} +10s +\+\d+% +1 PASS",
         ]
     )
     start = next(index for index, line in enumerate(result.outlines) if "import budgets" in line)
@@ -77,14 +77,15 @@ def test_an_overspent_budget_fails_with_one_readable_block(project: pytest.Pytes
     result.stdout.re_match_lines(
         [
             r"import budget exceeded: sleepy \(warm\)",
-            r"  min \d+ms > budget 30ms",
-            r"  2 rounds: min \d+ms, median \d+ms, max \d+ms",
+            rf"  min {DURATION} > budget 30ms",
+            rf"  2 rounds: min {DURATION}, median {DURATION}, max {DURATION}",
             r"  slowest modules \(self time, cumulative time\):",
-            r" +\d+ms +\d+ms  sleepy",
-            r'  suggested budget: warm="\d+ms"',
+            rf" +{DURATION} +{DURATION}  sleepy",
+            rf'  suggested budget: warm="{DURATION}"',
         ]
     )
-    result.stdout.re_match_lines([r"sleepy +warm +\d+ms +30ms +-\d+% +1 FAIL"])
+    result.stdout.re_match_lines([rf"sleepy +warm +{DURATION} +30ms +-\d+% +1 FAIL"])
+    assert seconds(first_match(result.outlines, rf"  min ({DURATION}) >")[1]) >= 0.3  # its sleep
     assert "Traceback" not in result.stdout.str()
     assert "the body must not matter" not in result.stdout.str()
 
@@ -100,7 +101,7 @@ def test_the_budget_scale_multiplies_time_budgets(project: pytest.Pytester) -> N
     run_tests(project, source).assert_outcomes(failed=1)
     scaled = run_tests(project, source, "--importcache-budget-scale=50")
     scaled.assert_outcomes(passed=1)
-    scaled.stdout.re_match_lines([r"sleepy +warm +\d+ms +5s "])
+    scaled.stdout.re_match_lines([rf"sleepy +warm +{DURATION} +5s "])
 
 
 def test_forbidden_modules_fail_with_the_chain_that_loaded_them(project: pytest.Pytester) -> None:
@@ -441,9 +442,12 @@ def test_the_ini_file_sets_options_and_the_command_line_wins(project: pytest.Pyt
         def test_rounds(warm_import_env):
             assert warm_import_env.rounds == 3
         """
-    run_tests(project, source).stdout.re_match_lines([r"module +flavour +max +budget"])
+    from_ini = run_tests(project, source)
+    from_ini.assert_outcomes(passed=1)  # the body saw the ini's 3 rounds
+    from_ini.stdout.re_match_lines([r"module +flavour +max +budget"])
     result = run_tests(project, source.replace("== 3", "== 4"), "--importcache-rounds=4")
     result.assert_outcomes(passed=1)
+    result.stdout.re_match_lines([r"module +flavour +max +budget"])  # the ini's stat stays
 
 
 @pytest.mark.parametrize(
@@ -520,20 +524,23 @@ with open(os.environ["IMPORTCACHE_TEST_STAMPS"], "a") as stamps:
 """
 
 
-@pytest.mark.parametrize("xdist_args", [["-n", "2"], ["-p", "no:xdist"]])
 def test_parallel_workers_never_measure_at_the_same_time(
-    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, xdist_args: list[str]
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    pytest.importorskip("xdist")
     stamps = project.path / "stamps.txt"
     monkeypatch.setenv("IMPORTCACHE_TEST_STAMPS", str(stamps))
-    write_tree(project.path, {"stamping.py": STAMPING_MODULE})
+    # A module per test: each measurement uses a copy of its own, so the lock a
+    # copy holds while measured cannot keep them apart; only the run's lock can.
+    write_tree(project.path, {f"stamping{index}.py": STAMPING_MODULE for index in range(4)})
     tests = "import pytest\n\n" + "".join(
-        f'@pytest.mark.import_budget("stamping", warm="10s")\ndef test_{index}():\n    pass\n\n'
+        f'@pytest.mark.import_budget("stamping{index}", warm="10s")\n'
+        f"def test_{index}():\n    pass\n\n"
         for index in range(4)
     )
     project.makepyfile(test_imports=tests)
     # A subprocess, so xdist's workers start from a clean interpreter.
-    result = project.runpytest_subprocess(*xdist_args)
+    result = project.runpytest_subprocess("-n", "2")
     result.assert_outcomes(passed=4)
     assert sum(1 for line in result.outlines if "stamping" in line and "PASS" in line) == 4
     intervals = sorted(tuple(map(float, line.split())) for line in stamps.read_text().splitlines())

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import quick_ini, write_tree
+from conftest import DURATION, first_match, quick_ini, seconds, write_tree
 from pytest_importcache.reference import (
     REFERENCE_PACKAGE,
     Calibration,
@@ -119,13 +119,17 @@ def test_auto_scales_budgets_down_on_a_faster_machine(project: pytest.Pytester) 
     (project.path / "test_sleepy.py").write_text(SLEEPY_TEST.replace("100ms", "10s"))
     result = project.runpytest()
     result.assert_outcomes(failed=1)
+    overspent = rf"  min ({DURATION}) > budget ({DURATION}) \(budget scaled by (0\.0+\d+)\)"
     result.stdout.re_match_lines(
         [
-            r"  min 3\d\dms > budget \S+ \(budget scaled by 0\.0+\d+\)",
+            overspent,
             # What to write in the marker: the unscaled budget, far above 10s.
             r'  suggested budget: warm="\d{3,}s"',
         ]
     )
+    shown_min, budget, scale = first_match(result.outlines, overspent).groups()
+    assert seconds(shown_min) >= 0.3  # the module sleeps 0.3 s
+    assert seconds(budget) == pytest.approx(10 * float(scale), rel=0.02)  # 10s, scaled down
 
 
 def test_auto_without_a_calibration_is_a_usage_error(project: pytest.Pytester) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from conftest import quick_ini, write_tree
+from conftest import DURATION, first_match, quick_ini, seconds, write_tree
 from pytest_importcache.outcome import MeasurementOutcome
 from pytest_importcache.report import self_time_changes
 from pytest_importcache.storage import benchmark_names
@@ -129,13 +129,16 @@ def test_compare_fail_catches_a_slower_import_and_names_what_changed(
         "--benchmark-compare=0002", "--benchmark-compare-fail=median:10%"
     )
     assert slowed.ret != pytest.ExitCode.OK
-    slowed.stdout.re_match_lines(
-        [
-            r"-+ slower imports than 0002_.*\.json -+",
-            r"test_steady\[steady-warm\]: median 2\d\dms -> 6\d\dms \(\+\d+%\)",
-            r"    \+4\d\dms steady.slowpart \(new\)",
-        ]
-    )
+    header = r"-+ slower imports than 0002_.*\.json -+"
+    change = rf"test_steady\[steady-warm\]: median ({DURATION}) -> ({DURATION}) \(\+\d+%\)"
+    behind = rf"    \+({DURATION}) steady\.slowpart \(new\)"
+    slowed.stdout.re_match_lines([header, change, behind])
+    before, after = map(seconds, first_match(slowed.outlines, change).groups())
+    # What the sleeps add up to: 0.2 s before; 0.2 s + 0.4 s after, the new module's share.
+    assert before >= 0.2
+    assert after >= 0.6
+    assert after > before
+    assert seconds(first_match(slowed.outlines, behind)[1]) >= 0.4
     output = slowed.stdout.str() + slowed.stderr.str()
     assert "Performance has regressed" in output
     assert "test_steady[steady-warm]" in output
@@ -188,12 +191,53 @@ def test_under_xdist_the_controller_saves_each_measurement_once(project: pytest.
     assert len(saved_runs(project)) == 1
 
 
+# Forces the race between two runs saving at once. Both runs wait for each other
+# just before saving (outside any lock a save takes), then each picks its NNNN
+# number and sleeps before writing: without a lock around the save, both pick 0001.
+RACING_CONFTEST = """\
+import os
+import time
+from pathlib import Path
+
+import pytest
+from pytest_benchmark.storage.file import FileStorage
+
+ARRIVALS = Path(__file__).parent / "arrivals"
+
+picked = FileStorage._next_num
+
+
+def next_num_then_wait(self):
+    number = picked.fget(self)
+    time.sleep(0.5)
+    return number
+
+
+FileStorage._next_num = property(next_num_then_wait)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_benchmark_update_json(config, benchmarks, output_json):
+    ARRIVALS.mkdir(exist_ok=True)
+    (ARRIVALS / str(os.getpid())).touch()
+    deadline = time.monotonic() + 60
+    while len(list(ARRIVALS.iterdir())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+"""
+
+
 def test_two_runs_saving_at_once_both_land(project: pytest.Pytester) -> None:
+    project.makeconftest(RACING_CONFTEST)
     command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--benchmark-autosave"]
     runs = [
-        subprocess.Popen(command, cwd=project.path, stdout=subprocess.DEVNULL) for _ in range(2)
+        subprocess.Popen(
+            command, cwd=project.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for _ in range(2)
     ]
-    assert [run.wait() for run in runs] == [0, 0]
+    outputs = [run.communicate()[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], "\n".join(outputs)
+    assert len(list((project.path / "arrivals").iterdir())) == 2  # both reached the save
     first, second = saved_runs(project)
     assert (first.name[:5], second.name[:5]) == ("0001_", "0002_")
     assert len(entries(first)) == len(entries(second)) == 2
