@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import tempfile
@@ -172,3 +173,48 @@ class FakeRoundRunner:
             traced=traced,
             stderr=description,
         )
+
+
+# A pytester project's conftest that feeds fixed rounds to the plugin through its
+# seam (BudgetEnforcer.round_runner): no interpreter starts, no import sleeps.
+# Each module's round time and the submodules it loads (with their own time) are
+# read from fake_rounds.json beside the conftest, at every round, so a test can
+# make an import "slower" between two runs by rewriting that file.
+FAKE_ROUNDS_CONFTEST = """
+import json
+from pathlib import Path
+
+import pytest
+
+from pytest_importcache.enforcer import ENFORCER_KEY
+from pytest_importcache.runner import RoundReport, TracedImport
+
+TABLE = Path(__file__).with_name("fake_rounds.json")
+
+
+def fake_round(module, roots, workdir, *, python, optimize, timeout, pycache_prefix, description):
+    entry = json.loads(TABLE.read_text())[module]
+    extras = {name: int(seconds * 1e9) for name, seconds in entry.get("modules", {}).items()}
+    total = int(entry["seconds"] * 1e9) + sum(extras.values())
+    own_call = len(extras) + 1
+    calls = [
+        TracedImport(index, own_call, name, True, nanoseconds)
+        for index, (name, nanoseconds) in enumerate(extras.items(), start=1)
+    ]
+    calls.append(TracedImport(own_call, 0, module, True, total))
+    origin = sorted(Path(roots[0]).rglob("*.py"))[0]
+    return RoundReport(
+        wall_ns=total, cpu_ns=total, origin=str(origin), loaded=(*extras, module),
+        python_version="3.11.7", traced=tuple(calls), stderr=description,
+    )
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config):
+    config.stash[ENFORCER_KEY].round_runner = fake_round
+"""
+
+
+def fake_rounds(project: Path, table: dict[str, dict[str, object]]) -> None:
+    """Set what the fake rounds of ``project`` report: ``{module: {"seconds", "modules"}}``."""
+    (project / "fake_rounds.json").write_text(json.dumps(table))

@@ -1,0 +1,121 @@
+"""The pipeline from a marker to a stored figure: one measurement per import, outcomes travel."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from conftest import FAKE_ROUNDS_CONFTEST, fake_rounds, quick_ini, write_tree
+from pytest_importcache.outcome import MeasurementOutcome
+from pytest_importcache.report import scale_line
+from pytest_importcache.storage import extra_info
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    """A project whose rounds are fixed (no interpreter): ``steady`` takes 20 ms."""
+    write_tree(pytester.path, {"steady/__init__.py": "", "steady/extra.py": ""})
+    pytester.makeconftest(FAKE_ROUNDS_CONFTEST)
+    fake_rounds(pytester.path, {"steady": {"seconds": 0.02, "modules": {"steady.extra": 0.01}}})
+    pytester.makeini(quick_ini(3))
+    return pytester
+
+
+def test_a_time_budget_and_a_count_budget_on_one_import_measure_it_once(
+    project: pytest.Pytester,
+) -> None:
+    project.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.import_budget("steady", warm="10s")
+        @pytest.mark.import_budget("steady", max_modules=5, forbid=["numpy"])
+        def test_steady():
+            pass
+        """
+    )
+    result = project.runpytest("--benchmark-json=out.json")
+    result.assert_outcomes(passed=1)
+    summary = [line for line in result.outlines if line.startswith("steady ")]
+    assert len(summary) == 1, summary
+    (entry,) = json.loads((project.path / "out.json").read_text())["benchmarks"]
+    assert entry["stats"]["rounds"] == 3  # the timed rounds; the count budget reused them
+
+
+def test_the_scale_line_comes_from_the_outcomes() -> None:
+    def outcome(flavour: str, scale: float, budget: float | None) -> MeasurementOutcome:
+        return MeasurementOutcome(
+            nodeid="t.py::t",
+            test_name="t",
+            module="m",
+            flavour=flavour,
+            closure=False,
+            stat="min",
+            statistic=0.01,
+            budget=budget,
+            passed=True,
+            wall=(0.01,),
+            python_version="3.11.7",
+            file="m.py",
+            modules=(("m", 0.01, 0.01, None),),
+            scale=scale,
+        )
+
+    assert scale_line([outcome("warm", 1.5, 0.1)]) == (
+        "time budgets scaled by the reference import: warm x1.5"
+    )
+    assert scale_line([outcome("cold", 2.0, 0.1), outcome("warm", 1.5, 0.1)]).endswith(
+        "cold x2, warm x1.5"
+    )
+    assert scale_line([outcome("warm", 1.5, None)]) == ""
+
+
+def test_extra_info_keeps_the_flavour_and_the_label_apart() -> None:
+    closure = MeasurementOutcome(
+        nodeid="t.py::t",
+        test_name="t",
+        module="m",
+        flavour="cold",
+        closure=True,
+        stat="min",
+        statistic=0.01,
+        budget=None,
+        passed=None,
+        wall=(0.01,),
+        python_version="3.11.7",
+        file="m.py",
+        modules=(("m", 0.01, 0.01, None),),
+    )
+    info = extra_info(closure)
+    assert (info["flavour"], info["closure"], info["label"]) == ("cold", True, "closure-cold")
+
+
+def test_under_xdist_the_scale_line_shows_and_nothing_is_left_in_tmpdir(
+    project: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    pytest.importorskip("xdist")
+    temp = tmp_path_factory.mktemp("run-temp")
+    monkeypatch.setenv("TMPDIR", str(temp))
+    project.makeini(
+        quick_ini(3)
+        + "importcache_calibration = cold=1ms warm=0.1ms\nimportcache_budget_scale = auto\n"
+    )
+    project.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.import_budget("steady", warm="1s")
+        def test_steady():
+            pass
+        """
+    )
+    # A subprocess: xdist workers are processes of their own.
+    result = project.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.re_match_lines([r"time budgets scaled by the reference import: warm x\d+"])
+    # The per-user cache of copies remains; no run directory does.
+    assert [path.name for path in temp.iterdir()] == [f"pytest-importcache-{os.getuid()}"]
