@@ -84,25 +84,25 @@ def signals_end_rounds() -> Iterator[None]:
             signal.signal(number, handler)
 
 
-def _pids_with_token(token: str) -> list[int]:
-    """Processes whose environment holds ``ROUND_TOKEN_VARIABLE=token`` (Linux ``/proc``)."""
-    marker = f"{ROUND_TOKEN_VARIABLE}={token}".encode()
-    found = []
+def _read_each_process(name: str) -> Iterator[tuple[int, bytes]]:
+    """(pid, content of ``/proc/PID/NAME``) for every process this one may read (Linux)."""
     try:
         entries = os.listdir("/proc")
     except OSError:
-        return []
+        return
     for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as handle:
-                environ = handle.read()
-        except OSError:
-            continue
-        if marker in environ.split(b"\0"):
-            found.append(int(entry))
-    return found
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/{name}", "rb") as handle:
+                    yield int(entry), handle.read()
+            except OSError:
+                continue
+
+
+def _pids_with_token(token: str) -> list[int]:
+    """Processes whose environment holds ``ROUND_TOKEN_VARIABLE=token``."""
+    marker = f"{ROUND_TOKEN_VARIABLE}={token}".encode()
+    return [pid for pid, environ in _read_each_process("environ") if marker in environ.split(b"\0")]
 
 
 _PR_SET_CHILD_SUBREAPER = 36
@@ -153,24 +153,14 @@ def clock_ticks_now() -> int:
 
 
 def _children_started_since(ticks: int) -> list[int]:
-    """This process's children that started at or after ``ticks`` (Linux ``/proc``)."""
+    """This process's children that started at or after ``ticks``."""
     me = os.getpid()
     found = []
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return []
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                fields = handle.read().rpartition(")")[2].split()
-        except OSError:
-            continue
+    for pid, stat in _read_each_process("stat"):
         # After the command: state, ppid, ..., starttime is field 22 (index 19 here).
+        fields = stat.rpartition(b")")[2].split()
         if len(fields) > 19 and int(fields[1]) == me and int(fields[19]) >= ticks:
-            found.append(int(entry))
+            found.append(pid)
     return found
 
 

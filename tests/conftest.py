@@ -9,10 +9,12 @@ import tempfile
 import textwrap
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pytest_importcache import ImportEnv
+from pytest_importcache.outcome import MeasurementOutcome
 from pytest_importcache.result import Flavour
 from pytest_importcache.runner import RoundReport, TracedImport
 
@@ -218,3 +220,24 @@ def pytest_configure(config):
 def fake_rounds(project: Path, table: dict[str, dict[str, object]]) -> None:
     """Set what the fake rounds of ``project`` report: ``{module: {"seconds", "modules"}}``."""
     (project / "fake_rounds.json").write_text(json.dumps(table))
+
+
+def make_outcome(**changes: Any) -> MeasurementOutcome:
+    """A fixed warm outcome of module ``m`` (10 ms, no budget), with ``changes`` applied."""
+    fields: dict[str, Any] = {
+        "nodeid": "t.py::t",
+        "test_name": "t",
+        "module": "m",
+        "flavour": "warm",
+        "closure": False,
+        "stat": "min",
+        "statistic": 0.01,
+        "budget": None,
+        "passed": None,
+        "wall": (0.01,),
+        "python_version": "3.11.7",
+        "file": "m.py",
+        "modules": (("m", 0.01, 0.01, None),),
+    }
+    fields.update(changes)
+    return MeasurementOutcome(**fields)

@@ -7,8 +7,7 @@ import os
 
 import pytest
 
-from conftest import FAKE_ROUNDS_CONFTEST, fake_rounds, quick_ini, write_tree
-from pytest_importcache.outcome import MeasurementOutcome
+from conftest import FAKE_ROUNDS_CONFTEST, fake_rounds, make_outcome, quick_ini, write_tree
 from pytest_importcache.report import scale_line
 from pytest_importcache.storage import extra_info
 
@@ -45,50 +44,15 @@ def test_a_time_budget_and_a_count_budget_on_one_import_measure_it_once(
 
 
 def test_the_scale_line_comes_from_the_outcomes() -> None:
-    def outcome(flavour: str, scale: float, budget: float | None) -> MeasurementOutcome:
-        return MeasurementOutcome(
-            nodeid="t.py::t",
-            test_name="t",
-            module="m",
-            flavour=flavour,
-            closure=False,
-            stat="min",
-            statistic=0.01,
-            budget=budget,
-            passed=True,
-            wall=(0.01,),
-            python_version="3.11.7",
-            file="m.py",
-            modules=(("m", 0.01, 0.01, None),),
-            scale=scale,
-        )
-
-    assert scale_line([outcome("warm", 1.5, 0.1)]) == (
-        "time budgets scaled by the reference import: warm x1.5"
-    )
-    assert scale_line([outcome("cold", 2.0, 0.1), outcome("warm", 1.5, 0.1)]).endswith(
-        "cold x2, warm x1.5"
-    )
-    assert scale_line([outcome("warm", 1.5, None)]) == ""
+    warm = make_outcome(scale=1.5, budget=0.1)
+    cold = make_outcome(flavour="cold", scale=2.0, budget=0.1)
+    assert scale_line([warm]) == "time budgets scaled by the reference import: warm x1.5"
+    assert scale_line([cold, warm]).endswith("cold x2, warm x1.5")
+    assert scale_line([make_outcome(scale=1.5)]) == ""  # no time budget, nothing scaled
 
 
 def test_extra_info_keeps_the_flavour_and_the_label_apart() -> None:
-    closure = MeasurementOutcome(
-        nodeid="t.py::t",
-        test_name="t",
-        module="m",
-        flavour="cold",
-        closure=True,
-        stat="min",
-        statistic=0.01,
-        budget=None,
-        passed=None,
-        wall=(0.01,),
-        python_version="3.11.7",
-        file="m.py",
-        modules=(("m", 0.01, 0.01, None),),
-    )
-    info = extra_info(closure)
+    info = extra_info(make_outcome(flavour="cold", closure=True))
     assert (info["flavour"], info["closure"], info["label"]) == ("cold", True, "closure-cold")
 
 
