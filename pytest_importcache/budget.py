@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal
 from .errors import LocateError
 from .locate import check_module_name
 from .stats import STAT_NAMES
-from .units import BudgetError, parse_duration, shorten
+from .units import BudgetError, headroom, parse_duration, shorten
 
 if TYPE_CHECKING:
     from .result import ImportResult
@@ -206,7 +206,7 @@ class Verdict:
     @property
     def headroom(self) -> float:
         """Fraction of the limit left over (negative when overspent)."""
-        return (self.limit - self.measured) / self.limit if self.limit else 0.0
+        return headroom(self.measured, self.limit)
 
 
 def forbidden_modules(result: ImportResult, patterns: Sequence[str]) -> list[str]:

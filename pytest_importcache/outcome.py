@@ -16,6 +16,7 @@ from typing import Any
 from .result import ImportResult, ModuleTiming
 from .spec import flavour_label
 from .stats import median
+from .units import headroom
 
 __all__ = ["SLOWEST_RECORDED", "MeasurementOutcome"]
 
@@ -124,9 +125,7 @@ class MeasurementOutcome:
     @property
     def headroom(self) -> float | None:
         """Fraction of the budget left over (negative when overspent); ``None`` without one."""
-        if self.budget is None:
-            return None
-        return (self.budget - self.statistic) / self.budget
+        return None if self.budget is None else headroom(self.statistic, self.budget)
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON types only."""

@@ -15,6 +15,7 @@ __all__ = [
     "format_duration",
     "format_headroom",
     "format_significant",
+    "headroom",
     "parse_duration",
     "shorten",
     "suggest_budget",
@@ -111,6 +112,14 @@ def _unit_for(seconds: float) -> tuple[str, float]:
 # Below this headroom (a statistic more than ten times its limit) the percentage
 # says nothing the failure block does not say better, and would not fit a column.
 HEADROOM_FLOOR = -9.99
+
+
+def headroom(measured: float, limit: float) -> float:
+    """The share of ``limit`` that ``measured`` leaves over (negative when overspent).
+
+    A limit of zero leaves no room to measure in: 0.
+    """
+    return (limit - measured) / limit if limit else 0.0
 
 
 def format_headroom(fraction: float) -> str:
