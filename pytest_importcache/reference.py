@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .spec import DEFAULT_ROUNDS, DEFAULT_WARMUP, MeasurementSpec
 from .units import format_significant
 
 __all__ = ["REFERENCE_PACKAGE", "Calibration", "measure_reference", "write_reference_package"]
@@ -101,21 +102,23 @@ class Calibration:
 
 
 def measure_reference(
-    cache_dir: Path, *, python: str | None = None, rounds: int = 10, warmup: int = 1
+    cache_dir: Path,
+    *,
+    python: str | None = None,
+    rounds: int = DEFAULT_ROUNDS,
+    warmup: int = DEFAULT_WARMUP,
 ) -> Calibration:
     """Measure the reference import cold and warm, with copies cached under ``cache_dir``."""
-    from .environment import ImportEnv
+    from .measurer import Measurer
 
     search_path = [str(write_reference_package(cache_dir / "reference-source"))]
-    medians = {}
-    for flavour in ("cold", "warm"):
-        env = ImportEnv(
-            flavour,
-            python=python,
-            rounds=rounds,
-            warmup=warmup,
-            cache_dir=cache_dir,
-            search_path=search_path,
-        )
-        medians[flavour] = env.measure(REFERENCE_PACKAGE).median
+    measurer = Measurer(cache_dir=cache_dir, search_path=search_path)
+    medians = {
+        flavour: measurer.measure(
+            MeasurementSpec(
+                REFERENCE_PACKAGE, flavour=flavour, python=python, rounds=rounds, warmup=warmup
+            )
+        ).median
+        for flavour in ("cold", "warm")
+    }
     return Calibration(cold=medians["cold"], warm=medians["warm"])

@@ -66,3 +66,16 @@ def test_the_defaults_live_in_the_spec() -> None:
     assert spec.replace(flavour="cold", closure=True).label == "closure-cold"
     with pytest.raises(ValueError, match="closure=True measures a cold import"):
         spec.replace(closure=True)
+
+
+def test_an_environments_path_and_repr_create_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_importcache import ImportEnv
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr("tempfile.tempdir", None)
+    env = ImportEnv("warm")
+    assert env.path.is_relative_to(tmp_path)
+    assert "ImportEnv('warm'" in repr(env)
+    assert list(tmp_path.iterdir()) == []
