@@ -7,6 +7,7 @@ import json
 import os
 import pty
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -16,7 +17,15 @@ from typing import Any
 import pytest
 from filelock import FileLock
 
-from conftest import DURATION, MakeTree, quick_ini, seconds, write_tree
+from conftest import (
+    DURATION,
+    FAKE_ROUNDS_CONFTEST,
+    MakeTree,
+    fake_rounds,
+    quick_ini,
+    seconds,
+    write_tree,
+)
 from pytest_importcache.cli import format_age, format_bytes
 from pytest_importcache.runs import RunError, compare_runs, describe_storage, machine_directories
 
@@ -192,49 +201,66 @@ def test_another_interpreter_can_be_measured(package_dir: Path) -> None:
 
 # -- compare ----------------------------------------------------------------------------
 
-STEADY = "import time\ntime.sleep(0.2)\n"
-SLOWED = "import time\nfrom . import extra\ntime.sleep(0.2)\n"
-EXTRA = "import time\ntime.sleep(0.4)\n"
+# Fixed fake rounds (no interpreter): every round of steady takes 200 ms; in the
+# second run it also imports a new submodule taking 400 ms of its own.
+STEADY: dict[str, dict[str, object]] = {"steady": {"seconds": 0.2}}
+SLOWED: dict[str, dict[str, object]] = {
+    "steady": {"seconds": 0.2, "modules": {"steady.extra": 0.4}}
+}
 
 
-@pytest.fixture
-def saved_runs(pytester: pytest.Pytester) -> Path:
-    """A project with two saved runs: 0001 (baseline) and 0002 (an import 0.4 s slower)."""
-    write_tree(pytester.path, {"steady/__init__.py": STEADY, "steady/extra.py": EXTRA})
-    pytester.makeini(quick_ini(3))
-    pytester.makepyfile(
-        test_steady="""
+SAVED_RUNS_PROJECT = {
+    "steady/__init__.py": "",
+    "steady/extra.py": "",
+    "conftest.py": FAKE_ROUNDS_CONFTEST,
+    # Hypothesis' plugin is of no use here; left on, each run would import it afresh.
+    "pytest.ini": quick_ini(3) + "addopts = -p no:hypothesispytest\n",
+    "test_steady.py": """\
         import pytest
 
         @pytest.mark.import_budget("steady", warm="10s")
         def test_steady():
             pass
-        """
-    )
-    pytester.runpytest("--benchmark-autosave").assert_outcomes(passed=1)
-    write_tree(pytester.path, {"steady/__init__.py": SLOWED})
-    pytester.runpytest("--benchmark-autosave").assert_outcomes(passed=1)
-    return pytester.path
+        """,
+}
+
+
+@pytest.fixture(scope="module")
+def saved_runs_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project of ``saved_runs``, built once: two runs of pytest, as a user runs it."""
+    project = write_tree(tmp_path_factory.mktemp("saved-runs"), SAVED_RUNS_PROJECT)
+    for table in (STEADY, SLOWED):
+        fake_rounds(project, table)
+        completed = subprocess.run(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--benchmark-autosave"],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert completed.returncode == 0, completed.stdout + completed.stderr
+    return project
+
+
+@pytest.fixture
+def saved_runs(saved_runs_once: Path, tmp_path: Path) -> Path:
+    """A project with two saved runs: 0001 (baseline) and 0002 (an import 400 ms slower).
+
+    A fresh copy for each test (copied with the files' times), which may change it.
+    """
+    return Path(shutil.copytree(saved_runs_once, tmp_path / "project"))
 
 
 def test_compare_shows_the_change_and_the_modules_behind_it(saved_runs: Path) -> None:
     completed = run_cli("compare", cwd=saved_runs)
     assert completed.returncode == 0, completed.stderr
     lines = completed.stdout.splitlines()
-    assert lines[0].startswith("0001_")
-    assert "-> 0002_" in lines[0]
-    change = re.fullmatch(
-        rf"test_steady\[steady-warm\]: min ({DURATION}) -> ({DURATION}) \(\+\d+%\)", lines[1]
-    )
-    assert change is not None, lines[1]
-    before, after = map(seconds, change.groups())
-    # What the sleeps add up to: 0.2 s before; 0.2 s + 0.4 s after, the new module's share.
-    assert before >= 0.2
-    assert after >= 0.6
-    assert after > before
-    behind = re.fullmatch(rf"    \+({DURATION}) steady\.extra \(new\)", lines[2])
-    assert behind is not None, lines[2]
-    assert seconds(behind[1]) >= 0.4
+    assert re.fullmatch(r"0001_\S+\.json -> 0002_\S+\.json \(min\)", lines[0]), lines[0]
+    # 200 ms before; 200 ms + the new module's 400 ms after.
+    assert lines[1:3] == [
+        "test_steady[steady-warm]: min 200ms -> 600ms (+200%)",
+        "    +400ms steady.extra (new)",
+    ]
 
 
 def test_compare_fail_exits_1_on_a_regression_and_0_without(saved_runs: Path) -> None:

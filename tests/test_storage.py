@@ -1,4 +1,10 @@
-"""Import measurements in pytest-benchmark storage: save, reload, compare, fail, xdist."""
+"""Import measurements in pytest-benchmark storage: save, reload, compare, fail, xdist.
+
+The projects here take their rounds from fixed fake figures (``FAKE_ROUNDS_CONFTEST``):
+no interpreter starts, and every round of ``steady`` takes exactly 200 ms, so the
+reports are checked against exact numbers. pytest-benchmark itself is real: its
+storage, its compare and its command line. One test measures a real interpreter.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +17,14 @@ from typing import Any
 
 import pytest
 
-from conftest import DURATION, first_match, quick_ini, seconds, write_tree
+from conftest import FAKE_ROUNDS_CONFTEST, fake_rounds, quick_ini, write_tree
 from pytest_importcache.outcome import MeasurementOutcome
 from pytest_importcache.report import self_time_changes
 from pytest_importcache.storage import benchmark_names
 
-INI = quick_ini(3)
+# Hypothesis' plugin is of no use to these projects; left on, it would be imported
+# (and its asserts rewritten) afresh in every run of theirs, a second each.
+INI = quick_ini(3) + "addopts = -p no:hypothesispytest\n"
 
 BUDGET_TEST = """\
 import pytest
@@ -29,17 +37,20 @@ def test_fixture(cold_import_env):
     cold_import_env.measure("steady")
 """
 
-# The baseline sleeps 0.2 s at import; the slowed version also imports a new
-# submodule sleeping 0.4 s more: far beyond a 10% threshold, and far above noise.
-STEADY = "import time\ntime.sleep(0.2)\n"
-SLOWED = "import time\nfrom . import slowpart\ntime.sleep(0.2)\n"
-SLOWPART = "import time\ntime.sleep(0.4)\n"
+# Every round of the baseline takes 200 ms; the slowed version also imports a new
+# submodule taking 400 ms of its own: far beyond a 10% threshold.
+STEADY: dict[str, dict[str, object]] = {"steady": {"seconds": 0.2}}
+SLOWED: dict[str, dict[str, object]] = {
+    "steady": {"seconds": 0.2, "modules": {"steady.slowpart": 0.4}}
+}
 
 
 @pytest.fixture
 def project(pytester: pytest.Pytester) -> pytest.Pytester:
-    """A project with one budgeted module and one fixture measurement."""
-    write_tree(pytester.path, {"steady/__init__.py": STEADY, "steady/slowpart.py": SLOWPART})
+    """A project with one budgeted module and one fixture measurement, on fake rounds."""
+    write_tree(pytester.path, {"steady/__init__.py": "", "steady/slowpart.py": ""})
+    pytester.makeconftest(FAKE_ROUNDS_CONFTEST)
+    fake_rounds(pytester.path, STEADY)
     pytester.makeini(INI)
     pytester.makepyfile(test_imports=BUDGET_TEST)
     return pytester
@@ -87,8 +98,10 @@ def test_autosave_writes_an_entry_per_measurement(project: pytest.Pytester) -> N
         "total",
     ):
         assert field in warm["stats"], field
-    assert warm["stats"]["rounds"] == 3
-    assert warm["stats"]["median"] >= 0.2
+    stats = warm["stats"]
+    assert stats["rounds"] == 3
+    assert (stats["min"], stats["median"], stats["max"]) == pytest.approx((0.2, 0.2, 0.2))
+    assert stats["stddev"] == 0
     info = warm["extra_info"]
     assert (info["module"], info["flavour"], info["closure"], info["stat"]) == (
         "steady",
@@ -98,9 +111,31 @@ def test_autosave_writes_an_entry_per_measurement(project: pytest.Pytester) -> N
     )
     assert info["budget"] == 10.0
     assert info["modules_loaded"] == 1
-    assert info["slowest_modules"][0]["module"] == "steady"
-    assert info["python_version"] == sys.version.split()[0]
+    assert info["slowest_modules"] == [
+        {"module": "steady", "self": pytest.approx(0.2), "cumulative": pytest.approx(0.2)}
+    ]
+    assert info["module_self_seconds"] == {"steady": pytest.approx(0.2)}
+    assert info["python_version"] == "3.11.7"  # the fake rounds' interpreter
     assert saved["test_imports.py::test_fixture[steady-cold]"]["extra_info"]["budget"] is None
+
+
+def test_a_real_import_is_saved_as_measured(pytester: pytest.Pytester) -> None:
+    # End to end: real interpreters time an import that sleeps, and the rounds land
+    # in pytest-benchmark's storage as measured.
+    write_tree(pytester.path, {"steady/__init__.py": "import time\ntime.sleep(0.05)\n"})
+    pytester.makeini(INI)
+    pytester.makepyfile(test_imports=BUDGET_TEST.partition("def test_fixture")[0])
+    pytester.runpytest("--benchmark-autosave").assert_outcomes(passed=1)
+    (run,) = saved_runs(pytester)
+    (warm,) = entries(run).values()
+    assert warm["fullname"] == "test_imports.py::test_steady[steady-warm]"
+    assert warm["stats"]["rounds"] == 3
+    assert warm["stats"]["min"] >= 0.05  # every round slept
+    info = warm["extra_info"]
+    assert info["python_version"] == sys.version.split()[0]
+    assert info["modules_loaded"] == 1
+    assert info["slowest_modules"][0]["module"] == "steady"
+    assert info["module_self_seconds"]["steady"] >= 0.05
 
 
 def test_save_and_json_write_the_same_entries(project: pytest.Pytester) -> None:
@@ -124,21 +159,17 @@ def test_compare_fail_catches_a_slower_import_and_names_what_changed(
     assert unchanged.ret == pytest.ExitCode.OK
     assert "Performance has regressed" not in unchanged.stdout.str()
 
-    write_tree(project.path, {"steady/__init__.py": SLOWED})
-    slowed = project.runpytest_subprocess(
-        "--benchmark-compare=0002", "--benchmark-compare-fail=median:10%"
-    )
+    fake_rounds(project.path, SLOWED)
+    slowed = project.runpytest("--benchmark-compare=0002", "--benchmark-compare-fail=median:10%")
     assert slowed.ret != pytest.ExitCode.OK
-    header = r"-+ slower imports than 0002_.*\.json -+"
-    change = rf"test_steady\[steady-warm\]: median ({DURATION}) -> ({DURATION}) \(\+\d+%\)"
-    behind = rf"    \+({DURATION}) steady\.slowpart \(new\)"
-    slowed.stdout.re_match_lines([header, change, behind])
-    before, after = map(seconds, first_match(slowed.outlines, change).groups())
-    # What the sleeps add up to: 0.2 s before; 0.2 s + 0.4 s after, the new module's share.
-    assert before >= 0.2
-    assert after >= 0.6
-    assert after > before
-    assert seconds(first_match(slowed.outlines, behind)[1]) >= 0.4
+    slowed.stdout.re_match_lines(
+        [
+            r"-+ slower imports than 0002_.*\.json -+",
+            # 200 ms before; 200 ms + the new module's 400 ms after.
+            r"test_steady\[steady-warm\]: median 200ms -> 600ms \(\+200%\)$",
+            r"    \+400ms steady\.slowpart \(new\)$",
+        ]
+    )
     output = slowed.stdout.str() + slowed.stderr.str()
     assert "Performance has regressed" in output
     assert "test_steady[steady-warm]" in output
@@ -188,12 +219,15 @@ def test_under_xdist_the_controller_saves_each_measurement_once(project: pytest.
         "test_more.py::test_other_worker[steady-cold]",
     ]
     assert len(json.loads((project.path / "out.json").read_text())["benchmarks"]) == 3
+    # The workers measured with the fake rounds too.
+    assert all(entry["stats"]["min"] == pytest.approx(0.2) for entry in from_json.values())
     assert len(saved_runs(project)) == 1
 
 
-# Forces the race between two runs saving at once. Both runs wait for each other
-# just before saving (outside any lock a save takes), then each picks its NNNN
-# number and sleeps before writing: without a lock around the save, both pick 0001.
+# Forces the race between two runs saving at once (added to the fake rounds'
+# conftest). Both runs wait for each other just before saving (outside any lock a
+# save takes), then each picks its NNNN number and sleeps before writing: without
+# a lock around the save, both pick 0001.
 RACING_CONFTEST = """\
 import os
 import time
@@ -227,7 +261,7 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
 
 
 def test_two_runs_saving_at_once_both_land(project: pytest.Pytester) -> None:
-    project.makeconftest(RACING_CONFTEST)
+    project.makeconftest(FAKE_ROUNDS_CONFTEST + RACING_CONFTEST)
     command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--benchmark-autosave"]
     runs = [
         subprocess.Popen(
@@ -268,7 +302,10 @@ def test_benchmark_skip_and_only_treat_import_tests_as_benchmarks(project: pytes
 
 def test_ordinary_benchmarks_keep_working_in_the_same_run(project: pytest.Pytester) -> None:
     project.makepyfile(test_plain="def test_sum(benchmark):\n    benchmark(sum, range(100))\n")
-    project.runpytest("--benchmark-json=out.json").assert_outcomes(passed=3)
+    # The sum is timed for real, for a short while.
+    project.runpytest("--benchmark-json=out.json", "--benchmark-max-time=0.01").assert_outcomes(
+        passed=3
+    )
     names = sorted(
         entry["name"] for entry in json.loads((project.path / "out.json").read_text())["benchmarks"]
     )
