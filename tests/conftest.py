@@ -66,8 +66,15 @@ def first_match(lines: Sequence[str], pattern: str) -> re.Match[str]:
 
 
 def quick_ini(rounds: int = 2) -> str:
-    """A pytest.ini for pytester projects: packages importable from the root, few rounds."""
-    return f"[pytest]\npythonpath = .\nimportcache_rounds = {rounds}\nimportcache_warmup = 0\n"
+    """A pytest.ini for pytester projects: packages importable from the root, few rounds.
+
+    Hypothesis' pytest plugin is left out: with ``PYTHONDONTWRITEBYTECODE`` set
+    (as here) every inner run would rewrite it again, one or two seconds a run.
+    """
+    return (
+        f"[pytest]\npythonpath = .\nimportcache_rounds = {rounds}\nimportcache_warmup = 0\n"
+        "addopts = -p no:hypothesispytest\n"
+    )
 
 
 def heavy_source(functions: int) -> str:

@@ -214,7 +214,7 @@ SAVED_RUNS_PROJECT = {
     "steady/extra.py": "",
     "conftest.py": FAKE_ROUNDS_CONFTEST,
     # Hypothesis' plugin is of no use here; left on, each run would import it afresh.
-    "pytest.ini": quick_ini(3) + "addopts = -p no:hypothesispytest\n",
+    "pytest.ini": quick_ini(3),
     "test_steady.py": """\
         import pytest
 

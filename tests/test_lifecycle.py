@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import is_alive, write_tree
+from conftest import is_alive, quick_ini, write_tree
 
 pytestmark = pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc")
 
@@ -92,7 +92,7 @@ def project(tmp_path: Path) -> Path:
         {
             "hangs.py": HANGING,
             "test_hangs.py": BUDGET_TEST,
-            "pytest.ini": "[pytest]\npythonpath = .\nimportcache_warmup = 0\n",
+            "pytest.ini": quick_ini(10),
         },
     )
 

@@ -24,7 +24,7 @@ from pytest_importcache.storage import benchmark_names
 
 # Hypothesis' plugin is of no use to these projects; left on, it would be imported
 # (and its asserts rewritten) afresh in every run of theirs, a second each.
-INI = quick_ini(3) + "addopts = -p no:hypothesispytest\n"
+INI = quick_ini(3)
 
 BUDGET_TEST = """\
 import pytest
