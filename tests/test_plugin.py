@@ -9,14 +9,23 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DURATION, bytecode_files, first_match, quick_ini, seconds, write_tree
+from conftest import (
+    DURATION,
+    FAKE_ROUNDS_CONFTEST,
+    bytecode_files,
+    fake_rounds,
+    first_match,
+    quick_ini,
+    seconds,
+    write_tree,
+)
 
 PACKAGES = {
     "lightpkg/__init__.py": "from . import helper\n",
     "lightpkg/helper.py": "import decimal\n",
     # Far beyond a 30ms budget and far within a 10s one, on any machine. Its
     # import loads no module but itself (`time` is loaded at start-up).
-    "sleepy.py": "import time\ntime.sleep(0.3)\n",
+    "sleepy.py": "import time\ntime.sleep(0.15)\n",
     "broken.py": "raise RuntimeError('configuration file missing')\n",
 }
 
@@ -31,14 +40,24 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
     return pytester
 
 
+@pytest.fixture
+def fake_project(pytester: pytest.Pytester) -> pytest.Pytester:
+    """A project whose rounds are fixed (no interpreter): ``sleepy`` "takes" 300 ms."""
+    write_tree(pytester.path, {"sleepy.py": ""})
+    pytester.makeconftest(FAKE_ROUNDS_CONFTEST)
+    fake_rounds(pytester.path, {"sleepy": {"seconds": 0.3}})
+    pytester.makeini(INI)
+    return pytester
+
+
 def run_tests(project: pytest.Pytester, source: str, *args: str) -> pytest.RunResult:
     project.makepyfile(test_imports=textwrap.dedent(source))
     return project.runpytest(*args)
 
 
-def test_a_budget_kept_passes_and_shows_in_the_summary(project: pytest.Pytester) -> None:
+def test_a_budget_kept_passes_and_shows_in_the_summary(fake_project: pytest.Pytester) -> None:
     result = run_tests(
-        project,
+        fake_project,
         """
         import pytest
 
@@ -52,8 +71,8 @@ def test_a_budget_kept_passes_and_shows_in_the_summary(project: pytest.Pytester)
         [
             r"-+ import budgets -+",
             r"module +flavour +min +budget +headroom +modules verdict",
-            rf"sleepy +cold +{DURATION} +10s +\+\d+% +1 PASS",
-            rf"sleepy +warm +{DURATION} +10s +\+\d+% +1 PASS",
+            r"sleepy +cold +300ms +10s +\+97% +1 PASS",
+            r"sleepy +warm +300ms +10s +\+97% +1 PASS",
         ]
     )
     start = next(index for index, line in enumerate(result.outlines) if "import budgets" in line)
@@ -85,12 +104,12 @@ def test_an_overspent_budget_fails_with_one_readable_block(project: pytest.Pytes
         ]
     )
     result.stdout.re_match_lines([rf"sleepy +warm +{DURATION} +30ms +-\d+% +1 FAIL"])
-    assert seconds(first_match(result.outlines, rf"  min ({DURATION}) >")[1]) >= 0.3  # its sleep
+    assert seconds(first_match(result.outlines, rf"  min ({DURATION}) >")[1]) >= 0.15  # its sleep
     assert "Traceback" not in result.stdout.str()
     assert "the body must not matter" not in result.stdout.str()
 
 
-def test_the_budget_scale_multiplies_time_budgets(project: pytest.Pytester) -> None:
+def test_the_budget_scale_multiplies_time_budgets(fake_project: pytest.Pytester) -> None:
     source = """
         import pytest
 
@@ -98,10 +117,10 @@ def test_the_budget_scale_multiplies_time_budgets(project: pytest.Pytester) -> N
         def test_sleepy():
             pass
         """
-    run_tests(project, source).assert_outcomes(failed=1)
-    scaled = run_tests(project, source, "--importcache-budget-scale=50")
+    run_tests(fake_project, source).assert_outcomes(failed=1)
+    scaled = run_tests(fake_project, source, "--importcache-budget-scale=50")
     scaled.assert_outcomes(passed=1)
-    scaled.stdout.re_match_lines([rf"sleepy +warm +{DURATION} +5s "])
+    scaled.stdout.re_match_lines([r"sleepy +warm +300ms +5s +\+94% "])
 
 
 def test_forbidden_modules_fail_with_the_chain_that_loaded_them(project: pytest.Pytester) -> None:

@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DURATION, first_match, quick_ini, seconds, write_tree
+from conftest import (
+    DURATION,
+    FAKE_ROUNDS_CONFTEST,
+    fake_rounds,
+    first_match,
+    quick_ini,
+    seconds,
+    write_tree,
+)
 from pytest_importcache.reference import (
     REFERENCE_PACKAGE,
     Calibration,
@@ -92,8 +100,13 @@ def test_sleepy():
 
 @pytest.fixture
 def project(pytester: pytest.Pytester) -> pytest.Pytester:
-    """A project whose module sleeps 0.3 s at import, with a 100ms warm budget."""
-    write_tree(pytester.path, {"sleepy.py": "import time\ntime.sleep(0.3)\n"})
+    """A project whose module's rounds take 0.3 s (fixed rounds), with a 100ms warm budget.
+
+    The reference import itself is measured for real.
+    """
+    write_tree(pytester.path, {"sleepy.py": ""})
+    pytester.makeconftest(FAKE_ROUNDS_CONFTEST)
+    fake_rounds(pytester.path, {"sleepy": {"seconds": 0.3}})
     pytester.makepyfile(test_sleepy=SLEEPY_TEST)
     return pytester
 
