@@ -264,9 +264,9 @@ def overhead(bench: Bench) -> None:
         or name
         in (
             "pytest_importcache.environment",
+            "pytest_importcache.measurer",
             "pytest_importcache.runner",
             "pytest_importcache.result",
-            "pytest_importcache.importtime",
         )
     ]
     print_table(
