@@ -421,11 +421,12 @@ def _calibrate(arguments: argparse.Namespace) -> int:
 
 def _compare(arguments: argparse.Namespace) -> int:
     from .report import regression_lines
-    from .runs import FailThreshold, RunError, compare_runs, load_run
+    from .runs import RunError, compare_runs, load_run
+    from .storage import CompareFailCheck
 
     storage = Path(arguments.storage)
     try:
-        threshold = FailThreshold.parse(arguments.fail) if arguments.fail else None
+        threshold = CompareFailCheck(arguments.fail) if arguments.fail else None
     except ValueError as exc:
         raise UsageError(f"--fail: {exc}") from None
     if len(arguments.runs) > 2:

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "FailThreshold",
     "ImportComparison",
     "RunError",
     "compare_entry",
@@ -35,42 +33,9 @@ __all__ = [
 # pytest-benchmark names saved runs NNNN_name.json, one directory per machine.
 RUN_GLOB = "[0-9][0-9][0-9][0-9]_*.json"
 
-_THRESHOLD = re.compile(
-    r"^(?P<stat>min|max|mean|median|stddev|iqr):(?P<value>\d+(?:\.\d+)?)(?P<percent>%?)$"
-)
-
 
 class RunError(ValueError):
     """A run cannot be found or read; the message names it."""
-
-
-@dataclass(frozen=True)
-class FailThreshold:
-    """``median:10%`` (a relative slowdown) or ``median:0.005`` (seconds), as pytest-benchmark."""
-
-    stat: str
-    value: float
-    percent: bool
-
-    @classmethod
-    def parse(cls, text: str) -> FailThreshold:
-        """Parse pytest-benchmark's ``--benchmark-compare-fail`` syntax."""
-        match = _THRESHOLD.match(text.strip())
-        if match is None:
-            raise ValueError(
-                f"{text!r} is not a threshold: write STAT:PERCENT% or STAT:SECONDS with STAT one "
-                "of min, max, mean, median, stddev, iqr (e.g. median:10%)"
-            )
-        return cls(match["stat"], float(match["value"]), bool(match["percent"]))
-
-    def fails(self, before: float, after: float) -> bool:
-        """Whether going from ``before`` to ``after`` seconds is a slowdown past the threshold."""
-        if self.percent:
-            return before > 0 and (after - before) / before * 100 > self.value
-        return after - before > self.value
-
-    def __str__(self) -> str:
-        return f"{self.stat}:{self.value:g}{'%' if self.percent else ''}"
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from .outcome import MeasurementOutcome
 from .runs import ImportComparison, compare_entry
 
 __all__ = [
+    "CompareFailCheck",
     "adjust_for_skip_and_only",
     "benchmark_names",
     "benchmark_session",
@@ -142,6 +143,34 @@ def _lock_saves(session: Any) -> None:
 
     storage.save = save
     storage._importcache_locked = True
+
+
+class CompareFailCheck:
+    """One ``--benchmark-compare-fail`` threshold, judged by pytest-benchmark's own check.
+
+    The command line's ``compare --fail`` uses it too, so a threshold means the
+    same in a pytest run and in ``pytest-importcache compare``.
+    """
+
+    def __init__(self, text: str) -> None:
+        from pytest_benchmark.utils import parse_compare_fail
+
+        try:
+            self._check = parse_compare_fail(text)  # type: ignore[no-untyped-call]
+        except Exception:
+            raise ValueError(
+                f"{text!r} is not a threshold: write STAT:PERCENT% or STAT:SECONDS with STAT one "
+                "of min, max, mean, median, stddev, iqr (e.g. median:10%)"
+            ) from None
+        self.text = text
+        self.stat = str(self._check.field)
+
+    def fails(self, before: float, after: float) -> bool:
+        """Whether going from ``before`` to ``after`` seconds of ``stat`` crosses the threshold."""
+        return bool(self._check.fails({self.stat: after}, {self.stat: before}))
+
+    def __str__(self) -> str:
+        return self.text
 
 
 def publish(

@@ -83,3 +83,17 @@ def test_under_xdist_the_scale_line_shows_and_nothing_is_left_in_tmpdir(
     result.stdout.re_match_lines([r"time budgets scaled by the reference import: warm x\d+"])
     # The per-user cache of copies remains; no run directory does.
     assert [path.name for path in temp.iterdir()] == [f"pytest-importcache-{os.getuid()}"]
+
+
+def test_the_command_lines_fail_threshold_is_pytest_benchmarks_own() -> None:
+    from pytest_importcache.storage import CompareFailCheck
+
+    percent = CompareFailCheck("median:10%")
+    assert (percent.stat, str(percent)) == ("median", "median:10%")
+    assert percent.fails(0.100, 0.111)
+    assert not percent.fails(0.100, 0.109)
+    seconds = CompareFailCheck("min:0.005")
+    assert seconds.fails(0.100, 0.106)
+    assert not seconds.fails(0.100, 0.104)
+    with pytest.raises(ValueError, match="'fast' is not a threshold"):
+        CompareFailCheck("fast")
