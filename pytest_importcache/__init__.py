@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         WrongOriginError,
     )
     from .lifecycle import RoundsInterrupted
+    from .locate import ImportLocationWarning
     from .result import Flavour, ImportResult, ModuleTiming
     from .stats import RoundStats
 
@@ -37,6 +38,7 @@ __all__ = [
     "Flavour",
     "ImportCacheError",
     "ImportEnv",
+    "ImportLocationWarning",
     "ImportRaisedError",
     "ImportResult",
     "InterpreterError",
@@ -66,6 +68,7 @@ _HOMES = {
     "RoundTimeoutError": "errors",
     "WrongOriginError": "errors",
     "RoundsInterrupted": "lifecycle",
+    "ImportLocationWarning": "locate",
 }
 
 

@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import stat
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from filelock import FileLock, Timeout
 
@@ -35,15 +38,20 @@ __all__ = [
     "CachedCopy",
     "cached_copies",
     "clear_cache",
+    "complete_marker",
     "default_cache_dir",
     "default_cache_path",
+    "discard_copy",
     "mark_used",
     "prune_cache",
+    "remove_tree",
 ]
 
 MAX_AGE_DAYS = 14
 MAX_COPIES_PER_PACKAGE = 3
 _LOCK_SUFFIXES = (".lock", ".measure.lock")
+# Staging and trash directories older than this belong to a process that died.
+_LEFTOVER_AGE = 3600
 # Environment directories start with their flavour; anything else in the cache is not a copy.
 ENVIRONMENT_PREFIXES = ("warm-", "cold-")
 
@@ -73,7 +81,13 @@ def default_cache_dir() -> Path:
     """
     __tracebackhide__ = True
     directory = default_cache_path()
-    directory.mkdir(mode=0o700, exist_ok=True)
+    try:
+        directory.mkdir(mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise EnvironmentBuildError(
+            f"cannot use the cache directory {directory}: {exc.strerror or exc}; remove what "
+            "is there, or choose another directory (cache_dir=, or --dir on the command line)"
+        ) from None
     if hasattr(os, "getuid"):
         status = directory.lstat()
         if (
@@ -83,7 +97,8 @@ def default_cache_dir() -> Path:
         ):
             raise EnvironmentBuildError(
                 f"refusing the cache directory {directory}: it is not a directory owned by "
-                "this user and writable only by it; remove it or pass cache_dir="
+                "this user and writable only by it; remove it, or choose another directory "
+                "(cache_dir=, or --dir on the command line)"
             )
     return directory
 
@@ -99,19 +114,24 @@ def _tree_size(root: Path) -> int:
     return total
 
 
-def _iter_copy_dirs(cache_dir: Path) -> Iterator[Path]:
-    """Every copy directory under ``cache_dir`` (two levels down, no staging or lock files)."""
+def _environment_dirs(cache_dir: Path) -> Iterator[Path]:
+    """The environment directories of ``cache_dir``."""
     if not cache_dir.is_dir():
         return
     for environment in sorted(cache_dir.iterdir()):
         if (
-            not environment.name.startswith(ENVIRONMENT_PREFIXES)
-            or not environment.is_dir()
-            or environment.is_symlink()
+            environment.name.startswith(ENVIRONMENT_PREFIXES)
+            and environment.is_dir()
+            and not environment.is_symlink()
         ):
-            continue
+            yield environment
+
+
+def _iter_copy_dirs(cache_dir: Path) -> Iterator[Path]:
+    """Every copy directory under ``cache_dir`` (two levels down, no staging or lock files)."""
+    for environment in _environment_dirs(cache_dir):
         for entry in sorted(environment.iterdir()):
-            # Staging directories are named "<copy>.<random>"; copies have no dot.
+            # Staging and trash directories have a dot in their names; copies have none.
             if entry.is_dir() and not entry.is_symlink() and "." not in entry.name:
                 yield entry
 
@@ -141,18 +161,76 @@ def mark_used(copy: Path) -> None:
         os.utime(copy)
 
 
+def complete_marker(copy: Path) -> Path:
+    """The file whose presence says ``copy`` was built completely (written last)."""
+    return Path(f"{copy}.complete")
+
+
+def _writable_and_retry(function: Any, path: str, _: Any) -> None:
+    """``rmtree``'s error handler: make the parent and the path writable, then retry."""
+    with contextlib.suppress(OSError):
+        parent = os.path.dirname(path)
+        os.chmod(parent, os.stat(parent).st_mode | stat.S_IRWXU)
+        if not os.path.islink(path):
+            os.chmod(path, os.stat(path).st_mode | stat.S_IRWXU)
+        function(path)
+
+
+def remove_tree(path: Path) -> None:
+    """Delete ``path``, also where the import left directories without write permission."""
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(path, onexc=_writable_and_retry)
+    else:
+        shutil.rmtree(path, onerror=_writable_and_retry)
+
+
+def discard_copy(copy: Path) -> None:
+    """Take ``copy`` out of the cache: first its completion mark, then the tree.
+
+    The tree is renamed aside before it is deleted, so a deletion that fails
+    halfway (a read-only directory the import made) never leaves a partial
+    copy under the copy's name.
+    """
+    complete_marker(copy).unlink(missing_ok=True)
+    trash = copy.with_name(f"{copy.name}.trash-{secrets.token_hex(4)}")
+    try:
+        copy.rename(trash)
+    except FileNotFoundError:
+        return
+    remove_tree(trash)
+
+
 def _remove_if_unused(copy: Path) -> bool:
-    """Remove ``copy`` unless another process is building or measuring it."""
+    """Remove ``copy`` unless another process is building or measuring it.
+
+    Its lock files stay: a lock file removed while another process waits on it
+    would let two processes "hold" the same lock.
+    """
     build_lock = FileLock(f"{copy}.lock")
     measure_lock = FileLock(f"{copy}.measure.lock")
     try:
         with build_lock.acquire(timeout=0), measure_lock.acquire(timeout=0):
-            shutil.rmtree(copy, ignore_errors=True)
+            discard_copy(copy)
     except Timeout:
         return False
-    for suffix in _LOCK_SUFFIXES:
-        Path(f"{copy}{suffix}").unlink(missing_ok=True)
     return not copy.exists()
+
+
+def _remove_leftovers(environment: Path, now: float) -> None:
+    """Staging and trash directories of processes that died, and locks of long-gone copies."""
+    for entry in environment.iterdir():
+        try:
+            age = now - entry.lstat().st_mtime
+        except OSError:
+            continue
+        if "." not in entry.name or age < _LEFTOVER_AGE:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            remove_tree(entry)
+        elif entry.name.endswith(_LOCK_SUFFIXES) and age > MAX_AGE_DAYS * 86400:
+            copy = environment / entry.name.split(".", 1)[0]
+            if not copy.exists():
+                entry.unlink(missing_ok=True)
 
 
 def prune_cache(cache_dir: Path, *, keep: Path | None = None, now: float | None = None) -> int:
@@ -161,6 +239,8 @@ def prune_cache(cache_dir: Path, *, keep: Path | None = None, now: float | None 
     Returns how many copies were removed.
     """
     now = time.time() if now is None else now
+    for environment in _environment_dirs(cache_dir):
+        _remove_leftovers(environment, now)
     removed = 0
     per_package: dict[tuple[str, str], int] = {}
     for copy in cached_copies(cache_dir):

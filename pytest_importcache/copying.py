@@ -41,7 +41,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from .cache import mark_used, prune_cache
+from .cache import complete_marker, discard_copy, mark_used, prune_cache, remove_tree
 from .errors import EnvironmentBuildError
 from .locate import PackageLocation
 from .spec import Flavour, InvalidationMode, MeasurementSpec
@@ -297,7 +297,9 @@ def prepare_copy(
     roots = _copy_roots(location, directory)
     built = False
     with FileLock(f"{directory}.lock"):
-        if not directory.exists():
+        if not complete_marker(directory).exists():
+            # Absent, or left half-built or half-deleted by a process that died.
+            discard_copy(directory)
             staging = Path(tempfile.mkdtemp(prefix=f"{directory.name}.", dir=environment_dir))
             try:
                 copy_files(files, staging / "copy")
@@ -307,9 +309,10 @@ def prepare_copy(
                 if flavour == "warm":
                     _compile(python, staged_roots, optimize, invalidation_mode)
                 (staging / "copy").rename(directory)
+                complete_marker(directory).touch()
                 built = True
             finally:
-                shutil.rmtree(staging, ignore_errors=True)
+                remove_tree(staging)
         mark_used(directory)
     if built:
         prune_cache(environment_dir.parent, keep=directory)

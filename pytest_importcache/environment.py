@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from .copying import PackageCopy, prepare_copy, source_fingerprint
+from .copying import PackageCopy
 from .measurer import Measurer, resolve_python
 from .result import ImportResult
 from .spec import (
@@ -24,13 +24,7 @@ from .spec import (
     MeasurementSpec,
 )
 
-__all__ = [
-    "ImportEnv",
-    "InvalidationMode",
-    "PackageCopy",
-    "prepare_copy",
-    "source_fingerprint",
-]
+__all__ = ["ImportEnv", "InvalidationMode"]
 
 # Stands for the module in the settings-only spec an environment keeps.
 _ANY_MODULE = "module"
@@ -130,8 +124,8 @@ class ImportEnv:
         """Import ``module`` in ``warmup`` + ``rounds`` fresh interpreters and summarise.
 
         Raises a subclass of :class:`~pytest_importcache.ImportCacheError` when the
-        module cannot be found, raises on import, hangs or crashes; ``ValueError``
-        for a malformed module name or number of rounds.
+        module is not a valid name or cannot be found, raises on import, hangs or
+        crashes; ``ValueError`` for a number of rounds below 1.
         """
         __tracebackhide__ = True
         return self.measurer.measure(self.spec_for(module, rounds))

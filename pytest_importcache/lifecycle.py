@@ -20,7 +20,11 @@ kill it with everything it spawned. Two things escape a process group:
   While rounds run, :func:`adopt_orphans` makes this process a child
   subreaper (Linux ``prctl``): whatever a round leaves behind is re-parented
   here instead of to init, and :func:`kill_round_processes` kills and reaps
-  every child of this process started since the round began.
+  the children of this process that started since the round began outside
+  this process's group and carry no other round's token. A subprocess that
+  another thread of this process starts in a new session while a round runs
+  would be taken for one too; one started as usual (in this process's group)
+  is left alone.
 """
 
 from __future__ import annotations
@@ -81,7 +85,8 @@ def signals_end_rounds() -> Iterator[None]:
         yield
     finally:
         for number, handler in previous.items():
-            signal.signal(number, handler)
+            # None: a handler installed from C, which Python cannot put back; the default.
+            signal.signal(number, signal.SIG_DFL if handler is None else handler)
 
 
 def _read_each_process(name: str) -> Iterator[tuple[int, bytes]]:
@@ -152,15 +157,37 @@ def clock_ticks_now() -> int:
     return int(uptime * os.sysconf("SC_CLK_TCK"))
 
 
-def _children_started_since(ticks: int) -> list[int]:
-    """This process's children that started at or after ``ticks``."""
-    me = os.getpid()
+def _adopted_since(ticks: int, round_pid: int, token: str) -> list[int]:
+    """Children of this process that a round left behind, started at or after ``ticks``.
+
+    A child this process started itself (another thread's subprocess) stays in
+    this process's group, and another round carries its own token: neither is
+    taken. What a round leaves after leaving its group (``setsid``, a new
+    group) has neither, however its environment was changed.
+    """
+    me, my_group = os.getpid(), os.getpgrp()
+    other_round = f"{ROUND_TOKEN_VARIABLE}=".encode()
+    own_round = f"{ROUND_TOKEN_VARIABLE}={token}".encode()
     found = []
     for pid, stat in _read_each_process("stat"):
-        # After the command: state, ppid, ..., starttime is field 22 (index 19 here).
+        # After the command: state, ppid, pgrp, ..., starttime (index 19 here).
         fields = stat.rpartition(b")")[2].split()
-        if len(fields) > 19 and int(fields[1]) == me and int(fields[19]) >= ticks:
-            found.append(pid)
+        if (
+            pid == round_pid
+            or len(fields) <= 19
+            or int(fields[1]) != me
+            or int(fields[2]) == my_group
+            or int(fields[19]) < ticks
+        ):
+            continue
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as handle:
+                environ = handle.read().split(b"\0")
+        except OSError:
+            environ = []
+        if any(item.startswith(other_round) and item != own_round for item in environ):
+            continue
+        found.append(pid)
     return found
 
 
@@ -175,7 +202,8 @@ def kill_round_processes(process_group: int, token: str, started: int = 0) -> No
     """Kill the round's process group, every process carrying its token, and its orphans.
 
     Orphans are this process's children (adopted under :func:`adopt_orphans`)
-    that started at or after ``started`` clock ticks, other than the round itself.
+    that started at or after ``started`` clock ticks, outside this process's
+    group, and carry no other round's token (see :func:`_adopted_since`).
     """
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process_group, signal.SIGKILL)
@@ -191,7 +219,7 @@ def kill_round_processes(process_group: int, token: str, started: int = 0) -> No
     if not started:
         return
     for _ in range(_MAX_SCANS):
-        orphans = [pid for pid in _children_started_since(started) if pid != process_group]
+        orphans = _adopted_since(started, process_group, token)
         if not orphans:
             return
         for pid in orphans:

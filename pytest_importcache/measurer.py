@@ -20,7 +20,7 @@ from typing import Protocol
 
 from filelock import FileLock
 
-from .cache import default_cache_dir, default_cache_path
+from .cache import default_cache_dir, default_cache_path, discard_copy
 from .copying import (
     PackageCopy,
     clear_bytecode,
@@ -136,15 +136,20 @@ class Measurer:
                 f"{exc.strerror or exc}"
             ) from None
 
-    def _copy_in_use(self, spec: MeasurementSpec, stack: ExitStack) -> PackageCopy:
+    def _copy_in_use(
+        self, spec: MeasurementSpec, stack: ExitStack, held: Path | None = None
+    ) -> PackageCopy:
         """:meth:`copy_for`, holding the copy's measurement lock until ``stack`` closes.
 
         The lock keeps the cache's pruning (another process's) away from the copy
-        and keeps two measurements of one cold copy apart.
+        and keeps two measurements of one cold copy apart. ``held`` is a copy
+        whose lock this measurement already holds (taking it twice would wait forever).
         """
         __tracebackhide__ = True
         while True:
             copy = self.copy_for(spec)
+            if copy.directory == held:
+                return copy
             lock = FileLock(f"{copy.directory}.measure.lock")
             lock.acquire()
             if copy.directory.is_dir():
@@ -177,8 +182,8 @@ class Measurer:
                 if copy_state(copy) != pristine:
                     # The import wrote into its own package: the next round, and the
                     # next measurement, start from a fresh copy, as after an install.
-                    shutil.rmtree(copy.directory, ignore_errors=True)
-                    copy = self.copy_for(spec)
+                    discard_copy(copy.directory)
+                    copy = self._copy_in_use(spec, stack, held=copy.directory)
                     pristine = copy_state(copy)
                 if index >= spec.warmup:
                     reports.append(report)

@@ -65,8 +65,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def import_env_factory(request: pytest.FixtureRequest) -> ImportEnvFactory:
     """Build import environments: ``import_env_factory("cold", python=..., optimize=1, ...)``.
 
-    Environments use the run's settings (rounds, warm-up, timeout), share
-    session-cached copies, and record every measurement like a marker's.
+    Environments use the run's settings (rounds, warm-up, timeout), share the
+    per-user cache of copies, and record every measurement like a marker's.
     """
     from .enforcer import ENFORCER_KEY, ImportEnvFactory
 

@@ -7,9 +7,10 @@ exactly the import with ``perf_counter_ns`` and ``process_time_ns``, and
 records every import call with a tracer. It runs under ``-X importtime`` with
 stderr sent to a file (piping it would slow the import by several percent),
 kept for users who ask for the raw rows; marker lines on stderr fence the
-measured import off from the start-up. Its report goes to a JSON file of its
-own, which the imported code does not know about, so what the module prints
-cannot corrupt it.
+measured import off from the start-up. Its report goes to a file of its own
+(a Python literal, written with nothing the import may have replaced), which
+the imported code does not know about, so what the module prints cannot
+corrupt it.
 """
 
 from __future__ import annotations

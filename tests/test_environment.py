@@ -147,7 +147,9 @@ def test_concurrent_builders_share_one_copy(make_tree: MakeTree, tmp_path: Path)
     directories = {builder.communicate()[0].strip() for builder in builders}
     assert all(builder.returncode == 0 for builder in builders)
     (directory,) = directories
-    leftovers = [name for name in os.listdir(tmp_path / "env") if not name.endswith(".lock")]
+    leftovers = [
+        name for name in os.listdir(tmp_path / "env") if not name.endswith((".lock", ".complete"))
+    ]
     assert leftovers == [Path(directory).name]
 
 
@@ -226,8 +228,10 @@ def test_the_cache_keeps_a_few_copies_per_package(make_tree: MakeTree, tmp_path:
     copies = cached_copies(tmp_path)
     assert len(copies) == MAX_COPIES_PER_PACKAGE
     assert copies[0].path == newest.directory
-    # Lock files of removed copies go with them.
-    assert len(list(tmp_path.glob("*/*.lock"))) <= 2 * MAX_COPIES_PER_PACKAGE
+    # No staging or trash directory is left; lock files stay (removing one that another
+    # process waits on would let two processes hold it) until they are long stale.
+    directories = sorted(path.name for path in (tmp_path / "warm-test").iterdir() if path.is_dir())
+    assert directories == sorted(copy.path.name for copy in copies)
 
 
 def test_copies_unused_for_long_are_pruned_but_a_copy_in_use_is_not(
@@ -245,3 +249,34 @@ def test_copies_unused_for_long_are_pruned_but_a_copy_in_use_is_not(
     with FileLock(f"{busy.directory}.measure.lock"):
         assert prune_cache(tmp_path) == 1
     assert [copy.path for copy in cached_copies(tmp_path)] == [busy.directory]
+
+
+def test_a_copy_without_its_completion_mark_is_built_again(
+    make_tree: MakeTree, tmp_path: Path
+) -> None:
+    from pytest_importcache.cache import complete_marker
+
+    tree = make_tree(PACKAGE)
+    first = cached_warm_copy(tree, tmp_path)
+    # What a process that died halfway through deleting (or building) it leaves.
+    (first.roots[0] / "pkg" / "core.py").unlink()
+    complete_marker(first.directory).unlink()
+    again = cached_warm_copy(tree, tmp_path)
+    assert again.directory == first.directory
+    assert (again.roots[0] / "pkg" / "core.py").read_text() == "VALUE = 1\n"
+
+
+def test_leftovers_of_dead_processes_are_pruned(make_tree: MakeTree, tmp_path: Path) -> None:
+    from pytest_importcache.cache import prune_cache
+
+    copy = cached_warm_copy(make_tree(PACKAGE), tmp_path)
+    staging = copy.directory.with_name(f"{copy.directory.name}.abc123")
+    (staging / "copy").mkdir(parents=True)
+    recent = copy.directory.with_name(f"{copy.directory.name}.trash-0001")
+    recent.mkdir()
+    two_hours_ago = time.time() - 7200
+    os.utime(staging, (two_hours_ago, two_hours_ago))
+    prune_cache(tmp_path)
+    assert not staging.exists()
+    assert recent.exists()  # it may belong to a process still at work
+    assert copy.directory.is_dir()

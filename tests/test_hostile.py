@@ -734,3 +734,32 @@ def test_signal_numbers_are_named_in_crash_messages() -> None:
 
     assert _exit_description(-signal.SIGKILL) == "signal SIGKILL"
     assert _exit_description(3) == "exit code 3"
+
+
+@needs_proc
+def test_children_the_caller_starts_during_a_round_are_left_alone(tmp_path: Path) -> None:
+    import subprocess
+    import threading
+
+    started: list[subprocess.Popen[bytes]] = []
+    stop = threading.Event()
+
+    def start_sleepers() -> None:
+        while not stop.is_set():
+            started.append(subprocess.Popen(["sleep", "30"]))
+            time.sleep(0.02)
+
+    starter = threading.Thread(target=start_sleepers)
+    starter.start()
+    try:
+        ImportEnv("warm", rounds=3, warmup=0, cache_dir=tmp_path).measure("json")
+    finally:
+        stop.set()
+        starter.join()
+    try:
+        assert started
+        assert [sleeper.poll() for sleeper in started] == [None] * len(started)
+    finally:
+        for sleeper in started:
+            sleeper.kill()
+            sleeper.wait()
