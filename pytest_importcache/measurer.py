@@ -9,6 +9,7 @@ interpreter per round); tests inject one that returns fixed reports.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import sys
@@ -70,8 +71,12 @@ class MeasurementObserver(Protocol):
         ...
 
 
+@functools.lru_cache(maxsize=64)
 def resolve_python(python: str | None) -> str:
-    """The absolute path of ``python`` (default: this interpreter), checked to run the rounds."""
+    """The absolute path of ``python`` (default: this interpreter), checked to run the rounds.
+
+    Cached per process: a measurement asks several times.
+    """
     __tracebackhide__ = True
     chosen = python or sys.executable
     found = shutil.which(chosen)
