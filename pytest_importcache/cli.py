@@ -73,7 +73,7 @@ from .spec import (
     Flavour,
     MeasurementSpec,
 )
-from .units import format_duration, suggest_budget
+from .units import fit, format_duration, suggest_budget
 
 __all__ = ["main", "profile_json"]
 
@@ -218,7 +218,7 @@ def _tree_lines(result: ImportResult) -> list[str]:
         self_time = format_duration(timing.self_seconds)
         cumulative = format_duration(timing.cumulative_seconds)
         line = f"    {self_time:>8} {cumulative:>8}  {'  ' * depth}{timing.name}"
-        lines.append(line if len(line) <= WIDTH else line[: WIDTH - 1] + "…")
+        lines.append(fit(line, WIDTH))
         for child in children.get(timing.name, []):
             visit(child, depth + 1)
 
@@ -450,7 +450,7 @@ def _compare(arguments: argparse.Namespace) -> int:
         print("no import measurement is in both runs")
         return 0
     for line in regression_lines(comparisons):
-        print(line if len(line) <= WIDTH else line[: WIDTH - 1] + "…")
+        print(fit(line, WIDTH))
     if threshold is None:
         return 0
     regressed = [item.name for item in comparisons if threshold.fails(item.before, item.after)]
@@ -597,7 +597,7 @@ def _cache(arguments: argparse.Namespace) -> int:
                 f"  {copy.package:<{package_width}} {format_bytes(copy.size_bytes):>9} "
                 f"{age:>10}  {copy.environment}"
             )
-            print(line if len(line) <= WIDTH else line[: WIDTH - 1] + "…")
+            print(fit(line, WIDTH))
         total = sum(copy.size_bytes for copy in copies)
         print(f"{len(copies)} cop{'ies' if len(copies) != 1 else 'y'}, {format_bytes(total)}")
     else:

@@ -97,6 +97,18 @@ def _raw_dir_name(nodeid: str) -> str:
     return f"{readable}-{hashlib.sha256(nodeid.encode()).hexdigest()[:8]}"
 
 
+def _measurement_keys(budget: ImportBudget) -> dict[Flavour, tuple[str, str, bool]]:
+    """The (module, flavour, closure) measurements ``budget`` needs, by flavour.
+
+    Time budgets need their flavours; ``max_modules`` and ``forbid`` alone, a warm one.
+    """
+    flavours: tuple[Flavour, ...] = budget.timed_flavours or ("warm",)
+    return {
+        flavour: (budget.module, flavour, budget.closure and flavour == "cold")
+        for flavour in flavours
+    }
+
+
 class BudgetEnforcer:
     """Measures and judges in the process that runs the tests.
 
@@ -276,8 +288,7 @@ class BudgetEnforcer:
 
         needs: dict[tuple[str, str, bool], tuple[int, bool]] = {}
         for budget in budgets:
-            for flavour in budget.timed_flavours or ("warm",):
-                key = (budget.module, flavour, budget.closure and flavour == "cold")
+            for flavour, key in _measurement_keys(budget).items():
                 timed = flavour in budget.timed_flavours
                 rounds = (budget.rounds or self.settings.rounds) if timed else 1
                 before_rounds, before_timed = needs.get(key, (0, False))
@@ -313,10 +324,7 @@ class BudgetEnforcer:
         measured = {key: self._measure(item, spec) for key, spec in specs.items()}
         verdicts = []
         for budget in budgets:
-            results = {
-                flavour: measured[(budget.module, flavour, budget.closure and flavour == "cold")]
-                for flavour in budget.timed_flavours or ("warm",)
-            }
+            results = {flavour: measured[key] for flavour, key in _measurement_keys(budget).items()}
             stat = budget.stat or self.settings.stat
             # Only time budgets scale: the reference is not measured for module counts.
             scale = self._scales_or_fail() if budget.timed_flavours else 1.0

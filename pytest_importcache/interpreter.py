@@ -80,6 +80,7 @@ def is_running_interpreter(python: str) -> bool:
     ) and os.path.realpath(python) == os.path.realpath(running)
 
 
+@functools.lru_cache(maxsize=1)
 def installation_dirs() -> tuple[str, ...]:
     """This interpreter's own trees: prefixes, the standard library, site-packages."""
     directories = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}

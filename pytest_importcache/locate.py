@@ -134,14 +134,19 @@ def _location_from(
     return PackageLocation(top, "module", (path,))
 
 
+def _location_of_spec(top: str, spec: ModuleSpec) -> PackageLocation:
+    """The :class:`PackageLocation` of a spec found in this process."""
+    __tracebackhide__ = True
+    locations = spec.submodule_search_locations
+    return _location_from(top, spec.origin, None if locations is None else list(locations), "")
+
+
 # What a pkgutil- or pkg_resources-style namespace package's __init__.py calls.
 _PORTION_MARKERS = (b"extend_path(", b"declare_namespace(")
 
 
-def _with_pkgutil_portions(
-    location: PackageLocation, search_path: Sequence[str]
-) -> PackageLocation:
-    """``location`` with every portion of a pkgutil-style namespace package on ``search_path``.
+def _with_pkgutil_portions(location: PackageLocation, entries: Sequence[str]) -> PackageLocation:
+    """``location`` with every portion of a pkgutil-style namespace package in ``entries``.
 
     Such a package has an ``__init__.py`` in each portion that extends its
     ``__path__`` with the others at import time; the import finds the first
@@ -156,7 +161,7 @@ def _with_pkgutil_portions(
     if not any(marker in source for marker in _PORTION_MARKERS):
         return location
     portions: dict[str, Path] = {os.path.realpath(location.portions[0]): location.portions[0]}
-    for entry in _search_entries(search_path):
+    for entry in entries:
         candidate = Path(entry) / location.top_level
         if (candidate / "__init__.py").is_file():
             portions.setdefault(os.path.realpath(candidate), candidate)
@@ -188,36 +193,25 @@ def locate_package(
     __tracebackhide__ = True
     check_module_name(module)
     top = top_level_name(module)
+    entries = _search_entries(sys.path if search_path is None else search_path)
     if python is None or is_running_interpreter(python):
         spec = _find_in_this_process(top, search_path)
         if spec is None:
-            entries = _search_entries(sys.path if search_path is None else search_path)
             raise _not_found(
                 module,
                 top,
                 f"in the {len(entries)} path entries searched ({', '.join(entries) or 'none'}) "
                 "or through the import hooks of this interpreter",
             )
-        locations = spec.submodule_search_locations
-        location = _location_from(
-            top, spec.origin, None if locations is None else list(locations), ""
-        )
-        return _with_pkgutil_portions(location, sys.path if search_path is None else search_path)
-    project_entries = tuple(
-        entry
-        for entry in _search_entries(sys.path if search_path is None else search_path)
-        if _is_project_file(entry)
-    )
+        return _with_pkgutil_portions(_location_of_spec(top, spec), entries)
+    project_entries = tuple(entry for entry in entries if _is_project_file(entry))
     probed = probe_spec(python, top, project_entries)
     if probed is not None:
         return _location_from(top, probed.origin, probed.locations, f" by {python}")
     here = _find_in_this_process(top, search_path)
     if here is not None and here.origin not in (None, "built-in", "frozen"):
         if _is_project_file(here.origin):
-            locations = here.submodule_search_locations
-            return _location_from(
-                top, here.origin, None if locations is None else list(locations), ""
-            )
+            return _location_of_spec(top, here)
         raise _not_found(
             module,
             top,

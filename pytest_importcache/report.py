@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from .budget import Verdict
 from .outcome import MeasurementOutcome
 from .result import ImportResult, ModuleTiming, importer_tree
-from .units import format_duration, format_headroom, format_significant, suggest_budget
+from .units import fit, format_duration, format_headroom, format_significant, suggest_budget
 
 if TYPE_CHECKING:
     from .runs import ImportComparison
@@ -99,12 +99,10 @@ def failure_text(verdicts: Iterable[Verdict]) -> str:
     return "\n\n".join("\n".join(block) for block in blocks)
 
 
-def _fit(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
 def scale_line(outcomes: Sequence[MeasurementOutcome]) -> str:
-    """ "time budgets scaled by the reference import: cold x1.2, warm x1.1", from the outcomes.
+    """The line that says how time budgets were scaled, read from the outcomes.
+
+    For example ``time budgets scaled by the reference import: cold x1.2, warm x1.1``.
 
     Empty when no time budget was scaled. The factors travel with the outcomes,
     so the line is the same with and without pytest-xdist.
@@ -137,7 +135,7 @@ def summary_lines(records: Sequence[MeasurementOutcome]) -> list[str]:
         headroom = format_headroom(record.headroom) if record.headroom is not None else "-"
         verdict = {True: "PASS", False: "FAIL", None: "-"}[record.passed]
         lines.append(
-            f"{_fit(record.module, 24):<24} {record.label:<12} "
+            f"{fit(record.module, 24):<24} {record.label:<12} "
             f"{measured:>8} {budget:>8} {headroom:>8} "
             f"{record.module_count:>7} {verdict}"
         )

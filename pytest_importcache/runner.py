@@ -476,8 +476,7 @@ def run_round(
         try:
             returncode = process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            kill_round_processes(process.pid, round_token, started)
-            process.wait()
+            # The finally below kills the round before this error leaves.
             raise RoundTimeoutError(
                 f"importing {module!r} did not finish within {timeout:g} s{where}; "
                 "the interpreter and its child processes were killed"

@@ -12,6 +12,7 @@ import re
 __all__ = [
     "SUGGESTION_HEADROOM",
     "BudgetError",
+    "fit",
     "format_duration",
     "format_headroom",
     "format_significant",
@@ -41,6 +42,11 @@ def shorten(value: object, limit: int = 60) -> str:
     except ValueError:  # an int past the interpreter's digit limit
         text = f"<{type(value).__name__} too large to show>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def fit(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters, the cut marked with an ellipsis."""
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def parse_duration(value: object) -> float:
