@@ -245,9 +245,9 @@ def suggested_marker(module: str, results: dict[str, ImportResult]) -> str:
     return f"@pytest.mark.import_budget({', '.join(arguments)})"
 
 
-def _count(number: int, noun: str = "module") -> str:
-    """``1 module``, ``2 modules``."""
-    return f"{number} {noun}{'' if number == 1 else 's'}"
+def _count(number: int, noun: str = "module", plural: str | None = None) -> str:
+    """``1 module``, ``2 modules``; ``plural`` for a noun that does not just take an s."""
+    return f"{number} {noun if number == 1 else plural or noun + 's'}"
 
 
 def _text_report(module: str, results: dict[str, ImportResult]) -> list[str]:
@@ -599,12 +599,12 @@ def _cache(arguments: argparse.Namespace) -> int:
             )
             print(fit(line, WIDTH))
         total = sum(copy.size_bytes for copy in copies)
-        print(f"{len(copies)} cop{'ies' if len(copies) != 1 else 'y'}, {format_bytes(total)}")
+        print(f"{_count(len(copies), 'copy', 'copies')}, {format_bytes(total)}")
     else:
         print("no copies")
     if arguments.clear:
         print(
-            f"removed {removed} cop{'ies' if removed != 1 else 'y'}, freed {format_bytes(freed)}"
+            f"removed {_count(removed, 'copy', 'copies')}, freed {format_bytes(freed)}"
             + (f"; kept {kept} in use" if kept else "")
         )
     return 0

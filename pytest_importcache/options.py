@@ -221,6 +221,11 @@ def add_options(parser: pytest.Parser) -> None:
         parser.addini(setting.ini, setting.help, default=None)
 
 
+def _ini_file(config: pytest.Config) -> str:
+    """The name of the run's ini file, for messages."""
+    return config.inipath.name if config.inipath else "the ini file"
+
+
 def _override_source(config: pytest.Config, ini: str) -> str | None:
     """Where a ``-o ini=value`` in effect for ``ini`` came from, or ``None`` without one.
 
@@ -239,8 +244,7 @@ def _override_source(config: pytest.Config, ini: str) -> str | None:
         return f"-o {entry} on the command line"
     if entry in os.environ.get("PYTEST_ADDOPTS", ""):
         return f"-o {entry} in PYTEST_ADDOPTS"
-    where = config.inipath.name if config.inipath else "the ini file"
-    return f"-o {entry} in addopts in {where}"
+    return f"-o {entry} in addopts in {_ini_file(config)}"
 
 
 def _raw_value(config: pytest.Config, setting: Setting) -> tuple[str, str]:
@@ -252,14 +256,13 @@ def _raw_value(config: pytest.Config, setting: Setting) -> tuple[str, str]:
     if from_ini:
         source = _override_source(config, setting.ini)
         if source is None:
-            where = config.inipath.name if config.inipath else "the ini file"
-            source = f"{setting.ini} in {where}"
+            source = f"{setting.ini} in {_ini_file(config)}"
         return str(from_ini).strip(), source
     return setting.default, "the default"
 
 
 def unwritable_reason(directory: Path) -> str | None:
-    """Why files cannot be written in ``directory`` (created if missing), or ``None``.
+    """Why files cannot be written in ``directory`` (existing yet or not), or ``None``.
 
     Nothing is created: the nearest existing ancestor must be a directory in
     which this process can create a file, which a short-lived probe file
