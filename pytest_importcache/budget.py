@@ -1,4 +1,4 @@
-"""Budgets: parse ``"25ms"``, model the ``import_budget`` marker, and judge results.
+"""Budgets: parse ``"25ms"`` or ``"45M"``, model the ``import_budget`` marker, judge results.
 
 Everything here is a pure function of its arguments, so the parsing rules and
 the verdicts are tested without running pytest.
@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Literal
 
 from .errors import LocateError
 from .locate import check_module_name
+from .spec import METRICS, Metric
 from .stats import STAT_NAMES
-from .units import BudgetError, headroom, parse_duration, shorten
+from .units import BudgetError, headroom, parse_cost, shorten
 
 if TYPE_CHECKING:
     from .result import ImportResult
@@ -28,9 +29,18 @@ __all__ = [
 MARKER_NAME = "import_budget"
 MARKER_SIGNATURE = (
     "import_budget(module, *, cold=None, warm=None, max_modules=None, forbid=(), "
-    "stat=None, rounds=None, closure=False)"
+    "stat=None, rounds=None, closure=False, metric=None)"
 )
-MARKER_KEYWORDS = ("cold", "warm", "max_modules", "forbid", "stat", "rounds", "closure")
+MARKER_KEYWORDS = (
+    "cold",
+    "warm",
+    "max_modules",
+    "forbid",
+    "stat",
+    "rounds",
+    "closure",
+    "metric",
+)
 
 Kind = Literal["cold", "warm", "max_modules", "forbid"]
 
@@ -106,14 +116,24 @@ def _marker_module(args: Sequence[object], arguments: dict[str, object]) -> str:
     return module
 
 
-def _duration_argument(prefix: str, name: str, value: object) -> float | None:
-    """A time budget argument in seconds, or ``None`` when not given."""
+def _cost_argument(prefix: str, name: str, value: object, metric: Metric) -> float | None:
+    """A cold or warm budget in ``metric`` (seconds or instructions), or ``None`` when not given."""
     if value is None:
         return None
     try:
-        return parse_duration(value)
+        return parse_cost(value, metric)
     except BudgetError as exc:
         raise BudgetError(f"{prefix}: {name}={exc}") from None
+
+
+def _metric_argument(prefix: str, value: object, default: Metric) -> Metric:
+    """The marker's ``metric``, or the run's ``default`` when not given."""
+    if value is None:
+        return default
+    for metric in METRICS:
+        if value == metric:
+            return metric
+    raise BudgetError(f"{prefix}: metric={shorten(value)} is not one of {', '.join(METRICS)}")
 
 
 def _count_argument(prefix: str, name: str, value: object, minimum: int) -> int | None:
@@ -127,7 +147,10 @@ def _count_argument(prefix: str, name: str, value: object, minimum: int) -> int 
 
 @dataclass(frozen=True)
 class ImportBudget:
-    """One ``import_budget`` marker: the module and the limits its import must keep."""
+    """One ``import_budget`` marker: the module and the limits its import must keep.
+
+    ``cold`` and ``warm`` are in ``metric``: seconds, or instruction counts.
+    """
 
     module: str
     cold: float | None = None
@@ -137,10 +160,16 @@ class ImportBudget:
     stat: str | None = None
     rounds: int | None = None
     closure: bool = False
+    metric: Metric = "time"
 
     @classmethod
-    def from_marker(cls, args: Sequence[object], kwargs: Mapping[str, object]) -> ImportBudget:
-        """Validate a marker's arguments; raises :class:`BudgetError` naming the bad one."""
+    def from_marker(
+        cls, args: Sequence[object], kwargs: Mapping[str, object], *, metric: Metric = "time"
+    ) -> ImportBudget:
+        """Validate a marker's arguments; raises :class:`BudgetError` naming the bad one.
+
+        ``metric`` is the run's, used when the marker names none.
+        """
         arguments = dict(kwargs)
         module = _marker_module(args, arguments)
         prefix = f"{MARKER_NAME}({module!r})"
@@ -158,15 +187,17 @@ class ImportBudget:
         closure = arguments.get("closure", False)
         if not isinstance(closure, bool):
             raise BudgetError(f"{prefix}: closure={shorten(closure)} is not True or False")
+        chosen = _metric_argument(prefix, arguments.get("metric"), metric)
         budget = cls(
             module=module,
-            cold=_duration_argument(prefix, "cold", arguments.get("cold")),
-            warm=_duration_argument(prefix, "warm", arguments.get("warm")),
+            cold=_cost_argument(prefix, "cold", arguments.get("cold"), chosen),
+            warm=_cost_argument(prefix, "warm", arguments.get("warm"), chosen),
             max_modules=_count_argument(prefix, "max_modules", arguments.get("max_modules"), 0),
             forbid=_forbid_patterns(prefix, arguments.get("forbid", ())),
             stat=stat if isinstance(stat, str) else None,
             rounds=_count_argument(prefix, "rounds", arguments.get("rounds"), 1),
             closure=closure,
+            metric=chosen,
         )
         if closure and budget.cold is None:
             raise BudgetError(f"{prefix}: closure=True applies to a cold budget; give cold=...")
@@ -189,7 +220,8 @@ class ImportBudget:
 class Verdict:
     """The outcome of one budget against one measurement.
 
-    ``measured`` and ``limit`` are seconds for time budgets and counts for
+    ``measured`` and ``limit`` are in the budget's metric (seconds or
+    instructions) for cold and warm budgets, and module counts for
     ``max_modules``; ``forbidden`` lists (module, chain) pairs for ``forbid``.
     """
 

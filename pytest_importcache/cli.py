@@ -66,14 +66,20 @@ from .locate import ImportLocationWarning
 from .result import ImportResult, ModuleTiming, importer_tree
 from .runner import RoundReport
 from .spec import (
+    DEFAULT_INSTRUCTION_ROUNDS,
+    DEFAULT_INSTRUCTION_WARMUP,
+    DEFAULT_METRIC,
     DEFAULT_ROUNDS,
     DEFAULT_STATISTIC,
     DEFAULT_TIMEOUT,
     DEFAULT_WARMUP,
+    METRICS,
     Flavour,
     MeasurementSpec,
+    default_rounds,
+    default_warmup,
 )
-from .units import fit, format_duration, suggest_budget
+from .units import fit, format_cost, format_duration, suggest_cost_budget
 
 __all__ = ["main", "profile_json"]
 
@@ -115,10 +121,20 @@ def _profile_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("modules", nargs="+", metavar="MODULE", help="dotted module names")
     parser.add_argument(
-        "--rounds", type=int, default=DEFAULT_ROUNDS, help=f"counted rounds ({DEFAULT_ROUNDS})"
+        "--metric",
+        choices=METRICS,
+        default=DEFAULT_METRIC,
+        help="time (seconds, default) or instructions (counted under valgrind's callgrind)",
     )
     parser.add_argument(
-        "--warmup", type=int, default=DEFAULT_WARMUP, help=f"warm-up rounds ({DEFAULT_WARMUP})"
+        "--rounds",
+        type=int,
+        help=f"counted rounds ({DEFAULT_ROUNDS}; {DEFAULT_INSTRUCTION_ROUNDS} for instructions)",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        help=f"warm-up rounds ({DEFAULT_WARMUP}; {DEFAULT_INSTRUCTION_WARMUP} for instructions)",
     )
     parser.add_argument(
         "--timeout",
@@ -209,14 +225,14 @@ class _Progress:
 def _tree_lines(result: ImportResult) -> list[str]:
     """The import tree, biggest cumulative first, pruned to the modules that matter."""
     children = importer_tree(result.module, result.modules.values())
-    total = max((timing.cumulative_seconds for timing in result.modules.values()), default=0.0)
+    total = max((timing.cumulative_cost for timing in result.modules.values()), default=0.0)
     lines: list[str] = []
 
     def visit(timing: ModuleTiming, depth: int) -> None:
-        if len(lines) >= TREE_LINES or timing.cumulative_seconds < TREE_SHARE * total:
+        if len(lines) >= TREE_LINES or timing.cumulative_cost < TREE_SHARE * total:
             return
-        self_time = format_duration(timing.self_seconds)
-        cumulative = format_duration(timing.cumulative_seconds)
+        self_time = format_cost(timing.self_cost, result.metric)
+        cumulative = format_cost(timing.cumulative_cost, result.metric)
         line = f"    {self_time:>8} {cumulative:>8}  {'  ' * depth}{timing.name}"
         lines.append(fit(line, WIDTH))
         for child in children.get(timing.name, []):
@@ -234,14 +250,18 @@ def suggested_marker(module: str, results: dict[str, ImportResult]) -> str:
     round), so a failure's suggestion and this one follow the same rule.
     """
     arguments = [json.dumps(module)]
+    metric = next(iter(results.values())).metric
     cold = results.get("closure-cold") or results.get("cold")
     if cold is not None:
-        arguments.append(f'cold="{suggest_budget(cold.statistic(DEFAULT_STATISTIC))}"')
+        suggestion = suggest_cost_budget(cold.statistic(DEFAULT_STATISTIC), metric)
+        arguments.append(f'cold="{suggestion}"')
     if "warm" in results:
         warm = results["warm"].statistic(DEFAULT_STATISTIC)
-        arguments.append(f'warm="{suggest_budget(warm)}"')
+        arguments.append(f'warm="{suggest_cost_budget(warm, metric)}"')
     if "closure-cold" in results:
         arguments.append("closure=True")
+    if metric != DEFAULT_METRIC:
+        arguments.append(f'metric="{metric}"')
     return f"@pytest.mark.import_budget({', '.join(arguments)})"
 
 
@@ -264,14 +284,18 @@ def _text_report(module: str, results: dict[str, ImportResult]) -> list[str]:
             subsequent_indent="    ",
             break_on_hyphens=False,
         )
-    lines.append(f"  {'':<13} {'median':>8} {'min':>8} {'max':>8} {'rounds':>7}")
+    metric = any_result.metric
+    unit = " (instructions)" if metric == "instructions" else ""
+    lines.append(f"  {'':<13} {'median':>8} {'min':>8} {'max':>8} {'rounds':>7}{unit}")
     for label, result in results.items():
         lines.append(
-            f"  {label:<13} {format_duration(result.median):>8} {format_duration(result.min):>8} "
-            f"{format_duration(result.max):>8} {result.rounds:>7}"
+            f"  {label:<13} {format_cost(result.median, metric):>8} "
+            f"{format_cost(result.min, metric):>8} {format_cost(result.max, metric):>8} "
+            f"{result.rounds:>7}"
         )
     tree_source = results.get("warm") or any_result
-    lines.append(f"  where the time goes ({tree_source.label}; self, cumulative):")
+    where = "the instructions go" if metric == "instructions" else "the time goes"
+    lines.append(f"  where {where} ({tree_source.label}; self, cumulative):")
     lines += _tree_lines(tree_source)
     lines.append("  suggested budget:")
     lines.append(f"    {suggested_marker(module, results)}")
@@ -283,13 +307,18 @@ def profile_json(results_by_module: dict[str, dict[str, ImportResult]]) -> dict[
 
     ``{"schema": 1, "modules": [{"module", "python", "python_version",
     "modules_loaded", "startup_modules", "lazy_modules", "flavours": {label:
-    {"rounds", "min", "max", "mean", "median", "stddev", "iqr", "wall", "cpu",
-    "file"}}, "slowest": [{"module", "self", "cumulative", "parent"}],
-    "suggested_marker"}]}``; times in seconds. ``modules_loaded`` counts the
+    {"metric", "rounds", "min", "max", "mean", "median", "stddev", "iqr",
+    "wall", "cpu", "instructions", "file"}}, "slowest": [{"module", "self",
+    "cumulative", "parent"}], "suggested_marker"}]}``. ``metric`` is ``time``
+    or ``instructions``: the statistics and the module costs are seconds, or
+    instruction counts; ``instructions`` lists each round's count (empty for
+    time); ``wall`` and ``cpu`` are each round's seconds (under callgrind, its
+    slowed-down ones). ``modules_loaded`` counts the
     modules the import loaded; ``startup_modules`` those the interpreter had
     loaded before it (its start-up); ``lazy_modules`` names the modules the
     import created lazily but never executed (not counted in ``modules_loaded``).
-    ``startup_modules`` and ``lazy_modules`` were added within schema 1.
+    ``startup_modules``, ``lazy_modules``, ``metric`` and ``instructions``
+    were added within schema 1.
     """
     modules = []
     for module, results in results_by_module.items():
@@ -305,6 +334,7 @@ def profile_json(results_by_module: dict[str, dict[str, ImportResult]]) -> dict[
                 "lazy_modules": list(any_result.lazy_modules),
                 "flavours": {
                     label: {
+                        "metric": result.metric,
                         "rounds": result.rounds,
                         "min": result.min,
                         "max": result.max,
@@ -314,6 +344,7 @@ def profile_json(results_by_module: dict[str, dict[str, ImportResult]]) -> dict[
                         "iqr": result.iqr,
                         "wall": list(result.wall),
                         "cpu": list(result.cpu),
+                        "instructions": list(result.instructions),
                         "file": result.file,
                     }
                     for label, result in results.items()
@@ -321,8 +352,8 @@ def profile_json(results_by_module: dict[str, dict[str, ImportResult]]) -> dict[
                 "slowest": [
                     {
                         "module": timing.name,
-                        "self": timing.self_seconds,
-                        "cumulative": timing.cumulative_seconds,
+                        "self": timing.self_cost,
+                        "cumulative": timing.cumulative_cost,
                         "parent": timing.parent,
                     }
                     for timing in tree_source.slowest(20)
@@ -356,6 +387,7 @@ def _measure_all(
                     rounds=arguments.rounds,
                     warmup=arguments.warmup,
                     timeout=arguments.timeout,
+                    metric=arguments.metric,
                 )
                 results[spec.label] = measurer.measure(spec)
             results_by_module[module] = results
@@ -367,6 +399,10 @@ def _measure_all(
 
 
 def _profile(arguments: argparse.Namespace) -> int:
+    if arguments.rounds is None:
+        arguments.rounds = default_rounds(arguments.metric)
+    if arguments.warmup is None:
+        arguments.warmup = default_warmup(arguments.metric)
     if arguments.rounds < 1 or arguments.warmup < 0 or arguments.timeout <= 0:
         raise UsageError("--rounds must be >= 1, --warmup >= 0 and --timeout > 0")
     for directory in arguments.path:

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from .measurer import MeasurementObserver, Measurer, RoundRunner
     from .result import ImportResult
     from .runner import RoundReport
-    from .spec import Flavour, InvalidationMode, MeasurementSpec
+    from .spec import Flavour, InvalidationMode, MeasurementSpec, Metric
 
 __all__ = ["ENFORCER_KEY", "REPORT_ATTRIBUTE", "BudgetEnforcer", "ImportEnvFactory"]
 
@@ -69,21 +69,27 @@ class ImportEnvFactory:
         optimize: int = 0,
         invalidation_mode: InvalidationMode = "timestamp",
         closure: bool = False,
+        metric: Metric | None = None,
     ) -> ImportEnv:
-        """An environment of ``flavour`` whose measurements are recorded for this test."""
+        """An environment of ``flavour`` whose measurements are recorded for this test.
+
+        ``metric`` defaults to the run's (``--importcache-metric``).
+        """
         __tracebackhide__ = True
         from .environment import ImportEnv
 
         settings = self._enforcer.settings
+        chosen = metric or settings.metric
         return ImportEnv(
             flavour,
             python=python,
             optimize=optimize,
             invalidation_mode=invalidation_mode,
             closure=closure,
-            rounds=settings.rounds,
-            warmup=settings.warmup,
+            rounds=settings.rounds_for(chosen),
+            warmup=settings.warmup_for(chosen),
             timeout=settings.timeout,
+            metric=chosen,
             measurer=self._enforcer.measurer_for(self._item),
         )
 
@@ -97,15 +103,20 @@ def _raw_dir_name(nodeid: str) -> str:
     return f"{readable}-{hashlib.sha256(nodeid.encode()).hexdigest()[:8]}"
 
 
-def _measurement_keys(budget: ImportBudget) -> dict[Flavour, tuple[str, str, bool]]:
-    """The (module, flavour, closure) measurements ``budget`` needs, by flavour.
+MeasurementKey = tuple[str, str, bool, "Metric"]
 
-    Time budgets need their flavours; ``max_modules`` and ``forbid`` alone, a warm one.
+
+def _measurement_keys(budget: ImportBudget) -> dict[Flavour, MeasurementKey]:
+    """The (module, flavour, closure, metric) measurements ``budget`` needs, by flavour.
+
+    Cold and warm budgets need their flavours in the budget's metric;
+    ``max_modules`` and ``forbid`` alone, a warm one, timed (the cheaper).
     """
-    flavours: tuple[Flavour, ...] = budget.timed_flavours or ("warm",)
+    if not budget.timed_flavours:
+        return {"warm": (budget.module, "warm", False, "time")}
     return {
-        flavour: (budget.module, flavour, budget.closure and flavour == "cold")
-        for flavour in flavours
+        flavour: (budget.module, flavour, budget.closure and flavour == "cold", budget.metric)
+        for flavour in budget.timed_flavours
     }
 
 
@@ -184,8 +195,8 @@ class BudgetEnforcer:
                 with self.measurement_lock():
                     here = measure_reference(
                         default_cache_dir(),
-                        rounds=self.settings.rounds,
-                        warmup=self.settings.warmup,
+                        rounds=self.settings.rounds_for("time"),
+                        warmup=self.settings.warmup_for("time"),
                     )
                 here.write(cached)
         self._budget_scales = here.scales(recorded)
@@ -227,7 +238,8 @@ class BudgetEnforcer:
         try:
             # iter_markers yields the closest marker first; budgets read top to bottom.
             budgets = [
-                ImportBudget.from_marker(marker.args, marker.kwargs) for marker in reversed(markers)
+                ImportBudget.from_marker(marker.args, marker.kwargs, metric=self.settings.metric)
+                for marker in reversed(markers)
             ]
         except BudgetError as exc:
             problem = str(exc)
@@ -276,21 +288,19 @@ class BudgetEnforcer:
 
     # -- budgets --------------------------------------------------------------
 
-    def _specs_for(
-        self, budgets: list[ImportBudget]
-    ) -> dict[tuple[str, str, bool], MeasurementSpec]:
-        """One spec per (module, flavour, closure) the budgets need, with the most rounds asked.
+    def _specs_for(self, budgets: list[ImportBudget]) -> dict[MeasurementKey, MeasurementSpec]:
+        """One spec per (module, flavour, closure, metric) the budgets need, most rounds asked.
 
         ``max_modules`` and ``forbid`` alone need a single warm round (module
         lists do not vary); with a timed budget on the same import they use its rounds.
         """
         from .spec import MeasurementSpec
 
-        needs: dict[tuple[str, str, bool], tuple[int, bool]] = {}
+        needs: dict[MeasurementKey, tuple[int, bool]] = {}
         for budget in budgets:
             for flavour, key in _measurement_keys(budget).items():
                 timed = flavour in budget.timed_flavours
-                rounds = (budget.rounds or self.settings.rounds) if timed else 1
+                rounds = (budget.rounds or self.settings.rounds_for(key[3])) if timed else 1
                 before_rounds, before_timed = needs.get(key, (0, False))
                 needs[key] = (max(before_rounds, rounds), before_timed or timed)
         return {
@@ -299,8 +309,9 @@ class BudgetEnforcer:
                 flavour=key[1],  # type: ignore[arg-type]
                 closure=key[2],
                 rounds=rounds,
-                warmup=self.settings.warmup if timed else 0,
+                warmup=self.settings.warmup_for(key[3]) if timed else 0,
                 timeout=self.settings.timeout,
+                metric=key[3],
             )
             for key, (rounds, timed) in needs.items()
         }
@@ -326,8 +337,9 @@ class BudgetEnforcer:
         for budget in budgets:
             results = {flavour: measured[key] for flavour, key in _measurement_keys(budget).items()}
             stat = budget.stat or self.settings.stat
-            # Only time budgets scale: the reference is not measured for module counts.
-            scale = self._scales_or_fail() if budget.timed_flavours else 1.0
+            # Only time budgets scale: module and instruction counts do not vary by machine.
+            scaled = bool(budget.timed_flavours) and budget.metric == "time"
+            scale = self._scales_or_fail() if scaled else 1.0
             verdicts += judge(budget, results, stat=stat, scale=scale)
         for entry in item.stash.get(_PENDING_KEY, []):
             own = [verdict for verdict in verdicts if verdict.result is entry.result]

@@ -16,12 +16,14 @@ from .copying import PackageCopy
 from .measurer import Measurer, resolve_python
 from .result import ImportResult
 from .spec import (
-    DEFAULT_ROUNDS,
+    DEFAULT_METRIC,
     DEFAULT_TIMEOUT,
-    DEFAULT_WARMUP,
     Flavour,
     InvalidationMode,
     MeasurementSpec,
+    Metric,
+    default_rounds,
+    default_warmup,
 )
 
 __all__ = ["ImportEnv", "InvalidationMode"]
@@ -37,7 +39,10 @@ class ImportEnv:
     ``"warm"`` (bytecode compiled up front). ``closure=True`` (cold only) makes
     every module the import reaches compile, not only the package under test.
     ``python`` defaults to the running interpreter; ``optimize`` (0, 1, 2) is
-    passed as ``-O``/``-OO`` to both the compilation and the rounds. Copies are
+    passed as ``-O``/``-OO`` to both the compilation and the rounds. ``metric``
+    is ``"time"`` (seconds) or ``"instructions"`` (counted under valgrind's
+    callgrind); ``rounds`` and ``warmup`` default to the metric's (10 and 1
+    timed, 3 and 0 counted). Copies are
     cached under ``cache_dir`` (default: the per-user cache); ``search_path``
     (default ``sys.path``) is where packages are located. ``measurer`` replaces
     both with a configured :class:`~pytest_importcache.measurer.Measurer`
@@ -52,9 +57,10 @@ class ImportEnv:
         optimize: int = 0,
         invalidation_mode: InvalidationMode = "timestamp",
         closure: bool = False,
-        rounds: int = DEFAULT_ROUNDS,
-        warmup: int = DEFAULT_WARMUP,
+        rounds: int | None = None,
+        warmup: int | None = None,
         timeout: float = DEFAULT_TIMEOUT,
+        metric: Metric = DEFAULT_METRIC,
         cache_dir: Path | str | None = None,
         search_path: Sequence[str] | None = None,
         measurer: Measurer | None = None,
@@ -67,9 +73,10 @@ class ImportEnv:
             python=resolve_python(python),
             optimize=optimize,
             invalidation_mode=invalidation_mode,
-            rounds=rounds,
-            warmup=warmup,
+            rounds=default_rounds(metric) if rounds is None else rounds,
+            warmup=default_warmup(metric) if warmup is None else warmup,
             timeout=timeout,
+            metric=metric,
         )
         self.measurer = measurer or Measurer(cache_dir=cache_dir, search_path=search_path)
 
@@ -90,6 +97,11 @@ class ImportEnv:
         return self.settings.python
 
     @property
+    def metric(self) -> Metric:
+        """What a round measures: ``"time"`` or ``"instructions"``."""
+        return self.settings.metric
+
+    @property
     def rounds(self) -> int:
         """Counted rounds per measurement, unless ``measure`` is given others."""
         return self.settings.rounds
@@ -106,7 +118,8 @@ class ImportEnv:
 
     def __repr__(self) -> str:
         closure = ", closure=True" if self.closure else ""
-        return f"ImportEnv({self.flavour!r}, python={self.python!r}{closure})"
+        metric = f", metric={self.metric!r}" if self.metric != DEFAULT_METRIC else ""
+        return f"ImportEnv({self.flavour!r}, python={self.python!r}{closure}{metric})"
 
     def spec_for(self, module: str, rounds: int | None = None) -> MeasurementSpec:
         """The measurement of ``module`` in this environment (``rounds`` counted rounds)."""

@@ -13,6 +13,7 @@ __all__ = [
     "ImportRaisedError",
     "InterpreterError",
     "LocateError",
+    "MetricUnavailableError",
     "RoundCrashedError",
     "RoundTimeoutError",
     "WrongOriginError",
@@ -63,3 +64,7 @@ class RoundCrashedError(ImportCacheError):
 
 class WrongOriginError(ImportCacheError):
     """The module was imported from a file outside the import environment."""
+
+
+class MetricUnavailableError(ImportCacheError):
+    """The chosen metric cannot be measured here (instructions without valgrind)."""

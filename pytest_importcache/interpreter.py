@@ -27,6 +27,7 @@ __all__ = [
     "ProbedSpec",
     "check_interpreter",
     "installation_dirs",
+    "interpreter_binary",
     "is_running_interpreter",
     "probe_spec",
 ]
@@ -40,7 +41,7 @@ _PROBE = """\
 import sys, json
 if sys.path and sys.path[0] in ("", "."):
     del sys.path[0]
-out = {"version": list(sys.version_info[:3])}
+out = {"version": list(sys.version_info[:3]), "executable": sys.executable}
 if tuple(sys.version_info[:2]) >= tuple(json.loads(sys.argv[1])) and len(sys.argv) > 2:
     name = sys.argv[2]
     sys.path[0:0] = sys.argv[3:]
@@ -133,6 +134,21 @@ def check_interpreter(python: str) -> tuple[int, ...]:
             f"need Python {minimum} or newer"
         )
     return version
+
+
+@functools.cache
+def interpreter_binary(python: str) -> str:
+    """The executable file ``python`` runs as (``sys.executable``), past launchers and shims.
+
+    A tool that runs the interpreter itself (valgrind) must be given this file:
+    given a shell-script shim (pyenv's), it would measure the shell.
+    """
+    __tracebackhide__ = True
+    if is_running_interpreter(python):
+        return sys.executable
+    check_interpreter(python)
+    executable = _run_probe(python, []).get("executable")
+    return executable if isinstance(executable, str) and executable else python
 
 
 @functools.lru_cache(maxsize=256)

@@ -22,6 +22,7 @@ from typing import Protocol
 from filelock import FileLock
 
 from .cache import default_cache_dir, default_cache_path, discard_copy
+from .callgrind import find_valgrind
 from .copying import (
     PackageCopy,
     clear_bytecode,
@@ -35,7 +36,7 @@ from .lifecycle import adopt_orphans, signals_end_rounds
 from .locate import locate_package, warn_if_imported_elsewhere
 from .result import ImportResult, build_result
 from .runner import RoundReport, run_round
-from .spec import MeasurementSpec
+from .spec import MeasurementSpec, Metric
 
 __all__ = ["MeasurementObserver", "Measurer", "RoundRunner", "resolve_python"]
 
@@ -54,6 +55,8 @@ class RoundRunner(Protocol):
         timeout: float,
         pycache_prefix: Path | None,
         description: str,
+        metric: Metric,
+        module_costs: bool,
     ) -> RoundReport:
         """Import ``module`` once with ``roots`` first on ``sys.path`` and report."""
         ...
@@ -169,14 +172,19 @@ class Measurer:
         module cannot be found, raises on import, hangs or crashes. SIGTERM or
         SIGHUP during the rounds ends them and raises
         :class:`~pytest_importcache.lifecycle.RoundsInterrupted` (a ``KeyboardInterrupt``).
+        Instruction rounds (valgrind required) do not take the measurement lock:
+        what else runs does not change their counts.
         """
         __tracebackhide__ = True
         python = resolve_python(spec.python)
+        counting = spec.metric == "instructions"
+        if counting and self.round_runner is run_round:
+            find_valgrind()
         reports = []
         with ExitStack() as stack:
             stack.enter_context(signals_end_rounds())
             stack.enter_context(adopt_orphans())
-            stack.enter_context(self.lock() if self.lock else nullcontext())
+            stack.enter_context(self.lock() if self.lock and not counting else nullcontext())
             # Built under the measurement lock too: compiling a copy would slow down
             # another process's rounds.
             copy = self._copy_in_use(spec, stack)
@@ -196,7 +204,9 @@ class Measurer:
                     observer.round_done(spec, index, report)
             if spec.flavour == "cold":
                 clear_bytecode(copy.roots)
-        result = build_result(spec.module, spec.flavour, spec.closure, python, reports)
+        result = build_result(
+            spec.module, spec.flavour, spec.closure, python, reports, metric=spec.metric
+        )
         for observer in self.observers:
             observer.measured(spec, result)
         return result
@@ -226,6 +236,10 @@ class Measurer:
                 timeout=spec.timeout,
                 pycache_prefix=prefix,
                 description=f"{spec.label} {phase}",
+                metric=spec.metric,
+                # One round of instructions counts each module: the counts repeat,
+                # and per-module counting takes two to three times as long.
+                module_costs=spec.metric == "time" or index == spec.warmup,
             )
         finally:
             if prefix is not None:

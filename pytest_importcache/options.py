@@ -17,7 +17,20 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 
-from .spec import DEFAULT_ROUNDS, DEFAULT_STATISTIC, DEFAULT_TIMEOUT, DEFAULT_WARMUP, Statistic
+from .spec import (
+    DEFAULT_INSTRUCTION_ROUNDS,
+    DEFAULT_INSTRUCTION_WARMUP,
+    DEFAULT_METRIC,
+    DEFAULT_ROUNDS,
+    DEFAULT_STATISTIC,
+    DEFAULT_TIMEOUT,
+    DEFAULT_WARMUP,
+    METRICS,
+    Metric,
+    Statistic,
+    default_rounds,
+    default_warmup,
+)
 from .stats import STAT_NAMES
 from .units import BudgetError, parse_duration
 
@@ -27,10 +40,12 @@ if TYPE_CHECKING:
 __all__ = ["SETTINGS", "Setting", "Settings", "add_options", "read_settings", "unwritable_reason"]
 
 
-def parse_whole_number(minimum: int) -> Callable[[str], int]:
-    """A parser for whole numbers of at least ``minimum``."""
+def parse_whole_number(minimum: int) -> Callable[[str], int | None]:
+    """A parser for whole numbers of at least ``minimum``; nothing reads as ``None``."""
 
-    def parse(text: str) -> int:
+    def parse(text: str) -> int | None:
+        if not text.strip():
+            return None
         try:
             value = int(text)
         except ValueError:
@@ -47,6 +62,16 @@ def parse_stat(text: str) -> str:
     if text not in STAT_NAMES:
         raise ValueError(f"expected one of {', '.join(STAT_NAMES)}, got {text!r}")
     return text
+
+
+def parse_metric(text: str) -> Metric:
+    """``time`` or ``instructions``."""
+    metric = text.strip()
+    if metric == "time":
+        return "time"
+    if metric == "instructions":
+        return "instructions"
+    raise ValueError(f"expected one of {', '.join(METRICS)}, got {text!r}")
 
 
 def parse_seconds(text: str) -> float:
@@ -132,15 +157,25 @@ class Setting:
 SETTINGS = (
     Setting(
         "rounds",
-        f"counted rounds (fresh interpreters) per import measurement (default: {DEFAULT_ROUNDS})",
+        "counted rounds (fresh interpreters) per import measurement (default: "
+        f"{DEFAULT_ROUNDS} for time, {DEFAULT_INSTRUCTION_ROUNDS} for instructions)",
         parse_whole_number(1),
-        str(DEFAULT_ROUNDS),
+        "",
     ),
     Setting(
         "warmup",
-        f"uncounted rounds run before the counted ones (default: {DEFAULT_WARMUP})",
+        "uncounted rounds run before the counted ones (default: "
+        f"{DEFAULT_WARMUP} for time, {DEFAULT_INSTRUCTION_WARMUP} for instructions)",
         parse_whole_number(0),
-        str(DEFAULT_WARMUP),
+        "",
+    ),
+    Setting(
+        "metric",
+        "what cold and warm budgets measure: time (durations such as 25ms) or instructions "
+        "(counts such as 45M, counted under valgrind's callgrind; the same on every machine "
+        f"with the same Python build) (default: {DEFAULT_METRIC})",
+        parse_metric,
+        DEFAULT_METRIC,
     ),
     Setting(
         "stat",
@@ -195,10 +230,15 @@ SETTINGS = (
 
 @dataclass(frozen=True)
 class Settings:
-    """The resolved settings of one pytest run."""
+    """The resolved settings of one pytest run.
 
-    rounds: int = DEFAULT_ROUNDS
-    warmup: int = DEFAULT_WARMUP
+    ``rounds`` and ``warmup`` are ``None`` when not set: each metric has its own
+    defaults (:meth:`rounds_for`, :meth:`warmup_for`).
+    """
+
+    rounds: int | None = None
+    warmup: int | None = None
+    metric: Metric = DEFAULT_METRIC
     stat: Statistic = DEFAULT_STATISTIC
     timeout: float = DEFAULT_TIMEOUT
     budget_scale: float | Literal["auto"] = 1.0
@@ -206,6 +246,14 @@ class Settings:
     report: str | None = None
     raw_dir: str | None = None
     disable: bool = False
+
+    def rounds_for(self, metric: Metric) -> int:
+        """Counted rounds for a measurement in ``metric``: the setting, or the metric's default."""
+        return default_rounds(metric) if self.rounds is None else self.rounds
+
+    def warmup_for(self, metric: Metric) -> int:
+        """Warm-up rounds for a measurement in ``metric``: the setting, or the metric's default."""
+        return default_warmup(metric) if self.warmup is None else self.warmup
 
 
 def add_options(parser: pytest.Parser) -> None:

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .result import ImportResult, ModuleTiming
-from .spec import flavour_label
+from .spec import Metric, flavour_label
 from .stats import median
 from .units import headroom
 
@@ -25,15 +25,17 @@ SLOWEST_RECORDED = 20
 
 @dataclass(frozen=True)
 class MeasurementOutcome:
-    """A measurement, the test that made it, and the time budget it was held to.
+    """A measurement, the test that made it, and the cold or warm budget it was held to.
 
-    ``budget`` is the scaled time budget in seconds (``None`` when the flavour
-    had no time budget) and ``scale`` the factor that scaled it; ``passed`` is
-    ``None`` for a measurement no budget judged. ``timed`` is false for a
-    measurement made only to count modules (one round for
-    ``max_modules``/``forbid``): its time is not a statistic worth storing or
-    comparing. ``modules`` holds every module the import loaded as (name, self
-    seconds, cumulative seconds, importer).
+    ``metric`` is ``"time"`` or ``"instructions"``: ``statistic``, ``budget``,
+    each round's figure in ``values`` and the module costs are seconds or
+    instruction counts. ``budget`` is the scaled budget (``None`` when the
+    flavour had none) and ``scale`` the factor that scaled it (time budgets
+    only); ``passed`` is ``None`` for a measurement no budget judged. ``timed``
+    is false for a measurement made only to count modules (one round for
+    ``max_modules``/``forbid``): its figure is not a statistic worth storing
+    or comparing. ``modules`` holds every module the import loaded as (name,
+    self cost, cumulative cost, importer).
     """
 
     nodeid: str
@@ -45,7 +47,7 @@ class MeasurementOutcome:
     statistic: float
     budget: float | None
     passed: bool | None
-    wall: tuple[float, ...]
+    values: tuple[float, ...]
     python_version: str
     file: str
     modules: tuple[tuple[str, float, float, str | None], ...]
@@ -53,6 +55,7 @@ class MeasurementOutcome:
     scale: float = 1.0
     startup_modules: int = 0
     lazy_modules: tuple[str, ...] = ()
+    metric: str = "time"
 
     @classmethod
     def from_result(
@@ -78,17 +81,18 @@ class MeasurementOutcome:
             statistic=result.statistic(stat),
             budget=budget,
             passed=passed,
-            wall=result.wall,
+            values=result.values,
             python_version=result.python_version,
             file=result.file,
             modules=tuple(
-                (timing.name, timing.self_seconds, timing.cumulative_seconds, timing.parent)
+                (timing.name, timing.self_cost, timing.cumulative_cost, timing.parent)
                 for timing in result.modules.values()
             ),
             timed=timed,
             scale=scale,
             startup_modules=result.startup_modules,
             lazy_modules=result.lazy_modules,
+            metric=result.metric,
         )
 
     @property
@@ -104,23 +108,24 @@ class MeasurementOutcome:
     @property
     def timings(self) -> list[ModuleTiming]:
         """Every loaded module's timing."""
-        return [ModuleTiming(*entry) for entry in self.modules]
+        metric: Metric = "instructions" if self.metric == "instructions" else "time"
+        return [ModuleTiming(*entry, metric=metric) for entry in self.modules]
 
     @property
-    def self_seconds(self) -> dict[str, float]:
-        """Every loaded module's self time."""
+    def self_costs(self) -> dict[str, float]:
+        """Every loaded module's self cost (seconds or instructions)."""
         return {name: self_time for name, self_time, _, _ in self.modules}
 
     @property
     def slowest(self) -> list[tuple[str, float, float]]:
-        """(module, self seconds, cumulative seconds) of the modules with the largest self time."""
+        """(module, self cost, cumulative cost) of the modules with the largest self cost."""
         ranked = sorted(self.modules, key=lambda entry: -entry[1])[:SLOWEST_RECORDED]
         return [(name, self_time, cumulative) for name, self_time, cumulative, _ in ranked]
 
     @property
     def median(self) -> float:
-        """Median of the rounds, seconds."""
-        return median(self.wall)
+        """Median of the rounds, in the metric's unit."""
+        return median(self.values)
 
     @property
     def headroom(self) -> float | None:
@@ -135,7 +140,7 @@ class MeasurementOutcome:
     def from_json(cls, data: dict[str, Any]) -> MeasurementOutcome:
         """The inverse of :meth:`to_json`."""
         fields = dict(data)
-        fields["wall"] = tuple(fields["wall"])
+        fields["values"] = tuple(fields["values"])
         fields["modules"] = tuple(tuple(entry) for entry in fields["modules"])
         fields["lazy_modules"] = tuple(fields.get("lazy_modules", ()))
         return cls(**fields)

@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING
 from .budget import Verdict
 from .outcome import MeasurementOutcome
 from .result import ImportResult, ModuleTiming, importer_tree
-from .units import fit, format_duration, format_headroom, format_significant, suggest_budget
+from .units import (
+    fit,
+    format_cost,
+    format_headroom,
+    format_significant,
+    suggest_cost_budget,
+)
 
 if TYPE_CHECKING:
     from .runs import ImportComparison
@@ -27,12 +33,20 @@ SLOWEST_IN_FAILURE = 10
 SUMMARY_WIDTH = 80
 
 
+def _cost_names(metric: str) -> str:
+    """How the two per-module columns are headed in ``metric``."""
+    if metric == "instructions":
+        return "self instructions, cumulative instructions"
+    return "self time, cumulative time"
+
+
 def _slowest_table(result: ImportResult, count: int) -> list[str]:
-    lines = ["  slowest modules (self time, cumulative time):"]
+    heading = "costliest" if result.metric == "instructions" else "slowest"
+    lines = [f"  {heading} modules ({_cost_names(result.metric)}):"]
     for timing in result.slowest(count):
-        self_time = format_duration(timing.self_seconds)
-        cumulative = format_duration(timing.cumulative_seconds)
-        lines.append(f"    {self_time:>8} {cumulative:>8}  {timing.name}")
+        self_cost = format_cost(timing.self_cost, result.metric)
+        cumulative = format_cost(timing.cumulative_cost, result.metric)
+        lines.append(f"    {self_cost:>8} {cumulative:>8}  {timing.name}")
     return lines
 
 
@@ -55,14 +69,16 @@ def _time_block(verdict: Verdict) -> list[str]:
         f" (budget scaled by {format_significant(verdict.scale)})" if verdict.scale != 1.0 else ""
     )
     flavour_argument = "cold" if verdict.kind == "cold" else "warm"
+    metric = result.metric
     # A budget to write in the marker, so before scaling.
-    suggestion = suggest_budget(verdict.measured / verdict.scale)
+    suggestion = suggest_cost_budget(verdict.measured / verdict.scale, metric)
+    counted = " instructions" if metric == "instructions" else ""
     return [
-        f"import budget exceeded: {result.module} ({result.label})",
-        f"  {verdict.stat} {format_duration(verdict.measured)} > budget "
-        f"{format_duration(verdict.limit)}{scaled}",
-        f"  {result.rounds} rounds: min {format_duration(result.min)}, "
-        f"median {format_duration(result.median)}, max {format_duration(result.max)}",
+        f"import budget exceeded: {result.module} ({result.label}{counted})",
+        f"  {verdict.stat} {format_cost(verdict.measured, metric)} > budget "
+        f"{format_cost(verdict.limit, metric)}{scaled}",
+        f"  {result.rounds} rounds: min {format_cost(result.min, metric)}, "
+        f"median {format_cost(result.median, metric)}, max {format_cost(result.max, metric)}",
         *_slowest_table(result, SLOWEST_IN_FAILURE),
         f'  suggested budget: {flavour_argument}="{suggestion}"',
     ]
@@ -130,12 +146,13 @@ def summary_lines(records: Sequence[MeasurementOutcome]) -> list[str]:
     )
     lines = [f"{header} verdict"]
     for record in records:
-        measured = format_duration(record.statistic) if record.timed else "-"
-        budget = format_duration(record.budget) if record.budget is not None else "-"
+        measured = format_cost(record.statistic, record.metric) if record.timed else "-"
+        budget = format_cost(record.budget, record.metric) if record.budget is not None else "-"
+        label = record.label + (" (instr)" if record.metric == "instructions" else "")
         headroom = format_headroom(record.headroom) if record.headroom is not None else "-"
         verdict = {True: "PASS", False: "FAIL", None: "-"}[record.passed]
         lines.append(
-            f"{fit(record.module, 24):<24} {record.label:<12} "
+            f"{fit(record.module, 24):<24} {fit(label, 12):<12} "
             f"{measured:>8} {budget:>8} {headroom:>8} "
             f"{record.module_count:>7} {verdict}"
         )
@@ -143,11 +160,15 @@ def summary_lines(records: Sequence[MeasurementOutcome]) -> list[str]:
 
 
 def self_time_changes(
-    current: Mapping[str, float], baseline: Mapping[str, float], count: int = 5
+    current: Mapping[str, float],
+    baseline: Mapping[str, float],
+    count: int = 5,
+    metric: str = "time",
 ) -> list[str]:
-    """The modules whose self time changed most: ``+12.4ms mylib.plugins.heavy (new)``.
+    """The modules whose self cost changed most: ``+12.4ms mylib.plugins.heavy (new)``.
 
     A module only in ``current`` is "new", one only in ``baseline`` is "gone".
+    Costs are in ``metric``: seconds, or instructions (``+1.2M``).
     """
     changes = []
     for name in {*current, *baseline}:
@@ -157,7 +178,7 @@ def self_time_changes(
             changes.append((delta, name, tag))
     changes.sort(key=lambda change: (-abs(change[0]), change[1]))
     return [
-        f"{'+' if delta > 0 else '-'}{format_duration(abs(delta))} {name}{tag}"
+        f"{'+' if delta > 0 else '-'}{format_cost(abs(delta), metric)} {name}{tag}"
         for delta, name, tag in changes[:count]
     ]
 
@@ -166,11 +187,15 @@ def regression_lines(comparisons: Iterable[ImportComparison]) -> list[str]:
     """Per compared measurement: its statistic before and after, and what changed most."""
     lines = []
     for comparison in comparisons:
-        before, after = format_duration(comparison.before), format_duration(comparison.after)
+        metric = comparison.metric
+        before = format_cost(comparison.before, metric)
+        after = format_cost(comparison.after, metric)
         lines.append(
             f"{comparison.name}: {comparison.stat} {before} -> {after} ({comparison.change:+.0%})"
         )
-        changes = self_time_changes(comparison.after_self_seconds, comparison.before_self_seconds)
+        changes = self_time_changes(
+            comparison.after_self_costs, comparison.before_self_costs, metric=metric
+        )
         lines += [f"    {change}" for change in changes]
     return lines
 
@@ -189,8 +214,8 @@ def _html_tree(record: MeasurementOutcome) -> str:
     children = importer_tree(record.module, record.timings)
 
     def render(timing: ModuleTiming, depth: int) -> str:
-        self_time = format_duration(timing.self_seconds)
-        cumulative = format_duration(timing.cumulative_seconds)
+        self_time = format_cost(timing.self_cost, record.metric)
+        cumulative = format_cost(timing.cumulative_cost, record.metric)
         label = html.escape(f"{self_time:>8} {cumulative:>8}  {timing.name}")
         kids = children.get(timing.name, [])
         if not kids:
@@ -208,18 +233,23 @@ def html_report(records: Sequence[MeasurementOutcome]) -> str:
     for record in records:
         verdict = {True: ("pass", "PASS"), False: ("fail", "FAIL"), None: ("", "no budget")}
         css, word = verdict[record.passed]
-        budget = f", budget {format_duration(record.budget)}" if record.budget is not None else ""
+        budget = (
+            f", budget {format_cost(record.budget, record.metric)}"
+            if record.budget is not None
+            else ""
+        )
+        counted = " instructions" if record.metric == "instructions" else ""
         measured = (
-            f"{record.stat} {format_duration(record.statistic)}{budget}, "
+            f"{record.stat}{counted} {format_cost(record.statistic, record.metric)}{budget}, "
             if record.timed
             else "module count only, "
         )
         sections.append(
             f"<section><h2>{html.escape(record.nodeid)}: {html.escape(record.module)} "
-            f"({record.label})</h2><p>{measured}{len(record.wall)} rounds, "
+            f"({record.label})</h2><p>{measured}{len(record.values)} rounds, "
             f"{record.module_count} modules, Python {html.escape(record.python_version)}: "
             f'<span class="{css}">{word}</span></p>'
-            f"<p>self time, cumulative time, module</p>{_html_tree(record)}</section>"
+            f"<p>{_cost_names(record.metric)}, module</p>{_html_tree(record)}</section>"
         )
     return (
         '<!DOCTYPE html><html><head><meta charset="utf-8"><title>Import trees</title>'

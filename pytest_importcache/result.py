@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from .runner import RoundReport, TracedImport
-from .spec import Flavour, flavour_label
+from .spec import Flavour, Metric, flavour_label
 from .stats import STAT_NAMES, RoundStats, compute_stats, median
 
 __all__ = [
@@ -21,16 +21,33 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ModuleTiming:
-    """One module the import loaded: median self and cumulative seconds over the rounds.
+    """One module the import loaded: its self and cumulative cost (median over the rounds).
 
-    ``parent`` is the module whose import pulled this one in (``None`` for the
-    measured module itself).
+    The costs are in the measurement's ``metric``: seconds for ``"time"``,
+    instructions for ``"instructions"``. ``parent`` is the module whose import
+    pulled this one in (``None`` for the measured module itself).
     """
 
     name: str
-    self_seconds: float
-    cumulative_seconds: float
+    self_cost: float
+    cumulative_cost: float
     parent: str | None
+    metric: Metric = "time"
+
+    @property
+    def self_seconds(self) -> float:
+        """The self cost of a timed measurement, seconds (``ValueError`` for a count)."""
+        return self._seconds(self.self_cost)
+
+    @property
+    def cumulative_seconds(self) -> float:
+        """The cumulative cost of a timed measurement, seconds (``ValueError`` for a count)."""
+        return self._seconds(self.cumulative_cost)
+
+    def _seconds(self, cost: float) -> float:
+        if self.metric != "time":
+            raise ValueError(f"{self.name}: the costs are {self.metric}, not seconds")
+        return cost
 
 
 def importer_tree(
@@ -46,7 +63,7 @@ def importer_tree(
         parent = timing.parent if timing.name != module else None
         children.setdefault(parent, []).append(timing)
     for siblings in children.values():
-        siblings.sort(key=lambda timing: -timing.cumulative_seconds)
+        siblings.sort(key=lambda timing: -timing.cumulative_cost)
     return children
 
 
@@ -54,8 +71,12 @@ def importer_tree(
 class ImportResult:
     """The measurement of one module's import in one flavour.
 
-    ``wall`` and ``cpu`` hold each counted round's seconds; ``stats`` summarises
-    ``wall``. ``modules`` maps every module the import newly loaded (in the order
+    ``metric`` is what the rounds measured: ``"time"`` or ``"instructions"``.
+    ``values`` holds each counted round's figure in that metric (``wall``
+    seconds, or the ``instructions`` counts) and ``stats`` summarises them; the
+    statistics' properties (``min``, ``median``, ...) are in that unit too.
+    ``wall`` and ``cpu`` hold each counted round's seconds (under callgrind,
+    the slowed-down ones). ``modules`` maps every module the import newly loaded (in the order
     their imports completed, the measured module last) to its timing, so
     ``"mylib.core" in result.modules`` asks whether the import loaded it.
     ``file`` is the file the module was imported from, inside the environment.
@@ -77,6 +98,13 @@ class ImportResult:
     modules: Mapping[str, ModuleTiming]
     startup_modules: int = 0
     lazy_modules: tuple[str, ...] = ()
+    metric: Metric = "time"
+    instructions: tuple[int, ...] = ()
+
+    @property
+    def values(self) -> tuple[float, ...]:
+        """Each counted round's figure in the result's metric: seconds or instructions."""
+        return self.wall if self.metric == "time" else tuple(map(float, self.instructions))
 
     @property
     def label(self) -> str:
@@ -85,32 +113,32 @@ class ImportResult:
 
     @property
     def min(self) -> float:
-        """Fastest round, seconds."""
+        """Fastest round, in the metric's unit (seconds or instructions)."""
         return self.stats.min
 
     @property
     def max(self) -> float:
-        """Slowest round, seconds."""
+        """Slowest round, in the metric's unit (seconds or instructions)."""
         return self.stats.max
 
     @property
     def mean(self) -> float:
-        """Mean of the rounds, seconds."""
+        """Mean of the rounds, in the metric's unit (seconds or instructions)."""
         return self.stats.mean
 
     @property
     def median(self) -> float:
-        """Median of the rounds, seconds."""
+        """Median of the rounds, in the metric's unit (seconds or instructions)."""
         return self.stats.median
 
     @property
     def stddev(self) -> float:
-        """Standard deviation of the rounds, seconds."""
+        """Standard deviation of the rounds, in the metric's unit (seconds or instructions)."""
         return self.stats.stddev
 
     @property
     def iqr(self) -> float:
-        """Interquartile range of the rounds, seconds."""
+        """Interquartile range of the rounds, in the metric's unit (seconds or instructions)."""
         return self.stats.iqr
 
     @property
@@ -119,15 +147,15 @@ class ImportResult:
         return self.stats.rounds
 
     def statistic(self, name: str) -> float:
-        """The named statistic (``min``, ``max``, ``mean`` or ``median``), seconds."""
+        """The named statistic (``min``, ``max``, ``mean`` or ``median``), in the metric's unit."""
         if name not in STAT_NAMES:
             raise ValueError(f"unknown statistic {name!r}; choose one of {', '.join(STAT_NAMES)}")
         value: float = getattr(self.stats, name)
         return value
 
     def slowest(self, count: int = 10) -> list[ModuleTiming]:
-        """The ``count`` modules with the largest self time, slowest first."""
-        return sorted(self.modules.values(), key=lambda timing: -timing.self_seconds)[:count]
+        """The ``count`` modules with the largest self cost, costliest first."""
+        return sorted(self.modules.values(), key=lambda timing: -timing.self_cost)[:count]
 
     def chain(self, name: str) -> list[str]:
         """Importers from the measured module down to ``name``: ``[pkg, pkg.helper, decimal]``."""
@@ -141,15 +169,23 @@ class ImportResult:
         return names[::-1]
 
 
-def _traced_tree(
-    traced: Sequence[TracedImport], loaded: set[str]
-) -> dict[str, tuple[int, int, str | None]]:
-    """(self ns, cumulative ns, importer) per module, from the child's import calls.
+def _cumulative(call: TracedImport, metric: Metric) -> int:
+    """A call's cumulative cost in ``metric``: nanoseconds or instructions."""
+    if metric == "time":
+        return call.cumulative_ns
+    return call.cumulative_instructions or 0
 
-    A module belongs to the first call that loaded it (the innermost, when
-    ``import a.b`` loads ``a`` whose ``__init__`` imports ``a.b``). Its importer
-    is the module of the nearest enclosing call that loaded one, and its self
-    time is its cumulative time less that of the modules it imported.
+
+def _traced_tree(
+    traced: Sequence[TracedImport], loaded: set[str], metric: Metric
+) -> dict[str, tuple[int, int, str | None]]:
+    """(self cost, cumulative cost, importer) per module, from the child's import calls.
+
+    The costs are nanoseconds or instructions, as ``metric`` says. A module
+    belongs to the first call that loaded it (the innermost, when ``import
+    a.b`` loads ``a`` whose ``__init__`` imports ``a.b``). Its importer is the
+    module of the nearest enclosing call that loaded one, and its self cost is
+    its cumulative cost less that of the modules it imported.
     """
     calls = {call.call_id: call for call in traced}
     loaders: dict[str, TracedImport] = {}
@@ -158,7 +194,7 @@ def _traced_tree(
             loaders[call.name] = call
     module_of_call = {call.call_id: name for name, call in loaders.items()}
     importers: dict[str, str | None] = {}
-    imported_ns: dict[str, int] = {}
+    imported_cost: dict[str, int] = {}
     for name, call in loaders.items():
         enclosing = call.parent_id
         while enclosing and enclosing not in module_of_call and enclosing in calls:
@@ -166,39 +202,50 @@ def _traced_tree(
         importer = module_of_call.get(enclosing)
         importers[name] = importer
         if importer is not None:
-            imported_ns[importer] = imported_ns.get(importer, 0) + call.cumulative_ns
+            imported_cost[importer] = imported_cost.get(importer, 0) + _cumulative(call, metric)
     return {
         name: (
-            max(call.cumulative_ns - imported_ns.get(name, 0), 0),
-            call.cumulative_ns,
+            max(_cumulative(call, metric) - imported_cost.get(name, 0), 0),
+            _cumulative(call, metric),
             importers[name],
         )
         for name, call in loaders.items()
     }
 
 
-def _module_timings(reports: Sequence[RoundReport]) -> dict[str, ModuleTiming]:
-    """Per-module median self/cumulative times over the rounds, in completion order."""
+def _module_timings(reports: Sequence[RoundReport], metric: Metric) -> dict[str, ModuleTiming]:
+    """Per-module median self/cumulative costs over the rounds, in completion order.
+
+    Instruction rounds count modules only when detailed: the others are left out.
+    """
+    if metric == "instructions":
+        reports = [
+            report
+            for report in reports
+            if any(call.cumulative_instructions is not None for call in report.traced)
+        ] or reports[:1]
+    unit = 1e9 if metric == "time" else 1
     loaded = reports[0].loaded
     loaded_set = set(loaded)
     self_times: dict[str, list[int]] = {name: [] for name in loaded}
     cumulative_times: dict[str, list[int]] = {name: [] for name in loaded}
     parents: dict[str, str | None] = {}
     for report in reports:
-        for name, (self_ns, cumulative_ns, parent) in _traced_tree(
-            report.traced, loaded_set
+        for name, (self_cost, cumulative_cost, parent) in _traced_tree(
+            report.traced, loaded_set, metric
         ).items():
-            self_times[name].append(self_ns)
-            cumulative_times[name].append(cumulative_ns)
+            self_times[name].append(self_cost)
+            cumulative_times[name].append(cumulative_cost)
             parents.setdefault(name, parent)
     return {
         name: ModuleTiming(
             name=name,
-            self_seconds=median(self_times[name]) / 1e9 if self_times[name] else 0.0,
-            cumulative_seconds=(
-                median(cumulative_times[name]) / 1e9 if cumulative_times[name] else 0.0
+            self_cost=median(self_times[name]) / unit if self_times[name] else 0.0,
+            cumulative_cost=(
+                median(cumulative_times[name]) / unit if cumulative_times[name] else 0.0
             ),
             parent=parents.get(name),
+            metric=metric,
         )
         for name in loaded
     }
@@ -210,11 +257,17 @@ def build_result(
     closure: bool,
     python: str,
     reports: Sequence[RoundReport],
+    *,
+    metric: Metric = "time",
 ) -> ImportResult:
-    """Summarise the counted rounds of one measurement."""
+    """Summarise the counted rounds of one measurement in ``metric``."""
     if not reports:
         raise ValueError("a result needs at least one counted round")
     wall = tuple(report.wall_ns / 1e9 for report in reports)
+    instructions = tuple(report.instructions or 0 for report in reports)
+    if metric == "instructions" and any(report.instructions is None for report in reports):
+        raise ValueError("an instructions result needs rounds that counted instructions")
+    values = wall if metric == "time" else tuple(map(float, instructions))
     return ImportResult(
         module=module,
         flavour=flavour,
@@ -224,8 +277,10 @@ def build_result(
         file=reports[0].origin,
         wall=wall,
         cpu=tuple(report.cpu_ns / 1e9 for report in reports),
-        stats=compute_stats(wall),
-        modules=_module_timings(reports),
+        stats=compute_stats(values),
+        modules=_module_timings(reports, metric),
         startup_modules=reports[0].startup_modules,
         lazy_modules=reports[0].lazy,
+        metric=metric,
+        instructions=instructions if metric == "instructions" else (),
     )

@@ -18,6 +18,7 @@ from __future__ import annotations
 import ast
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,8 +27,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .callgrind import (
+    VALGRIND_SLOWDOWN,
+    MarkCosts,
+    callgrind_command,
+    find_valgrind,
+    read_dump_counts,
+)
 from .errors import ImportRaisedError, RoundCrashedError, RoundTimeoutError, WrongOriginError
+from .interpreter import interpreter_binary
 from .lifecycle import ROUND_TOKEN_VARIABLE, clock_ticks_now, kill_round_processes
+from .spec import Metric
 
 __all__ = ["RoundReport", "TracedImport", "run_round"]
 
@@ -72,12 +82,45 @@ calls = []
 origins = {}
 deferred = []
 excluded = [0, 0]
+marks = [0]
+fences = []
+excluded_marks = []
+_counting = [False]
+_fence_function = [None]
+_mark_function = [None]
 _stacks = {}
 _next_id = [0]
 _paused = [False]
 _deferred_ran = [False]
 _find_and_load = _bootstrap._find_and_load
 _load_unlocked = _bootstrap._load_unlocked
+
+
+def count_with(fence_function, mark_function):
+    global _clock, _cpu_clock
+    # Reading a clock executes a varying number of instructions: counted rounds
+    # read none, so that they count the same every time.
+    _clock = _cpu_clock = int
+    _counting[0] = True
+    _fence_function[0] = fence_function
+    _mark_function[0] = mark_function
+
+
+def fence():
+    if not _counting[0]:
+        return 0
+    marks[0] += 1
+    number = marks[0]
+    fences.append(number)
+    _fence_function[0]()
+    return number
+
+
+def import_mark():
+    marks[0] += 1
+    number = marks[0]
+    _mark_function[0]()
+    return number
 
 
 def _read_pth_file(sitedir, name, known_paths):
@@ -116,6 +159,7 @@ class DeferredStartup:
         modules_before = set(sys.modules)
         finders_before = list(sys.meta_path)
         _paused[0] = True
+        first_fence = fence()
         wall_start, cpu_start = _clock(), _cpu_clock()
         spec = None
         try:
@@ -142,6 +186,8 @@ class DeferredStartup:
         finally:
             excluded[0] += _clock() - wall_start
             excluded[1] += _cpu_clock() - cpu_start
+            if _counting[0]:
+                excluded_marks.append((first_fence, fence()))
             _paused[0] = False
         return spec
 
@@ -179,13 +225,16 @@ def traced_find_and_load(name, import_):
     present = name in sys.modules
     stack.append(call)
     excluded_before = excluded[0]
+    first_mark = import_mark() if _counting[0] else 0
     start = _clock()
     try:
         return _find_and_load(name, import_)
     finally:
         elapsed = _clock() - start - (excluded[0] - excluded_before)
+        last_mark = import_mark() if _counting[0] else 0
         stack.pop()
-        calls.append((call, parent, name, not present and name in sys.modules, elapsed))
+        loaded = not present and name in sys.modules
+        calls.append((call, parent, name, loaded, elapsed, first_mark, last_mark))
 
 
 def traced_load_unlocked(spec):
@@ -243,10 +292,18 @@ _CHILD_CODE = f"""\
 import sys, time
 _wall, _cpu = time.perf_counter_ns, time.process_time_ns
 from os import write as _write
-_module, _report_path, _roots = sys.argv[1], sys.argv[2], sys.argv[3:]
+_module, _report_path, _metric, _roots = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 sys.argv[:] = ["-c"]
 _harness = {{}}
 exec(compile({_HARNESS!r}, "<frozen importlib._bootstrap>", "exec"), _harness)
+if _metric == "instructions":
+    # Run without -I, so that PYTHONHASHSEED reaches this interpreter: drop what
+    # -I would have kept out, the current directory and the bytecode setting.
+    if not sys.flags.isolated:
+        del sys.path[0]
+    sys.dont_write_bytecode = False
+    from os import getppid as _fence_function, getpgrp as _mark_function
+    _harness["count_with"](_fence_function, _mark_function)
 _harness["start_up"](_roots)
 _harness["guard_bytecode"](_roots)
 _already_loaded = _module in sys.modules
@@ -268,10 +325,12 @@ _mark(b"\\n{BEGIN_MARKER}\\n")
 _harness["install"]()
 _cpu_start = _cpu()
 _wall_start = _wall()
+_first_fence = _harness["fence"]()
 try:
     __import__(_module)
 except BaseException as exc:
     _error = exc
+_last_fence = _harness["fence"]()
 _wall_end = _wall()
 _cpu_end = _cpu()
 if _getpid() != _pid:
@@ -303,6 +362,10 @@ _report = {{
     "already_loaded": _already_loaded,
     "python_version": sys.version.split()[0],
     "error": None,
+    "marks": _harness["marks"][0],
+    "fences": _harness["fences"],
+    "excluded_marks": _harness["excluded_marks"],
+    "import_fences": (_first_fence, _last_fence),
 }}
 if _error is not None:
     _summary, _text = _harness["describe_error"](_error)
@@ -321,7 +384,8 @@ class TracedImport:
     ``call_id`` numbers the calls; ``parent_id`` is the call it happened in
     (0 for none). ``loaded`` says whether this call loaded the module (it was
     not in ``sys.modules`` before and was after); ``cumulative_ns`` includes
-    the calls made inside it.
+    the calls made inside it, and so does ``cumulative_instructions``, counted
+    in a detailed instructions round (``None`` otherwise).
     """
 
     call_id: int
@@ -329,6 +393,7 @@ class TracedImport:
     name: str
     loaded: bool
     cumulative_ns: int
+    cumulative_instructions: int | None = None
 
 
 @dataclass(frozen=True)
@@ -340,6 +405,9 @@ class RoundReport:
     between two marker lines). ``loaded`` are the
     modules the import executed, ``lazy`` those it created lazily but never
     executed, ``startup_modules`` how many modules were loaded before it began.
+    ``instructions`` is the import's instruction count in an instructions round
+    (``None`` in a time round; under valgrind the times are valgrind's, 50-100
+    times slower than without it).
     """
 
     wall_ns: int
@@ -351,6 +419,7 @@ class RoundReport:
     stderr: str = ""
     lazy: tuple[str, ...] = ()
     startup_modules: int = 0
+    instructions: int | None = None
 
 
 # A process group of its own, so the round and what it spawns can be killed together;
@@ -372,26 +441,36 @@ def child_command(
     *,
     optimize: int = 0,
     pycache_prefix: Path | None = None,
+    metric: Metric = "time",
 ) -> list[str]:
     """The command line of one round's child interpreter."""
     # -S: start-up without .pth import lines or sitecustomize; the child runs `site` itself.
-    command = [python, "-I", "-S", *_optimize_flags(optimize), "-X", "importtime"]
+    if metric == "time":
+        command = [python, "-I", "-S", *_optimize_flags(optimize), "-X", "importtime"]
+    else:
+        # Not -I, which would ignore PYTHONHASHSEED: the environment is cleaned
+        # instead (child_environment), and the child drops the current directory.
+        # No -X importtime: its rows would be counted with the import.
+        command = [python, "-s", "-S", *_optimize_flags(optimize)]
     if pycache_prefix is not None:
         command += ["-X", f"pycache_prefix={pycache_prefix}"]
-    return [*command, "-c", _CHILD_CODE, module, str(report_path), *map(str, roots)]
+    return [*command, "-c", _CHILD_CODE, module, str(report_path), metric, *map(str, roots)]
 
 
 # Variables that make start-up code import things before the measured import:
 # Python's own (ignored under -I anyway, but the import's own subprocesses would
 # see them) and coverage.py's subprocess measurement, which a .pth file starts.
-_IMPORT_STEERING_PREFIXES = ("PYTHON", "COVERAGE_", "COV_CORE_")
+# VALGRIND_OPTS would change what callgrind counts and where it writes.
+_IMPORT_STEERING_PREFIXES = ("PYTHON", "COVERAGE_", "COV_CORE_", "VALGRIND_")
 
 
-def child_environment(round_token: str | None = None) -> dict[str, str]:
+def child_environment(round_token: str | None = None, *, metric: Metric = "time") -> dict[str, str]:
     """The caller's environment without the variables that steer imports.
 
     With ``round_token``, the environment also carries the round's token, by
-    which whatever the round starts is found and ended afterwards.
+    which whatever the round starts is found and ended afterwards. An
+    instructions round also gets a fixed hash seed: with random ones, the
+    count varies by a few tenths of a percent from run to run.
     """
     environment = {
         key: value
@@ -400,8 +479,11 @@ def child_environment(round_token: str | None = None) -> dict[str, str]:
     }
     if round_token is not None:
         environment[ROUND_TOKEN_VARIABLE] = round_token
-    # The round ignores it (-I); the interpreters the import starts write no bytecode.
+    # The round itself writes bytecode as configured (-I ignores this, and an
+    # instructions round resets it); the interpreters the import starts write none.
     environment["PYTHONDONTWRITEBYTECODE"] = "1"
+    if metric == "instructions":
+        environment["PYTHONHASHSEED"] = "0"
     return environment
 
 
@@ -429,6 +511,54 @@ def _is_within(path: Path, roots: Sequence[Path]) -> bool:
     return any(resolved.is_relative_to(root.resolve()) for root in roots)
 
 
+@dataclass(frozen=True)
+class _RoundCommand:
+    """How one round is started, and how long it may take."""
+
+    argv: list[str]
+    timeout: float
+    timeout_text: str
+
+
+def _round_command(
+    module: str,
+    roots: Sequence[Path],
+    report_path: Path,
+    dumps_dir: Path,
+    *,
+    python: str,
+    optimize: int,
+    timeout: float,
+    pycache_prefix: Path | None,
+    metric: Metric,
+    module_costs: bool,
+) -> _RoundCommand:
+    """The round's command line: the interpreter, under callgrind for instructions."""
+    __tracebackhide__ = True
+    if metric == "time":
+        argv = child_command(
+            python, module, roots, report_path, optimize=optimize, pycache_prefix=pycache_prefix
+        )
+        return _RoundCommand(argv, timeout, f"{timeout:g} s")
+    valgrind = find_valgrind()
+    dumps_dir.mkdir()
+    argv = [
+        *callgrind_command(valgrind, dumps_dir, detailed=module_costs),
+        *child_command(
+            interpreter_binary(python),
+            module,
+            roots,
+            report_path,
+            optimize=optimize,
+            pycache_prefix=pycache_prefix,
+            metric=metric,
+        ),
+    ]
+    return _RoundCommand(
+        argv, timeout * VALGRIND_SLOWDOWN, f"{timeout:g} s x {VALGRIND_SLOWDOWN} for valgrind"
+    )
+
+
 def run_round(
     module: str,
     roots: Sequence[Path],
@@ -439,33 +569,91 @@ def run_round(
     timeout: float = 60.0,
     pycache_prefix: Path | None = None,
     description: str = "",
+    metric: Metric = "time",
+    module_costs: bool = True,
 ) -> RoundReport:
     """Import ``module`` once in a fresh interpreter whose ``sys.path`` starts with ``roots``.
 
     ``workdir`` is the child's current directory and holds its report and
     stderr files. ``description`` (e.g. ``"cold round 3 of 10"``) is added to
-    error messages. Raises :class:`ImportRaisedError`,
-    :class:`RoundTimeoutError`, :class:`RoundCrashedError` or :class:`WrongOriginError`.
+    error messages. With ``metric="instructions"`` the child runs under
+    callgrind (``timeout`` is then multiplied by valgrind's slowdown), and
+    ``module_costs`` asks for every module's count, not only the import's.
+    Raises :class:`ImportRaisedError`, :class:`RoundTimeoutError`,
+    :class:`RoundCrashedError`, :class:`WrongOriginError` or (no valgrind)
+    :class:`~pytest_importcache.errors.MetricUnavailableError`.
     """
     __tracebackhide__ = True
     where = f" ({description})" if description else ""
     report_path = workdir / "report.json"
-    stderr_path = workdir / "stderr.txt"
     report_path.unlink(missing_ok=True)
     # The child's own directory, apart from the report: an import may delete its cwd.
     child_cwd = workdir / "cwd"
     child_cwd.mkdir(exist_ok=True)
-    command = child_command(
-        python, module, roots, report_path, optimize=optimize, pycache_prefix=pycache_prefix
-    )
+    dumps_dir = workdir / "callgrind"
+    shutil.rmtree(dumps_dir, ignore_errors=True)
+    try:
+        command = _round_command(
+            module,
+            roots,
+            report_path,
+            dumps_dir,
+            python=python,
+            optimize=optimize,
+            timeout=timeout,
+            pycache_prefix=pycache_prefix,
+            metric=metric,
+            module_costs=module_costs,
+        )
+        pid, returncode, stderr_text = _run_child(
+            command,
+            child_cwd=child_cwd,
+            stderr_path=workdir / "stderr.txt",
+            module=module,
+            python=python,
+            metric=metric,
+            where=where,
+        )
+        try:
+            report = ast.literal_eval(report_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, SyntaxError, MemoryError, RecursionError):
+            stderr_lines = _stderr_lines(stderr_text)
+            last = stderr_lines[-1].strip() if stderr_lines else "nothing on stderr"
+            tail = "\n".join(stderr_lines[-20:-1])
+            earlier = f"\nits stderr before that:\n{tail}" if tail else ""
+            raise RoundCrashedError(
+                f"the interpreter importing {module!r} ended with "
+                f"{_exit_description(returncode)} before reporting{where}: {last}{earlier}"
+            ) from None
+        _check_report(report, module, roots, where)
+        costs = None
+        if metric == "instructions":
+            costs = _mark_costs(report, dumps_dir, pid, detailed=module_costs, where=where)
+    finally:
+        shutil.rmtree(dumps_dir, ignore_errors=True)
+    return _round_report(report, stderr_text, costs if module_costs else None, costs)
+
+
+def _run_child(
+    command: _RoundCommand,
+    *,
+    child_cwd: Path,
+    stderr_path: Path,
+    module: str,
+    python: str,
+    metric: Metric,
+    where: str,
+) -> tuple[int, int, str]:
+    """Run the round's child to its end or its timeout: its pid, exit code and stderr."""
+    __tracebackhide__ = True
     round_token = secrets.token_hex(8)
     with stderr_path.open("w+b") as stderr_file:
         try:
             started = clock_ticks_now()
             process = subprocess.Popen(
-                command,
+                command.argv,
                 cwd=child_cwd,
-                env=child_environment(round_token),
+                env=child_environment(round_token, metric=metric),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=stderr_file,
@@ -474,11 +662,11 @@ def run_round(
         except OSError as exc:
             raise RoundCrashedError(f"cannot start interpreter {python!r}{where}: {exc}") from None
         try:
-            returncode = process.wait(timeout=timeout)
+            returncode = process.wait(timeout=command.timeout)
         except subprocess.TimeoutExpired:
             # The finally below kills the round before this error leaves.
             raise RoundTimeoutError(
-                f"importing {module!r} did not finish within {timeout:g} s{where}; "
+                f"importing {module!r} did not finish within {command.timeout_text}{where}; "
                 "the interpreter and its child processes were killed"
             ) from None
         finally:
@@ -487,18 +675,12 @@ def run_round(
             if process.returncode is None:
                 process.wait()
         stderr_file.seek(0)
-        stderr_text = stderr_file.read().decode("utf-8", errors="replace")
-    try:
-        report = ast.literal_eval(report_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, SyntaxError, MemoryError, RecursionError):
-        stderr_lines = _stderr_lines(stderr_text)
-        last = stderr_lines[-1].strip() if stderr_lines else "nothing on stderr"
-        tail = "\n".join(stderr_lines[-20:-1])
-        earlier = f"\nits stderr before that:\n{tail}" if tail else ""
-        raise RoundCrashedError(
-            f"the interpreter importing {module!r} ended with {_exit_description(returncode)} "
-            f"before reporting{where}: {last}{earlier}"
-        ) from None
+        return process.pid, returncode, stderr_file.read().decode("utf-8", errors="replace")
+
+
+def _check_report(report: dict[str, Any], module: str, roots: Sequence[Path], where: str) -> None:
+    """Raise when the round's import raised, had nothing to import, or used another file."""
+    __tracebackhide__ = True
     if report["error"] is not None:
         raise ImportRaisedError(
             f"importing {module!r} raised {report['error']['summary']}{where}",
@@ -517,17 +699,54 @@ def run_round(
             f"import environment ({', '.join(map(str, roots))}){where}: an import hook "
             "(an editable install's finder, a .pth file) or a stale copy took precedence"
         )
+
+
+def _mark_costs(
+    report: dict[str, Any], dumps_dir: Path, pid: int, *, detailed: bool, where: str
+) -> MarkCosts:
+    """The instructions between the child's marks, from callgrind's dumps of the round."""
+    __tracebackhide__ = True
+    dumped = list(range(1, int(report["marks"]) + 1)) if detailed else list(report["fences"])
+    counts = read_dump_counts(dumps_dir, pid)
+    if len(counts) != len(dumped):
+        raise RoundCrashedError(
+            f"callgrind counted {len(counts)} stretches where the round marked {len(dumped)}"
+            f"{where}: the import itself calls os.getppid() or os.getpgrp(), which fence "
+            "the count; measure this import by time"
+        )
+    return MarkCosts(dumped, counts, [tuple(pair) for pair in report["excluded_marks"]])
+
+
+def _round_report(
+    report: dict[str, Any],
+    stderr_text: str,
+    module_costs: MarkCosts | None,
+    import_costs: MarkCosts | None,
+) -> RoundReport:
+    """The child's checked report as a :class:`RoundReport`, instruction counts added."""
+    traced = tuple(
+        TracedImport(
+            int(call),
+            int(parent),
+            str(name),
+            bool(loaded),
+            int(nanoseconds),
+            module_costs.between(first_mark, last_mark) if module_costs is not None else None,
+        )
+        for call, parent, name, loaded, nanoseconds, first_mark, last_mark in report["traced"]
+    )
+    first_fence, last_fence = report["import_fences"]
     return RoundReport(
         wall_ns=int(report["wall_ns"]),
         cpu_ns=int(report["cpu_ns"]),
-        origin=origin,
+        origin=report["origin"],
         loaded=tuple(report["loaded"]),
         python_version=str(report["python_version"]),
-        traced=tuple(
-            TracedImport(int(call), int(parent), str(name), bool(loaded), int(nanoseconds))
-            for call, parent, name, loaded, nanoseconds in report["traced"]
-        ),
+        traced=traced,
         stderr=stderr_text,
         lazy=tuple(report["lazy"]),
         startup_modules=int(report["startup_modules"]),
+        instructions=(
+            import_costs.between(first_fence, last_fence) if import_costs is not None else None
+        ),
     )

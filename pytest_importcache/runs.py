@@ -20,7 +20,8 @@ __all__ = [
     "compare_entry",
     "compare_runs",
     "describe_storage",
-    "entry_self_seconds",
+    "entry_metric",
+    "entry_self_costs",
     "find_runs",
     "import_entries",
     "latest_runs",
@@ -30,6 +31,8 @@ __all__ = [
     "runs_beside",
 ]
 
+# Where an import entry's extra_info keeps its per-module self costs, by metric.
+SELF_COST_KEYS = {"time": "module_self_seconds", "instructions": "module_self_instructions"}
 # pytest-benchmark names saved runs NNNN_name.json, one directory per machine.
 RUN_GLOB = "[0-9][0-9][0-9][0-9]_*.json"
 
@@ -42,8 +45,9 @@ class RunError(ValueError):
 class ImportComparison:
     """One import measurement in a baseline run and in a later run.
 
-    ``regressed`` says whether the user's compare-fail thresholds flag it
-    (``None`` when none were given).
+    The figures and the per-module self costs are in ``metric``: seconds, or
+    instructions. ``regressed`` says whether the user's compare-fail
+    thresholds flag it (``None`` when none were given).
     """
 
     name: str
@@ -51,9 +55,10 @@ class ImportComparison:
     stat: str
     before: float
     after: float
-    before_self_seconds: Mapping[str, float]
-    after_self_seconds: Mapping[str, float]
+    before_self_costs: Mapping[str, float]
+    after_self_costs: Mapping[str, float]
     regressed: bool | None = None
+    metric: str = "time"
 
     @property
     def change(self) -> float:
@@ -61,8 +66,8 @@ class ImportComparison:
         return (self.after - self.before) / self.before if self.before else 0.0
 
 
-def _seconds(value: object, what: str) -> float:
-    """``value`` as seconds, or :class:`RunError` saying ``what`` holds instead."""
+def _number(value: object, what: str) -> float:
+    """``value`` as a figure (seconds or a count), or :class:`RunError` saying ``what`` holds."""
     if (
         isinstance(value, bool)
         or not isinstance(value, int | float)
@@ -70,26 +75,36 @@ def _seconds(value: object, what: str) -> float:
         or value < 0
     ):
         shown = json.dumps(value, default=repr)
-        raise RunError(f"{what} is {shown}, not a number of seconds")
+        raise RunError(f"{what} is {shown}, not a non-negative number")
     return float(value)
 
 
-def entry_self_seconds(entry: Mapping[str, Any]) -> dict[str, float]:
-    """Per-module self seconds an import entry recorded (its slowest modules, for old entries).
+def entry_metric(entry: Mapping[str, Any]) -> str:
+    """``"instructions"`` for an entry of instruction counts, else ``"time"``."""
+    info = entry.get("extra_info")
+    if isinstance(info, dict) and SELF_COST_KEYS["instructions"] in info:
+        return "instructions"
+    return "time"
 
-    :class:`RunError` names the entry and the module when a value is not a number.
+
+def entry_self_costs(entry: Mapping[str, Any]) -> dict[str, float]:
+    """Per-module self costs an import entry recorded (its slowest modules, for old entries).
+
+    Seconds, or instructions for an instructions entry. :class:`RunError` names
+    the entry and the module when a value is not a number.
     """
     where = f"entry {entry.get('fullname')!r}"
     info = entry.get("extra_info") or {}
-    recorded = info.get("module_self_seconds") if isinstance(info, dict) else None
+    key = SELF_COST_KEYS[entry_metric(entry)]
+    recorded = info.get(key) if isinstance(info, dict) else None
     if isinstance(recorded, dict):
         return {
-            str(name): _seconds(value, f"{where}: module_self_seconds[{str(name)!r}]")
+            str(name): _number(value, f"{where}: {key}[{str(name)!r}]")
             for name, value in recorded.items()
         }
     slowest = info.get("slowest_modules") if isinstance(info, dict) else None
     return {
-        str(item["module"]): _seconds(
+        str(item["module"]): _number(
             item.get("self"), f"{where}: slowest_modules[{str(item['module'])!r}].self"
         )
         for item in (slowest if isinstance(slowest, list) else [])
@@ -100,14 +115,15 @@ def entry_self_seconds(entry: Mapping[str, Any]) -> dict[str, float]:
 def import_entries(run: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     """A run's import entries by full name.
 
-    Import entries are those whose ``extra_info`` has ``module_self_seconds``;
-    one without a ``fullname`` and ``name`` string is a :class:`RunError`.
+    Import entries are those whose ``extra_info`` has ``module_self_seconds``
+    or ``module_self_instructions``; one without a ``fullname`` and ``name``
+    string is a :class:`RunError`.
     """
     entries: dict[str, Mapping[str, Any]] = {}
     benchmarks = run.get("benchmarks")
     for index, entry in enumerate(benchmarks if isinstance(benchmarks, list) else []):
         info = entry.get("extra_info") if isinstance(entry, dict) else None
-        if not (isinstance(info, dict) and "module_self_seconds" in info):
+        if not (isinstance(info, dict) and any(key in info for key in SELF_COST_KEYS.values())):
             continue
         fullname, name = entry.get("fullname"), entry.get("name")
         if not (isinstance(fullname, str) and isinstance(name, str)):
@@ -205,11 +221,11 @@ def load_run(path: Path) -> dict[str, Any]:
 
 
 def _statistic(entry: Mapping[str, Any], fullname: str, stat: str) -> float:
-    """An entry's ``stat`` in seconds, or :class:`RunError` naming the entry and the stat."""
+    """An entry's ``stat``, or :class:`RunError` naming the entry and the stat."""
     stats = entry.get("stats")
     if not isinstance(stats, dict) or stat not in stats:
         raise RunError(f"entry {fullname!r} has no {stat!r} statistic")
-    return _seconds(stats[stat], f"entry {fullname!r}: stats.{stat}")
+    return _number(stats[stat], f"entry {fullname!r}: stats.{stat}")
 
 
 def compare_entry(
@@ -219,10 +235,10 @@ def compare_entry(
     before: Mapping[str, Any],
     *,
     after: float,
-    after_self_seconds: Mapping[str, float],
+    after_self_costs: Mapping[str, float],
     regressed: bool | None = None,
 ) -> ImportComparison:
-    """A measurement (``after`` seconds of ``stat``) against its entry ``before`` in a saved run."""
+    """A measurement (``after``, its ``stat``) against its entry ``before`` in a saved run."""
     fullname = str(before.get("fullname", name))
     return ImportComparison(
         name=name,
@@ -230,9 +246,10 @@ def compare_entry(
         stat=stat,
         before=_statistic(before, fullname, stat),
         after=after,
-        before_self_seconds=entry_self_seconds(before),
-        after_self_seconds=after_self_seconds,
+        before_self_costs=entry_self_costs(before),
+        after_self_costs=after_self_costs,
         regressed=regressed,
+        metric=entry_metric(before),
     )
 
 
@@ -266,7 +283,7 @@ def compare_runs(
             continue
         try:
             after_seconds = _statistic(entry, fullname, stat)
-            after_self = entry_self_seconds(entry)
+            after_self = entry_self_costs(entry)
         except RunError as exc:
             raise RunError(f"{after_name}: {exc}") from None
         try:
@@ -276,7 +293,7 @@ def compare_runs(
                 stat,
                 old,
                 after=after_seconds,
-                after_self_seconds=after_self,
+                after_self_costs=after_self,
             )
         except RunError as exc:
             raise RunError(f"{before_name}: {exc}") from None

@@ -14,15 +14,22 @@ from typing import Literal, get_args
 from .locate import check_module_name
 
 __all__ = [
+    "DEFAULT_INSTRUCTION_ROUNDS",
+    "DEFAULT_INSTRUCTION_WARMUP",
+    "DEFAULT_METRIC",
     "DEFAULT_ROUNDS",
     "DEFAULT_STATISTIC",
     "DEFAULT_TIMEOUT",
     "DEFAULT_WARMUP",
+    "METRICS",
     "STATISTICS",
     "Flavour",
     "InvalidationMode",
     "MeasurementSpec",
+    "Metric",
     "Statistic",
+    "default_rounds",
+    "default_warmup",
     "flavour_label",
 ]
 
@@ -30,6 +37,8 @@ Flavour = Literal["cold", "warm"]
 InvalidationMode = Literal["timestamp", "checked-hash", "unchecked-hash"]
 Statistic = Literal["min", "max", "mean", "median"]
 STATISTICS: tuple[Statistic, ...] = get_args(Statistic)
+Metric = Literal["time", "instructions"]
+METRICS: tuple[Metric, ...] = get_args(Metric)
 
 DEFAULT_ROUNDS = 10
 DEFAULT_WARMUP = 1
@@ -37,6 +46,22 @@ DEFAULT_TIMEOUT = 60.0
 # The fastest round moves least from run to run on a shared machine (README,
 # "Measurement quality"): budgets, comparisons and suggestions all use it.
 DEFAULT_STATISTIC: Statistic = "min"
+DEFAULT_METRIC: Metric = "time"
+# Instruction counts repeat exactly from round to round (README, "Measurement
+# quality"), and a callgrind round costs 50-100 wall rounds: three rounds show
+# that the count is steady, and no warm-up round is needed to reach it.
+DEFAULT_INSTRUCTION_ROUNDS = 3
+DEFAULT_INSTRUCTION_WARMUP = 0
+
+
+def default_rounds(metric: Metric) -> int:
+    """Counted rounds when none are asked for: 10 timed, 3 counted."""
+    return DEFAULT_ROUNDS if metric == "time" else DEFAULT_INSTRUCTION_ROUNDS
+
+
+def default_warmup(metric: Metric) -> int:
+    """Warm-up rounds when none are asked for: 1 timed, none counted."""
+    return DEFAULT_WARMUP if metric == "time" else DEFAULT_INSTRUCTION_WARMUP
 
 
 def flavour_label(flavour: str, closure: bool) -> str:
@@ -55,8 +80,10 @@ class MeasurementSpec:
 
     ``python`` is ``None`` for the running interpreter. ``closure=True`` (cold
     only) makes every module the import reaches compile. ``optimize`` (0, 1, 2)
-    applies to the compilation and the rounds alike. An invalid value raises
-    ``ValueError`` naming the field.
+    applies to the compilation and the rounds alike. ``metric`` is what a round
+    measures: ``"time"`` (seconds) or ``"instructions"`` (the CPU instructions
+    the import executes, counted under valgrind's callgrind). An invalid value
+    raises ``ValueError`` naming the field.
     """
 
     module: str
@@ -68,6 +95,7 @@ class MeasurementSpec:
     rounds: int = DEFAULT_ROUNDS
     warmup: int = DEFAULT_WARMUP
     timeout: float = DEFAULT_TIMEOUT
+    metric: Metric = DEFAULT_METRIC
 
     def __post_init__(self) -> None:
         __tracebackhide__ = True
@@ -83,6 +111,8 @@ class MeasurementSpec:
             raise ValueError(
                 f"invalidation_mode must be one of {choices}, not {self.invalidation_mode!r}"
             )
+        if self.metric not in METRICS:
+            raise ValueError(f"metric must be 'time' or 'instructions', not {self.metric!r}")
         _check_count(self.rounds, "rounds", 1)
         _check_count(self.warmup, "warmup", 0)
         timeout: object = self.timeout

@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 
 from .outcome import MeasurementOutcome
-from .runs import ImportComparison, compare_entry
+from .runs import SELF_COST_KEYS, ImportComparison, compare_entry
 
 __all__ = [
     "CompareFailCheck",
@@ -63,13 +63,17 @@ def benchmark_names(records: Sequence[MeasurementOutcome]) -> list[tuple[str, st
     """(name, fullname) per record: ``test[module-flavour]`` and ``nodeid[module-flavour]``.
 
     The full name is what ``--benchmark-compare`` matches runs by, so it depends
-    only on the test and the measurement. A test that measures the same module
-    and flavour again gets ``-2``, ``-3``... on the later ones.
+    only on the test and the measurement. Instruction counts end in
+    ``-instructions`` (``test[mylib-warm-instructions]``), so they are never
+    compared with times. A test that measures the same module, flavour and
+    metric again gets ``-2``, ``-3``... on the later ones.
     """
     seen: dict[str, int] = {}
     names = []
     for record in records:
         suffix = f"{record.module}-{record.label}"
+        if record.metric != "time":
+            suffix += f"-{record.metric}"
         key = f"{record.nodeid}[{suffix}]"
         seen[key] = seen.get(key, 0) + 1
         if seen[key] > 1:
@@ -85,14 +89,15 @@ def extra_info(record: MeasurementOutcome) -> dict[str, Any]:
         "flavour": record.flavour,
         "closure": record.closure,
         "label": record.label,
+        "metric": record.metric,
         "stat": record.stat,
         "budget": record.budget,
         "modules_loaded": record.module_count,
         "slowest_modules": [
-            {"module": name, "self": self_seconds, "cumulative": cumulative}
-            for name, self_seconds, cumulative in record.slowest
+            {"module": name, "self": self_cost, "cumulative": cumulative}
+            for name, self_cost, cumulative in record.slowest
         ],
-        "module_self_seconds": record.self_seconds,
+        SELF_COST_KEYS[record.metric]: record.self_costs,
         "python_version": record.python_version,
     }
 
@@ -104,7 +109,8 @@ def _metadata(record: MeasurementOutcome, name: str, fullname: str) -> Any:
     source = SimpleNamespace(
         name=name,
         fullname=fullname,
-        group=f"import {record.module}",
+        group=f"import {record.module}"
+        + (f" ({record.metric})" if record.metric != "time" else ""),
         param=None,
         params=None,
         extra_info=extra_info(record),
@@ -116,8 +122,10 @@ def _metadata(record: MeasurementOutcome, name: str, fullname: str) -> Any:
         iterations=1,
         options={"timer": "pytest-importcache (one fresh interpreter per round)"},
     )
-    for seconds in record.wall:
-        metadata.update(seconds)  # type: ignore[no-untyped-call]
+    # Instruction counts are stored as they are: pytest-benchmark's table shows
+    # them in its "s" columns (README, "Instruction counts").
+    for value in record.values:
+        metadata.update(value)  # type: ignore[no-untyped-call]
     return metadata
 
 
@@ -213,7 +221,7 @@ def publish(
                         stat,
                         baseline,
                         after=float(current[stat]),
-                        after_self_seconds=record.self_seconds,
+                        after_self_costs=record.self_costs,
                         # pytest-benchmark's own checks, as its compare-fail applies them.
                         regressed=(
                             any(check.fails(current, baseline["stats"]) for check in checks)

@@ -1,7 +1,9 @@
-"""Durations as users write and read them: parse ``"25ms"``, format ``31.2ms``, suggest budgets.
+"""Durations and counts as users write and read them: parse, format, suggest budgets.
 
-Pure functions, used by the marker, the settings, the reports and the command
-line alike, so a duration reads the same everywhere.
+A duration is ``"25ms"`` or ``31.2ms``; an instruction count is ``"45M"`` or
+``36.4M``. Pure functions, used by the marker, the settings, the reports and
+the command line alike, so a figure reads the same everywhere. The ``*_cost``
+functions take the metric (``"time"`` or ``"instructions"``) and pick.
 """
 
 from __future__ import annotations
@@ -13,13 +15,18 @@ __all__ = [
     "SUGGESTION_HEADROOM",
     "BudgetError",
     "fit",
+    "format_cost",
+    "format_count",
     "format_duration",
     "format_headroom",
     "format_significant",
     "headroom",
+    "parse_cost",
+    "parse_count",
     "parse_duration",
     "shorten",
     "suggest_budget",
+    "suggest_cost_budget",
 ]
 
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0}
@@ -27,6 +34,9 @@ _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0}
 _DURATION = re.compile(
     r"^\s*(?P<number>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>ns|us|µs|ms|s)?\s*$", re.ASCII
 )
+_COUNT_SUFFIXES = {"": 1, "k": 1_000, "K": 1_000, "M": 1_000_000, "G": 1_000_000_000}
+_COUNT = re.compile(r"^\s*(?P<number>\d+(?:\.\d*)?|\.\d+)\s*(?P<suffix>[kKMG]?)\s*$", re.ASCII)
+_COUNT_HINT = "write 45_000_000, '45M', '1.2G' or '800k'"
 # Suggested budgets leave this much room above the measured statistic.
 SUGGESTION_HEADROOM = 1.3
 
@@ -76,6 +86,93 @@ def parse_duration(value: object) -> float:
     if not math.isfinite(seconds) or seconds <= 0:
         raise BudgetError(f"{shorten(value)} is not a positive duration")
     return seconds
+
+
+def parse_count(value: object) -> int:
+    """An instruction count from ``45_000_000``, ``"45M"``, ``"1.2G"``, ``"800k"`` or ``"1200"``.
+
+    Raises :class:`BudgetError` for anything else (a duration such as
+    ``"25ms"`` included, with a line saying so), and for a count below 1.
+    """
+    if isinstance(value, bool):
+        raise BudgetError(f"{shorten(value)} is not an instruction count ({_COUNT_HINT})")
+    if isinstance(value, int):
+        count = value
+    elif isinstance(value, float) and math.isfinite(value) and value == int(value):
+        count = int(value)
+    elif isinstance(value, str) and (match := _COUNT.match(value)) is not None:
+        count = round(float(match["number"]) * _COUNT_SUFFIXES[match["suffix"]])
+    elif isinstance(value, str) and _DURATION.match(value) is not None:
+        raise BudgetError(
+            f"{shorten(value)} is a duration, and the instructions metric takes instruction "
+            f"counts ({_COUNT_HINT})"
+        )
+    else:
+        raise BudgetError(f"{shorten(value)} is not an instruction count ({_COUNT_HINT})")
+    if count < 1:
+        raise BudgetError(f"{shorten(value)} is not a positive instruction count")
+    return count
+
+
+def format_count(count: float) -> str:
+    """An instruction count with about three significant digits: ``950``, ``800k``, ``36.4M``.
+
+    Every reading parses back (:func:`parse_count`) to within half a unit of
+    its last digit.
+    """
+    if not math.isfinite(count):
+        return str(count)
+    if count < 0:
+        return f"-{format_count(-count)}"
+    if round(count) < 1000:
+        return f"{count:.0f}"
+    for suffix, scale in (("k", 1e3), ("M", 1e6)):
+        text = format_significant(count / scale)
+        if float(text) < 1000:
+            return f"{text}{suffix}"
+    return f"{format_significant(count / 1e9)}G"
+
+
+def parse_cost(value: object, metric: str) -> float:
+    """A budget in ``metric``: seconds from a duration, or an instruction count.
+
+    Under ``"time"``, a count written with a suffix (``"45M"``) is refused with
+    a line that names the instructions metric.
+    """
+    if metric == "instructions":
+        return float(parse_count(value))
+    if isinstance(value, str) and _COUNT.match(value) and value.strip()[-1:] in "kKMG":
+        raise BudgetError(
+            f"{shorten(value)} is an instruction count, and the time metric takes durations "
+            "(write '25ms', or set metric='instructions')"
+        )
+    return parse_duration(value)
+
+
+def format_cost(value: float, metric: str) -> str:
+    """``value`` as users read it in ``metric``: ``31.2ms`` or ``36.4M``."""
+    return format_count(value) if metric == "instructions" else format_duration(value)
+
+
+def suggest_cost_budget(value: float, metric: str) -> str:
+    """:func:`suggest_budget` for a duration, or the same 30% above a count (``48M``)."""
+    if metric != "instructions":
+        return suggest_budget(value)
+    if not (math.isfinite(value) and value > 0):
+        raise BudgetError(f"cannot suggest a budget for {value!r} instructions")
+    target = value * SUGGESTION_HEADROOM
+    suffix, scale = next(
+        (
+            (suffix, scale)
+            for suffix, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3))
+            if target >= scale
+        ),
+        ("", 1.0),
+    )
+    amount = target / scale
+    step = max(10 ** (math.floor(math.log10(amount)) - 1), 1 if not suffix else 0)
+    rounded = math.ceil(amount / step - 1e-9) * step
+    return f"{rounded:.10g}{suffix}"
 
 
 def format_significant(value: float, digits: int = 3) -> str:

@@ -139,12 +139,14 @@ class FakeRoundRunner:
 
     The report names the copy's module file as its origin and ``modules`` (in
     completion order, the measured module last) as loaded, each importing the next.
+    An instructions round counts a billion instructions per second.
     """
 
     def __init__(self, seconds: list[float], modules: tuple[str, ...] = ()) -> None:
         self.seconds = list(seconds)
         self.modules = modules
         self.calls = 0
+        self.metrics: list[tuple[str, bool]] = []
 
     def __call__(
         self,
@@ -157,12 +159,16 @@ class FakeRoundRunner:
         timeout: float,
         pycache_prefix: Path | None,
         description: str,
+        metric: str = "time",
+        module_costs: bool = True,
     ) -> RoundReport:
         """The next fixed round."""
         wall = self.seconds[self.calls % len(self.seconds)]
         self.calls += 1
+        self.metrics.append((metric, module_costs))
         loaded = (*self.modules, module)
         origin = next(roots[0].rglob("*.py"))
+        counting = metric == "instructions"
         traced = tuple(
             TracedImport(
                 index + 1,
@@ -170,6 +176,7 @@ class FakeRoundRunner:
                 name,
                 True,
                 int(wall * 1e9 * (index + 1) / len(loaded)),
+                int(wall * 1e9 * (index + 1) / len(loaded)) if counting and module_costs else None,
             )
             for index, name in enumerate(loaded)
         )
@@ -181,6 +188,7 @@ class FakeRoundRunner:
             python_version="3.11.7",
             traced=traced,
             stderr=description,
+            instructions=int(wall * 1e9) if counting else None,
         )
 
 
@@ -201,20 +209,28 @@ from pytest_importcache.runner import RoundReport, TracedImport
 TABLE = Path(__file__).with_name("fake_rounds.json")
 
 
-def fake_round(module, roots, workdir, *, python, optimize, timeout, pycache_prefix, description):
+def fake_round(
+    module, roots, workdir, *, python, optimize, timeout, pycache_prefix, description,
+    metric="time", module_costs=True,
+):
+    # An instructions round counts a billion instructions per second of the table.
     entry = json.loads(TABLE.read_text())[module]
     extras = {name: int(seconds * 1e9) for name, seconds in entry.get("modules", {}).items()}
     total = int(entry["seconds"] * 1e9) + sum(extras.values())
+    counted = metric == "instructions"
     own_call = len(extras) + 1
     calls = [
-        TracedImport(index, own_call, name, True, nanoseconds)
-        for index, (name, nanoseconds) in enumerate(extras.items(), start=1)
+        TracedImport(index, own_call, name, True, cost, cost if counted and module_costs else None)
+        for index, (name, cost) in enumerate(extras.items(), start=1)
     ]
-    calls.append(TracedImport(own_call, 0, module, True, total))
+    calls.append(
+        TracedImport(own_call, 0, module, True, total, total if counted and module_costs else None)
+    )
     origin = sorted(Path(roots[0]).rglob("*.py"))[0]
     return RoundReport(
         wall_ns=total, cpu_ns=total, origin=str(origin), loaded=(*extras, module),
         python_version="3.11.7", traced=tuple(calls), stderr=description,
+        instructions=total if counted else None,
     )
 
 
@@ -241,7 +257,7 @@ def make_outcome(**changes: Any) -> MeasurementOutcome:
         "statistic": 0.01,
         "budget": None,
         "passed": None,
-        "wall": (0.01,),
+        "values": (0.01,),
         "python_version": "3.11.7",
         "file": "m.py",
         "modules": (("m", 0.01, 0.01, None),),

@@ -128,6 +128,8 @@ def test_json_output_follows_the_documented_schema(package_dir: Path) -> None:
     assert set(entry["flavours"]) == {"cold", "warm", "closure-cold"}
     warm = entry["flavours"]["warm"]
     assert set(warm) == {
+        "metric",
+        "instructions",
         "rounds",
         "min",
         "max",
@@ -140,6 +142,7 @@ def test_json_output_follows_the_documented_schema(package_dir: Path) -> None:
         "file",
     }
     assert warm["rounds"] == len(warm["wall"]) == 2
+    assert (warm["metric"], warm["instructions"]) == ("time", [])
     assert warm["median"] >= 0.1
     assert entry["modules_loaded"] > 3
     assert entry["startup_modules"] > 0  # sys, builtins, the importers at least
@@ -437,7 +440,7 @@ def test_a_statistic_that_is_not_a_number_names_the_file_and_the_entry(
     assert completed.stdout == ""
     assert completed.stderr == (
         f"pytest-importcache: error: run file {bad.relative_to(tmp_path)}: entry {FULLNAME!r}: "
-        f"stats.min is {shown}, not a number of seconds\n"
+        f"stats.min is {shown}, not a non-negative number\n"
     )
 
 
@@ -446,7 +449,7 @@ def test_a_module_time_that_is_not_a_number_names_the_module() -> None:
         compare_runs(fake_run(), fake_run(self_seconds="x"), "0001", after_name="run file b.json")
     assert str(caught.value) == (
         f"run file b.json: entry {FULLNAME!r}: module_self_seconds['mylib'] is \"x\", "
-        "not a number of seconds"
+        "not a non-negative number"
     )
 
 

@@ -19,12 +19,13 @@ from pytest_importcache.options import (
 )
 
 
-@pytest.mark.parametrize(("text", "value"), [("10", 10), ("1", 1), (" 3 ", 3)])
-def test_whole_numbers(text: str, value: int) -> None:
+@pytest.mark.parametrize(("text", "value"), [("10", 10), ("1", 1), (" 3 ", 3), ("", None)])
+def test_whole_numbers(text: str, value: int | None) -> None:
+    """An empty value is "not set": the metric's own default applies."""
     assert parse_whole_number(1)(text) == value
 
 
-@pytest.mark.parametrize("text", ["0", "-2", "2.5", "ten", ""])
+@pytest.mark.parametrize("text", ["0", "-2", "2.5", "ten"])
 def test_bad_whole_numbers(text: str) -> None:
     with pytest.raises(ValueError, match="expected a whole number >= 1"):
         parse_whole_number(1)(text)

@@ -221,7 +221,8 @@ def test_the_marker_is_listed_with_its_full_signature(project: pytest.Pytester) 
     result.stdout.fnmatch_lines(
         [
             "@pytest.mark.import_budget(module, *, cold=None, warm=None, max_modules=None, "
-            "forbid=(), stat=None, rounds=None, closure=False): fail the test when importing*"
+            "forbid=(), stat=None, rounds=None, closure=False, metric=None): "
+            "fail the test when importing*"
         ]
     )
 
