@@ -1,0 +1,471 @@
+"""The instructions metric: counts parsed and shown, fenced dumps, budgets, storage, real callgrind.
+
+The pure parts and the plugin's handling of counts run on fixed rounds; a
+handful of tests count real imports under valgrind (skipped, with the reason
+shown, where valgrind is not installed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conftest import (
+    FAKE_ROUNDS_CONFTEST,
+    FakeRoundRunner,
+    MakeTree,
+    bytecode_files,
+    fake_rounds,
+    write_tree,
+)
+from pytest_importcache import ImportEnv
+from pytest_importcache.budget import ImportBudget
+from pytest_importcache.callgrind import MarkCosts, find_valgrind, read_dump_counts
+from pytest_importcache.errors import MetricUnavailableError, RoundCrashedError, RoundTimeoutError
+from pytest_importcache.measurer import Measurer
+from pytest_importcache.runner import child_environment
+from pytest_importcache.spec import MeasurementSpec
+from pytest_importcache.units import (
+    BudgetError,
+    format_count,
+    parse_cost,
+    parse_count,
+    suggest_cost_budget,
+)
+
+needs_valgrind = pytest.mark.skipif(
+    shutil.which("valgrind") is None, reason="valgrind is not installed (apt-get install valgrind)"
+)
+
+# -- counts as users write and read them ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "count"),
+    [
+        (45_000_000, 45_000_000),
+        ("45M", 45_000_000),
+        ("1.2G", 1_200_000_000),
+        ("800k", 800_000),
+        ("800K", 800_000),
+        (" 1200 ", 1200),
+        (4.5e7, 45_000_000),
+    ],
+)
+def test_counts_are_parsed(value: object, count: int) -> None:
+    assert parse_count(value) == count
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("25ms", "'25ms' is a duration, and the instructions metric takes instruction counts"),
+        ("45m", "'45m' is not an instruction count"),
+        ("45 M instructions", "is not an instruction count"),
+        (0, "0 is not a positive instruction count"),
+        (-5, "-5 is not a positive instruction count"),
+        (True, "True is not an instruction count"),
+        (4.5, "4.5 is not an instruction count"),
+        (float("nan"), "nan is not an instruction count"),
+        ("", "'' is not an instruction count"),
+        ("٣M", "is not an instruction count"),
+        (None, "None is not an instruction count"),
+    ],
+)
+def test_bad_counts_say_what_to_write(value: object, message: str) -> None:
+    with pytest.raises(BudgetError, match=re.escape(message)):
+        parse_count(value)
+
+
+def test_a_count_is_refused_as_a_time_budget() -> None:
+    with pytest.raises(BudgetError, match="is an instruction count, and the time metric"):
+        parse_cost("45M", "time")
+    assert parse_cost("25ms", "time") == pytest.approx(0.025)
+    assert parse_cost("45M", "instructions") == 45e6
+
+
+@pytest.mark.parametrize(
+    ("count", "shown"),
+    [(0, "0"), (950, "950"), (999.6, "1k"), (800_000, "800k"), (999_999, "1M"),
+     (36_448_904, "36.4M"), (1.234e9, "1.23G"), (-2_500_000, "-2.5M")],
+)  # fmt: skip
+def test_counts_are_shown_with_three_digits(count: float, shown: str) -> None:
+    assert format_count(count) == shown
+
+
+@given(st.integers(min_value=1, max_value=10**13))
+def test_a_shown_count_reads_back_within_its_last_digit(count: int) -> None:
+    shown = format_count(count)
+    assert parse_count(shown) == pytest.approx(count, rel=5e-3)
+
+
+@given(st.integers(min_value=1, max_value=10**13))
+def test_a_suggested_count_leaves_thirty_percent_and_parses(count: int) -> None:
+    suggested = parse_count(suggest_cost_budget(count, "instructions"))
+    assert count * 1.3 <= suggested <= count * 1.3 * 1.11 + 1
+
+
+# -- fenced dumps -------------------------------------------------------------------------
+
+
+def test_costs_between_marks_add_up_the_dumps_and_leave_out_exclusions() -> None:
+    # Marks 1..6 all dumped; the stretch between marks 3 and 4 is start-up work.
+    costs = MarkCosts([1, 2, 3, 4, 5, 6], [999, 10, 20, 500, 30, 40], excluded=[(3, 4)])
+    assert costs.between(1, 6) == 10 + 20 + 30 + 40
+    assert costs.between(2, 3) == 20
+    assert costs.between(4, 6) == 70
+    # Only the fences were dumped (a plain round): the import's total still adds up.
+    plain = MarkCosts([1, 3, 4, 6], [999, 30, 500, 70], excluded=[(3, 4)])
+    assert plain.between(1, 6) == 100
+
+
+def test_dump_files_are_read_in_number_order(tmp_path: Path) -> None:
+    for number, total in [(2, 20), (10, 100), (1, 10)]:
+        (tmp_path / f"callgrind.out.77.{number}").write_text(
+            f"# callgrind format\nversion: 1\ncmd: python -c {'x' * 20000}\npart: {number}\n"
+            f"events: Ir\nsummary: {total}\n\nfl=(1) x\nfn=(1) y\n0 {total}\n"
+        )
+    (tmp_path / "callgrind.out.77").write_text("summary: 5\n")  # the final dump: not counted
+    (tmp_path / "callgrind.out.78.1").write_text("summary: 5\n")  # another process
+    assert read_dump_counts(tmp_path, 77) == [10, 20, 100]
+    (tmp_path / "callgrind.out.77.3").write_text("events: Ir\nfn=(1) y\n0 1\n")
+    with pytest.raises(RoundCrashedError, match=r"callgrind\.out\.77\.3 has no instruction total"):
+        read_dump_counts(tmp_path, 77)
+
+
+def test_no_valgrind_is_one_line_saying_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(MetricUnavailableError, match="valgrind, which is not on PATH: install"):
+        find_valgrind()
+
+
+def test_counted_rounds_get_a_fixed_hash_seed_and_no_valgrind_options(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("VALGRIND_OPTS", "--tool=memcheck")
+    monkeypatch.setenv("PYTHONHASHSEED", "random")
+    counted = child_environment("token", metric="instructions")
+    assert counted["PYTHONHASHSEED"] == "0"
+    assert "VALGRIND_OPTS" not in counted
+    assert "PYTHONHASHSEED" not in child_environment("token")
+
+
+# -- the marker ------------------------------------------------------------------------------
+
+
+def test_marker_budgets_follow_the_metric() -> None:
+    counted = ImportBudget.from_marker(("m",), {"warm": "45M", "metric": "instructions"})
+    assert (counted.warm, counted.metric) == (45e6, "instructions")
+    # The run's metric applies when the marker names none; the marker's wins.
+    assert ImportBudget.from_marker(("m",), {"cold": "1G"}, metric="instructions").cold == 1e9
+    timed = ImportBudget.from_marker(
+        ("m",), {"cold": "25ms", "metric": "time"}, metric="instructions"
+    )
+    assert (timed.cold, timed.metric) == (0.025, "time")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "run_metric", "message"),
+    [
+        ({"warm": "25ms", "metric": "instructions"}, "time", "warm='25ms' is a duration"),
+        ({"warm": "25ms"}, "instructions", "warm='25ms' is a duration"),
+        ({"cold": "45M"}, "time", "cold='45M' is an instruction count"),
+        ({"warm": 1, "metric": "cycles"}, "time", "metric='cycles' is not one of time"),
+        ({"warm": 1, "metric": ["time"]}, "time", r"metric=\['time'\] is not one of time"),
+    ],
+)
+def test_marker_budgets_in_the_wrong_unit_are_one_line(
+    kwargs: dict[str, object], run_metric: str, message: str
+) -> None:
+    with pytest.raises(BudgetError, match=r"^import_budget\('m'\): " + message):
+        ImportBudget.from_marker(("m",), kwargs, metric=run_metric)  # type: ignore[arg-type]
+
+
+# -- the pipeline, on fixed rounds ------------------------------------------------------------
+
+
+class RefusingLock:
+    """A measurement lock that fails the test when taken."""
+
+    def __enter__(self) -> None:
+        raise AssertionError("instruction rounds took the measurement lock")
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def test_counted_measurements_count_modules_once_and_take_no_lock(
+    make_tree: MakeTree, tmp_path: Path
+) -> None:
+    runner = FakeRoundRunner([0.036, 0.036, 0.036], modules=("pkg.helper",))
+    measurer = Measurer(
+        cache_dir=tmp_path,
+        search_path=[str(make_tree({"pkg/__init__.py": ""}))],
+        lock=RefusingLock,
+        round_runner=runner,
+    )
+    spec = MeasurementSpec("pkg", rounds=3, warmup=0, metric="instructions")
+    result = measurer.measure(spec)
+    # Only the first counted round counts every module.
+    assert runner.metrics == [("instructions", True)] + [("instructions", False)] * 2
+    assert result.metric == "instructions"
+    assert result.instructions == (36_000_000,) * 3
+    assert result.min == result.median == 36e6
+    assert result.modules["pkg"].cumulative_cost == 36e6
+    assert result.modules["pkg.helper"].cumulative_cost == 18e6
+    with pytest.raises(ValueError, match="the costs are instructions, not seconds"):
+        _ = result.modules["pkg"].self_seconds
+
+
+def test_counted_environments_default_to_three_rounds_without_warm_up() -> None:
+    counted = ImportEnv("warm", metric="instructions")
+    assert (counted.rounds, counted.warmup) == (3, 0)
+    assert (ImportEnv("warm").rounds, ImportEnv("warm").warmup) == (10, 1)
+    assert "metric='instructions'" in repr(counted)
+
+
+# -- the plugin, on fixed rounds ---------------------------------------------------------------
+
+
+@pytest.fixture
+def fake_project(pytester: pytest.Pytester) -> pytest.Pytester:
+    """A project whose rounds are fixed: ``steady`` counts 300M instructions (300 ms timed)."""
+    write_tree(pytester.path, {"steady.py": ""})
+    pytester.makeconftest(FAKE_ROUNDS_CONFTEST)
+    fake_rounds(pytester.path, {"steady": {"seconds": 0.3, "modules": {"steady_dep": 0.1}}})
+    pytester.makeini("[pytest]\npythonpath = .\naddopts = -p no:hypothesispytest\n")
+    return pytester
+
+
+def run_tests(project: pytest.Pytester, source: str, *args: str) -> pytest.RunResult:
+    project.makepyfile(test_imports=textwrap.dedent(source))
+    return project.runpytest(*args)
+
+
+def test_an_overspent_count_fails_naming_the_modules_and_a_budget(
+    fake_project: pytest.Pytester,
+) -> None:
+    result = run_tests(
+        fake_project,
+        """
+        import pytest
+
+        @pytest.mark.import_budget("steady", warm="100M", metric="instructions")
+        def test_counted():
+            pass
+        """,
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*import budget exceeded: steady (warm instructions)",
+            "*min 400M > budget 100M",
+            "*3 rounds: min 400M, median 400M, max 400M",
+            "*costliest modules (self instructions, cumulative instructions):",
+            "*300M     400M  steady",
+            "*100M     100M  steady_dep",
+            '*suggested budget: warm="520M"',
+        ]
+    )
+    result.stdout.fnmatch_lines(["steady*warm (instr)*400M*100M*-300%*FAIL"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_the_run_metric_applies_to_every_budget_and_fixture(
+    fake_project: pytest.Pytester,
+) -> None:
+    result = run_tests(
+        fake_project,
+        """
+        import pytest
+
+        @pytest.mark.import_budget("steady", cold="1G")
+        def test_counted():
+            pass
+
+        def test_fixture(warm_import_env):
+            result = warm_import_env.measure("steady")
+            assert (result.metric, result.rounds, result.min) == ("instructions", 3, 400e6)
+
+        @pytest.mark.import_budget("steady", warm="25ms")
+        def test_timed_budget_in_a_counted_run():
+            pass
+        """,
+        "--importcache-metric=instructions",
+    )
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(
+        ["*import_budget('steady'): warm='25ms' is a duration, and the instructions metric*"]
+    )
+
+
+def test_counts_are_stored_as_their_own_benchmark_entries(
+    fake_project: pytest.Pytester,
+) -> None:
+    result = run_tests(
+        fake_project,
+        """
+        import pytest
+
+        @pytest.mark.import_budget("steady", warm="1G", metric="instructions")
+        @pytest.mark.import_budget("steady", warm="1s")
+        def test_both():
+            pass
+        """,
+        "--benchmark-json=out.json",
+    )
+    result.assert_outcomes(passed=1)
+    entries = {
+        entry["name"]: entry
+        for entry in json.loads((fake_project.path / "out.json").read_text())["benchmarks"]
+    }
+    counted = entries["test_both[steady-warm-instructions]"]
+    timed = entries["test_both[steady-warm]"]
+    assert counted["group"] == "import steady (instructions)"
+    assert counted["extra_info"]["metric"] == "instructions"
+    assert counted["extra_info"]["module_self_instructions"]["steady_dep"] == 100e6
+    assert counted["stats"]["min"] == 400e6
+    assert timed["extra_info"]["metric"] == "time"
+    assert timed["stats"]["min"] == pytest.approx(0.4)
+
+
+def test_compare_fail_catches_a_grown_count(fake_project: pytest.Pytester) -> None:
+    source = """
+    import pytest
+
+    @pytest.mark.import_budget("steady", warm="1G", metric="instructions")
+    def test_counted():
+        pass
+    """
+    run_tests(fake_project, source, "--benchmark-autosave").assert_outcomes(passed=1)
+    fake_rounds(fake_project.path, {"steady": {"seconds": 0.306, "modules": {"steady_dep": 0.1}}})
+    result = run_tests(
+        fake_project, source, "--benchmark-compare", "--benchmark-compare-fail=min:1%"
+    )
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(
+        ["*test_counted[[]steady-warm-instructions[]]: min 400M -> 406M (+2%)*"]
+    )
+    result.stdout.fnmatch_lines(["*+6M steady"])
+
+
+# -- real callgrind ------------------------------------------------------------------------------
+
+PACKAGE = {
+    "counted/__init__.py": "from . import heavy, light\n",
+    "counted/heavy.py": "TOTAL = sum(index * index for index in range(20000))\n",
+    "counted/light.py": "VALUE = 1\n",
+}
+
+
+@pytest.fixture
+def counted_env(cache_dir: Path, make_tree: MakeTree) -> Callable[..., ImportEnv]:
+    """An instructions environment over ``PACKAGE`` (or given files)."""
+
+    def make(
+        flavour: str = "warm", files: dict[str, str] | None = None, **options: object
+    ) -> ImportEnv:
+        tree = make_tree(files or PACKAGE)
+        make.tree = tree  # type: ignore[attr-defined]
+        return ImportEnv(
+            flavour,  # type: ignore[arg-type]
+            metric="instructions",
+            cache_dir=cache_dir,
+            search_path=[str(tree), *sys.path],
+            **options,  # type: ignore[arg-type]
+        )
+
+    return make
+
+
+@needs_valgrind
+def test_real_counts_repeat_exactly_and_split_by_module(
+    counted_env: Callable[..., ImportEnv],
+) -> None:
+    cold = counted_env("cold", rounds=2).measure("counted")
+    warm = counted_env("warm", rounds=2).measure("counted")
+    for result in (cold, warm):
+        assert result.metric == "instructions"
+        assert len(set(result.instructions)) == 1, result.instructions
+        heavy, light, package = (
+            result.modules[name] for name in ("counted.heavy", "counted.light", "counted")
+        )
+        # 20,000 iterations of a generator cost far more than one assignment.
+        assert heavy.self_cost > 10 * light.self_cost > 0
+        assert package.cumulative_cost >= heavy.cumulative_cost + light.cumulative_cost
+        assert package.cumulative_cost <= result.min
+    assert cold.min > warm.min  # compiling costs instructions too
+    assert bytecode_files(counted_env.tree) == []  # type: ignore[attr-defined]
+
+
+@needs_valgrind
+def test_an_import_that_calls_the_fence_is_one_line(
+    counted_env: Callable[..., ImportEnv],
+) -> None:
+    env = counted_env(files={"fencer.py": "import os\nPARENT = os.getppid()\n"}, rounds=1)
+    with pytest.raises(RoundCrashedError) as caught:
+        env.measure("fencer")
+    assert "the import itself calls os.getppid() or os.getpgrp()" in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+@needs_valgrind
+def test_a_hung_counted_round_is_killed_after_the_scaled_timeout(
+    counted_env: Callable[..., ImportEnv],
+) -> None:
+    env = counted_env(files={"hangs.py": "import time\ntime.sleep(600)\n"}, rounds=1, timeout=0.05)
+    with pytest.raises(RoundTimeoutError, match=r"within 0.05 s x 50 for valgrind"):
+        env.measure("hangs")
+
+
+@needs_valgrind
+def test_valgrind_options_from_the_environment_change_nothing(
+    counted_env: Callable[..., ImportEnv], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plain = counted_env(rounds=1).measure("counted").min
+    monkeypatch.setenv("VALGRIND_OPTS", "--tool=memcheck --trace-children=yes")
+    monkeypatch.setenv("PYTHONHASHSEED", "12345")
+    assert counted_env(rounds=1).measure("counted").min == plain
+
+
+@needs_valgrind
+def test_the_command_line_counts_and_says_so(make_tree: MakeTree) -> None:
+    tree = make_tree(PACKAGE)
+    completed = subprocess.run(
+        [sys.executable, "-m", "pytest_importcache", "counted", "--path", str(tree),
+         "--metric", "instructions", "--rounds", "1", "--json"],
+        capture_output=True, text=True, check=False, env={**os.environ, "COLUMNS": "80"},
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    (entry,) = json.loads(completed.stdout)["modules"]
+    warm = entry["flavours"]["warm"]
+    assert warm["metric"] == "instructions"
+    assert warm["min"] == warm["instructions"][0] > 0
+    assert entry["suggested_marker"].endswith('metric="instructions")')
+    assert bytecode_files(tree) == []
+
+
+def test_the_command_line_without_valgrind_is_one_line(make_tree: MakeTree, tmp_path: Path) -> None:
+    tree = make_tree(PACKAGE)
+    completed = subprocess.run(
+        [sys.executable, "-m", "pytest_importcache", "counted", "--path", str(tree),
+         "--metric", "instructions"],
+        capture_output=True, text=True, check=False,
+        env={**os.environ, "PATH": str(tmp_path)},
+    )  # fmt: skip
+    assert completed.returncode == 2
+    assert completed.stderr.count("\n") == 1
+    assert "valgrind, which is not on PATH" in completed.stderr
