@@ -94,8 +94,8 @@ def steadiness(modules: list[str], root: Path, cache: Path, rounds: int) -> None
             stop(busy)
     print_table(
         f"1. Steadiness over {rounds} rounds",
-        ["module", "flavour", "machine", "instructions (min)", "max - min", "instr spread", "instr CV",
-         "time spread", "time CV"],
+        ["module", "flavour", "machine", "instructions (min)", "max - min", "instr spread",
+         "instr CV", "time spread", "time CV"],
         rows,
     )  # fmt: skip
 
