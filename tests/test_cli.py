@@ -257,8 +257,9 @@ def test_compare_shows_the_change_and_the_modules_behind_it(saved_runs: Path) ->
     lines = completed.stdout.splitlines()
     assert re.fullmatch(r"0001_\S+\.json -> 0002_\S+\.json \(min\)", lines[0]), lines[0]
     # 200 ms before; 200 ms + the new module's 400 ms after.
-    assert lines[1:3] == [
+    assert lines[1:4] == [
         "test_steady[steady-warm]: min 200ms -> 600ms (+200%)",
+        "    steady -> steady.extra (new): +400ms cumulative",
         "    +400ms steady.extra (new)",
     ]
 
