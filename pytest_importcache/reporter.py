@@ -21,6 +21,7 @@ from .enforcer import REPORT_ATTRIBUTE
 from .options import Settings
 
 if TYPE_CHECKING:
+    from .icicle import Baseline
     from .outcome import MeasurementOutcome
     from .runs import ImportComparison
 
@@ -98,12 +99,28 @@ class OutcomeReporter:
             else:
                 self.markdown_paths.append(path)
 
+    def _baselines(self) -> list[Baseline | None]:
+        """Per outcome, its baseline's run name and tree when it was compared with one."""
+        from .storage import benchmark_names
+
+        by_name = {
+            comparison.name: (comparison.source, comparison.before_modules)
+            for comparison in self.comparisons
+            if comparison.before_modules
+        }
+        timed = [outcome for outcome in self.outcomes if outcome.timed]
+        names = {
+            id(outcome): name
+            for outcome, (name, _) in zip(timed, benchmark_names(timed), strict=True)
+        }
+        return [by_name.get(names.get(id(outcome), "")) for outcome in self.outcomes]
+
     def _write_html(self, path: Path) -> None:
-        from .report import html_report
+        from .icicle import icicle_page
 
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(html_report(self.outcomes), encoding="utf-8")
+            path.write_text(icicle_page(self.outcomes, self._baselines()), encoding="utf-8")
         except OSError as exc:
             self.report_problem = f"cannot write the import report to {path}: {exc}"
         else:
