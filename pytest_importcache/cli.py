@@ -8,6 +8,7 @@ Usage::
     pytest-importcache calibrate [--rounds N] [--python PATH]
     pytest-importcache cache [--dir DIR] [--clear] [--json]
     pytest-importcache report [RUN] [--against RUN] --output FILE [--storage DIR]
+    pytest-importcache history [--storage DIR] [--output FILE] [--stat STAT]
 
 The first argument picks the action: ``compare``, ``calibrate`` and ``cache``
 are subcommands; anything else starts the default action, measuring the
@@ -36,6 +37,10 @@ pytest-benchmark accepts), with the modules whose self time changed most.
 ``report`` draws the icicle page of a saved run (the newest by default) from
 the import trees pytest-benchmark storage keeps, the same page as
 ``--importcache-report``; ``--against RUN`` adds the diff icicles.
+
+``history`` follows each import over the saved runs of the machine directory
+saved last: a table per import on the terminal (run, commit, date, figure,
+change, steps), and with ``--output`` an HTML page of SVG charts.
 
 ``calibrate`` measures the reference import (see :mod:`pytest_importcache.reference`)
 and prints the ini lines that make ``importcache_budget_scale = auto`` scale
@@ -107,6 +112,7 @@ subcommands (must be the first argument; each has --help):
   {PROG} calibrate   measure this machine for budget scale auto
   {PROG} cache       list or clear the cache of package copies
   {PROG} report      draw the icicle report of a saved run (--against RUN: diffs)
+  {PROG} history     each import's figure over the saved runs (--output: charts)
 Any other first argument is a module to measure. To measure a module named
 like a subcommand, put -- before it: '{PROG} -- compare'.
 """
@@ -170,6 +176,26 @@ def _report_parser() -> argparse.ArgumentParser:
         "--storage",
         default=".benchmarks",
         help="pytest-benchmark storage, or one machine directory in it (default: .benchmarks)",
+    )
+    return parser
+
+
+def _history_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=f"{PROG} history",
+        description="Each import's figure over the saved runs of one machine directory.",
+    )
+    parser.add_argument(
+        "--storage",
+        default=".benchmarks",
+        help="pytest-benchmark storage, or one machine directory in it (default: .benchmarks)",
+    )
+    parser.add_argument("--output", metavar="FILE", help="also write the charts to this HTML file")
+    parser.add_argument(
+        "--stat",
+        default=DEFAULT_STATISTIC,
+        choices=("min", "max", "mean", "median"),
+        help=f"the statistic followed (default: {DEFAULT_STATISTIC})",
     )
     return parser
 
@@ -544,6 +570,35 @@ def _report(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _history(arguments: argparse.Namespace) -> int:
+    from .history import history_lines, history_page, load_history
+    from .runs import RunError, describe_storage, latest_runs, runs_beside
+
+    storage = Path(arguments.storage)
+    output = Path(arguments.output) if arguments.output else None
+    if output is not None and output.is_dir():
+        raise UsageError(f"--output {output}: a directory; give a file name such as history.html")
+    newest = latest_runs(storage, 1)
+    if not newest:
+        raise UsageError(f"no saved runs: {describe_storage(storage)}")
+    runs = runs_beside(newest[0])
+    try:
+        history = load_history(runs, arguments.stat)
+    except RunError as exc:
+        raise UsageError(str(exc)) from None
+    source = f"{_count(len(runs), 'run')} in {newest[0].parent}"
+    print(f"import history: {source}")
+    if not history:
+        print("no import measurement in these runs")
+    for line in history_lines(history):
+        print(fit(line, WIDTH))
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(history_page(history, source=source), encoding="utf-8")
+        print(f"charts of {_count(len(history), 'import')} written to {output}")
+    return 0
+
+
 def _runs_to_compare(runs: Sequence[str], storage: Path) -> list[Path]:
     """The two run files ``compare`` reads: those named, the named one and the newest
     beside it, or the latest two (:class:`~pytest_importcache.runs.RunError` otherwise)."""
@@ -699,6 +754,7 @@ SUBCOMMANDS: dict[
     "cache": (_cache_parser, _cache),
     "calibrate": (_calibrate_parser, _calibrate),
     "compare": (_compare_parser, _compare),
+    "history": (_history_parser, _history),
     "report": (_report_parser, _report),
 }
 

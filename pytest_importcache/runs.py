@@ -24,6 +24,7 @@ __all__ = [
     "compare_runs",
     "describe_storage",
     "entry_self_seconds",
+    "entry_statistic",
     "entry_tree",
     "find_runs",
     "import_entries",
@@ -252,6 +253,11 @@ def _statistic(entry: Mapping[str, Any], fullname: str, stat: str) -> float:
     if not isinstance(stats, dict) or stat not in stats:
         raise RunError(f"entry {fullname!r} has no {stat!r} statistic")
     return _seconds(stats[stat], f"entry {fullname!r}: stats.{stat}")
+
+
+def entry_statistic(entry: Mapping[str, Any], fullname: str, stat: str) -> float:
+    """An entry's ``stat`` in seconds; :class:`RunError` names the entry and the statistic."""
+    return _statistic(entry, fullname, stat)
 
 
 def compare_entry(

@@ -713,3 +713,35 @@ def test_report_of_a_corrupt_tree_names_the_module(saved_runs: Path) -> None:
     assert completed.returncode == 2
     assert completed.stderr.count("\n") == 1, completed.stderr
     assert "import_tree: cumulative cost of 'steady.extra' is \"slow\"" in completed.stderr
+
+
+# -- history: each import over the saved runs --------------------------------------------
+
+
+def test_history_prints_a_table_and_writes_the_charts(saved_runs: Path) -> None:
+    completed = run_cli("history", "--output", "h/history.html", cwd=saved_runs)
+    assert completed.returncode == 0, completed.stderr
+    lines = completed.stdout.splitlines()
+    assert re.fullmatch(r"import history: 2 runs in \.benchmarks/\S+", lines[0]), lines[0]
+    assert lines[1] == "test_steady[steady-warm] (min)"
+    assert lines[3].startswith("  0001 ")
+    assert lines[3].endswith(" 200ms")
+    assert lines[4].startswith("  0002 ")
+    assert lines[4].endswith(" 600ms   +200%  step up")
+    assert lines[-1] == "charts of 1 import written to h/history.html"
+    page = (saved_runs / "h" / "history.html").read_text(encoding="utf-8")
+    assert page.count('<svg class="history"') == 1
+    assert 'class="point up"' in page
+
+
+def test_history_of_a_corrupt_run_or_no_runs_is_one_line(saved_runs: Path, tmp_path: Path) -> None:
+    empty = run_cli("history", "--storage", str(tmp_path / "none"), cwd=saved_runs)
+    assert empty.returncode == 2
+    assert empty.stderr.count("\n") == 1
+    assert "no saved runs: " in empty.stderr
+    (run,) = (saved_runs / ".benchmarks").glob("*/0001_*.json")
+    run.write_text("{")
+    corrupt = run_cli("history", cwd=saved_runs)
+    assert corrupt.returncode == 2
+    assert corrupt.stderr.count("\n") == 1
+    assert f"run file {run.relative_to(saved_runs)} is not valid JSON" in corrupt.stderr
