@@ -111,7 +111,7 @@ subcommands (must be the first argument; each has --help):
   {PROG} compare     compare the imports of two saved runs
   {PROG} calibrate   measure this machine for budget scale auto
   {PROG} cache       list or clear the cache of package copies
-  {PROG} report      draw the icicle page of a saved run (--against: diffs)
+  {PROG} report      draw the icicle page of a saved run
   {PROG} history     each import's figure over the saved runs
 Any other first argument is a module to measure. To measure a module named
 like a subcommand, put -- before it: '{PROG} -- compare'.
