@@ -130,7 +130,7 @@ def _chart(series: Series, figure: Figure) -> str:
     """One SVG line chart: the figure per run from zero up, steps marked and labelled."""
     points = series.points
     top = max(point.value for point in points) * 1.15 or 1.0
-    span = _WIDTH - _LEFT - 16
+    span = _WIDTH - _LEFT - 48
     gap = span / max(len(points) - 1, 1)
 
     def x(index: int) -> float:
@@ -165,15 +165,18 @@ def _chart(series: Series, figure: Figure) -> str:
             f'data-value="{point.value!r}"><title>{html.escape(tip)}</title></circle>'
         )
         if point.step:
+            # Above a step up, below a step down: off the line either way.
+            label_y = y(point.value) + (-10 if point.step == "up" else 20)
             parts.append(
                 f'<text class="steplabel {point.step}" x="{x(index):.1f}" '
-                f'y="{y(point.value) - 10:.1f}" text-anchor="middle">'
-                f"{point.change:+.0%}</text>"
+                f'y="{label_y:.1f}" text-anchor="middle">{point.change:+.0%}</text>'
             )
         if point.step or index in (0, len(points) - 1):
+            # The run, and the commit when it is a git hash (short enough to fit).
+            commit = f" {point.commit}" if len(point.commit) <= 9 else ""
             parts.append(
                 f'<text class="tick" x="{x(index):.1f}" y="{_HEIGHT - 10}" '
-                f'text-anchor="middle">{html.escape(point.run)} {html.escape(point.commit)}</text>'
+                f'text-anchor="middle">{html.escape(point.run + commit)}</text>'
             )
     parts.append("</svg>")
     return "".join(parts)

@@ -311,7 +311,8 @@ section { margin: 1.5em 0 2.5em; }
 h2 { font-size: 1.05em; font-family: ui-monospace, monospace; word-break: break-all; }
 .pair { display: grid; grid-template-columns: repeat(auto-fit, minmax(360px, 1fr)); gap: 1.2em; }
 .pair.diffs { margin-top: 1.2em; }
-figure { margin: 0; } figcaption { margin-bottom: .3em; }
+figure { margin: 0; } figcaption { margin-bottom: .3em; overflow-wrap: anywhere; }
+header.top p { overflow-wrap: anywhere; }
 .verdict { font-weight: bold; padding: 0 .35em; border-radius: 3px; }
 .verdict.pass { background: #c8e6c9; color: #1b5e20; }
 .verdict.fail { background: #ffcdd2; color: #b00020; }
