@@ -352,8 +352,10 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Browser:
     """Headless chromium; the test skips, saying why, when the machine has none."""
     executable = find_chromium()
     if executable is None:
+        named = os.environ.get("CHROMIUM")
+        looked = f"$CHROMIUM={named}" if named else f"{', '.join(CHROMIUM_NAMES)} on PATH"
         pytest.skip(
-            "no chromium found (looked for $CHROMIUM and "
-            f"{', '.join(CHROMIUM_NAMES)} on PATH): install Debian's chromium to run browser tests"
+            f"no chromium found (looked for {looked}): install Debian's chromium "
+            "(apt-get install chromium) to run the browser tests"
         )
     return Browser(executable, tmp_path_factory.mktemp("browser"))

@@ -334,3 +334,39 @@ def test_a_compared_run_draws_a_diff_icicle_with_the_new_module(
     assert re.search(r'<svg class="box new"[^>]*data-name="steady.slowpart"', diff)
     assert "self +400ms (new)" in diff
     assert "self +0s (was 200ms)" in diff  # steady's own cost did not change
+
+
+DIFF = """
+var diff = document.querySelector("figure.icicle.diff");
+function box(name) { return diff.querySelector('svg.box[data-name="' + name + '"]'); }
+var newNames = Array.prototype.map.call(diff.querySelectorAll("svg.box.new"),
+  function (b) { return b.dataset.name; });
+var fill = getComputedStyle(box("json").querySelector("rect.bg")).fill;
+var frame = diff.querySelector("svg.chart").getBoundingClientRect().width;
+box("json").querySelector("rect").dispatchEvent(new MouseEvent("click", {bubbles: true}));
+return {newNames: newNames, fill: fill, gone: diff.querySelector(".gone").textContent,
+  zoomed: box("json").getBoundingClientRect().width / frame,
+  tip: box("json").dataset.tip};
+"""
+
+
+def test_the_diff_icicle_marks_new_modules_and_lists_gone_ones(
+    browser: Browser, tmp_path: Path
+) -> None:
+    # The baseline had no json (nor json.decoder) but argparse under mylib.cli.
+    before = (
+        *(row for row in WARM if not row[0].startswith("json")),
+        ("argparse", 0.001, 0.001, "mylib.cli"),
+    )
+    page = tmp_path / "diff.html"
+    page.write_text(icicle_page(outcomes()[:2], [None, ("0001_base.json", before)]))
+    value, errors, _ = browser.check(page, DIFF)
+    assert errors == []
+    assert sorted(value["newNames"]) == ["json", "json.decoder"]
+    red, green, blue = map(int, re.findall(r"\d+", value["fill"])[:3])
+    # Slower: red.
+    assert red > green
+    assert red > blue
+    assert value["gone"] == "gone since then: argparse (-1ms)"
+    assert value["zoomed"] == pytest.approx(1.0, rel=0.01)
+    assert value["tip"].endswith("; self +400us (new)")

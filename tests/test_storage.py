@@ -403,8 +403,9 @@ def test_a_rerun_test_is_stored_once(project: pytest.Pytester) -> None:
     assert list(entries(project.path / "out.json")) == ["test_flaky.py::test_flaky[steady-warm]"]
 
 
+@pytest.mark.parametrize("xdist", [["-p", "no:xdist"], ["-n", "2"]], ids=["serial", "xdist"])
 def test_a_failure_names_the_import_edge_new_since_the_baseline(
-    project: pytest.Pytester,
+    project: pytest.Pytester, xdist: list[str]
 ) -> None:
     project.makepyfile(
         test_imports="""
@@ -417,7 +418,8 @@ def test_a_failure_names_the_import_edge_new_since_the_baseline(
     )
     project.runpytest("--benchmark-autosave").assert_outcomes(passed=1)
     fake_rounds(project.path, SLOWED)
-    failed = project.runpytest("--benchmark-compare=0001")
+    # Under xdist the worker finds the baseline: pytest-benchmark loads it in every process.
+    failed = project.runpytest("--benchmark-compare=0001", *xdist)
     failed.assert_outcomes(failed=1)
     failed.stdout.re_match_lines(
         [
