@@ -244,7 +244,11 @@ def _html_tree(record: MeasurementOutcome) -> str:
 
 
 def html_report(records: Sequence[MeasurementOutcome]) -> str:
-    """A standalone HTML page with every measurement's import tree (self, cumulative)."""
+    """A standalone HTML page with every measurement's import tree (self, cumulative).
+
+    The plain text tree of earlier versions, kept for callers; the plugin and
+    ``pytest-importcache report`` write :func:`pytest_importcache.icicle.icicle_page`.
+    """
     sections = []
     for record in records:
         verdict = {True: ("pass", "PASS"), False: ("fail", "FAIL"), None: ("", "no budget")}
