@@ -367,7 +367,7 @@ def outcome_from_entry(entry: Mapping[str, Any], where: str) -> MeasurementOutco
             )
         info = entry["extra_info"]
         stat = str(info.get("stat") or "min")
-        wall = info.get("wall") or []
+        wall = info.get("values") or []
         budget = info.get("budget")
         return MeasurementOutcome(
             nodeid=_without_suffix(fullname),

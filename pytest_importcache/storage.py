@@ -100,7 +100,7 @@ def extra_info(record: MeasurementOutcome) -> dict[str, Any]:
         "import_tree": [list(row) for row in record.modules],
         "passed": record.passed,
         "scale": record.scale,
-        "wall": list(record.wall),
+        "values": list(record.wall),  # each counted round's figure
         "file": record.file,
         "startup_modules": record.startup_modules,
     }

@@ -119,7 +119,7 @@ def test_autosave_writes_an_entry_per_measurement(project: pytest.Pytester) -> N
     # The whole tree, to rebuild reports later: (name, self, cumulative, importer).
     assert info["import_tree"] == [["steady", pytest.approx(0.2), pytest.approx(0.2), None]]
     assert info["passed"] is True
-    assert info["wall"] == pytest.approx([0.2, 0.2, 0.2])
+    assert info["values"] == pytest.approx([0.2, 0.2, 0.2])
     assert saved["test_imports.py::test_fixture[steady-cold]"]["extra_info"]["budget"] is None
 
 
