@@ -30,7 +30,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .result import ModuleTiming, importer_tree
 from .units import format_duration, format_headroom, format_significant
 
 if TYPE_CHECKING:
@@ -66,48 +65,44 @@ def layout(module: str, rows: Rows) -> tuple[list[Box], float, int]:
 
     Rows of zero cumulative cost are dropped, with whatever hangs only under
     them. Children are scaled down when the medians of their costs add up to
-    more than their importer's (medians of rounds need not add up).
+    more than their importer's (medians of rounds need not add up). The
+    measured ``module`` is always a root, as in the terminal's tree.
     """
-    timings = [ModuleTiming(*row) for row in rows if row[2] > 0]
-    children = importer_tree(module, timings)
+    # (name, self, cumulative, importer) by importer, biggest cumulative cost first.
+    children: dict[str | None, list[tuple[str, float, float, str | None]]] = {}
+    for name, self_cost, cumulative, importer in rows:
+        if cumulative > 0:
+            parent = None if name == module else importer
+            children.setdefault(parent, []).append((name, self_cost, cumulative, importer))
+    for siblings in children.values():
+        siblings.sort(key=lambda row: -row[2])
     roots = children.get(None, [])
-    total = sum(root.cumulative_seconds for root in roots)
+    total = sum(root[2] for root in roots)
     boxes: list[Box] = []
     if total <= 0:
         return boxes, 0.0, len(rows)
     seen: set[str] = set()
-    # (timing, x, width, depth), popped depth-first, biggest child first.
-    stack: list[tuple[ModuleTiming, float, float, int]] = []
-    offset = 0.0
+    # (row, x, width, depth), popped depth-first, biggest child first.
+    stack: list[tuple[tuple[str, float, float, str | None], float, float, int]] = []
     placed_roots = []
+    offset = 0.0
     for root in roots:
-        width = root.cumulative_seconds / total
-        placed_roots.append((root, offset, width, 0))
-        offset += width
+        placed_roots.append((root, offset, root[2] / total, 0))
+        offset += root[2] / total
     stack.extend(reversed(placed_roots))
     while stack:
-        timing, x, width, depth = stack.pop()
-        if timing.name in seen:
+        (name, self_cost, cumulative, importer), x, width, depth = stack.pop()
+        if name in seen:
             continue
-        seen.add(timing.name)
-        boxes.append(
-            Box(
-                timing.name,
-                timing.parent if depth else None,
-                timing.self_seconds,
-                timing.cumulative_seconds,
-                x,
-                width,
-                depth,
-            )
-        )
-        kids = [kid for kid in children.get(timing.name, []) if kid.name not in seen]
-        kid_total = sum(kid.cumulative_seconds for kid in kids)
-        shrink = min(1.0, timing.cumulative_seconds / kid_total) if kid_total else 1.0
+        seen.add(name)
+        boxes.append(Box(name, importer if depth else None, self_cost, cumulative, x, width, depth))
+        kids = [kid for kid in children.get(name, []) if kid[0] not in seen]
+        kid_total = sum(kid[2] for kid in kids)
+        shrink = min(1.0, cumulative / kid_total) if kid_total else 1.0
         placed = []
         kid_x = x
         for kid in kids:
-            kid_width = width * kid.cumulative_seconds / timing.cumulative_seconds * shrink
+            kid_width = width * kid[2] / cumulative * shrink
             placed.append((kid, kid_x, kid_width, depth + 1))
             kid_x += kid_width
         stack.extend(reversed(placed))
@@ -297,9 +292,11 @@ def _diff_html(
 
 def _groups(outcomes: Sequence[MeasurementOutcome]) -> list[list[int]]:
     """Indexes of outcomes by (test, module), in the order first seen: drawn on one scale."""
-    groups: dict[tuple[str, str], list[int]] = {}
+    groups: dict[tuple[str, str, str], list[int]] = {}
     for index, outcome in enumerate(outcomes):
-        groups.setdefault((outcome.nodeid, outcome.module), []).append(index)
+        # Figures in different metrics (seconds, instruction counts) never share a scale.
+        metric = str(getattr(outcome, "metric", "time"))
+        groups.setdefault((outcome.nodeid, outcome.module, metric), []).append(index)
     return list(groups.values())
 
 

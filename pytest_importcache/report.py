@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import astuple
 from typing import TYPE_CHECKING
 
 from .budget import Verdict
@@ -63,10 +64,8 @@ def _edge_block(result: ImportResult, baseline: BaselineLookup | None) -> list[s
     if found is None:
         return []
     source, rows = found
-    after = [
-        (timing.name, timing.self_seconds, timing.cumulative_seconds, timing.parent)
-        for timing in result.modules.values()
-    ]
+    # (name, self, cumulative, importer): a timing's first four fields.
+    after = [astuple(timing)[:4] for timing in result.modules.values()]
     lines = edge_lines(rows, after, result.module)
     return (
         [f"  import edges new or gone since {source}:", *(f"    {line}" for line in lines)]
