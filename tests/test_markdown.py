@@ -73,6 +73,21 @@ def test_the_markdown_of_a_compared_run_matches_the_pinned_file(
     result.stdout.fnmatch_lines([f"import budgets' markdown written to {step_summary}"])
 
 
+def test_under_xdist_the_controller_writes_the_markdown_once(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    step_summary = project.path / "step_summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step_summary))
+    result = project.runpytest("-n", "2")
+    result.assert_outcomes(passed=3, failed=1)
+    text = step_summary.read_text(encoding="utf-8")
+    assert text.count("### Import budgets") == 1
+    assert "5 measurements: 3 passed, 1 failed, 1 without a budget." in text
+    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    assert len(rows) == 5
+    assert rows[0] == "| `light` | cold | 10ms | 5ms | -100% | **FAIL** |"
+
+
 def test_without_either_target_nothing_is_written(
     project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
