@@ -7,6 +7,8 @@ Usage::
     pytest-importcache compare [RUN_A] [RUN_B] [--storage DIR] [--fail median:10%]
     pytest-importcache calibrate [--rounds N] [--python PATH]
     pytest-importcache cache [--dir DIR] [--clear] [--json]
+    pytest-importcache report [RUN] [--against RUN] --output FILE [--storage DIR]
+    pytest-importcache history [--storage DIR] [--output FILE] [--stat STAT]
 
 The first argument picks the action: ``compare``, ``calibrate`` and ``cache``
 are subcommands; anything else starts the default action, measuring the
@@ -31,6 +33,14 @@ directory saved last by default; ``0001``, ``0001_name`` or a path, as
 pytest-benchmark accepts), with the modules whose self time changed most.
 ``--fail`` exits with 1 when a measurement got slower than the threshold
 (pytest-benchmark's own CLI cannot).
+
+``report`` draws the icicle page of a saved run (the newest by default) from
+the import trees pytest-benchmark storage keeps, the same page as
+``--importcache-report``; ``--against RUN`` adds the diff icicles.
+
+``history`` follows each import over the saved runs of the machine directory
+saved last: a table per import on the terminal (run, commit, date, figure,
+change, steps), and with ``--output`` an HTML page of SVG charts.
 
 ``calibrate`` measures the reference import (see :mod:`pytest_importcache.reference`)
 and prints the ini lines that make ``importcache_budget_scale = auto`` scale
@@ -107,6 +117,8 @@ subcommands (must be the first argument; each has --help):
   {PROG} compare     compare the imports of two saved runs
   {PROG} calibrate   measure this machine for budget scale auto
   {PROG} cache       list or clear the cache of package copies
+  {PROG} report      draw the icicle page of a saved run
+  {PROG} history     each import's figure over the saved runs
 Any other first argument is a module to measure. To measure a module named
 like a subcommand, put -- before it: '{PROG} -- compare'.
 """
@@ -163,6 +175,44 @@ def _compare_parser() -> argparse.ArgumentParser:
         help="pytest-benchmark storage, or one machine directory in it (default: .benchmarks)",
     )
     parser.add_argument("--fail", metavar="STAT:N%", help="exit 1 on a slowdown past this")
+    return parser
+
+
+def _report_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=f"{PROG} report",
+        description="Draw the icicle report of a saved run, optionally against another run.",
+    )
+    parser.add_argument(
+        "run", nargs="?", metavar="RUN", help="run number, name or path (default: the newest)"
+    )
+    parser.add_argument("--against", metavar="RUN", help="draw diff icicles against this run")
+    parser.add_argument("--output", required=True, metavar="FILE", help="the HTML file to write")
+    parser.add_argument(
+        "--storage",
+        default=".benchmarks",
+        help="pytest-benchmark storage, or one machine directory in it (default: .benchmarks)",
+    )
+    return parser
+
+
+def _history_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=f"{PROG} history",
+        description="Each import's figure over the saved runs of one machine directory.",
+    )
+    parser.add_argument(
+        "--storage",
+        default=".benchmarks",
+        help="pytest-benchmark storage, or one machine directory in it (default: .benchmarks)",
+    )
+    parser.add_argument("--output", metavar="FILE", help="also write the charts to this HTML file")
+    parser.add_argument(
+        "--stat",
+        default=DEFAULT_STATISTIC,
+        choices=("min", "max", "mean", "median"),
+        help=f"the statistic followed (default: {DEFAULT_STATISTIC})",
+    )
     return parser
 
 
@@ -497,6 +547,94 @@ def _compare(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _report(arguments: argparse.Namespace) -> int:
+    from .icicle import Baseline, icicle_page
+    from .runs import (
+        RunError,
+        describe_storage,
+        entry_tree,
+        import_entries,
+        latest_runs,
+        load_run,
+        resolve_run,
+        run_outcomes,
+    )
+
+    storage, output = Path(arguments.storage), Path(arguments.output)
+    if output.is_dir():
+        raise UsageError(
+            f"--output {output}: is a directory; give a file name such as imports.html"
+        )
+    try:
+        if arguments.run is not None:
+            run = resolve_run(arguments.run, storage)
+        else:
+            newest = latest_runs(storage, 1)
+            if not newest:
+                raise RunError(f"no saved run to report: {describe_storage(storage)}")
+            run = newest[0]
+        outcomes = run_outcomes(run)
+        # The same order as the outcomes: the run's import entries.
+        fullnames = list(import_entries(load_run(run)))
+        baselines: list[Baseline | None] = []
+        subtitle = f"from {run.name}"
+        if arguments.against is not None:
+            against = resolve_run(arguments.against, storage)
+            entries = import_entries(load_run(against))
+            subtitle += f", against {against.name}"
+            for fullname in fullnames:
+                entry = entries.get(fullname)
+                try:
+                    rows = entry_tree(entry) if entry is not None else None
+                except RunError as exc:
+                    raise RunError(f"run file {against}: {exc}") from None
+                if entry is not None and rows is None:
+                    raise RunError(
+                        f"run file {against}: entry {fullname!r} has no import tree (saved "
+                        "before pytest-importcache stored trees): cannot draw a diff against it"
+                    )
+                baselines.append(None if rows is None else (against.name, rows))
+    except RunError as exc:
+        raise UsageError(str(exc)) from None
+    if not outcomes:
+        raise UsageError(f"run file {run} holds no import measurement")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(icicle_page(outcomes, baselines, subtitle=subtitle), encoding="utf-8")
+    print(
+        f"import trees of {_count(len(outcomes), 'measurement')} ({subtitle}) written to {output}"
+    )
+    return 0
+
+
+def _history(arguments: argparse.Namespace) -> int:
+    from .history import history_lines, history_page, load_history
+    from .runs import RunError, describe_storage, latest_runs, runs_beside
+
+    storage = Path(arguments.storage)
+    output = Path(arguments.output) if arguments.output else None
+    if output is not None and output.is_dir():
+        raise UsageError(f"--output {output}: a directory; give a file name such as history.html")
+    newest = latest_runs(storage, 1)
+    if not newest:
+        raise UsageError(f"no saved runs: {describe_storage(storage)}")
+    runs = runs_beside(newest[0])
+    try:
+        history = load_history(runs, arguments.stat)
+    except RunError as exc:
+        raise UsageError(str(exc)) from None
+    source = f"{_count(len(runs), 'run')} in {newest[0].parent}"
+    print(f"import history: {source}")
+    if not history:
+        print("no import measurement in these runs")
+    for line in history_lines(history):
+        print(fit(line, WIDTH))
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(history_page(history, source=source), encoding="utf-8")
+        print(f"charts of {_count(len(history), 'import')} written to {output}")
+    return 0
+
+
 def _runs_to_compare(runs: Sequence[str], storage: Path) -> list[Path]:
     """The two run files ``compare`` reads: those named, the named one and the newest
     beside it, or the latest two (:class:`~pytest_importcache.runs.RunError` otherwise)."""
@@ -652,6 +790,8 @@ SUBCOMMANDS: dict[
     "cache": (_cache_parser, _cache),
     "calibrate": (_calibrate_parser, _calibrate),
     "compare": (_compare_parser, _compare),
+    "history": (_history_parser, _history),
+    "report": (_report_parser, _report),
 }
 
 

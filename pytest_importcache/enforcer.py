@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +29,7 @@ from .units import BudgetError
 if TYPE_CHECKING:
     from .environment import ImportEnv
     from .measurer import MeasurementObserver, Measurer, RoundRunner
+    from .report import BaselineLookup
     from .result import ImportResult
     from .runner import RoundReport
     from .spec import Flavour, InvalidationMode, MeasurementSpec, Metric
@@ -357,7 +358,21 @@ class BudgetEnforcer:
                 )
         failures = [verdict for verdict in verdicts if not verdict.passed]
         if failures:
-            pytest.fail(failure_text(failures), pytrace=False)
+            pytest.fail(failure_text(failures, self._baseline_for(item)), pytrace=False)
+
+    def _baseline_for(self, item: pytest.Item) -> BaselineLookup:
+        """Find a result's tree in the ``--benchmark-compare`` baseline by its full name."""
+        from .storage import baseline_tree
+
+        def lookup(
+            result: ImportResult,
+        ) -> tuple[str, Sequence[tuple[str, float, float, str | None]]] | None:
+            # As storage.benchmark_names: instruction counts end in -instructions.
+            suffix = "" if result.metric == "time" else f"-{result.metric}"
+            fullname = f"{item.nodeid}[{result.module}-{result.label}{suffix}]"
+            return baseline_tree(self.config, fullname)
+
+        return lookup
 
 
 class _Recorder:

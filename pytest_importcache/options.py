@@ -212,6 +212,13 @@ SETTINGS = (
         "",
     ),
     Setting(
+        "markdown",
+        "write the run's import budgets (and slower imports) as markdown tables to this "
+        "file; they are also appended to $GITHUB_STEP_SUMMARY when it is set",
+        parse_file_path,
+        "",
+    ),
+    Setting(
         "raw-dir",
         "keep each round's raw -X importtime output here, one file per round, "
         "in a directory per test",
@@ -244,6 +251,7 @@ class Settings:
     budget_scale: float | Literal["auto"] = 1.0
     calibration: Calibration | None = None
     report: str | None = None
+    markdown: str | None = None
     raw_dir: str | None = None
     disable: bool = False
 
@@ -348,7 +356,7 @@ def _check_writable(config: pytest.Config, name: str, value: str, source: str) -
         reason = unwritable_reason(path.parent)
         if reason is None and path.exists() and not os.access(path, os.W_OK):
             reason = f"{path}: {os.strerror(errno.EACCES)}"
-        what = f"cannot write the report to {path}"
+        what = f"cannot write the {'markdown' if name == 'markdown' else 'report'} to {path}"
     if reason is not None:
         raise pytest.UsageError(f"{source}: {what}: {reason}")
 
@@ -368,7 +376,7 @@ def read_settings(config: pytest.Config) -> Settings:
             value = setting.parse(raw)
         except ValueError as exc:
             raise pytest.UsageError(f"{source}: {exc}") from None
-        if setting.name in ("raw-dir", "report") and value is not None:
+        if setting.name in ("raw-dir", "report", "markdown") and value is not None:
             _check_writable(config, setting.name, value, source)
         values[setting.name.replace("-", "_")] = value
     if values["budget_scale"] == "auto" and values["calibration"] is None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import astuple
+from functools import partial
 from typing import TYPE_CHECKING
 
 from .budget import Verdict
+from .edges import edge_lines
 from .outcome import MeasurementOutcome
 from .result import ImportResult, ModuleTiming, importer_tree
 from .units import (
@@ -63,7 +66,32 @@ def _heaviest_subtrees(result: ImportResult, count: int = 10) -> list[str]:
     return lines if heaviest else []
 
 
-def _time_block(verdict: Verdict) -> list[str]:
+# The baseline of a measurement, for a failure's "import edges" lines: the run
+# file's name and its tree rows, or None.
+BaselineLookup = Callable[
+    [ImportResult], "tuple[str, Sequence[tuple[str, float, float, str | None]]] | None"
+]
+
+
+def _edge_block(result: ImportResult, baseline: BaselineLookup | None) -> list[str]:
+    """The import edges new or gone since the baseline, when there is one and they changed."""
+    found = baseline(result) if baseline is not None else None
+    if found is None:
+        return []
+    source, rows = found
+    # (name, self, cumulative, importer): a timing's first four fields.
+    after = [astuple(timing)[:4] for timing in result.modules.values()]
+    lines = edge_lines(
+        rows, after, result.module, figure=partial(format_cost, metric=result.metric)
+    )
+    return (
+        [f"  import edges new or gone since {source}:", *(f"    {line}" for line in lines)]
+        if (lines)
+        else []
+    )
+
+
+def _time_block(verdict: Verdict, baseline: BaselineLookup | None = None) -> list[str]:
     result = verdict.result
     scaled = (
         f" (budget scaled by {format_significant(verdict.scale)})" if verdict.scale != 1.0 else ""
@@ -79,6 +107,7 @@ def _time_block(verdict: Verdict) -> list[str]:
         f"{format_cost(verdict.limit, metric)}{scaled}",
         f"  {result.rounds} rounds: min {format_cost(result.min, metric)}, "
         f"median {format_cost(result.median, metric)}, max {format_cost(result.max, metric)}",
+        *_edge_block(result, baseline),
         *_slowest_table(result, SLOWEST_IN_FAILURE),
         f'  suggested budget: {flavour_argument}="{suggestion}"',
     ]
@@ -100,14 +129,18 @@ def _forbidden_block(verdict: Verdict) -> list[str]:
     return lines
 
 
-def failure_text(verdicts: Iterable[Verdict]) -> str:
-    """One block per overspent budget, separated by blank lines."""
+def failure_text(verdicts: Iterable[Verdict], baseline: BaselineLookup | None = None) -> str:
+    """One block per overspent budget, separated by blank lines.
+
+    ``baseline`` finds a measurement's tree in the baseline run (``--benchmark-compare``);
+    a time block then names the import edges new or gone since, before the slowest modules.
+    """
     blocks = []
     for verdict in verdicts:
         if verdict.passed:
             continue
         if verdict.kind in ("cold", "warm"):
-            blocks.append(_time_block(verdict))
+            blocks.append(_time_block(verdict, baseline))
         elif verdict.kind == "max_modules":
             blocks.append(_module_count_block(verdict))
         else:
@@ -184,7 +217,12 @@ def self_time_changes(
 
 
 def regression_lines(comparisons: Iterable[ImportComparison]) -> list[str]:
-    """Per compared measurement: its statistic before and after, and what changed most."""
+    """Per compared measurement: its statistic before and after, and what changed most.
+
+    First the import edges new or gone (``mylib.cli -> asyncio (new): +12.3ms
+    cumulative``) when both runs stored their trees, then the modules whose self
+    time changed most.
+    """
     lines = []
     for comparison in comparisons:
         metric = comparison.metric
@@ -193,6 +231,14 @@ def regression_lines(comparisons: Iterable[ImportComparison]) -> list[str]:
         lines.append(
             f"{comparison.name}: {comparison.stat} {before} -> {after} ({comparison.change:+.0%})"
         )
+        if comparison.before_modules and comparison.after_modules:
+            edges = edge_lines(
+                comparison.before_modules,
+                comparison.after_modules,
+                comparison.module,
+                figure=partial(format_cost, metric=metric),
+            )
+            lines += [f"    {edge}" for edge in edges]
         changes = self_time_changes(
             comparison.after_self_costs, comparison.before_self_costs, metric=metric
         )
@@ -228,7 +274,11 @@ def _html_tree(record: MeasurementOutcome) -> str:
 
 
 def html_report(records: Sequence[MeasurementOutcome]) -> str:
-    """A standalone HTML page with every measurement's import tree (self, cumulative)."""
+    """A standalone HTML page with every measurement's import tree (self, cumulative).
+
+    The plain text tree of earlier versions, kept for callers; the plugin and
+    ``pytest-importcache report`` write :func:`pytest_importcache.icicle.icicle_page`.
+    """
     sections = []
     for record in records:
         verdict = {True: ("pass", "PASS"), False: ("fail", "FAIL"), None: ("", "no budget")}

@@ -10,6 +10,7 @@ it shows comes from the outcomes, scale factors included.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Generator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +21,7 @@ from .enforcer import REPORT_ATTRIBUTE
 from .options import Settings
 
 if TYPE_CHECKING:
+    from .icicle import Baseline
     from .outcome import MeasurementOutcome
     from .runs import ImportComparison
 
@@ -36,6 +38,7 @@ class OutcomeReporter:
         self.comparisons: list[ImportComparison] = []
         self.report_path: Path | None = None
         self.report_problem = ""
+        self.markdown_paths: list[Path] = []
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Collect the outcomes a report carries.
@@ -60,14 +63,64 @@ class OutcomeReporter:
             self.comparisons = publish(self.config, self.outcomes, stat=self.settings.stat)
             if self.settings.report is not None:
                 self._write_html(self.config.invocation_params.dir / self.settings.report)
+            self._write_markdown()
         yield
 
+    def slower(self) -> list[ImportComparison]:
+        """The comparisons to show: with compare-fail thresholds, those they flag; else slower."""
+        return [
+            comparison
+            for comparison in self.comparisons
+            if (comparison.change > 0 if comparison.regressed is None else comparison.regressed)
+        ]
+
+    def _write_markdown(self) -> None:
+        """The markdown, to ``--importcache-markdown`` and appended to ``GITHUB_STEP_SUMMARY``."""
+        targets: list[tuple[Path, str]] = []
+        if self.settings.markdown is not None:
+            targets.append((self.config.invocation_params.dir / self.settings.markdown, "w"))
+        step_summary = os.environ.get("GITHUB_STEP_SUMMARY", "").strip()
+        if step_summary:
+            targets.append((Path(step_summary), "a"))
+        if not targets:
+            return
+        from .markdown import markdown_summary
+
+        text = markdown_summary(self.outcomes, self.slower())
+        for path, mode in targets:
+            try:
+                if mode == "w":
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                with path.open(mode, encoding="utf-8") as stream:
+                    stream.write(text)
+            except OSError as exc:
+                problem = f"cannot write the import budgets' markdown to {path}: {exc}"
+                self.report_problem = "\n".join(filter(None, [self.report_problem, problem]))
+            else:
+                self.markdown_paths.append(path)
+
+    def _baselines(self) -> list[Baseline | None]:
+        """Per outcome, its baseline's run name and tree when it was compared with one."""
+        from .storage import benchmark_names
+
+        by_name = {
+            comparison.name: (comparison.source, comparison.before_modules)
+            for comparison in self.comparisons
+            if comparison.before_modules
+        }
+        timed = [outcome for outcome in self.outcomes if outcome.timed]
+        names = {
+            id(outcome): name
+            for outcome, (name, _) in zip(timed, benchmark_names(timed), strict=True)
+        }
+        return [by_name.get(names.get(id(outcome), "")) for outcome in self.outcomes]
+
     def _write_html(self, path: Path) -> None:
-        from .report import html_report
+        from .icicle import icicle_page
 
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(html_report(self.outcomes), encoding="utf-8")
+            path.write_text(icicle_page(self.outcomes, self._baselines()), encoding="utf-8")
         except OSError as exc:
             self.report_problem = f"cannot write the import report to {path}: {exc}"
         else:
@@ -94,12 +147,10 @@ class OutcomeReporter:
             terminalreporter.write_line(f"import trees written to {self.report_path}")
         if self.report_problem:
             terminalreporter.write_line(self.report_problem, red=True)
+        for path in self.markdown_paths:
+            terminalreporter.write_line(f"import budgets' markdown written to {path}")
         # With compare-fail thresholds, what they flag; without, whatever got slower.
-        slower = [
-            comparison
-            for comparison in self.comparisons
-            if (comparison.change > 0 if comparison.regressed is None else comparison.regressed)
-        ]
+        slower = self.slower()
         if slower:
             terminalreporter.write_sep("-", f"slower imports than {slower[0].source}")
             for line in regression_lines(slower):

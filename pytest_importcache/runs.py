@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .outcome import MeasurementOutcome
 
 __all__ = [
     "ImportComparison",
@@ -22,12 +25,16 @@ __all__ = [
     "describe_storage",
     "entry_metric",
     "entry_self_costs",
+    "entry_statistic",
+    "entry_tree",
     "find_runs",
     "import_entries",
     "latest_runs",
     "load_run",
     "machine_directories",
+    "outcome_from_entry",
     "resolve_run",
+    "run_outcomes",
     "runs_beside",
 ]
 
@@ -59,6 +66,11 @@ class ImportComparison:
     after_self_costs: Mapping[str, float]
     regressed: bool | None = None
     metric: str = "time"
+    # Tree rows (module, self, cumulative, importer) on each side; empty when a
+    # side did not record its tree (runs saved before trees were stored).
+    module: str = ""
+    before_modules: tuple[tuple[str, float, float, str | None], ...] = ()
+    after_modules: tuple[tuple[str, float, float, str | None], ...] = ()
 
     @property
     def change(self) -> float:
@@ -110,6 +122,37 @@ def entry_self_costs(entry: Mapping[str, Any]) -> dict[str, float]:
         for item in (slowest if isinstance(slowest, list) else [])
         if isinstance(item, dict) and "module" in item
     }
+
+
+def _tree_row(row: object, where: str) -> tuple[str, float, float, str | None]:
+    """One stored tree row as (name, self, cumulative, importer), or :class:`RunError`."""
+    if not (isinstance(row, list | tuple) and len(row) == 4 and isinstance(row[0], str)):
+        raise RunError(f"{where}: {json.dumps(row, default=repr)[:80]} is not a tree row")
+    name, self_cost, cumulative, importer = row
+    if importer is not None and not isinstance(importer, str):
+        raise RunError(f"{where}: the importer of {name!r} is not a module name")
+    return (
+        name,
+        _number(self_cost, f"{where}: self cost of {name!r}"),
+        _number(cumulative, f"{where}: cumulative cost of {name!r}"),
+        importer,
+    )
+
+
+def entry_tree(entry: Mapping[str, Any]) -> tuple[tuple[str, float, float, str | None], ...] | None:
+    """Every module an import entry recorded as (name, self, cumulative, importer).
+
+    ``None`` for an entry saved before pytest-importcache stored the tree;
+    :class:`RunError` names the entry and the row when the tree is malformed.
+    """
+    info = entry.get("extra_info")
+    rows = info.get("import_tree") if isinstance(info, dict) else None
+    if rows is None:
+        return None
+    where = f"entry {entry.get('fullname')!r}: import_tree"
+    if not isinstance(rows, list):
+        raise RunError(f"{where} is not a list")
+    return tuple(_tree_row(row, where) for row in rows)
 
 
 def import_entries(run: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
@@ -228,6 +271,11 @@ def _statistic(entry: Mapping[str, Any], fullname: str, stat: str) -> float:
     return _number(stats[stat], f"entry {fullname!r}: stats.{stat}")
 
 
+def entry_statistic(entry: Mapping[str, Any], fullname: str, stat: str) -> float:
+    """An entry's ``stat`` in seconds; :class:`RunError` names the entry and the statistic."""
+    return _statistic(entry, fullname, stat)
+
+
 def compare_entry(
     name: str,
     source: str,
@@ -237,9 +285,16 @@ def compare_entry(
     after: float,
     after_self_costs: Mapping[str, float],
     regressed: bool | None = None,
+    after_modules: Sequence[Sequence[object]] = (),
 ) -> ImportComparison:
-    """A measurement (``after``, its ``stat``) against its entry ``before`` in a saved run."""
+    """A measurement (``after``, its ``stat``) against its entry ``before`` in a saved run.
+
+    ``after_modules`` are the later measurement's tree rows; the baseline's come
+    from its entry (none for an entry saved before trees were stored).
+    """
     fullname = str(before.get("fullname", name))
+    info = before.get("extra_info")
+    module = str(info.get("module", "")) if isinstance(info, dict) else ""
     return ImportComparison(
         name=name,
         source=source,
@@ -249,6 +304,9 @@ def compare_entry(
         before_self_costs=entry_self_costs(before),
         after_self_costs=after_self_costs,
         regressed=regressed,
+        module=module,
+        before_modules=entry_tree(before) or (),
+        after_modules=tuple(_tree_row(row, f"{fullname!r}: after") for row in after_modules),
         metric=entry_metric(before),
     )
 
@@ -284,6 +342,7 @@ def compare_runs(
         try:
             after_seconds = _statistic(entry, fullname, stat)
             after_self = entry_self_costs(entry)
+            after_tree = entry_tree(entry) or ()
         except RunError as exc:
             raise RunError(f"{after_name}: {exc}") from None
         try:
@@ -294,8 +353,68 @@ def compare_runs(
                 old,
                 after=after_seconds,
                 after_self_costs=after_self,
+                after_modules=after_tree,
             )
         except RunError as exc:
             raise RunError(f"{before_name}: {exc}") from None
         comparisons.append(comparison)
     return comparisons
+
+
+def _without_suffix(text: str) -> str:
+    """``t.py::test[a][mod-warm]`` -> ``t.py::test[a]``: the name without its measurement suffix."""
+    return text[: text.rindex("[")] if text.endswith("]") and "[" in text else text
+
+
+def outcome_from_entry(entry: Mapping[str, Any], where: str) -> MeasurementOutcome:
+    """The outcome a saved import entry was made from, for reports rebuilt from storage.
+
+    :class:`RunError` (prefixed with ``where``, e.g. the run file) for an entry
+    saved before pytest-importcache stored the tree, or a malformed one.
+    """
+    from .outcome import MeasurementOutcome
+
+    fullname = str(entry.get("fullname"))
+    try:
+        tree = entry_tree(entry)
+        if tree is None:
+            raise RunError(
+                f"entry {fullname!r} has no import tree (saved before pytest-importcache "
+                "stored trees): measure and save again to report it"
+            )
+        info = entry["extra_info"]
+        stat = str(info.get("stat") or "min")
+        wall = info.get("values") or []
+        budget = info.get("budget")
+        return MeasurementOutcome(
+            nodeid=_without_suffix(fullname),
+            test_name=_without_suffix(str(entry.get("name"))),
+            module=str(info.get("module", "")),
+            flavour=str(info.get("flavour", "warm")),
+            closure=bool(info.get("closure", False)),
+            stat=stat,
+            statistic=_statistic(entry, fullname, stat),
+            budget=None if budget is None else _number(budget, f"entry {fullname!r}: budget"),
+            passed=info.get("passed") if isinstance(info.get("passed"), bool) else None,
+            values=tuple(_number(value, f"entry {fullname!r}: values") for value in wall),
+            python_version=str(info.get("python_version", "")),
+            file=str(info.get("file", "")),
+            modules=tree,
+            scale=float(info.get("scale") or 1.0),
+            startup_modules=int(info.get("startup_modules") or 0),
+            metric=entry_metric(entry),
+        )
+    except RunError as exc:
+        raise RunError(f"{where}: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise RunError(f"{where}: entry {fullname!r} is malformed: {exc}") from None
+
+
+def run_outcomes(path: Path) -> list[MeasurementOutcome]:
+    """Every import measurement of the saved run ``path``, as outcomes."""
+    where = f"run file {path}"
+    try:
+        entries = import_entries(load_run(path))
+    except RunError as exc:
+        raise RunError(f"{where}: {exc}" if str(path) not in str(exc) else str(exc)) from None
+    return [outcome_from_entry(entry, where) for entry in entries.values()]

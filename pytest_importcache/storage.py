@@ -35,6 +35,7 @@ from .runs import SELF_COST_KEYS, ImportComparison, compare_entry
 __all__ = [
     "CompareFailCheck",
     "adjust_for_skip_and_only",
+    "baseline_tree",
     "benchmark_names",
     "benchmark_session",
     "extra_info",
@@ -99,6 +100,14 @@ def extra_info(record: MeasurementOutcome) -> dict[str, Any]:
         ],
         SELF_COST_KEYS[record.metric]: record.self_costs,
         "python_version": record.python_version,
+        # Enough to rebuild the outcome later (pytest-importcache report, history):
+        # every module as [name, self, cumulative, importer], the verdict and the rounds.
+        "import_tree": [list(row) for row in record.modules],
+        "passed": record.passed,
+        "scale": record.scale,
+        "values": list(record.values),  # each counted round's figure
+        "file": record.file,
+        "startup_modules": record.startup_modules,
     }
 
 
@@ -151,6 +160,31 @@ def _lock_saves(session: Any) -> None:
 
     storage.save = save
     storage._importcache_locked = True
+
+
+def baseline_tree(
+    config: pytest.Config, fullname: str
+) -> tuple[str, tuple[tuple[str, float, float, str | None], ...]] | None:
+    """The run file name and tree rows of ``fullname`` in the ``--benchmark-compare`` baseline.
+
+    pytest-benchmark loads the baseline in every process (workers too) when it
+    is configured, so a worker's failure text can say which import edges changed.
+    ``None`` without a baseline, without the entry, or for an entry saved
+    before trees were stored (or with a malformed one).
+    """
+    from .runs import RunError, entry_tree
+
+    session = benchmark_session(config)
+    compared_mapping: dict[Any, dict[str, Any]] = getattr(session, "compared_mapping", None) or {}
+    for path, baseline_entries in compared_mapping.items():
+        entry = baseline_entries.get(fullname)
+        if entry is not None:
+            try:
+                rows = entry_tree(entry)
+            except RunError:
+                return None
+            return None if rows is None else (Path(path).name, rows)
+    return None
 
 
 class CompareFailCheck:
@@ -222,6 +256,7 @@ def publish(
                         baseline,
                         after=float(current[stat]),
                         after_self_costs=record.self_costs,
+                        after_modules=record.modules,
                         # pytest-benchmark's own checks, as its compare-fail applies them.
                         regressed=(
                             any(check.fails(current, baseline["stats"]) for check in checks)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import html
 import json
+import os
 import re
+import shutil
+import subprocess
 import sys
 import tempfile
 import textwrap
@@ -264,3 +268,110 @@ def make_outcome(**changes: Any) -> MeasurementOutcome:
     }
     fields.update(changes)
     return MeasurementOutcome(**fields)
+
+
+# -- a real browser for the HTML pages ------------------------------------------------
+
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+# Injected first in <head>: errors of the page's own script land in a list.
+_ERROR_CATCHER = """<script>
+window.__errors = [];
+window.addEventListener("error", function (e) { window.__errors.push(String(e.message)); });
+var __consoleError = console.error;
+console.error = function () { window.__errors.push(Array.prototype.join.call(arguments, " "));
+  __consoleError.apply(console, arguments); };
+</script>"""
+
+
+class Browser:
+    """Headless chromium driven by its own command line: screenshots and scripted checks.
+
+    :meth:`check` copies a page with a test script appended; the script runs
+    after the page's own, stores a JSON-able result in ``<pre id="__result">``,
+    and chromium's ``--dump-dom`` hands it back together with every error the
+    page raised (window errors and ``console.error``) and chromium's console log.
+    """
+
+    def __init__(self, executable: str, workdir: Path) -> None:
+        self.executable = executable
+        self.workdir = workdir
+
+    def _run(self, *arguments: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                self.executable,
+                "--headless",
+                "--no-sandbox",  # as root in a container
+                "--disable-gpu",
+                "--no-first-run",
+                "--hide-scrollbars",
+                f"--user-data-dir={self.workdir / 'profile'}",
+                "--enable-logging=stderr",
+                "--window-size=1200,900",
+                *arguments,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    def check(self, page: Path, script: str) -> tuple[Any, list[str], str]:
+        """Run ``script`` (a function body that returns a value) in ``page``.
+
+        Returns the value, the errors the page raised, and chromium's stderr.
+        """
+        text = page.read_text(encoding="utf-8")
+        runner = (
+            "<script>window.addEventListener('load', function () { var out;"
+            f" try {{ out = (function () {{ {script} }})(); }}"
+            " catch (e) { window.__errors.push('test script: ' + e); }"
+            " var pre = document.createElement('pre'); pre.id = '__result';"
+            " pre.textContent = JSON.stringify({value: out, errors: window.__errors});"
+            " document.body.appendChild(pre); });</script>"
+        )
+        head = text.index("<head>") + len("<head>")
+        body_end = text.rindex("</body>")
+        probe = self.workdir / f"probe-{page.stem}.html"
+        probe.write_text(
+            text[:head] + _ERROR_CATCHER + text[head:body_end] + runner + text[body_end:],
+            encoding="utf-8",
+        )
+        completed = self._run("--virtual-time-budget=5000", "--dump-dom", probe.as_uri())
+        match = re.search(r'<pre id="__result">(.*?)</pre>', completed.stdout, re.DOTALL)
+        if match is None:
+            raise AssertionError(f"no result from chromium:\n{completed.stderr[-3000:]}")
+        result = json.loads(html.unescape(match[1]))
+        return result["value"], result["errors"], completed.stderr
+
+    def screenshot(self, page: Path, output: Path, size: str = "1200,900") -> Path:
+        """A PNG of ``page`` as chromium draws it."""
+        self._run(f"--window-size={size}", f"--screenshot={output}", page.as_uri())
+        return output
+
+
+def find_chromium() -> str | None:
+    """The chromium (or Chrome) on this machine: ``$CHROMIUM``, else the first on ``PATH``."""
+    named = os.environ.get("CHROMIUM")
+    if named:
+        return shutil.which(named)
+    for name in CHROMIUM_NAMES:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Browser:
+    """Headless chromium; the test skips, saying why, when the machine has none."""
+    executable = find_chromium()
+    if executable is None:
+        named = os.environ.get("CHROMIUM")
+        looked = f"$CHROMIUM={named}" if named else f"{', '.join(CHROMIUM_NAMES)} on PATH"
+        pytest.skip(
+            f"no chromium found (looked for {looked}): install Debian's chromium "
+            "(apt-get install chromium) to run the browser tests"
+        )
+    return Browser(executable, tmp_path_factory.mktemp("browser"))

@@ -260,8 +260,9 @@ def test_compare_shows_the_change_and_the_modules_behind_it(saved_runs: Path) ->
     lines = completed.stdout.splitlines()
     assert re.fullmatch(r"0001_\S+\.json -> 0002_\S+\.json \(min\)", lines[0]), lines[0]
     # 200 ms before; 200 ms + the new module's 400 ms after.
-    assert lines[1:3] == [
+    assert lines[1:4] == [
         "test_steady[steady-warm]: min 200ms -> 600ms (+200%)",
+        "    steady -> steady.extra (new): +400ms cumulative",
         "    +400ms steady.extra (new)",
     ]
 
@@ -389,7 +390,7 @@ def test_a_module_named_like_a_subcommand_is_measured_after_a_double_dash(
 def test_help_lists_the_subcommands_and_the_double_dash() -> None:
     completed = run_cli("--help")
     assert completed.returncode == 0
-    for subcommand in ("compare", "calibrate", "cache"):
+    for subcommand in ("compare", "calibrate", "cache", "report", "history"):
         assert f"pytest-importcache {subcommand}" in completed.stdout
     assert "'pytest-importcache -- compare'" in completed.stdout
     assert all(len(line) <= 80 for line in completed.stdout.splitlines())
@@ -639,3 +640,111 @@ def test_sizes_read_in_powers_of_1000(size: int, text: str) -> None:
 )
 def test_ages_read_coarsely(seconds: float, text: str) -> None:
     assert format_age(seconds) == text
+
+
+# -- report: the icicle page from saved runs ---------------------------------------------
+
+
+def test_report_draws_the_newest_run_from_storage(saved_runs: Path) -> None:
+    completed = run_cli("report", "--output", "out/imports.html", cwd=saved_runs)
+    assert completed.returncode == 0, completed.stderr
+    assert re.fullmatch(
+        r"import trees of 1 measurement \(from 0002_\S+\.json\) written to out/imports\.html\n",
+        completed.stdout,
+    )
+    page = (saved_runs / "out" / "imports.html").read_text(encoding="utf-8")
+    assert "<h2>test_steady.py::test_steady: steady</h2>" in page
+    assert 'data-name="steady.extra"' in page
+    assert "min 600ms · budget 10s · headroom +94% · 3 rounds · 2 modules" in page
+    assert "icicle diff" not in page
+
+
+def test_report_against_a_run_draws_the_diff(saved_runs: Path) -> None:
+    completed = run_cli("report", "0002", "--against", "0001", "--output", "d.html", cwd=saved_runs)
+    assert completed.returncode == 0, completed.stderr
+    page = (saved_runs / "d.html").read_text(encoding="utf-8")
+    assert re.search(r"warm: change since 0001_\S+\.json", page)
+    assert re.search(r'<svg class="box new"[^>]*data-name="steady.extra"', page)
+
+
+def _strip_trees(run: Path) -> None:
+    data = json.loads(run.read_text())
+    for entry in data["benchmarks"]:
+        entry["extra_info"].pop("import_tree", None)
+    run.write_text(json.dumps(data))
+
+
+def test_report_of_a_run_saved_before_trees_is_one_line(saved_runs: Path) -> None:
+    (old,) = (saved_runs / ".benchmarks").glob("*/0001_*.json")
+    _strip_trees(old)
+    for args in (["0001"], ["0002", "--against", "0001"]):
+        completed = run_cli("report", *args, "--output", "x.html", cwd=saved_runs)
+        assert completed.returncode == 2
+        assert completed.stderr.count("\n") == 1, completed.stderr
+        assert f"run file {old.relative_to(saved_runs)}: entry " in completed.stderr
+        assert "test_steady.py::test_steady[steady-warm]" in completed.stderr
+        assert "has no import tree (saved before pytest-importcache stored trees)" in (
+            completed.stderr
+        )
+    assert not (saved_runs / "x.html").exists()
+    # compare still reads it, without the edges.
+    assert run_cli("compare", cwd=saved_runs).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["0009", "--output", "x.html"], "no saved run matches '0009' in .benchmarks"),
+        (["--output", "x.html", "--storage", "nowhere"], "no saved run to report: nowhere"),
+        (["--output", "."], "--output .: is a directory"),
+        ([], "the following arguments are required: --output"),
+    ],
+)
+def test_report_errors_are_one_line(saved_runs: Path, args: list[str], message: str) -> None:
+    completed = run_cli("report", *args, cwd=saved_runs)
+    assert completed.returncode == 2
+    assert completed.stderr.count("\n") == 1, completed.stderr
+    assert message in completed.stderr
+
+
+def test_report_of_a_corrupt_tree_names_the_module(saved_runs: Path) -> None:
+    (run,) = (saved_runs / ".benchmarks").glob("*/0002_*.json")
+    data = json.loads(run.read_text())
+    data["benchmarks"][0]["extra_info"]["import_tree"][0][2] = "slow"
+    run.write_text(json.dumps(data))
+    completed = run_cli("report", "--output", "x.html", cwd=saved_runs)
+    assert completed.returncode == 2
+    assert completed.stderr.count("\n") == 1, completed.stderr
+    assert "import_tree: cumulative cost of 'steady.extra' is \"slow\"" in completed.stderr
+
+
+# -- history: each import over the saved runs --------------------------------------------
+
+
+def test_history_prints_a_table_and_writes_the_charts(saved_runs: Path) -> None:
+    completed = run_cli("history", "--output", "h/history.html", cwd=saved_runs)
+    assert completed.returncode == 0, completed.stderr
+    lines = completed.stdout.splitlines()
+    assert re.fullmatch(r"import history: 2 runs in \.benchmarks/\S+", lines[0]), lines[0]
+    assert lines[1] == "test_steady[steady-warm] (min)"
+    assert lines[3].startswith("  0001 ")
+    assert lines[3].endswith(" 200ms")
+    assert lines[4].startswith("  0002 ")
+    assert lines[4].endswith(" 600ms   +200%  step up")
+    assert lines[-1] == "charts of 1 import written to h/history.html"
+    page = (saved_runs / "h" / "history.html").read_text(encoding="utf-8")
+    assert page.count('<svg class="history"') == 1
+    assert 'class="point up"' in page
+
+
+def test_history_of_a_corrupt_run_or_no_runs_is_one_line(saved_runs: Path, tmp_path: Path) -> None:
+    empty = run_cli("history", "--storage", str(tmp_path / "none"), cwd=saved_runs)
+    assert empty.returncode == 2
+    assert empty.stderr.count("\n") == 1
+    assert "no saved runs: " in empty.stderr
+    (run,) = (saved_runs / ".benchmarks").glob("*/0001_*.json")
+    run.write_text("{")
+    corrupt = run_cli("history", cwd=saved_runs)
+    assert corrupt.returncode == 2
+    assert corrupt.stderr.count("\n") == 1
+    assert f"run file {run.relative_to(saved_runs)} is not valid JSON" in corrupt.stderr

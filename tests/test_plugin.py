@@ -354,10 +354,13 @@ def test_the_html_report_holds_every_import_tree(project: pytest.Pytester) -> No
     result.stdout.fnmatch_lines([f"import trees written to {report}"])
     page = report.read_text()
     assert page.startswith("<!DOCTYPE html>")
-    assert "test_imports.py::test_light: lightpkg (warm)" in page
-    assert "test_imports.py::test_fixture: sleepy (cold)" in page
-    assert page.index("lightpkg.helper") < page.index("  decimal</summary>")
-    assert '<span class="pass">PASS</span>' in page
+    assert "<h2>test_imports.py::test_light: lightpkg</h2>" in page
+    assert "<h2>test_imports.py::test_fixture: sleepy</h2>" in page
+    assert '<figure class="icicle" data-label="warm">' in page
+    assert '<figure class="icicle" data-label="cold">' in page
+    # Boxes depth first: the helper's box before that of decimal, which it imports.
+    assert page.index('data-name="lightpkg.helper"') < page.index('data-name="decimal"')
+    assert '<span class="verdict pass">PASS</span>' in page
 
 
 def test_raw_dir_keeps_every_rounds_importtime_output(project: pytest.Pytester) -> None:

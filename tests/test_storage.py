@@ -116,6 +116,10 @@ def test_autosave_writes_an_entry_per_measurement(project: pytest.Pytester) -> N
     ]
     assert info["module_self_seconds"] == {"steady": pytest.approx(0.2)}
     assert info["python_version"] == "3.11.7"  # the fake rounds' interpreter
+    # The whole tree, to rebuild reports later: (name, self, cumulative, importer).
+    assert info["import_tree"] == [["steady", pytest.approx(0.2), pytest.approx(0.2), None]]
+    assert info["passed"] is True
+    assert info["values"] == pytest.approx([0.2, 0.2, 0.2])
     assert saved["test_imports.py::test_fixture[steady-cold]"]["extra_info"]["budget"] is None
 
 
@@ -167,6 +171,8 @@ def test_compare_fail_catches_a_slower_import_and_names_what_changed(
             r"-+ slower imports than 0002_.*\.json -+",
             # 200 ms before; 200 ms + the new module's 400 ms after.
             r"test_steady\[steady-warm\]: median 200ms -> 600ms \(\+200%\)$",
+            # The edge that caused it first, then the modules whose self time changed.
+            r"    steady -> steady\.slowpart \(new\): \+400ms cumulative$",
             r"    \+400ms steady\.slowpart \(new\)$",
         ]
     )
@@ -395,3 +401,59 @@ def test_a_rerun_test_is_stored_once(project: pytest.Pytester) -> None:
     result = project.runpytest("--reruns=1", "--benchmark-json=out.json", "test_flaky.py")
     assert result.parseoutcomes() == {"passed": 1, "rerun": 1}
     assert list(entries(project.path / "out.json")) == ["test_flaky.py::test_flaky[steady-warm]"]
+
+
+@pytest.mark.parametrize("xdist", [["-p", "no:xdist"], ["-n", "2"]], ids=["serial", "xdist"])
+def test_a_failure_names_the_import_edge_new_since_the_baseline(
+    project: pytest.Pytester, xdist: list[str]
+) -> None:
+    project.makepyfile(
+        test_imports="""
+        import pytest
+
+        @pytest.mark.import_budget("steady", warm="300ms")
+        def test_steady():
+            pass
+        """
+    )
+    project.runpytest("--benchmark-autosave").assert_outcomes(passed=1)
+    fake_rounds(project.path, SLOWED)
+    # Under xdist the worker finds the baseline: pytest-benchmark loads it in every process.
+    failed = project.runpytest("--benchmark-compare=0001", *xdist)
+    failed.assert_outcomes(failed=1)
+    failed.stdout.re_match_lines(
+        [
+            r"import budget exceeded: steady \(warm\)",
+            r"  min 600ms > budget 300ms",
+            r"  3 rounds: .*",
+            r"  import edges new or gone since 0001_.*\.json:",
+            r"    steady -> steady\.slowpart \(new\): \+400ms cumulative",
+            r"  slowest modules .*",
+        ]
+    )
+    # Without a baseline, no such section.
+    alone = project.runpytest()
+    alone.assert_outcomes(failed=1)
+    assert "import edges" not in alone.stdout.str()
+
+
+def test_a_saved_run_gives_back_its_outcomes(project: pytest.Pytester) -> None:
+    from pytest_importcache.runs import run_outcomes
+
+    fake_rounds(project.path, SLOWED)
+    project.runpytest("--benchmark-autosave").assert_outcomes(passed=2)
+    (run,) = saved_runs(project)
+    outcomes = {outcome.label: outcome for outcome in run_outcomes(run)}
+    warm = outcomes["warm"]
+    assert (warm.nodeid, warm.test_name, warm.module) == (
+        "test_imports.py::test_steady",
+        "test_steady",
+        "steady",
+    )
+    assert (warm.stat, warm.budget, warm.passed) == ("min", 10.0, True)
+    assert warm.statistic == pytest.approx(0.6)
+    assert warm.values == pytest.approx((0.6, 0.6, 0.6))
+    assert [row[0] for row in warm.modules] == ["steady.slowpart", "steady"]
+    assert warm.modules[0][3] == "steady"
+    assert outcomes["cold"].budget is None
+    assert outcomes["cold"].passed is None
