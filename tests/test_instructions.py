@@ -27,6 +27,7 @@ from conftest import (
     MakeTree,
     bytecode_files,
     fake_rounds,
+    quick_ini,
     write_tree,
 )
 from pytest_importcache import ImportEnv
@@ -469,3 +470,29 @@ def test_the_command_line_without_valgrind_is_one_line(make_tree: MakeTree, tmp_
     assert completed.returncode == 2
     assert completed.stderr.count("\n") == 1
     assert "valgrind, which is not on PATH" in completed.stderr
+
+
+def test_a_counted_budget_without_valgrind_fails_its_test_and_the_session_goes_on(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    write_tree(pytester.path, {"tiny.py": ""})
+    pytester.makeini(quick_ini())
+    monkeypatch.setenv("PATH", str(tmp_path))
+    result = run_tests(
+        pytester,
+        """
+        import pytest
+
+        @pytest.mark.import_budget("tiny", warm="1G", metric="instructions")
+        def test_counted():
+            pass
+
+        def test_other():
+            pass
+        """,
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        ["*import_budget('tiny'): the instructions metric counts with valgrind, which is not on*"]
+    )
+    assert "Traceback" not in result.stdout.str()
