@@ -214,7 +214,8 @@ def _figure_html(
         note += f"; {dropped} zero-cost row{'s' if dropped != 1 else ''} left out"
     parts = [
         f'<figure class="icicle" data-label="{_attribute(outcome.label)}">'
-        f"<figcaption><b>{html.escape(outcome.label)}</b> {_header(outcome, figure)}"
+        f"<figcaption><b>{html.escape(outcome.label_with_metric)}</b> "
+        f"{_header(outcome, figure)}"
         f"<br><small>{html.escape(note)}</small></figcaption>"
     ]
     if not boxes:

@@ -72,7 +72,7 @@ def _budget_table(
             _row(
                 [
                     code(outcome.module),
-                    outcome.label,
+                    outcome.label_with_metric,
                     shown(outcome.statistic) if outcome.timed else "-",
                     shown(outcome.budget) if outcome.budget is not None else "-",
                     format_headroom(outcome.headroom) if outcome.headroom is not None else "-",

@@ -101,6 +101,11 @@ class MeasurementOutcome:
         return flavour_label(self.flavour, self.closure)
 
     @property
+    def label_with_metric(self) -> str:
+        """The label, with ``instructions`` after it for a count: ``"warm instructions"``."""
+        return self.label if self.metric == "time" else f"{self.label} {self.metric}"
+
+    @property
     def module_count(self) -> int:
         """How many modules the import loaded."""
         return len(self.modules)

@@ -181,7 +181,7 @@ def summary_lines(records: Sequence[MeasurementOutcome]) -> list[str]:
     for record in records:
         measured = format_cost(record.statistic, record.metric) if record.timed else "-"
         budget = format_cost(record.budget, record.metric) if record.budget is not None else "-"
-        label = record.label + (" (instr)" if record.metric == "instructions" else "")
+        label = record.label_with_metric.replace("instructions", "(instr)")
         headroom = format_headroom(record.headroom) if record.headroom is not None else "-"
         verdict = {True: "PASS", False: "FAIL", None: "-"}[record.passed]
         lines.append(
