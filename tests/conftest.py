@@ -244,6 +244,12 @@ def pytest_configure(config):
 """
 
 
+def run_tests(project: pytest.Pytester, source: str, *args: str) -> pytest.RunResult:
+    """Write ``source`` (dedented) as the project's test module and run pytest in-process."""
+    project.makepyfile(test_imports=textwrap.dedent(source))
+    return project.runpytest(*args)
+
+
 def fake_rounds(project: Path, table: dict[str, dict[str, object]]) -> None:
     """Set what the fake rounds of ``project`` report: ``{module: {"seconds", "modules"}}``."""
     (project / "fake_rounds.json").write_text(json.dumps(table))

@@ -13,7 +13,6 @@ import re
 import shutil
 import subprocess
 import sys
-import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from conftest import (
     bytecode_files,
     fake_rounds,
     quick_ini,
+    run_tests,
     write_tree,
 )
 from pytest_importcache import ImportEnv
@@ -249,11 +249,6 @@ def fake_project(pytester: pytest.Pytester) -> pytest.Pytester:
     fake_rounds(pytester.path, {"steady": {"seconds": 0.3, "modules": {"steady_dep": 0.1}}})
     pytester.makeini("[pytest]\npythonpath = .\naddopts = -p no:hypothesispytest\n")
     return pytester
-
-
-def run_tests(project: pytest.Pytester, source: str, *args: str) -> pytest.RunResult:
-    project.makepyfile(test_imports=textwrap.dedent(source))
-    return project.runpytest(*args)
 
 
 def test_an_overspent_count_fails_naming_the_modules_and_a_budget(

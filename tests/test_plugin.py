@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from conftest import (
     fake_rounds,
     first_match,
     quick_ini,
+    run_tests,
     seconds,
     write_tree,
 )
@@ -48,11 +48,6 @@ def fake_project(pytester: pytest.Pytester) -> pytest.Pytester:
     fake_rounds(pytester.path, {"sleepy": {"seconds": 0.3}})
     pytester.makeini(INI)
     return pytester
-
-
-def run_tests(project: pytest.Pytester, source: str, *args: str) -> pytest.RunResult:
-    project.makepyfile(test_imports=textwrap.dedent(source))
-    return project.runpytest(*args)
 
 
 def test_a_budget_kept_passes_and_shows_in_the_summary(fake_project: pytest.Pytester) -> None:
