@@ -349,13 +349,25 @@ def test_compare_fail_catches_a_grown_count(fake_project: pytest.Pytester) -> No
     run_tests(fake_project, source, "--benchmark-autosave").assert_outcomes(passed=1)
     fake_rounds(fake_project.path, {"steady": {"seconds": 0.306, "modules": {"steady_dep": 0.1}}})
     result = run_tests(
-        fake_project, source, "--benchmark-compare", "--benchmark-compare-fail=min:1%"
+        fake_project,
+        source,
+        "--benchmark-compare",
+        "--benchmark-compare-fail=min:1%",
+        "--benchmark-autosave",
     )
     assert result.ret != 0
     result.stdout.fnmatch_lines(
         ["*test_counted[[]steady-warm-instructions[]]: min 400M -> 406M (+2%)*"]
     )
     result.stdout.fnmatch_lines(["*+6M steady"])
+    # The command line's compare reads the saved counts the same way.
+    compared = subprocess.run(
+        [sys.executable, "-m", "pytest_importcache", "compare", "--fail", "min:1%"],
+        cwd=fake_project.path, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert compared.returncode == 1, compared.stdout + compared.stderr
+    assert "min 400M -> 406M (+2%)" in compared.stdout
+    assert "slower than min:1%: test_counted[steady-warm-instructions]" in compared.stdout
 
 
 # -- real callgrind ------------------------------------------------------------------------------
