@@ -13,6 +13,7 @@ __all__ = [
     "ImportRaisedError",
     "InterpreterError",
     "LocateError",
+    "RevisionError",
     "RoundCrashedError",
     "RoundTimeoutError",
     "WrongOriginError",
@@ -63,3 +64,7 @@ class RoundCrashedError(ImportCacheError):
 
 class WrongOriginError(ImportCacheError):
     """The module was imported from a file outside the import environment."""
+
+
+class RevisionError(ImportCacheError):
+    """A git revision to compare with cannot be used: no git, no repository, unknown, absent."""
