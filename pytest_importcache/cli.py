@@ -3,7 +3,7 @@
 Usage::
 
     pytest-importcache MODULE [MODULE...] [--rounds N] [--closure] [--python PATH]
-                       [--path DIR] [--json]
+                       [--path DIR] [--json] [--against REV [--fail PCT]]
     pytest-importcache compare [RUN_A] [RUN_B] [--storage DIR] [--fail median:10%]
     pytest-importcache calibrate [--rounds N] [--python PATH]
     pytest-importcache cache [--dir DIR] [--clear] [--json]
@@ -23,6 +23,12 @@ import's module tree, pruned to the modules that matter), and a marker line
 with suggested budgets: the fastest round (the budgets' default statistic)
 plus 30%, rounded up. ``--json`` prints the same data as one JSON document
 (see :func:`profile_json`).
+
+``--against REV`` also measures the package as it was at git revision
+``REV`` (see :mod:`pytest_importcache.comparison`), rounds interleaved with the
+working tree's, and adds the ratio head/base per flavour with its 95%
+interval and the modules whose self time changed most. ``--fail PCT`` exits
+with 1 when, for any flavour, the whole interval lies above ``1 + PCT``.
 
 ``compare`` reads pytest-benchmark storage (``.benchmarks`` by default; also a
 single machine directory such as ``.benchmarks/Linux-CPython-3.11-64bit``) and
@@ -59,7 +65,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from .errors import ImportCacheError
 from .locate import ImportLocationWarning
@@ -74,6 +80,9 @@ from .spec import (
     MeasurementSpec,
 )
 from .units import fit, format_duration, suggest_budget
+
+if TYPE_CHECKING:
+    from .comparison import Comparison
 
 __all__ = ["main", "profile_json"]
 
@@ -132,7 +141,32 @@ def _profile_parser() -> argparse.ArgumentParser:
         "--path", action="append", default=[], metavar="DIR", help="find modules here first"
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.add_argument(
+        "--against",
+        metavar="REV",
+        help="also measure the package at this git revision, rounds interleaved, and compare",
+    )
+    parser.add_argument(
+        "--fail",
+        metavar="PCT",
+        type=_threshold_argument,
+        help="with --against: exit 1 when the whole 95%% interval of head/base lies above "
+        "1 + PCT (e.g. 5%%)",
+    )
     return parser
+
+
+def _threshold_argument(text: str) -> float:
+    """``"5%"``, ``"5"`` or ``"0.5%"`` as a fraction (0.05); argparse reports a bad one."""
+    try:
+        value = float(text.strip().removesuffix("%"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a percentage such as 5%, got {text!r}"
+        ) from None
+    if not 0 <= value < 1000:
+        raise argparse.ArgumentTypeError(f"expected a percentage from 0% up, got {text!r}")
+    return value / 100
 
 
 def _compare_parser() -> argparse.ArgumentParser:
@@ -338,8 +372,14 @@ def _measure_all(
     flavours: list[tuple[Flavour, bool]],
     search_path: list[str] | None,
     progress: _Progress,
+    comparisons: dict[str, dict[str, Comparison]] | None = None,
 ) -> dict[str, dict[str, ImportResult]]:
-    """Every flavour of every module on the command line, measured."""
+    """Every flavour of every module on the command line, measured.
+
+    With ``--against``, each is measured against the revision too (rounds
+    interleaved), and the comparisons go into ``comparisons``.
+    """
+    from .comparison import measure_against
     from .measurer import Measurer
 
     measurer = Measurer(search_path=search_path, observers=[progress])
@@ -357,7 +397,12 @@ def _measure_all(
                     warmup=arguments.warmup,
                     timeout=arguments.timeout,
                 )
-                results[spec.label] = measurer.measure(spec)
+                if comparisons is not None and arguments.against:
+                    comparison = measure_against(measurer, spec, arguments.against)
+                    comparisons.setdefault(module, {})[spec.label] = comparison
+                    results[spec.label] = comparison.head
+                else:
+                    results[spec.label] = measurer.measure(spec)
             results_by_module[module] = results
     except (ImportCacheError, ValueError) as exc:
         raise UsageError(str(exc).splitlines()[0]) from None
@@ -372,6 +417,9 @@ def _profile(arguments: argparse.Namespace) -> int:
     for directory in arguments.path:
         if not Path(directory).is_dir():
             raise UsageError(f"--path {directory}: not a directory")
+    if arguments.fail is not None and not arguments.against:
+        raise UsageError("--fail needs --against REV: it judges the comparison with a revision")
+    comparisons: dict[str, dict[str, Comparison]] = {}
     search_path = [*map(str, arguments.path), *sys.path] if arguments.path else None
     flavours: list[tuple[Flavour, bool]] = [("cold", False), ("warm", False)]
     if arguments.closure:
@@ -380,15 +428,111 @@ def _profile(arguments: argparse.Namespace) -> int:
     # Which file is measured, when this process imported another one, is a note.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ImportLocationWarning)
-        results_by_module = _measure_all(arguments, flavours, search_path, progress)
+        results_by_module = _measure_all(arguments, flavours, search_path, progress, comparisons)
     for message in dict.fromkeys(str(warning.message) for warning in caught):
         print(f"{PROG}: note: {message}", file=sys.stderr)
+    threshold = DEFAULT_AGAINST_THRESHOLD if arguments.fail is None else arguments.fail
     if arguments.json:
-        print(json.dumps(profile_json(results_by_module), indent=2))
+        document = profile_json(results_by_module)
+        if comparisons:
+            add_comparisons_json(document, comparisons, threshold)
+        print(json.dumps(document, indent=2))
     else:
-        blocks = [_text_report(module, results) for module, results in results_by_module.items()]
+        blocks = [
+            _text_report(module, results)
+            + comparison_lines(comparisons.get(module, {}), threshold, arguments.fail is not None)
+            for module, results in results_by_module.items()
+        ]
         print("\n\n".join("\n".join(block) for block in blocks))
-    return 0
+    slower = any(
+        comparison.slower(threshold)
+        for by_label in comparisons.values()
+        for comparison in by_label.values()
+    )
+    return 1 if arguments.fail is not None and slower else 0
+
+
+# Without --fail, comparisons are still judged (not failed) at this slowdown.
+DEFAULT_AGAINST_THRESHOLD = 0.05
+CHANGED_MODULES = 8
+
+
+def comparison_lines(
+    comparisons: dict[str, Comparison], threshold: float, failing: bool
+) -> list[str]:
+    """The ``--against`` block: head and base per flavour, the ratio, what changed.
+
+    Empty without comparisons. ``failing`` says ``--fail`` was given (the
+    verdict lines then say FAIL rather than "slower").
+    """
+    from .comparison import self_time_deltas
+
+    if not comparisons:
+        return []
+    first = next(iter(comparisons.values()))
+    lines = [
+        f"  against {first.revision} (same run, rounds interleaved head, base, head, ...):",
+        f"  {'':<13} {'head':>8} {'base':>8} {'ratio':>7}  95% interval (median)",
+    ]
+    for label, comparison in comparisons.items():
+        interval = comparison.interval
+        shown = "exact" if interval.exact else f"{interval.low:.3f}-{interval.high:.3f}"
+        lines.append(
+            f"  {label:<13} {format_duration(comparison.head.median):>8} "
+            f"{format_duration(comparison.base.median):>8} x{interval.ratio:<6.3f}  {shown}"
+        )
+    source_label = "warm" if "warm" in comparisons else next(iter(comparisons))
+    source = comparisons[source_label]
+    deltas = self_time_deltas(source.head, source.base)[:CHANGED_MODULES]
+    if deltas:
+        lines.append(f"  what changed most ({source_label}; self time, head - base):")
+        for name, delta, tag in deltas:
+            shown = ("+" if delta > 0 else "-") + format_duration(abs(delta))
+            suffix = f" ({tag})" if tag else ""
+            lines.append(fit(f"    {shown:>9}  {name}{suffix}", WIDTH))
+    for label, comparison in comparisons.items():
+        if comparison.slower(threshold):
+            verdict = "FAIL" if failing else "slower"
+            lines.append(
+                f"  {verdict}: {label} is more than {threshold:.0%} slower than "
+                f"{comparison.revision.short} (whole interval above x{1 + threshold:.2f})"
+            )
+        elif noise := comparison.noise(threshold):
+            lines.append(f"  {label}: {noise}")
+    return lines
+
+
+def add_comparisons_json(
+    document: dict[str, Any], comparisons: dict[str, dict[str, Comparison]], threshold: float
+) -> None:
+    """Add ``"against"`` to each module of a ``--json`` document.
+
+    ``{"against": {label: {"revision", "commit", "ratio", "low", "high",
+    "confidence", "method", "head_wall", "base_wall", "head_median",
+    "base_median", "threshold", "slower", "noise", "changed": [{"module",
+    "delta", "tag"}]}}}``; times in seconds.
+    """
+    from .comparison import self_time_deltas
+
+    for entry in document["modules"]:
+        by_label = comparisons.get(entry["module"], {})
+        if not by_label:
+            continue
+        entry["against"] = {
+            label: {
+                **comparison.to_json(),
+                "threshold": threshold,
+                "slower": comparison.slower(threshold),
+                "noise": comparison.noise(threshold),
+                "changed": [
+                    {"module": name, "delta": delta, "tag": tag}
+                    for name, delta, tag in self_time_deltas(comparison.head, comparison.base)[
+                        :CHANGED_MODULES
+                    ]
+                ],
+            }
+            for label, comparison in by_label.items()
+        }
 
 
 def _calibrate(arguments: argparse.Namespace) -> int:
