@@ -309,6 +309,20 @@ def _text_report(module: str, results: dict[str, ImportResult]) -> list[str]:
     lines += _tree_lines(tree_source)
     lines.append("  suggested budget:")
     lines.append(f"    {suggested_marker(module, results)}")
+    lines += _noise_lines(results)
+    return lines
+
+
+def _noise_lines(results: dict[str, ImportResult]) -> list[str]:
+    """A warning per flavour whose rounds are too noisy for the suggestion above."""
+    from .noise import measurement_noise
+
+    lines = []
+    for label, result in results.items():
+        if noise := measurement_noise(result.wall):
+            lines.append(
+                f"    ({label}: from a {noise.replace('noisy: ', 'noisy measurement: ', 1)})"
+            )
     return lines
 
 

@@ -12,9 +12,11 @@ from .result import ImportResult, ModuleTiming, importer_tree
 from .units import fit, format_duration, format_headroom, format_significant, suggest_budget
 
 if TYPE_CHECKING:
+    from .comparison import Comparison
     from .runs import ImportComparison
 
 __all__ = [
+    "baseline_failure_text",
     "failure_text",
     "html_report",
     "regression_lines",
@@ -64,8 +66,16 @@ def _time_block(verdict: Verdict) -> list[str]:
         f"  {result.rounds} rounds: min {format_duration(result.min)}, "
         f"median {format_duration(result.median)}, max {format_duration(result.max)}",
         *_slowest_table(result, SLOWEST_IN_FAILURE),
-        f'  suggested budget: {flavour_argument}="{suggestion}"',
+        f'  suggested budget: {flavour_argument}="{suggestion}"{_noisy_note(result.wall)}',
     ]
+
+
+def _noisy_note(wall: Sequence[float]) -> str:
+    """`` (from a noisy measurement: ...)`` after a suggestion from noisy rounds, else ``""``."""
+    from .noise import measurement_noise
+
+    noise = measurement_noise(wall)
+    return f" (from a {noise.replace('noisy: ', 'noisy measurement: ', 1)})" if noise else ""
 
 
 def _module_count_block(verdict: Verdict) -> list[str]:
@@ -99,6 +109,25 @@ def failure_text(verdicts: Iterable[Verdict]) -> str:
     return "\n\n".join("\n".join(block) for block in blocks)
 
 
+def baseline_failure_text(comparison: Comparison, threshold: float) -> str:
+    """The failure block of a measurement slower than the baseline revision."""
+    from .comparison import self_time_deltas
+
+    head, base = comparison.head, comparison.base
+    lines = [
+        f"import slower than baseline {comparison.revision}: {head.module} ({head.label})",
+        f"  median {format_duration(head.median)} vs {format_duration(base.median)} at "
+        f"{comparison.revision.short}: {comparison.interval.describe()}, "
+        f"whole interval above x{1 + threshold:.2f}",
+        f"  {head.rounds} rounds each, interleaved with the baseline's",
+        "  what changed most (self time, head - base):",
+    ]
+    for name, delta, tag in self_time_deltas(head, base)[:SLOWEST_IN_FAILURE]:
+        shown = ("+" if delta > 0 else "-") + format_duration(abs(delta))
+        lines.append(f"    {shown:>9}  {name}" + (f" ({tag})" if tag else ""))
+    return "\n".join(lines)
+
+
 def scale_line(outcomes: Sequence[MeasurementOutcome]) -> str:
     """The line that says how time budgets were scaled, read from the outcomes.
 
@@ -121,25 +150,65 @@ def scale_line(outcomes: Sequence[MeasurementOutcome]) -> str:
     return f"time budgets scaled by the reference import: {shown}"
 
 
+NOISE_MARK = "~"
+
+
+def _ratio_cell(record: MeasurementOutcome) -> str:
+    """``x1.034`` (``~`` when the interval cannot decide), ``-`` without a baseline."""
+    if record.baseline is None:
+        return "-"
+    return f"x{record.baseline['ratio']:.3f}" + (NOISE_MARK if record.baseline["noise"] else "")
+
+
 def summary_lines(records: Sequence[MeasurementOutcome]) -> list[str]:
-    """The "import budgets" table: one row per measurement, at most 80 columns wide."""
+    """The "import budgets" table: one row per measurement, at most 80 columns wide.
+
+    A figure too noisy for its budget (:attr:`MeasurementOutcome.noise`) is
+    marked ``~`` and explained below the table. With a baseline revision, a
+    ``vs base`` column shows the ratio of medians against it.
+    """
     stat_names = {record.stat for record in records}
     stat = stat_names.pop() if len(stat_names) == 1 else "stat"
+    with_baseline = any(record.baseline is not None for record in records)
+    width = 16 if with_baseline else 24
     header = (
-        f"{'module':<24} {'flavour':<12} {stat:>8} {'budget':>8} {'headroom':>8} {'modules':>7}"
+        f"{'module':<{width}} {'flavour':<12} {stat:>8} {'budget':>8} {'headroom':>8} "
+        f"{'modules':>7}"
     )
+    if with_baseline:
+        header += f" {'vs base':>7}"
     lines = [f"{header} verdict"]
+    notes = []
     for record in records:
+        noise = record.noise
         measured = format_duration(record.statistic) if record.timed else "-"
+        if noise:
+            measured += NOISE_MARK
+            notes.append(f"{NOISE_MARK} {record.module} ({record.label}): {noise}")
         budget = format_duration(record.budget) if record.budget is not None else "-"
         headroom = format_headroom(record.headroom) if record.headroom is not None else "-"
         verdict = {True: "PASS", False: "FAIL", None: "-"}[record.passed]
+        ratio = f" {_ratio_cell(record):>7}" if with_baseline else ""
+        if record.baseline is not None and record.baseline["noise"]:
+            notes.append(
+                f"{NOISE_MARK} {record.module} ({record.label}) vs base: {record.baseline['noise']}"
+            )
+        if record.baseline is not None and record.baseline["slower"]:
+            verdict = "FAIL"
         lines.append(
-            f"{fit(record.module, 24):<24} {record.label:<12} "
+            f"{fit(record.module, width):<{width}} {record.label:<12} "
             f"{measured:>8} {budget:>8} {headroom:>8} "
-            f"{record.module_count:>7} {verdict}"
+            f"{record.module_count:>7}{ratio} {verdict}"
         )
-    return lines
+    revisions = {
+        (record.baseline["revision"], record.baseline["commit"][:12])
+        for record in records
+        if record.baseline is not None
+    }
+    for name, commit in sorted(revisions):
+        shown = commit if commit.startswith(name) else f"{name} ({commit})"
+        lines.append(f"vs base: median / median at {shown}, rounds interleaved in this run")
+    return lines + [fit(note, SUMMARY_WIDTH) for note in notes]
 
 
 def self_time_changes(
