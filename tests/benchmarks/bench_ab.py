@@ -1,0 +1,221 @@
+"""Same-run A/B against a git revision vs a stored baseline, on a loaded machine.
+
+One core is kept busy (a busy loop this script starts) for the whole run. A
+synthetic package is committed in a throwaway git repository, then:
+
+1. ``pytest --benchmark-save`` stores a baseline of its warm import, once;
+2. 10 trials on the unchanged package, each running side by side
+   (a) ``pytest --benchmark-compare --benchmark-compare-fail=min:5%`` against
+   that stored run and (b) ``pytest --importcache-baseline=HEAD
+   --importcache-baseline-fail=5%`` (rounds interleaved with HEAD's);
+3. a +10% slowdown is injected into the working tree (uncommitted), and 10
+   more trials of both.
+
+Targets for A/B: 0 of 10 false alarms, 10 of 10 caught. The interval widths
+of the A/B runs are reported, and the rounds' spread (the noise rule's
+figure). The instructions metric is not in this branch, so it has no column.
+
+    python tests/benchmarks/bench_ab.py [--trials N] [--rounds N]
+
+About 5 minutes with the defaults on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from _common import PYTHON, busy_cores, cpu_count, make_package, print_table, stop, timed
+
+from pytest_importcache import ImportEnv
+from pytest_importcache.noise import relative_spread
+
+BUDGET_TEST = """\
+import pytest
+
+@pytest.mark.import_budget("abbench", warm="10s")
+def test_abbench():
+    pass
+"""
+
+
+def git(repo: Path, *arguments: str) -> None:
+    """Run git in ``repo`` with a throwaway identity."""
+    identity = {
+        "GIT_AUTHOR_NAME": "bench",
+        "GIT_AUTHOR_EMAIL": "bench@example.com",
+        "GIT_COMMITTER_NAME": "bench",
+        "GIT_COMMITTER_EMAIL": "bench@example.com",
+    }
+    subprocess.run(
+        ["git", "-C", str(repo), *arguments],
+        check=True,
+        capture_output=True,
+        env={**os.environ, **identity},
+    )
+
+
+def busy_loop_iterations(seconds: float) -> int:
+    """Iterations of a list comprehension that take about ``seconds`` here."""
+    probe = 2_000_000
+    elapsed = min(timed(lambda: [None for _ in range(probe)]) for _ in range(5))
+    return int(probe * seconds / elapsed)
+
+
+class Trials:
+    """The project, and one trial of each method."""
+
+    def __init__(self, project: Path, rounds: int) -> None:
+        self.project = project
+        self.rounds = rounds
+        self.command = [PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
+        self.rounds_option = f"--importcache-rounds={rounds}"
+
+    def stored(self) -> bool:
+        """One stored-baseline comparison; whether it failed."""
+        completed = subprocess.run(
+            [
+                *self.command,
+                self.rounds_option,
+                "--benchmark-compare=0001",
+                "--benchmark-compare-fail=min:5%",
+            ],
+            cwd=self.project,
+            capture_output=True,
+            check=False,
+        )
+        return completed.returncode != 0
+
+    def same_run(self) -> tuple[bool, dict[str, float]]:
+        """One same-run A/B against HEAD at 5%; whether it failed, and its figures."""
+        out = self.project / "ab.json"
+        completed = subprocess.run(
+            [
+                *self.command,
+                self.rounds_option,
+                "--importcache-baseline=HEAD",
+                "--importcache-baseline-fail=5%",
+                f"--benchmark-json={out}",
+            ],
+            cwd=self.project,
+            capture_output=True,
+            check=False,
+        )
+        entry = json.loads(out.read_text())["benchmarks"][0]
+        baseline = entry["extra_info"]["baseline"]
+        figures = {
+            "ratio": baseline["ratio"],
+            "low": baseline["low"],
+            "high": baseline["high"],
+            "spread": max(
+                relative_spread(baseline["head_wall"]), relative_spread(baseline["base_wall"])
+            ),
+        }
+        return completed.returncode != 0, figures
+
+
+def run_trials(trials: Trials, count: int) -> tuple[int, int, list[dict[str, float]]]:
+    """``count`` trials of both methods, alternating: stored failures, A/B failures, A/B figures."""
+    stored_failures = ab_failures = 0
+    figures = []
+    for _ in range(count):
+        stored_failures += trials.stored()
+        failed, figure = trials.same_run()
+        ab_failures += failed
+        figures.append(figure)
+    return stored_failures, ab_failures, figures
+
+
+def describe_widths(figures: list[dict[str, float]]) -> str:
+    """Interval widths in points: min / median / max."""
+    widths = sorted((figure["high"] - figure["low"]) * 100 for figure in figures)
+    return f"{widths[0]:.1f} / {statistics.median(widths):.1f} / {widths[-1]:.1f}"
+
+
+def describe_ratios(figures: list[dict[str, float]]) -> str:
+    """The ratios' range."""
+    ratios = [figure["ratio"] for figure in figures]
+    return f"{min(ratios):.3f}-{max(ratios):.3f}"
+
+
+def main() -> None:
+    """Run the comparison and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=15)
+    arguments = parser.parse_args()
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench-ab-") as scratch:
+        os.environ["TMPDIR"] = scratch  # a private cache of copies
+        tempfile.tempdir = None
+        project = Path(scratch) / "project"
+        make_package(project, "abbench", modules=40, functions=150)
+        (project / "test_abbench.py").write_text(BUDGET_TEST)
+        (project / "pytest.ini").write_text("[pytest]\npythonpath = .\n")
+        git(project, "init", "-q", "-b", "main")
+        git(project, "add", "-A")
+        git(project, "commit", "-q", "-m", "bench")
+        busy = busy_cores(1)
+        try:
+            time.sleep(1)
+            trials = Trials(project, arguments.rounds)
+            measure = ImportEnv("warm", search_path=[str(project)], rounds=20)
+            base = measure.measure("abbench").median
+            subprocess.run(
+                [*trials.command, trials.rounds_option, "--benchmark-save=baseline"],
+                cwd=project,
+                check=True,
+                capture_output=True,
+            )
+            unchanged = run_trials(trials, arguments.trials)
+            init = project / "abbench" / "__init__.py"
+            init.write_text(init.read_text() + "from . import extra\n")
+            iterations = busy_loop_iterations(0.10 * base)
+            (project / "abbench" / "extra.py").write_text(f"[None for _ in range({iterations})]\n")
+            slowed_median = measure.measure("abbench").median
+            slowed = run_trials(trials, arguments.trials)
+        finally:
+            stop(busy)
+    n = arguments.trials
+    print_table(
+        f"same-run A/B vs stored baseline at 5%, {n} trials each, 1 of {cpu_count()} cores busy;\n"
+        f"   injected slowdown +{(slowed_median - base) / base:.0%} "
+        f"({base * 1e3:.2f} -> {slowed_median * 1e3:.2f} ms warm), {arguments.rounds} rounds "
+        "(target for A/B: 0 false alarms, all caught)",
+        ["method", "false alarms (unchanged)", "caught (slowed)"],
+        [
+            [
+                "stored baseline, compare-fail=min:5%",
+                f"{unchanged[0]} of {n}",
+                f"{slowed[0]} of {n}",
+            ],
+            ["same-run A/B, baseline-fail=5%", f"{unchanged[1]} of {n}", f"{slowed[1]} of {n}"],
+        ],
+    )
+    print_table(
+        "A/B intervals (95%, bootstrap of the ratio of medians, rounds paired)",
+        ["trials", "ratios", "width min / median / max (points)", "rounds spread median"],
+        [
+            [
+                label,
+                describe_ratios(figures),
+                describe_widths(figures),
+                f"{statistics.median(f['spread'] for f in figures):.1%}",
+            ]
+            for label, figures in (("unchanged", unchanged[2]), ("slowed", slowed[2]))
+        ],
+    )
+    print(f"\n{time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
