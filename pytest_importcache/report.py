@@ -117,8 +117,9 @@ def baseline_failure_text(comparison: Comparison, threshold: float) -> str:
     lines = [
         f"import slower than baseline {comparison.revision}: {head.module} ({head.label})",
         f"  median {format_duration(head.median)} vs {format_duration(base.median)} at "
-        f"{comparison.revision.short}: {comparison.interval.describe()}, "
-        f"whole interval above x{1 + threshold:.2f}",
+        f"{comparison.revision.short}: {comparison.interval.describe()}",
+        f"  the whole interval lies above x{1 + threshold:.2f} "
+        f"(importcache_baseline_fail {threshold:.0%})",
         f"  {head.rounds} rounds each, interleaved with the baseline's",
         "  what changed most (self time, head - base):",
     ]

@@ -41,7 +41,8 @@ def test_a_slowdown_against_the_baseline_fails_the_test(pytester: pytest.Pyteste
     result.stdout.fnmatch_lines(
         [
             "import slower than baseline HEAD (*): baselineslow (cold)",
-            "  median * vs * at *: x* (95% CI *-*), whole interval above x1.10",
+            "  median * vs * at *: x* (95% CI *-*)",
+            "  the whole interval lies above x1.10 (importcache_baseline_fail 10%)",
             "*what changed most (self time, head - base):",
             "*+*  baselineslow",
             "import slower than baseline HEAD (*): baselineslow (warm)",
