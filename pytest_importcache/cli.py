@@ -485,15 +485,16 @@ def comparison_lines(
         return []
     first = next(iter(comparisons.values()))
     lines = [
-        f"  against {first.revision} (same run, rounds interleaved head, base, head, ...):",
-        f"  {'':<13} {'head':>8} {'base':>8} {'ratio':>7}  95% interval (median)",
+        f"  against {first.revision}, in the same run, rounds interleaved:",
+        f"  {'':<13} {'head':>8} {'base':>8} {'ratio':>7}  95% interval "
+        f"({first.statistic} / {first.statistic})",
     ]
     for label, comparison in comparisons.items():
         interval = comparison.interval
         shown = "exact" if interval.exact else f"{interval.low:.3f}-{interval.high:.3f}"
         lines.append(
-            f"  {label:<13} {format_duration(comparison.head.median):>8} "
-            f"{format_duration(comparison.base.median):>8} x{interval.ratio:<6.3f}  {shown}"
+            f"  {label:<13} {format_duration(comparison.figures[0]):>8} "
+            f"{format_duration(comparison.figures[1]):>8} x{interval.ratio:<6.3f}  {shown}"
         )
     source_label = "warm" if "warm" in comparisons else next(iter(comparisons))
     source = comparisons[source_label]
@@ -522,8 +523,9 @@ def add_comparisons_json(
     """Add ``"against"`` to each module of a ``--json`` document.
 
     ``{"against": {label: {"revision", "commit", "ratio", "low", "high",
-    "confidence", "method", "head_wall", "base_wall", "head_median",
-    "base_median", "threshold", "slower", "noise", "changed": [{"module",
+    "confidence", "method", "estimator", "statistic", "head", "base",
+    "head_wall", "base_wall", "head_median", "base_median", "threshold",
+    "slower", "noise", "changed": [{"module",
     "delta", "tag"}]}}}``; times in seconds.
     """
     from .comparison import self_time_deltas

@@ -3,7 +3,7 @@
 :func:`measure_against` locates the package, extracts its files at the
 revision (:mod:`pytest_importcache.revision`), measures both sides with
 :meth:`~pytest_importcache.measurer.Measurer.measure_pair` (rounds A B A B
-under one measurement lock) and summarises the ratio of medians with its
+under one measurement lock) and summarises the ratio head/base with its
 bootstrap interval (:mod:`pytest_importcache.interval`). The command line's
 ``--against`` and the plugin's ``--importcache-baseline`` both use it.
 """
@@ -46,6 +46,16 @@ class Comparison:
         """Why the interval cannot decide at ``threshold`` (``""`` when it can)."""
         return comparison_noise(self.interval, threshold)
 
+    @property
+    def statistic(self) -> str:
+        """The statistic the ratio compares: ``"min"`` or ``"median"``."""
+        return "min" if self.interval.estimator == "min" else "median"
+
+    @property
+    def figures(self) -> tuple[float, float]:
+        """The head's and the base's :attr:`statistic`."""
+        return self.head.statistic(self.statistic), self.base.statistic(self.statistic)
+
     def to_json(self) -> dict[str, Any]:
         """The revision, the ratio and its interval, and each side's rounds (seconds)."""
         return {
@@ -55,7 +65,11 @@ class Comparison:
             "low": self.interval.low,
             "high": self.interval.high,
             "confidence": self.interval.confidence,
-            "method": "bootstrap of the ratio of medians, rounds paired",
+            "method": self.interval.method,
+            "estimator": self.interval.estimator,
+            "statistic": self.statistic,
+            "head": self.figures[0],
+            "base": self.figures[1],
             "head_wall": list(self.head.wall),
             "base_wall": list(self.base.wall),
             "head_median": self.head.median,

@@ -64,7 +64,7 @@ def comparison_noise(interval: RatioInterval, threshold: float) -> str:
     """Why ``interval`` cannot decide at ``threshold``; ``""`` when it can."""
     if interval.low <= 1 + threshold <= interval.high:
         return (
-            f"noisy: the {interval.confidence:.0%} interval ({interval.width:.1%} wide) "
-            f"holds the {threshold:.0%} threshold; measure more rounds"
+            f"noisy: the {interval.confidence:.0%} interval {interval.low:.3f}-"
+            f"{interval.high:.3f} holds x{1 + threshold:.2f}"
         )
     return ""

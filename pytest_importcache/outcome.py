@@ -166,8 +166,9 @@ def baseline_record(comparison: Comparison, threshold: float) -> dict[str, Any]:
     """What an outcome keeps of a same-run comparison: JSON types only.
 
     ``{"revision", "commit", "ratio", "low", "high", "confidence", "method",
-    "head_wall", "base_wall", "head_median", "base_median", "threshold",
-    "slower", "noise", "changed": [[module, self-time change, "new"/"gone"/""]]}``.
+    "estimator", "statistic", "head", "base", "head_wall", "base_wall",
+    "head_median", "base_median", "threshold", "slower", "noise", "changed":
+    [[module, self-time change, "new"/"gone"/""]]}``.
     """
     from .comparison import self_time_deltas
 

@@ -116,7 +116,8 @@ def baseline_failure_text(comparison: Comparison, threshold: float) -> str:
     head, base = comparison.head, comparison.base
     lines = [
         f"import slower than baseline {comparison.revision}: {head.module} ({head.label})",
-        f"  median {format_duration(head.median)} vs {format_duration(base.median)} at "
+        f"  {comparison.statistic} {format_duration(comparison.figures[0])} vs "
+        f"{format_duration(comparison.figures[1])} at "
         f"{comparison.revision.short}: {comparison.interval.describe()}",
         f"  the whole interval lies above x{1 + threshold:.2f} "
         f"(importcache_baseline_fail {threshold:.0%})",
@@ -166,7 +167,7 @@ def summary_lines(records: Sequence[MeasurementOutcome]) -> list[str]:
 
     A figure too noisy for its budget (:attr:`MeasurementOutcome.noise`) is
     marked ``~`` and explained below the table. With a baseline revision, a
-    ``vs base`` column shows the ratio of medians against it.
+    ``vs base`` column shows the ratio against it (its statistic is named below).
     """
     stat_names = {record.stat for record in records}
     stat = stat_names.pop() if len(stat_names) == 1 else "stat"
@@ -202,13 +203,19 @@ def summary_lines(records: Sequence[MeasurementOutcome]) -> list[str]:
             f"{record.module_count:>7}{ratio} {verdict}"
         )
     revisions = {
-        (record.baseline["revision"], record.baseline["commit"][:12])
+        (
+            record.baseline["revision"],
+            record.baseline["commit"][:12],
+            record.baseline.get("statistic", "median"),
+        )
         for record in records
         if record.baseline is not None
     }
-    for name, commit in sorted(revisions):
+    for name, commit, statistic in sorted(revisions):
         shown = commit if commit.startswith(name) else f"{name} ({commit})"
-        lines.append(f"vs base: median / median at {shown}, rounds interleaved in this run")
+        lines.append(
+            f"vs base: {statistic} / {statistic} at {shown}, rounds interleaved in this run"
+        )
     return lines + [fit(note, SUMMARY_WIDTH) for note in notes]
 
 

@@ -41,7 +41,7 @@ def test_a_slowdown_against_the_baseline_fails_the_test(pytester: pytest.Pyteste
     result.stdout.fnmatch_lines(
         [
             "import slower than baseline HEAD (*): baselineslow (cold)",
-            "  median * vs * at *: x* (95% CI *-*)",
+            "  min * vs * at *: x* (95% CI *-*)",
             "  the whole interval lies above x1.10 (importcache_baseline_fail 10%)",
             "*what changed most (self time, head - base):",
             "*+*  baselineslow",
@@ -52,7 +52,7 @@ def test_a_slowdown_against_the_baseline_fails_the_test(pytester: pytest.Pyteste
         [
             "module *flavour *min *budget *headroom *modules *vs base verdict",
             "baselineslow *cold * 10s * x* FAIL",
-            "vs base: median / median at HEAD (*), rounds interleaved in this run",
+            "vs base: min / min at HEAD (*), rounds interleaved in this run",
         ]
     )
     stored = json.loads((repo / "out.json").read_text())["benchmarks"]
@@ -135,3 +135,38 @@ def test_a_budget_within_the_rounds_spread_is_called_noisy() -> None:
     assert outcome.noise.startswith("noisy: rounds spread 8% >= headroom 2%")
     assert extra_info(outcome)["noise"] == outcome.noise
     assert "baseline" not in extra_info(outcome)
+
+
+def test_under_xdist_workers_share_the_revision_and_the_controller_stores_it(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = baseline_project(pytester, "baselinexdist")
+    pytester.makepyfile(
+        test_second="""
+        import pytest
+
+        @pytest.mark.import_budget("baselinexdist", warm="10s")
+        def test_again():
+            pass
+        """
+    )
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "second test")
+    cache = pytester.path / "tmp"
+    cache.mkdir()
+    monkeypatch.setenv("TMPDIR", str(cache))
+    # A subprocess on purpose: xdist workers must start from a clean interpreter.
+    result = pytester.runpytest_subprocess(
+        "-n",
+        "2",
+        "-p",
+        "no:cacheprovider",
+        "--importcache-baseline=HEAD",
+        "--importcache-baseline-fail=200%",
+        "--benchmark-json=out.json",
+    )
+    result.assert_outcomes(passed=2)
+    stored = json.loads((repo / "out.json").read_text())["benchmarks"]
+    assert {entry["extra_info"]["baseline"]["revision"] for entry in stored} == {"HEAD"}
+    revisions = list(cache.glob("pytest-importcache-*/revisions/baselinexdist-*"))
+    assert len([path for path in revisions if path.is_dir()]) == 1

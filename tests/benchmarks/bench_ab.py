@@ -25,12 +25,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -119,11 +122,13 @@ class Trials:
             "spread": max(
                 relative_spread(baseline["head_wall"]), relative_spread(baseline["base_wall"])
             ),
+            "head_wall": baseline["head_wall"],
+            "base_wall": baseline["base_wall"],
         }
         return completed.returncode != 0, figures
 
 
-def run_trials(trials: Trials, count: int) -> tuple[int, int, list[dict[str, float]]]:
+def run_trials(trials: Trials, count: int) -> tuple[int, int, list[dict[str, Any]]]:
     """``count`` trials of both methods, alternating: stored failures, A/B failures, A/B figures."""
     stored_failures = ab_failures = 0
     figures = []
@@ -135,16 +140,93 @@ def run_trials(trials: Trials, count: int) -> tuple[int, int, list[dict[str, flo
     return stored_failures, ab_failures, figures
 
 
-def describe_widths(figures: list[dict[str, float]]) -> str:
+def describe_widths(figures: list[dict[str, Any]]) -> str:
     """Interval widths in points: min / median / max."""
     widths = sorted((figure["high"] - figure["low"]) * 100 for figure in figures)
     return f"{widths[0]:.1f} / {statistics.median(widths):.1f} / {widths[-1]:.1f}"
 
 
-def describe_ratios(figures: list[dict[str, float]]) -> str:
+def describe_ratios(figures: list[dict[str, Any]]) -> str:
     """The ratios' range."""
     ratios = [figure["ratio"] for figure in figures]
     return f"{min(ratios):.3f}-{max(ratios):.3f}"
+
+
+def _quantile(values: Sequence[float], fraction: float) -> float:
+    ordered = sorted(values)
+    position = fraction * (len(ordered) - 1)
+    below = int(position)
+    above = min(below + 1, len(ordered) - 1)
+    return ordered[below] + (ordered[above] - ordered[below]) * (position - below)
+
+
+ESTIMATORS: dict[str, Callable[[Sequence[float], Sequence[float]], float]] = {
+    "ratio of medians": lambda h, b: statistics.median(h) / statistics.median(b),
+    "ratio of lower quartiles": lambda h, b: _quantile(h, 0.25) / _quantile(b, 0.25),
+    "ratio of minimums": lambda h, b: min(h) / min(b),
+    "median of pair ratios": lambda h, b: statistics.median(
+        x / y for x, y in zip(h, b, strict=True)
+    ),
+}
+
+
+def bootstrap(
+    head: Sequence[float],
+    base: Sequence[float],
+    estimator: Callable[[Sequence[float], Sequence[float]], float],
+    paired: bool,
+    resamples: int = 1000,
+) -> tuple[float, float]:
+    """A percentile 95% interval of ``estimator`` (pairs resampled together when ``paired``)."""
+    generator = random.Random(1)
+    count = len(head)
+    ratios = []
+    for _ in range(resamples):
+        picks = [generator.randrange(count) for _ in range(count)]
+        other = picks if paired else [generator.randrange(count) for _ in range(count)]
+        ratios.append(estimator([head[i] for i in picks], [base[i] for i in other]))
+    return _quantile(ratios, 0.025), _quantile(ratios, 0.975)
+
+
+def analyse(dump: dict[str, Any], threshold: float = 0.05) -> None:
+    """Each estimator's false alarms, catches and widths on the recorded rounds."""
+    rows = []
+    for name, estimator in ESTIMATORS.items():
+        for paired in (True, False):
+            if name == "median of pair ratios" and not paired:
+                continue
+            cells: list[object] = [name, "paired" if paired else "independent"]
+            for trials in ("unchanged", "slowed"):
+                intervals = [
+                    bootstrap(trial["head_wall"], trial["base_wall"], estimator, paired)
+                    for trial in dump[trials]
+                ]
+                points = [
+                    estimator(trial["head_wall"], trial["base_wall"]) for trial in dump[trials]
+                ]
+                alarms = sum(low > 1 + threshold for low, _ in intervals)
+                widths = sorted((high - low) * 100 for low, high in intervals)
+                cells += [
+                    f"{alarms} of {len(intervals)}",
+                    f"{statistics.median(points):.3f}",
+                    f"{statistics.median(widths):.1f}",
+                ]
+            rows.append(cells)
+    print_table(
+        f"estimators on the same rounds ({dump['rounds']} per side), 95% bootstrap, at "
+        f"{threshold:.0%}",
+        [
+            "estimator",
+            "resampling",
+            "unchanged: alarms",
+            "ratio",
+            "width",
+            "slowed: caught",
+            "ratio",
+            "width",
+        ],
+        rows,
+    )
 
 
 def main() -> None:
@@ -152,7 +234,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--dump", type=Path, help="write every trial's rounds here (JSON)")
+    parser.add_argument("--analyse", type=Path, help="only compare estimators on a --dump file")
     arguments = parser.parse_args()
+    if arguments.analyse:
+        analyse(json.loads(arguments.analyse.read_text()))
+        return
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-ab-") as scratch:
         os.environ["TMPDIR"] = scratch  # a private cache of copies
@@ -214,6 +301,10 @@ def main() -> None:
             for label, figures in (("unchanged", unchanged[2]), ("slowed", slowed[2]))
         ],
     )
+    if arguments.dump:
+        arguments.dump.write_text(
+            json.dumps({"unchanged": unchanged[2], "slowed": slowed[2], "rounds": arguments.rounds})
+        )
     print(f"\n{time.perf_counter() - started:.0f} s")
 
 
