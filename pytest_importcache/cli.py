@@ -486,8 +486,8 @@ def comparison_lines(
     first = next(iter(comparisons.values()))
     lines = [
         f"  against {first.revision}, in the same run, rounds interleaved:",
-        f"  {'':<13} {'head':>8} {'base':>8} {'ratio':>7}  95% interval "
-        f"({first.statistic} / {first.statistic})",
+        f"  {'':<13} {first.statistic:>8} {first.statistic:>8}",
+        f"  {'':<13} {'head':>8} {'base':>8} {'ratio':>7}  95% interval ({first.interval.label})",
     ]
     for label, comparison in comparisons.items():
         interval = comparison.interval

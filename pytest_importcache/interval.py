@@ -1,25 +1,25 @@
 """The ratio of two measurements, head/base, with a bootstrap confidence interval.
 
 Used by same-run comparisons (``--against REV``, ``--importcache-baseline``):
-``head`` is the working tree's rounds, ``base`` the revision's. The method:
+``head`` is the working tree's rounds, ``base`` the revision's, measured
+interleaved (round *i* of head right before round *i* of base). The method:
 
-- the point estimate is, by default, the ratio of the fastest rounds,
-  ``min(head) / min(base)`` (``estimator="min"``); the ratio of medians
-  (``"median"``) and the median of the pairs' ratios (``"pairs"``) are there too;
-- the interval is a percentile bootstrap of that ratio. When both sides have
-  as many rounds (interleaved rounds: A B A B ...), the rounds are resampled
-  in pairs (round *i* of head with round *i* of base), so a moment when the
-  machine was slow weighs on both sides alike; otherwise each side is
-  resampled on its own.
-- The resampling is seeded: the same rounds give the same interval.
+- the point estimate is, by default, the **median of the pairs' ratios**,
+  ``median(head[i] / base[i])`` (``estimator="pairs"``): each pair ran at
+  nearly the same moment, so what slowed the machine then slowed both; a pair
+  where only one side was disturbed is an outlier the median ignores. The
+  ratio of minimums (``"min"``) and of medians (``"median"``) are there too;
+  sides of unequal length fall back to the ratio of medians;
+- the interval is a percentile bootstrap of that ratio, the rounds resampled
+  in pairs (independently per side when the sides differ in length);
+- the resampling is seeded: the same rounds give the same interval.
 
-Why the fastest rounds: on a shared, loaded machine a third to half of the
-rounds can be slowed two- or threefold by other processes; the fastest rounds
-are the ones nothing disturbed. On the same recorded rounds
-(``tests/benchmarks/bench_ab.py --analyse``), the ratio of minimums gave
-intervals 2-5 times narrower than the ratio of medians and caught more of a
-10% slowdown, with no more false alarms (README, "Measurement quality"). The
-same reason makes ``min`` the budgets' default statistic.
+Why pairs: on rounds recorded on a loaded 2-core machine
+(``tests/benchmarks/bench_ab.py --dump``, then ``--analyse``; README,
+"Measurement quality"), it was the only estimator with no false alarm at 5%
+in all three recordings, and it caught more of a 10% slowdown than the ratio
+of medians. The ratio of minimums did as well or better while one core was
+free, and worse (a false alarm, wide intervals) once both were saturated.
 
 Nothing here knows the unit: seconds and instruction counts work alike.
 Identical rounds (exact instruction counts) give an interval of zero width.
@@ -39,6 +39,7 @@ __all__ = [
     "DEFAULT_ESTIMATOR",
     "DEFAULT_RESAMPLES",
     "ESTIMATORS",
+    "ESTIMATOR_LABELS",
     "RatioInterval",
     "ratio_interval",
 ]
@@ -56,13 +57,18 @@ class RatioInterval:
     low: float
     high: float
     confidence: float = DEFAULT_CONFIDENCE
-    estimator: str = "min"
+    estimator: str = "pairs"
 
     @property
     def method(self) -> str:
         """How the ratio and its interval were computed, in words."""
         name = ESTIMATOR_NAMES.get(self.estimator, self.estimator)
         return f"{name}, percentile bootstrap, rounds resampled in pairs"
+
+    @property
+    def label(self) -> str:
+        """The estimator in a few words: ``median of pair ratios``, ``min / min``..."""
+        return ESTIMATOR_LABELS.get(self.estimator, self.estimator)
 
     @property
     def width(self) -> float:
@@ -79,10 +85,13 @@ class RatioInterval:
         return self.low > 1 + threshold
 
     def describe(self) -> str:
-        """``x1.12 (95% CI 1.08-1.17)``, or ``x1.12 (exact)`` for an interval of no width."""
+        """``x1.12 (median of pair ratios, 95% CI 1.08-1.17)``; ``exact`` for no width."""
         if self.exact:
-            return f"x{self.ratio:.3f} (exact)"
-        return f"x{self.ratio:.3f} ({self.confidence:.0%} CI {self.low:.3f}-{self.high:.3f})"
+            return f"x{self.ratio:.3f} ({self.label}, exact)"
+        return (
+            f"x{self.ratio:.3f} ({self.label}, {self.confidence:.0%} CI "
+            f"{self.low:.3f}-{self.high:.3f})"
+        )
 
 
 def _percentile(ordered: Sequence[float], fraction: float) -> float:
@@ -116,23 +125,28 @@ ESTIMATOR_NAMES = {
     "median": "ratio of medians",
     "pairs": "median of the pairs' ratios",
 }
-DEFAULT_ESTIMATOR = "min"
+ESTIMATOR_LABELS = {
+    "min": "min / min",
+    "median": "median / median",
+    "pairs": "median of pair ratios",
+}
+DEFAULT_ESTIMATOR = "pairs"
 
 
 def ratio_interval(
     head: Sequence[float],
     base: Sequence[float],
     *,
-    estimator: str = DEFAULT_ESTIMATOR,
+    estimator: str | None = None,
     confidence: float = DEFAULT_CONFIDENCE,
     resamples: int = DEFAULT_RESAMPLES,
     seed: int = _SEED,
 ) -> RatioInterval:
     """The ratio ``head``/``base`` by ``estimator``, with its bootstrap ``confidence`` interval.
 
-    ``estimator`` is one of :data:`ESTIMATORS`: ``"min"`` (the fastest rounds,
-    the default), ``"median"`` or ``"pairs"`` (the median of round *i*'s
-    ratios; needs as many rounds on each side). Both sides need at least one
+    ``estimator`` is one of :data:`ESTIMATORS`: ``"pairs"`` (the median of
+    round *i*'s ratios; the default when both sides have as many rounds),
+    ``"median"`` (the default otherwise) or ``"min"``. Both sides need at least one
     value, all positive and finite; ``confidence`` lies strictly between 0
     and 1. Raises ``ValueError`` otherwise.
     """
@@ -144,9 +158,11 @@ def ratio_interval(
         raise ValueError(f"confidence must lie between 0 and 1, not {confidence!r}")
     if resamples < 1:
         raise ValueError(f"resamples must be at least 1, not {resamples!r}")
+    paired = len(head) == len(base)
+    if estimator is None:
+        estimator = DEFAULT_ESTIMATOR if paired else "median"
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {', '.join(ESTIMATORS)}, not {estimator!r}")
-    paired = len(head) == len(base)
     if estimator == "pairs" and not paired:
         raise ValueError("the 'pairs' estimator needs as many rounds on each side")
     statistic = ESTIMATORS[estimator]

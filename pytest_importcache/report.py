@@ -117,8 +117,8 @@ def baseline_failure_text(comparison: Comparison, threshold: float) -> str:
     lines = [
         f"import slower than baseline {comparison.revision}: {head.module} ({head.label})",
         f"  {comparison.statistic} {format_duration(comparison.figures[0])} vs "
-        f"{format_duration(comparison.figures[1])} at "
-        f"{comparison.revision.short}: {comparison.interval.describe()}",
+        f"{format_duration(comparison.figures[1])} at {comparison.revision.short}",
+        f"  ratio {comparison.interval.describe()}",
         f"  the whole interval lies above x{1 + threshold:.2f} "
         f"(importcache_baseline_fail {threshold:.0%})",
         f"  {head.rounds} rounds each, interleaved with the baseline's",
@@ -206,16 +206,17 @@ def summary_lines(records: Sequence[MeasurementOutcome]) -> list[str]:
         (
             record.baseline["revision"],
             record.baseline["commit"][:12],
-            record.baseline.get("statistic", "median"),
+            record.baseline.get("estimator", "pairs"),
         )
         for record in records
         if record.baseline is not None
     }
-    for name, commit, statistic in sorted(revisions):
+    for name, commit, estimator in sorted(revisions):
+        from .interval import ESTIMATOR_LABELS
+
         shown = commit if commit.startswith(name) else f"{name} ({commit})"
-        lines.append(
-            f"vs base: {statistic} / {statistic} at {shown}, rounds interleaved in this run"
-        )
+        label = ESTIMATOR_LABELS.get(estimator, estimator)
+        lines.append(fit(f"vs base: {label} against {shown}, same run", SUMMARY_WIDTH))
     return lines + [fit(note, SUMMARY_WIDTH) for note in notes]
 
 

@@ -41,7 +41,8 @@ def test_a_slowdown_against_the_baseline_fails_the_test(pytester: pytest.Pyteste
     result.stdout.fnmatch_lines(
         [
             "import slower than baseline HEAD (*): baselineslow (cold)",
-            "  min * vs * at *: x* (95% CI *-*)",
+            "  median * vs * at *",
+            "  ratio x* (median of pair ratios, 95% CI *-*)",
             "  the whole interval lies above x1.10 (importcache_baseline_fail 10%)",
             "*what changed most (self time, head - base):",
             "*+*  baselineslow",
@@ -52,7 +53,7 @@ def test_a_slowdown_against_the_baseline_fails_the_test(pytester: pytest.Pyteste
         [
             "module *flavour *min *budget *headroom *modules *vs base verdict",
             "baselineslow *cold * 10s * x* FAIL",
-            "vs base: min / min at HEAD (*), rounds interleaved in this run",
+            "vs base: median of pair ratios against HEAD (*), same run",
         ]
     )
     stored = json.loads((repo / "out.json").read_text())["benchmarks"]
@@ -121,10 +122,7 @@ def test_the_summary_marks_noisy_figures_and_undecided_ratios() -> None:
     assert lines[1].split()[-2:] == ["x1.010", "-"]
     assert lines[2].split()[2].endswith("~")
     assert lines[2].split()[-2:] == ["x1.080~", "-"]
-    assert (
-        lines[3]
-        == "vs base: median / median at main (0123456789ab), rounds interleaved in this run"
-    )
+    assert lines[3] == "vs base: median of pair ratios against main (0123456789ab), same run"
     assert lines[4].startswith("~ n (warm): noisy: rounds spread")
     assert lines[5].startswith("~ n (warm) vs base: noisy: the 95% interval")
     assert all(len(line) <= 80 for line in lines)

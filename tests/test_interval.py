@@ -19,12 +19,14 @@ from pytest_importcache.noise import (
 rounds = st.lists(st.floats(min_value=1e-4, max_value=1.0), min_size=1, max_size=20)
 
 
-estimators = st.sampled_from(["min", "median"])
+estimators = st.sampled_from(["min", "median", None])
 
 
 @given(head=rounds, base=rounds, estimator=estimators)
 @settings(max_examples=60, deadline=None)
-def test_the_interval_holds_the_ratio(head: list[float], base: list[float], estimator: str) -> None:
+def test_the_interval_holds_the_ratio(
+    head: list[float], base: list[float], estimator: str | None
+) -> None:
     interval = ratio_interval(head, base, estimator=estimator, resamples=200)
     assert interval.low <= interval.ratio <= interval.high
     assert interval.low > 0
@@ -47,7 +49,7 @@ def test_the_median_of_pair_ratios(pairs: list[tuple[float, float]]) -> None:
 )
 @settings(max_examples=60, deadline=None)
 def test_the_unit_does_not_matter(
-    head: list[float], base: list[float], factor: float, estimator: str
+    head: list[float], base: list[float], factor: float, estimator: str | None
 ) -> None:
     plain = ratio_interval(head, base, estimator=estimator, resamples=200)
     scaled = ratio_interval(
@@ -70,7 +72,7 @@ def test_the_same_rounds_give_the_same_interval(head: list[float], base: list[fl
 def test_identical_rounds_give_an_exact_ratio() -> None:
     interval = ratio_interval([36_448_904] * 5, [36_000_000] * 5)
     assert interval.exact
-    assert interval.describe() == f"x{36_448_904 / 36_000_000:.3f} (exact)"
+    assert interval.describe() == f"x{36_448_904 / 36_000_000:.3f} (median of pair ratios, exact)"
 
 
 def test_pairing_cancels_a_drift_that_hits_both_sides() -> None:
@@ -109,8 +111,25 @@ def test_bad_input(head: list[float], base: list[float], message: str) -> None:
 def test_the_fastest_rounds_ignore_rounds_a_busy_machine_slowed() -> None:
     head = [0.011, 0.033, 0.011, 0.030, 0.0111, 0.011]
     base = [0.010, 0.010, 0.025, 0.010, 0.0101, 0.028]
-    assert ratio_interval(head, base).ratio == pytest.approx(1.1)
-    assert ratio_interval(head, base).slower_than(0.05)
+    assert ratio_interval(head, base, estimator="min").ratio == pytest.approx(1.1)
+    assert ratio_interval(head, base, estimator="min").slower_than(0.05)
+
+
+def test_pairs_ignore_a_pair_only_one_side_of_which_was_disturbed() -> None:
+    slow_moments = [1.0, 2.5, 1.0, 3.0, 1.2, 1.0, 2.0, 1.1]
+    head = [0.011 * moment for moment in slow_moments]
+    base = [0.010 * moment for moment in slow_moments]
+    head[2] *= 3  # only head was disturbed in pair 2
+    base[5] *= 3  # only base in pair 5
+    interval = ratio_interval(head, base)
+    assert interval.estimator == "pairs"
+    assert interval.ratio == pytest.approx(1.1)
+    assert interval.slower_than(0.05)
+    assert not ratio_interval(head, base, estimator="median").slower_than(0.05)
+
+
+def test_sides_of_unequal_length_fall_back_to_the_ratio_of_medians() -> None:
+    assert ratio_interval([1.0, 2.0, 3.0], [1.0, 2.0]).estimator == "median"
 
 
 @pytest.mark.parametrize(
