@@ -231,16 +231,59 @@ def analyse(dump: dict[str, Any], threshold: float = 0.05) -> None:
     )
 
 
+def analyse_spread(dumps: Sequence[dict[str, Any]], threshold: float = 0.05) -> None:
+    """How the rounds' spread (the noise rule's figure) predicts an interval too wide to decide."""
+    from pytest_importcache.interval import ratio_interval
+    from pytest_importcache.noise import NOISY_SPREAD
+
+    groups: dict[str, list[tuple[float, bool]]] = {"quiet": [], "noisy": []}
+    for dump in dumps:
+        for trials in ("unchanged", "slowed"):
+            for trial in dump[trials]:
+                spread = max(
+                    relative_spread(trial["head_wall"]), relative_spread(trial["base_wall"])
+                )
+                interval = ratio_interval(trial["head_wall"], trial["base_wall"])
+                undecided = interval.low <= 1 + threshold <= interval.high
+                group = "noisy" if spread > NOISY_SPREAD else "quiet"
+                groups[group].append((interval.width * 100, undecided))
+    print_table(
+        f"the noise rule: trials by rounds spread (IQR/median, either side) vs "
+        f"{NOISY_SPREAD:.0%}; their A/B interval at {threshold:.0%}",
+        [
+            "rounds spread",
+            "trials",
+            "interval width median (points)",
+            "interval holds the threshold",
+        ],
+        [
+            [
+                f"{'<=' if name == 'quiet' else '>'} {NOISY_SPREAD:.0%}",
+                len(entries),
+                f"{statistics.median(width for width, _ in entries):.1f}" if entries else "-",
+                f"{sum(undecided for _, undecided in entries)} of {len(entries)}",
+            ]
+            for name, entries in groups.items()
+        ],
+    )
+
+
 def main() -> None:
     """Run the comparison and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=25)
     parser.add_argument("--dump", type=Path, help="write every trial's rounds here (JSON)")
-    parser.add_argument("--analyse", type=Path, help="only compare estimators on a --dump file")
+    parser.add_argument(
+        "--analyse", type=Path, nargs="+", help="only compare estimators on --dump files"
+    )
     arguments = parser.parse_args()
     if arguments.analyse:
-        analyse(json.loads(arguments.analyse.read_text()))
+        dumps = [json.loads(path.read_text()) for path in arguments.analyse]
+        for path, dump in zip(arguments.analyse, dumps, strict=True):
+            print(f"\n{path}:")
+            analyse(dump)
+        analyse_spread(dumps)
         return
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-ab-") as scratch:
@@ -291,7 +334,7 @@ def main() -> None:
         ],
     )
     print_table(
-        "A/B intervals (95%, bootstrap of the ratio of the fastest rounds, rounds paired)",
+        "A/B intervals (95%, bootstrap of the median of pair ratios, rounds resampled in pairs)",
         ["trials", "ratios", "width min / median / max (points)", "rounds spread median"],
         [
             [
