@@ -48,7 +48,9 @@ time budgets by this machine's speed.
 every copy no process is using. ``--json`` prints ``{"schema": 1, "cache_dir",
 "max_age_days", "max_copies_per_package", "copies": [{"path", "package",
 "environment", "size_bytes", "last_used"}], "total_bytes"}`` (``last_used`` in
-epoch seconds), plus ``"removed"``, ``"freed_bytes"`` and ``"kept"`` with ``--clear``.
+epoch seconds), ``"revisions"`` (git revisions extracted for ``--against`` and
+``--importcache-baseline``), plus ``"removed"``, ``"freed_bytes"``, ``"kept"``
+and ``"revisions_removed"`` with ``--clear``.
 
 Errors (a bad module, option or run file) print one line on stderr and exit 2.
 """
@@ -707,12 +709,15 @@ def _cache(arguments: argparse.Namespace) -> int:
         cached_copies,
         clear_cache,
     )
+    from .revision import clear_revisions, revision_trees
 
     cache_dir = _cache_dir_argument(arguments.dir)
     try:
         copies = cached_copies(cache_dir)
-        removed = kept = freed = 0
+        revisions = len(revision_trees(cache_dir))
+        removed = kept = freed = revisions_removed = 0
         if arguments.clear:
+            revisions_removed = clear_revisions(cache_dir)
             removed = clear_cache(cache_dir)
             remaining = {copy.path for copy in cached_copies(cache_dir)}
             freed = sum(copy.size_bytes for copy in copies if copy.path not in remaining)
@@ -740,9 +745,12 @@ def _cache(arguments: argparse.Namespace) -> int:
                 for copy in copies
             ],
             "total_bytes": sum(copy.size_bytes for copy in copies),
+            "revisions": revisions,
         }
         if arguments.clear:
-            document.update(removed=removed, freed_bytes=freed, kept=kept)
+            document.update(
+                removed=removed, freed_bytes=freed, kept=kept, revisions_removed=revisions_removed
+            )
         print(json.dumps(document, indent=2))
         return 0
     print(f"cache: {cache_dir}{'' if cache_dir.is_dir() or copies else ' (does not exist)'}")
@@ -762,11 +770,15 @@ def _cache(arguments: argparse.Namespace) -> int:
         print(f"{_count(len(copies), 'copy', 'copies')}, {format_bytes(total)}")
     else:
         print("no copies")
+    if revisions:
+        print(f"{_count(revisions, 'git revision')} extracted for same-run comparisons")
     if arguments.clear:
         print(
             f"removed {_count(removed, 'copy', 'copies')}, freed {format_bytes(freed)}"
             + (f"; kept {kept} in use" if kept else "")
         )
+        if revisions_removed:
+            print(f"removed {_count(revisions_removed, 'git revision')}")
     return 0
 
 

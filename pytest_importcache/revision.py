@@ -12,7 +12,8 @@ package's repository and extracted into the per-user cache, so:
   top level;
 - the tree is extracted once per (repository, paths, commit), under a file
   lock with a completion mark, and reused by later runs and xdist workers.
-  Trees unused for :data:`~pytest_importcache.cache.MAX_AGE_DAYS` are removed.
+  Trees unused for :data:`~pytest_importcache.cache.MAX_AGE_DAYS` are removed,
+  and ``pytest-importcache cache --clear`` removes them all.
 
 Files that ``.gitattributes`` marks ``export-ignore`` are left out, as in a
 release archive. Symbolic links that point outside the extracted tree are
@@ -38,7 +39,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from .cache import MAX_AGE_DAYS, complete_marker, discard_copy, mark_used, remove_tree
 from .errors import RevisionError
@@ -48,9 +49,11 @@ __all__ = [
     "REVISIONS_DIR",
     "Revision",
     "RevisionError",
+    "clear_revisions",
     "find_repository",
     "resolve_revision",
     "revision_location",
+    "revision_trees",
 ]
 
 #: The cache's subdirectory holding extracted revisions.
@@ -253,6 +256,31 @@ def _prune_revisions(revisions_dir: Path, keep: Path, now: float) -> None:
         if unused > MAX_AGE_DAYS * 86400:
             with FileLock(f"{entry}.lock"):
                 discard_copy(entry)
+
+
+def revision_trees(cache_dir: Path) -> list[Path]:
+    """The extracted revisions under ``cache_dir``."""
+    revisions_dir = cache_dir / REVISIONS_DIR
+    if not revisions_dir.is_dir():
+        return []
+    return sorted(
+        entry
+        for entry in revisions_dir.iterdir()
+        if "." not in entry.name and entry.is_dir() and not entry.is_symlink()
+    )
+
+
+def clear_revisions(cache_dir: Path) -> int:
+    """Remove every extracted revision no process is extracting; returns how many."""
+    removed = 0
+    for tree in revision_trees(cache_dir):
+        try:
+            with FileLock(f"{tree}.lock").acquire(timeout=0):
+                discard_copy(tree)
+        except Timeout:
+            continue
+        removed += 1
+    return removed
 
 
 def revision_location(

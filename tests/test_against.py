@@ -96,3 +96,21 @@ def test_not_a_repository_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixt
     assert status == 2
     assert "is not in a git repository" in err
     assert err.count("\n") == 1
+
+
+def test_the_cache_command_lists_and_clears_extracted_revisions(
+    repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pytest_importcache.locate import locate_package
+    from pytest_importcache.revision import revision_location, revision_trees
+
+    cache = tmp_path / "cache"
+    cache.mkdir(mode=0o700)
+    revision_location(locate_package("abpkg", [str(repo / "sub/src")]), "HEAD", cache)
+
+    assert main(["cache", "--dir", str(cache)]) == 0
+    assert "1 git revision extracted for same-run comparisons" in capsys.readouterr().out
+    assert main(["cache", "--dir", str(cache), "--clear", "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert (document["revisions"], document["revisions_removed"]) == (1, 1)
+    assert revision_trees(cache) == []
