@@ -219,7 +219,9 @@ class Measurer:
         Rounds alternate head, base, head, base...: warm-up rounds first (as
         many on each side), then ``spec.rounds`` counted rounds on each side,
         all under one hold of the measurement lock, so whatever the machine
-        does at a moment hits both sides alike. Returns (head, base) results.
+        does at a moment hits both sides alike (one by one rather than in
+        blocks: a little steadier, ``tests/benchmarks/bench_ab.py --order``).
+        Returns (head, base) results.
         Observers hear about the head's rounds and result only. Errors as
         :meth:`measure`.
         """

@@ -17,7 +17,8 @@ figure). The instructions metric is not in this branch, so it has no column.
 
     python tests/benchmarks/bench_ab.py [--trials N] [--rounds N]
 
-About 4 minutes with the defaults on a 2-core machine. ``--dump FILE`` keeps
+About 5 minutes with the defaults on a 2-core machine. ``--order`` instead
+compares interleaved rounds with blocks of 5 rounds per side. ``--dump FILE`` keeps
 every trial's rounds; ``--analyse FILE`` then compares estimators of the ratio
 (minimums, medians, lower quartiles, pair ratios) on those same rounds.
 """
@@ -268,6 +269,49 @@ def analyse_spread(dumps: Sequence[dict[str, Any]], threshold: float = 0.05) -> 
     )
 
 
+def order_experiment(project: Path, trials: int, rounds: int, block: int) -> None:
+    """Interleaved rounds (A B A B) vs blocks (A*block B*block ...) on an unchanged package.
+
+    Both sides are the same commit, so every ratio should be 1: the steadier
+    order gives narrower intervals and ratios closer to 1. The two orders
+    alternate trial by trial, so they see the same machine.
+    """
+    from pytest_importcache.comparison import measure_against
+    from pytest_importcache.interval import ratio_interval
+    from pytest_importcache.measurer import Measurer
+    from pytest_importcache.spec import MeasurementSpec
+
+    measurer = Measurer(search_path=[str(project)])
+    spec = MeasurementSpec("abbench", rounds=rounds, warmup=1)
+    results: dict[str, list[tuple[float, float]]] = {"interleaved": [], "blocks": []}
+    for _ in range(trials):
+        comparison = measure_against(measurer, spec, "HEAD")
+        results["interleaved"].append((comparison.interval.ratio, comparison.interval.width))
+        head: list[float] = []
+        base: list[float] = []
+        warmup = 1
+        for _ in range(rounds // block):
+            head += measurer.measure(spec.replace(rounds=block, warmup=warmup)).wall
+            base += measurer.measure(spec.replace(rounds=block, warmup=warmup)).wall
+            warmup = 0
+        interval = ratio_interval(head, base)
+        results["blocks"].append((interval.ratio, interval.width))
+    print_table(
+        f"round order on an unchanged package ({trials} trials each, {rounds} rounds per side, "
+        f"blocks of {block}); the ideal ratio is 1",
+        ["order", "ratios", "|ratio - 1| median", "width median (points)"],
+        [
+            [
+                order,
+                f"{min(r for r, _ in values):.3f}-{max(r for r, _ in values):.3f}",
+                f"{statistics.median(abs(r - 1) for r, _ in values):.3f}",
+                f"{statistics.median(w for _, w in values) * 100:.1f}",
+            ]
+            for order, values in results.items()
+        ],
+    )
+
+
 def main() -> None:
     """Run the comparison and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -276,6 +320,11 @@ def main() -> None:
     parser.add_argument("--dump", type=Path, help="write every trial's rounds here (JSON)")
     parser.add_argument(
         "--analyse", type=Path, nargs="+", help="only compare estimators on --dump files"
+    )
+    parser.add_argument(
+        "--order",
+        action="store_true",
+        help="only compare interleaved rounds with blocks of 5 (unchanged package)",
     )
     arguments = parser.parse_args()
     if arguments.analyse:
@@ -299,6 +348,9 @@ def main() -> None:
         busy = busy_cores(1)
         try:
             time.sleep(1)
+            if arguments.order:
+                order_experiment(project, arguments.trials, arguments.rounds, block=5)
+                return
             trials = Trials(project, arguments.rounds)
             measure = ImportEnv("warm", search_path=[str(project)], rounds=20)
             base = measure.measure("abbench").median
