@@ -3,7 +3,7 @@
 Usage::
 
     pytest-importcache MODULE [MODULE...] [--rounds N] [--closure] [--python PATH]
-                       [--path DIR] [--json]
+                       [--path DIR] [--json] [--against REV [--fail PCT]]
     pytest-importcache compare [RUN_A] [RUN_B] [--storage DIR] [--fail median:10%]
     pytest-importcache calibrate [--rounds N] [--python PATH]
     pytest-importcache cache [--dir DIR] [--clear] [--json]
@@ -25,6 +25,12 @@ import's module tree, pruned to the modules that matter), and a marker line
 with suggested budgets: the fastest round (the budgets' default statistic)
 plus 30%, rounded up. ``--json`` prints the same data as one JSON document
 (see :func:`profile_json`).
+
+``--against REV`` also measures the package as it was at git revision
+``REV`` (see :mod:`pytest_importcache.comparison`), rounds interleaved with the
+working tree's, and adds the ratio head/base per flavour with its 95%
+interval and the modules whose self time changed most. ``--fail PCT`` exits
+with 1 when, for any flavour, the whole interval lies above ``1 + PCT``.
 
 ``compare`` reads pytest-benchmark storage (``.benchmarks`` by default; also a
 single machine directory such as ``.benchmarks/Linux-CPython-3.11-64bit``) and
@@ -52,7 +58,9 @@ time budgets by this machine's speed.
 every copy no process is using. ``--json`` prints ``{"schema": 1, "cache_dir",
 "max_age_days", "max_copies_per_package", "copies": [{"path", "package",
 "environment", "size_bytes", "last_used"}], "total_bytes"}`` (``last_used`` in
-epoch seconds), plus ``"removed"``, ``"freed_bytes"`` and ``"kept"`` with ``--clear``.
+epoch seconds), ``"revisions"`` (git revisions extracted for ``--against`` and
+``--importcache-baseline``), plus ``"removed"``, ``"freed_bytes"``, ``"kept"``
+and ``"revisions_removed"`` with ``--clear``.
 
 Errors (a bad module, option or run file) print one line on stderr and exit 2.
 """
@@ -69,7 +77,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from .errors import ImportCacheError
 from .locate import ImportLocationWarning
@@ -90,6 +98,9 @@ from .spec import (
     default_warmup,
 )
 from .units import fit, format_cost, format_duration, suggest_cost_budget
+
+if TYPE_CHECKING:
+    from .comparison import Comparison
 
 __all__ = ["main", "profile_json"]
 
@@ -160,7 +171,32 @@ def _profile_parser() -> argparse.ArgumentParser:
         "--path", action="append", default=[], metavar="DIR", help="find modules here first"
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.add_argument(
+        "--against",
+        metavar="REV",
+        help="also measure the package at this git revision, rounds interleaved, and compare",
+    )
+    parser.add_argument(
+        "--fail",
+        metavar="PCT",
+        type=_threshold_argument,
+        help="with --against: exit 1 when the whole 95%% interval of head/base lies above "
+        "1 + PCT (e.g. 5%%)",
+    )
     return parser
+
+
+def _threshold_argument(text: str) -> float:
+    """``"5%"``, ``"5"`` or ``"0.5%"`` as a fraction (0.05); argparse reports a bad one."""
+    try:
+        value = float(text.strip().removesuffix("%"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a percentage such as 5%, got {text!r}"
+        ) from None
+    if not 0 <= value < 1000:
+        raise argparse.ArgumentTypeError(f"expected a percentage from 0% up, got {text!r}")
+    return value / 100
 
 
 def _compare_parser() -> argparse.ArgumentParser:
@@ -349,6 +385,20 @@ def _text_report(module: str, results: dict[str, ImportResult]) -> list[str]:
     lines += _tree_lines(tree_source)
     lines.append("  suggested budget:")
     lines.append(f"    {suggested_marker(module, results)}")
+    lines += _noise_lines(results)
+    return lines
+
+
+def _noise_lines(results: dict[str, ImportResult]) -> list[str]:
+    """A warning per flavour whose rounds are too noisy for the suggestion above."""
+    from .noise import measurement_noise
+
+    lines = []
+    for label, result in results.items():
+        if noise := measurement_noise(result.values):
+            lines.append(
+                f"    ({label}: from a {noise.replace('noisy: ', 'noisy measurement: ', 1)})"
+            )
     return lines
 
 
@@ -419,8 +469,14 @@ def _measure_all(
     flavours: list[tuple[Flavour, bool]],
     search_path: list[str] | None,
     progress: _Progress,
+    comparisons: dict[str, dict[str, Comparison]] | None = None,
 ) -> dict[str, dict[str, ImportResult]]:
-    """Every flavour of every module on the command line, measured."""
+    """Every flavour of every module on the command line, measured.
+
+    With ``--against``, each is measured against the revision too (rounds
+    interleaved), and the comparisons go into ``comparisons``.
+    """
+    from .comparison import measure_against
     from .measurer import Measurer
 
     measurer = Measurer(search_path=search_path, observers=[progress])
@@ -439,7 +495,12 @@ def _measure_all(
                     timeout=arguments.timeout,
                     metric=arguments.metric,
                 )
-                results[spec.label] = measurer.measure(spec)
+                if comparisons is not None and arguments.against:
+                    comparison = measure_against(measurer, spec, arguments.against)
+                    comparisons.setdefault(module, {})[spec.label] = comparison
+                    results[spec.label] = comparison.head
+                else:
+                    results[spec.label] = measurer.measure(spec)
             results_by_module[module] = results
     except (ImportCacheError, ValueError) as exc:
         raise UsageError(str(exc).splitlines()[0]) from None
@@ -448,7 +509,8 @@ def _measure_all(
     return results_by_module
 
 
-def _profile(arguments: argparse.Namespace) -> int:
+def _check_profile_arguments(arguments: argparse.Namespace) -> None:
+    """Fill in the metric's default rounds; refuse impossible numbers, paths and options."""
     if arguments.rounds is None:
         arguments.rounds = default_rounds(arguments.metric)
     if arguments.warmup is None:
@@ -458,6 +520,13 @@ def _profile(arguments: argparse.Namespace) -> int:
     for directory in arguments.path:
         if not Path(directory).is_dir():
             raise UsageError(f"--path {directory}: not a directory")
+    if arguments.fail is not None and not arguments.against:
+        raise UsageError("--fail needs --against REV: it judges the comparison with a revision")
+
+
+def _profile(arguments: argparse.Namespace) -> int:
+    _check_profile_arguments(arguments)
+    comparisons: dict[str, dict[str, Comparison]] = {}
     search_path = [*map(str, arguments.path), *sys.path] if arguments.path else None
     flavours: list[tuple[Flavour, bool]] = [("cold", False), ("warm", False)]
     if arguments.closure:
@@ -466,15 +535,115 @@ def _profile(arguments: argparse.Namespace) -> int:
     # Which file is measured, when this process imported another one, is a note.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ImportLocationWarning)
-        results_by_module = _measure_all(arguments, flavours, search_path, progress)
+        results_by_module = _measure_all(arguments, flavours, search_path, progress, comparisons)
     for message in dict.fromkeys(str(warning.message) for warning in caught):
         print(f"{PROG}: note: {message}", file=sys.stderr)
+    threshold = DEFAULT_AGAINST_THRESHOLD if arguments.fail is None else arguments.fail
     if arguments.json:
-        print(json.dumps(profile_json(results_by_module), indent=2))
+        document = profile_json(results_by_module)
+        if comparisons:
+            add_comparisons_json(document, comparisons, threshold)
+        print(json.dumps(document, indent=2))
     else:
-        blocks = [_text_report(module, results) for module, results in results_by_module.items()]
+        blocks = [
+            _text_report(module, results)
+            + comparison_lines(comparisons.get(module, {}), threshold, arguments.fail is not None)
+            for module, results in results_by_module.items()
+        ]
         print("\n\n".join("\n".join(block) for block in blocks))
-    return 0
+    slower = any(
+        comparison.slower(threshold)
+        for by_label in comparisons.values()
+        for comparison in by_label.values()
+    )
+    return 1 if arguments.fail is not None and slower else 0
+
+
+# Without --fail, comparisons are still judged (not failed) at this slowdown.
+DEFAULT_AGAINST_THRESHOLD = 0.05
+CHANGED_MODULES = 8
+
+
+def comparison_lines(
+    comparisons: dict[str, Comparison], threshold: float, failing: bool
+) -> list[str]:
+    """The ``--against`` block: head and base per flavour, the ratio, what changed.
+
+    Empty without comparisons. ``failing`` says ``--fail`` was given (the
+    verdict lines then say FAIL rather than "slower").
+    """
+    from .comparison import self_time_deltas
+
+    if not comparisons:
+        return []
+    first = next(iter(comparisons.values()))
+    lines = [
+        f"  against {first.revision}, in the same run, rounds interleaved:",
+        f"  {'':<13} {first.statistic:>8} {first.statistic:>8}",
+        f"  {'':<13} {'head':>8} {'base':>8} {'ratio':>7}  95% interval ({first.interval.label})",
+    ]
+    metric = first.head.metric
+    for label, comparison in comparisons.items():
+        interval = comparison.interval
+        shown = "exact" if interval.exact else f"{interval.low:.3f}-{interval.high:.3f}"
+        lines.append(
+            f"  {label:<13} {format_cost(comparison.figures[0], metric):>8} "
+            f"{format_cost(comparison.figures[1], metric):>8} x{interval.ratio:<6.3f}  {shown}"
+        )
+    source_label = "warm" if "warm" in comparisons else next(iter(comparisons))
+    source = comparisons[source_label]
+    deltas = self_time_deltas(source.head, source.base)[:CHANGED_MODULES]
+    if deltas:
+        cost = "self instructions" if metric == "instructions" else "self time"
+        lines.append(f"  what changed most ({source_label}; {cost}, head - base):")
+        for name, delta, tag in deltas:
+            shown = ("+" if delta > 0 else "-") + format_cost(abs(delta), metric)
+            suffix = f" ({tag})" if tag else ""
+            lines.append(fit(f"    {shown:>9}  {name}{suffix}", WIDTH))
+    for label, comparison in comparisons.items():
+        if comparison.slower(threshold):
+            verdict = "FAIL" if failing else "slower"
+            lines.append(
+                f"  {verdict}: {label} is more than {threshold:.0%} slower than "
+                f"{comparison.revision.short} (whole interval above x{1 + threshold:.2f})"
+            )
+        elif noise := comparison.noise(threshold):
+            lines.append(f"  {label}: {noise}")
+    return lines
+
+
+def add_comparisons_json(
+    document: dict[str, Any], comparisons: dict[str, dict[str, Comparison]], threshold: float
+) -> None:
+    """Add ``"against"`` to each module of a ``--json`` document.
+
+    ``{"against": {label: {"revision", "commit", "ratio", "low", "high",
+    "confidence", "method", "estimator", "statistic", "head", "base",
+    "head_values", "base_values", "head_median", "base_median", "threshold",
+    "slower", "noise", "changed": [{"module",
+    "delta", "tag"}]}}}``; times in seconds.
+    """
+    from .comparison import self_time_deltas
+
+    for entry in document["modules"]:
+        by_label = comparisons.get(entry["module"], {})
+        if not by_label:
+            continue
+        entry["against"] = {
+            label: {
+                **comparison.to_json(),
+                "threshold": threshold,
+                "slower": comparison.slower(threshold),
+                "noise": comparison.noise(threshold),
+                "changed": [
+                    {"module": name, "delta": delta, "tag": tag}
+                    for name, delta, tag in self_time_deltas(comparison.head, comparison.base)[
+                        :CHANGED_MODULES
+                    ]
+                ],
+            }
+            for label, comparison in by_label.items()
+        }
 
 
 def _calibrate(arguments: argparse.Namespace) -> int:
@@ -721,12 +890,15 @@ def _cache(arguments: argparse.Namespace) -> int:
         cached_copies,
         clear_cache,
     )
+    from .revision import clear_revisions, revision_trees
 
     cache_dir = _cache_dir_argument(arguments.dir)
     try:
         copies = cached_copies(cache_dir)
-        removed = kept = freed = 0
+        revisions = len(revision_trees(cache_dir))
+        removed = kept = freed = revisions_removed = 0
         if arguments.clear:
+            revisions_removed = clear_revisions(cache_dir)
             removed = clear_cache(cache_dir)
             remaining = {copy.path for copy in cached_copies(cache_dir)}
             freed = sum(copy.size_bytes for copy in copies if copy.path not in remaining)
@@ -754,9 +926,12 @@ def _cache(arguments: argparse.Namespace) -> int:
                 for copy in copies
             ],
             "total_bytes": sum(copy.size_bytes for copy in copies),
+            "revisions": revisions,
         }
         if arguments.clear:
-            document.update(removed=removed, freed_bytes=freed, kept=kept)
+            document.update(
+                removed=removed, freed_bytes=freed, kept=kept, revisions_removed=revisions_removed
+            )
         print(json.dumps(document, indent=2))
         return 0
     print(f"cache: {cache_dir}{'' if cache_dir.is_dir() or copies else ' (does not exist)'}")
@@ -776,11 +951,15 @@ def _cache(arguments: argparse.Namespace) -> int:
         print(f"{_count(len(copies), 'copy', 'copies')}, {format_bytes(total)}")
     else:
         print("no copies")
+    if revisions:
+        print(f"{_count(revisions, 'git revision')} extracted for same-run comparisons")
     if arguments.clear:
         print(
             f"removed {_count(removed, 'copy', 'copies')}, freed {format_bytes(freed)}"
             + (f"; kept {kept} in use" if kept else "")
         )
+        if revisions_removed:
+            print(f"removed {_count(revisions_removed, 'git revision')}")
     return 0
 
 

@@ -27,6 +27,7 @@ from .runpaths import RunPaths
 from .units import BudgetError
 
 if TYPE_CHECKING:
+    from .comparison import Comparison
     from .environment import ImportEnv
     from .measurer import MeasurementObserver, Measurer, RoundRunner
     from .report import BaselineLookup
@@ -53,6 +54,7 @@ class PendingMeasurement:
     budget: float | None = None
     passed: bool | None = None
     scale: float = 1.0
+    baseline: dict[str, Any] | None = None
 
 
 class ImportEnvFactory:
@@ -280,6 +282,7 @@ class BudgetEnforcer:
                     passed=entry.passed,
                     timed=entry.timed,
                     scale=entry.scale,
+                    baseline=entry.baseline,
                 ).to_json()
                 for entry in pending
             ]
@@ -327,13 +330,53 @@ class BudgetEnforcer:
             problem = f"{MARKER_NAME}({spec.module!r}): {exc}"
         pytest.fail(problem, pytrace=False)
 
-    def _check_budgets(self, item: pytest.Item, budgets: list[ImportBudget]) -> None:
-        """Measure, judge and record every budget; fail the test on any overspent one."""
-        from .budget import judge
-        from .report import failure_text
+    def _compare(self, item: pytest.Item, spec: MeasurementSpec) -> Comparison:
+        """Measure ``spec`` against the baseline revision; a failure fails the test in one line."""
+        from .comparison import measure_against
+        from .errors import ImportCacheError
 
-        specs = self._specs_for(budgets)
-        measured = {key: self._measure(item, spec) for key, spec in specs.items()}
+        assert self.settings.baseline is not None
+        try:
+            return measure_against(self.measurer_for(item), spec, self.settings.baseline)
+        except ImportCacheError as exc:
+            problem = (
+                f"{MARKER_NAME}({spec.module!r}): baseline {self.settings.baseline}: "
+                f"{str(exc).splitlines()[0]}"
+            )
+        pytest.fail(problem, pytrace=False)
+
+    def _measure_budgets(
+        self, item: pytest.Item, budgets: list[ImportBudget]
+    ) -> tuple[dict[MeasurementKey, ImportResult], list[Comparison]]:
+        """Every measurement the budgets need; timed ones against the baseline, if set."""
+        timed_keys = {
+            key
+            for budget in budgets
+            for flavour, key in _measurement_keys(budget).items()
+            if flavour in budget.timed_flavours
+        }
+        measured: dict[MeasurementKey, ImportResult] = {}
+        comparisons: list[Comparison] = []
+        for key, spec in self._specs_for(budgets).items():
+            if self.settings.baseline is not None and key in timed_keys:
+                comparisons.append(self._compare(item, spec))
+                measured[key] = comparisons[-1].head
+            else:
+                measured[key] = self._measure(item, spec)
+        return measured, comparisons
+
+    def _check_budgets(self, item: pytest.Item, budgets: list[ImportBudget]) -> None:
+        """Measure, judge and record every budget; fail the test on any overspent one.
+
+        With ``importcache_baseline``, every timed measurement is taken against
+        the revision too (rounds interleaved), and a slowdown past
+        ``importcache_baseline_fail`` fails the test as well.
+        """
+        from .budget import judge
+        from .outcome import baseline_record
+        from .report import baseline_failure_text, failure_text
+
+        measured, comparisons = self._measure_budgets(item, budgets)
         verdicts = []
         for budget in budgets:
             results = {flavour: measured[key] for flavour, key in _measurement_keys(budget).items()}
@@ -356,9 +399,17 @@ class BudgetEnforcer:
                     tightest.limit,
                     tightest.scale,
                 )
+        threshold = self.settings.baseline_fail
+        for entry in item.stash.get(_PENDING_KEY, []):
+            for comparison in comparisons:
+                if comparison.head is entry.result:
+                    entry.baseline = baseline_record(comparison, threshold)
         failures = [verdict for verdict in verdicts if not verdict.passed]
-        if failures:
-            pytest.fail(failure_text(failures, self._baseline_for(item)), pytrace=False)
+        slower = [comparison for comparison in comparisons if comparison.slower(threshold)]
+        if failures or slower:
+            blocks = [failure_text(failures, self._baseline_for(item))] if failures else []
+            blocks += [baseline_failure_text(comparison, threshold) for comparison in slower]
+            pytest.fail("\n\n".join(blocks), pytrace=False)
 
     def _baseline_for(self, item: pytest.Item) -> BaselineLookup:
         """Find a result's tree in the ``--benchmark-compare`` baseline by its full name."""

@@ -14,6 +14,7 @@ __all__ = [
     "InterpreterError",
     "LocateError",
     "MetricUnavailableError",
+    "RevisionError",
     "RoundCrashedError",
     "RoundTimeoutError",
     "WrongOriginError",
@@ -68,3 +69,7 @@ class WrongOriginError(ImportCacheError):
 
 class MetricUnavailableError(ImportCacheError):
     """The chosen metric cannot be measured here (instructions without valgrind)."""
+
+
+class RevisionError(ImportCacheError):
+    """A git revision to compare with cannot be used: no git, no repository, unknown, absent."""

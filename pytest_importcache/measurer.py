@@ -33,7 +33,7 @@ from .copying import (
 from .errors import EnvironmentBuildError, InterpreterError
 from .interpreter import check_interpreter
 from .lifecycle import adopt_orphans, signals_end_rounds
-from .locate import locate_package, warn_if_imported_elsewhere
+from .locate import PackageLocation, locate_package, warn_if_imported_elsewhere
 from .result import ImportResult, build_result
 from .runner import RoundReport, run_round
 from .spec import MeasurementSpec, Metric
@@ -120,12 +120,18 @@ class Measurer:
         cache_dir = self.cache_dir or default_cache_path()
         return cache_dir / environment_dir_name(spec, resolve_python(spec.python))
 
-    def copy_for(self, spec: MeasurementSpec) -> PackageCopy:
-        """Locate the package of ``spec.module`` and build (or reuse) its copy."""
+    def copy_for(
+        self, spec: MeasurementSpec, location: PackageLocation | None = None
+    ) -> PackageCopy:
+        """Locate the package of ``spec.module`` and build (or reuse) its copy.
+
+        ``location`` gives the package's files instead (a git revision's tree).
+        """
         __tracebackhide__ = True
         python = resolve_python(spec.python)
-        location = locate_package(spec.module, self.search_path, python=python)
-        warn_if_imported_elsewhere(location, python)
+        if location is None:
+            location = locate_package(spec.module, self.search_path, python=python)
+            warn_if_imported_elsewhere(location, python)
         if self.cache_dir is None:
             default_cache_dir()  # created private, or refused
         environment_dir = self.environment_dir(spec)
@@ -145,7 +151,11 @@ class Measurer:
             ) from None
 
     def _copy_in_use(
-        self, spec: MeasurementSpec, stack: ExitStack, held: Path | None = None
+        self,
+        spec: MeasurementSpec,
+        stack: ExitStack,
+        held: Path | None = None,
+        location: PackageLocation | None = None,
     ) -> PackageCopy:
         """:meth:`copy_for`, holding the copy's measurement lock until ``stack`` closes.
 
@@ -155,7 +165,7 @@ class Measurer:
         """
         __tracebackhide__ = True
         while True:
-            copy = self.copy_for(spec)
+            copy = self.copy_for(spec, location)
             if copy.directory == held:
                 return copy
             lock = FileLock(f"{copy.directory}.measure.lock")
@@ -177,14 +187,9 @@ class Measurer:
         """
         __tracebackhide__ = True
         python = resolve_python(spec.python)
-        counting = spec.metric == "instructions"
-        if counting and self.round_runner is run_round:
-            find_valgrind()
         reports = []
         with ExitStack() as stack:
-            stack.enter_context(signals_end_rounds())
-            stack.enter_context(adopt_orphans())
-            stack.enter_context(self.lock() if self.lock and not counting else nullcontext())
+            self._enter_rounds(spec, stack)
             # Built under the measurement lock too: compiling a copy would slow down
             # another process's rounds.
             copy = self._copy_in_use(spec, stack)
@@ -210,6 +215,73 @@ class Measurer:
         for observer in self.observers:
             observer.measured(spec, result)
         return result
+
+    def measure_pair(
+        self, spec: MeasurementSpec, base: PackageLocation
+    ) -> tuple[ImportResult, ImportResult]:
+        """Measure ``spec`` (head) and the same import from ``base``'s files, rounds interleaved.
+
+        Rounds alternate head, base, head, base...: warm-up rounds first (as
+        many on each side), then ``spec.rounds`` counted rounds on each side,
+        all under one hold of the measurement lock, so whatever the machine
+        does at a moment hits both sides alike (one by one rather than in
+        blocks: a little steadier, ``tests/benchmarks/bench_ab.py --order``).
+        Returns (head, base) results.
+        Observers hear about the head's rounds and result only. Errors as
+        :meth:`measure`.
+        """
+        __tracebackhide__ = True
+        python = resolve_python(spec.python)
+        reports: tuple[list[RoundReport], list[RoundReport]] = ([], [])
+        with ExitStack() as stack:
+            self._enter_rounds(spec, stack)
+            head = self._copy_in_use(spec, stack)
+            # An unchanged package has the head's fingerprint: both sides share one copy.
+            copies = [head, self._copy_in_use(spec, stack, held=head.directory, location=base)]
+            locations: list[PackageLocation | None] = [None, base]
+            pristine = [copy_state(copy) for copy in copies]
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="round-")))
+            for index in range(spec.total_rounds):
+                for side in (0, 1):
+                    report = self._round(spec, copies[side], workdir, python, index)
+                    if copy_state(copies[side]) != pristine[side]:
+                        discard_copy(copies[side].directory)
+                        copies[side] = self._copy_in_use(
+                            spec, stack, held=copies[side].directory, location=locations[side]
+                        )
+                        pristine[side] = copy_state(copies[side])
+                    if index >= spec.warmup:
+                        reports[side].append(report)
+                    if side == 0:
+                        for observer in self.observers:
+                            observer.round_done(spec, index, report)
+            if spec.flavour == "cold":
+                for copy in copies:
+                    clear_bytecode(copy.roots)
+        head_result, base_result = (
+            build_result(
+                spec.module, spec.flavour, spec.closure, python, side_reports, metric=spec.metric
+            )
+            for side_reports in reports
+        )
+        for observer in self.observers:
+            observer.measured(spec, head_result)
+        return head_result, base_result
+
+    def _enter_rounds(self, spec: MeasurementSpec, stack: ExitStack) -> None:
+        """What every measurement's rounds run under, entered on ``stack``.
+
+        Signals end the rounds, orphans are adopted, and timed rounds hold the
+        measurement lock. Counted rounds need valgrind, checked first, and no
+        lock: what else runs does not change their counts.
+        """
+        __tracebackhide__ = True
+        counting = spec.metric == "instructions"
+        if counting and self.round_runner is run_round:
+            find_valgrind()
+        stack.enter_context(signals_end_rounds())
+        stack.enter_context(adopt_orphans())
+        stack.enter_context(self.lock() if self.lock and not counting else nullcontext())
 
     def _round(
         self, spec: MeasurementSpec, copy: PackageCopy, workdir: Path, python: str, index: int

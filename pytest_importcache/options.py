@@ -37,7 +37,18 @@ from .units import BudgetError, parse_duration
 if TYPE_CHECKING:
     from .reference import Calibration
 
-__all__ = ["SETTINGS", "Setting", "Settings", "add_options", "read_settings", "unwritable_reason"]
+#: The slowdown against ``importcache_baseline`` that fails a test, by default.
+DEFAULT_BASELINE_FAIL = 0.10
+
+__all__ = [
+    "DEFAULT_BASELINE_FAIL",
+    "SETTINGS",
+    "Setting",
+    "Settings",
+    "add_options",
+    "read_settings",
+    "unwritable_reason",
+]
 
 
 def parse_whole_number(minimum: int) -> Callable[[str], int | None]:
@@ -131,6 +142,25 @@ def parse_bool(text: str) -> bool:
     if lowered in ("0", "false", "no", "off", ""):
         return False
     raise ValueError(f"expected true or false, got {text!r}")
+
+
+def parse_revision(text: str) -> str | None:
+    """A git revision (branch, tag, commit id, ``HEAD~1``...), or nothing."""
+    revision = text.strip()
+    if revision.startswith("-") or any(character.isspace() for character in revision):
+        raise ValueError(f"expected a git revision such as main or HEAD~1, got {text!r}")
+    return revision or None
+
+
+def parse_percentage(text: str) -> float:
+    """A slowdown as a percentage, ``"10%"`` or ``"10"``, returned as a fraction (0.1)."""
+    try:
+        value = float(text.strip().removesuffix("%"))
+    except ValueError:
+        raise ValueError(f"expected a percentage such as 10%, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"expected a percentage such as 10%, got {text!r}")
+    return value / 100
 
 
 @dataclass(frozen=True)
@@ -232,6 +262,21 @@ SETTINGS = (
         "false",
         is_flag=True,
     ),
+    Setting(
+        "baseline",
+        "a git revision (main, HEAD~1, a tag) at which every timed budget's import is also "
+        "measured, in the same run with rounds interleaved",
+        parse_revision,
+        "",
+    ),
+    Setting(
+        "baseline-fail",
+        "with a baseline: fail a test whose import is slower than the baseline's by more than "
+        f"this, the whole 95% interval of the ratio above it (default: "
+        f"{DEFAULT_BASELINE_FAIL:.0%})",
+        parse_percentage,
+        f"{DEFAULT_BASELINE_FAIL:.0%}",
+    ),
 )
 
 
@@ -254,6 +299,8 @@ class Settings:
     markdown: str | None = None
     raw_dir: str | None = None
     disable: bool = False
+    baseline: str | None = None
+    baseline_fail: float = DEFAULT_BASELINE_FAIL
 
     def rounds_for(self, metric: Metric) -> int:
         """Counted rounds for a measurement in ``metric``: the setting, or the metric's default."""

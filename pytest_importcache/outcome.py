@@ -11,16 +11,20 @@ and comparisons read nothing else.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .result import ImportResult, ModuleTiming
 from .spec import Metric, flavour_label
 from .stats import median
 from .units import headroom
 
-__all__ = ["SLOWEST_RECORDED", "MeasurementOutcome"]
+if TYPE_CHECKING:
+    from .comparison import Comparison
+
+__all__ = ["SLOWEST_RECORDED", "MeasurementOutcome", "baseline_record"]
 
 SLOWEST_RECORDED = 20
+CHANGED_RECORDED = 10
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,9 @@ class MeasurementOutcome:
     is false for a measurement made only to count modules (one round for
     ``max_modules``/``forbid``): its figure is not a statistic worth storing
     or comparing. ``modules`` holds every module the import loaded as (name,
-    self cost, cumulative cost, importer).
+    self cost, cumulative cost, importer). ``baseline`` is the same-run
+    comparison with ``importcache_baseline``, when one was made (see
+    :func:`baseline_record`).
     """
 
     nodeid: str
@@ -56,6 +62,7 @@ class MeasurementOutcome:
     startup_modules: int = 0
     lazy_modules: tuple[str, ...] = ()
     metric: str = "time"
+    baseline: dict[str, Any] | None = None
 
     @classmethod
     def from_result(
@@ -69,6 +76,7 @@ class MeasurementOutcome:
         passed: bool | None = None,
         timed: bool = True,
         scale: float = 1.0,
+        baseline: dict[str, Any] | None = None,
     ) -> MeasurementOutcome:
         """The outcome of ``result``, measured by the test ``nodeid``."""
         return cls(
@@ -93,6 +101,7 @@ class MeasurementOutcome:
             startup_modules=result.startup_modules,
             lazy_modules=result.lazy_modules,
             metric=result.metric,
+            baseline=baseline,
         )
 
     @property
@@ -137,6 +146,18 @@ class MeasurementOutcome:
         """Fraction of the budget left over (negative when overspent); ``None`` without one."""
         return None if self.budget is None else headroom(self.statistic, self.budget)
 
+    @property
+    def noise(self) -> str:
+        """Why the rounds cannot support the budget (or a suggestion); ``""`` when they can.
+
+        The rule is :func:`~pytest_importcache.noise.measurement_noise`'s.
+        """
+        if not self.timed:
+            return ""
+        from .noise import measurement_noise
+
+        return measurement_noise(self.values, self.headroom)
+
     def to_json(self) -> dict[str, Any]:
         """Plain JSON types only."""
         return asdict(self)
@@ -149,3 +170,27 @@ class MeasurementOutcome:
         fields["modules"] = tuple(tuple(entry) for entry in fields["modules"])
         fields["lazy_modules"] = tuple(fields.get("lazy_modules", ()))
         return cls(**fields)
+
+
+def baseline_record(comparison: Comparison, threshold: float) -> dict[str, Any]:
+    """What an outcome keeps of a same-run comparison: JSON types only.
+
+    ``{"revision", "commit", "ratio", "low", "high", "confidence", "method",
+    "estimator", "statistic", "head", "base", "head_values", "base_values",
+    "head_median", "base_median", "threshold", "slower", "noise", "changed":
+    [[module, self-time change, "new"/"gone"/""]]}``.
+    """
+    from .comparison import self_time_deltas
+
+    return {
+        **comparison.to_json(),
+        "threshold": threshold,
+        "slower": comparison.slower(threshold),
+        "noise": comparison.noise(threshold),
+        "changed": [
+            [name, delta, tag]
+            for name, delta, tag in self_time_deltas(comparison.head, comparison.base)[
+                :CHANGED_RECORDED
+            ]
+        ],
+    }

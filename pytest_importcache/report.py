@@ -21,9 +21,11 @@ from .units import (
 )
 
 if TYPE_CHECKING:
+    from .comparison import Comparison
     from .runs import ImportComparison
 
 __all__ = [
+    "baseline_failure_text",
     "failure_text",
     "html_report",
     "regression_lines",
@@ -109,8 +111,16 @@ def _time_block(verdict: Verdict, baseline: BaselineLookup | None = None) -> lis
         f"median {format_cost(result.median, metric)}, max {format_cost(result.max, metric)}",
         *_edge_block(result, baseline),
         *_slowest_table(result, SLOWEST_IN_FAILURE),
-        f'  suggested budget: {flavour_argument}="{suggestion}"',
+        f'  suggested budget: {flavour_argument}="{suggestion}"{_noisy_note(result.values)}',
     ]
+
+
+def _noisy_note(values: Sequence[float]) -> str:
+    """`` (from a noisy measurement: ...)`` after a suggestion from noisy rounds, else ``""``."""
+    from .noise import measurement_noise
+
+    noise = measurement_noise(values)
+    return f" (from a {noise.replace('noisy: ', 'noisy measurement: ', 1)})" if noise else ""
 
 
 def _module_count_block(verdict: Verdict) -> list[str]:
@@ -148,6 +158,29 @@ def failure_text(verdicts: Iterable[Verdict], baseline: BaselineLookup | None = 
     return "\n\n".join("\n".join(block) for block in blocks)
 
 
+def baseline_failure_text(comparison: Comparison, threshold: float) -> str:
+    """The failure block of a measurement slower than the baseline revision."""
+    from .comparison import self_time_deltas
+
+    head, base = comparison.head, comparison.base
+    metric = head.metric
+    counted = " instructions" if metric == "instructions" else ""
+    lines = [
+        f"import slower than baseline {comparison.revision}: {head.module} ({head.label}{counted})",
+        f"  {comparison.statistic} {format_cost(comparison.figures[0], metric)} vs "
+        f"{format_cost(comparison.figures[1], metric)} at {comparison.revision.short}",
+        f"  ratio {comparison.interval.describe()}",
+        f"  the whole interval lies above x{1 + threshold:.2f} "
+        f"(importcache_baseline_fail {threshold:.0%})",
+        f"  {head.rounds} rounds each, interleaved with the baseline's",
+        f"  what changed most ({_cost_names(metric).split(',')[0]}, head - base):",
+    ]
+    for name, delta, tag in self_time_deltas(head, base)[:SLOWEST_IN_FAILURE]:
+        shown = ("+" if delta > 0 else "-") + format_cost(abs(delta), metric)
+        lines.append(f"    {shown:>9}  {name}" + (f" ({tag})" if tag else ""))
+    return "\n".join(lines)
+
+
 def scale_line(outcomes: Sequence[MeasurementOutcome]) -> str:
     """The line that says how time budgets were scaled, read from the outcomes.
 
@@ -170,26 +203,73 @@ def scale_line(outcomes: Sequence[MeasurementOutcome]) -> str:
     return f"time budgets scaled by the reference import: {shown}"
 
 
+NOISE_MARK = "~"
+
+
+def _ratio_cell(record: MeasurementOutcome) -> str:
+    """``x1.034`` (``~`` when the interval cannot decide), ``-`` without a baseline."""
+    if record.baseline is None:
+        return "-"
+    return f"x{record.baseline['ratio']:.3f}" + (NOISE_MARK if record.baseline["noise"] else "")
+
+
 def summary_lines(records: Sequence[MeasurementOutcome]) -> list[str]:
-    """The "import budgets" table: one row per measurement, at most 80 columns wide."""
+    """The "import budgets" table: one row per measurement, at most 80 columns wide.
+
+    A figure too noisy for its budget (:attr:`MeasurementOutcome.noise`) is
+    marked ``~`` and explained below the table. With a baseline revision, a
+    ``vs base`` column shows the ratio against it (its statistic is named below).
+    """
     stat_names = {record.stat for record in records}
     stat = stat_names.pop() if len(stat_names) == 1 else "stat"
+    with_baseline = any(record.baseline is not None for record in records)
+    width = 16 if with_baseline else 24
     header = (
-        f"{'module':<24} {'flavour':<12} {stat:>8} {'budget':>8} {'headroom':>8} {'modules':>7}"
+        f"{'module':<{width}} {'flavour':<12} {stat:>8} {'budget':>8} {'headroom':>8} "
+        f"{'modules':>7}"
     )
+    if with_baseline:
+        header += f" {'vs base':>7}"
     lines = [f"{header} verdict"]
+    notes = []
     for record in records:
+        noise = record.noise
         measured = format_cost(record.statistic, record.metric) if record.timed else "-"
-        budget = format_cost(record.budget, record.metric) if record.budget is not None else "-"
         label = record.label_with_metric.replace("instructions", "(instr)")
+        if noise:
+            measured += NOISE_MARK
+            notes.append(f"{NOISE_MARK} {record.module} ({label}): {noise}")
+        budget = format_cost(record.budget, record.metric) if record.budget is not None else "-"
         headroom = format_headroom(record.headroom) if record.headroom is not None else "-"
         verdict = {True: "PASS", False: "FAIL", None: "-"}[record.passed]
+        ratio = f" {_ratio_cell(record):>7}" if with_baseline else ""
+        if record.baseline is not None and record.baseline["noise"]:
+            notes.append(
+                f"{NOISE_MARK} {record.module} ({record.label}) vs base: {record.baseline['noise']}"
+            )
+        if record.baseline is not None and record.baseline["slower"]:
+            verdict = "FAIL"
         lines.append(
-            f"{fit(record.module, 24):<24} {fit(label, 12):<12} "
+            f"{fit(record.module, width):<{width}} {fit(label, 12):<12} "
             f"{measured:>8} {budget:>8} {headroom:>8} "
-            f"{record.module_count:>7} {verdict}"
+            f"{record.module_count:>7}{ratio} {verdict}"
         )
-    return lines
+    revisions = {
+        (
+            record.baseline["revision"],
+            record.baseline["commit"][:12],
+            record.baseline.get("estimator", "pairs"),
+        )
+        for record in records
+        if record.baseline is not None
+    }
+    for name, commit, estimator in sorted(revisions):
+        from .interval import ESTIMATOR_LABELS
+
+        shown = commit if commit.startswith(name) else f"{name} ({commit})"
+        label = ESTIMATOR_LABELS.get(estimator, estimator)
+        lines.append(fit(f"vs base: {label} against {shown}, same run", SUMMARY_WIDTH))
+    return lines + [fit(note, SUMMARY_WIDTH) for note in notes]
 
 
 def self_time_changes(

@@ -84,7 +84,21 @@ def benchmark_names(records: Sequence[MeasurementOutcome]) -> list[tuple[str, st
 
 
 def extra_info(record: MeasurementOutcome) -> dict[str, Any]:
-    """The ``extra_info`` of a measurement's benchmark entry."""
+    """The ``extra_info`` of a measurement's benchmark entry.
+
+    With a baseline revision, ``baseline`` holds the same-run comparison
+    (:func:`~pytest_importcache.outcome.baseline_record`); ``noise`` says why
+    the rounds cannot support the budget, when they cannot.
+    """
+    info = _plain_extra_info(record)
+    if record.baseline is not None:
+        info["baseline"] = record.baseline
+    if record.noise:
+        info["noise"] = record.noise
+    return info
+
+
+def _plain_extra_info(record: MeasurementOutcome) -> dict[str, Any]:
     return {
         "module": record.module,
         "flavour": record.flavour,

@@ -1,0 +1,106 @@
+"""A same-run comparison: the working tree's import against a git revision's, interleaved.
+
+:func:`measure_against` locates the package, extracts its files at the
+revision (:mod:`pytest_importcache.revision`), measures both sides with
+:meth:`~pytest_importcache.measurer.Measurer.measure_pair` (rounds A B A B
+under one measurement lock) and summarises the ratio head/base with its
+bootstrap interval (:mod:`pytest_importcache.interval`). The command line's
+``--against`` and the plugin's ``--importcache-baseline`` both use it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .cache import default_cache_dir
+from .interval import RatioInterval, ratio_interval
+from .locate import locate_package
+from .measurer import Measurer, resolve_python
+from .noise import comparison_noise
+from .result import ImportResult
+from .revision import Revision, revision_location
+from .spec import MeasurementSpec
+
+__all__ = ["Comparison", "measure_against", "self_time_deltas"]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The head (working tree) and base (revision) measurements of one spec, and their ratio."""
+
+    revision: Revision
+    head: ImportResult
+    base: ImportResult
+    interval: RatioInterval
+
+    def slower(self, threshold: float) -> bool:
+        """Whether the head is slower than the base by more than ``threshold``, surely.
+
+        Surely means: the whole confidence interval of the ratio lies above
+        ``1 + threshold``.
+        """
+        return self.interval.slower_than(threshold)
+
+    def noise(self, threshold: float) -> str:
+        """Why the interval cannot decide at ``threshold`` (``""`` when it can)."""
+        return comparison_noise(self.interval, threshold)
+
+    @property
+    def statistic(self) -> str:
+        """The statistic the ratio compares: ``"min"`` or ``"median"``."""
+        return "min" if self.interval.estimator == "min" else "median"
+
+    @property
+    def figures(self) -> tuple[float, float]:
+        """The head's and the base's :attr:`statistic`."""
+        return self.head.statistic(self.statistic), self.base.statistic(self.statistic)
+
+    def to_json(self) -> dict[str, Any]:
+        """The revision, the ratio and its interval, and each side's rounds (seconds)."""
+        return {
+            "revision": self.revision.name,
+            "commit": self.revision.commit,
+            "ratio": self.interval.ratio,
+            "low": self.interval.low,
+            "high": self.interval.high,
+            "confidence": self.interval.confidence,
+            "method": self.interval.method,
+            "estimator": self.interval.estimator,
+            "statistic": self.statistic,
+            "head": self.figures[0],
+            "base": self.figures[1],
+            "head_values": list(self.head.values),
+            "base_values": list(self.base.values),
+            "head_median": self.head.median,
+            "base_median": self.base.median,
+        }
+
+
+def self_time_deltas(head: ImportResult, base: ImportResult) -> list[tuple[str, float, str]]:
+    """(module, self-time change, ``"new"``/``"gone"``/``""``), biggest change first."""
+    after = {name: timing.self_cost for name, timing in head.modules.items()}
+    before = {name: timing.self_cost for name, timing in base.modules.items()}
+    changes = []
+    for name in {*after, *before}:
+        delta = after.get(name, 0.0) - before.get(name, 0.0)
+        if delta:
+            tag = "new" if name not in before else "gone" if name not in after else ""
+            changes.append((name, delta, tag))
+    changes.sort(key=lambda change: (-abs(change[1]), change[0]))
+    return changes
+
+
+def measure_against(measurer: Measurer, spec: MeasurementSpec, revision: str) -> Comparison:
+    """Measure ``spec`` in the working tree and at git ``revision``, interleaved.
+
+    Raises :class:`~pytest_importcache.errors.RevisionError` (one line) when the
+    revision cannot be used, and whatever :meth:`Measurer.measure` raises.
+    """
+    __tracebackhide__ = True
+    python = resolve_python(spec.python)
+    location = locate_package(spec.module, measurer.search_path, python=python)
+    cache_dir = measurer.cache_dir or default_cache_dir()
+    base_location, resolved = revision_location(location, revision, cache_dir)
+    head, base = measurer.measure_pair(spec, base_location)
+    return Comparison(resolved, head, base, ratio_interval(head.values, base.values))

@@ -1,0 +1,70 @@
+"""When a measurement is too noisy to support its budget or its comparison.
+
+The rule (README, "Noise warnings"), on the counted rounds of one
+measurement, whatever their unit:
+
+- the **spread** is the rounds' interquartile range over their median;
+- a measurement is **noisy** when its spread exceeds :data:`NOISY_SPREAD`
+  (10%): a suggested budget derived from it says so;
+- a budget verdict is **not supported** when the spread is at least the
+  budget's headroom (either sign): the statistic sits within the rounds' own
+  scatter of the budget, so another run can give the other verdict;
+- a same-run comparison is **inconclusive** when its confidence interval
+  holds the threshold (``low <= 1 + threshold <= high``): it can say neither
+  "slower by more than the threshold" nor "not slower by that much".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .interval import RatioInterval
+from .stats import compute_stats
+
+__all__ = [
+    "NOISY_SPREAD",
+    "comparison_noise",
+    "is_noisy",
+    "measurement_noise",
+    "relative_spread",
+]
+
+#: Above this spread (IQR / median of the rounds) a measurement is called noisy.
+NOISY_SPREAD = 0.10
+
+
+def relative_spread(values: Sequence[float]) -> float:
+    """The rounds' interquartile range divided by their median (0 for one round)."""
+    if len(values) < 2:
+        return 0.0
+    stats = compute_stats(values)
+    return stats.iqr / stats.median if stats.median > 0 else 0.0
+
+
+def is_noisy(values: Sequence[float]) -> bool:
+    """Whether the rounds' spread exceeds :data:`NOISY_SPREAD`."""
+    return relative_spread(values) > NOISY_SPREAD
+
+
+def measurement_noise(values: Sequence[float], headroom: float | None = None) -> str:
+    """Why ``values`` cannot support their budget (``headroom``) or a suggestion; else ``""``.
+
+    For example ``noisy: rounds spread 14% (IQR/median) > 10%`` or
+    ``noisy: rounds spread 6% >= headroom 4%``.
+    """
+    spread = relative_spread(values)
+    if headroom is not None and spread > 0 and spread >= abs(headroom):
+        return f"noisy: rounds spread {spread:.0%} >= headroom {abs(headroom):.0%}"
+    if spread > NOISY_SPREAD:
+        return f"noisy: rounds spread {spread:.0%} (IQR/median) > {NOISY_SPREAD:.0%}"
+    return ""
+
+
+def comparison_noise(interval: RatioInterval, threshold: float) -> str:
+    """Why ``interval`` cannot decide at ``threshold``; ``""`` when it can."""
+    if interval.low <= 1 + threshold <= interval.high:
+        return (
+            f"noisy: the {interval.confidence:.0%} interval {interval.low:.3f}-"
+            f"{interval.high:.3f} holds x{1 + threshold:.2f}"
+        )
+    return ""

@@ -1,0 +1,170 @@
+"""``--importcache-baseline=REV``: every timed budget is also measured at a git revision."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from gitrepos import git, make_repo, tree_state
+
+from conftest import make_outcome, quick_ini, write_tree
+from pytest_importcache.report import summary_lines
+from pytest_importcache.storage import extra_info
+
+SLOW = "import time\ntime.sleep(0.1)\n"
+TEST_FILE = """
+import pytest
+
+@pytest.mark.import_budget("{module}", warm="10s", cold="10s")
+def test_budget():
+    pass
+"""
+
+
+def baseline_project(pytester: pytest.Pytester, module: str) -> Path:
+    """A git repository holding ``module`` (committed, fast) and a budget test for it."""
+    pytester.makeini(quick_ini(3))
+    write_tree(pytester.path, {f"{module}/__init__.py": "X = 1\n"})
+    pytester.makepyfile(TEST_FILE.format(module=module))
+    return make_repo(pytester.path, {})
+
+
+def test_a_slowdown_against_the_baseline_fails_the_test(pytester: pytest.Pytester) -> None:
+    repo = baseline_project(pytester, "baselineslow")
+    (repo / "baselineslow/__init__.py").write_text(SLOW)
+    before = tree_state(repo)
+
+    result = pytester.runpytest("--importcache-baseline=HEAD", "--benchmark-json=out.json")
+
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "import slower than baseline HEAD (*): baselineslow (cold)",
+            "  median * vs * at *",
+            "  ratio x* (median of pair ratios, 95% CI *-*)",
+            "  the whole interval lies above x1.10 (importcache_baseline_fail 10%)",
+            "*what changed most (self time, head - base):",
+            "*+*  baselineslow",
+            "import slower than baseline HEAD (*): baselineslow (warm)",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "module *flavour *min *budget *headroom *modules *vs base verdict",
+            "baselineslow *cold * 10s * x* FAIL",
+            "vs base: median of pair ratios against HEAD (*), same run",
+        ]
+    )
+    stored = json.loads((repo / "out.json").read_text())["benchmarks"]
+    baseline = stored[0]["extra_info"]["baseline"]
+    assert baseline["revision"] == "HEAD"
+    assert baseline["commit"] == git(repo, "rev-parse", "HEAD").strip()
+    assert baseline["slower"] is True
+    assert baseline["low"] > 1.1
+    assert len(baseline["base_values"]) == 3
+    assert tree_state(repo)[1:] == before[1:]
+    assert tree_state(repo)[0].splitlines()[0] == " M baselineslow/__init__.py"
+
+
+def test_an_unchanged_import_passes_with_its_ratio_shown(pytester: pytest.Pytester) -> None:
+    baseline_project(pytester, "baselinesame")
+    result = pytester.runpytest("--importcache-baseline=main", "--importcache-baseline-fail=200%")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["baselinesame *warm * x* PASS"])
+
+
+def test_an_unknown_revision_fails_the_test_in_one_line(pytester: pytest.Pytester) -> None:
+    baseline_project(pytester, "baselineunknown")
+    result = pytester.runpytest("-o", "importcache_baseline=v0.0.0")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*import_budget('baselineunknown'): baseline v0.0.0: unknown revision 'v0.0.0' in *"]
+    )
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--importcache-baseline-fail=fast"], "*expected a percentage such as 10%, got 'fast'"),
+        (["--importcache-baseline=-x"], "*expected a git revision such as main or HEAD~1*"),
+    ],
+)
+def test_bad_settings_are_usage_errors(
+    pytester: pytest.Pytester, arguments: list[str], message: str
+) -> None:
+    pytester.makeini(quick_ini())
+    result = pytester.runpytest(*arguments)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+
+
+def _baseline(ratio: float, noise: str = "", slower: bool = False) -> dict[str, object]:
+    return {
+        "revision": "main",
+        "commit": "0123456789abcdef",
+        "ratio": ratio,
+        "noise": noise,
+        "slower": slower,
+    }
+
+
+def test_the_summary_marks_noisy_figures_and_undecided_ratios() -> None:
+    steady = make_outcome(values=(0.010, 0.0101, 0.0102), baseline=_baseline(1.01))
+    noisy = make_outcome(
+        module="n",
+        values=(0.010, 0.014, 0.009, 0.016),
+        baseline=_baseline(1.08, noise="noisy: the 95% interval (12.0% wide) holds"),
+    )
+    lines = summary_lines([steady, noisy])
+    assert lines[0].endswith("modules vs base verdict")
+    assert lines[1].split()[-2:] == ["x1.010", "-"]
+    assert lines[2].split()[2].endswith("~")
+    assert lines[2].split()[-2:] == ["x1.080~", "-"]
+    assert lines[3] == "vs base: median of pair ratios against main (0123456789ab), same run"
+    assert lines[4].startswith("~ n (warm): noisy: rounds spread")
+    assert lines[5].startswith("~ n (warm) vs base: noisy: the 95% interval")
+    assert all(len(line) <= 80 for line in lines)
+
+
+def test_a_budget_within_the_rounds_spread_is_called_noisy() -> None:
+    outcome = make_outcome(values=(0.0100, 0.0104, 0.0108, 0.0112), statistic=0.0100, budget=0.0102)
+    assert outcome.noise.startswith("noisy: rounds spread 8% >= headroom 2%")
+    assert extra_info(outcome)["noise"] == outcome.noise
+    assert "baseline" not in extra_info(outcome)
+
+
+def test_under_xdist_workers_share_the_revision_and_the_controller_stores_it(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = baseline_project(pytester, "baselinexdist")
+    pytester.makepyfile(
+        test_second="""
+        import pytest
+
+        @pytest.mark.import_budget("baselinexdist", warm="10s")
+        def test_again():
+            pass
+        """
+    )
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "second test")
+    cache = pytester.path / "tmp"
+    cache.mkdir()
+    monkeypatch.setenv("TMPDIR", str(cache))
+    # A subprocess on purpose: xdist workers must start from a clean interpreter.
+    result = pytester.runpytest_subprocess(
+        "-n",
+        "2",
+        "-p",
+        "no:cacheprovider",
+        "--importcache-baseline=HEAD",
+        "--importcache-baseline-fail=200%",
+        "--benchmark-json=out.json",
+    )
+    result.assert_outcomes(passed=2)
+    stored = json.loads((repo / "out.json").read_text())["benchmarks"]
+    assert {entry["extra_info"]["baseline"]["revision"] for entry in stored} == {"HEAD"}
+    revisions = list(cache.glob("pytest-importcache-*/revisions/baselinexdist-*"))
+    assert len([path for path in revisions if path.is_dir()]) == 1
