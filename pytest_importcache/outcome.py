@@ -178,7 +178,9 @@ def baseline_record(comparison: Comparison, threshold: float) -> dict[str, Any]:
     ``{"revision", "commit", "ratio", "low", "high", "confidence", "method",
     "estimator", "statistic", "head", "base", "head_values", "base_values",
     "head_median", "base_median", "threshold", "slower", "noise", "changed":
-    [[module, self-time change, "new"/"gone"/""]]}``.
+    [[module, self-cost change, "new"/"gone"/""]], "base_modules": [[module,
+    self cost, cumulative cost, importer]]}``: the base's whole tree, which the
+    report draws the diff icicle against.
     """
     from .comparison import self_time_deltas
 
@@ -192,5 +194,9 @@ def baseline_record(comparison: Comparison, threshold: float) -> dict[str, Any]:
             for name, delta, tag in self_time_deltas(comparison.head, comparison.base)[
                 :CHANGED_RECORDED
             ]
+        ],
+        "base_modules": [
+            [timing.name, timing.self_cost, timing.cumulative_cost, timing.parent]
+            for timing in comparison.base.modules.values()
         ],
     }

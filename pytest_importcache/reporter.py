@@ -100,7 +100,11 @@ class OutcomeReporter:
                 self.markdown_paths.append(path)
 
     def _baselines(self) -> list[Baseline | None]:
-        """Per outcome, its baseline's run name and tree when it was compared with one."""
+        """Per outcome, its baseline's name and tree when it was compared with one.
+
+        A same-run revision (``importcache_baseline``) comes first; otherwise the
+        ``--benchmark-compare`` run's entry.
+        """
         from .storage import benchmark_names
 
         by_name = {
@@ -113,7 +117,10 @@ class OutcomeReporter:
             id(outcome): name
             for outcome, (name, _) in zip(timed, benchmark_names(timed), strict=True)
         }
-        return [by_name.get(names.get(id(outcome), "")) for outcome in self.outcomes]
+        return [
+            _same_run_baseline(outcome) or by_name.get(names.get(id(outcome), ""))
+            for outcome in self.outcomes
+        ]
 
     def _write_html(self, path: Path) -> None:
         from .icicle import icicle_page
@@ -155,3 +162,15 @@ class OutcomeReporter:
             terminalreporter.write_sep("-", f"slower imports than {slower[0].source}")
             for line in regression_lines(slower):
                 terminalreporter.write_line(line)
+
+
+def _same_run_baseline(outcome: MeasurementOutcome) -> Baseline | None:
+    """The tree of the revision ``outcome`` was measured against in the same run, if any."""
+    rows = (outcome.baseline or {}).get("base_modules")
+    if not rows or outcome.baseline is None:
+        return None
+    name = f"{outcome.baseline['revision']} (same run)"
+    return name, [
+        (str(module), float(self_cost), float(cumulative), importer)
+        for module, self_cost, cumulative, importer in rows
+    ]

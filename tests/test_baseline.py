@@ -35,7 +35,9 @@ def test_a_slowdown_against_the_baseline_fails_the_test(pytester: pytest.Pyteste
     (repo / "baselineslow/__init__.py").write_text(SLOW)
     before = tree_state(repo)
 
-    result = pytester.runpytest("--importcache-baseline=HEAD", "--benchmark-json=out.json")
+    result = pytester.runpytest(
+        "--importcache-baseline=HEAD", "--benchmark-json=out.json", "--importcache-report=r.html"
+    )
 
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
@@ -63,6 +65,11 @@ def test_a_slowdown_against_the_baseline_fails_the_test(pytester: pytest.Pyteste
     assert baseline["slower"] is True
     assert baseline["low"] > 1.1
     assert len(baseline["base_values"]) == 3
+    # The report draws each measurement's diff against the revision's tree.
+    page = (repo / "r.html").read_text()
+    assert page.count('class="icicle diff"') == 2
+    assert "HEAD (same run)" in page
+    (repo / "r.html").unlink()
     assert tree_state(repo)[1:] == before[1:]
     assert tree_state(repo)[0].splitlines()[0] == " M baselineslow/__init__.py"
 
