@@ -11,9 +11,11 @@ synthetic package is committed in a throwaway git repository, then:
 3. a +10% slowdown is injected into the working tree (uncommitted), and 10
    more trials of both.
 
-Targets for A/B: 0 of 10 false alarms, 10 of 10 caught. The interval widths
-of the A/B runs are reported, and the rounds' spread (the noise rule's
-figure). The instructions metric is not in this branch, so it has no column.
+Each trial also runs (c) the same-run A/B on instruction counts
+(``metric="instructions"``, valgrind required; ``--no-instructions`` leaves it
+out). Targets for A/B: 0 of 10 false alarms, 10 of 10 caught. The interval
+widths of the A/B runs are reported, and the rounds' spread (the noise rule's
+figure).
 
     python tests/benchmarks/bench_ab.py [--trials N] [--rounds N]
 
@@ -29,6 +31,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -50,6 +53,10 @@ import pytest
 
 @pytest.mark.import_budget("abbench", warm="10s")
 def test_abbench():
+    pass
+
+@pytest.mark.import_budget("abbench", warm="100G", metric="instructions")
+def test_abbench_counted():
     pass
 """
 
@@ -84,6 +91,7 @@ class Trials:
         self.project = project
         self.rounds = rounds
         self.command = [PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
+        self.timed_only = ["-k", "not counted"]
         self.rounds_option = f"--importcache-rounds={rounds}"
 
     def stored(self) -> bool:
@@ -91,6 +99,7 @@ class Trials:
         completed = subprocess.run(
             [
                 *self.command,
+                *self.timed_only,
                 self.rounds_option,
                 "--benchmark-compare=0001",
                 "--benchmark-compare-fail=min:5%",
@@ -101,13 +110,16 @@ class Trials:
         )
         return completed.returncode != 0
 
-    def same_run(self) -> tuple[bool, dict[str, float]]:
-        """One same-run A/B against HEAD at 5%; whether it failed, and its figures."""
+    def same_run(self, *, counted: bool = False) -> tuple[bool, dict[str, float]]:
+        """One same-run A/B against HEAD at 5%; whether it failed, and its figures.
+
+        ``counted``: on instruction counts, with their default rounds.
+        """
         out = self.project / "ab.json"
         completed = subprocess.run(
             [
                 *self.command,
-                self.rounds_option,
+                *(["-k", "counted"] if counted else [*self.timed_only, self.rounds_option]),
                 "--importcache-baseline=HEAD",
                 "--importcache-baseline-fail=5%",
                 f"--benchmark-json={out}",
@@ -131,16 +143,26 @@ class Trials:
         return completed.returncode != 0, figures
 
 
-def run_trials(trials: Trials, count: int) -> tuple[int, int, list[dict[str, Any]]]:
-    """``count`` trials of both methods, alternating: stored failures, A/B failures, A/B figures."""
-    stored_failures = ab_failures = 0
-    figures = []
+def run_trials(
+    trials: Trials, count: int, *, counted: bool
+) -> tuple[int, int, list[dict[str, Any]], int, list[dict[str, Any]]]:
+    """``count`` trials of each method, alternating.
+
+    Stored failures, A/B failures, A/B figures, and (``counted``) the
+    instruction A/B's failures and figures.
+    """
+    stored_failures = ab_failures = counted_failures = 0
+    figures, counted_figures = [], []
     for _ in range(count):
         stored_failures += trials.stored()
         failed, figure = trials.same_run()
         ab_failures += failed
         figures.append(figure)
-    return stored_failures, ab_failures, figures
+        if counted:
+            failed, figure = trials.same_run(counted=True)
+            counted_failures += failed
+            counted_figures.append(figure)
+    return stored_failures, ab_failures, figures, counted_failures, counted_figures
 
 
 def describe_widths(figures: list[dict[str, Any]]) -> str:
@@ -312,12 +334,74 @@ def order_experiment(project: Path, trials: int, rounds: int, block: int) -> Non
     )
 
 
+def print_results(
+    n: int,
+    rounds: int,
+    medians: tuple[float, float],
+    unchanged: tuple[int, int, list[dict[str, Any]], int, list[dict[str, Any]]],
+    slowed: tuple[int, int, list[dict[str, Any]], int, list[dict[str, Any]]],
+) -> None:
+    """The two tables: alarms per method, then the A/B intervals."""
+    base, slowed_median = medians
+    counted = bool(unchanged[4])
+    print_table(
+        f"same-run A/B vs stored baseline at 5%, {n} trials each, 1 of {cpu_count()} cores busy;\n"
+        f"   injected slowdown +{(slowed_median - base) / base:.0%} "
+        f"({base * 1e3:.2f} -> {slowed_median * 1e3:.2f} ms warm), {rounds} rounds "
+        "(target for A/B: 0 false alarms, all caught)",
+        ["method", "false alarms (unchanged)", "caught (slowed)"],
+        [
+            [
+                "stored baseline, compare-fail=min:5%",
+                f"{unchanged[0]} of {n}",
+                f"{slowed[0]} of {n}",
+            ],
+            ["same-run A/B, baseline-fail=5%", f"{unchanged[1]} of {n}", f"{slowed[1]} of {n}"],
+            *(
+                [
+                    [
+                        "same-run A/B on instructions, 5%",
+                        f"{unchanged[3]} of {n}",
+                        f"{slowed[3]} of {n}",
+                    ]
+                ]
+                if counted
+                else []
+            ),
+        ],
+    )
+    print_table(
+        "A/B intervals (95%, bootstrap of the median of pair ratios, rounds resampled in pairs)",
+        ["trials", "ratios", "width min / median / max (points)", "rounds spread median"],
+        [
+            [
+                label,
+                describe_ratios(figures),
+                describe_widths(figures),
+                f"{statistics.median(f['spread'] for f in figures):.1%}",
+            ]
+            for label, figures in (
+                ("unchanged", unchanged[2]),
+                ("slowed", slowed[2]),
+                *(
+                    (("unchanged, instructions", unchanged[4]), ("slowed, instructions", slowed[4]))
+                    if counted
+                    else ()
+                ),
+            )
+        ],
+    )
+
+
 def main() -> None:
     """Run the comparison and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=25)
     parser.add_argument("--dump", type=Path, help="write every trial's rounds here (JSON)")
+    parser.add_argument(
+        "--no-instructions", action="store_true", help="leave out the instruction-count A/B"
+    )
     parser.add_argument(
         "--analyse", type=Path, nargs="+", help="only compare estimators on --dump files"
     )
@@ -355,49 +439,27 @@ def main() -> None:
             measure = ImportEnv("warm", search_path=[str(project)], rounds=20)
             base = measure.measure("abbench").median
             subprocess.run(
-                [*trials.command, trials.rounds_option, "--benchmark-save=baseline"],
+                [
+                    *trials.command,
+                    *trials.timed_only,
+                    trials.rounds_option,
+                    "--benchmark-save=baseline",
+                ],
                 cwd=project,
                 check=True,
                 capture_output=True,
             )
-            unchanged = run_trials(trials, arguments.trials)
+            counted = not arguments.no_instructions and shutil.which("valgrind") is not None
+            unchanged = run_trials(trials, arguments.trials, counted=counted)
             init = project / "abbench" / "__init__.py"
             init.write_text(init.read_text() + "from . import extra\n")
             iterations = busy_loop_iterations(0.10 * base)
             (project / "abbench" / "extra.py").write_text(f"[None for _ in range({iterations})]\n")
             slowed_median = measure.measure("abbench").median
-            slowed = run_trials(trials, arguments.trials)
+            slowed = run_trials(trials, arguments.trials, counted=counted)
         finally:
             stop(busy)
-    n = arguments.trials
-    print_table(
-        f"same-run A/B vs stored baseline at 5%, {n} trials each, 1 of {cpu_count()} cores busy;\n"
-        f"   injected slowdown +{(slowed_median - base) / base:.0%} "
-        f"({base * 1e3:.2f} -> {slowed_median * 1e3:.2f} ms warm), {arguments.rounds} rounds "
-        "(target for A/B: 0 false alarms, all caught)",
-        ["method", "false alarms (unchanged)", "caught (slowed)"],
-        [
-            [
-                "stored baseline, compare-fail=min:5%",
-                f"{unchanged[0]} of {n}",
-                f"{slowed[0]} of {n}",
-            ],
-            ["same-run A/B, baseline-fail=5%", f"{unchanged[1]} of {n}", f"{slowed[1]} of {n}"],
-        ],
-    )
-    print_table(
-        "A/B intervals (95%, bootstrap of the median of pair ratios, rounds resampled in pairs)",
-        ["trials", "ratios", "width min / median / max (points)", "rounds spread median"],
-        [
-            [
-                label,
-                describe_ratios(figures),
-                describe_widths(figures),
-                f"{statistics.median(f['spread'] for f in figures):.1%}",
-            ]
-            for label, figures in (("unchanged", unchanged[2]), ("slowed", slowed[2]))
-        ],
-    )
+    print_results(arguments.trials, arguments.rounds, (base, slowed_median), unchanged, slowed)
     if arguments.dump:
         arguments.dump.write_text(
             json.dumps({"unchanged": unchanged[2], "slowed": slowed[2], "rounds": arguments.rounds})
