@@ -125,7 +125,11 @@ class MarkCosts:
         for mark, count in zip(dumped_marks, counts, strict=False):
             total += count
             self._running_total[mark] = total
-        self._excluded = [(start, end) for start, end in excluded if start in self._running_total]
+        self._excluded = [
+            (start, end)
+            for start, end in excluded
+            if start in self._running_total and end in self._running_total
+        ]
 
     def _raw(self, start: int, end: int) -> int:
         return self._running_total[end] - self._running_total[start]

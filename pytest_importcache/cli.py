@@ -88,6 +88,7 @@ from .spec import (
     DEFAULT_INSTRUCTION_WARMUP,
     DEFAULT_METRIC,
     DEFAULT_ROUNDS,
+    DEFAULT_SLOWDOWN_THRESHOLD,
     DEFAULT_STATISTIC,
     DEFAULT_TIMEOUT,
     DEFAULT_WARMUP,
@@ -538,7 +539,7 @@ def _profile(arguments: argparse.Namespace) -> int:
         results_by_module = _measure_all(arguments, flavours, search_path, progress, comparisons)
     for message in dict.fromkeys(str(warning.message) for warning in caught):
         print(f"{PROG}: note: {message}", file=sys.stderr)
-    threshold = DEFAULT_AGAINST_THRESHOLD if arguments.fail is None else arguments.fail
+    threshold = DEFAULT_SLOWDOWN_THRESHOLD if arguments.fail is None else arguments.fail
     if arguments.json:
         document = profile_json(results_by_module)
         if comparisons:
@@ -559,8 +560,6 @@ def _profile(arguments: argparse.Namespace) -> int:
     return 1 if arguments.fail is not None and slower else 0
 
 
-# Without --fail, comparisons are still judged (not failed) at this slowdown.
-DEFAULT_AGAINST_THRESHOLD = 0.05
 CHANGED_MODULES = 8
 
 
@@ -708,6 +707,11 @@ def _compare(arguments: argparse.Namespace) -> int:
         print(fit(line, WIDTH))
     if threshold is None:
         return 0
+    if not threshold.relative and any(item.metric != "time" for item in comparisons):
+        raise UsageError(
+            f"--fail {threshold}: a difference in seconds cannot judge instruction counts; "
+            f"give a percentage such as {threshold.stat}:1%"
+        )
     regressed = [item.name for item in comparisons if threshold.fails(item.before, item.after)]
     if regressed:
         print(f"slower than {threshold}: {', '.join(regressed)}")

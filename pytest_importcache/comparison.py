@@ -57,7 +57,7 @@ class Comparison:
         return self.head.statistic(self.statistic), self.base.statistic(self.statistic)
 
     def to_json(self) -> dict[str, Any]:
-        """The revision, the ratio and its interval, and each side's rounds (seconds)."""
+        """The revision, the ratio and its interval, and each side's rounds (seconds or counts)."""
         return {
             "revision": self.revision.name,
             "commit": self.revision.commit,
@@ -102,5 +102,7 @@ def measure_against(measurer: Measurer, spec: MeasurementSpec, revision: str) ->
     location = locate_package(spec.module, measurer.search_path, python=python)
     cache_dir = measurer.cache_dir or default_cache_dir()
     base_location, resolved = revision_location(location, revision, cache_dir)
-    head, base = measurer.measure_pair(spec, base_location)
+    head, base = measurer.measure_pair(
+        spec, base_location, f"at {resolved.name} ({resolved.short})"
+    )
     return Comparison(resolved, head, base, ratio_interval(head.values, base.values))

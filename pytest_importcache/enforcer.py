@@ -444,9 +444,11 @@ class _Recorder:
 
 
 class _RawRounds:
-    """Keeps each round's raw ``-X importtime`` output as ``MODULE-FLAVOUR-ROUND.txt``.
+    """Keeps each round's stderr (raw ``-X importtime`` rows) as ``MODULE-FLAVOUR-ROUND.txt``.
 
-    A name too long for the file system is cut and given a digest.
+    Counted rounds are ``MODULE-FLAVOUR-instructions-ROUND.txt`` (their stderr
+    has no ``-X importtime`` rows). A name too long for the file system is cut
+    and given a digest.
     """
 
     def __init__(self, directory: Path) -> None:
@@ -461,7 +463,9 @@ class _RawRounds:
         else:
             tag = f"round-{index - spec.warmup + 1:02d}"
         self.directory.mkdir(parents=True, exist_ok=True)
-        path = self.directory / fit_file_name(f"{spec.module}-{spec.label}-{tag}.txt", 200)
+        metric = "" if spec.metric == "time" else f"-{spec.metric}"
+        name = f"{spec.module}-{spec.label}{metric}-{tag}.txt"
+        path = self.directory / fit_file_name(name, 200)
         path.write_text(report.stderr, encoding="utf-8")
 
     def measured(self, spec: MeasurementSpec, result: ImportResult) -> None:

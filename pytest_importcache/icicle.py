@@ -181,7 +181,7 @@ def _controls() -> str:
 def _header(outcome: MeasurementOutcome, figure: Figure) -> str:
     """Verdict, figure, budget, headroom, rounds, modules: what a summary row says."""
     css, word = {True: ("pass", "PASS"), False: ("fail", "FAIL"), None: ("none", "no budget")}[
-        outcome.passed
+        outcome.verdict
     ]
     parts = [f'<span class="verdict {css}">{word}</span>']
     if outcome.timed:
@@ -206,8 +206,13 @@ def _figure_html(
 ) -> tuple[list[str], list[str]]:
     """The measurement's icicle, and its diff icicle (empty without a baseline)."""
     boxes, total, dropped = layout(outcome.module, outcome.modules)
+    source = (
+        "counted in the first round (counts repeat)"
+        if outcome.metric == "instructions"
+        else "median over the rounds"
+    )
     note = (
-        "boxes: each module's median self and cumulative cost over the rounds "
+        f"boxes: each module's self and cumulative cost, {source} "
         f"(the {outcome.stat} above is the whole import's)"
     )
     if dropped:

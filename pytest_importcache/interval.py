@@ -51,7 +51,10 @@ _SEED = 20261129
 
 @dataclass(frozen=True)
 class RatioInterval:
-    """``ratio`` = median(head) / median(base), and its interval [``low``, ``high``]."""
+    """``ratio`` of head to base by ``estimator`` (default: the median of the pairs' ratios).
+
+    [``low``, ``high``] is its ``confidence`` interval.
+    """
 
     ratio: float
     low: float

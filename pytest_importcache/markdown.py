@@ -64,10 +64,10 @@ def _budget_table(
         _row(["---", "---", "---:", "---:", "---:", "---"]),
     ]
     # Failures first, so a cut never hides one; otherwise the run's order.
-    ranked = sorted(outcomes, key=lambda outcome: outcome.passed is not False)
+    ranked = sorted(outcomes, key=lambda outcome: outcome.verdict is not False)
     for outcome in ranked[:MAX_ROWS]:
         shown = figure or partial(format_cost, metric=outcome.metric)
-        verdict = {True: "PASS", False: "**FAIL**", None: "-"}[outcome.passed]
+        verdict = {True: "PASS", False: "**FAIL**", None: "-"}[outcome.verdict]
         lines.append(
             _row(
                 [
@@ -136,8 +136,8 @@ def markdown_summary(
     ``slower`` holds the comparisons the terminal's "slower imports" section
     shows (with compare-fail thresholds, those they flag). Ends with a newline.
     """
-    failed = sum(outcome.passed is False for outcome in outcomes)
-    passed = sum(outcome.passed is True for outcome in outcomes)
+    failed = sum(outcome.verdict is False for outcome in outcomes)
+    passed = sum(outcome.verdict is True for outcome in outcomes)
     lines = [
         "### Import budgets",
         "",

@@ -16,6 +16,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, ExitStack, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -39,6 +40,17 @@ from .runner import RoundReport, run_round
 from .spec import MeasurementSpec, Metric
 
 __all__ = ["MeasurementObserver", "Measurer", "RoundRunner", "resolve_python"]
+
+
+@dataclass
+class _SideState:
+    """One side of a measurement: whose files, its copy, that copy's state, its counted rounds."""
+
+    location: PackageLocation | None
+    label: str
+    copy: PackageCopy
+    pristine: frozenset[tuple[str, int, int]]
+    reports: list[RoundReport] = field(default_factory=list)
 
 
 class RoundRunner(Protocol):
@@ -186,38 +198,10 @@ class Measurer:
         what else runs does not change their counts.
         """
         __tracebackhide__ = True
-        python = resolve_python(spec.python)
-        reports = []
-        with ExitStack() as stack:
-            self._enter_rounds(spec, stack)
-            # Built under the measurement lock too: compiling a copy would slow down
-            # another process's rounds.
-            copy = self._copy_in_use(spec, stack)
-            pristine = copy_state(copy)
-            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="round-")))
-            for index in range(spec.total_rounds):
-                report = self._round(spec, copy, workdir, python, index)
-                if copy_state(copy) != pristine:
-                    # The import wrote into its own package: the next round, and the
-                    # next measurement, start from a fresh copy, as after an install.
-                    discard_copy(copy.directory)
-                    copy = self._copy_in_use(spec, stack, held=copy.directory)
-                    pristine = copy_state(copy)
-                if index >= spec.warmup:
-                    reports.append(report)
-                for observer in self.observers:
-                    observer.round_done(spec, index, report)
-            if spec.flavour == "cold":
-                clear_bytecode(copy.roots)
-        result = build_result(
-            spec.module, spec.flavour, spec.closure, python, reports, metric=spec.metric
-        )
-        for observer in self.observers:
-            observer.measured(spec, result)
-        return result
+        return self._measure_sides(spec, [(None, "")])[0]
 
     def measure_pair(
-        self, spec: MeasurementSpec, base: PackageLocation
+        self, spec: MeasurementSpec, base: PackageLocation, base_label: str = "at the baseline"
     ) -> tuple[ImportResult, ImportResult]:
         """Measure ``spec`` (head) and the same import from ``base``'s files, rounds interleaved.
 
@@ -228,45 +212,77 @@ class Measurer:
         blocks: a little steadier, ``tests/benchmarks/bench_ab.py --order``).
         Returns (head, base) results.
         Observers hear about the head's rounds and result only. Errors as
-        :meth:`measure`.
+        :meth:`measure`; an error in a base round names ``base_label``
+        (``"at main (8d1961923007)"``).
+        """
+        __tracebackhide__ = True
+        head, base_result = self._measure_sides(spec, [(None, ""), (base, base_label)])
+        return head, base_result
+
+    def _measure_sides(
+        self, spec: MeasurementSpec, sides: Sequence[tuple[PackageLocation | None, str]]
+    ) -> list[ImportResult]:
+        """``spec`` measured on each side's files (``None``: located), rounds interleaved.
+
+        Each side is (location, label); the label is added to its rounds' errors.
         """
         __tracebackhide__ = True
         python = resolve_python(spec.python)
-        reports: tuple[list[RoundReport], list[RoundReport]] = ([], [])
         with ExitStack() as stack:
             self._enter_rounds(spec, stack)
-            head = self._copy_in_use(spec, stack)
-            # An unchanged package has the head's fingerprint: both sides share one copy.
-            copies = [head, self._copy_in_use(spec, stack, held=head.directory, location=base)]
-            locations: list[PackageLocation | None] = [None, base]
-            pristine = [copy_state(copy) for copy in copies]
+            # Built under the measurement lock too: compiling a copy would slow down
+            # another process's rounds. Sides with the same files (an unchanged
+            # package) share one copy.
+            states: list[_SideState] = []
+            for location, label in sides:
+                held = states[0].copy.directory if states else None
+                copy = self._copy_in_use(spec, stack, held=held, location=location)
+                states.append(_SideState(location, label, copy, copy_state(copy)))
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="round-")))
             for index in range(spec.total_rounds):
-                for side in (0, 1):
-                    report = self._round(spec, copies[side], workdir, python, index)
-                    if copy_state(copies[side]) != pristine[side]:
-                        discard_copy(copies[side].directory)
-                        copies[side] = self._copy_in_use(
-                            spec, stack, held=copies[side].directory, location=locations[side]
-                        )
-                        pristine[side] = copy_state(copies[side])
-                    if index >= spec.warmup:
-                        reports[side].append(report)
-                    if side == 0:
+                for state in states:
+                    report = self._side_round(
+                        spec, state, stack, workdir=workdir, python=python, index=index
+                    )
+                    if state is states[0]:
                         for observer in self.observers:
                             observer.round_done(spec, index, report)
             if spec.flavour == "cold":
-                for copy in copies:
-                    clear_bytecode(copy.roots)
-        head_result, base_result = (
+                for state in states:
+                    clear_bytecode(state.copy.roots)
+        results = [
             build_result(
-                spec.module, spec.flavour, spec.closure, python, side_reports, metric=spec.metric
+                spec.module, spec.flavour, spec.closure, python, state.reports, metric=spec.metric
             )
-            for side_reports in reports
-        )
+            for state in states
+        ]
         for observer in self.observers:
-            observer.measured(spec, head_result)
-        return head_result, base_result
+            observer.measured(spec, results[0])
+        return results
+
+    def _side_round(
+        self,
+        spec: MeasurementSpec,
+        state: _SideState,
+        stack: ExitStack,
+        *,
+        workdir: Path,
+        python: str,
+        index: int,
+    ) -> RoundReport:
+        """Round ``index`` on one side's copy, kept when counted; a copy written to is rebuilt."""
+        __tracebackhide__ = True
+        report = self._round(spec, state.copy, workdir, python, index, side=state.label)
+        if copy_state(state.copy) != state.pristine:
+            # The import wrote into its own package: the next round, and the
+            # next measurement, start from a fresh copy, as after an install.
+            stale = state.copy.directory
+            discard_copy(stale)
+            state.copy = self._copy_in_use(spec, stack, held=stale, location=state.location)
+            state.pristine = copy_state(state.copy)
+        if index >= spec.warmup:
+            state.reports.append(report)
+        return report
 
     def _enter_rounds(self, spec: MeasurementSpec, stack: ExitStack) -> None:
         """What every measurement's rounds run under, entered on ``stack``.
@@ -284,9 +300,19 @@ class Measurer:
         stack.enter_context(self.lock() if self.lock and not counting else nullcontext())
 
     def _round(
-        self, spec: MeasurementSpec, copy: PackageCopy, workdir: Path, python: str, index: int
+        self,
+        spec: MeasurementSpec,
+        copy: PackageCopy,
+        workdir: Path,
+        python: str,
+        index: int,
+        *,
+        side: str = "",
     ) -> RoundReport:
-        """Round ``index`` of ``spec`` on ``copy``: cold bytecode cleared, named in errors."""
+        """Round ``index`` of ``spec`` on ``copy``: cold bytecode cleared, named in errors.
+
+        ``side`` names whose files the copy holds, in errors (``"at main (8d19...)"``).
+        """
         __tracebackhide__ = True
         if spec.flavour == "cold":
             clear_bytecode(copy.roots)
@@ -307,7 +333,7 @@ class Measurer:
                 optimize=spec.optimize,
                 timeout=spec.timeout,
                 pycache_prefix=prefix,
-                description=f"{spec.label} {phase}",
+                description=f"{spec.label} {phase}" + (f", {side}" if side else ""),
                 metric=spec.metric,
                 # One round of instructions counts each module: the counts repeat,
                 # and per-module counting takes two to three times as long.

@@ -22,6 +22,7 @@ from .spec import (
     DEFAULT_INSTRUCTION_WARMUP,
     DEFAULT_METRIC,
     DEFAULT_ROUNDS,
+    DEFAULT_SLOWDOWN_THRESHOLD,
     DEFAULT_STATISTIC,
     DEFAULT_TIMEOUT,
     DEFAULT_WARMUP,
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from .reference import Calibration
 
 #: The slowdown against ``importcache_baseline`` that fails a test, by default.
-DEFAULT_BASELINE_FAIL = 0.10
+DEFAULT_BASELINE_FAIL = DEFAULT_SLOWDOWN_THRESHOLD
 
 __all__ = [
     "DEFAULT_BASELINE_FAIL",
@@ -250,8 +251,8 @@ SETTINGS = (
     ),
     Setting(
         "raw-dir",
-        "keep each round's raw -X importtime output here, one file per round, "
-        "in a directory per test",
+        "keep each round's stderr here (the raw -X importtime output of timed rounds), "
+        "one file per round, in a directory per test",
         parse_directory_path,
         "",
     ),
@@ -264,8 +265,8 @@ SETTINGS = (
     ),
     Setting(
         "baseline",
-        "a git revision (main, HEAD~1, a tag) at which every timed budget's import is also "
-        "measured, in the same run with rounds interleaved",
+        "a git revision (main, HEAD~1, a tag) at which every cold and warm budget's import "
+        "is also measured, in the same run with rounds interleaved",
         parse_revision,
         "",
     ),

@@ -110,6 +110,17 @@ class MeasurementOutcome:
         return flavour_label(self.flavour, self.closure)
 
     @property
+    def verdict(self) -> bool | None:
+        """Whether the test's judgement of this measurement passed; ``None`` when none judged it.
+
+        Its budget's verdict (``passed``), failed as well when the import is
+        slower than the same-run baseline revision (``importcache_baseline``).
+        """
+        if self.baseline is not None and self.baseline.get("slower"):
+            return False
+        return self.passed
+
+    @property
     def label_with_metric(self) -> str:
         """The label, with ``instructions`` after it for a count: ``"warm instructions"``."""
         return self.label if self.metric == "time" else f"{self.label} {self.metric}"

@@ -18,9 +18,10 @@ if TYPE_CHECKING:
 _MARKER_HELP = (
     "{signature}: fail the test when importing `module` in a fresh interpreter "
     "overspends a budget: cold/warm time ('150ms', '1.5s', '800us' or seconds, compared "
-    "with `stat` after --importcache-budget-scale), max_modules (modules the import loads), "
-    "forbid (glob patterns of modules it must not load). Measured before the test body "
-    "runs; stack markers for several modules."
+    "with `stat` after --importcache-budget-scale), or with metric='instructions' "
+    "instruction counts ('45M', '1.2G', counted under valgrind), max_modules (modules the "
+    "import loads), forbid (glob patterns of modules it must not load). Measured before "
+    "the test body runs; stack markers for several modules."
 )
 
 

@@ -191,7 +191,7 @@ def scale_line(outcomes: Sequence[MeasurementOutcome]) -> str:
     """
     factors: dict[str, float] = {}
     for outcome in outcomes:
-        if outcome.budget is not None:
+        if outcome.budget is not None and outcome.metric == "time":
             factors.setdefault(outcome.flavour, outcome.scale)
     if not factors:
         return ""
@@ -241,14 +241,12 @@ def summary_lines(records: Sequence[MeasurementOutcome]) -> list[str]:
             notes.append(f"{NOISE_MARK} {record.module} ({label}): {noise}")
         budget = format_cost(record.budget, record.metric) if record.budget is not None else "-"
         headroom = format_headroom(record.headroom) if record.headroom is not None else "-"
-        verdict = {True: "PASS", False: "FAIL", None: "-"}[record.passed]
+        verdict = {True: "PASS", False: "FAIL", None: "-"}[record.verdict]
         ratio = f" {_ratio_cell(record):>7}" if with_baseline else ""
         if record.baseline is not None and record.baseline["noise"]:
             notes.append(
                 f"{NOISE_MARK} {record.module} ({record.label}) vs base: {record.baseline['noise']}"
             )
-        if record.baseline is not None and record.baseline["slower"]:
-            verdict = "FAIL"
         lines.append(
             f"{fit(record.module, width):<{width}} {fit(label, 12):<12} "
             f"{measured:>8} {budget:>8} {headroom:>8} "

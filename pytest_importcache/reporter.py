@@ -107,15 +107,16 @@ class OutcomeReporter:
         """
         from .storage import benchmark_names
 
+        # By full name: two test files may hold tests of the same name.
         by_name = {
-            comparison.name: (comparison.source, comparison.before_modules)
+            comparison.fullname: (comparison.source, comparison.before_modules)
             for comparison in self.comparisons
             if comparison.before_modules
         }
         timed = [outcome for outcome in self.outcomes if outcome.timed]
         names = {
-            id(outcome): name
-            for outcome, (name, _) in zip(timed, benchmark_names(timed), strict=True)
+            id(outcome): fullname
+            for outcome, (_, fullname) in zip(timed, benchmark_names(timed), strict=True)
         }
         return [
             _same_run_baseline(outcome) or by_name.get(names.get(id(outcome), ""))

@@ -71,6 +71,8 @@ class ImportComparison:
     module: str = ""
     before_modules: tuple[tuple[str, float, float, str | None], ...] = ()
     after_modules: tuple[tuple[str, float, float, str | None], ...] = ()
+    # The entry's full name (node id and measurement), unique where ``name`` is not.
+    fullname: str = ""
 
     @property
     def change(self) -> float:
@@ -272,7 +274,7 @@ def _statistic(entry: Mapping[str, Any], fullname: str, stat: str) -> float:
 
 
 def entry_statistic(entry: Mapping[str, Any], fullname: str, stat: str) -> float:
-    """An entry's ``stat`` in seconds; :class:`RunError` names the entry and the statistic."""
+    """An entry's ``stat`` (seconds or a count); :class:`RunError` names the entry and it."""
     return _statistic(entry, fullname, stat)
 
 
@@ -308,6 +310,7 @@ def compare_entry(
         before_modules=entry_tree(before) or (),
         after_modules=tuple(_tree_row(row, f"{fullname!r}: after") for row in after_modules),
         metric=entry_metric(before),
+        fullname=fullname,
     )
 
 
@@ -402,7 +405,9 @@ def outcome_from_entry(entry: Mapping[str, Any], where: str) -> MeasurementOutco
             modules=tree,
             scale=float(info.get("scale") or 1.0),
             startup_modules=int(info.get("startup_modules") or 0),
+            lazy_modules=tuple(map(str, info.get("lazy_modules") or ())),
             metric=entry_metric(entry),
+            baseline=info["baseline"] if isinstance(info.get("baseline"), dict) else None,
         )
     except RunError as exc:
         raise RunError(f"{where}: {exc}") from None

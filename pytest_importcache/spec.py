@@ -18,6 +18,7 @@ __all__ = [
     "DEFAULT_INSTRUCTION_WARMUP",
     "DEFAULT_METRIC",
     "DEFAULT_ROUNDS",
+    "DEFAULT_SLOWDOWN_THRESHOLD",
     "DEFAULT_STATISTIC",
     "DEFAULT_TIMEOUT",
     "DEFAULT_WARMUP",
@@ -52,6 +53,9 @@ DEFAULT_METRIC: Metric = "time"
 # that the count is steady, and no warm-up round is needed to reach it.
 DEFAULT_INSTRUCTION_ROUNDS = 3
 DEFAULT_INSTRUCTION_WARMUP = 0
+# The slowdown against a baseline revision that fails a test (pytest) or is
+# reported as slower (the command line without --fail).
+DEFAULT_SLOWDOWN_THRESHOLD = 0.10
 
 
 def default_rounds(metric: Metric) -> int:

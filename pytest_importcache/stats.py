@@ -24,7 +24,7 @@ STAT_NAMES = ("min", "max", "mean", "median")
 
 @dataclass(frozen=True)
 class RoundStats:
-    """Summary statistics of per-round durations, in seconds."""
+    """Summary statistics of per-round figures: seconds, or instruction counts."""
 
     min: float
     max: float
@@ -87,7 +87,7 @@ def _quartiles(ordered: Sequence[float]) -> tuple[float, float]:
 
 
 def compute_stats(durations: Sequence[float]) -> RoundStats:
-    """Summarise per-round durations (seconds); at least one round is required."""
+    """Summarise per-round figures (seconds or counts); at least one round is required."""
     if not durations:
         raise ValueError("statistics need at least one round")
     ordered = sorted(durations)

@@ -117,11 +117,12 @@ def _plain_extra_info(record: MeasurementOutcome) -> dict[str, Any]:
         # Enough to rebuild the outcome later (pytest-importcache report, history):
         # every module as [name, self, cumulative, importer], the verdict and the rounds.
         "import_tree": [list(row) for row in record.modules],
-        "passed": record.passed,
+        "passed": record.verdict,
         "scale": record.scale,
         "values": list(record.values),  # each counted round's figure
         "file": record.file,
         "startup_modules": record.startup_modules,
+        "lazy_modules": list(record.lazy_modules),
     }
 
 
@@ -220,6 +221,7 @@ class CompareFailCheck:
             ) from None
         self.text = text
         self.stat = str(self._check.field)
+        self.relative = text.strip().endswith("%")
 
     def fails(self, before: float, after: float) -> bool:
         """Whether going from ``before`` to ``after`` seconds of ``stat`` crosses the threshold."""

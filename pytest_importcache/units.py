@@ -37,6 +37,8 @@ _DURATION = re.compile(
 _COUNT_SUFFIXES = {"": 1, "k": 1_000, "K": 1_000, "M": 1_000_000, "G": 1_000_000_000}
 _COUNT = re.compile(r"^\s*(?P<number>\d+(?:\.\d*)?|\.\d+)\s*(?P<suffix>[kKMG]?)\s*$", re.ASCII)
 _COUNT_HINT = "write 45_000_000, '45M', '1.2G' or '800k'"
+# A thousand seconds at 10^12 instructions per second: no import comes near.
+MAX_COUNT = 10**15
 # Suggested budgets leave this much room above the measured statistic.
 SUGGESTION_HEADROOM = 1.3
 
@@ -92,10 +94,24 @@ def parse_count(value: object) -> int:
     """An instruction count from ``45_000_000``, ``"45M"``, ``"1.2G"``, ``"800k"`` or ``"1200"``.
 
     Raises :class:`BudgetError` for anything else (a duration such as
-    ``"25ms"`` included, with a line saying so), and for a count below 1.
+    ``"25ms"`` included, with a line saying so), and for a count below 1 or
+    above ``MAX_COUNT``.
     """
     if isinstance(value, bool):
         raise BudgetError(f"{shorten(value)} is not an instruction count ({_COUNT_HINT})")
+    try:
+        count = _count_of(value)
+    except OverflowError:
+        count = MAX_COUNT + 1
+    if count < 1:
+        raise BudgetError(f"{shorten(value)} is not a positive instruction count")
+    if count > MAX_COUNT:
+        raise BudgetError(f"{shorten(value)} is more instructions than any import executes")
+    return count
+
+
+def _count_of(value: object) -> int:
+    """The count ``value`` writes, or :class:`BudgetError`; ``OverflowError`` for a huge one."""
     if isinstance(value, int):
         count = value
     elif isinstance(value, float) and math.isfinite(value) and value == int(value):
@@ -109,8 +125,6 @@ def parse_count(value: object) -> int:
         )
     else:
         raise BudgetError(f"{shorten(value)} is not an instruction count ({_COUNT_HINT})")
-    if count < 1:
-        raise BudgetError(f"{shorten(value)} is not a positive instruction count")
     return count
 
 

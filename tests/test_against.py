@@ -51,7 +51,7 @@ def test_without_fail_a_slowdown_is_reported_but_exits_0(
 ) -> None:
     (repo / "sub/src/abpkg/__init__.py").write_text(SLOW)
     assert main(against(repo, "--against", "HEAD")) == 0
-    assert "slower: warm is more than 5% slower than" in capsys.readouterr().out
+    assert "slower: warm is more than 10% slower than" in capsys.readouterr().out
 
 
 def test_json_carries_both_sides_and_the_interval(
@@ -114,3 +114,17 @@ def test_the_cache_command_lists_and_clears_extracted_revisions(
     document = json.loads(capsys.readouterr().out)
     assert (document["revisions"], document["revisions_removed"]) == (1, 1)
     assert revision_trees(cache) == []
+
+
+def test_an_error_in_the_revisions_copy_says_it_is_the_revisions(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = make_repo(tmp_path / "repo", {"sub/src/abpkg/__init__.py": "raise ValueError('old')\n"})
+    (repo / "sub/src/abpkg/__init__.py").write_text("X = 1\n")  # fixed, not committed
+
+    assert main(against(repo, "--against", "HEAD")) == 2
+
+    error = capsys.readouterr().err
+    assert "raised ValueError: old" in error
+    assert ", at HEAD (" in error
+    assert error.count("\n") == 1

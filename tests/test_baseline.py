@@ -175,3 +175,14 @@ def test_under_xdist_workers_share_the_revision_and_the_controller_stores_it(
     assert {entry["extra_info"]["baseline"]["revision"] for entry in stored} == {"HEAD"}
     revisions = list(cache.glob("pytest-importcache-*/revisions/baselinexdist-*"))
     assert len([path for path in revisions if path.is_dir()]) == 1
+
+
+def test_a_slowdown_against_the_baseline_fails_the_verdict_everywhere() -> None:
+    from pytest_importcache.markdown import markdown_summary
+    from pytest_importcache.storage import extra_info
+
+    slower = make_outcome(budget=1.0, passed=True, baseline=_baseline(1.5, slower=True))
+    assert slower.verdict is False
+    assert "| `m` | warm | 10ms | 1s | +99% | **FAIL** |" in markdown_summary([slower], [])
+    assert "0 passed, 1 failed" in markdown_summary([slower], [])
+    assert extra_info(slower)["passed"] is False

@@ -26,6 +26,7 @@ from conftest import (
     MakeTree,
     bytecode_files,
     fake_rounds,
+    make_outcome,
     quick_ini,
     run_tests,
     write_tree,
@@ -35,6 +36,7 @@ from pytest_importcache.budget import ImportBudget
 from pytest_importcache.callgrind import MarkCosts, find_valgrind, read_dump_counts
 from pytest_importcache.errors import MetricUnavailableError, RoundCrashedError, RoundTimeoutError
 from pytest_importcache.measurer import Measurer
+from pytest_importcache.report import scale_line
 from pytest_importcache.runner import child_environment
 from pytest_importcache.spec import MeasurementSpec
 from pytest_importcache.units import (
@@ -82,6 +84,8 @@ def test_counts_are_parsed(value: object, count: int) -> None:
         ("", "'' is not an instruction count"),
         ("٣M", "is not an instruction count"),
         (None, "None is not an instruction count"),
+        (10**400, "is more instructions than any import executes"),
+        ("9" * 400 + "M", "is more instructions than any import executes"),
     ],
 )
 def test_bad_counts_say_what_to_write(value: object, message: str) -> None:
@@ -368,6 +372,45 @@ def test_compare_fail_catches_a_grown_count(fake_project: pytest.Pytester) -> No
     assert compared.returncode == 1, compared.stdout + compared.stderr
     assert "min 400M -> 406M (+2%)" in compared.stdout
     assert "slower than min:1%: test_counted[steady-warm-instructions]" in compared.stdout
+    # A threshold in seconds cannot judge counts: refused, in one line.
+    absolute = subprocess.run(
+        [sys.executable, "-m", "pytest_importcache", "compare", "--fail", "min:0.005"],
+        cwd=fake_project.path, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert absolute.returncode == 2
+    assert "a difference in seconds cannot judge instruction counts" in absolute.stderr
+
+
+def test_raw_rounds_of_counts_are_kept_apart_from_timed_ones(
+    fake_project: pytest.Pytester,
+) -> None:
+    result = run_tests(
+        fake_project,
+        """
+        import pytest
+
+        @pytest.mark.import_budget("steady", warm="1G", metric="instructions")
+        @pytest.mark.import_budget("steady", warm="1s", rounds=3)
+        def test_both():
+            pass
+        """,
+        "--importcache-raw-dir=raw",
+    )
+    result.assert_outcomes(passed=1)
+    names = sorted(path.name for path in (fake_project.path / "raw").rglob("*.txt"))
+    assert [name for name in names if "instructions" in name] == [
+        f"steady-warm-instructions-round-0{index}.txt" for index in (1, 2, 3)
+    ]
+    assert len(names) == 3 + 1 + 3  # counted rounds, then a timed warm-up and 3 timed rounds
+
+
+def test_the_scale_line_leaves_counts_out() -> None:
+    timed = make_outcome(budget=0.05, scale=1.3, flavour="cold")
+    counted = make_outcome(budget=4e8, scale=1.0, flavour="cold", metric="instructions")
+    assert scale_line([counted, timed]) == (
+        "time budgets scaled by the reference import: cold x1.3"
+    )
+    assert scale_line([counted]) == ""
 
 
 # -- real callgrind ------------------------------------------------------------------------------
