@@ -98,7 +98,7 @@ from .spec import (
     default_rounds,
     default_warmup,
 )
-from .units import fit, format_cost, format_duration, suggest_cost_budget
+from .units import fit, format_cost, format_duration, parse_percentage, suggest_cost_budget
 
 if TYPE_CHECKING:
     from .comparison import Comparison
@@ -190,14 +190,9 @@ def _profile_parser() -> argparse.ArgumentParser:
 def _threshold_argument(text: str) -> float:
     """``"5%"``, ``"5"`` or ``"0.5%"`` as a fraction (0.05); argparse reports a bad one."""
     try:
-        value = float(text.strip().removesuffix("%"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a percentage such as 5%, got {text!r}"
-        ) from None
-    if not 0 <= value < 1000:
-        raise argparse.ArgumentTypeError(f"expected a percentage from 0% up, got {text!r}")
-    return value / 100
+        return parse_percentage(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _compare_parser() -> argparse.ArgumentParser:
@@ -392,15 +387,13 @@ def _text_report(module: str, results: dict[str, ImportResult]) -> list[str]:
 
 def _noise_lines(results: dict[str, ImportResult]) -> list[str]:
     """A warning per flavour whose rounds are too noisy for the suggestion above."""
-    from .noise import measurement_noise
+    from .noise import suggestion_caveat
 
-    lines = []
-    for label, result in results.items():
-        if noise := measurement_noise(result.values):
-            lines.append(
-                f"    ({label}: from a {noise.replace('noisy: ', 'noisy measurement: ', 1)})"
-            )
-    return lines
+    return [
+        f"    ({label}: {caveat})"
+        for label, result in results.items()
+        if (caveat := suggestion_caveat(result.values))
+    ]
 
 
 def profile_json(results_by_module: dict[str, dict[str, ImportResult]]) -> dict[str, Any]:

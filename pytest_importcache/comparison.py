@@ -18,7 +18,7 @@ from .interval import RatioInterval, ratio_interval
 from .locate import locate_package
 from .measurer import Measurer, resolve_python
 from .noise import comparison_noise
-from .result import ImportResult
+from .result import ImportResult, cost_changes
 from .revision import Revision, revision_location
 from .spec import MeasurementSpec
 
@@ -78,17 +78,11 @@ class Comparison:
 
 
 def self_time_deltas(head: ImportResult, base: ImportResult) -> list[tuple[str, float, str]]:
-    """(module, self-time change, ``"new"``/``"gone"``/``""``), biggest change first."""
-    after = {name: timing.self_cost for name, timing in head.modules.items()}
-    before = {name: timing.self_cost for name, timing in base.modules.items()}
-    changes = []
-    for name in {*after, *before}:
-        delta = after.get(name, 0.0) - before.get(name, 0.0)
-        if delta:
-            tag = "new" if name not in before else "gone" if name not in after else ""
-            changes.append((name, delta, tag))
-    changes.sort(key=lambda change: (-abs(change[1]), change[0]))
-    return changes
+    """(module, self-cost change, ``"new"``/``"gone"``/``""``), biggest change first."""
+    return cost_changes(
+        {name: timing.self_cost for name, timing in head.modules.items()},
+        {name: timing.self_cost for name, timing in base.modules.items()},
+    )
 
 
 def measure_against(measurer: Measurer, spec: MeasurementSpec, revision: str) -> Comparison:

@@ -27,6 +27,7 @@ __all__ = [
     "is_noisy",
     "measurement_noise",
     "relative_spread",
+    "suggestion_caveat",
 ]
 
 #: Above this spread (IQR / median of the rounds) a measurement is called noisy.
@@ -44,6 +45,12 @@ def relative_spread(values: Sequence[float]) -> float:
 def is_noisy(values: Sequence[float]) -> bool:
     """Whether the rounds' spread exceeds :data:`NOISY_SPREAD`."""
     return relative_spread(values) > NOISY_SPREAD
+
+
+def suggestion_caveat(values: Sequence[float]) -> str:
+    """``from a noisy measurement: ...`` for a budget suggested from noisy rounds, else ``""``."""
+    noise = measurement_noise(values)
+    return f"from a {noise.replace('noisy: ', 'noisy measurement: ', 1)}" if noise else ""
 
 
 def measurement_noise(values: Sequence[float], headroom: float | None = None) -> str:

@@ -33,7 +33,7 @@ from .spec import (
     default_warmup,
 )
 from .stats import STAT_NAMES
-from .units import BudgetError, parse_duration
+from .units import BudgetError, parse_duration, parse_percentage
 
 if TYPE_CHECKING:
     from .reference import Calibration
@@ -151,17 +151,6 @@ def parse_revision(text: str) -> str | None:
     if revision.startswith("-") or any(character.isspace() for character in revision):
         raise ValueError(f"expected a git revision such as main or HEAD~1, got {text!r}")
     return revision or None
-
-
-def parse_percentage(text: str) -> float:
-    """A slowdown as a percentage, ``"10%"`` or ``"10"``, returned as a fraction (0.1)."""
-    try:
-        value = float(text.strip().removesuffix("%"))
-    except ValueError:
-        raise ValueError(f"expected a percentage such as 10%, got {text!r}") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"expected a percentage such as 10%, got {text!r}")
-    return value / 100
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from .budget import Verdict
 from .edges import edge_lines
 from .outcome import MeasurementOutcome
-from .result import ImportResult, ModuleTiming, importer_tree
+from .result import ImportResult, ModuleTiming, cost_changes, importer_tree
 from .units import (
     fit,
     format_cost,
@@ -117,10 +117,10 @@ def _time_block(verdict: Verdict, baseline: BaselineLookup | None = None) -> lis
 
 def _noisy_note(values: Sequence[float]) -> str:
     """`` (from a noisy measurement: ...)`` after a suggestion from noisy rounds, else ``""``."""
-    from .noise import measurement_noise
+    from .noise import suggestion_caveat
 
-    noise = measurement_noise(values)
-    return f" (from a {noise.replace('noisy: ', 'noisy measurement: ', 1)})" if noise else ""
+    caveat = suggestion_caveat(values)
+    return f" ({caveat})" if caveat else ""
 
 
 def _module_count_block(verdict: Verdict) -> list[str]:
@@ -281,16 +281,10 @@ def self_time_changes(
     A module only in ``current`` is "new", one only in ``baseline`` is "gone".
     Costs are in ``metric``: seconds, or instructions (``+1.2M``).
     """
-    changes = []
-    for name in {*current, *baseline}:
-        delta = current.get(name, 0.0) - baseline.get(name, 0.0)
-        if delta:
-            tag = " (new)" if name not in baseline else " (gone)" if name not in current else ""
-            changes.append((delta, name, tag))
-    changes.sort(key=lambda change: (-abs(change[0]), change[1]))
     return [
-        f"{'+' if delta > 0 else '-'}{format_cost(abs(delta), metric)} {name}{tag}"
-        for delta, name, tag in changes[:count]
+        f"{'+' if delta > 0 else '-'}{format_cost(abs(delta), metric)} {name}"
+        + (f" ({tag})" if tag else "")
+        for name, delta, tag in cost_changes(current, baseline)[:count]
     ]
 
 

@@ -14,6 +14,7 @@ __all__ = [
     "ImportResult",
     "ModuleTiming",
     "build_result",
+    "cost_changes",
     "flavour_label",
     "importer_tree",
 ]
@@ -48,6 +49,24 @@ class ModuleTiming:
         if self.metric != "time":
             raise ValueError(f"{self.name}: the costs are {self.metric}, not seconds")
         return cost
+
+
+def cost_changes(
+    after: Mapping[str, float], before: Mapping[str, float]
+) -> list[tuple[str, float, str]]:
+    """(module, change of its cost, ``"new"``/``"gone"``/``""``), biggest change first.
+
+    ``after`` and ``before`` map modules to a cost (self seconds or
+    instructions); a module only in ``after`` is new, one only in ``before`` gone.
+    """
+    changes = []
+    for name in {*after, *before}:
+        delta = after.get(name, 0.0) - before.get(name, 0.0)
+        if delta:
+            tag = "new" if name not in before else "gone" if name not in after else ""
+            changes.append((name, delta, tag))
+    changes.sort(key=lambda change: (-abs(change[1]), change[0]))
+    return changes
 
 
 def importer_tree(

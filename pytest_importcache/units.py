@@ -24,6 +24,7 @@ __all__ = [
     "parse_cost",
     "parse_count",
     "parse_duration",
+    "parse_percentage",
     "shorten",
     "suggest_budget",
     "suggest_cost_budget",
@@ -39,6 +40,8 @@ _COUNT = re.compile(r"^\s*(?P<number>\d+(?:\.\d*)?|\.\d+)\s*(?P<suffix>[kKMG]?)\
 _COUNT_HINT = "write 45_000_000, '45M', '1.2G' or '800k'"
 # A thousand seconds at 10^12 instructions per second: no import comes near.
 MAX_COUNT = 10**15
+# An hour: a larger time budget is an instruction count given without its metric.
+MAX_TIME_BUDGET = 3600.0
 # Suggested budgets leave this much room above the measured statistic.
 SUGGESTION_HEADROOM = 1.3
 
@@ -160,7 +163,13 @@ def parse_cost(value: object, metric: str) -> float:
             f"{shorten(value)} is an instruction count, and the time metric takes durations "
             "(write '25ms', or set metric='instructions')"
         )
-    return parse_duration(value)
+    seconds = parse_duration(value)
+    if seconds > MAX_TIME_BUDGET:
+        raise BudgetError(
+            f"{shorten(value)} seconds is longer than any import takes: for an instruction "
+            "count, set metric='instructions'"
+        )
+    return seconds
 
 
 def format_cost(value: float, metric: str) -> str:
@@ -187,6 +196,20 @@ def suggest_cost_budget(value: float, metric: str) -> str:
     step = max(10 ** (math.floor(math.log10(amount)) - 1), 1 if not suffix else 0)
     rounded = math.ceil(amount / step - 1e-9) * step
     return f"{rounded:.10g}{suffix}"
+
+
+def parse_percentage(text: str) -> float:
+    """A slowdown as a percentage, ``"10%"``, ``"10"`` or ``"0.5%"``, as a fraction (0.1).
+
+    ``ValueError`` for anything but a finite, non-negative number.
+    """
+    try:
+        value = float(text.strip().removesuffix("%"))
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"expected a percentage such as 10%, got {text!r}")
+    return value / 100
 
 
 def format_significant(value: float, digits: int = 3) -> str:

@@ -76,7 +76,7 @@ def test_json_carries_both_sides_and_the_interval(
     [
         (["--fail", "5%"], "--fail needs --against REV"),
         (["--against", "nope"], "unknown revision 'nope'"),
-        (["--against", "HEAD", "--fail", "fast"], "expected a percentage such as 5%"),
+        (["--against", "HEAD", "--fail", "fast"], "expected a percentage such as 10%"),
     ],
 )
 def test_bad_input_is_one_line(

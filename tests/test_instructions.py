@@ -98,6 +98,8 @@ def test_a_count_is_refused_as_a_time_budget() -> None:
         parse_cost("45M", "time")
     assert parse_cost("25ms", "time") == pytest.approx(0.025)
     assert parse_cost("45M", "instructions") == 45e6
+    with pytest.raises(BudgetError, match="longer than any import takes: for an instruction"):
+        parse_cost(45_000_000, "time")
 
 
 @pytest.mark.parametrize(
