@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import astuple
 from functools import partial
@@ -11,7 +10,7 @@ from typing import TYPE_CHECKING
 from .budget import Verdict
 from .edges import edge_lines
 from .outcome import MeasurementOutcome
-from .result import ImportResult, ModuleTiming, cost_changes, importer_tree
+from .result import ImportResult, cost_changes
 from .units import (
     fit,
     format_cost,
@@ -27,7 +26,6 @@ if TYPE_CHECKING:
 __all__ = [
     "baseline_failure_text",
     "failure_text",
-    "html_report",
     "regression_lines",
     "scale_line",
     "self_time_changes",
@@ -316,66 +314,3 @@ def regression_lines(comparisons: Iterable[ImportComparison]) -> list[str]:
         )
         lines += [f"    {change}" for change in changes]
     return lines
-
-
-_HTML_STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em; }
-section { margin-bottom: 2em; }
-summary, li { font-family: ui-monospace, monospace; white-space: pre; }
-ul { list-style: none; padding-left: 1.5em; margin: 0; }
-.fail { color: #b00020; } .pass { color: #1b5e20; }
-"""
-
-
-def _html_tree(record: MeasurementOutcome) -> str:
-    """Nested lists of the import tree, biggest cumulative time first."""
-    children = importer_tree(record.module, record.timings)
-
-    def render(timing: ModuleTiming, depth: int) -> str:
-        self_time = format_cost(timing.self_cost, record.metric)
-        cumulative = format_cost(timing.cumulative_cost, record.metric)
-        label = html.escape(f"{self_time:>8} {cumulative:>8}  {timing.name}")
-        kids = children.get(timing.name, [])
-        if not kids:
-            return f"<li>{label}</li>"
-        inner = "".join(render(kid, depth + 1) for kid in kids)
-        opened = " open" if depth < 2 else ""
-        return f"<li><details{opened}><summary>{label}</summary><ul>{inner}</ul></details></li>"
-
-    return "<ul>" + "".join(render(root, 0) for root in children.get(None, [])) + "</ul>"
-
-
-def html_report(records: Sequence[MeasurementOutcome]) -> str:
-    """A standalone HTML page with every measurement's import tree (self, cumulative).
-
-    The plain text tree of earlier versions, kept for callers; the plugin and
-    ``pytest-importcache report`` write :func:`pytest_importcache.icicle.icicle_page`.
-    """
-    sections = []
-    for record in records:
-        verdict = {True: ("pass", "PASS"), False: ("fail", "FAIL"), None: ("", "no budget")}
-        css, word = verdict[record.passed]
-        budget = (
-            f", budget {format_cost(record.budget, record.metric)}"
-            if record.budget is not None
-            else ""
-        )
-        counted = " instructions" if record.metric == "instructions" else ""
-        measured = (
-            f"{record.stat}{counted} {format_cost(record.statistic, record.metric)}{budget}, "
-            if record.timed
-            else "module count only, "
-        )
-        sections.append(
-            f"<section><h2>{html.escape(record.nodeid)}: {html.escape(record.module)} "
-            f"({record.label})</h2><p>{measured}{len(record.values)} rounds, "
-            f"{record.module_count} modules, Python {html.escape(record.python_version)}: "
-            f'<span class="{css}">{word}</span></p>'
-            f"<p>{_cost_names(record.metric)}, module</p>{_html_tree(record)}</section>"
-        )
-    return (
-        '<!DOCTYPE html><html><head><meta charset="utf-8"><title>Import trees</title>'
-        f"<style>{_HTML_STYLE}</style></head><body><h1>Import trees</h1>"
-        + "".join(sections)
-        + "</body></html>\n"
-    )
