@@ -162,7 +162,7 @@ def test_the_statistic_verdict_budget_and_rounds_head_each_icicle() -> None:
     page = icicle_page(outcomes())
     assert '<span class="verdict fail">FAIL</span> · min 7ms · budget 5ms · headroom -40%' in page
     assert " · 10 rounds · 11 modules · Python 3.11.7" in page
-    assert "each module&#x27;s median self and cumulative cost over the rounds" in page
+    assert "each module&#x27;s self and cumulative cost, median over the rounds" in page
     assert "1 zero-cost row left out" in page
     # The numbers without JavaScript: a table row per drawn module.
     assert page.count("<tr><td") == 2 * 10 + 2

@@ -548,3 +548,24 @@ def test_a_counted_budget_without_valgrind_fails_its_test_and_the_session_goes_o
         ["*import_budget('tiny'): the instructions metric counts with valgrind, which is not on*"]
     )
     assert "Traceback" not in result.stdout.str()
+
+
+def test_the_report_and_the_markdown_say_counts_are_instructions() -> None:
+    from pytest_importcache.icicle import icicle_page
+    from pytest_importcache.markdown import markdown_summary
+
+    counted = make_outcome(
+        metric="instructions",
+        statistic=4e8,
+        budget=1e8,
+        passed=False,
+        values=(4e8,) * 3,
+        modules=(("m", 4e8, 4e8, None),),
+    )
+    page = icicle_page([counted])
+    assert "<b>warm instructions</b>" in page
+    assert "min 400M · budget 100M" in page
+    assert "counted in the first round (counts repeat)" in page
+    assert "| `m` | warm instructions | 400M | 100M | -300% | **FAIL** |" in markdown_summary(
+        [counted], []
+    )
