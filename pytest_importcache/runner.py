@@ -11,6 +11,11 @@ measured import off from the start-up. Its report goes to a file of its own
 (a Python literal, written with nothing the import may have replaced), which
 the imported code does not know about, so what the module prints cannot
 corrupt it.
+
+A round that counts instructions runs under valgrind's callgrind
+(:mod:`~pytest_importcache.callgrind`) as ``-s -S`` instead of ``-I -S``, with
+the environment cleaned here and a fixed hash seed, and reads no clock inside
+the counted stretch.
 """
 
 from __future__ import annotations
