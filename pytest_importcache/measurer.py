@@ -13,16 +13,15 @@ import functools
 import os
 import shutil
 import sys
-import tempfile
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, ExitStack, nullcontext
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from filelock import FileLock
 
-from .cache import default_cache_dir, default_cache_path, discard_copy
+from .cache import default_cache_dir, default_cache_path, discard_copy, remove_tree
 from .callgrind import find_valgrind
 from .copying import (
     PackageCopy,
@@ -40,6 +39,25 @@ from .runner import RoundReport, run_round
 from .spec import MeasurementSpec, Metric
 
 __all__ = ["MeasurementObserver", "Measurer", "RoundRunner", "resolve_python"]
+
+
+@contextmanager
+def _rounds_directory(copy: PackageCopy) -> Iterator[Path]:
+    """The rounds' working directory, beside ``copy``, removed afterwards.
+
+    Its path is the same in every measurement of the copy (whose measurement
+    lock the caller holds, so no one else uses it at the same time): path
+    strings reach the import's dictionaries through their hashes, and a
+    random temporary name made instruction counts differ by a few hundred
+    from one measurement to the next.
+    """
+    directory = copy.directory.with_name(f"{copy.directory.name}.rounds")
+    remove_tree(directory)  # left behind by a measurement that was killed
+    directory.mkdir()
+    try:
+        yield directory
+    finally:
+        remove_tree(directory)
 
 
 @dataclass
@@ -238,7 +256,7 @@ class Measurer:
                 held = states[0].copy.directory if states else None
                 copy = self._copy_in_use(spec, stack, held=held, location=location)
                 states.append(_SideState(location, label, copy, copy_state(copy)))
-            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="round-")))
+            workdir = stack.enter_context(_rounds_directory(states[0].copy))
             for index in range(spec.total_rounds):
                 for state in states:
                     report = self._side_round(
