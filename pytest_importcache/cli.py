@@ -98,7 +98,14 @@ from .spec import (
     default_rounds,
     default_warmup,
 )
-from .units import fit, format_cost, format_duration, parse_percentage, suggest_cost_budget
+from .units import (
+    cost_name,
+    fit,
+    format_cost,
+    format_duration,
+    parse_percentage,
+    suggest_cost_budget,
+)
 
 if TYPE_CHECKING:
     from .comparison import Comparison
@@ -586,8 +593,9 @@ def comparison_lines(
     source = comparisons[source_label]
     deltas = self_time_deltas(source.head, source.base)[:CHANGED_MODULES]
     if deltas:
-        cost = "self instructions" if metric == "instructions" else "self time"
-        lines.append(f"  what changed most ({source_label}; {cost}, head - base):")
+        lines.append(
+            f"  what changed most ({source_label}; self {cost_name(metric)}, head - base):"
+        )
         for name, delta, tag in deltas:
             shown = ("+" if delta > 0 else "-") + format_cost(abs(delta), metric)
             suffix = f" ({tag})" if tag else ""

@@ -413,15 +413,14 @@ class BudgetEnforcer:
 
     def _baseline_for(self, item: pytest.Item) -> BaselineLookup:
         """Find a result's tree in the ``--benchmark-compare`` baseline by its full name."""
+        from .spec import measurement_suffix
         from .storage import baseline_tree
 
         def lookup(
             result: ImportResult,
         ) -> tuple[str, Sequence[tuple[str, float, float, str | None]]] | None:
-            # As storage.benchmark_names: instruction counts end in -instructions.
-            suffix = "" if result.metric == "time" else f"-{result.metric}"
-            fullname = f"{item.nodeid}[{result.module}-{result.label}{suffix}]"
-            return baseline_tree(self.config, fullname)
+            suffix = measurement_suffix(result.module, result.label, result.metric)
+            return baseline_tree(self.config, f"{item.nodeid}[{suffix}]")
 
         return lookup
 

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from .result import ImportResult, ModuleTiming
-from .spec import Metric, flavour_label
+from .spec import Metric, flavour_label, metric_label
 from .stats import median
 from .units import headroom
 
@@ -123,7 +123,7 @@ class MeasurementOutcome:
     @property
     def label_with_metric(self) -> str:
         """The label, with ``instructions`` after it for a count: ``"warm instructions"``."""
-        return self.label if self.metric == "time" else f"{self.label} {self.metric}"
+        return metric_label(self.label, self.metric)
 
     @property
     def module_count(self) -> int:

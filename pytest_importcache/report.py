@@ -11,7 +11,9 @@ from .budget import Verdict
 from .edges import edge_lines
 from .outcome import MeasurementOutcome
 from .result import ImportResult, cost_changes
+from .spec import metric_label
 from .units import (
+    cost_name,
     fit,
     format_cost,
     format_headroom,
@@ -38,9 +40,7 @@ SUMMARY_WIDTH = 80
 
 def _cost_names(metric: str) -> str:
     """How the two per-module columns are headed in ``metric``."""
-    if metric == "instructions":
-        return "self instructions, cumulative instructions"
-    return "self time, cumulative time"
+    return f"self {cost_name(metric)}, cumulative {cost_name(metric)}"
 
 
 def _slowest_table(result: ImportResult, count: int) -> list[str]:
@@ -100,9 +100,8 @@ def _time_block(verdict: Verdict, baseline: BaselineLookup | None = None) -> lis
     metric = result.metric
     # A budget to write in the marker, so before scaling.
     suggestion = suggest_cost_budget(verdict.measured / verdict.scale, metric)
-    counted = " instructions" if metric == "instructions" else ""
     return [
-        f"import budget exceeded: {result.module} ({result.label}{counted})",
+        f"import budget exceeded: {result.module} ({metric_label(result.label, metric)})",
         f"  {verdict.stat} {format_cost(verdict.measured, metric)} > budget "
         f"{format_cost(verdict.limit, metric)}{scaled}",
         f"  {result.rounds} rounds: min {format_cost(result.min, metric)}, "
@@ -162,16 +161,16 @@ def baseline_failure_text(comparison: Comparison, threshold: float) -> str:
 
     head, base = comparison.head, comparison.base
     metric = head.metric
-    counted = " instructions" if metric == "instructions" else ""
     lines = [
-        f"import slower than baseline {comparison.revision}: {head.module} ({head.label}{counted})",
+        f"import slower than baseline {comparison.revision}: {head.module} "
+        f"({metric_label(head.label, metric)})",
         f"  {comparison.statistic} {format_cost(comparison.figures[0], metric)} vs "
         f"{format_cost(comparison.figures[1], metric)} at {comparison.revision.short}",
         f"  ratio {comparison.interval.describe()}",
         f"  the whole interval lies above x{1 + threshold:.2f} "
         f"(importcache_baseline_fail {threshold:.0%})",
         f"  {head.rounds} rounds each, interleaved with the baseline's",
-        f"  what changed most ({_cost_names(metric).split(',')[0]}, head - base):",
+        f"  what changed most (self {cost_name(metric)}, head - base):",
     ]
     for name, delta, tag in self_time_deltas(head, base)[:SLOWEST_IN_FAILURE]:
         shown = ("+" if delta > 0 else "-") + format_cost(abs(delta), metric)

@@ -32,6 +32,8 @@ __all__ = [
     "default_rounds",
     "default_warmup",
     "flavour_label",
+    "measurement_suffix",
+    "metric_label",
 ]
 
 Flavour = Literal["cold", "warm"]
@@ -71,6 +73,19 @@ def default_warmup(metric: Metric) -> int:
 def flavour_label(flavour: str, closure: bool) -> str:
     """``"cold"``, ``"warm"`` or ``"closure-cold"``: a flavour as shown to users."""
     return "closure-cold" if closure else flavour
+
+
+def metric_label(label: str, metric: str) -> str:
+    """``label`` with the metric after it for counts: ``"warm"``, ``"warm instructions"``."""
+    return label if metric == DEFAULT_METRIC else f"{label} {metric}"
+
+
+def measurement_suffix(module: str, label: str, metric: str) -> str:
+    """``mylib-warm`` or ``mylib-warm-instructions``: a measurement in a benchmark's name.
+
+    Counts get their own names, so they are never compared with times.
+    """
+    return f"{module}-{label}" if metric == DEFAULT_METRIC else f"{module}-{label}-{metric}"
 
 
 def _check_count(value: object, name: str, minimum: int) -> None:

@@ -31,6 +31,7 @@ import pytest
 
 from .outcome import MeasurementOutcome
 from .runs import SELF_COST_KEYS, ImportComparison, compare_entry
+from .spec import measurement_suffix
 
 __all__ = [
     "CompareFailCheck",
@@ -72,9 +73,7 @@ def benchmark_names(records: Sequence[MeasurementOutcome]) -> list[tuple[str, st
     seen: dict[str, int] = {}
     names = []
     for record in records:
-        suffix = f"{record.module}-{record.label}"
-        if record.metric != "time":
-            suffix += f"-{record.metric}"
+        suffix = measurement_suffix(record.module, record.label, record.metric)
         key = f"{record.nodeid}[{suffix}]"
         seen[key] = seen.get(key, 0) + 1
         if seen[key] > 1:

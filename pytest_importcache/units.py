@@ -14,6 +14,7 @@ import re
 __all__ = [
     "SUGGESTION_HEADROOM",
     "BudgetError",
+    "cost_name",
     "fit",
     "format_cost",
     "format_count",
@@ -170,6 +171,11 @@ def parse_cost(value: object, metric: str) -> float:
             "count, set metric='instructions'"
         )
     return seconds
+
+
+def cost_name(metric: str) -> str:
+    """What a metric's costs are called: ``"time"`` or ``"instructions"``."""
+    return "instructions" if metric == "instructions" else "time"
 
 
 def format_cost(value: float, metric: str) -> str:
