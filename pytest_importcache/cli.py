@@ -208,13 +208,18 @@ def _compare_parser() -> argparse.ArgumentParser:
         description="Compare the import measurements of two saved pytest-benchmark runs.",
     )
     parser.add_argument("runs", nargs="*", metavar="RUN", help="run number, name or path")
+    _add_storage_argument(parser)
+    parser.add_argument("--fail", metavar="STAT:N%", help="exit 1 on a slowdown past this")
+    return parser
+
+
+def _add_storage_argument(parser: argparse.ArgumentParser) -> None:
+    """``--storage``, where ``compare``, ``report`` and ``history`` read saved runs."""
     parser.add_argument(
         "--storage",
         default=".benchmarks",
         help="pytest-benchmark storage, or one machine directory in it (default: .benchmarks)",
     )
-    parser.add_argument("--fail", metavar="STAT:N%", help="exit 1 on a slowdown past this")
-    return parser
 
 
 def _report_parser() -> argparse.ArgumentParser:
@@ -227,11 +232,7 @@ def _report_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--against", metavar="RUN", help="draw diff icicles against this run")
     parser.add_argument("--output", required=True, metavar="FILE", help="the HTML file to write")
-    parser.add_argument(
-        "--storage",
-        default=".benchmarks",
-        help="pytest-benchmark storage, or one machine directory in it (default: .benchmarks)",
-    )
+    _add_storage_argument(parser)
     return parser
 
 
@@ -240,11 +241,7 @@ def _history_parser() -> argparse.ArgumentParser:
         prog=f"{PROG} history",
         description="Each import's figure over the saved runs of one machine directory.",
     )
-    parser.add_argument(
-        "--storage",
-        default=".benchmarks",
-        help="pytest-benchmark storage, or one machine directory in it (default: .benchmarks)",
-    )
+    _add_storage_argument(parser)
     parser.add_argument("--output", metavar="FILE", help="also write the charts to this HTML file")
     parser.add_argument(
         "--stat",

@@ -198,10 +198,8 @@ def suggest_cost_budget(value: float, metric: str) -> str:
         ),
         ("", 1.0),
     )
-    amount = target / scale
-    step = max(10 ** (math.floor(math.log10(amount)) - 1), 1 if not suffix else 0)
-    rounded = math.ceil(amount / step - 1e-9) * step
-    return f"{rounded:.10g}{suffix}"
+    # A plain count is whole: its step is never below one instruction.
+    return f"{_round_up(target / scale, 1 if not suffix else 0):.10g}{suffix}"
 
 
 def parse_percentage(text: str) -> float:
@@ -295,8 +293,11 @@ def suggest_budget(seconds: float) -> str:
         raise BudgetError(f"cannot suggest a budget for {seconds!r} seconds")
     target = seconds * SUGGESTION_HEADROOM
     unit, scale = _unit_for(target)
-    amount = target / scale
-    step = 10 ** (math.floor(math.log10(amount)) - 1)
+    return f"{_round_up(target / scale):.10g}{unit}"
+
+
+def _round_up(amount: float, smallest_step: float = 0) -> float:
+    """``amount`` rounded up to two significant digits (steps of at least ``smallest_step``)."""
+    step: float = max(10.0 ** (math.floor(math.log10(amount)) - 1), smallest_step)
     # The tolerance keeps float noise (130.00000000000003) from adding a step.
-    rounded = math.ceil(amount / step - 1e-9) * step
-    return f"{rounded:.10g}{unit}"
+    return math.ceil(amount / step - 1e-9) * step
