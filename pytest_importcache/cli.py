@@ -125,7 +125,17 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line on stderr (exit 2)."""
+    """An argument parser whose errors are one line on stderr (exit 2).
+
+    Help texts are given as plain text ("95% interval"): argparse %-formats
+    them, so :meth:`add_argument` escapes them once, here.
+    """
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        """``ArgumentParser.add_argument``, with a ``help`` text that may hold ``%``."""
+        if isinstance(kwargs.get("help"), str):
+            kwargs["help"] = kwargs["help"].replace("%", "%%")
+        return super().add_argument(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(message)
@@ -188,8 +198,8 @@ def _profile_parser() -> argparse.ArgumentParser:
         "--fail",
         metavar="PCT",
         type=_threshold_argument,
-        help="with --against: exit 1 when the whole 95%% interval of head/base lies above "
-        "1 + PCT (e.g. 5%%)",
+        help="with --against: exit 1 when the whole 95% interval of head/base lies above "
+        "1 + PCT (e.g. 5%)",
     )
     return parser
 

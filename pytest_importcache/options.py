@@ -47,6 +47,7 @@ __all__ = [
     "Setting",
     "Settings",
     "add_options",
+    "argparse_help",
     "read_settings",
     "unwritable_reason",
 ]
@@ -301,15 +302,25 @@ class Settings:
         return default_warmup(metric) if self.warmup is None else self.warmup
 
 
+def argparse_help(text: str) -> str:
+    """``text`` as argparse must be given it: it %-formats help, so ``%`` is written ``%%``."""
+    return text.replace("%", "%%")
+
+
 def add_options(parser: pytest.Parser) -> None:
-    """Register every setting as a command-line flag and an ini key."""
+    """Register every setting as a command-line flag and an ini key.
+
+    The table's help texts are plain text ("95% interval"): argparse formats a
+    flag's help with ``%``, so it gets them escaped; pytest prints ini help as is.
+    """
     group = parser.getgroup("importcache", "import-time budgets (pytest-importcache)")
     for setting in SETTINGS:
+        flag_help = argparse_help(setting.help)
         if setting.is_flag:
-            group.addoption(setting.flag, action="store_true", default=None, help=setting.help)
+            group.addoption(setting.flag, action="store_true", default=None, help=flag_help)
         else:
             group.addoption(
-                setting.flag, default=None, metavar=setting.name.upper(), help=setting.help
+                setting.flag, default=None, metavar=setting.name.upper(), help=flag_help
             )
         parser.addini(setting.ini, setting.help, default=None)
 

@@ -26,7 +26,7 @@ from conftest import (
     seconds,
     write_tree,
 )
-from pytest_importcache.cli import format_age, format_bytes
+from pytest_importcache.cli import SUBCOMMANDS, format_age, format_bytes
 from pytest_importcache.runs import RunError, compare_runs, describe_storage, machine_directories
 
 PACKAGE = {
@@ -161,6 +161,21 @@ def test_a_missing_module_is_one_line_and_exit_2() -> None:
     assert completed.stderr.startswith(
         "pytest-importcache: error: cannot find module 'no_such_module_here'"
     )
+
+
+@pytest.mark.parametrize("subcommand", ["", *SUBCOMMANDS])
+def test_every_help_surface_exits_0(subcommand: str) -> None:
+    """``--help`` of the command line and of each subcommand (as the dispatcher knows them)."""
+    completed = run_cli(*filter(None, [subcommand]), "--help")
+    assert (completed.returncode, completed.stderr) == (0, "")
+    prog = " ".join(filter(None, ["pytest-importcache", subcommand]))
+    assert completed.stdout.startswith(f"usage: {prog} ")
+    if not subcommand:
+        # The epilog names every subcommand, and help texts keep their % signs single.
+        for name in SUBCOMMANDS:
+            assert f"pytest-importcache {name} " in completed.stdout
+        assert "95% interval" in completed.stdout
+    assert "%%" not in completed.stdout
 
 
 @pytest.mark.parametrize(

@@ -187,26 +187,41 @@ sys.modules["decimal"] = module
 loader.exec_module(module)
 """
 
+# The process an import starts sends its pid through a pipe once it runs, and
+# the import returns only then, having noted it: the round cannot end (and kill
+# it) before the test knows which process to look for.
 DAEMON = """\
-import os, sys, time
-pids = os.environ["HOSTILE_PIDS"]
+import os, time
+reading, writing = os.pipe()
 if os.fork() == 0:
+    os.close(reading)
     os.setsid()
     if os.fork() == 0:
-        with open(pids, "a") as handle:
-            handle.write(f"{os.getpid()}\\n")
+        os.write(writing, f"{os.getpid()}\\n".encode())
+        os.close(writing)
         time.sleep(60)
     os._exit(0)
+os.close(writing)
+with os.fdopen(reading) as pipe:
+    started = pipe.read()  # until the grandchild and its parent closed the pipe
+with open(os.environ["HOSTILE_PIDS"], "a") as handle:
+    handle.write(started)
 """
 
 FORKED_SLEEPER = """\
 import os, time
-pids = os.environ["HOSTILE_PIDS"]
+reading, writing = os.pipe()
 if os.fork() == 0:
-    with open(pids, "a") as handle:
-        handle.write(f"{os.getpid()}\\n")
+    os.close(reading)
+    os.write(writing, f"{os.getpid()}\\n".encode())
+    os.close(writing)
     time.sleep(60)
     os._exit(0)
+os.close(writing)
+with os.fdopen(reading) as pipe:
+    started = pipe.read()
+with open(os.environ["HOSTILE_PIDS"], "a") as handle:
+    handle.write(started)
 """
 
 OLD_PYTHON = next(
@@ -229,12 +244,13 @@ with open(os.path.join(os.path.dirname(__file__), "state.txt"), "w") as handle:
 
 ESCAPING_SLEEPER = """\
 import os, subprocess
-pids = os.environ["HOSTILE_PIDS"]
 # A new session and an empty environment: neither the group nor the token finds it.
-subprocess.Popen(
-    ["/bin/sh", "-c", f"echo $$ >> {pids}; exec sleep 60"],
+sleeper = subprocess.Popen(
+    ["/bin/sh", "-c", "exec sleep 60"],
     env={}, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
 )
+with open(os.environ["HOSTILE_PIDS"], "a") as handle:
+    handle.write(f"{sleeper.pid}\\n")  # the shell's pid, which exec keeps for sleep
 """
 GENERATES_ITS_TABLE = """\
 import os
@@ -759,6 +775,10 @@ def check_case(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, m
     if case.spawns:
         started = [int(line) for line in pids.read_text().split()]
         assert started, "the import did not start its process"
+        # A killed process is gone once the kernel has run its SIGKILL: a moment at most.
+        deadline = time.monotonic() + 2
+        while [pid for pid in started if is_alive(pid)] and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert not [pid for pid in started if is_alive(pid)], "a started process outlived the round"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,8 @@ import pytest
 
 from pytest_importcache.options import (
     SETTINGS,
+    Setting,
+    argparse_help,
     parse_bool,
     parse_scale,
     parse_seconds,
@@ -84,6 +87,41 @@ def test_every_setting_has_a_flag_an_ini_key_and_a_valid_default() -> None:
         assert setting.flag == f"--importcache-{setting.name}"
         assert setting.ini == "importcache_" + setting.name.replace("-", "_")
         setting.parse(setting.default)
+
+
+# -- help texts -------------------------------------------------------------------------
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+@pytest.mark.parametrize("setting", SETTINGS, ids=lambda setting: setting.name)
+def test_every_help_text_survives_argparse_formatting(setting: Setting) -> None:
+    """argparse %-formats a flag's help: "95% interval" must come out as written."""
+    parser = argparse.ArgumentParser(
+        prog="pytest", formatter_class=lambda prog: argparse.HelpFormatter(prog, width=10_000)
+    )
+    parser.add_argument(setting.flag, help=argparse_help(setting.help))
+    assert _flat(setting.help) in _flat(parser.format_help())
+
+
+@pytest.mark.parametrize("text", ["95% interval (default: 10%)", "%(default)s", "%i %", "none"])
+def test_argparse_help_escapes_every_percent_sign(text: str) -> None:
+    assert argparse_help(text) % {"default": None, "prog": "pytest"} == text
+
+
+def test_pytest_help_lists_every_flag_and_ini_key(pytester: pytest.Pytester) -> None:
+    """``pytest --help`` is the first thing a user runs: it must work and list every setting."""
+    result = pytester.runpytest("--help")
+    assert result.ret == pytest.ExitCode.OK
+    output = _flat(result.stdout.str())
+    for setting in SETTINGS:
+        assert setting.flag in output
+        assert setting.ini in output
+    # Once per surface (flag and ini key), unescaped.
+    assert output.count("95% interval") == 2
+    assert "%%" not in output
 
 
 # -- where a bad value came from, and output paths checked up front ----------------------

@@ -213,6 +213,7 @@ def test_each_malformed_marker_fails_its_own_test_at_setup(project: pytest.Pytes
 
 def test_the_marker_is_listed_with_its_full_signature(project: pytest.Pytester) -> None:
     result = project.runpytest("--markers")
+    assert result.ret == pytest.ExitCode.OK
     result.stdout.fnmatch_lines(
         [
             "@pytest.mark.import_budget(module, *, cold=None, warm=None, max_modules=None, "
