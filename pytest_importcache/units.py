@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import math
 import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from decimal import Decimal
 
 __all__ = [
     "SUGGESTION_HEADROOM",
@@ -189,7 +193,7 @@ def suggest_cost_budget(value: float, metric: str) -> str:
         return suggest_budget(value)
     if not (math.isfinite(value) and value > 0):
         raise BudgetError(f"cannot suggest a budget for {value!r} instructions")
-    target = value * SUGGESTION_HEADROOM
+    target = _with_headroom(value)
     suffix, scale = next(
         (
             (suffix, scale)
@@ -199,7 +203,7 @@ def suggest_cost_budget(value: float, metric: str) -> str:
         ("", 1.0),
     )
     # A plain count is whole: its step is never below one instruction.
-    return f"{_round_up(target / scale, 1 if not suffix else 0):.10g}{suffix}"
+    return f"{_round_up(target, scale, 1 if not suffix else 0)}{suffix}"
 
 
 def parse_percentage(text: str) -> float:
@@ -283,21 +287,38 @@ def format_headroom(fraction: float) -> str:
 def suggest_budget(seconds: float) -> str:
     """A budget for a measured statistic: 30% above it, rounded up to two significant digits.
 
-    The result is at least 1.3 times ``seconds`` (up to float rounding) and less
-    than one step of its second significant digit above that. The unit follows
+    The result is at least 1.3 times ``seconds`` as written (its shortest
+    decimal form: ``0.1`` is one tenth) and less than one step of its second
+    significant digit above that. The unit follows
     :func:`format_duration` (``ns`` below a microsecond, then ``us``, ``ms``,
     ``s``), so a suggestion reads like the measurement. ``seconds`` must be
     positive and finite (:class:`BudgetError` otherwise).
     """
     if not (math.isfinite(seconds) and seconds > 0):
         raise BudgetError(f"cannot suggest a budget for {seconds!r} seconds")
-    target = seconds * SUGGESTION_HEADROOM
-    unit, scale = _unit_for(target)
-    return f"{_round_up(target / scale):.10g}{unit}"
+    target = _with_headroom(seconds)
+    unit, scale = _unit_for(float(target))
+    return f"{_round_up(target, scale)}{unit}"
 
 
-def _round_up(amount: float, smallest_step: float = 0) -> float:
-    """``amount`` rounded up to two significant digits (steps of at least ``smallest_step``)."""
-    step: float = max(10.0 ** (math.floor(math.log10(amount)) - 1), smallest_step)
-    # The tolerance keeps float noise (130.00000000000003) from adding a step.
-    return math.ceil(amount / step - 1e-9) * step
+def _with_headroom(value: float) -> Decimal:
+    """``value`` (as written: its shortest decimal form) times 1.3, exactly."""
+    from decimal import Decimal
+
+    return Decimal(repr(float(value))) * Decimal(str(SUGGESTION_HEADROOM))
+
+
+def _round_up(target: Decimal, scale: float, smallest_step: int = 0) -> str:
+    """``target / scale`` rounded up to two significant digits, as decimal text (``"130"``).
+
+    Steps are at least ``smallest_step``. The arithmetic is exact: the result is
+    never below ``target / scale``, and float noise (``0.1 * 1.3`` is
+    ``0.13000000000000003``) never adds a step, so no tolerance is needed.
+    """
+    from decimal import ROUND_CEILING, Context, Decimal
+
+    exact = Context(prec=60)
+    amount = exact.divide(target, Decimal(repr(float(scale))))
+    step = max(Decimal(1).scaleb(amount.adjusted() - 1), Decimal(smallest_step))
+    steps = exact.divide(amount, step).to_integral_value(rounding=ROUND_CEILING)
+    return f"{exact.multiply(steps, step).normalize(exact):f}"
