@@ -455,6 +455,19 @@ CASES = [
         message="ended with signal SIGSEGV",
     ),
     Case(
+        "a sitecustomize and a usercustomize beside the package",
+        files(
+            {
+                "custom/__init__.py": "",
+                "sitecustomize.py": "import decimal\n",
+                "usercustomize.py": "import colorsys\n",
+            }
+        ),
+        "custom",
+        loads=("custom",),
+        skips=("sitecustomize", "usercustomize", "decimal", "colorsys"),
+    ),
+    Case(
         "the import kills itself",
         files({"suicidal.py": "import os, signal\nos.kill(os.getpid(), signal.SIGTERM)\n"}),
         "suicidal",

@@ -304,3 +304,45 @@ def test_interpreters_the_import_starts_write_no_bytecode_either(
     answer = sandbox.measure(tmp_path, tmp_path / "cache", "shellout", prepend=[str(tree)])
     assert "error" not in answer, answer
     assert tree_state(dependency) == before
+
+
+def test_a_sitecustomize_is_not_run_in_the_rounds(sandbox: Sandbox, tmp_path: Path) -> None:
+    """A ``sitecustomize`` in site-packages runs at every start-up of the sandbox, not in rounds."""
+    marker = tmp_path / "sitecustomize-ran.txt"
+    customize = sandbox.site_packages / "sitecustomize.py"
+    customize.write_text(
+        "import colorsys, os\n"
+        "if 'CUSTOMIZE_MARKER' in os.environ:\n"
+        "    with open(os.environ['CUSTOMIZE_MARKER'], 'a') as handle:\n"
+        "        handle.write(f'{os.getpid()}\\n')\n"
+    )
+    stamp = tmp_path / "seen-by-the-import.txt"
+    tree = write_tree(
+        tmp_path / "tree",
+        {
+            "customized.py": "import os, sys\n"
+            "with open(os.environ['CUSTOMIZE_STAMP'], 'a') as handle:\n"
+            "    handle.write(f'{\"sitecustomize\" in sys.modules} {os.getpid()}\\n')\n"
+            "import colorsys\n"
+        },
+    )
+    try:
+        answer = sandbox.measure(
+            tmp_path,
+            tmp_path / "cache",
+            "customized",
+            prepend=[str(tree)],
+            environment={"CUSTOMIZE_MARKER": str(marker), "CUSTOMIZE_STAMP": str(stamp)},
+        )
+    finally:
+        customize.unlink()
+    assert "error" not in answer, answer
+    rounds = [line.split() for line in stamp.read_text().splitlines()]
+    assert len(rounds) == 2
+    assert [seen for seen, _ in rounds] == ["False", "False"]
+    # It is live in the sandbox: it ran in the driver (and the compiler), in no round.
+    ran_in = marker.read_text().split()
+    assert ran_in
+    assert not set(ran_in) & {pid for _, pid in rounds}
+    # What it imports is the import's own cost, not start-up's.
+    assert "colorsys" in answer["modules"]
