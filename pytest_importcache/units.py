@@ -257,11 +257,11 @@ def _unit_for(seconds: float) -> tuple[str, float]:
     return "ns", 1e-9
 
 
-# Below this headroom (a statistic more than ten times its limit) the percentage
-# says nothing the failure block does not say better, and would not fit a column.
-HEADROOM_FLOOR = -9.99
-
-
+# From this ratio of statistic to limit on, an overspend reads as the ratio
+# (``x12``): a percentage of headroom (-1100%) says it less plainly.
+OVERSPEND_RATIO = 10.0
+# The largest ratio written out; anything beyond reads ``x9999+``.
+LARGEST_RATIO_SHOWN = 9999
 def headroom(measured: float, limit: float) -> float:
     """The share of ``limit`` that ``measured`` leaves over (negative when overspent).
 
@@ -271,16 +271,24 @@ def headroom(measured: float, limit: float) -> float:
 
 
 def format_headroom(fraction: float) -> str:
-    """Headroom (the share of a limit left over, negative when overspent) as ``+94%``/``-13%``.
+    """Headroom (the share of a limit left over, negative when overspent), at most 6 characters.
 
-    Whole percents with a sign, from ``+100%`` down to ``-999%``; anything
-    lower (a statistic more than 10.99 times its limit) reads ``<-999%``, so the
-    text never exceeds six characters. Not a number reads ``?``.
+    * Whole percents with their sign, ``+94%`` down to ``-899%``.
+    * Within one percent of the limit, one decimal (``+0.4%``, ``-0.3%``), and
+      ``0%`` when even that rounds to zero: a zero never carries a sign.
+    * A statistic ten times its limit or more reads as that ratio,
+      ``x10``, ``x12``, ``x1136``, up to ``x9999+``: how many times the
+      budget the import took, where ``-1036%`` would say the same less plainly.
+    * Not a number reads ``?``.
     """
     if math.isnan(fraction):
         return "?"
-    if fraction < HEADROOM_FLOOR:
-        return "<-999%"
+    ratio = 1 - fraction  # the statistic over its limit
+    if ratio >= OVERSPEND_RATIO:
+        return f"x{ratio:.0f}" if ratio < LARGEST_RATIO_SHOWN + 0.5 else f"x{LARGEST_RATIO_SHOWN}+"
+    if abs(fraction) < 0.0095:
+        tenths = round(fraction * 1000)
+        return "0%" if tenths == 0 else f"{tenths / 10:+.1f}%"
     return f"{fraction:+.0%}"
 
 

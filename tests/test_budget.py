@@ -81,12 +81,24 @@ def test_a_tiny_duration_never_reads_as_zero(seconds: float) -> None:
     [
         (0.94, "+94%"),
         (1.0, "+100%"),
-        (0.0, "+0%"),
         (-0.13, "-13%"),
-        (-9.99, "-999%"),
-        (-10.0, "<-999%"),
-        (-1136394.0, "<-999%"),
-        (-math.inf, "<-999%"),
+        (-1.04, "-104%"),
+        (-8.99, "-899%"),
+        # Within a percent of the limit: one decimal, and never a signed zero.
+        (0.0, "0%"),
+        (-0.0, "0%"),
+        (-0.004, "-0.4%"),
+        (0.003, "+0.3%"),
+        (-0.0004, "0%"),
+        (0.0004, "0%"),
+        (-0.0096, "-1%"),
+        # Ten times the limit and more: the ratio, however far over.
+        (-9.0, "x10"),
+        (-11.0, "x12"),
+        (-1135.0, "x1136"),
+        (-9998.0, "x9999"),
+        (-1136394.0, "x9999+"),
+        (-math.inf, "x9999+"),
         (math.nan, "?"),
     ],
 )
@@ -94,10 +106,17 @@ def test_headroom_stays_short_however_far_over(fraction: float, text: str) -> No
     assert format_headroom(fraction) == text
 
 
+@pytest.mark.parametrize("fraction", [i / 10_000 for i in range(-200, 201, 3)])
+def test_a_headroom_near_zero_reads_its_sign_only_when_it_is_not_zero(fraction: float) -> None:
+    text = format_headroom(fraction)
+    assert text not in ("-0%", "+0%", "-0.0%", "+0.0%")
+    assert float(text.rstrip("%")) == pytest.approx(fraction * 100, abs=0.5)
+
+
 def test_the_headroom_of_a_nanosecond_budget_is_readable() -> None:
     budget = ImportBudget("lightpkg", warm=1e-9)
     (verdict,) = judge(budget, {"warm": make_result()}, stat="min")
-    assert (format_duration(verdict.limit), format_headroom(verdict.headroom)) == ("1ns", "<-999%")
+    assert (format_duration(verdict.limit), format_headroom(verdict.headroom)) == ("1ns", "x9999+")
 
 
 @pytest.mark.parametrize(
