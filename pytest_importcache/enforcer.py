@@ -39,6 +39,8 @@ __all__ = ["ENFORCER_KEY", "REPORT_ATTRIBUTE", "BudgetEnforcer", "ImportEnvFacto
 
 REPORT_ATTRIBUTE = "importcache_outcomes"
 IMPORT_FIXTURES = frozenset({"cold_import_env", "warm_import_env", "import_env_factory"})
+# Why a budgeted test is skipped under ``--importcache-disable``.
+DISABLED_REASON = "import measurements are disabled (importcache disable setting)"
 ENFORCER_KEY = pytest.StashKey["BudgetEnforcer"]()
 _BUDGETS_KEY = pytest.StashKey[list[ImportBudget]]()
 _PENDING_KEY = pytest.StashKey[list["PendingMeasurement"]]()
@@ -221,8 +223,22 @@ class BudgetEnforcer:
     def pytest_collection_modifyitems(
         self, config: pytest.Config, items: list[pytest.Item]
     ) -> Generator[None, None, None]:
-        """Let pytest-benchmark's ``--benchmark-skip``/``--benchmark-only`` see import tests."""
+        """Let pytest-benchmark's ``--benchmark-skip``/``--benchmark-only`` see import tests.
+
+        With measurements disabled, a test whose markers are valid gets a skip
+        marker here, so the skip is reported at the test (a malformed marker
+        still fails at setup).
+        """
         yield
+        if self.settings.disable:
+            for item in items:
+                if item.get_closest_marker(MARKER_NAME) is None:
+                    continue
+                try:
+                    self._budgets_of(item)
+                except BudgetError:
+                    continue
+                item.add_marker(pytest.mark.skip(reason=DISABLED_REASON))
         from .storage import adjust_for_skip_and_only
 
         measuring = [
@@ -233,25 +249,28 @@ class BudgetEnforcer:
         ]
         adjust_for_skip_and_only(config, measuring)
 
+    def _budgets_of(self, item: pytest.Item) -> list[ImportBudget]:
+        """The test's ``import_budget`` markers, top to bottom; ``BudgetError`` for a bad one."""
+        # iter_markers yields the closest marker first; budgets read top to bottom.
+        return [
+            ImportBudget.from_marker(marker.args, marker.kwargs, metric=self.settings.metric)
+            for marker in reversed(list(item.iter_markers(MARKER_NAME)))
+        ]
+
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        """Validate the test's ``import_budget`` markers; skip them when disabled."""
-        markers = list(item.iter_markers(MARKER_NAME))
-        if not markers:
+        """Validate the test's ``import_budget`` markers (when disabled, valid ones skipped)."""
+        if item.get_closest_marker(MARKER_NAME) is None:
             return
         try:
-            # iter_markers yields the closest marker first; budgets read top to bottom.
-            budgets = [
-                ImportBudget.from_marker(marker.args, marker.kwargs, metric=self.settings.metric)
-                for marker in reversed(markers)
-            ]
+            budgets = self._budgets_of(item)
         except BudgetError as exc:
             problem = str(exc)
         else:
             problem = ""
         if problem:
             pytest.fail(problem, pytrace=False)
-        if self.settings.disable:
-            pytest.skip("import measurements are disabled (importcache disable setting)")
+        if self.settings.disable:  # a marker added after collection
+            pytest.skip(DISABLED_REASON)
         item.stash[_BUDGETS_KEY] = budgets
 
     @pytest.hookimpl(wrapper=True)

@@ -262,6 +262,8 @@ def _unit_for(seconds: float) -> tuple[str, float]:
 OVERSPEND_RATIO = 10.0
 # The largest ratio written out; anything beyond reads ``x9999+``.
 LARGEST_RATIO_SHOWN = 9999
+
+
 def headroom(measured: float, limit: float) -> float:
     """The share of ``limit`` that ``measured`` leaves over (negative when overspent).
 

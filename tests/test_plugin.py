@@ -395,12 +395,21 @@ def test_disable_skips_budgets_but_not_fixtures(project: pytest.Pytester) -> Non
 
         def test_fixture(warm_import_env):
             assert warm_import_env.measure("lightpkg").rounds == 2
+
+        @pytest.mark.import_budget("sleepy", warm="fast")
+        def test_malformed():
+            pass
         """,
         "--importcache-disable",
         "-rs",
     )
-    result.assert_outcomes(passed=1, skipped=1)
-    result.stdout.fnmatch_lines(["SKIPPED*import measurements are disabled*"])
+    # A malformed marker is still the user's mistake to hear about.
+    result.assert_outcomes(passed=1, skipped=1, errors=1)
+    # The skip points at the test, not at the plugin that skipped it.
+    result.stdout.fnmatch_lines(
+        ["SKIPPED [[]1[]] test_imports.py:3: import measurements are disabled*"]
+    )
+    assert "enforcer.py" not in result.stdout.str()
 
 
 def test_the_marker_wins_over_the_command_line(project: pytest.Pytester) -> None:
