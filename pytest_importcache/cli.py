@@ -79,7 +79,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NoReturn
 
-from .errors import ImportCacheError
+from .errors import ImportCacheError, LocateError
 from .locate import ImportLocationWarning
 from .result import ImportResult, ModuleTiming, importer_tree
 from .runner import RoundReport
@@ -118,6 +118,8 @@ TREE_LINES = 25
 # A module is shown in the tree when its cumulative time is at least this share of the import.
 TREE_SHARE = 0.02
 WIDTH = 80
+# How locate's error for a module found nowhere begins.
+NOT_FOUND = "cannot find module "
 
 
 class UsageError(Exception):
@@ -511,10 +513,26 @@ def _measure_all(
                     results[spec.label] = measurer.measure(spec)
             results_by_module[module] = results
     except (ImportCacheError, ValueError) as exc:
-        raise UsageError(str(exc).splitlines()[0]) from None
+        message = str(exc).splitlines()[0]
+        if isinstance(exc, LocateError) and message.startswith(NOT_FOUND):
+            message += f"; {_path_hint(arguments)}"
+        raise UsageError(message) from None
     finally:
         progress.clear()
     return results_by_module
+
+
+def _path_hint(arguments: argparse.Namespace) -> str:
+    """What to try when a module is found nowhere: ``--path``, pointed at the right directory."""
+    for directory in arguments.path:
+        given = Path(directory)
+        if any(module.split(".")[0] == given.resolve().name for module in arguments.modules):
+            holder = os.path.normpath(os.path.join(directory, os.pardir))
+            return (
+                f"--path {directory} names the package itself: give the directory that "
+                f"holds it (--path {holder})"
+            )
+    return "for a source tree that is not installed, add --path DIR (the directory holding it)"
 
 
 def _check_profile_arguments(arguments: argparse.Namespace) -> None:

@@ -161,6 +161,23 @@ def test_a_missing_module_is_one_line_and_exit_2() -> None:
     assert completed.stderr.startswith(
         "pytest-importcache: error: cannot find module 'no_such_module_here'"
     )
+    # A package that is not installed is the usual cause: say how to measure it.
+    assert completed.stderr.endswith(
+        "; for a source tree that is not installed, add --path DIR (the directory holding it)\n"
+    )
+
+
+def test_a_path_that_names_the_package_itself_is_pointed_at_its_parent(
+    package_dir: Path,
+) -> None:
+    given = f"{package_dir.name}/clipkg"
+    completed = run_cli("clipkg", "--path", given, cwd=package_dir.parent)
+    assert completed.returncode == 2
+    assert completed.stderr.count("\n") == 1
+    assert completed.stderr.endswith(
+        f"; --path {given} names the package itself: give the directory that holds it "
+        f"(--path {package_dir.name})\n"
+    )
 
 
 @pytest.mark.parametrize("subcommand", ["", *SUBCOMMANDS])
