@@ -468,6 +468,13 @@ CASES = [
         skips=("sitecustomize", "usercustomize", "decimal", "colorsys"),
     ),
     Case(
+        "a path entry that is the package directory itself",
+        files({"selfpath/__init__.py": "", "selfpath/core.py": ""}, entry="selfpath"),
+        "selfpath",
+        error=LocateError,
+        message="cannot find module 'selfpath'",
+    ),
+    Case(
         "the import kills itself",
         files({"suicidal.py": "import os, signal\nos.kill(os.getpid(), signal.SIGTERM)\n"}),
         "suicidal",
