@@ -25,6 +25,12 @@ kill it with everything it spawned. Two things escape a process group:
   another thread of this process starts in a new session while a round runs
   would be taken for one too; one started as usual (in this process's group)
   is left alone.
+- **The death of the process this one serves.** An xdist worker's rounds
+  are its own, but the run is its controller's: SIGTERM or SIGKILL to the
+  controller reaches no worker. :func:`end_rounds_when_parent_exits` watches
+  for the parent to go; then every running round (each one registered by
+  :func:`round_running`) is killed at once, and this process gets SIGTERM,
+  which ends it as above.
 """
 
 from __future__ import annotations
@@ -44,7 +50,9 @@ __all__ = [
     "RoundsInterrupted",
     "adopt_orphans",
     "clock_ticks_now",
+    "end_rounds_when_parent_exits",
     "kill_round_processes",
+    "round_running",
     "signals_end_rounds",
 ]
 
@@ -224,3 +232,42 @@ def kill_round_processes(process_group: int, token: str, started: int = 0) -> No
             return
         for pid in orphans:
             _kill_and_reap(pid)
+
+
+# The rounds running in this process, by token: (process group, start in clock ticks).
+_RUNNING_ROUNDS: dict[str, tuple[int, int]] = {}
+
+
+@contextlib.contextmanager
+def round_running(process_group: int, token: str, started: int) -> Iterator[None]:
+    """While the block runs, the round is one that :func:`end_rounds_when_parent_exits` ends."""
+    _RUNNING_ROUNDS[token] = (process_group, started)
+    try:
+        yield
+    finally:
+        _RUNNING_ROUNDS.pop(token, None)
+
+
+def end_rounds_when_parent_exits(poll_seconds: float = 0.1) -> threading.Thread:
+    """Watch, in a daemon thread, for this process's parent to exit; then end every round.
+
+    For a process that only works for its parent (an xdist worker for its
+    controller): once the parent is gone (this process is re-parented), every
+    running round is killed with whatever it started, and this process is sent
+    SIGTERM, so that it stops as on a signal of its own (see
+    :func:`signals_end_rounds`). A process whose parent is already gone (pid 1)
+    is not watched. Returns the thread.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_seconds)
+        for token, (process_group, started) in list(_RUNNING_ROUNDS.items()):
+            kill_round_processes(process_group, token, started)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    watcher = threading.Thread(target=watch, name="importcache-parent-watch", daemon=True)
+    if parent != 1:
+        watcher.start()
+    return watcher
