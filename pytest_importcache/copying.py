@@ -122,9 +122,9 @@ def _walk(
 def package_files(location: PackageLocation) -> list[PackageFile]:
     """Every file a copy of ``location`` holds, relative to the copy's root.
 
-    A package's files go under ``<top_level>/``; a one-file module is the file
-    itself; each portion of a namespace package goes under
-    ``portion-N/<top_level>/``.
+    A package's files go under ``<top_level>/`` (from each of its directories,
+    the first to hold a path winning); a one-file module is the file itself;
+    each portion of a namespace package goes under ``portion-N/<top_level>/``.
     """
     __tracebackhide__ = True
     if location.kind == "module":
@@ -137,6 +137,12 @@ def package_files(location: PackageLocation) -> list[PackageFile]:
             base = Path(f"portion-{index}") / location.top_level
         status = os.stat(portion)
         files += _walk(portion, base, ((status.st_dev, status.st_ino),))
+    if location.kind == "package" and len(location.portions) > 1:
+        # A package merged from several directories: the first one to hold a path wins.
+        unique: dict[Path, PackageFile] = {}
+        for file in files:
+            unique.setdefault(file.relative, file)
+        files = list(unique.values())
     return files
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib.machinery import ModuleSpec, PathFinder
 from pathlib import Path
@@ -74,16 +74,58 @@ def _search_entries(search_path: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(os.path.abspath(entry or os.curdir) for entry in search_path))
 
 
-def _find_in_this_process(top: str, search_path: Sequence[str] | None) -> ModuleSpec | None:
-    """The spec this process's import system gives ``top``, without importing it.
+def _is_namespace(spec: ModuleSpec) -> bool:
+    """Whether ``spec`` is a namespace package: directories only, no file."""
+    return spec.origin in (None, "namespace") and spec.submodule_search_locations is not None
 
-    With an explicit ``search_path``, path-based finding uses it instead of ``sys.path``.
-    """
+
+def _has_file(spec: ModuleSpec) -> bool:
+    """Whether ``spec`` names a file the import would execute (not built-in, frozen, namespace)."""
+    return spec.origin not in (None, "namespace", "built-in", "frozen")
+
+
+def _same_module(spec: ModuleSpec, other: ModuleSpec) -> bool:
+    """Whether two specs name the same file (or the same built-in or frozen module)."""
+    if not (_has_file(spec) and _has_file(other)):
+        return spec.origin == other.origin
+    return os.path.realpath(str(spec.origin)) == os.path.realpath(str(other.origin))
+
+
+def _describe(spec: ModuleSpec) -> str:
+    """Where a spec's module is, for an error: its file or its directories, and what it is."""
+    if _is_namespace(spec):
+        directories = ", ".join(dict.fromkeys(spec.submodule_search_locations or ()))
+        return f"the directory {directories} (a namespace package: it has no __init__.py)"
+    origin = str(spec.origin)
+    if spec.origin in ("built-in", "frozen"):
+        return f"the standard library's {spec.origin} module"
+    real = os.path.realpath(origin)
+    if real.startswith(_stdlib_dirs()) and not real.startswith(_site_dirs()):
+        return f"the standard library's {origin}"
+    return origin
+
+
+def _stdlib_dirs() -> tuple[str, ...]:
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    return tuple(
+        os.path.join(os.path.realpath(paths[name]), "") for name in ("stdlib", "platstdlib")
+    )
+
+
+def _site_dirs() -> tuple[str, ...]:
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    return tuple(os.path.join(os.path.realpath(paths[name]), "") for name in ("purelib", "platlib"))
+
+
+def _ask_finders(
+    top: str, search_path: Sequence[str] | None
+) -> Iterator[tuple[object, ModuleSpec]]:
+    """(finder, spec) for every meta-path finder that finds ``top``, in the import's order."""
     __tracebackhide__ = True
-    if search_path is None:
-        loaded_spec = getattr(sys.modules.get(top), "__spec__", None)
-        if isinstance(loaded_spec, ModuleSpec):
-            return loaded_spec
     for finder in list(sys.meta_path):
         find_spec = getattr(finder, "find_spec", None)
         if find_spec is None:
@@ -99,8 +141,52 @@ def _find_in_this_process(top: str, search_path: Sequence[str] | None) -> Module
                 f"{type(exc).__name__}: {exc}"
             ) from None
         if isinstance(spec, ModuleSpec):
-            return spec
-    return None
+            yield finder, spec
+
+
+def _find_in_this_process(top: str, search_path: Sequence[str] | None) -> ModuleSpec | None:
+    """The spec this process's import system gives ``top``, without importing it.
+
+    With an explicit ``search_path``, path-based finding uses it instead of
+    ``sys.path``. Two candidates where the user meant one are an error naming
+    both: a module this process imported that its path now finds elsewhere (a
+    ``src/json`` that the standard library's ``json``, imported at start-up,
+    hides from this process but not from a fresh interpreter), and a directory
+    without ``__init__.py`` that the path finds before an import hook's package
+    (a project directory named like its package, in the current directory,
+    before an editable install's finder).
+    """
+    __tracebackhide__ = True
+    found = _ask_finders(top, search_path)
+    first = next(found, None)
+    if search_path is None:
+        loaded_spec = getattr(sys.modules.get(top), "__spec__", None)
+        if isinstance(loaded_spec, ModuleSpec):
+            if (
+                first is not None
+                and _has_file(first[1])
+                and not _same_module(first[1], loaded_spec)
+            ):
+                raise LocateError(
+                    f"{top!r} is two modules here: this process imported "
+                    f"{_describe(loaded_spec)}, but its path finds {first[1].origin} first, "
+                    "which a fresh interpreter would import; rename the package that shadows "
+                    "the other, or take the one not to measure off the path"
+                )
+            return loaded_spec
+    if first is None:
+        return None
+    finder, spec = first
+    if finder is PathFinder and _is_namespace(spec):
+        behind = next((other for _, other in found if _has_file(other)), None)
+        if behind is not None:
+            raise LocateError(
+                f"{top!r} is two packages here: the path finds {_describe(spec)} before "
+                f"{behind.origin}, which an import hook (an editable install's finder) "
+                "provides, and the import takes the first; run from a directory that holds no "
+                f"{top!r} directory (the project's own), or take that directory off the path"
+            )
+    return spec
 
 
 def _location_from(
@@ -135,10 +221,29 @@ def _location_from(
 
 
 def _location_of_spec(top: str, spec: ModuleSpec) -> PackageLocation:
-    """The :class:`PackageLocation` of a spec found in this process."""
+    """The :class:`PackageLocation` of a spec found in this process.
+
+    A package's other search directories are portions of it too: an editable
+    finder that maps some files from a build directory (scikit-build-core's
+    redirect: a generated ``_version.py``, a built extension) lists that
+    directory in the package's ``__path__``. The copy merges them, the
+    package's own directory first.
+    """
     __tracebackhide__ = True
     locations = spec.submodule_search_locations
-    return _location_from(top, spec.origin, None if locations is None else list(locations), "")
+    location = _location_from(top, spec.origin, None if locations is None else list(locations), "")
+    if location.kind != "package" or not locations:
+        return location
+    own = os.path.realpath(location.portions[0])
+    mapped = {
+        os.path.realpath(directory): Path(directory)
+        for directory in locations
+        if isinstance(directory, str) and os.path.isdir(directory)
+    }
+    mapped.pop(own, None)
+    if not mapped:
+        return location
+    return PackageLocation(top, "package", (location.portions[0], *mapped.values()))
 
 
 # What a pkgutil- or pkg_resources-style namespace package's __init__.py calls.

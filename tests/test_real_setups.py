@@ -219,6 +219,27 @@ def test_the_package_the_test_imported_is_measured_not_a_same_named_directory(
     assert {"edfind", "edfind.core", "decimal"} <= set(answer["modules"])
 
 
+def test_a_same_named_project_directory_before_the_editable_finder_names_both(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    # `python -c "import edfind"` from here imports the project directory `edfind/`
+    # (a namespace package: the path finder runs before setuptools' finder). Measuring
+    # that, or the finder's package, would each be a silent guess.
+    imported = subprocess.run(
+        [sandbox.python, "-c", "import edfind; print(edfind.__file__)"],
+        cwd=sandbox.projects,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert imported.stdout.strip() == "None"
+    answer = sandbox.measure(sandbox.projects, tmp_path / "cache", "edfind")
+    assert answer.get("error") == "LocateError", answer
+    assert "\n" not in answer["message"]
+    assert str(sandbox.projects / "edfind") + " (a namespace package" in answer["message"]
+    assert str(sandbox.projects / "edfind" / "edfind" / "__init__.py") in answer["message"]
+
+
 @pytest.mark.parametrize("dont_write_bytecode", ["", "1"])
 @pytest.mark.parametrize("flavour", ["cold", "warm"])
 def test_rounds_never_write_into_a_dependencys_tree(
