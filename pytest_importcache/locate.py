@@ -49,12 +49,16 @@ class PackageLocation:
 
     ``portions`` are the directories (for a package or every portion of a
     namespace package) or the single file (for a one-file module or an
-    extension module) that make up the top-level name.
+    extension module) that make up the top-level name. ``mapped`` are a
+    package's files that an import hook serves from another place
+    (meson-python's editable loader), each with its path inside the package.
     """
 
     top_level: str
     kind: PackageKind
     portions: tuple[Path, ...]
+    # Files an import hook serves from elsewhere: (path inside the package, file).
+    mapped: tuple[tuple[Path, Path], ...] = ()
 
 
 def top_level_name(module: str) -> str:
@@ -235,15 +239,65 @@ def _location_of_spec(top: str, spec: ModuleSpec) -> PackageLocation:
     if location.kind != "package" or not locations:
         return location
     own = os.path.realpath(location.portions[0])
-    mapped = {
+    directories = {
         os.path.realpath(directory): Path(directory)
         for directory in locations
         if isinstance(directory, str) and os.path.isdir(directory)
     }
-    mapped.pop(own, None)
-    if not mapped:
+    directories.pop(own, None)
+    served: list[tuple[Path, Path]] = []
+    for entry in locations:
+        if isinstance(entry, str) and not os.path.isdir(entry):
+            served += _served_files(top, entry, Path())
+    if not directories and not served:
         return location
-    return PackageLocation(top, "package", (location.portions[0], *mapped.values()))
+    portions = (location.portions[0], *directories.values())
+    return PackageLocation(top, "package", portions, tuple(served))
+
+
+def _served_files(package: str, entry: str, inside: Path) -> list[tuple[Path, Path]]:
+    """The files a path hook serves for ``package``'s ``__path__`` entry ``entry``.
+
+    meson-python's editable loader gives a package a ``__path__`` entry that
+    is no directory, which its path hook turns into a finder listing the
+    package's modules (``iter_modules``) wherever their files are. Each file
+    is placed at its module's path inside the package (``inside``).
+    """
+    __tracebackhide__ = True
+    finder = sys.path_importer_cache.get(entry)
+    for hook in [] if finder is not None else sys.path_hooks:
+        try:
+            finder = hook(entry)
+            break
+        except ImportError:
+            continue
+    listing = getattr(finder, "iter_modules", None)
+    find_spec = getattr(finder, "find_spec", None)
+    if listing is None or find_spec is None:
+        return []  # nothing serves it: the import cannot find anything there either
+    served = []
+    try:
+        specs = [(name, find_spec(f"{package}.{name}")) for name, _ in listing("")]
+    except Exception as exc:
+        raise LocateError(
+            f"the import hook serving {package!r} raised while listing its modules: "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
+    for name, spec in specs:
+        if not isinstance(spec, ModuleSpec) or not _has_file(spec):
+            continue
+        origin = Path(str(spec.origin))
+        inner = inside / name if spec.submodule_search_locations is not None else inside
+        if origin.name.partition(".")[0] not in (name, "__init__") or not origin.is_file():
+            raise LocateError(
+                f"the import hook serving {package!r} maps module {package}.{name} to {origin}, "
+                "which cannot be placed in a copy of the package under that name"
+            )
+        served.append((inner / origin.name, origin))
+        for sub_entry in spec.submodule_search_locations or ():
+            if isinstance(sub_entry, str) and not os.path.isdir(sub_entry):
+                served += _served_files(f"{package}.{name}", sub_entry, inner)
+    return served
 
 
 # What a pkgutil- or pkg_resources-style namespace package's __init__.py calls.

@@ -314,6 +314,80 @@ def redirecting_finder(world: Path) -> object:
     )
 
 
+class ServingFinder:
+    """An editable finder shaped like meson-python's loader.
+
+    The package's ``__path__`` is a path under the loader's own file, no
+    directory; a path hook turns it into a finder that lists and finds the
+    package's modules wherever their files are (a generated ``_version.py``
+    in the build directory).
+    """
+
+    def __init__(self, world: Path, files: dict[str, Path]) -> None:
+        self.entry = str(world / "_loader.py" / "mspkg")
+        self.files = files
+
+    def find_spec(self, fullname: str, path: object = None, target: object = None) -> object:
+        """The spec of a served module, or ``None``."""
+        if fullname not in self.files:
+            return None
+        package = fullname == "mspkg"
+        return importlib.util.spec_from_file_location(
+            fullname,
+            self.files[fullname],
+            submodule_search_locations=[self.entry] if package else None,
+        )
+
+    def iter_modules(self, prefix: str) -> list[tuple[str, bool]]:
+        """The package's modules, as ``pkgutil`` lists them."""
+        return [(prefix + name.rpartition(".")[2], False) for name in self.files if "." in name]
+
+    def path_hook(self, entry: str) -> ServingFinder:
+        """This finder for the package's ``__path__`` entry; ``ImportError`` for any other."""
+        if entry != self.entry:
+            raise ImportError(entry)
+        return self
+
+
+def served_build(world: Path) -> Path:
+    """A package whose ``_version.py`` exists only in the build directory."""
+    write_tree(
+        world,
+        {
+            "src/mspkg/__init__.py": "from ._version import version\nfrom . import core\n",
+            "src/mspkg/core.py": "import decimal\n",
+            "src/mspkg/meson.build": "",
+            "build/_version.py": "version = '1.0'\n",
+            "build/generated_version.py": "version = '1.0'\n",
+        },
+    )
+    return world / "elsewhere"
+
+
+def serving_finder(world: Path) -> object:
+    """The finder of :func:`served_build`'s editable install."""
+    return ServingFinder(
+        world,
+        {
+            "mspkg": world / "src/mspkg/__init__.py",
+            "mspkg.core": world / "src/mspkg/core.py",
+            "mspkg._version": world / "build/_version.py",
+        },
+    )
+
+
+def misnaming_finder(world: Path) -> object:
+    """A loader that serves ``mspkg._version`` from a file of another name."""
+    return ServingFinder(
+        world,
+        {
+            "mspkg": world / "src/mspkg/__init__.py",
+            "mspkg.core": world / "src/mspkg/core.py",
+            "mspkg._version": world / "build/generated_version.py",
+        },
+    )
+
+
 def project_directory_and_finder(world: Path) -> Path:
     """The project directory ``edpkg/`` on the path; its package only a finder provides."""
     write_tree(world, {"edpkg/pyproject.toml": "", "edpkg/edpkg/__init__.py": ""})
@@ -355,6 +429,21 @@ CASES = [
         "skpkg",
         finder=redirecting_finder,
         loads=("skpkg", "skpkg._version", "skpkg.core", "decimal"),
+    ),
+    Case(
+        "an editable loader whose path hook serves a file from a build directory",
+        served_build,
+        "mspkg",
+        finder=serving_finder,
+        loads=("mspkg", "mspkg._version", "mspkg.core", "decimal"),
+    ),
+    Case(
+        "an editable loader serving a module from a file named otherwise",
+        served_build,
+        "mspkg",
+        finder=misnaming_finder,
+        error=LocateError,
+        message=r"maps module mspkg\._version to .*generated_version\.py, which cannot be placed",
     ),
     Case(
         "a same-named project directory before an editable finder's package",
@@ -821,10 +910,11 @@ def check_case(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, m
     }
     settings.update(case.options)
     if case.finder is not None:
-        finders = [case.finder(world), *sys.meta_path]
-        if not case.finder_first:
-            finders.append(finders.pop(0))
-        monkeypatch.setattr(sys, "meta_path", finders)
+        finder = case.finder(world)
+        first, last = ([finder], []) if case.finder_first else ([], [finder])
+        monkeypatch.setattr(sys, "meta_path", [*first, *sys.meta_path, *last])
+        if hasattr(finder, "path_hook"):
+            monkeypatch.setattr(sys, "path_hooks", [finder.path_hook, *sys.path_hooks])
     outcome: ImportResult | ImportCacheError
     try:
         env = ImportEnv(case.flavour, search_path=[str(entry), *extra, *sys.path], **settings)  # type: ignore[arg-type]
