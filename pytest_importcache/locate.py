@@ -255,6 +255,33 @@ def _location_of_spec(top: str, spec: ModuleSpec) -> PackageLocation:
     return PackageLocation(top, "package", portions, tuple(served))
 
 
+def _submodule_spec(name: str, parent_path: list[str]) -> ModuleSpec | None:
+    """The spec the import system gives submodule ``name`` of a package with ``parent_path``."""
+    for finder in list(sys.meta_path):
+        find_spec = getattr(finder, "find_spec", None)
+        spec = find_spec(name, parent_path) if find_spec is not None else None
+        if isinstance(spec, ModuleSpec):
+            return spec
+    return None
+
+
+def _path_entry_finder(package: str, entry: str) -> object:
+    """The finder the path hooks give ``entry`` of ``package``'s ``__path__``, or ``None``."""
+    __tracebackhide__ = True
+    finder = sys.path_importer_cache.get(entry)
+    for hook in [] if finder is not None else sys.path_hooks:
+        try:
+            return hook(entry)
+        except ImportError:
+            continue
+        except Exception as exc:
+            raise LocateError(
+                f"the path hook {hook!r} raised for {package!r}'s path entry {entry}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
+    return finder
+
+
 def _served_files(package: str, entry: str, inside: Path) -> list[tuple[Path, Path]]:
     """The files a path hook serves for ``package``'s ``__path__`` entry ``entry``.
 
@@ -264,20 +291,13 @@ def _served_files(package: str, entry: str, inside: Path) -> list[tuple[Path, Pa
     is placed at its module's path inside the package (``inside``).
     """
     __tracebackhide__ = True
-    finder = sys.path_importer_cache.get(entry)
-    for hook in [] if finder is not None else sys.path_hooks:
-        try:
-            finder = hook(entry)
-            break
-        except ImportError:
-            continue
-    listing = getattr(finder, "iter_modules", None)
-    find_spec = getattr(finder, "find_spec", None)
-    if listing is None or find_spec is None:
-        return []  # nothing serves it: the import cannot find anything there either
+    listing = getattr(_path_entry_finder(package, entry), "iter_modules", None)
+    if listing is None:
+        return []  # nothing lists it: the import cannot find anything there either
     served = []
     try:
-        specs = [(name, find_spec(f"{package}.{name}")) for name, _ in listing("")]
+        # Found as the import finds a submodule: every meta-path finder, asked in order.
+        specs = [(name, _submodule_spec(f"{package}.{name}", [entry])) for name, _ in listing("")]
     except Exception as exc:
         raise LocateError(
             f"the import hook serving {package!r} raised while listing its modules: "
@@ -287,8 +307,11 @@ def _served_files(package: str, entry: str, inside: Path) -> list[tuple[Path, Pa
         if not isinstance(spec, ModuleSpec) or not _has_file(spec):
             continue
         origin = Path(str(spec.origin))
-        inner = inside / name if spec.submodule_search_locations is not None else inside
-        if origin.name.partition(".")[0] not in (name, "__init__") or not origin.is_file():
+        is_package = spec.submodule_search_locations is not None
+        inner = inside / name if is_package else inside
+        if origin.name.partition(".")[0] != ("__init__" if is_package else name) or not (
+            origin.is_file()
+        ):
             raise LocateError(
                 f"the import hook serving {package!r} maps module {package}.{name} to {origin}, "
                 "which cannot be placed in a copy of the package under that name"
