@@ -236,6 +236,7 @@ def kill_round_processes(process_group: int, token: str, started: int = 0) -> No
 
 # The rounds running in this process, by token: (process group, start in clock ticks).
 _RUNNING_ROUNDS: dict[str, tuple[int, int]] = {}
+_PARENT_WATCHER: threading.Thread | None = None
 
 
 @contextlib.contextmanager
@@ -256,8 +257,11 @@ def end_rounds_when_parent_exits(poll_seconds: float = 0.1) -> threading.Thread:
     running round is killed with whatever it started, and this process is sent
     SIGTERM, so that it stops as on a signal of its own (see
     :func:`signals_end_rounds`). A process whose parent is already gone (pid 1)
-    is not watched. Returns the thread.
+    is not watched. Started once per process; returns the thread.
     """
+    global _PARENT_WATCHER
+    if _PARENT_WATCHER is not None:
+        return _PARENT_WATCHER
     parent = os.getppid()
 
     def watch() -> None:
@@ -270,4 +274,5 @@ def end_rounds_when_parent_exits(poll_seconds: float = 0.1) -> threading.Thread:
     watcher = threading.Thread(target=watch, name="importcache-parent-watch", daemon=True)
     if parent != 1:
         watcher.start()
+    _PARENT_WATCHER = watcher
     return watcher

@@ -103,10 +103,7 @@ def _describe(spec: ModuleSpec) -> str:
     origin = str(spec.origin)
     if spec.origin in ("built-in", "frozen"):
         return f"the standard library's {spec.origin} module"
-    real = os.path.realpath(origin)
-    if real.startswith(_stdlib_dirs()) and not real.startswith(_site_dirs()):
-        return f"the standard library's {origin}"
-    return origin
+    return f"the standard library's {origin}" if _is_standard_library(spec) else origin
 
 
 def _stdlib_dirs() -> tuple[str, ...]:
@@ -363,6 +360,36 @@ def _not_found(module: str, top: str, searched: str) -> LocateError:
     return LocateError(f"cannot find module {top!r}{needed_for} {searched}")
 
 
+def _is_standard_library(spec: ModuleSpec) -> bool:
+    """Whether ``spec``'s file lies in this interpreter's standard library (not site-packages)."""
+    if not _has_file(spec):
+        return False
+    real = os.path.realpath(str(spec.origin))
+    return real.startswith(_stdlib_dirs()) and not real.startswith(_site_dirs())
+
+
+def _refuse_a_shadowed_project_module(top: str, spec: ModuleSpec, entries: Sequence[str]) -> None:
+    """Raise when the standard library's ``top`` hides a same-named module of the project.
+
+    A project's ``json/`` on the path after the standard library (pytest's
+    ``--import-mode=append``) is never imported, so measuring the standard
+    library's is what the import does; but that is never what was meant.
+    """
+    __tracebackhide__ = True
+    if not _is_standard_library(spec):
+        return
+    for entry in entries:
+        if not _is_project_file(entry):
+            continue
+        shadowed = PathFinder.find_spec(top, [entry])
+        if shadowed is not None and _has_file(shadowed):
+            raise LocateError(
+                f"{top!r} is {_describe(spec)}, which the path finds before "
+                f"{shadowed.origin}, a module of the same name in this project; rename the "
+                "project's module to measure it"
+            )
+
+
 def locate_package(
     module: str, search_path: Sequence[str] | None = None, *, python: str | None = None
 ) -> PackageLocation:
@@ -385,6 +412,7 @@ def locate_package(
                 f"in the {len(entries)} path entries searched ({', '.join(entries) or 'none'}) "
                 "or through the import hooks of this interpreter",
             )
+        _refuse_a_shadowed_project_module(top, spec, entries)
         return _with_pkgutil_portions(_location_of_spec(top, spec), entries)
     project_entries = tuple(entry for entry in entries if _is_project_file(entry))
     probed = probe_spec(python, top, project_entries)

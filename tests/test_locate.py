@@ -142,3 +142,14 @@ def test_a_project_directory_before_an_editable_finders_package_names_both(
     assert f"the directory {tree / 'edpkg'} (a namespace package" in message
     assert str(tree / "edpkg" / "edpkg" / "__init__.py") in message
     assert "run from a directory that holds no 'edpkg' directory" in message
+
+
+def test_a_project_module_the_standard_library_hides_is_named(make_tree: MakeTree) -> None:
+    # pytest's --import-mode=append puts the project's directory after the standard library.
+    tree = make_tree({"email/__init__.py": "import decimal\n"})
+    with pytest.raises(LocateError) as caught:
+        locate_package("email", [*sys.path, str(tree)])
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "'email' is the standard library's " in message
+    assert str(tree / "email" / "__init__.py") in message
