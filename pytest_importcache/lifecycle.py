@@ -236,7 +236,8 @@ def kill_round_processes(process_group: int, token: str, started: int = 0) -> No
 
 # The rounds running in this process, by token: (process group, start in clock ticks).
 _RUNNING_ROUNDS: dict[str, tuple[int, int]] = {}
-_PARENT_WATCHER: threading.Thread | None = None
+# The parent watch of this process (by pid: a forked child has none running).
+_PARENT_WATCHERS: dict[int, threading.Thread] = {}
 
 
 @contextlib.contextmanager
@@ -259,9 +260,8 @@ def end_rounds_when_parent_exits(poll_seconds: float = 0.1) -> threading.Thread:
     :func:`signals_end_rounds`). A process whose parent is already gone (pid 1)
     is not watched. Started once per process; returns the thread.
     """
-    global _PARENT_WATCHER
-    if _PARENT_WATCHER is not None:
-        return _PARENT_WATCHER
+    if os.getpid() in _PARENT_WATCHERS:
+        return _PARENT_WATCHERS[os.getpid()]
     parent = os.getppid()
 
     def watch() -> None:
@@ -274,5 +274,5 @@ def end_rounds_when_parent_exits(poll_seconds: float = 0.1) -> threading.Thread:
     watcher = threading.Thread(target=watch, name="importcache-parent-watch", daemon=True)
     if parent != 1:
         watcher.start()
-    _PARENT_WATCHER = watcher
+    _PARENT_WATCHERS[os.getpid()] = watcher
     return watcher
