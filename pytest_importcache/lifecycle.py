@@ -31,13 +31,19 @@ kill it with everything it spawned. Two things escape a process group:
   for the parent to go; then every running round (each one registered by
   :func:`round_running`) is killed at once, and this process gets SIGTERM,
   which ends it as above.
+- **SIGKILL to the process running the rounds.** Nothing in it can act.
+  Its guardian can: a small process (:func:`start_guardian`) told of each
+  round as it starts and ends, which kills the rounds still running once the
+  pipe from its parent closes.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -54,6 +60,7 @@ __all__ = [
     "kill_round_processes",
     "round_running",
     "signals_end_rounds",
+    "start_guardian",
 ]
 
 ROUND_TOKEN_VARIABLE = "PYTEST_IMPORTCACHE_ROUND"
@@ -174,6 +181,7 @@ def _adopted_since(ticks: int, round_pid: int, token: str) -> list[int]:
     group) has neither, however its environment was changed.
     """
     me, my_group = os.getpid(), os.getpgrp()
+    guardians = [guardian.pid for guardian in _GUARDIANS.values()]
     other_round = f"{ROUND_TOKEN_VARIABLE}=".encode()
     own_round = f"{ROUND_TOKEN_VARIABLE}={token}".encode()
     found = []
@@ -181,7 +189,7 @@ def _adopted_since(ticks: int, round_pid: int, token: str) -> list[int]:
         # After the command: state, ppid, pgrp, ..., starttime (index 19 here).
         fields = stat.rpartition(b")")[2].split()
         if (
-            pid == round_pid
+            pid in (round_pid, *guardians)
             or len(fields) <= 19
             or int(fields[1]) != me
             or int(fields[2]) == my_group
@@ -240,14 +248,93 @@ _RUNNING_ROUNDS: dict[str, tuple[int, int]] = {}
 _PARENT_WATCHERS: dict[int, threading.Thread] = {}
 
 
+# This process's guardian (by pid: a forked child needs its own).
+_GUARDIANS: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def start_guardian() -> int | None:
+    """Start this process's guardian, once; its pid, or ``None`` if it cannot start.
+
+    The guardian (this module run as a script, :func:`guard_rounds`) is told
+    of every round as it starts and ends (:func:`round_running`). When this
+    process dies, however it dies (SIGKILL included), the guardian's standard
+    input closes, and it kills the rounds still running. It runs in a session
+    of its own and ignores the signals that end a run, so a signal to this
+    process's group leaves it to do that. Started before the rounds, so that
+    its start-up does not overlap a measured one.
+    """
+    if os.getpid() in _GUARDIANS:
+        return _GUARDIANS[os.getpid()].pid
+    try:
+        guardian = subprocess.Popen(
+            [sys.executable, "-I", "-S", os.path.abspath(__file__)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    except OSError:
+        return None
+    _GUARDIANS[os.getpid()] = guardian
+    if len(_GUARDIANS) == 1:
+        atexit.register(_dismiss_guardian)
+    return guardian.pid
+
+
+def _dismiss_guardian() -> None:
+    """At a normal exit: close the guardian's input (no round runs) and wait for it to go."""
+    guardian = _GUARDIANS.pop(os.getpid(), None)
+    if guardian is not None and guardian.stdin is not None:
+        with contextlib.suppress(OSError):
+            guardian.stdin.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            guardian.wait(timeout=5)
+
+
+def _tell_guardian(line: str) -> None:
+    """Send ``line`` to this process's guardian, starting it if need be."""
+    start_guardian()
+    guardian = _GUARDIANS.get(os.getpid())
+    if guardian is not None and guardian.stdin is not None:
+        # One write of one short line, past the buffer: whole, whatever other threads write.
+        with contextlib.suppress(OSError, ValueError):
+            os.write(guardian.stdin.fileno(), line.encode())
+
+
 @contextlib.contextmanager
 def round_running(process_group: int, token: str, started: int) -> Iterator[None]:
-    """While the block runs, the round is one that :func:`end_rounds_when_parent_exits` ends."""
+    """While the block runs, the round is ended if this process or its parent dies.
+
+    If this process dies, its guardian kills the round (see
+    :func:`start_guardian`); if its parent does,
+    :func:`end_rounds_when_parent_exits` does.
+    """
     _RUNNING_ROUNDS[token] = (process_group, started)
+    _tell_guardian(f"+ {token} {process_group}\n")
     try:
         yield
     finally:
         _RUNNING_ROUNDS.pop(token, None)
+        _tell_guardian(f"- {token} {process_group}\n")
+
+
+def guard_rounds() -> None:
+    """The guardian's loop: keep the rounds its standard input names; kill them at its end.
+
+    Lines are ``+ TOKEN GROUP`` (a round started) and ``- TOKEN GROUP`` (it
+    ended). The end of input means the process that started the rounds is gone.
+    """
+    for number in (*_ENDING_SIGNALS, signal.SIGINT):
+        signal.signal(number, signal.SIG_IGN)
+    running: dict[str, int] = {}
+    for line in sys.stdin:
+        verb, token, group = line.split()
+        if verb == "+":
+            running[token] = int(group)
+        else:
+            running.pop(token, None)
+    for token, group in running.items():
+        kill_round_processes(group, token)
 
 
 def end_rounds_when_parent_exits(poll_seconds: float = 0.1) -> threading.Thread:
@@ -276,3 +363,7 @@ def end_rounds_when_parent_exits(poll_seconds: float = 0.1) -> threading.Thread:
         watcher.start()
     _PARENT_WATCHERS[os.getpid()] = watcher
     return watcher
+
+
+if __name__ == "__main__":
+    guard_rounds()

@@ -260,3 +260,26 @@ def test_rounds_end_with_the_xdist_controller(
                 os.killpg(pid, signal.SIGKILL)
         if run.returncode is None:
             run.communicate()
+
+
+@pytest.mark.parametrize("runner", ["pytest", "command line"])
+def test_sigkill_to_the_process_running_the_rounds_ends_its_round(
+    project: Path, temp: Path, runner: str
+) -> None:
+    if runner == "pytest":
+        command = [sys.executable, "-m", "pytest", "-p", "no:xdist", "-p", "no:cacheprovider"]
+    else:
+        command = [sys.executable, "-m", "pytest_importcache", "hangs", "--path", "."]
+        command += ["--warmup", "0"]
+    run = _start(command, project, temp)
+    round_pid = 0
+    try:
+        round_pid = _wait_for_round(project / "round.pid", run)
+        os.kill(run.pid, signal.SIGKILL)
+        _assert_gone_within([round_pid], 5, "the round", since=time.monotonic())
+    finally:
+        for pid in (run.pid, round_pid):
+            with contextlib.suppress(ProcessLookupError):
+                if pid:
+                    os.killpg(pid, signal.SIGKILL)
+        run.communicate()
