@@ -160,21 +160,19 @@ def _find_in_this_process(top: str, search_path: Sequence[str] | None) -> Module
     __tracebackhide__ = True
     found = _ask_finders(top, search_path)
     first = next(found, None)
-    if search_path is None:
-        loaded_spec = getattr(sys.modules.get(top), "__spec__", None)
-        if isinstance(loaded_spec, ModuleSpec):
-            if (
-                first is not None
-                and _has_file(first[1])
-                and not _same_module(first[1], loaded_spec)
-            ):
-                raise LocateError(
-                    f"{top!r} is two modules here: this process imported "
-                    f"{_describe(loaded_spec)}, but its path finds {first[1].origin} first, "
-                    "which a fresh interpreter would import; rename the package that shadows "
-                    "the other, or take the one not to measure off the path"
-                )
-            return loaded_spec
+    loaded = getattr(sys.modules.get(top), "__spec__", None) if search_path is None else None
+    if isinstance(loaded, ModuleSpec):
+        if first is not None and _has_file(first[1]) and not _same_module(first[1], loaded):
+            raise LocateError(
+                f"{top!r} is two modules here: this process imported "
+                f"{_describe(loaded)}, but its path finds {first[1].origin} first, "
+                "which a fresh interpreter would import; rename the package that shadows "
+                "the other, or take the one not to measure off the path"
+            )
+        if not _is_namespace(loaded) or first is None:
+            return loaded
+    else:
+        loaded = None
     if first is None:
         return None
     finder, spec = first
@@ -187,7 +185,7 @@ def _find_in_this_process(top: str, search_path: Sequence[str] | None) -> Module
                 "provides, and the import takes the first; run from a directory that holds no "
                 f"{top!r} directory (the project's own), or take that directory off the path"
             )
-    return spec
+    return spec if loaded is None else loaded
 
 
 def _location_from(

@@ -153,3 +153,16 @@ def test_a_project_module_the_standard_library_hides_is_named(make_tree: MakeTre
     assert "\n" not in message
     assert "'email' is the standard library's " in message
     assert str(tree / "email" / "__init__.py") in message
+
+
+def test_a_project_directory_the_test_imported_as_a_namespace_still_names_both(
+    make_tree: MakeTree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = make_tree({"edns/pyproject.toml": "", "edns/edns/__init__.py": ""})
+    finder = _MappingFinder("edns", tree / "edns" / "edns" / "__init__.py")
+    monkeypatch.setattr(sys, "meta_path", [*sys.meta_path, finder])
+    monkeypatch.syspath_prepend(str(tree))
+    monkeypatch.delitem(sys.modules, "edns", raising=False)
+    assert __import__("edns").__file__ is None  # the test's own import: the namespace
+    with pytest.raises(LocateError, match=r"'edns' is two packages here: the path finds"):
+        locate_package("edns")
