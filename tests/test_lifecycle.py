@@ -162,7 +162,8 @@ os.replace(temporary, os.path.join(directory, f"{__name__}.pid"))
 time.sleep(60)
 """
 
-# Counted rounds take no measurement lock, so both workers are in a round at once.
+# Counted rounds take no measurement lock, so both workers are in a round at once; with
+# fewer than two tests per worker, xdist deals the tests round robin: one each.
 TWO_BUDGETS_TEST = """\
 import pytest
 
