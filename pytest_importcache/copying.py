@@ -122,9 +122,10 @@ def _walk(
 def package_files(location: PackageLocation) -> list[PackageFile]:
     """Every file a copy of ``location`` holds, relative to the copy's root.
 
-    A package's files go under ``<top_level>/``; a one-file module is the file
-    itself; each portion of a namespace package goes under
-    ``portion-N/<top_level>/``.
+    A package's files go under ``<top_level>/`` (those an import hook serves
+    first, then each of its directories, the first to hold a path winning); a
+    one-file module is the file itself; each portion of a namespace package
+    goes under ``portion-N/<top_level>/``.
     """
     __tracebackhide__ = True
     if location.kind == "module":
@@ -137,6 +138,17 @@ def package_files(location: PackageLocation) -> list[PackageFile]:
             base = Path(f"portion-{index}") / location.top_level
         status = os.stat(portion)
         files += _walk(portion, base, ((status.st_dev, status.st_ino),))
+    if location.kind == "package" and (len(location.portions) > 1 or location.mapped):
+        # Files an import hook serves come first: they are what the import reads.
+        served = [
+            PackageFile(Path(location.top_level) / inside, source)
+            for inside, source in location.mapped
+        ]
+        # A package merged from several places: the first one to hold a path wins.
+        unique: dict[Path, PackageFile] = {}
+        for file in [*served, *files]:
+            unique.setdefault(file.relative, file)
+        files = list(unique.values())
     return files
 
 

@@ -25,13 +25,25 @@ kill it with everything it spawned. Two things escape a process group:
   another thread of this process starts in a new session while a round runs
   would be taken for one too; one started as usual (in this process's group)
   is left alone.
+- **The death of the process this one serves.** An xdist worker's rounds
+  are its own, but the run is its controller's: SIGTERM or SIGKILL to the
+  controller reaches no worker. :func:`end_rounds_when_parent_exits` watches
+  for the parent to go; then every running round (each one registered by
+  :func:`round_running`) is killed at once, and this process gets SIGTERM,
+  which ends it as above.
+- **SIGKILL to the process running the rounds.** Nothing in it can act.
+  Its guardian can: a small process (:func:`start_guardian`) told of each
+  round as it starts and ends, which kills the rounds still running once the
+  pipe from its parent closes.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -44,8 +56,11 @@ __all__ = [
     "RoundsInterrupted",
     "adopt_orphans",
     "clock_ticks_now",
+    "end_rounds_when_parent_exits",
     "kill_round_processes",
+    "round_running",
     "signals_end_rounds",
+    "start_guardian",
 ]
 
 ROUND_TOKEN_VARIABLE = "PYTEST_IMPORTCACHE_ROUND"
@@ -166,6 +181,7 @@ def _adopted_since(ticks: int, round_pid: int, token: str) -> list[int]:
     group) has neither, however its environment was changed.
     """
     me, my_group = os.getpid(), os.getpgrp()
+    guardians = [guardian.pid for guardian in _GUARDIANS.values()]
     other_round = f"{ROUND_TOKEN_VARIABLE}=".encode()
     own_round = f"{ROUND_TOKEN_VARIABLE}={token}".encode()
     found = []
@@ -173,7 +189,7 @@ def _adopted_since(ticks: int, round_pid: int, token: str) -> list[int]:
         # After the command: state, ppid, pgrp, ..., starttime (index 19 here).
         fields = stat.rpartition(b")")[2].split()
         if (
-            pid == round_pid
+            pid in (round_pid, *guardians)
             or len(fields) <= 19
             or int(fields[1]) != me
             or int(fields[2]) == my_group
@@ -224,3 +240,130 @@ def kill_round_processes(process_group: int, token: str, started: int = 0) -> No
             return
         for pid in orphans:
             _kill_and_reap(pid)
+
+
+# The rounds running in this process, by token: (process group, start in clock ticks).
+_RUNNING_ROUNDS: dict[str, tuple[int, int]] = {}
+# The parent watch of this process (by pid: a forked child has none running).
+_PARENT_WATCHERS: dict[int, threading.Thread] = {}
+
+
+# This process's guardian (by pid: a forked child needs its own).
+_GUARDIANS: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def start_guardian() -> int | None:
+    """Start this process's guardian, once; its pid, or ``None`` if it cannot start.
+
+    The guardian (this module run as a script, :func:`guard_rounds`) is told
+    of every round as it starts and ends (:func:`round_running`). When this
+    process dies, however it dies (SIGKILL included), the guardian's standard
+    input closes, and it kills the rounds still running. It runs in a session
+    of its own and ignores the signals that end a run, so a signal to this
+    process's group leaves it to do that. Started before the rounds, so that
+    its start-up does not overlap a measured one.
+    """
+    if os.getpid() in _GUARDIANS:
+        return _GUARDIANS[os.getpid()].pid
+    try:
+        guardian = subprocess.Popen(
+            [sys.executable, "-I", "-S", os.path.abspath(__file__)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    except OSError:
+        return None
+    _GUARDIANS[os.getpid()] = guardian
+    if len(_GUARDIANS) == 1:
+        atexit.register(_dismiss_guardian)
+    return guardian.pid
+
+
+def _dismiss_guardian() -> None:
+    """At a normal exit: close the guardian's input (no round runs) and wait for it to go."""
+    guardian = _GUARDIANS.pop(os.getpid(), None)
+    if guardian is not None and guardian.stdin is not None:
+        with contextlib.suppress(OSError):
+            guardian.stdin.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            guardian.wait(timeout=5)
+
+
+def _tell_guardian(line: str) -> None:
+    """Send ``line`` to this process's guardian, starting it if need be."""
+    start_guardian()
+    guardian = _GUARDIANS.get(os.getpid())
+    if guardian is not None and guardian.stdin is not None:
+        # One write of one short line, past the buffer: whole, whatever other threads write.
+        with contextlib.suppress(OSError, ValueError):
+            os.write(guardian.stdin.fileno(), line.encode())
+
+
+@contextlib.contextmanager
+def round_running(process_group: int, token: str, started: int) -> Iterator[None]:
+    """While the block runs, the round is ended if this process or its parent dies.
+
+    If this process dies, its guardian kills the round (see
+    :func:`start_guardian`); if its parent does,
+    :func:`end_rounds_when_parent_exits` does.
+    """
+    _RUNNING_ROUNDS[token] = (process_group, started)
+    _tell_guardian(f"+ {token} {process_group}\n")
+    try:
+        yield
+    finally:
+        _RUNNING_ROUNDS.pop(token, None)
+        _tell_guardian(f"- {token} {process_group}\n")
+
+
+def guard_rounds() -> None:
+    """The guardian's loop: keep the rounds its standard input names; kill them at its end.
+
+    Lines are ``+ TOKEN GROUP`` (a round started) and ``- TOKEN GROUP`` (it
+    ended). The end of input means the process that started the rounds is gone.
+    """
+    for number in (*_ENDING_SIGNALS, signal.SIGINT):
+        signal.signal(number, signal.SIG_IGN)
+    running: dict[str, int] = {}
+    for line in sys.stdin:
+        verb, token, group = line.split()
+        if verb == "+":
+            running[token] = int(group)
+        else:
+            running.pop(token, None)
+    for token, group in running.items():
+        kill_round_processes(group, token)
+
+
+def end_rounds_when_parent_exits(poll_seconds: float = 0.1) -> threading.Thread:
+    """Watch, in a daemon thread, for this process's parent to exit; then end every round.
+
+    For a process that only works for its parent (an xdist worker for its
+    controller): once the parent is gone (this process is re-parented), every
+    running round is killed with whatever it started, and this process is sent
+    SIGTERM, so that it stops as on a signal of its own (see
+    :func:`signals_end_rounds`). A process whose parent is already gone (pid 1)
+    is not watched. Started once per process; returns the thread.
+    """
+    if os.getpid() in _PARENT_WATCHERS:
+        return _PARENT_WATCHERS[os.getpid()]
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_seconds)
+        for token, (process_group, started) in list(_RUNNING_ROUNDS.items()):
+            kill_round_processes(process_group, token, started)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    watcher = threading.Thread(target=watch, name="importcache-parent-watch", daemon=True)
+    if parent != 1:
+        watcher.start()
+    _PARENT_WATCHERS[os.getpid()] = watcher
+    return watcher
+
+
+if __name__ == "__main__":
+    guard_rounds()

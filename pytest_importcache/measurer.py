@@ -32,7 +32,7 @@ from .copying import (
 )
 from .errors import EnvironmentBuildError, InterpreterError
 from .interpreter import check_interpreter
-from .lifecycle import adopt_orphans, signals_end_rounds
+from .lifecycle import adopt_orphans, signals_end_rounds, start_guardian
 from .locate import PackageLocation, locate_package, warn_if_imported_elsewhere
 from .result import ImportResult, build_result
 from .runner import RoundReport, run_round
@@ -315,6 +315,7 @@ class Measurer:
             find_valgrind()
         stack.enter_context(signals_end_rounds())
         stack.enter_context(adopt_orphans())
+        start_guardian()
         stack.enter_context(self.lock() if self.lock and not counting else nullcontext())
 
     def _round(

@@ -52,6 +52,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[ENFORCER_KEY] = enforcer
     config.pluginmanager.register(enforcer, "importcache-enforcer")
     if hasattr(config, "workerinput"):
+        from .lifecycle import end_rounds_when_parent_exits
+
+        # SIGTERM or SIGKILL to the controller reaches no worker: its rounds end when it does.
+        end_rounds_when_parent_exits()
         return
     from .reporter import OutcomeReporter
 

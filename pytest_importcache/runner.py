@@ -41,7 +41,12 @@ from .callgrind import (
 )
 from .errors import ImportRaisedError, RoundCrashedError, RoundTimeoutError, WrongOriginError
 from .interpreter import interpreter_binary
-from .lifecycle import ROUND_TOKEN_VARIABLE, clock_ticks_now, kill_round_processes
+from .lifecycle import (
+    ROUND_TOKEN_VARIABLE,
+    clock_ticks_now,
+    kill_round_processes,
+    round_running,
+)
 from .spec import Metric
 
 __all__ = ["RoundReport", "TracedImport", "run_round"]
@@ -667,7 +672,8 @@ def _run_child(
         except OSError as exc:
             raise RoundCrashedError(f"cannot start interpreter {python!r}{where}: {exc}") from None
         try:
-            returncode = process.wait(timeout=command.timeout)
+            with round_running(process.pid, round_token, started):
+                returncode = process.wait(timeout=command.timeout)
         except subprocess.TimeoutExpired:
             # The finally below kills the round before this error leaves.
             raise RoundTimeoutError(

@@ -11,6 +11,7 @@ unchanged afterwards (content and modification time of every file, no
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import re
 import shutil
@@ -46,7 +47,10 @@ class Case:
     ``build`` receives the world directory and returns the path entry to search.
     Expected: either ``error`` (a type) whose one-line message matches
     ``message``, or a measurement whose modules include ``loads`` and exclude
-    ``skips``, and whose lazily created modules are ``lazy``.
+    ``skips``, and whose lazily created modules are ``lazy``. ``finder``
+    makes a meta-path finder from the world, put on ``sys.meta_path`` while
+    the case is measured (an editable install's): first (scikit-build-core's
+    place), or last with ``finder_first=False`` (setuptools').
     """
 
     id: str
@@ -61,6 +65,8 @@ class Case:
     lazy: tuple[str, ...] = ()
     warning: str = ""
     spawns: bool = False
+    finder: Callable[[Path], object] | None = None
+    finder_first: bool = True
 
 
 def files(tree: dict[str, str], entry: str = "") -> Callable[[Path], Path]:
@@ -273,6 +279,142 @@ raise ValueError("the user's own error")
 NOISY = "import sys\nsys.stdout.write('x' * 5**10)\nsys.stderr.write('y' * 5**10)\n"
 
 
+class RedirectingFinder:
+    """An editable finder shaped like scikit-build-core's redirect.
+
+    It maps module names to files, some in the source tree and some (the
+    generated ones) in a build directory, and gives each package every
+    directory its files live in as ``__path__``.
+    """
+
+    def __init__(self, files: dict[str, Path]) -> None:
+        self.files = files
+
+    def find_spec(self, fullname: str, path: object = None, target: object = None) -> object:
+        """The spec of a mapped module, or ``None``."""
+        if fullname not in self.files:
+            return None
+        file = self.files[fullname]
+        locations = None
+        if file.name == "__init__.py":
+            prefix = fullname + "."
+            members = [other for name, other in self.files.items() if name.startswith(prefix)]
+            directories = [file.parent, *(member.parent for member in members)]
+            locations = list(dict.fromkeys(map(str, directories)))
+        return importlib.util.spec_from_file_location(
+            fullname, file, submodule_search_locations=locations
+        )
+
+
+def redirected_build(world: Path) -> Path:
+    """A package whose ``_version.py`` exists only in the build directory."""
+    write_tree(
+        world,
+        {
+            "src/skpkg/__init__.py": "from ._version import version\nfrom . import core\n",
+            "src/skpkg/core.py": "import decimal\n",
+            "build/skpkg/_version.py": "version = '1.0'\n",
+        },
+    )
+    return world / "elsewhere"
+
+
+def redirecting_finder(world: Path) -> object:
+    """The finder of :func:`redirected_build`'s editable install."""
+    return RedirectingFinder(
+        {
+            "skpkg": world / "src/skpkg/__init__.py",
+            "skpkg.core": world / "src/skpkg/core.py",
+            "skpkg._version": world / "build/skpkg/_version.py",
+        }
+    )
+
+
+class ServingFinder:
+    """An editable finder shaped like meson-python's loader.
+
+    The package's ``__path__`` is a path under the loader's own file, no
+    directory; a path hook turns it into a finder that lists and finds the
+    package's modules wherever their files are (a generated ``_version.py``
+    in the build directory).
+    """
+
+    def __init__(self, world: Path, files: dict[str, Path]) -> None:
+        self.entry = str(world / "_loader.py" / "mspkg")
+        self.files = files
+
+    def find_spec(self, fullname: str, path: object = None, target: object = None) -> object:
+        """The spec of a served module, or ``None``."""
+        if fullname not in self.files:
+            return None
+        package = fullname == "mspkg"
+        return importlib.util.spec_from_file_location(
+            fullname,
+            self.files[fullname],
+            submodule_search_locations=[self.entry] if package else None,
+        )
+
+    def iter_modules(self, prefix: str) -> list[tuple[str, bool]]:
+        """The package's modules, as ``pkgutil`` lists them."""
+        return [(prefix + name.rpartition(".")[2], False) for name in self.files if "." in name]
+
+    def path_hook(self, entry: str) -> ServingFinder:
+        """This finder for the package's ``__path__`` entry; ``ImportError`` for any other."""
+        if entry != self.entry:
+            raise ImportError(entry)
+        return self
+
+
+def served_build(world: Path) -> Path:
+    """A package whose ``_version.py`` exists only in the build directory."""
+    write_tree(
+        world,
+        {
+            "src/mspkg/__init__.py": "from ._version import version\nfrom . import core\n",
+            "src/mspkg/core.py": "import decimal\n",
+            "src/mspkg/meson.build": "",
+            "build/_version.py": "version = '1.0'\n",
+            "build/generated_version.py": "version = '1.0'\n",
+        },
+    )
+    return world / "elsewhere"
+
+
+def serving_finder(world: Path) -> object:
+    """The finder of :func:`served_build`'s editable install."""
+    return ServingFinder(
+        world,
+        {
+            "mspkg": world / "src/mspkg/__init__.py",
+            "mspkg.core": world / "src/mspkg/core.py",
+            "mspkg._version": world / "build/_version.py",
+        },
+    )
+
+
+def misnaming_finder(world: Path) -> object:
+    """A loader that serves ``mspkg._version`` from a file of another name."""
+    return ServingFinder(
+        world,
+        {
+            "mspkg": world / "src/mspkg/__init__.py",
+            "mspkg.core": world / "src/mspkg/core.py",
+            "mspkg._version": world / "build/generated_version.py",
+        },
+    )
+
+
+def project_directory_and_finder(world: Path) -> Path:
+    """The project directory ``edpkg/`` on the path; its package only a finder provides."""
+    write_tree(world, {"edpkg/pyproject.toml": "", "edpkg/edpkg/__init__.py": ""})
+    return world
+
+
+def project_finder(world: Path) -> object:
+    """A finder that provides ``edpkg`` from inside its project directory."""
+    return RedirectingFinder({"edpkg": world / "edpkg/edpkg/__init__.py"})
+
+
 def deep_package(world: Path) -> Path:
     """Twenty packages nested in each other, the innermost importing ``decimal``."""
     parts = [f"level{index}" for index in range(20)]
@@ -296,6 +438,46 @@ CASES = [
         files({"src/srcpkg/__init__.py": "import decimal\n"}, entry="src"),
         "srcpkg",
         loads=("srcpkg", "decimal"),
+    ),
+    Case(
+        "an editable finder mapping a generated file from a build directory",
+        redirected_build,
+        "skpkg",
+        finder=redirecting_finder,
+        loads=("skpkg", "skpkg._version", "skpkg.core", "decimal"),
+    ),
+    Case(
+        "an editable loader whose path hook serves a file from a build directory",
+        served_build,
+        "mspkg",
+        finder=serving_finder,
+        loads=("mspkg", "mspkg._version", "mspkg.core", "decimal"),
+    ),
+    Case(
+        "an editable loader serving a module from a file named otherwise",
+        served_build,
+        "mspkg",
+        finder=misnaming_finder,
+        error=LocateError,
+        message=r"maps module mspkg\._version to .*generated_version\.py, which cannot be placed",
+    ),
+    Case(
+        "a same-named project directory before an editable finder's package",
+        project_directory_and_finder,
+        "edpkg",
+        finder=project_finder,
+        finder_first=False,
+        error=LocateError,
+        message=r"'edpkg' is two packages here: the path finds the directory .*edpkg "
+        r"\(a namespace package.* before .*edpkg/edpkg/__init__\.py",
+    ),
+    Case(
+        "a src/json package first on the path, named like the standard library's",
+        files({"src/json/__init__.py": "import decimal\n"}, entry="src"),
+        "json",
+        loads=("json", "decimal"),
+        skips=("json.decoder",),
+        warning="puts it first",
     ),
     Case(
         "namespace package, two portions",
@@ -763,6 +945,12 @@ def check_case(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, m
         "metric": metric,
     }
     settings.update(case.options)
+    if case.finder is not None:
+        finder = case.finder(world)
+        first, last = ([finder], []) if case.finder_first else ([], [finder])
+        monkeypatch.setattr(sys, "meta_path", [*first, *sys.meta_path, *last])
+        if hasattr(finder, "path_hook"):
+            monkeypatch.setattr(sys, "path_hooks", [finder.path_hook, *sys.path_hooks])
     outcome: ImportResult | ImportCacheError
     try:
         env = ImportEnv(case.flavour, search_path=[str(entry), *extra, *sys.path], **settings)  # type: ignore[arg-type]

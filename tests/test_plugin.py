@@ -239,6 +239,32 @@ def test_a_missing_module_fails_the_test_with_one_message(project: pytest.Pytest
     assert "Traceback" not in result.stdout.str()
 
 
+def test_a_src_package_named_like_a_loaded_stdlib_module_fails_naming_both(
+    pytester: pytest.Pytester,
+) -> None:
+    # `pythonpath = src` puts src/json first; pytest had imported the standard library's.
+    write_tree(pytester.path, {"src/json/__init__.py": "import decimal\n"})
+    pytester.makeini("[pytest]\npythonpath = src\nimportcache_rounds = 1\n")
+    result = run_tests(
+        pytester,
+        """
+        import pytest
+
+        @pytest.mark.import_budget("json", warm="10s")
+        def test_json():
+            pass
+        """,
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "import_budget('json'): 'json' is two modules here: this process imported the "
+            f"standard library's *, but its path finds {pytester.path / 'src' / 'json'}*"
+        ]
+    )
+    assert "Traceback" not in result.stdout.str()
+
+
 def test_an_import_that_raises_shows_the_childs_error(project: pytest.Pytester) -> None:
     result = run_tests(
         project,

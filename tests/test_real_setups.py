@@ -219,6 +219,27 @@ def test_the_package_the_test_imported_is_measured_not_a_same_named_directory(
     assert {"edfind", "edfind.core", "decimal"} <= set(answer["modules"])
 
 
+def test_a_same_named_project_directory_before_the_editable_finder_names_both(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    # `python -c "import edfind"` from here imports the project directory `edfind/`
+    # (a namespace package: the path finder runs before setuptools' finder). Measuring
+    # that, or the finder's package, would each be a silent guess.
+    imported = subprocess.run(
+        [sandbox.python, "-c", "import edfind; print(edfind.__file__)"],
+        cwd=sandbox.projects,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert imported.stdout.strip() == "None"
+    answer = sandbox.measure(sandbox.projects, tmp_path / "cache", "edfind")
+    assert answer.get("error") == "LocateError", answer
+    assert "\n" not in answer["message"]
+    assert str(sandbox.projects / "edfind") + " (a namespace package" in answer["message"]
+    assert str(sandbox.projects / "edfind" / "edfind" / "__init__.py") in answer["message"]
+
+
 @pytest.mark.parametrize("dont_write_bytecode", ["", "1"])
 @pytest.mark.parametrize("flavour", ["cold", "warm"])
 def test_rounds_never_write_into_a_dependencys_tree(
@@ -346,3 +367,109 @@ def test_a_sitecustomize_is_not_run_in_the_rounds(sandbox: Sandbox, tmp_path: Pa
     assert not set(ran_in) & {pid for _, pid in rounds}
     # What it imports is the import's own cost, not start-up's.
     assert "colorsys" in answer["modules"]
+
+
+# Build backends whose editable finders serve a generated `_version.py` from outside the
+# source tree: scikit-build-core's redirect (from the wheel's install directory) and
+# meson-python's loader (from the build directory, through its path hook).
+BACKEND_PROJECTS = {
+    "skpkg": {
+        "pyproject.toml": textwrap.dedent(
+            """\
+            [build-system]
+            requires = ["scikit-build-core"]
+            build-backend = "scikit_build_core.build"
+            [project]
+            name = "skpkg"
+            version = "0.1"
+            [tool.scikit-build]
+            wheel.packages = ["src/skpkg"]
+            """
+        ),
+        "CMakeLists.txt": textwrap.dedent(
+            """\
+            cmake_minimum_required(VERSION 3.15)
+            project(${SKBUILD_PROJECT_NAME} LANGUAGES NONE VERSION ${SKBUILD_PROJECT_VERSION})
+            configure_file(src/skpkg/_version.py.in ${CMAKE_CURRENT_BINARY_DIR}/_version.py)
+            install(FILES ${CMAKE_CURRENT_BINARY_DIR}/_version.py DESTINATION skpkg)
+            """
+        ),
+        "src/skpkg/__init__.py": "from ._version import version\nfrom . import core\n",
+        "src/skpkg/core.py": "import decimal\n",
+        "src/skpkg/_version.py.in": "version = '@PROJECT_VERSION@'\n",
+    },
+    "mespkg": {
+        "pyproject.toml": textwrap.dedent(
+            """\
+            [build-system]
+            requires = ["meson-python"]
+            build-backend = "mesonpy"
+            [project]
+            name = "mespkg"
+            version = "0.1"
+            """
+        ),
+        "meson.build": textwrap.dedent(
+            """\
+            project('mespkg', version: '0.1')
+            py = import('python').find_installation()
+            py.install_sources(['src/mespkg/__init__.py', 'src/mespkg/core.py'], subdir: 'mespkg')
+            conf = configuration_data()
+            conf.set('VERSION', meson.project_version())
+            configure_file(input: 'src/mespkg/_version.py.in', output: '_version.py',
+              configuration: conf, install: true, install_dir: py.get_install_dir() / 'mespkg')
+            """
+        ),
+        "src/mespkg/__init__.py": "from ._version import version\nfrom . import core\n",
+        "src/mespkg/core.py": "import decimal\n",
+        "src/mespkg/_version.py.in": "version = '@VERSION@'\n",
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def backend_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Sandbox:
+    """A sandbox with real editable installs made by scikit-build-core and meson-python."""
+    pytest.importorskip("scikit_build_core")
+    pytest.importorskip("mesonpy")
+    tools = Path(sys.executable).parent  # cmake, meson and ninja of the test extra
+    if not all((tools / tool).exists() for tool in ("cmake", "meson", "ninja")):
+        pytest.skip("cmake, meson and ninja are not installed beside this interpreter")
+    root = tmp_path_factory.mktemp("backends")
+    venv.EnvBuilder(symlinks=True, with_pip=False).create(root / "venv")
+    sandbox = Sandbox(root)
+    engine_home = Path(pytest_importcache.__file__).parent.parent
+    paths = [str(engine_home), sysconfig.get_paths()["purelib"]]
+    (sandbox.site_packages / "zz_engine.pth").write_text("\n".join(paths) + "\n")
+    command = [sys.executable, "-m", "pip", "--python", sandbox.python, "install", "-q"]
+    command += ["--disable-pip-version-check", "--no-build-isolation", "--no-deps"]
+    for name, files in BACKEND_PROJECTS.items():
+        command += ["-e", str(write_tree(root / "projects" / name, files))]
+    environment = {**os.environ, "PATH": f"{tools}{os.pathsep}{os.environ['PATH']}"}
+    installed = subprocess.run(
+        command, capture_output=True, text=True, check=False, env=environment
+    )
+    if installed.returncode != 0:
+        pytest.fail(f"pip could not make the editable installs: {installed.stderr[-800:]}")
+    return sandbox
+
+
+@pytest.mark.parametrize("module", ["skpkg", "mespkg"])
+def test_a_generated_file_an_editable_backend_serves_from_its_build_is_copied(
+    backend_sandbox: Sandbox, tmp_path: Path, module: str
+) -> None:
+    project = backend_sandbox.projects / module
+    imported = subprocess.run(
+        [backend_sandbox.python, "-c", f"import {module}._version as v; print(v.__file__)"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert not Path(imported.stdout.strip()).is_relative_to(project / "src")
+    before = tree_state(project / "src")
+    answer = backend_sandbox.measure(tmp_path, tmp_path / "cache", module)
+    assert "error" not in answer, answer
+    assert Path(answer["file"]).is_relative_to(tmp_path / "cache")
+    assert {module, f"{module}._version", f"{module}.core", "decimal"} <= set(answer["modules"])
+    assert tree_state(project / "src") == before
