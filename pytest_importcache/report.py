@@ -201,6 +201,8 @@ def scale_line(outcomes: Sequence[MeasurementOutcome]) -> str:
 
 
 NOISE_MARK = "~"
+# After a count reused from the count store.
+REUSED_MARK = "="
 
 
 def _ratio_cell(record: MeasurementOutcome) -> str:
@@ -236,6 +238,13 @@ def summary_lines(records: Sequence[MeasurementOutcome]) -> list[str]:
         if noise:
             measured += NOISE_MARK
             notes.append(f"{NOISE_MARK} {record.module} ({label}): {noise}")
+        if record.reused is not None:
+            measured += REUSED_MARK
+            notes.append(
+                f"{REUSED_MARK} {record.module} ({label}): reused, counted "
+                f"{record.reused['counted_at']} on {record.reused['counted_on']} (its inputs are "
+                "unchanged; --importcache-fresh counts again)"
+            )
         budget = format_cost(record.budget, record.metric) if record.budget is not None else "-"
         headroom = format_headroom(record.headroom) if record.headroom is not None else "-"
         verdict = {True: "PASS", False: "FAIL", None: "-"}[record.verdict]
