@@ -240,10 +240,10 @@ def summary_lines(records: Sequence[MeasurementOutcome]) -> list[str]:
             notes.append(f"{NOISE_MARK} {record.module} ({label}): {noise}")
         if record.reused is not None:
             measured += REUSED_MARK
+            when = record.reused["counted_at"][:16].replace("T", " ")
             notes.append(
-                f"{REUSED_MARK} {record.module} ({label}): reused, counted "
-                f"{record.reused['counted_at']} on {record.reused['counted_on']} (its inputs are "
-                "unchanged; --importcache-fresh counts again)"
+                f"{REUSED_MARK} {record.module} ({label}): reused, counted {when} UTC on "
+                f"{record.reused['counted_on']}"
             )
         budget = format_cost(record.budget, record.metric) if record.budget is not None else "-"
         headroom = format_headroom(record.headroom) if record.headroom is not None else "-"
@@ -273,6 +273,10 @@ def summary_lines(records: Sequence[MeasurementOutcome]) -> list[str]:
         shown = commit if commit.startswith(name) else f"{name} ({commit})"
         label = ESTIMATOR_LABELS.get(estimator, estimator)
         lines.append(fit(f"vs base: {label} against {shown}, same run", SUMMARY_WIDTH))
+    if any(record.reused is not None for record in records):
+        notes.append(
+            f"{REUSED_MARK} reused: inputs unchanged since counted; --importcache-fresh counts again"
+        )
     return lines + [fit(note, SUMMARY_WIDTH) for note in notes]
 
 
