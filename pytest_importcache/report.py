@@ -275,7 +275,8 @@ def summary_lines(records: Sequence[MeasurementOutcome]) -> list[str]:
         lines.append(fit(f"vs base: {label} against {shown}, same run", SUMMARY_WIDTH))
     if any(record.reused is not None for record in records):
         notes.append(
-            f"{REUSED_MARK} reused: inputs unchanged since counted; --importcache-fresh counts again"
+            f"{REUSED_MARK} reused: inputs unchanged since counted; "
+            "--importcache-fresh counts again"
         )
     return lines + [fit(note, SUMMARY_WIDTH) for note in notes]
 

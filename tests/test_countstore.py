@@ -44,7 +44,7 @@ class ReadingRunner(FakeRoundRunner):
 
     def __call__(
         self, module: str, roots: Sequence[Path], *args: object, **kwargs: object
-    ) -> RoundReport:  # type: ignore[override]
+    ) -> RoundReport:
         report = super().__call__(module, roots, *args, **kwargs)  # type: ignore[arg-type]
         origin = (report.origin, "")
         return dataclasses.replace(report, inputs=(origin, *self.read))
@@ -123,7 +123,7 @@ def test_a_dependencys_stale_bytecode_counts_again_but_a_touched_source_does_not
     import py_compile
 
     dependency = world / "dep" / "__init__.py"
-    bytecode = Path(py_compile.compile(str(dependency), doraise=True))
+    bytecode = Path(str(py_compile.compile(str(dependency), doraise=True)))
     runner = ReadingRunner([(dependency, ""), (bytecode, str(dependency))])
     spec = counted(MeasurementSpec("pkg"))
     measurer_for(world, tmp_path, runner).measure(spec)
@@ -250,11 +250,12 @@ from pytest_importcache.countstore import CountStore
 from pytest_importcache.runner import RoundReport
 from pytest_importcache.spec import MeasurementSpec
 
-store = CountStore(sys.argv[1])
+store = CountStore(sys.argv[1], warn=lambda message: print("BAD", message))
 report = RoundReport(1, 1, sys.argv[2], ("pkg",) * int(sys.argv[3]), "3.11", (),
                      instructions=int(sys.argv[3]), inputs=((sys.argv[2], ""),))
 for _ in range(200):
     store.save("ab" + "0" * 62, MeasurementSpec("pkg", metric="instructions"), [report])
+    store.lookup("ab" + "0" * 62)  # never sees half an entry
 """
 
 
@@ -263,11 +264,15 @@ def test_concurrent_writers_of_one_key_leave_a_valid_entry(tmp_path: Path) -> No
     source.write_text("")
     writers = [
         subprocess.Popen(
-            [sys.executable, "-c", _WRITER, str(tmp_path / "store"), str(source), str(size)]
+            [sys.executable, "-c", _WRITER, str(tmp_path / "store"), str(source), str(size)],
+            stdout=subprocess.PIPE,
+            text=True,
         )
         for size in (1, 5000)  # one small entry, one large: a torn write would show
     ]
-    assert [writer.wait(timeout=120) for writer in writers] == [0, 0]
+    said = [writer.communicate(timeout=120)[0] for writer in writers]
+    assert [writer.returncode for writer in writers] == [0, 0]
+    assert "BAD" not in "".join(said)
     entries = list((tmp_path / "store").rglob("*.json"))
     assert len(entries) == 1
     assert not list((tmp_path / "store").rglob(".tmp-*"))
@@ -402,8 +407,17 @@ def test_the_cache_command_counts_and_clears_stored_counts(
 # -- real rounds under valgrind -----------------------------------------------------------
 
 
-def test_a_reused_count_is_the_count_a_fresh_round_gives(world: Path, tmp_path: Path) -> None:
+def test_a_reused_count_is_the_count_a_fresh_round_gives(
+    make_tree: MakeTree, tmp_path: Path
+) -> None:
     pytest.importorskip("pytest_importcache.callgrind").find_valgrind()
+    # The rounds see the copy and the interpreter's own path: the package finds its
+    # dependency, outside the copy, by a path of its own.
+    world = make_tree({"deps/dep/__init__.py": "SETTING = 1\n"})
+    (world / "pkg").mkdir()
+    (world / "pkg" / "__init__.py").write_text(
+        f"import sys\nsys.path.append({str(world / 'deps')!r})\nimport dep\n"
+    )
     spec = MeasurementSpec("pkg", metric="instructions", rounds=1, warmup=0)
 
     def measure(fresh: bool = False) -> tuple[float, bool]:
@@ -420,7 +434,7 @@ def test_a_reused_count_is_the_count_a_fresh_round_gives(world: Path, tmp_path: 
     assert measure() == (counted_first, True)
     assert measure(fresh=True) == (counted_first, False)
     # The child reported the dependency's file: changing it counts again.
-    (world / "dep" / "__init__.py").write_text("SETTING = 22\n")
+    (world / "deps" / "dep" / "__init__.py").write_text("SETTING = 22\n")
     assert measure()[1] is False
 
 
