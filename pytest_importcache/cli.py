@@ -426,8 +426,8 @@ def profile_json(results_by_module: dict[str, dict[str, ImportResult]]) -> dict[
     ``{"schema": 1, "modules": [{"module", "python", "python_version",
     "modules_loaded", "startup_modules", "lazy_modules", "flavours": {label:
     {"metric", "rounds", "min", "max", "mean", "median", "stddev", "iqr",
-    "wall", "cpu", "instructions", "file"}}, "slowest": [{"module", "self",
-    "cumulative", "parent"}], "suggested_marker"}]}``. ``metric`` is ``time``
+    "wall", "cpu", "instructions", "file", "reused"}}, "slowest": [{"module",
+    "self", "cumulative", "parent"}], "suggested_marker"}]}``. ``metric`` is ``time``
     or ``instructions``: the statistics and the module costs are seconds, or
     instruction counts; ``instructions`` lists each round's count (empty for
     time); ``wall`` and ``cpu`` are each round's seconds (under callgrind, its
@@ -1018,7 +1018,8 @@ def _cache(arguments: argparse.Namespace) -> int:
         print("no copies")
     if revisions:
         print(f"{_count(revisions, 'git revision')} extracted for same-run comparisons")
-    print(_store_line(store.directory, counts))
+    if counts:
+        print(_store_line(store.directory, counts))
     if arguments.clear:
         print(
             f"removed {_count(removed, 'copy', 'copies')}, freed {format_bytes(freed)}"
@@ -1026,7 +1027,8 @@ def _cache(arguments: argparse.Namespace) -> int:
         )
         if revisions_removed:
             print(f"removed {_count(revisions_removed, 'git revision')}")
-        print(f"removed {_count(counts_removed, 'stored instruction count')}")
+        if counts_removed:
+            print(f"removed {_count(counts_removed, 'stored instruction count')}")
     return 0
 
 
