@@ -109,7 +109,7 @@ from .units import (
 
 if TYPE_CHECKING:
     from .comparison import Comparison
-    from .countstore import CountStore, StoredCount
+    from .countstore import CountStore
 
 __all__ = ["main", "profile_json"]
 
@@ -925,16 +925,32 @@ def _cache_dir_argument(directory: str | None) -> Path:
         raise UsageError(str(exc).splitlines()[0]) from None
 
 
-def _store_line(directory: Path, counts: Sequence[StoredCount]) -> str:
-    """How many counts the store holds, their size, where, and its bounds."""
+def _store_report(store: CountStore, *, clear: bool) -> tuple[dict[str, Any], str]:
+    """The store's entries (cleared with ``clear``), as JSON and as lines of text for ``cache``."""
     from .cache import MAX_AGE_DAYS
     from .countstore import MAX_ENTRIES
 
-    return (
-        f"{_count(len(counts), 'stored instruction count')}, "
-        f"{format_bytes(sum(count.size_bytes for count in counts))}, in {directory} "
-        f"(at most {MAX_ENTRIES}, unused ones removed after {MAX_AGE_DAYS} days)"
-    )
+    counts = store.entries()
+    removed = store.clear() if clear else 0
+    directory = store.directory
+    document: dict[str, Any] = {
+        "store": str(directory),
+        "entries": len(counts),
+        "total_bytes": sum(count.size_bytes for count in counts),
+        "max_entries": MAX_ENTRIES,
+    }
+    if clear:
+        document["removed"] = removed
+    lines = []
+    if counts:
+        lines.append(
+            f"{_count(len(counts), 'stored instruction count')}, "
+            f"{format_bytes(sum(count.size_bytes for count in counts))}, in {directory} "
+            f"(at most {MAX_ENTRIES}, unused ones removed after {MAX_AGE_DAYS} days)"
+        )
+    if removed:
+        lines.append(f"removed {_count(removed, 'stored instruction count')}")
+    return document, "".join(f"{line}\n" for line in lines)
 
 
 def _cache(arguments: argparse.Namespace) -> int:
@@ -944,14 +960,13 @@ def _cache(arguments: argparse.Namespace) -> int:
         cached_copies,
         clear_cache,
     )
-    from .countstore import MAX_ENTRIES, CountStore, default_store_path
+    from .countstore import CountStore, default_store_path
     from .revision import clear_revisions, revision_trees
 
     cache_dir = _cache_dir_argument(arguments.dir)
     store = CountStore(arguments.store or default_store_path(cache_dir))
     try:
-        counts = store.entries()
-        counts_removed = store.clear() if arguments.clear else 0
+        counts_json, counts_text = _store_report(store, clear=arguments.clear)
         copies = cached_copies(cache_dir)
         revisions = len(revision_trees(cache_dir))
         removed = kept = freed = revisions_removed = 0
@@ -985,18 +1000,12 @@ def _cache(arguments: argparse.Namespace) -> int:
             ],
             "total_bytes": sum(copy.size_bytes for copy in copies),
             "revisions": revisions,
-            "counts": {
-                "store": str(store.directory),
-                "entries": len(counts),
-                "total_bytes": sum(count.size_bytes for count in counts),
-                "max_entries": MAX_ENTRIES,
-            },
+            "counts": counts_json,
         }
         if arguments.clear:
             document.update(
                 removed=removed, freed_bytes=freed, kept=kept, revisions_removed=revisions_removed
             )
-            document["counts"]["removed"] = counts_removed
         print(json.dumps(document, indent=2))
         return 0
     print(f"cache: {cache_dir}{'' if cache_dir.is_dir() or copies else ' (does not exist)'}")
@@ -1018,8 +1027,7 @@ def _cache(arguments: argparse.Namespace) -> int:
         print("no copies")
     if revisions:
         print(f"{_count(revisions, 'git revision')} extracted for same-run comparisons")
-    if counts:
-        print(_store_line(store.directory, counts))
+    sys.stdout.write(counts_text)
     if arguments.clear:
         print(
             f"removed {_count(removed, 'copy', 'copies')}, freed {format_bytes(freed)}"
@@ -1027,8 +1035,6 @@ def _cache(arguments: argparse.Namespace) -> int:
         )
         if revisions_removed:
             print(f"removed {_count(revisions_removed, 'git revision')}")
-        if counts_removed:
-            print(f"removed {_count(counts_removed, 'stored instruction count')}")
     return 0
 
 
