@@ -447,8 +447,9 @@ class RoundReport:
     times slower than without it). ``inputs`` (instructions rounds) are the
     paths the count depends on, as (path, source): a module's file, a
     directory on the import path or that the importer listed, a ``.pth``
-    file, a mapped binary or library, with source ``""``; a module's bytecode
-    with the source file it was compiled from.
+    file, a mapped binary or library, with source ``""``; a ``sys.path``
+    entry, whose existence alone counts, with ``"<exists>"``; a module's
+    bytecode with the source file it was compiled from.
     """
 
     wall_ns: int
