@@ -452,9 +452,19 @@ class CountStore:
 
     def _skip(self, path: Path, reason: str) -> None:
         """Say once per store and process that an entry is skipped, and why."""
-        if self.directory not in _warned_stores:
-            _warned_stores.add(self.directory)
-            self._warn(f"importcache: ignoring the unusable count store entry {path}: {reason}")
+        self._say_once(f"importcache: ignoring the unusable count store entry {path}: {reason}")
+
+    def _say_once(self, message: str) -> None:
+        """``message``, unless something was said about this store already in this process.
+
+        Never raises: a store that cannot be used must not stop a measurement,
+        not even where warnings are errors (``-W error``).
+        """
+        if self.directory in _warned_stores:
+            return
+        _warned_stores.add(self.directory)
+        with contextlib.suppress(Exception):
+            self._warn(message)
 
     def lookup(self, key: str) -> tuple[list[RoundReport], ReusedCount] | None:
         """The counted rounds stored for ``key`` whose inputs all match today's, or ``None``."""
@@ -527,11 +537,9 @@ class CountStore:
                     os.unlink(temporary)
                 raise
         except OSError as exc:
-            if self.directory not in _warned_stores:
-                _warned_stores.add(self.directory)
-                self._warn(
-                    f"importcache: cannot save counts in {self.directory}: {exc.strerror or exc}"
-                )
+            self._say_once(
+                f"importcache: cannot save counts in {self.directory}: {exc.strerror or exc}"
+            )
             return
         self.prune(keep=target)
 

@@ -455,3 +455,25 @@ def test_a_counted_round_reports_what_its_count_depends_on(make_tree: MakeTree) 
     assert str(tree) in paths, "the directory the importer listed"
     bytecode = [(path, source) for path, source in report.inputs if path.endswith(".pyc")]
     assert any(source.endswith("json/__init__.py") for _, source in bytecode)
+
+
+def test_a_corrupt_entry_warns_and_never_stops_a_measurement_under_w_error(
+    world: Path, tmp_path: Path
+) -> None:
+    import shutil
+    import warnings
+
+    from pytest_importcache.countstore import StoreWarning
+
+    runner = ReadingRunner()
+    spec = counted(MeasurementSpec("pkg"))
+    measurer_for(world, tmp_path, runner).measure(spec)
+    (entry,) = (tmp_path / "store").rglob("*.json")
+    entry.write_text("{")
+    shutil.copytree(tmp_path / "store", tmp_path / "store2")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert measurer_for(world, tmp_path, runner).measure(spec).reused is None
+    key = entry.name.partition("-")[0]
+    with pytest.warns(StoreWarning, match="ignoring the unusable count store entry"):
+        assert CountStore(tmp_path / "store2").lookup(key) is None
