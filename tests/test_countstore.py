@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -245,6 +246,7 @@ def test_an_unwritable_store_is_said_once_and_counting_goes_on(world: Path, tmp_
 
 _WRITER = """
 import sys
+import textwrap
 from pathlib import Path
 from pytest_importcache.countstore import CountStore
 from pytest_importcache.runner import RoundReport
@@ -477,3 +479,29 @@ def test_a_corrupt_entry_warns_and_never_stops_a_measurement_under_w_error(
     key = entry.name.partition("-")[0]
     with pytest.warns(StoreWarning, match="ignoring the unusable count store entry"):
         assert CountStore(tmp_path / "store2").lookup(key) is None
+
+
+def test_xdist_workers_share_one_store(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(FAKE_ROUNDS_CONFTEST)
+    fake_rounds(pytester.path, {"steady": {"seconds": 0.3}, "other": {"seconds": 0.2}})
+    pytester.makepyfile(steady="", other="")
+    pytester.makeini("[pytest]\npythonpath = .\naddopts = -p no:hypothesispytest\n")
+    source = """
+        import pytest
+
+        @pytest.mark.import_budget("steady", cold="1G", warm="1G", metric="instructions")
+        def test_steady():
+            pass
+
+        @pytest.mark.import_budget("other", cold="1G", warm="1G", metric="instructions")
+        def test_other():
+            pass
+        """
+    for run in range(2):
+        # In a subprocess: xdist's workers are processes anyway.
+        pytester.makepyfile(test_imports=textwrap.dedent(source))
+        result = pytester.runpytest_subprocess("-n", "2", "--importcache-store", "counts")
+        result.assert_outcomes(passed=2)
+        reused = result.stdout.str().count(": reused, counted")
+        assert reused == (0 if run == 0 else 4)
+    assert len(list((pytester.path / "counts").rglob("*.json"))) == 4
