@@ -109,6 +109,7 @@ from .units import (
 
 if TYPE_CHECKING:
     from .comparison import Comparison
+    from .countstore import CountStore
 
 __all__ = ["main", "profile_json"]
 
@@ -197,6 +198,17 @@ def _profile_parser() -> argparse.ArgumentParser:
         help="also measure the package at this git revision, rounds interleaved, and compare",
     )
     parser.add_argument(
+        "--store",
+        metavar="DIR",
+        help="keep instruction counts here and reuse those whose inputs are unchanged "
+        "(default: the per-user cache)",
+    )
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="count instructions again instead of reusing stored counts",
+    )
+    parser.add_argument(
         "--fail",
         metavar="PCT",
         type=_threshold_argument,
@@ -280,12 +292,19 @@ def _calibrate_parser() -> argparse.ArgumentParser:
 def _cache_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=f"{PROG} cache",
-        description="List the persistent cache of package copies, or clear it.",
+        description="List the persistent cache of package copies and stored counts, or clear it.",
     )
     parser.add_argument(
         "--dir", metavar="DIR", help="the cache directory (default: the per-user cache)"
     )
-    parser.add_argument("--clear", action="store_true", help="remove every copy not in use")
+    parser.add_argument(
+        "--store",
+        metavar="DIR",
+        help="the instruction count store (default: 'counts' in the cache directory)",
+    )
+    parser.add_argument(
+        "--clear", action="store_true", help="remove every copy not in use and every stored count"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     return parser
 
@@ -390,6 +409,7 @@ def _text_report(module: str, results: dict[str, ImportResult]) -> list[str]:
             f"  {label:<13} {format_cost(result.median, metric):>8} "
             f"{format_cost(result.min, metric):>8} {format_cost(result.max, metric):>8} "
             f"{result.rounds:>7}"
+            + (f"  reused, counted {result.reused.counted_at}" if result.reused else "")
         )
     tree_source = results.get("warm") or any_result
     where = "the instructions go" if metric == "instructions" else "the time goes"
@@ -418,8 +438,8 @@ def profile_json(results_by_module: dict[str, dict[str, ImportResult]]) -> dict[
     ``{"schema": 1, "modules": [{"module", "python", "python_version",
     "modules_loaded", "startup_modules", "lazy_modules", "flavours": {label:
     {"metric", "rounds", "min", "max", "mean", "median", "stddev", "iqr",
-    "wall", "cpu", "instructions", "file"}}, "slowest": [{"module", "self",
-    "cumulative", "parent"}], "suggested_marker"}]}``. ``metric`` is ``time``
+    "wall", "cpu", "instructions", "file", "reused"}}, "slowest": [{"module",
+    "self", "cumulative", "parent"}], "suggested_marker"}]}``. ``metric`` is ``time``
     or ``instructions``: the statistics and the module costs are seconds, or
     instruction counts; ``instructions`` lists each round's count (empty for
     time); ``wall`` and ``cpu`` are each round's seconds (under callgrind, its
@@ -456,6 +476,7 @@ def profile_json(results_by_module: dict[str, dict[str, ImportResult]]) -> dict[
                         "cpu": list(result.cpu),
                         "instructions": list(result.instructions),
                         "file": result.file,
+                        "reused": result.reused.to_json() if result.reused else None,
                     }
                     for label, result in results.items()
                 },
@@ -489,7 +510,9 @@ def _measure_all(
     from .comparison import measure_against
     from .measurer import Measurer
 
-    measurer = Measurer(search_path=search_path, observers=[progress])
+    measurer = Measurer(
+        search_path=search_path, observers=[progress], count_store=_count_store(arguments)
+    )
     results_by_module: dict[str, dict[str, ImportResult]] = {}
     try:
         for module in arguments.modules:
@@ -535,6 +558,21 @@ def _path_hint(arguments: argparse.Namespace) -> str:
     return "for a source tree that is not installed, add --path DIR (the directory holding it)"
 
 
+def _store_warning(message: str) -> None:
+    print(f"{PROG}: warning: {message.removeprefix('importcache: ')}", file=sys.stderr)
+
+
+def _count_store(arguments: argparse.Namespace) -> CountStore:
+    """The count store ``--store`` names (default: the per-user one), fresh with ``--fresh``."""
+    from .countstore import CountStore, default_store_path
+
+    if arguments.store is not None:
+        directory = Path(arguments.store)
+    else:
+        directory = default_store_path(_cache_dir_argument(None))
+    return CountStore(directory, fresh=arguments.fresh, warn=_store_warning)
+
+
 def _check_profile_arguments(arguments: argparse.Namespace) -> None:
     """Fill in the metric's default rounds; refuse impossible numbers, paths and options."""
     if arguments.rounds is None:
@@ -546,6 +584,8 @@ def _check_profile_arguments(arguments: argparse.Namespace) -> None:
     for directory in arguments.path:
         if not Path(directory).is_dir():
             raise UsageError(f"--path {directory}: not a directory")
+    if arguments.store is not None and Path(arguments.store).is_file():
+        raise UsageError(f"--store {arguments.store}: not a directory")
     if arguments.fail is not None and not arguments.against:
         raise UsageError("--fail needs --against REV: it judges the comparison with a revision")
 
@@ -913,6 +953,34 @@ def _cache_dir_argument(directory: str | None) -> Path:
         raise UsageError(str(exc).splitlines()[0]) from None
 
 
+def _store_report(store: CountStore, *, clear: bool) -> tuple[dict[str, Any], str]:
+    """The store's entries (cleared with ``clear``), as JSON and as lines of text for ``cache``."""
+    from .cache import MAX_AGE_DAYS
+    from .countstore import MAX_ENTRIES
+
+    counts = store.entries()
+    removed = store.clear() if clear else 0
+    directory = store.directory
+    document: dict[str, Any] = {
+        "store": str(directory),
+        "entries": len(counts),
+        "total_bytes": sum(count.size_bytes for count in counts),
+        "max_entries": MAX_ENTRIES,
+    }
+    if clear:
+        document["removed"] = removed
+    lines = []
+    if counts:
+        lines.append(
+            f"{_count(len(counts), 'stored instruction count')}, "
+            f"{format_bytes(sum(count.size_bytes for count in counts))}, in {directory} "
+            f"(at most {MAX_ENTRIES}, unused ones removed after {MAX_AGE_DAYS} days)"
+        )
+    if removed:
+        lines.append(f"removed {_count(removed, 'stored instruction count')}")
+    return document, "".join(f"{line}\n" for line in lines)
+
+
 def _cache(arguments: argparse.Namespace) -> int:
     from .cache import (
         MAX_AGE_DAYS,
@@ -920,10 +988,13 @@ def _cache(arguments: argparse.Namespace) -> int:
         cached_copies,
         clear_cache,
     )
+    from .countstore import CountStore, default_store_path
     from .revision import clear_revisions, revision_trees
 
     cache_dir = _cache_dir_argument(arguments.dir)
+    store = CountStore(arguments.store or default_store_path(cache_dir))
     try:
+        counts_json, counts_text = _store_report(store, clear=arguments.clear)
         copies = cached_copies(cache_dir)
         revisions = len(revision_trees(cache_dir))
         removed = kept = freed = revisions_removed = 0
@@ -957,6 +1028,7 @@ def _cache(arguments: argparse.Namespace) -> int:
             ],
             "total_bytes": sum(copy.size_bytes for copy in copies),
             "revisions": revisions,
+            "counts": counts_json,
         }
         if arguments.clear:
             document.update(
@@ -983,6 +1055,7 @@ def _cache(arguments: argparse.Namespace) -> int:
         print("no copies")
     if revisions:
         print(f"{_count(revisions, 'git revision')} extracted for same-run comparisons")
+    sys.stdout.write(counts_text)
     if arguments.clear:
         print(
             f"removed {_count(removed, 'copy', 'copies')}, freed {format_bytes(freed)}"

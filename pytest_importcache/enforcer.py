@@ -28,6 +28,7 @@ from .units import BudgetError
 
 if TYPE_CHECKING:
     from .comparison import Comparison
+    from .countstore import CountStore
     from .environment import ImportEnv
     from .measurer import MeasurementObserver, Measurer, RoundRunner
     from .report import BaselineLookup
@@ -157,9 +158,29 @@ class BudgetEnforcer:
         if self.settings.raw_dir is not None:
             observers.append(_RawRounds(self._raw_dir_for(item)))
         if self.round_runner is None:
-            return Measurer(lock=self.measurement_lock, observers=observers)
+            return Measurer(
+                lock=self.measurement_lock, observers=observers, count_store=self.count_store()
+            )
         return Measurer(
-            lock=self.measurement_lock, observers=observers, round_runner=self.round_runner
+            lock=self.measurement_lock,
+            observers=observers,
+            round_runner=self.round_runner,
+            count_store=self.count_store(),
+        )
+
+    def count_store(self) -> CountStore | None:
+        """The store ``importcache_store`` names, or ``None`` for the per-user one, maybe fresh."""
+        from .countstore import CountStore
+
+        if self.settings.store is None and not self.settings.fresh:
+            return None
+        if self.settings.store is None:
+            from .cache import default_cache_dir
+            from .countstore import default_store_path
+
+            return CountStore(default_store_path(default_cache_dir()), fresh=True)
+        return CountStore(
+            self.config.invocation_params.dir / self.settings.store, fresh=self.settings.fresh
         )
 
     def _raw_dir_for(self, item: pytest.Item) -> Path:

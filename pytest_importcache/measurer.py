@@ -9,6 +9,7 @@ interpreter per round); tests inject one that returns fixed reports.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import shutil
@@ -17,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 from filelock import FileLock
 
@@ -30,6 +31,7 @@ from .copying import (
     environment_dir_name,
     prepare_copy,
 )
+from .countstore import CountStore, ReusedCount, default_store_path
 from .errors import EnvironmentBuildError, InterpreterError
 from .interpreter import check_interpreter
 from .lifecycle import adopt_orphans, signals_end_rounds, start_guardian
@@ -69,6 +71,8 @@ class _SideState:
     copy: PackageCopy
     pristine: frozenset[tuple[str, int, int]]
     reports: list[RoundReport] = field(default_factory=list)
+    key: str = ""
+    reused: ReusedCount | None = None
 
 
 class RoundRunner(Protocol):
@@ -127,6 +131,10 @@ class Measurer:
     (:func:`~pytest_importcache.cache.default_cache_dir`), ``search_path`` to
     ``sys.path``. ``lock`` wraps every measurement (the pytest plugin passes a
     cross-process lock); ``observers`` are told about rounds and results.
+    ``count_store`` keeps instruction counts for reuse while their inputs are
+    unchanged (:mod:`~pytest_importcache.countstore`): by default the store in
+    the cache directory when the rounds are real (:func:`run_round`), none with
+    another round runner unless one is given; ``False`` counts every time.
     """
 
     def __init__(
@@ -137,6 +145,7 @@ class Measurer:
         lock: Callable[[], AbstractContextManager[object]] | None = None,
         observers: Sequence[MeasurementObserver] = (),
         round_runner: RoundRunner = run_round,
+        count_store: CountStore | Literal[False] | None = None,
     ) -> None:
         # Absolute: the rounds run with another current directory.
         self.cache_dir = Path(cache_dir).absolute() if cache_dir is not None else None
@@ -144,6 +153,17 @@ class Measurer:
         self.lock = lock
         self.observers = list(observers)
         self.round_runner = round_runner
+        self.count_store = count_store
+
+    def store_for(self, spec: MeasurementSpec) -> CountStore | None:
+        """The count store ``spec``'s counts are reused from and saved to; ``None`` for none."""
+        if spec.metric != "instructions" or self.count_store is False:
+            return None
+        if self.count_store is not None:
+            return self.count_store
+        if self.round_runner is not run_round:
+            return None  # made-up rounds must never land in a real store
+        return CountStore(default_store_path(self.cache_dir or default_cache_dir()))
 
     def environment_dir(self, spec: MeasurementSpec) -> Path:
         """The directory holding ``spec``'s package copies (nothing is created)."""
@@ -256,27 +276,93 @@ class Measurer:
                 held = states[0].copy.directory if states else None
                 copy = self._copy_in_use(spec, stack, held=held, location=location)
                 states.append(_SideState(location, label, copy, copy_state(copy)))
-            workdir = stack.enter_context(_rounds_directory(states[0].copy))
-            for index in range(spec.total_rounds):
-                for state in states:
-                    report = self._side_round(
-                        spec, state, stack, workdir=workdir, python=python, index=index
-                    )
-                    if state is states[0]:
-                        for observer in self.observers:
-                            observer.round_done(spec, index, report)
+            workdirs = self._rounds_directories(states, stack)
+            store = self.store_for(spec)
+            if store is not None:
+                self._reuse_counts(spec, python, store, states, workdirs)
+            self._run_rounds(spec, states, stack, workdirs, python)
             if spec.flavour == "cold":
                 for state in states:
                     clear_bytecode(state.copy.roots)
+            if store is not None:
+                for state in states:
+                    if state.reused is None and state.key:
+                        store.save(state.key, spec, state.reports)
         results = [
-            build_result(
-                spec.module, spec.flavour, spec.closure, python, state.reports, metric=spec.metric
+            dataclasses.replace(
+                build_result(
+                    spec.module,
+                    spec.flavour,
+                    spec.closure,
+                    python,
+                    state.reports,
+                    metric=spec.metric,
+                ),
+                reused=state.reused,
             )
             for state in states
         ]
         for observer in self.observers:
             observer.measured(spec, results[0])
         return results
+
+    @staticmethod
+    def _rounds_directories(states: Sequence[_SideState], stack: ExitStack) -> dict[Path, Path]:
+        """Each copy's rounds directory, entered on ``stack``, by copy directory.
+
+        Each copy's rounds run in its own directory, so that a side's command
+        lines (and its stored count's key) depend on its own files only: a
+        baseline revision's count is reused whatever the head's files are.
+        """
+        workdirs: dict[Path, Path] = {}
+        for state in states:
+            if state.copy.directory not in workdirs:
+                workdirs[state.copy.directory] = stack.enter_context(_rounds_directory(state.copy))
+        return workdirs
+
+    def _run_rounds(
+        self,
+        spec: MeasurementSpec,
+        states: Sequence[_SideState],
+        stack: ExitStack,
+        workdirs: dict[Path, Path],
+        python: str,
+    ) -> None:
+        """Every side's rounds, interleaved, but for reused counts; observers hear the head's."""
+        __tracebackhide__ = True
+        counting = [state for state in states if state.reused is None]
+        for index in range(spec.total_rounds):
+            for state in counting:
+                workdir = workdirs[state.copy.directory]
+                report = self._side_round(
+                    spec, state, stack, workdir=workdir, python=python, index=index
+                )
+                if state is states[0]:
+                    for observer in self.observers:
+                        observer.round_done(spec, index, report)
+        if states[0].reused is not None:
+            for index, report in enumerate(states[0].reports, start=spec.warmup):
+                for observer in self.observers:
+                    observer.round_done(spec, index, report)
+
+    def _reuse_counts(
+        self,
+        spec: MeasurementSpec,
+        python: str,
+        store: CountStore,
+        states: Sequence[_SideState],
+        workdirs: dict[Path, Path],
+    ) -> None:
+        """Give each side the stored counts whose inputs are unchanged; note the others' keys."""
+        runner = getattr(self.round_runner, "__qualname__", type(self.round_runner).__qualname__)
+        runner = f"{getattr(self.round_runner, '__module__', '')}.{runner}"
+        for state in states:
+            state.key = store.key(
+                spec, python, state.copy.roots, workdirs[state.copy.directory], runner=runner
+            )
+            found = store.lookup(state.key)
+            if found is not None:
+                state.reports, state.reused = list(found[0]), found[1]
 
     def _side_round(
         self,

@@ -268,6 +268,20 @@ SETTINGS = (
         parse_percentage,
         f"{DEFAULT_BASELINE_FAIL:.0%}",
     ),
+    Setting(
+        "store",
+        "keep instruction counts in this directory and reuse those whose inputs are unchanged "
+        "(cache it between CI runs) (default: the per-user cache)",
+        parse_directory_path,
+        "",
+    ),
+    Setting(
+        "fresh",
+        "count instructions again instead of reusing stored counts (the new counts are stored)",
+        parse_bool,
+        "false",
+        is_flag=True,
+    ),
 )
 
 
@@ -292,6 +306,8 @@ class Settings:
     disable: bool = False
     baseline: str | None = None
     baseline_fail: float = DEFAULT_BASELINE_FAIL
+    store: str | None = None
+    fresh: bool = False
 
     def rounds_for(self, metric: Metric) -> int:
         """Counted rounds for a measurement in ``metric``: the setting, or the metric's default."""
@@ -397,9 +413,9 @@ def unwritable_reason(directory: Path) -> str | None:
 def _check_writable(config: pytest.Config, name: str, value: str, source: str) -> None:
     """Refuse, before any test runs, an output path the run could not write."""
     path = config.invocation_params.dir / value
-    if name == "raw-dir":
+    if name in ("raw-dir", "store"):
         reason = unwritable_reason(path)
-        what = f"cannot keep raw rounds in {path}"
+        what = f"cannot keep {'raw rounds' if name == 'raw-dir' else 'counts'} in {path}"
     else:
         reason = unwritable_reason(path.parent)
         if reason is None and path.exists() and not os.access(path, os.W_OK):
@@ -424,7 +440,7 @@ def read_settings(config: pytest.Config) -> Settings:
             value = setting.parse(raw)
         except ValueError as exc:
             raise pytest.UsageError(f"{source}: {exc}") from None
-        if setting.name in ("raw-dir", "report", "markdown") and value is not None:
+        if setting.name in ("raw-dir", "report", "markdown", "store") and value is not None:
             _check_writable(config, setting.name, value, source)
         values[setting.name.replace("-", "_")] = value
     if values["budget_scale"] == "auto" and values["calibration"] is None:

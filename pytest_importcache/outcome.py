@@ -41,7 +41,9 @@ class MeasurementOutcome:
     or comparing. ``modules`` holds every module the import loaded as (name,
     self cost, cumulative cost, importer). ``baseline`` is the same-run
     comparison with ``importcache_baseline``, when one was made (see
-    :func:`baseline_record`).
+    :func:`baseline_record`). ``reused`` says where a count reused from the
+    count store was first counted (``{"reused": true, "counted_at",
+    "counted_on", "store"}``); ``None`` for one counted now.
     """
 
     nodeid: str
@@ -63,6 +65,7 @@ class MeasurementOutcome:
     lazy_modules: tuple[str, ...] = ()
     metric: str = "time"
     baseline: dict[str, Any] | None = None
+    reused: dict[str, Any] | None = None
 
     @classmethod
     def from_result(
@@ -102,6 +105,7 @@ class MeasurementOutcome:
             lazy_modules=result.lazy_modules,
             metric=result.metric,
             baseline=baseline,
+            reused=result.reused.to_json() if result.reused is not None else None,
         )
 
     @property

@@ -201,6 +201,8 @@ def scale_line(outcomes: Sequence[MeasurementOutcome]) -> str:
 
 
 NOISE_MARK = "~"
+# After a count reused from the count store.
+REUSED_MARK = "="
 
 
 def _ratio_cell(record: MeasurementOutcome) -> str:
@@ -236,6 +238,13 @@ def summary_lines(records: Sequence[MeasurementOutcome]) -> list[str]:
         if noise:
             measured += NOISE_MARK
             notes.append(f"{NOISE_MARK} {record.module} ({label}): {noise}")
+        if record.reused is not None:
+            measured += REUSED_MARK
+            when = record.reused["counted_at"][:16].replace("T", " ")
+            notes.append(
+                f"{REUSED_MARK} {record.module} ({label}): reused, counted {when} UTC on "
+                f"{record.reused['counted_on']}"
+            )
         budget = format_cost(record.budget, record.metric) if record.budget is not None else "-"
         headroom = format_headroom(record.headroom) if record.headroom is not None else "-"
         verdict = {True: "PASS", False: "FAIL", None: "-"}[record.verdict]
@@ -264,6 +273,11 @@ def summary_lines(records: Sequence[MeasurementOutcome]) -> list[str]:
         shown = commit if commit.startswith(name) else f"{name} ({commit})"
         label = ESTIMATOR_LABELS.get(estimator, estimator)
         lines.append(fit(f"vs base: {label} against {shown}, same run", SUMMARY_WIDTH))
+    if any(record.reused is not None for record in records):
+        notes.append(
+            f"{REUSED_MARK} reused: inputs unchanged since counted; "
+            "--importcache-fresh counts again"
+        )
     return lines + [fit(note, SUMMARY_WIDTH) for note in notes]
 
 

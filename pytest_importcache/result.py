@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from .countstore import ReusedCount
 from .runner import RoundReport, TracedImport
 from .spec import Flavour, Metric, flavour_label
 from .stats import STAT_NAMES, RoundStats, compute_stats, median
@@ -103,6 +104,8 @@ class ImportResult:
     import began (its clean start-up, the same for every import on that
     interpreter). ``lazy_modules`` names the modules the import created lazily
     (``importlib.util.LazyLoader``) but never executed: they are not in ``modules``.
+    ``reused`` says where a count reused from the count store came from
+    (:mod:`~pytest_importcache.countstore`); ``None`` for one counted now.
     """
 
     module: str
@@ -118,6 +121,7 @@ class ImportResult:
     startup_modules: int = 0
     lazy_modules: tuple[str, ...] = ()
     metric: Metric = "time"
+    reused: ReusedCount | None = None
     instructions: tuple[int, ...] = ()
 
     @property

@@ -282,6 +282,32 @@ def describe_error(error):
     return summary, "\\n".join(lines + [summary]) + "\\n"
 
 
+def read_inputs(new_modules, opener):
+    inputs = [[path, ""] for path in origins.values() if isinstance(path, str)]
+    for name in new_modules:
+        spec = getattr(sys.modules.get(name), "__spec__", None)
+        cached, origin = getattr(spec, "cached", None), getattr(spec, "origin", None)
+        if isinstance(cached, str) and isinstance(origin, str):
+            inputs.append([cached, origin])
+    inputs += [[path, "<exists>"] for path in sys.path if isinstance(path, str)]
+    inputs += [[path, ""] for path in sys.path_importer_cache if isinstance(path, str)]
+    for directory in site.getsitepackages():
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            continue
+        inputs += [[os.path.join(directory, n), ""] for n in names if n.endswith(".pth")]
+    try:
+        with opener("/proc/self/maps", "rb") as maps:
+            for line in maps.read().decode("utf-8", "surrogateescape").splitlines():
+                fields = line.split(None, 5)
+                if len(fields) == 6 and fields[5].startswith("/"):
+                    inputs.append([fields[5], ""])
+    except OSError:
+        pass
+    return inputs
+
+
 def install():
     _bootstrap._find_and_load = traced_find_and_load
     _bootstrap._load_unlocked = traced_load_unlocked
@@ -377,6 +403,12 @@ _report = {{
     "excluded_marks": _harness["excluded_marks"],
     "import_fences": (_first_fence, _last_fence),
 }}
+if _metric == "instructions":
+    # What the count depends on besides the command line (countstore), gathered
+    # after the last fence: modules' files and bytecode, the directories the
+    # importer listed, the start-up's .pth files, every file mapped (binary,
+    # libpython, extension modules, their libraries).
+    _report["inputs"] = _harness["read_inputs"](_new, _open)
 if _error is not None:
     _summary, _text = _harness["describe_error"](_error)
     _report["error"] = {{"summary": _summary, "traceback": _text}}
@@ -417,7 +449,12 @@ class RoundReport:
     executed, ``startup_modules`` how many modules were loaded before it began.
     ``instructions`` is the import's instruction count in an instructions round
     (``None`` in a time round; under valgrind the times are valgrind's, 50-100
-    times slower than without it).
+    times slower than without it). ``inputs`` (instructions rounds) are the
+    paths the count depends on, as (path, source): a module's file, a
+    directory on the import path or that the importer listed, a ``.pth``
+    file, a mapped binary or library, with source ``""``; a ``sys.path``
+    entry, whose existence alone counts, with ``"<exists>"``; a module's
+    bytecode with the source file it was compiled from.
     """
 
     wall_ns: int
@@ -430,6 +467,7 @@ class RoundReport:
     lazy: tuple[str, ...] = ()
     startup_modules: int = 0
     instructions: int | None = None
+    inputs: tuple[tuple[str, str], ...] = ()
 
 
 # A process group of its own, so the round and what it spawns can be killed together;
@@ -760,4 +798,5 @@ def _round_report(
         instructions=(
             import_costs.between(first_fence, last_fence) if import_costs is not None else None
         ),
+        inputs=tuple((str(path), str(source)) for path, source in report.get("inputs", ())),
     )

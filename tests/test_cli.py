@@ -140,6 +140,7 @@ def test_json_output_follows_the_documented_schema(package_dir: Path) -> None:
         "wall",
         "cpu",
         "file",
+        "reused",
     }
     assert warm["rounds"] == len(warm["wall"]) == 2
     assert (warm["metric"], warm["instructions"]) == ("time", [])
