@@ -38,6 +38,7 @@ class OutcomeReporter:
         self.comparisons: list[ImportComparison] = []
         self.report_path: Path | None = None
         self.report_problem = ""
+        self.report_lost = False
         self.markdown_paths: list[Path] = []
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -56,7 +57,12 @@ class OutcomeReporter:
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> Generator[None, None, None]:
-        """Hand the outcomes to pytest-benchmark before it saves and compares; write HTML."""
+        """Hand the outcomes to pytest-benchmark before it saves and compares; write HTML.
+
+        A run whose tests passed exits 1 when its report or its benchmark run
+        could not be written, or a baseline entry could not be compared: each
+        is one line in the summary, and what the run measured is still shown.
+        """
         if self.outcomes:
             from .storage import publish
 
@@ -65,6 +71,10 @@ class OutcomeReporter:
                 self._write_html(self.config.invocation_params.dir / self.settings.report)
             self._write_markdown()
         yield
+        from .storage import storage_problems
+
+        if (self.report_lost or storage_problems(self.config)) and session.exitstatus == 0:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def slower(self) -> list[ImportComparison]:
         """The comparisons to show: with compare-fail thresholds, those they flag; else slower."""
@@ -131,6 +141,7 @@ class OutcomeReporter:
             path.write_text(icicle_page(self.outcomes, self._baselines()), encoding="utf-8")
         except OSError as exc:
             self.report_problem = f"cannot write the import report to {path}: {exc}"
+            self.report_lost = True
         else:
             self.report_path = path
 
@@ -144,6 +155,7 @@ class OutcomeReporter:
         if not self.outcomes:
             return
         from .report import regression_lines, scale_line, summary_lines
+        from .storage import storage_problems
 
         terminalreporter.write_sep("-", "import budgets")
         scaled = scale_line(self.outcomes)
@@ -155,6 +167,8 @@ class OutcomeReporter:
             terminalreporter.write_line(f"import trees written to {self.report_path}")
         if self.report_problem:
             terminalreporter.write_line(self.report_problem, red=True)
+        for problem in storage_problems(self.config):
+            terminalreporter.write_line(problem, red=True)
         for path in self.markdown_paths:
             terminalreporter.write_line(f"import budgets' markdown written to {path}")
         # With compare-fail thresholds, what they flag; without, whatever got slower.
