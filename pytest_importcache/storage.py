@@ -162,7 +162,7 @@ _COMPARED_NUMBERS = ("min", "max", "mean", "median", "iqr", "stddev", "ops", "ro
 
 
 def storage_problems(config: pytest.Config) -> list[str]:
-    """What went wrong saving the run or reading its ``--benchmark-compare`` baseline, one line each.
+    """What went wrong saving the run or reading its compare baseline, one line each.
 
     A run that could not be saved is still shown (the summary and pytest-benchmark's
     table); a baseline entry that cannot be read is left out of the comparison.
@@ -238,7 +238,9 @@ def _unreadable_statistic(entry: object) -> str:
         return "has no stats"
     for name in _COMPARED_NUMBERS:
         value = stats.get(name)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        if not (
+            isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        ):
             if name not in stats:
                 return f"has no stats.{name}"
             return f"stats.{name} is {json.dumps(value, default=repr)[:40]}, not a number"
