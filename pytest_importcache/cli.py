@@ -99,7 +99,6 @@ from .spec import (
     default_warmup,
 )
 from .units import (
-    cost_name,
     fit,
     format_cost,
     format_duration,
@@ -568,7 +567,7 @@ def comparison_lines(
     Empty without comparisons. ``failing`` says ``--fail`` was given (the
     verdict lines then say FAIL rather than "slower").
     """
-    from .comparison import self_time_deltas
+    from .report import explanation_heading, explanation_lines, tree_rows
 
     if not comparisons:
         return []
@@ -588,15 +587,16 @@ def comparison_lines(
         )
     source_label = "warm" if "warm" in comparisons else next(iter(comparisons))
     source = comparisons[source_label]
-    deltas = self_time_deltas(source.head, source.base)[:CHANGED_MODULES]
-    if deltas:
-        lines.append(
-            f"  what changed most ({source_label}; self {cost_name(metric)}, head - base):"
-        )
-        for name, delta, tag in deltas:
-            shown = ("+" if delta > 0 else "-") + format_cost(abs(delta), metric)
-            suffix = f" ({tag})" if tag else ""
-            lines.append(fit(f"    {shown:>9}  {name}{suffix}", WIDTH))
+    explained = explanation_lines(
+        tree_rows(source.base),
+        tree_rows(source.head),
+        source.head.module,
+        metric,
+        modules=CHANGED_MODULES,
+    )
+    if explained:
+        lines.append(f"  {explanation_heading(metric, source_label)}:")
+        lines += [fit(f"    {line}", WIDTH) for line in explained]
     for label, comparison in comparisons.items():
         if comparison.slower(threshold):
             verdict = "FAIL" if failing else "slower"
@@ -618,9 +618,15 @@ def add_comparisons_json(
     "confidence", "method", "estimator", "statistic", "head", "base",
     "head_values", "base_values", "head_median", "base_median", "threshold",
     "slower", "noise", "changed": [{"module",
-    "delta", "tag"}]}}}``; times in seconds.
+    "delta", "tag"}], "edges": [{"importer", "module", "status", "delta",
+    "was"}]}}}``; times in seconds. ``edges`` are the import edges new, gone or
+    moved (``was`` is the former importer of a moved module, else ``""``).
     """
+    from dataclasses import asdict
+
     from .comparison import self_time_deltas
+    from .edges import edge_changes
+    from .report import tree_rows
 
     for entry in document["modules"]:
         by_label = comparisons.get(entry["module"], {})
@@ -637,6 +643,14 @@ def add_comparisons_json(
                     for name, delta, tag in self_time_deltas(comparison.head, comparison.base)[
                         :CHANGED_MODULES
                     ]
+                ],
+                "edges": [
+                    asdict(change)
+                    for change in edge_changes(
+                        tree_rows(comparison.base),
+                        tree_rows(comparison.head),
+                        comparison.head.module,
+                    )
                 ],
             }
             for label, comparison in by_label.items()
