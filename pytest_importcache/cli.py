@@ -732,12 +732,35 @@ def _compare(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _draw_against(against: Path, fullnames: list[str], baselines: list[Any]) -> None:
+    """Put the trees of ``against``'s entries into ``baselines`` (by ``fullnames``' order).
+
+    An entry the run ``against`` lacks keeps its same-run diff, if any; one saved
+    without a tree is a :class:`~pytest_importcache.runs.RunError`.
+    """
+    from .runs import RunError, entry_tree, import_entries, load_run
+
+    entries = import_entries(load_run(against))
+    for index, fullname in enumerate(fullnames):
+        entry = entries.get(fullname)
+        try:
+            rows = entry_tree(entry) if entry is not None else None
+        except RunError as exc:
+            raise RunError(f"run file {against}: {exc}") from None
+        if entry is not None and rows is None:
+            raise RunError(
+                f"run file {against}: entry {fullname!r} has no import tree (saved "
+                "before pytest-importcache stored trees): cannot draw a diff against it"
+            )
+        if rows is not None:
+            baselines[index] = (against.name, rows)
+
+
 def _report(arguments: argparse.Namespace) -> int:
-    from .icicle import Baseline, icicle_page
+    from .icicle import Baseline, icicle_page, same_run_baseline
     from .runs import (
         RunError,
         describe_storage,
-        entry_tree,
         import_entries,
         latest_runs,
         load_run,
@@ -761,24 +784,13 @@ def _report(arguments: argparse.Namespace) -> int:
         outcomes = run_outcomes(run)
         # The same order as the outcomes: the run's import entries.
         fullnames = list(import_entries(load_run(run)))
-        baselines: list[Baseline | None] = []
+        # As in the run's own report: the diff against its same-run revision, if any.
+        baselines: list[Baseline | None] = [same_run_baseline(outcome) for outcome in outcomes]
         subtitle = f"from {run.name}"
         if arguments.against is not None:
             against = resolve_run(arguments.against, storage)
-            entries = import_entries(load_run(against))
             subtitle += f", against {against.name}"
-            for fullname in fullnames:
-                entry = entries.get(fullname)
-                try:
-                    rows = entry_tree(entry) if entry is not None else None
-                except RunError as exc:
-                    raise RunError(f"run file {against}: {exc}") from None
-                if entry is not None and rows is None:
-                    raise RunError(
-                        f"run file {against}: entry {fullname!r} has no import tree (saved "
-                        "before pytest-importcache stored trees): cannot draw a diff against it"
-                    )
-                baselines.append(None if rows is None else (against.name, rows))
+            _draw_against(against, fullnames, baselines)
     except RunError as exc:
         raise UsageError(str(exc)) from None
     if not outcomes:

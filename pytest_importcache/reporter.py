@@ -115,6 +115,7 @@ class OutcomeReporter:
         A same-run revision (``importcache_baseline``) comes first; otherwise the
         ``--benchmark-compare`` run's entry.
         """
+        from .icicle import same_run_baseline
         from .storage import benchmark_names
 
         # By full name: two test files may hold tests of the same name.
@@ -129,7 +130,7 @@ class OutcomeReporter:
             for outcome, (_, fullname) in zip(timed, benchmark_names(timed), strict=True)
         }
         return [
-            _same_run_baseline(outcome) or by_name.get(names.get(id(outcome), ""))
+            same_run_baseline(outcome) or by_name.get(names.get(id(outcome), ""))
             for outcome in self.outcomes
         ]
 
@@ -177,15 +178,3 @@ class OutcomeReporter:
             terminalreporter.write_sep("-", f"slower imports than {slower[0].source}")
             for line in regression_lines(slower):
                 terminalreporter.write_line(line)
-
-
-def _same_run_baseline(outcome: MeasurementOutcome) -> Baseline | None:
-    """The tree of the revision ``outcome`` was measured against in the same run, if any."""
-    rows = (outcome.baseline or {}).get("base_modules")
-    if not rows or outcome.baseline is None:
-        return None
-    name = f"{outcome.baseline['revision']} (same run)"
-    return name, [
-        (str(module), float(self_cost), float(cumulative), importer)
-        for module, self_cost, cumulative, importer in rows
-    ]

@@ -145,9 +145,7 @@ def test_the_explanation_names_the_import_edge_that_changed(
 
     assert main(arguments) == 0
     out = capsys.readouterr().out.splitlines()
-    heading = out.index(
-        "  what changed most (warm; head - base): import edges, then self time:"
-    )
+    heading = out.index("  what changed most (warm; head - base): import edges, then self time:")
     assert out[heading + 1].startswith("    app.models -> asyncio (new): +")
     assert not any("-> asyncio." in line or "-> ssl " in line for line in out)
 

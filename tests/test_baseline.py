@@ -9,6 +9,7 @@ import pytest
 from gitrepos import git, make_repo, tree_state
 
 from conftest import make_outcome, quick_ini, write_tree
+from pytest_importcache.cli import main
 from pytest_importcache.report import summary_lines
 from pytest_importcache.storage import extra_info
 
@@ -70,6 +71,13 @@ def test_a_slowdown_against_the_baseline_fails_the_test(pytester: pytest.Pyteste
     assert page.count('class="icicle diff"') == 2
     assert "HEAD (same run)" in page
     (repo / "r.html").unlink()
+    # The command line draws the same page, same-run diffs included, from the saved run.
+    assert main(["report", str(repo / "out.json"), "--output", str(repo / "again.html")]) == 0
+    again = (repo / "again.html").read_text()
+    assert again.count('class="icicle diff"') == 2
+    assert "HEAD (same run)" in again
+    (repo / "again.html").unlink()
+    (repo / "out.json").unlink()
     assert tree_state(repo)[1:] == before[1:]
     assert tree_state(repo)[0].splitlines()[0] == " M baselineslow/__init__.py"
 
