@@ -542,3 +542,28 @@ def test_a_baseline_entry_that_is_not_numbers_is_one_line_and_the_run_is_kept(
     assert "INTERNALERROR" not in output
     # The run's own results are saved as ever.
     assert len(entries(saved_runs(project)[1])) == 2
+
+
+def test_a_report_that_cannot_be_written_at_the_end_is_one_line_and_fails_the_run(
+    project: pytest.Pytester,
+) -> None:
+    # Writable when the run starts; a directory by the time the report is written.
+    project.makepyfile(
+        test_takes_the_path="""
+        from pathlib import Path
+
+        def test_takes_the_report_path():
+            Path("imports.html").mkdir()
+        """
+    )
+    result = project.runpytest("--importcache-report=imports.html", "-p", "no:randomly")
+    result.assert_outcomes(passed=3)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "*- import budgets -*",
+            "steady * warm * 200ms *",
+            "cannot write the import report to */imports.html: *Is a directory*",
+        ]
+    )
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
