@@ -269,6 +269,52 @@ def _drop_unreadable_baselines(session: Any, problems: list[str]) -> None:
                 )
 
 
+def _unloaded_baselines(session: Any, problems: list[str]) -> None:
+    """Name each ``--benchmark-compare`` file pytest-benchmark could not load, with why.
+
+    pytest-benchmark skips such a file with a warning of its own (and, asked for
+    the latest run, compares with an older one); each is one line here, in the
+    run's summary. With ``--benchmark-compare`` alone, only files newer than
+    the run it did load are named: older ones were never wanted.
+    """
+    from .runs import RunError, load_run
+
+    compare = getattr(session, "compare", None)
+    storage: Any = getattr(session, "storage", None)
+    loaded: dict[Any, Any] = getattr(storage, "_cache", None) or {}
+    if not compare or not hasattr(storage, "query"):
+        return
+    try:
+        candidates = storage.query() if compare is True else storage.query(compare)
+    except (OSError, ValueError):
+        return
+    failed = [path for path in candidates if path not in loaded]
+    if compare is True and loaded:
+        newest = max(loaded, key=lambda path: (path.name, path.parent))
+        failed = [
+            path for path in failed if (path.name, path.parent) > (newest.name, newest.parent)
+        ]
+    for path in failed:
+        try:
+            data = load_run(Path(path))
+        except RunError as exc:
+            reason = str(exc)
+        else:
+            bad = [
+                entry
+                for entry in data["benchmarks"]
+                if not isinstance(entry, dict) or _unreadable_statistic(entry)
+            ]
+            reason = f"run file {path}: " + (
+                f"entry {bad[0].get('fullname')!r} {_unreadable_statistic(bad[0])}"
+                if bad and isinstance(bad[0], dict)
+                else "an entry is not an object"
+                if bad
+                else "pytest-benchmark could not load it"
+            )
+        problems.append(f"--benchmark-compare: {reason}: not compared")
+
+
 def _run_path(session: Any, path: Any) -> Path:
     """A baseline's path as pytest-benchmark keys it (relative to its storage), made whole."""
     root = getattr(getattr(session, "storage", None), "path", None)
@@ -336,6 +382,7 @@ def publish(
         metadata = _metadata(record, name, fullname)
         session.benchmarks.append(metadata)
         published.append((record, metadata))
+    _unloaded_baselines(session, problems)
     _drop_unreadable_baselines(session, problems)
     for record, metadata in published:
         for path, baseline_entries in compared_mapping.items():
