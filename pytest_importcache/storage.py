@@ -157,6 +157,7 @@ def _metadata(record: MeasurementOutcome, name: str, fullname: str) -> Any:
 
 # Lines about saved runs that could not be written or compared, one each, for the summary.
 _STORAGE_PROBLEMS = pytest.StashKey[list[str]]()
+RUN_PREFIX_GLOB = "[0-9][0-9][0-9][0-9]_"
 # pytest-benchmark's table and compare read these statistics of a baseline entry as numbers.
 _COMPARED_NUMBERS = ("min", "max", "mean", "median", "iqr", "stddev", "ops", "rounds", "iterations")
 
@@ -285,7 +286,8 @@ def _unloaded_baselines(session: Any, problems: list[str]) -> None:
     if not compare or not hasattr(storage, "query"):
         return
     try:
-        candidates = storage.query() if compare is True else storage.query(compare)
+        # The files pytest-benchmark's load() looks at: numbered runs, or those matching.
+        candidates = storage.query(RUN_PREFIX_GLOB if compare is True else compare)
     except (OSError, ValueError):
         return
     failed = [path for path in candidates if path not in loaded]

@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -567,3 +568,25 @@ def test_a_report_that_cannot_be_written_at_the_end_is_one_line_and_fails_the_ru
         ]
     )
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+def test_a_newest_run_that_cannot_be_loaded_is_named_when_comparing_with_the_latest(
+    project: pytest.Pytester,
+) -> None:
+    project.runpytest("--benchmark-autosave").assert_outcomes(passed=2)
+    project.runpytest("--benchmark-autosave").assert_outcomes(passed=2)
+    older, newest = saved_runs(project)
+    newest.write_text("[]")
+    # pytest-benchmark quietly falls back on the older run; the line says why.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pytest-benchmark's own warning while it configures
+        result = project.runpytest("--benchmark-compare")
+    result.assert_outcomes(passed=2)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            f"--benchmark-compare: run file {newest} has no 'benchmarks' list: "
+            "not a pytest-benchmark run: not compared"
+        ]
+    )
+    assert older.name not in result.stdout.str().split("import budgets")[1].split("benchmark '")[0]
