@@ -77,7 +77,7 @@ BaselineLookup = Callable[
 
 
 def _edge_block(result: ImportResult, baseline: BaselineLookup | None) -> list[str]:
-    """The import edges new or gone since the baseline, when there is one and they changed."""
+    """The import edges new, gone or moved since the baseline, when there is one and they changed."""
     found = baseline(result) if baseline is not None else None
     if found is None:
         return []
@@ -88,7 +88,7 @@ def _edge_block(result: ImportResult, baseline: BaselineLookup | None) -> list[s
         rows, after, result.module, figure=partial(format_cost, metric=result.metric)
     )
     return (
-        [f"  import edges new or gone since {source}:", *(f"    {line}" for line in lines)]
+        [f"  import edges new, gone or moved since {source}:", *(f"    {line}" for line in lines)]
         if (lines)
         else []
     )
@@ -143,7 +143,7 @@ def failure_text(verdicts: Iterable[Verdict], baseline: BaselineLookup | None = 
     """One block per overspent budget, separated by blank lines.
 
     ``baseline`` finds a measurement's tree in the baseline run (``--benchmark-compare``);
-    a time block then names the import edges new or gone since, before the slowest modules.
+    a time block then names the import edges new, gone or moved since, before the slowest modules.
     """
     blocks = []
     for verdict in verdicts:

@@ -428,7 +428,7 @@ def test_a_failure_names_the_import_edge_new_since_the_baseline(
             r"import budget exceeded: steady \(warm\)",
             r"  min 600ms > budget 300ms",
             r"  3 rounds: .*",
-            r"  import edges new or gone since 0001_.*\.json:",
+            r"  import edges new, gone or moved since 0001_.*\.json:",
             r"    steady -> steady\.slowpart \(new\): \+400ms cumulative",
             r"  slowest modules .*",
         ]
