@@ -77,7 +77,7 @@ BaselineLookup = Callable[
 
 
 def _edge_block(result: ImportResult, baseline: BaselineLookup | None) -> list[str]:
-    """The import edges new, gone or moved since the baseline, when there is one and they changed."""
+    """The import edges that changed since the baseline (new, gone or moved), if any."""
     found = baseline(result) if baseline is not None else None
     if found is None:
         return []
