@@ -99,7 +99,6 @@ from .spec import (
     default_warmup,
 )
 from .units import (
-    cost_name,
     fit,
     format_cost,
     format_duration,
@@ -636,7 +635,7 @@ def comparison_lines(
     Empty without comparisons. ``failing`` says ``--fail`` was given (the
     verdict lines then say FAIL rather than "slower").
     """
-    from .comparison import self_time_deltas
+    from .report import explanation_heading, explanation_lines, tree_rows
 
     if not comparisons:
         return []
@@ -656,15 +655,16 @@ def comparison_lines(
         )
     source_label = "warm" if "warm" in comparisons else next(iter(comparisons))
     source = comparisons[source_label]
-    deltas = self_time_deltas(source.head, source.base)[:CHANGED_MODULES]
-    if deltas:
-        lines.append(
-            f"  what changed most ({source_label}; self {cost_name(metric)}, head - base):"
-        )
-        for name, delta, tag in deltas:
-            shown = ("+" if delta > 0 else "-") + format_cost(abs(delta), metric)
-            suffix = f" ({tag})" if tag else ""
-            lines.append(fit(f"    {shown:>9}  {name}{suffix}", WIDTH))
+    explained = explanation_lines(
+        tree_rows(source.base),
+        tree_rows(source.head),
+        source.head.module,
+        metric,
+        modules=CHANGED_MODULES,
+    )
+    if explained:
+        lines.append(f"  {explanation_heading(metric, source_label)}:")
+        lines += [fit(f"    {line}", WIDTH) for line in explained]
     for label, comparison in comparisons.items():
         if comparison.slower(threshold):
             verdict = "FAIL" if failing else "slower"
@@ -686,9 +686,15 @@ def add_comparisons_json(
     "confidence", "method", "estimator", "statistic", "head", "base",
     "head_values", "base_values", "head_median", "base_median", "threshold",
     "slower", "noise", "changed": [{"module",
-    "delta", "tag"}]}}}``; times in seconds.
+    "delta", "tag"}], "edges": [{"importer", "module", "status", "delta",
+    "was"}]}}}``; times in seconds. ``edges`` are the import edges new, gone or
+    moved (``was`` is the former importer of a moved module, else ``""``).
     """
+    from dataclasses import asdict
+
     from .comparison import self_time_deltas
+    from .edges import edge_changes
+    from .report import tree_rows
 
     for entry in document["modules"]:
         by_label = comparisons.get(entry["module"], {})
@@ -705,6 +711,14 @@ def add_comparisons_json(
                     for name, delta, tag in self_time_deltas(comparison.head, comparison.base)[
                         :CHANGED_MODULES
                     ]
+                ],
+                "edges": [
+                    asdict(change)
+                    for change in edge_changes(
+                        tree_rows(comparison.base),
+                        tree_rows(comparison.head),
+                        comparison.head.module,
+                    )
                 ],
             }
             for label, comparison in by_label.items()
@@ -786,12 +800,35 @@ def _compare(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _draw_against(against: Path, fullnames: list[str], baselines: list[Any]) -> None:
+    """Put the trees of ``against``'s entries into ``baselines`` (by ``fullnames``' order).
+
+    An entry the run ``against`` lacks keeps its same-run diff, if any; one saved
+    without a tree is a :class:`~pytest_importcache.runs.RunError`.
+    """
+    from .runs import RunError, entry_tree, import_entries, load_run
+
+    entries = import_entries(load_run(against))
+    for index, fullname in enumerate(fullnames):
+        entry = entries.get(fullname)
+        try:
+            rows = entry_tree(entry) if entry is not None else None
+        except RunError as exc:
+            raise RunError(f"run file {against}: {exc}") from None
+        if entry is not None and rows is None:
+            raise RunError(
+                f"run file {against}: entry {fullname!r} has no import tree (saved "
+                "before pytest-importcache stored trees): cannot draw a diff against it"
+            )
+        if rows is not None:
+            baselines[index] = (against.name, rows)
+
+
 def _report(arguments: argparse.Namespace) -> int:
-    from .icicle import Baseline, icicle_page
+    from .icicle import Baseline, icicle_page, same_run_baseline
     from .runs import (
         RunError,
         describe_storage,
-        entry_tree,
         import_entries,
         latest_runs,
         load_run,
@@ -815,24 +852,13 @@ def _report(arguments: argparse.Namespace) -> int:
         outcomes = run_outcomes(run)
         # The same order as the outcomes: the run's import entries.
         fullnames = list(import_entries(load_run(run)))
-        baselines: list[Baseline | None] = []
+        # As in the run's own report: the diff against its same-run revision, if any.
+        baselines: list[Baseline | None] = [same_run_baseline(outcome) for outcome in outcomes]
         subtitle = f"from {run.name}"
         if arguments.against is not None:
             against = resolve_run(arguments.against, storage)
-            entries = import_entries(load_run(against))
             subtitle += f", against {against.name}"
-            for fullname in fullnames:
-                entry = entries.get(fullname)
-                try:
-                    rows = entry_tree(entry) if entry is not None else None
-                except RunError as exc:
-                    raise RunError(f"run file {against}: {exc}") from None
-                if entry is not None and rows is None:
-                    raise RunError(
-                        f"run file {against}: entry {fullname!r} has no import tree (saved "
-                        "before pytest-importcache stored trees): cannot draw a diff against it"
-                    )
-                baselines.append(None if rows is None else (against.name, rows))
+            _draw_against(against, fullnames, baselines)
     except RunError as exc:
         raise UsageError(str(exc)) from None
     if not outcomes:

@@ -36,7 +36,7 @@ from .units import format_cost, format_headroom, format_significant
 if TYPE_CHECKING:
     from .outcome import MeasurementOutcome
 
-__all__ = ["Baseline", "Box", "icicle_page", "layout"]
+__all__ = ["Baseline", "Box", "icicle_page", "layout", "same_run_baseline"]
 
 # (run name, tree rows (module, self, cumulative, importer)) of a measurement's baseline.
 Baseline = tuple[str, Sequence[tuple[str, float, float, "str | None"]]]
@@ -46,6 +46,22 @@ Rows = Sequence[tuple[str, float, float, "str | None"]]
 ROW_HEIGHT = 20
 # Widths shown by the table, in this order.
 _TABLE_HEADER = "<tr><th>module</th><th>importer</th><th>self</th><th>cumulative</th><th>share</th>"
+
+
+def same_run_baseline(outcome: MeasurementOutcome) -> Baseline | None:
+    """The tree of the revision ``outcome`` was measured against in the same run, if any.
+
+    Kept in the outcome (``baseline["base_modules"]``) and so in its saved
+    entry: the in-run report and ``pytest-importcache report`` draw the same diff.
+    """
+    rows = (outcome.baseline or {}).get("base_modules")
+    if not rows or outcome.baseline is None:
+        return None
+    name = f"{outcome.baseline.get('revision', 'the baseline revision')} (same run)"
+    return name, [
+        (str(module), float(self_cost), float(cumulative), importer)
+        for module, self_cost, cumulative, importer in rows
+    ]
 
 
 @dataclass(frozen=True)

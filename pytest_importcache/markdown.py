@@ -113,8 +113,8 @@ def _regression_table(
             )
             causes += [
                 f"- {code(comparison.name)}: {code(f'{edge.importer} -> {edge.module}')} "
-                f"({edge.status}): {'+' if edge.delta >= 0 else '-'}{cost(abs(edge.delta))} "
-                "cumulative"
+                + (f"(moved, was via {code(edge.was)})" if edge.was else f"({edge.status})")
+                + f": {'+' if edge.delta >= 0 else '-'}{cost(abs(edge.delta))} cumulative"
                 for edge in changes[:EDGES_PER_IMPORT]
             ]
     if causes:

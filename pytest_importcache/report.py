@@ -8,7 +8,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from .budget import Verdict
-from .edges import edge_lines
+from .edges import TreeRow, edge_lines
 from .outcome import MeasurementOutcome
 from .result import ImportResult, cost_changes
 from .spec import metric_label
@@ -27,11 +27,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "baseline_failure_text",
+    "explanation_heading",
+    "explanation_lines",
     "failure_text",
     "regression_lines",
     "scale_line",
     "self_time_changes",
     "summary_lines",
+    "tree_rows",
 ]
 
 SLOWEST_IN_FAILURE = 10
@@ -74,7 +77,7 @@ BaselineLookup = Callable[
 
 
 def _edge_block(result: ImportResult, baseline: BaselineLookup | None) -> list[str]:
-    """The import edges new or gone since the baseline, when there is one and they changed."""
+    """The import edges that changed since the baseline (new, gone or moved), if any."""
     found = baseline(result) if baseline is not None else None
     if found is None:
         return []
@@ -85,7 +88,7 @@ def _edge_block(result: ImportResult, baseline: BaselineLookup | None) -> list[s
         rows, after, result.module, figure=partial(format_cost, metric=result.metric)
     )
     return (
-        [f"  import edges new or gone since {source}:", *(f"    {line}" for line in lines)]
+        [f"  import edges new, gone or moved since {source}:", *(f"    {line}" for line in lines)]
         if (lines)
         else []
     )
@@ -140,7 +143,7 @@ def failure_text(verdicts: Iterable[Verdict], baseline: BaselineLookup | None = 
     """One block per overspent budget, separated by blank lines.
 
     ``baseline`` finds a measurement's tree in the baseline run (``--benchmark-compare``);
-    a time block then names the import edges new or gone since, before the slowest modules.
+    a time block then names the import edges new, gone or moved since, before the slowest modules.
     """
     blocks = []
     for verdict in verdicts:
@@ -157,8 +160,6 @@ def failure_text(verdicts: Iterable[Verdict], baseline: BaselineLookup | None = 
 
 def baseline_failure_text(comparison: Comparison, threshold: float) -> str:
     """The failure block of a measurement slower than the baseline revision."""
-    from .comparison import self_time_deltas
-
     head, base = comparison.head, comparison.base
     metric = head.metric
     lines = [
@@ -170,12 +171,63 @@ def baseline_failure_text(comparison: Comparison, threshold: float) -> str:
         f"  the whole interval lies above x{1 + threshold:.2f} "
         f"(importcache_baseline_fail {threshold:.0%})",
         f"  {head.rounds} rounds each, interleaved with the baseline's",
-        f"  what changed most (self {cost_name(metric)}, head - base):",
     ]
-    for name, delta, tag in self_time_deltas(head, base)[:SLOWEST_IN_FAILURE]:
-        shown = ("+" if delta > 0 else "-") + format_cost(abs(delta), metric)
-        lines.append(f"    {shown:>9}  {name}" + (f" ({tag})" if tag else ""))
+    explained = explanation_lines(
+        tree_rows(base), tree_rows(head), head.module, metric, modules=SLOWEST_IN_FAILURE
+    )
+    if explained:
+        lines.append(f"  {explanation_heading(metric)}:")
+        lines += [f"    {line}" for line in explained]
     return "\n".join(lines)
+
+
+def tree_rows(result: ImportResult) -> list[TreeRow]:
+    """A result's tree as rows (module, self cost, cumulative cost, importer)."""
+    return [
+        (timing.name, timing.self_cost, timing.cumulative_cost, timing.parent)
+        for timing in result.modules.values()
+    ]
+
+
+def explanation_heading(metric: str, label: str = "") -> str:
+    """The heading of :func:`explanation_lines` in a same-run comparison of flavour ``label``."""
+    return (
+        f"what changed most ({label + '; ' if label else ''}head - base): "
+        f"import edges, then self {cost_name(metric)}"
+    )
+
+
+def explanation_lines(
+    before: Sequence[Sequence[object]],
+    after: Sequence[Sequence[object]],
+    module: str,
+    metric: str,
+    *,
+    before_costs: Mapping[str, float] | None = None,
+    after_costs: Mapping[str, float] | None = None,
+    modules: int = 5,
+) -> list[str]:
+    """Why an import's cost went from ``before`` to ``after``: its edges, then its modules.
+
+    First the import edges new, gone or moved (:func:`~pytest_importcache.edges.edge_lines`,
+    ``app.models -> asyncio (new): +12.3ms cumulative``) when both trees are
+    known, then the ``modules`` modules whose self cost changed most
+    (``+12.4ms app.heavy (new)``). ``before`` and ``after`` are tree rows
+    ``(module, self, cumulative, importer)`` of the measurement of ``module``;
+    self costs come from them unless ``before_costs``/``after_costs`` are given
+    (entries saved before trees were stored kept only their self costs). The
+    one explanation of the stored compare, the same-run failure and ``--against``.
+    """
+    lines = (
+        edge_lines(before, after, module, figure=partial(format_cost, metric=metric))
+        if before and after
+        else []
+    )
+    if before_costs is None:
+        before_costs = {str(row[0]): float(row[1]) for row in before}  # type: ignore[arg-type]
+    if after_costs is None:
+        after_costs = {str(row[0]): float(row[1]) for row in after}  # type: ignore[arg-type]
+    return lines + self_time_changes(after_costs, before_costs, modules, metric)
 
 
 def scale_line(outcomes: Sequence[MeasurementOutcome]) -> str:
@@ -302,9 +354,9 @@ def self_time_changes(
 def regression_lines(comparisons: Iterable[ImportComparison]) -> list[str]:
     """Per compared measurement: its statistic before and after, and what changed most.
 
-    First the import edges new or gone (``mylib.cli -> asyncio (new): +12.3ms
-    cumulative``) when both runs stored their trees, then the modules whose self
-    time changed most.
+    The lines of :func:`explanation_lines`: the import edges new, gone or moved
+    (``mylib.cli -> asyncio (new): +12.3ms cumulative``) when both runs stored
+    their trees, then the modules whose self time changed most.
     """
     lines = []
     for comparison in comparisons:
@@ -314,16 +366,13 @@ def regression_lines(comparisons: Iterable[ImportComparison]) -> list[str]:
         lines.append(
             f"{comparison.name}: {comparison.stat} {before} -> {after} ({comparison.change:+.0%})"
         )
-        if comparison.before_modules and comparison.after_modules:
-            edges = edge_lines(
-                comparison.before_modules,
-                comparison.after_modules,
-                comparison.module,
-                figure=partial(format_cost, metric=metric),
-            )
-            lines += [f"    {edge}" for edge in edges]
-        changes = self_time_changes(
-            comparison.after_self_costs, comparison.before_self_costs, metric=metric
+        explained = explanation_lines(
+            comparison.before_modules,
+            comparison.after_modules,
+            comparison.module,
+            metric,
+            before_costs=comparison.before_self_costs,
+            after_costs=comparison.after_self_costs,
         )
-        lines += [f"    {change}" for change in changes]
+        lines += [f"    {line}" for line in explained]
     return lines

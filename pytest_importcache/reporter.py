@@ -38,6 +38,7 @@ class OutcomeReporter:
         self.comparisons: list[ImportComparison] = []
         self.report_path: Path | None = None
         self.report_problem = ""
+        self.report_lost = False
         self.markdown_paths: list[Path] = []
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -56,7 +57,12 @@ class OutcomeReporter:
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> Generator[None, None, None]:
-        """Hand the outcomes to pytest-benchmark before it saves and compares; write HTML."""
+        """Hand the outcomes to pytest-benchmark before it saves and compares; write HTML.
+
+        A run whose tests passed exits 1 when its report or its benchmark run
+        could not be written, or a baseline entry could not be compared: each
+        is one line in the summary, and what the run measured is still shown.
+        """
         if self.outcomes:
             from .storage import publish
 
@@ -65,6 +71,10 @@ class OutcomeReporter:
                 self._write_html(self.config.invocation_params.dir / self.settings.report)
             self._write_markdown()
         yield
+        from .storage import storage_problems
+
+        if (self.report_lost or storage_problems(self.config)) and session.exitstatus == 0:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def slower(self) -> list[ImportComparison]:
         """The comparisons to show: with compare-fail thresholds, those they flag; else slower."""
@@ -105,6 +115,7 @@ class OutcomeReporter:
         A same-run revision (``importcache_baseline``) comes first; otherwise the
         ``--benchmark-compare`` run's entry.
         """
+        from .icicle import same_run_baseline
         from .storage import benchmark_names
 
         # By full name: two test files may hold tests of the same name.
@@ -119,7 +130,7 @@ class OutcomeReporter:
             for outcome, (_, fullname) in zip(timed, benchmark_names(timed), strict=True)
         }
         return [
-            _same_run_baseline(outcome) or by_name.get(names.get(id(outcome), ""))
+            same_run_baseline(outcome) or by_name.get(names.get(id(outcome), ""))
             for outcome in self.outcomes
         ]
 
@@ -131,6 +142,7 @@ class OutcomeReporter:
             path.write_text(icicle_page(self.outcomes, self._baselines()), encoding="utf-8")
         except OSError as exc:
             self.report_problem = f"cannot write the import report to {path}: {exc}"
+            self.report_lost = True
         else:
             self.report_path = path
 
@@ -144,6 +156,7 @@ class OutcomeReporter:
         if not self.outcomes:
             return
         from .report import regression_lines, scale_line, summary_lines
+        from .storage import storage_problems
 
         terminalreporter.write_sep("-", "import budgets")
         scaled = scale_line(self.outcomes)
@@ -155,6 +168,8 @@ class OutcomeReporter:
             terminalreporter.write_line(f"import trees written to {self.report_path}")
         if self.report_problem:
             terminalreporter.write_line(self.report_problem, red=True)
+        for problem in storage_problems(self.config):
+            terminalreporter.write_line(problem, red=True)
         for path in self.markdown_paths:
             terminalreporter.write_line(f"import budgets' markdown written to {path}")
         # With compare-fail thresholds, what they flag; without, whatever got slower.
@@ -163,15 +178,3 @@ class OutcomeReporter:
             terminalreporter.write_sep("-", f"slower imports than {slower[0].source}")
             for line in regression_lines(slower):
                 terminalreporter.write_line(line)
-
-
-def _same_run_baseline(outcome: MeasurementOutcome) -> Baseline | None:
-    """The tree of the revision ``outcome`` was measured against in the same run, if any."""
-    rows = (outcome.baseline or {}).get("base_modules")
-    if not rows or outcome.baseline is None:
-        return None
-    name = f"{outcome.baseline['revision']} (same run)"
-    return name, [
-        (str(module), float(self_cost), float(cumulative), importer)
-        for module, self_cost, cumulative, importer in rows
-    ]

@@ -407,12 +407,28 @@ def outcome_from_entry(entry: Mapping[str, Any], where: str) -> MeasurementOutco
             startup_modules=int(info.get("startup_modules") or 0),
             lazy_modules=tuple(map(str, info.get("lazy_modules") or ())),
             metric=entry_metric(entry),
-            baseline=info["baseline"] if isinstance(info.get("baseline"), dict) else None,
+            baseline=_same_run_record(info.get("baseline"), fullname),
         )
     except RunError as exc:
         raise RunError(f"{where}: {exc}") from None
     except (TypeError, ValueError) as exc:
         raise RunError(f"{where}: entry {fullname!r} is malformed: {exc}") from None
+
+
+def _same_run_record(record: object, fullname: str) -> dict[str, Any] | None:
+    """An entry's same-run comparison (``extra_info["baseline"]``), its base tree checked.
+
+    ``None`` for an entry measured without a baseline revision.
+    """
+    if not isinstance(record, dict):
+        return None
+    rows = record.get("base_modules")
+    if rows is not None:
+        where = f"entry {fullname!r}: baseline.base_modules"
+        if not isinstance(rows, list):
+            raise RunError(f"{where} is not a list")
+        record = {**record, "base_modules": [list(_tree_row(row, where)) for row in rows]}
+    return record
 
 
 def run_outcomes(path: Path) -> list[MeasurementOutcome]:

@@ -22,6 +22,8 @@ Choices where pytest-benchmark's flags meet import measurements:
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import SimpleNamespace
@@ -30,7 +32,7 @@ from typing import Any
 import pytest
 
 from .outcome import MeasurementOutcome
-from .runs import SELF_COST_KEYS, ImportComparison, compare_entry
+from .runs import SELF_COST_KEYS, ImportComparison, RunError, compare_entry
 from .spec import measurement_suffix
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "benchmark_session",
     "extra_info",
     "publish",
+    "storage_problems",
     "user_disabled",
 ]
 
@@ -158,11 +161,29 @@ def _metadata(record: MeasurementOutcome, name: str, fullname: str) -> Any:
     return metadata
 
 
-def _lock_saves(session: Any) -> None:
+# Lines about saved runs that could not be written or compared, one each, for the summary.
+_STORAGE_PROBLEMS = pytest.StashKey[list[str]]()
+RUN_PREFIX_GLOB = "[0-9][0-9][0-9][0-9]_"
+# pytest-benchmark's table and compare read these statistics of a baseline entry as numbers.
+_COMPARED_NUMBERS = ("min", "max", "mean", "median", "iqr", "stddev", "ops", "rounds", "iterations")
+
+
+def storage_problems(config: pytest.Config) -> list[str]:
+    """What went wrong saving the run or reading its compare baseline, one line each.
+
+    A run that could not be saved is still shown (the summary and pytest-benchmark's
+    table); a baseline entry that cannot be read is left out of the comparison.
+    """
+    return config.stash.setdefault(_STORAGE_PROBLEMS, [])
+
+
+def _lock_saves(session: Any, problems: list[str]) -> None:
     """Serialise saves into the same storage directory across processes.
 
     pytest-benchmark's file storage picks the next ``NNNN_`` number and writes
-    without a lock, so two runs saving at once (``tox -p``) can collide.
+    without a lock, so two runs saving at once (``tox -p``) can collide. A save
+    that fails (a storage path that cannot be a directory) adds one line to
+    ``problems`` instead of raising, so the run is still reported.
     """
     storage = session.storage
     if not isinstance(getattr(storage, "path", None), Path) or getattr(
@@ -171,12 +192,22 @@ def _lock_saves(session: Any) -> None:
         return
     from filelock import FileLock
 
+    from .options import unwritable_reason
+
     unlocked_save: Callable[..., Any] = storage.save
 
     def save(*args: Any, **kwargs: Any) -> Any:
-        storage.path.mkdir(parents=True, exist_ok=True)
-        with FileLock(storage.path / ".importcache-save.lock"):
-            return unlocked_save(*args, **kwargs)
+        # Checked first: the lock would wait forever for a file it cannot create.
+        reason = unwritable_reason(storage.path)
+        if reason is None:
+            try:
+                storage.path.mkdir(parents=True, exist_ok=True)
+                with FileLock(storage.path / ".importcache-save.lock"):
+                    return unlocked_save(*args, **kwargs)
+            except OSError as exc:
+                reason = exc.strerror or str(exc)
+        problems.append(f"--benchmark-storage {storage.path}: cannot save the run: {reason}")
+        return None
 
     storage.save = save
     storage._importcache_locked = True
@@ -205,6 +236,97 @@ def baseline_tree(
                 return None
             return None if rows is None else (Path(path).name, rows)
     return None
+
+
+def _unreadable_statistic(entry: object) -> str:
+    """Why pytest-benchmark cannot compare with a baseline entry (``""`` when it can)."""
+    stats = entry.get("stats") if isinstance(entry, dict) else None
+    if not isinstance(stats, dict):
+        return "has no stats"
+    for name in _COMPARED_NUMBERS:
+        value = stats.get(name)
+        if not (
+            isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        ):
+            if name not in stats:
+                return f"has no stats.{name}"
+            return f"stats.{name} is {json.dumps(value, default=repr)[:40]}, not a number"
+    if not isinstance(stats.get("outliers"), str):
+        return "stats.outliers is not a text such as '0;1'"
+    return ""
+
+
+def _drop_unreadable_baselines(session: Any, problems: list[str]) -> None:
+    """Take out of the comparison the baseline entries of this run's benchmarks it cannot read.
+
+    pytest-benchmark loads the ``--benchmark-compare`` files whole and fails in
+    its table (a ``TypeError``) on an entry whose statistic is not a number;
+    each such entry is named in ``problems`` and compared with nothing.
+    """
+    compared_mapping: dict[Any, dict[str, Any]] = getattr(session, "compared_mapping", None) or {}
+    current = {getattr(bench, "fullname", None) for bench in session.benchmarks}
+    for path, baseline_entries in compared_mapping.items():
+        for fullname in [name for name in baseline_entries if name in current]:
+            reason = _unreadable_statistic(baseline_entries[fullname])
+            if reason:
+                del baseline_entries[fullname]
+                problems.append(
+                    f"--benchmark-compare: run file {_run_path(session, path)}: entry "
+                    f"{fullname!r} {reason}: not compared"
+                )
+
+
+def _unloaded_baselines(session: Any, problems: list[str]) -> None:
+    """Name each ``--benchmark-compare`` file pytest-benchmark could not load, with why.
+
+    pytest-benchmark skips such a file with a warning of its own (and, asked for
+    the latest run, compares with an older one); each is one line here, in the
+    run's summary. With ``--benchmark-compare`` alone, only files newer than
+    the run it did load are named: older ones were never wanted.
+    """
+    from .runs import RunError, load_run
+
+    compare = getattr(session, "compare", None)
+    storage: Any = getattr(session, "storage", None)
+    loaded: dict[Any, Any] = getattr(storage, "_cache", None) or {}
+    if not compare or not hasattr(storage, "query"):
+        return
+    try:
+        # The files pytest-benchmark's load() looks at: numbered runs, or those matching.
+        candidates = storage.query(RUN_PREFIX_GLOB if compare is True else compare)
+    except (OSError, ValueError):
+        return
+    failed = [path for path in candidates if path not in loaded]
+    if compare is True and loaded:
+        newest = max(loaded, key=lambda path: (path.name, path.parent))
+        failed = [
+            path for path in failed if (path.name, path.parent) > (newest.name, newest.parent)
+        ]
+    for path in failed:
+        try:
+            data = load_run(Path(path))
+        except RunError as exc:
+            reason = str(exc)
+        else:
+            bad = [
+                entry
+                for entry in data["benchmarks"]
+                if not isinstance(entry, dict) or _unreadable_statistic(entry)
+            ]
+            reason = f"run file {path}: " + (
+                f"entry {bad[0].get('fullname')!r} {_unreadable_statistic(bad[0])}"
+                if bad and isinstance(bad[0], dict)
+                else "an entry is not an object"
+                if bad
+                else "pytest-benchmark could not load it"
+            )
+        problems.append(f"--benchmark-compare: {reason}: not compared")
+
+
+def _run_path(session: Any, path: Any) -> Path:
+    """A baseline's path as pytest-benchmark keys it (relative to its storage), made whole."""
+    root = getattr(getattr(session, "storage", None), "path", None)
+    return Path(path) if Path(path).is_absolute() or not isinstance(root, Path) else root / path
 
 
 class CompareFailCheck:
@@ -256,22 +378,30 @@ def publish(
     records = [record for record in records if record.timed]
     if session is None or user_disabled(config) or not records:
         return []
-    _lock_saves(session)
+    problems = storage_problems(config)
+    _lock_saves(session, problems)
     comparisons = []
     compared_mapping: dict[Any, dict[str, Any]] = getattr(session, "compared_mapping", None) or {}
     checks = config.getoption("benchmark_compare_fail", None) or []
     # As the command line's compare: the threshold's statistic when one is given.
     stat = str(getattr(checks[0], "field", stat)) if checks else stat
+    published = []
     for record, (name, fullname) in zip(records, benchmark_names(records), strict=True):
         metadata = _metadata(record, name, fullname)
         session.benchmarks.append(metadata)
+        published.append((record, metadata))
+    _unloaded_baselines(session, problems)
+    _drop_unreadable_baselines(session, problems)
+    for record, metadata in published:
         for path, baseline_entries in compared_mapping.items():
-            if fullname in baseline_entries:
-                baseline = baseline_entries[fullname]
-                current = metadata.stats.as_dict()
+            if metadata.fullname not in baseline_entries:
+                continue
+            baseline = baseline_entries[metadata.fullname]
+            current = metadata.stats.as_dict()
+            try:
                 comparisons.append(
                     compare_entry(
-                        name,
+                        metadata.name,
                         Path(path).name,
                         stat,
                         baseline,
@@ -286,7 +416,12 @@ def publish(
                         ),
                     )
                 )
-                break
+            except RunError as exc:
+                problems.append(
+                    f"--benchmark-compare: run file {_run_path(session, path)}: {exc}: "
+                    "not explained"
+                )
+            break
     return comparisons
 
 

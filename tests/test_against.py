@@ -37,7 +37,7 @@ def test_a_slowdown_past_the_threshold_exits_1_and_says_why(
     assert "against HEAD (" in out
     assert "FAIL: cold is more than 50% slower than" in out
     assert "FAIL: warm is more than 50% slower than" in out
-    assert "what changed most (warm; self time, head - base):" in out
+    assert "what changed most (warm; head - base): import edges, then self time:" in out
     assert tree_state(repo) == before
 
 
@@ -128,3 +128,30 @@ def test_an_error_in_the_revisions_copy_says_it_is_the_revisions(
     assert "raised ValueError: old" in error
     assert ", at HEAD (" in error
     assert error.count("\n") == 1
+
+
+# app.models gains `import asyncio` (and a pause, far beyond any threshold): the
+# explanation names that edge, not only asyncio's leaves (_ssl, ssl, ...).
+APP_BASE = {"src/app/__init__.py": "from . import models\n", "src/app/models.py": "X = 1\n"}
+APP_HEAD_MODELS = "import time\nimport asyncio\ntime.sleep(0.05)\nX = 1\n"
+
+
+def test_the_explanation_names_the_import_edge_that_changed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = make_repo(tmp_path / "repo", APP_BASE)
+    (repo / "src/app/models.py").write_text(APP_HEAD_MODELS)
+    arguments = ["app", "--path", str(repo / "src"), "--rounds", "3", "--against", "HEAD"]
+
+    assert main(arguments) == 0
+    out = capsys.readouterr().out.splitlines()
+    heading = out.index("  what changed most (warm; head - base): import edges, then self time:")
+    assert out[heading + 1].startswith("    app.models -> asyncio (new): +")
+    assert not any("-> asyncio." in line or "-> ssl " in line for line in out)
+
+    assert main([*arguments, "--json"]) == 0
+    edges = json.loads(capsys.readouterr().out)["modules"][0]["against"]["warm"]["edges"]
+    assert edges[0]["importer"] == "app.models"
+    assert edges[0]["module"] == "asyncio"
+    assert edges[0]["status"] == "new"
+    assert edges[0]["delta"] > 0

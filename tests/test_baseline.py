@@ -9,6 +9,7 @@ import pytest
 from gitrepos import git, make_repo, tree_state
 
 from conftest import make_outcome, quick_ini, write_tree
+from pytest_importcache.cli import main
 from pytest_importcache.report import summary_lines
 from pytest_importcache.storage import extra_info
 
@@ -46,8 +47,8 @@ def test_a_slowdown_against_the_baseline_fails_the_test(pytester: pytest.Pyteste
             "  median * vs * at *",
             "  ratio x* (median of pair ratios, 95% CI *-*)",
             "  the whole interval lies above x1.10 (importcache_baseline_fail 10%)",
-            "*what changed most (self time, head - base):",
-            "*+*  baselineslow",
+            "*what changed most (head - base): import edges, then self time:",
+            "*+* baselineslow",
             "import slower than baseline HEAD (*): baselineslow (warm)",
         ]
     )
@@ -70,6 +71,13 @@ def test_a_slowdown_against_the_baseline_fails_the_test(pytester: pytest.Pyteste
     assert page.count('class="icicle diff"') == 2
     assert "HEAD (same run)" in page
     (repo / "r.html").unlink()
+    # The command line draws the same page, same-run diffs included, from the saved run.
+    assert main(["report", str(repo / "out.json"), "--output", str(repo / "again.html")]) == 0
+    again = (repo / "again.html").read_text()
+    assert again.count('class="icicle diff"') == 2
+    assert "HEAD (same run)" in again
+    (repo / "again.html").unlink()
+    (repo / "out.json").unlink()
     assert tree_state(repo)[1:] == before[1:]
     assert tree_state(repo)[0].splitlines()[0] == " M baselineslow/__init__.py"
 
@@ -186,3 +194,23 @@ def test_a_slowdown_against_the_baseline_fails_the_verdict_everywhere() -> None:
     assert "| `m` | warm | 10ms | 1s | +99% | **FAIL** |" in markdown_summary([slower], [])
     assert "0 passed, 1 failed" in markdown_summary([slower], [])
     assert extra_info(slower)["passed"] is False
+
+
+def test_the_failure_names_the_import_edge_that_changed(pytester: pytest.Pytester) -> None:
+    pytester.makeini(quick_ini(3))
+    write_tree(pytester.path, {"app/__init__.py": "from . import models\n", "app/models.py": ""})
+    pytester.makepyfile(TEST_FILE.format(module="app"))
+    repo = make_repo(pytester.path, {})
+    (repo / "app/models.py").write_text("import asyncio\n" + SLOW)
+
+    result = pytester.runpytest("--importcache-baseline=HEAD")
+
+    result.assert_outcomes(failed=1)
+    result.stdout.re_match_lines(
+        [
+            r"import slower than baseline HEAD \(.*\): app \(warm\)",
+            r"  what changed most \(head - base\): import edges, then self time:",
+            r"    app\.models -> asyncio \(new\): \+.* cumulative",
+        ]
+    )
+    assert "-> asyncio." not in result.stdout.str()

@@ -38,16 +38,60 @@ def test_unchanged_trees_have_no_edge_lines() -> None:
     assert edge_lines((), (), "mylib") == []
 
 
-def test_a_module_imported_by_another_importer_is_gone_from_one_and_new_in_the_other() -> None:
+def test_a_module_still_loaded_through_another_importer_is_moved_not_gone() -> None:
+    # json is now imported first by mylib.core: it moved, it did not come or go.
     moved = (
-        ("json", 0.001, 0.001, "mylib.core"),
-        ("mylib.core", 0.002, 0.003, "mylib"),
+        ("json", 0.001, 0.0015, "mylib.core"),
+        ("mylib.core", 0.002, 0.0035, "mylib"),
         ("mylib.cli", 0.001, 0.001, "mylib"),
-        ("mylib", 0.001, 0.005, None),
+        ("mylib", 0.001, 0.0055, None),
     )
+    assert edge_changes(BEFORE, moved, "mylib") == [
+        EdgeChange("mylib.core", "json", "moved", 0.0005, "mylib.cli")
+    ]
     assert edge_lines(BEFORE, moved, "mylib") == [
-        "mylib.core -> json (new): +1ms cumulative",
-        "mylib.cli -> json (gone): -1ms cumulative",
+        "json: now via mylib.core (was mylib.cli): +500us cumulative",
+    ]
+
+
+# pydantic's tree, in short: typing was first imported by pydantic, now by
+# pydantic._internal; annotated_types is no longer imported at all.
+PYDANTIC_BEFORE = (
+    ("typing", 0.004, 0.004, "pydantic"),
+    ("annotated_types", 0.002, 0.002, "pydantic"),
+    ("pydantic._internal", 0.003, 0.003, "pydantic"),
+    ("pydantic", 0.001, 0.010, None),
+)
+PYDANTIC_AFTER = (
+    ("typing", 0.004, 0.004, "pydantic._internal"),
+    ("pydantic._internal", 0.003, 0.007, "pydantic"),
+    ("pydantic", 0.001, 0.008, None),
+)
+
+
+def test_only_a_module_no_longer_loaded_is_gone() -> None:
+    assert edge_lines(PYDANTIC_BEFORE, PYDANTIC_AFTER, "pydantic") == [
+        "pydantic -> annotated_types (gone): -2ms cumulative",
+        "typing: now via pydantic._internal (was pydantic): +0s cumulative",
+    ]
+    # The other way round, the same module is new, and typing moved back.
+    assert edge_lines(PYDANTIC_AFTER, PYDANTIC_BEFORE, "pydantic") == [
+        "pydantic -> annotated_types (new): +2ms cumulative",
+        "typing: now via pydantic (was pydantic._internal): +0s cumulative",
+    ]
+
+
+def test_a_move_into_a_new_subtree_is_named_by_the_new_edge_alone() -> None:
+    # typing is now imported by the new pydantic.v2, whose own edge is the cause.
+    after = (
+        ("typing", 0.004, 0.004, "pydantic.v2"),
+        ("pydantic.v2", 0.001, 0.005, "pydantic"),
+        ("annotated_types", 0.002, 0.002, "pydantic"),
+        ("pydantic._internal", 0.003, 0.003, "pydantic"),
+        ("pydantic", 0.001, 0.011, None),
+    )
+    assert edge_lines(PYDANTIC_BEFORE, after, "pydantic") == [
+        "pydantic -> pydantic.v2 (new): +5ms cumulative",
     ]
 
 

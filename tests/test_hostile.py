@@ -12,15 +12,19 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import os
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -1028,3 +1032,131 @@ def test_children_the_caller_starts_during_a_round_are_left_alone(tmp_path: Path
         for sleeper in started:
             sleeper.kill()
             sleeper.wait()
+
+
+# -- hostile saved runs ---------------------------------------------------------------
+#
+# A saved run (pytest-benchmark's JSON) that was hand-edited or damaged, read back
+# by the three readers: pytest's --benchmark-compare, and the command line's compare
+# and report. Each reader gives one line naming the file, never a traceback, and a
+# pytest run keeps (saves and prints) its own results.
+
+
+def _warm_entry(data: Any) -> dict[str, Any]:
+    return next(entry for entry in data["benchmarks"] if entry["fullname"].endswith("-warm]"))
+
+
+def _set(path: str, value: object) -> Callable[[Any], Any]:
+    """A damage that sets one key (``stats.median``) of the warm entry."""
+
+    def damage(data: Any) -> Any:
+        *parents, key = path.split(".")
+        target = _warm_entry(data)
+        for parent in parents:
+            target = target[parent]
+        target[key] = value
+        return data
+
+    return damage
+
+
+def _without(path: str) -> Callable[[Any], Any]:
+    """A damage that removes one key of the warm entry."""
+
+    def damage(data: Any) -> Any:
+        *parents, key = path.split(".")
+        target = _warm_entry(data)
+        for parent in parents:
+            target = target[parent]
+        del target[key]
+        return data
+
+    return damage
+
+
+# (id, damage: the run's JSON -> the damaged JSON, or text for a file that is no JSON)
+BAD_RUN_FILES: list[tuple[str, Callable[[Any], Any]]] = [
+    ("not JSON", lambda data: "{not json"),
+    ("a JSON list", lambda data: [data]),
+    ("no benchmarks", lambda data: {"machine_info": data["machine_info"]}),
+    ("benchmarks not a list", lambda data: {**data, "benchmarks": 3}),
+    ("median is text", _set("stats.median", "fast")),
+    ("min is null", _set("stats.min", None)),
+    ("median missing", _without("stats.median")),
+    ("no stats", _without("stats")),
+    ("import tree not a list", _set("extra_info.import_tree", 5)),
+    ("same-run base tree malformed", _set("extra_info.baseline", {"base_modules": [[1, 2]]})),
+]
+
+
+@pytest.fixture
+def damaged_storage(pytester: pytest.Pytester) -> pytest.Pytester:
+    """A fake-rounds project with one saved run (0001) of one budget, cold and warm."""
+    from conftest import FAKE_ROUNDS_CONFTEST, fake_rounds, quick_ini
+
+    write_tree(pytester.path, {"steady/__init__.py": ""})
+    pytester.makeconftest(FAKE_ROUNDS_CONFTEST)
+    fake_rounds(pytester.path, {"steady": {"seconds": 0.2}})
+    pytester.makeini(quick_ini(3))
+    pytester.makepyfile(
+        test_imports="""
+        import pytest
+
+        @pytest.mark.import_budget("steady", warm="10s", cold="10s")
+        def test_steady():
+            pass
+        """
+    )
+    pytester.runpytest("--benchmark-autosave").assert_outcomes(passed=1)
+    return pytester
+
+
+def _damage(run: Path, damage: Callable[[Any], Any]) -> None:
+    damaged = damage(json.loads(run.read_text()))
+    run.write_text(damaged if isinstance(damaged, str) else json.dumps(damaged))
+
+
+@pytest.mark.parametrize(("case", "damage"), BAD_RUN_FILES, ids=[case for case, _ in BAD_RUN_FILES])
+def test_a_damaged_saved_run_is_one_line_in_every_reader(
+    damaged_storage: pytest.Pytester, case: str, damage: Callable[[Any], Any]
+) -> None:
+    project = damaged_storage.path
+    (baseline,) = sorted((project / ".benchmarks").glob("*/0001_*.json"))
+    good = baseline.read_text()
+    _damage(baseline, damage)
+
+    # pytest-benchmark warns of a file it cannot load while it configures: let that
+    # warning be one, as in a project without filterwarnings = error (with it, the
+    # warning stops pytest-benchmark's configuration, before this plugin can act).
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        compared = damaged_storage.runpytest("--benchmark-compare=0001", "--benchmark-autosave")
+    compared.assert_outcomes(passed=1)
+    output = compared.stdout.str() + compared.stderr.str()
+    assert "Traceback" not in output
+    assert "INTERNALERROR" not in output
+    assert baseline.name in output
+    # The run's own results: shown, and saved whole.
+    assert "steady" in compared.stdout.str()
+    (saved,) = sorted((project / ".benchmarks").glob("*/0002_*.json"))
+    assert len(json.loads(saved.read_text())["benchmarks"]) == 2
+
+    # The command line: compare against it, and report it, each one line (exit 2) or a page.
+    for arguments in (
+        ["compare", str(baseline), str(saved)],
+        ["report", str(baseline), "--output", str(project / "r.html")],
+        ["report", str(saved), "--against", str(baseline), "--output", str(project / "r.html")],
+    ):
+        process = subprocess.run(
+            [sys.executable, "-m", "pytest_importcache", *arguments],
+            capture_output=True,
+            text=True,
+            cwd=project,
+            check=False,
+        )
+        assert "Traceback" not in process.stderr, arguments
+        if process.returncode != 0:
+            assert process.returncode == 2, arguments
+            assert process.stderr.count("\n") == 1, arguments
+            assert baseline.name in process.stderr, arguments
+    baseline.write_text(good)

@@ -163,3 +163,33 @@ def test_a_long_run_is_cut_with_failures_kept() -> None:
 def test_the_figure_formatter_is_a_parameter() -> None:
     text = markdown_summary([make_outcome(budget=0.02, passed=True)], figure=lambda v: f"{v:.3f}")
     assert "| `m` | warm | 0.010 | 0.020 | +50% | PASS |" in text
+
+
+def test_a_moved_import_is_named_with_its_former_importer() -> None:
+    from pytest_importcache.runs import ImportComparison
+
+    moved = ImportComparison(
+        name="test_m[m-warm]",
+        source="0001_base.json",
+        stat="min",
+        before=0.01,
+        after=0.02,
+        before_self_costs={},
+        after_self_costs={},
+        module="m",
+        before_modules=(
+            ("json", 0.001, 0.001, "m.a"),
+            ("m.a", 0.0, 0.001, "m"),
+            ("m.b", 0.0, 0.0, "m"),
+            ("m", 0.009, 0.01, None),
+        ),
+        after_modules=(
+            ("json", 0.002, 0.002, "m.b"),
+            ("m.a", 0.0, 0.0, "m"),
+            ("m.b", 0.0, 0.002, "m"),
+            ("m", 0.018, 0.02, None),
+        ),
+    )
+    text = markdown_summary([make_outcome()], [moved])
+    assert "- `test_m[m-warm]`: `m.b -> json` (moved, was via `m.a`): +1ms cumulative" in text
+    assert "(gone)" not in text

@@ -264,3 +264,37 @@ def test_unwritable_reason(tmp_path: Path) -> None:
         f"{tmp_path / 'file'} is a file, not a directory"
     )
     assert list(tmp_path.iterdir()) == [tmp_path / "file"]
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc")
+@pytest.mark.parametrize(
+    ("report", "reason"),
+    [
+        # /proc takes no new file, even for root.
+        ("/proc/imports.html", "cannot create files in /proc: "),
+        ("/proc/self/imports.html", "cannot create files in /proc/self: "),
+        ("/proc/importcache/deeper/imports.html", "cannot create files in /proc: "),
+        ("a_file/imports.html", "a_file is a file, not a directory"),
+    ],
+)
+def test_an_unwritable_report_path_is_one_line_naming_it(
+    pytester: pytest.Pytester, report: str, reason: str
+) -> None:
+    pytester.makepyfile(PASSING_TEST)
+    (pytester.path / "a_file").write_text("")
+    line = usage_error(pytester.runpytest(f"--importcache-report={report}"))
+    assert line.startswith(
+        f"ERROR: --importcache-report on the command line: cannot write the report to "
+        f"{pytester.path / report}: "
+    )
+    assert reason in line
+
+
+def test_a_report_path_that_is_a_directory_is_one_line(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(PASSING_TEST)
+    (pytester.path / "out").mkdir()
+    line = usage_error(pytester.runpytest("--importcache-report=out"))
+    assert line == (
+        "ERROR: --importcache-report on the command line: 'out' is a directory; "
+        "give a file name such as imports.html"
+    )

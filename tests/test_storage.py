@@ -9,9 +9,11 @@ storage, its compare and its command line. One test measures a real interpreter.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -426,7 +428,7 @@ def test_a_failure_names_the_import_edge_new_since_the_baseline(
             r"import budget exceeded: steady \(warm\)",
             r"  min 600ms > budget 300ms",
             r"  3 rounds: .*",
-            r"  import edges new or gone since 0001_.*\.json:",
+            r"  import edges new, gone or moved since 0001_.*\.json:",
             r"    steady -> steady\.slowpart \(new\): \+400ms cumulative",
             r"  slowest modules .*",
         ]
@@ -457,3 +459,134 @@ def test_a_saved_run_gives_back_its_outcomes(project: pytest.Pytester) -> None:
     assert warm.modules[0][3] == "steady"
     assert outcomes["cold"].budget is None
     assert outcomes["cold"].passed is None
+
+
+@pytest.mark.parametrize(
+    ("storage", "reason"),
+    [
+        # /proc takes no new file, even for root.
+        ("/proc/importcache-storage", "cannot create files in /proc: *"),
+        ("a_file", "*/a_file is a file, not a directory"),
+        ("a_file/runs", "*/a_file is a file, not a directory"),
+    ],
+    ids=["under /proc", "a regular file", "under a regular file"],
+)
+def test_a_storage_that_cannot_be_created_is_one_line_and_the_run_is_still_shown(
+    project: pytest.Pytester, storage: str, reason: str
+) -> None:
+    (project.path / "a_file").write_text("not a directory\n")
+    result = project.runpytest(f"--benchmark-storage={storage}", "--benchmark-autosave")
+    result.assert_outcomes(passed=2)
+    # Nothing was saved, so the run fails; what it measured is still shown.
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "*- import budgets -*",
+            "steady * warm * 200ms *",
+            f"--benchmark-storage *{storage.rpartition('/')[2]}: cannot save the run: {reason}",
+            "*benchmark 'import steady': 2 tests*",
+            "test_steady[[]steady-warm[]] * 200.0000 *",
+        ]
+    )
+    output = result.stdout.str() + result.stderr.str()
+    assert "Traceback" not in output
+    assert "INTERNALERROR" not in output
+    assert (project.path / "a_file").read_text() == "not a directory\n"
+
+
+def corrupt_first_entry(run: Path, change: Any) -> str:
+    """Apply ``change`` to the warm entry of the saved ``run``; return that entry's full name."""
+    data = json.loads(run.read_text())
+    (entry,) = [entry for entry in data["benchmarks"] if entry["fullname"].endswith("-warm]")]
+    change(entry)
+    run.write_text(json.dumps(data))
+    return str(entry["fullname"])
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (
+            lambda entry: entry["stats"].update(median="fast"),
+            'stats.median is "fast", not a number',
+        ),
+        (lambda entry: entry["stats"].update(min=None), "stats.min is null, not a number"),
+        (lambda entry: entry["stats"].pop("median"), "has no stats.median"),
+        (lambda entry: entry["stats"].update(ops="many"), 'stats.ops is "many", not a number'),
+        (
+            lambda entry: entry["extra_info"].update(import_tree=5),
+            ": import_tree is not a list: not explained",
+        ),
+    ],
+    ids=["median is text", "min is null", "median missing", "ops is text", "tree not a list"],
+)
+@pytest.mark.parametrize("compare_fail", [[], ["--benchmark-compare-fail=min:10%"]])
+def test_a_baseline_entry_that_is_not_numbers_is_one_line_and_the_run_is_kept(
+    project: pytest.Pytester, change: Any, reason: str, compare_fail: list[str]
+) -> None:
+    project.runpytest("--benchmark-autosave").assert_outcomes(passed=2)
+    (baseline,) = saved_runs(project)
+    fullname = corrupt_first_entry(baseline, change)
+    result = project.runpytest("--benchmark-compare=0001", "--benchmark-autosave", *compare_fail)
+    result.assert_outcomes(passed=2)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.re_match_lines(
+        [
+            r".*- import budgets -.*",
+            re.escape(f"--benchmark-compare: run file {baseline}: entry {fullname!r}")
+            + f".*{re.escape(reason)}",
+            r".*benchmark 'import steady'.*",
+        ]
+    )
+    output = result.stdout.str() + result.stderr.str()
+    assert "Traceback" not in output
+    assert "INTERNALERROR" not in output
+    # The run's own results are saved as ever.
+    assert len(entries(saved_runs(project)[1])) == 2
+
+
+def test_a_report_that_cannot_be_written_at_the_end_is_one_line_and_fails_the_run(
+    project: pytest.Pytester,
+) -> None:
+    # Writable when the run starts; a directory by the time the report is written.
+    project.makepyfile(
+        test_takes_the_path="""
+        from pathlib import Path
+
+        def test_takes_the_report_path():
+            Path("imports.html").mkdir()
+        """
+    )
+    result = project.runpytest("--importcache-report=imports.html", "-p", "no:randomly")
+    result.assert_outcomes(passed=3)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "*- import budgets -*",
+            "steady * warm * 200ms *",
+            "cannot write the import report to */imports.html: *Is a directory*",
+        ]
+    )
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+def test_a_newest_run_that_cannot_be_loaded_is_named_when_comparing_with_the_latest(
+    project: pytest.Pytester,
+) -> None:
+    project.runpytest("--benchmark-autosave").assert_outcomes(passed=2)
+    project.runpytest("--benchmark-autosave").assert_outcomes(passed=2)
+    older, newest = saved_runs(project)
+    newest.write_text("[]")
+    # pytest-benchmark quietly falls back on the older run; the line says why.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pytest-benchmark's own warning while it configures
+        result = project.runpytest("--benchmark-compare")
+    result.assert_outcomes(passed=2)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            f"--benchmark-compare: run file {newest} has no 'benchmarks' list: "
+            "not a pytest-benchmark run: not compared"
+        ]
+    )
+    assert older.name not in result.stdout.str().split("import budgets")[1].split("benchmark '")[0]
