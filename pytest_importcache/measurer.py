@@ -12,7 +12,9 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import site
 import sys
+import sysconfig
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -38,7 +40,13 @@ from .result import ImportResult, build_result
 from .runner import RoundReport, run_round
 from .spec import MeasurementSpec, Metric
 
-__all__ = ["MeasurementObserver", "Measurer", "RoundRunner", "resolve_python"]
+__all__ = [
+    "MeasurementObserver",
+    "Measurer",
+    "RoundRunner",
+    "resolve_python",
+    "round_import_path",
+]
 
 
 @contextmanager
@@ -62,9 +70,13 @@ def _rounds_directory(copy: PackageCopy) -> Iterator[Path]:
 
 @dataclass
 class _SideState:
-    """One side of a measurement: whose files, its copy, that copy's state, its counted rounds."""
+    """One side of a measurement: whose files, its copy, that copy's state, its counted rounds.
+
+    ``import_path`` is what the side's rounds search after the copy.
+    """
 
     location: PackageLocation | None
+    import_path: tuple[str, ...]
     label: str
     copy: PackageCopy
     pristine: frozenset[tuple[str, int, int]]
@@ -87,8 +99,9 @@ class RoundRunner(Protocol):
         description: str,
         metric: Metric,
         module_costs: bool,
+        import_path: Sequence[str],
     ) -> RoundReport:
-        """Import ``module`` once with ``roots`` first on ``sys.path`` and report."""
+        """Import ``module`` once with ``roots``, then ``import_path``, on ``sys.path``."""
         ...
 
 
@@ -120,6 +133,50 @@ def resolve_python(python: str | None) -> str:
     return found
 
 
+def _installed_dirs() -> tuple[str, ...]:
+    """This interpreter's standard library, site-packages and user site, as path prefixes."""
+    paths = sysconfig.get_paths()
+    directories = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+    directories.update(site.getsitepackages() if hasattr(site, "getsitepackages") else ())
+    user_site = site.getusersitepackages() if hasattr(site, "getusersitepackages") else None
+    if user_site:
+        directories.add(user_site)
+    prefixes = {sys.prefix, sys.base_prefix}
+    return tuple(
+        os.path.join(os.path.realpath(directory), "") for directory in directories
+    ) + tuple(
+        os.path.join(
+            os.path.realpath(prefix),
+            f"lib{os.sep}python{sys.version_info[0]}{sys.version_info[1]}.zip",
+        )
+        for prefix in prefixes
+    )
+
+
+def round_import_path(entries: Sequence[str]) -> tuple[str, ...]:
+    """The import path a round searches after the copy: ``entries`` (``sys.path``) made fit.
+
+    Entries become absolute (``""`` is the current directory: the rounds run in
+    another), duplicates go, and so do this interpreter's standard library,
+    site-packages and user site: the child's own clean start-up provides its
+    interpreter's (another interpreter must not get this one's), and the user
+    site stays out as it always has. What remains is what the tests see on top
+    of an installation: pytest's ``pythonpath``, rootdir and conftest
+    insertions, ``PYTHONPATH``, ``--path``, in order.
+    """
+    installed = _installed_dirs()
+    kept: dict[str, None] = {}
+    for entry in entries:
+        if not isinstance(entry, str) or "\0" in entry:
+            continue
+        absolute = os.path.abspath(entry or os.curdir)
+        real = os.path.join(os.path.realpath(absolute), "")
+        if real.startswith(installed) or real.rstrip(os.sep) in installed:
+            continue
+        kept.setdefault(absolute)
+    return tuple(kept)
+
+
 class Measurer:
     """Measures specs: copies cached under ``cache_dir``, packages found on ``search_path``.
 
@@ -144,6 +201,12 @@ class Measurer:
         self.lock = lock
         self.observers = list(observers)
         self.round_runner = round_runner
+
+    def import_path_for(self, spec: MeasurementSpec) -> tuple[str, ...]:
+        """What ``spec``'s rounds search after the copy: its own, or the search path's now."""
+        if spec.import_path is not None:
+            return spec.import_path
+        return round_import_path(sys.path if self.search_path is None else self.search_path)
 
     def environment_dir(self, spec: MeasurementSpec) -> Path:
         """The directory holding ``spec``'s package copies (nothing is created)."""
@@ -216,12 +279,19 @@ class Measurer:
         what else runs does not change their counts.
         """
         __tracebackhide__ = True
-        return self._measure_sides(spec, [(None, "")])[0]
+        return self._measure_sides(spec, [(None, self.import_path_for(spec), "")])[0]
 
     def measure_pair(
-        self, spec: MeasurementSpec, base: PackageLocation, base_label: str = "at the baseline"
+        self,
+        spec: MeasurementSpec,
+        base: PackageLocation,
+        base_label: str = "at the baseline",
+        base_import_path: Sequence[str] | None = None,
     ) -> tuple[ImportResult, ImportResult]:
         """Measure ``spec`` (head) and the same import from ``base``'s files, rounds interleaved.
+
+        ``base_import_path`` is what the base's rounds search after its copy
+        (default: the head's, :meth:`import_path_for`).
 
         Rounds alternate head, base, head, base...: warm-up rounds first (as
         many on each side), then ``spec.rounds`` counted rounds on each side,
@@ -234,15 +304,22 @@ class Measurer:
         (``"at main (8d1961923007)"``).
         """
         __tracebackhide__ = True
-        head, base_result = self._measure_sides(spec, [(None, ""), (base, base_label)])
+        head_path = self.import_path_for(spec)
+        base_path = head_path if base_import_path is None else tuple(base_import_path)
+        head, base_result = self._measure_sides(
+            spec, [(None, head_path, ""), (base, base_path, base_label)]
+        )
         return head, base_result
 
     def _measure_sides(
-        self, spec: MeasurementSpec, sides: Sequence[tuple[PackageLocation | None, str]]
+        self,
+        spec: MeasurementSpec,
+        sides: Sequence[tuple[PackageLocation | None, tuple[str, ...], str]],
     ) -> list[ImportResult]:
         """``spec`` measured on each side's files (``None``: located), rounds interleaved.
 
-        Each side is (location, label); the label is added to its rounds' errors.
+        Each side is (location, import path, label); the label is added to its
+        rounds' errors.
         """
         __tracebackhide__ = True
         python = resolve_python(spec.python)
@@ -252,10 +329,10 @@ class Measurer:
             # another process's rounds. Sides with the same files (an unchanged
             # package) share one copy.
             states: list[_SideState] = []
-            for location, label in sides:
+            for location, import_path, label in sides:
                 held = states[0].copy.directory if states else None
                 copy = self._copy_in_use(spec, stack, held=held, location=location)
-                states.append(_SideState(location, label, copy, copy_state(copy)))
+                states.append(_SideState(location, import_path, label, copy, copy_state(copy)))
             workdir = stack.enter_context(_rounds_directory(states[0].copy))
             for index in range(spec.total_rounds):
                 for state in states:
@@ -290,7 +367,15 @@ class Measurer:
     ) -> RoundReport:
         """Round ``index`` on one side's copy, kept when counted; a copy written to is rebuilt."""
         __tracebackhide__ = True
-        report = self._round(spec, state.copy, workdir, python, index, side=state.label)
+        report = self._round(
+            spec,
+            state.copy,
+            workdir,
+            python,
+            index,
+            side=state.label,
+            import_path=state.import_path,
+        )
         if copy_state(state.copy) != state.pristine:
             # The import wrote into its own package: the next round, and the
             # next measurement, start from a fresh copy, as after an install.
@@ -326,10 +411,12 @@ class Measurer:
         index: int,
         *,
         side: str = "",
+        import_path: tuple[str, ...] = (),
     ) -> RoundReport:
         """Round ``index`` of ``spec`` on ``copy``: cold bytecode cleared, named in errors.
 
-        ``side`` names whose files the copy holds, in errors (``"at main (8d19...)"``).
+        ``side`` names whose files the copy holds, in errors (``"at main (8d19...)"``);
+        ``import_path`` is what the round searches after the copy.
         """
         __tracebackhide__ = True
         if spec.flavour == "cold":
@@ -356,6 +443,7 @@ class Measurer:
                 # One round of instructions counts each module: the counts repeat,
                 # and per-module counting takes two to three times as long.
                 module_costs=spec.metric == "time" or index == spec.warmup,
+                import_path=import_path,
             )
         finally:
             if prefix is not None:
