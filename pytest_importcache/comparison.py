@@ -68,7 +68,10 @@ class Comparison:
         return self.head.statistic(self.statistic), self.base.statistic(self.statistic)
 
     def to_json(self) -> dict[str, Any]:
-        """The revision, the ratio and its interval, and each side's rounds (seconds or counts)."""
+        """The revision, the ratio and its interval, each side's rounds (seconds or counts).
+
+        ``served`` lists the files git ignores that both sides took from the working tree.
+        """
         return {
             "revision": self.revision.name,
             "commit": self.revision.commit,
@@ -85,6 +88,7 @@ class Comparison:
             "base_values": list(self.base.values),
             "head_median": self.head.median,
             "base_median": self.base.median,
+            "served": list(self.served),
         }
 
 

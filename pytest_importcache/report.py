@@ -264,6 +264,20 @@ def summary_lines(records: Sequence[MeasurementOutcome]) -> list[str]:
         shown = commit if commit.startswith(name) else f"{name} ({commit})"
         label = ESTIMATOR_LABELS.get(estimator, estimator)
         lines.append(fit(f"vs base: {label} against {shown}, same run", SUMMARY_WIDTH))
+    served = sorted(
+        {
+            str(name)
+            for record in records
+            if record.baseline is not None
+            for name in record.baseline.get("served", ())
+        }
+    )
+    if served:
+        # Not cut to the summary's width: the line must name every file.
+        lines.append(
+            "vs base: served from the working tree to both sides (git ignores them, the "
+            f"revision has none): {', '.join(served)}"
+        )
     return lines + [fit(note, SUMMARY_WIDTH) for note in notes]
 
 
