@@ -12,24 +12,24 @@ from gitrepos import commit_all, git, make_repo, tree_state
 
 from conftest import quick_ini, write_tree
 from pytest_importcache.cli import main
-from pytest_importcache.comparison import measure_against
+from pytest_importcache.comparison import Comparison, measure_against
 from pytest_importcache.errors import RevisionError
 from pytest_importcache.locate import locate_package
 from pytest_importcache.measurer import Measurer
-from pytest_importcache.revision import revision_side
+from pytest_importcache.revision import RevisionSide, revision_side
 from pytest_importcache.spec import MeasurementSpec
 
 SLEEPS = "import time\ntime.sleep(0.06)\n"
 APP = {"src/app/__init__.py": "import core\n", "src/core/__init__.py": "X = 1\n"}
 
 
-def compare(repo: Path, tmp_path: Path, revision: str = "HEAD", module: str = "app") -> object:
+def compare(repo: Path, tmp_path: Path, revision: str = "HEAD", module: str = "app") -> Comparison:
     """``module`` from ``repo/src`` measured against ``revision``, few rounds."""
     measurer = Measurer(cache_dir=tmp_path / "cache", search_path=[str(repo / "src"), *sys.path])
     return measure_against(measurer, MeasurementSpec(module, rounds=5, warmup=1), revision)
 
 
-def side(repo: Path, tmp_path: Path, revision: str = "HEAD", module: str = "app"):  # type: ignore[no-untyped-def]
+def side(repo: Path, tmp_path: Path, revision: str = "HEAD", module: str = "app") -> RevisionSide:
     """The base side of ``module`` (found in ``repo/src``) at ``revision``."""
     location = locate_package(module, [str(repo / "src")])
     return revision_side(location, (str(repo / "src"),), revision, tmp_path / "cache")
@@ -45,9 +45,9 @@ def test_a_sibling_that_got_heavier_shows_as_a_slowdown(tmp_path: Path) -> None:
 
     slowed = compare(repo, tmp_path)
 
-    assert not unchanged.slower(0.5)  # type: ignore[attr-defined]
-    assert slowed.slower(0.5)  # type: ignore[attr-defined]
-    assert "core" in slowed.base.modules  # type: ignore[attr-defined]
+    assert not unchanged.slower(0.5)
+    assert slowed.slower(0.5)
+    assert "core" in slowed.base.modules
     assert git(repo, "status", "--porcelain") == " M src/core/__init__.py\n"
 
 
@@ -99,7 +99,7 @@ def test_export_subst_and_export_ignore_do_not_apply(tmp_path: Path) -> None:
 
     comparison = compare(repo, tmp_path)
 
-    assert not comparison.slower(0.5)  # type: ignore[attr-defined]
+    assert not comparison.slower(0.5)
 
 
 def test_symbolic_links_and_executable_bits_are_as_committed(tmp_path: Path) -> None:
@@ -256,8 +256,8 @@ def test_a_module_that_became_a_package_compares(tmp_path: Path) -> None:
     assert side(repo, tmp_path).location.kind == "module"
     comparison = compare(repo, tmp_path)
 
-    assert comparison.slower(0.5)  # type: ignore[attr-defined]
-    assert comparison.base.file.endswith("app.py")  # type: ignore[attr-defined]
+    assert comparison.slower(0.5)
+    assert comparison.base.file.endswith("app.py")
 
 
 def test_a_package_that_became_a_module_compares(tmp_path: Path) -> None:
@@ -269,7 +269,7 @@ def test_a_package_that_became_a_module_compares(tmp_path: Path) -> None:
 
     assert base.location.kind == "package"
     assert (base.location.portions[0] / "__init__.py").read_text() == "X = 1\n"
-    assert not compare(repo, tmp_path).slower(0.5)  # type: ignore[attr-defined]
+    assert not compare(repo, tmp_path).slower(0.5)
 
 
 def test_a_package_absent_at_the_revision_is_one_line(tmp_path: Path) -> None:
