@@ -278,13 +278,16 @@ def _write_blobs(repository: Path, entries: Sequence[_TreeEntry], destination: P
     __tracebackhide__ = True
     git = shutil.which("git")
     assert git is not None  # _git found it already
-    process = subprocess.Popen(
-        [git, "-C", str(repository), "cat-file", "--batch"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env=_git_environment(),
-    )
+    try:
+        process = subprocess.Popen(
+            [git, "-C", str(repository), "cat-file", "--batch"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=_git_environment(),
+        )
+    except OSError as exc:
+        raise RevisionError(f"running git in {repository} failed: {exc}") from None
     assert process.stdin is not None
     assert process.stdout is not None
     stdin = process.stdin
@@ -416,12 +419,20 @@ def _served_files(
 
 def _served_digest(repository: Path, served: Iterable[str]) -> str:
     """A digest of the served files' paths and contents ("" when none)."""
+    __tracebackhide__ = True
     digest = hashlib.sha256()
     count = 0
     for relative in served:
         count += 1
         digest.update(os.fsencode(relative) + b"\0")
-        digest.update(hashlib.sha256((repository / relative).read_bytes()).digest())
+        try:
+            content = (repository / relative).read_bytes()
+        except OSError as exc:
+            raise RevisionError(
+                f"cannot read {repository / relative}, which git ignores and the revision's "
+                f"side needs: {exc.strerror or exc}"
+            ) from None
+        digest.update(hashlib.sha256(content).digest())
     return digest.hexdigest()[:10] if count else ""
 
 
@@ -498,7 +509,13 @@ def revision_side(
             try:
                 _extract(repository, revision.commit, staging / "tree")
                 for relative in served:
-                    shutil.copy2(repository / relative, staging / "tree" / relative)
+                    try:
+                        shutil.copy2(repository / relative, staging / "tree" / relative)
+                    except OSError as exc:
+                        raise RevisionError(
+                            f"cannot serve {repository / relative} (git ignores it) to the "
+                            f"revision's side: {exc.strerror or exc}"
+                        ) from None
                 (staging / "tree").rename(tree)
                 complete_marker(tree).touch()
             finally:
