@@ -234,6 +234,26 @@ def _ignored(repository: Path, relatives: Sequence[str]) -> set[str]:
     return {os.fsdecode(name) for name in completed.stdout.split(b"\0") if name}
 
 
+def _tracked(repository: Path, relatives: Sequence[str]) -> set[str]:
+    """Which of ``relatives`` (directories) hold files git tracks in the work tree's index."""
+    __tracebackhide__ = True
+    asked = [relative for relative in relatives if relative != "."]
+    if not asked:
+        return set()
+    completed = _git(repository, "ls-files", "-z", "--", *asked)
+    files = [os.fsdecode(name) for name in completed.stdout.split(b"\0") if name]
+    return {relative for relative in asked if any(f.startswith(f"{relative}/") for f in files)}
+
+
+def _directories(entries: Iterable[_TreeEntry]) -> set[str]:
+    """Every directory that holds an entry of a tree (relative, POSIX), the top excluded."""
+    return {
+        "/".join(entry.path.split("/")[:depth])
+        for entry in entries
+        for depth in range(1, entry.path.count("/") + 1)
+    }
+
+
 @dataclass(frozen=True)
 class _TreeEntry:
     """One entry of ``git ls-tree -r``: its mode, object id and path (POSIX, relative)."""
@@ -396,11 +416,7 @@ def _served_files(
     if completed.returncode != 0:
         return []
     committed = {entry.path for entry in entries}
-    committed_dirs = {
-        "/".join(entry.path.split("/")[:depth])
-        for entry in entries
-        for depth in range(1, entry.path.count("/") + 1)
-    }
+    committed_dirs = _directories(entries)
     served = []
     for raw in completed.stdout.split(b"\0"):
         relative = os.fsdecode(raw)
@@ -490,14 +506,16 @@ def revision_side(
                 "revision needs the package in a subdirectory"
             )
         homes.append(relative.rpartition("/")[0] or ".")
+    entries = _tree_entries(repository, revision.commit)
     in_repository = {entry: _inside(Path(entry), repository) for entry in import_path}
-    ignored = _ignored(repository, [rel for rel in in_repository.values() if rel is not None])
+    relatives = [relative for relative in in_repository.values() if relative is not None]
+    ignored = _ignored(repository, relatives)
+    known = {".", *_directories(entries), *_tracked(repository, relatives)}
     mapped = {
         entry: relative
         for entry, relative in in_repository.items()
-        if relative is not None and relative not in ignored
+        if relative is not None and relative not in ignored and relative in known
     }
-    entries = _tree_entries(repository, revision.commit)
     served = _served_files(repository, list(dict.fromkeys([*homes, *mapped.values()])), entries)
     revisions_dir = cache_dir / REVISIONS_DIR
     revisions_dir.mkdir(parents=True, exist_ok=True)

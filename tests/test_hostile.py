@@ -965,6 +965,13 @@ REVISION_CASES = [
         path=("src", "env"),
     ),
     RevisionCase(
+        "an untracked directory on the path that git does not ignore",
+        {"src/app/__init__.py": "import dep\n"},
+        change=_write({"vendor/dep/__init__.py": "import decimal\n"}),
+        loads=("dep", "decimal"),
+        path=("src", "vendor"),
+    ),
+    RevisionCase(
         "a submodule inside the package",
         {"src/app/__init__.py": "from . import vendored\n"},
         change=_with_submodule(keep_commit=True),
