@@ -7,8 +7,9 @@ loads from inside the repository (a sibling package on the import path).
 :func:`revision_side` gives the base side: the package's location in the
 revision's tree and the import path mapped into it. An entry of the import
 path inside the repository is read at ``REV`` (the same relative directory),
-unless git ignores it (an in-project ``.venv``, ``build/``); entries outside
-the repository (installed dependencies) are the same on both sides.
+unless git ignores it (an in-project ``.venv``, ``build/``) or neither
+tracks it nor has it at ``REV``; entries outside the repository (installed
+dependencies) are the same on both sides.
 
 The revision's tree is what ``git checkout REV`` gives, read with ``git
 ls-tree -r -z`` and ``git cat-file --batch``:
