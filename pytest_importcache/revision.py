@@ -399,8 +399,9 @@ def _served_files(
     """Files git ignores in ``directories`` (of the work tree) to serve to the revision's side.
 
     Only files whose directory holds committed files at the revision and whose
-    path holds nothing there; bytecode and wholly ignored directories (a
-    ``.venv``, ``build/``) are not served.
+    path holds nothing there, and the files of a wholly ignored directory that
+    is a Python package (a generated subpackage) in such a directory. Bytecode
+    and other wholly ignored directories (a ``.venv``, ``build/``) are not served.
     """
     __tracebackhide__ = True
     completed = _git(
@@ -421,7 +422,10 @@ def _served_files(
     served = []
     for raw in completed.stdout.split(b"\0"):
         relative = os.fsdecode(raw)
-        if not relative or relative.endswith("/") or _unsafe(relative):
+        if relative.endswith("/"):
+            served += _ignored_package_files(repository, relative.rstrip("/"), committed_dirs)
+            continue
+        if not relative or _unsafe(relative):
             continue
         parent = relative.rpartition("/")[0]
         if "__pycache__" in relative.split("/") or relative.endswith((".pyc", ".pyo")):
@@ -432,6 +436,28 @@ def _served_files(
             continue
         served.append(relative)
     return sorted(served)
+
+
+def _ignored_package_files(repository: Path, relative: str, committed_dirs: set[str]) -> list[str]:
+    """The files of ``relative``, a directory git ignores, if it is a package to serve."""
+    parent = relative.rpartition("/")[0]
+    directory = repository / relative
+    if (
+        _unsafe(relative)
+        or (parent and parent not in committed_dirs)
+        or relative in committed_dirs
+        or "__pycache__" in relative.split("/")
+        or not (directory / "__init__.py").is_file()
+    ):
+        return []
+    files = []
+    for root, subdirectories, names in os.walk(directory):
+        subdirectories[:] = [name for name in subdirectories if name != "__pycache__"]
+        for name in names:
+            path = Path(root) / name
+            if path.is_file() and not name.endswith((".pyc", ".pyo")):
+                files.append(path.relative_to(repository).as_posix())
+    return files
 
 
 def _served_digest(repository: Path, served: Iterable[str]) -> str:
@@ -529,6 +555,7 @@ def revision_side(
                 _extract(repository, revision.commit, staging / "tree")
                 for relative in served:
                     try:
+                        (staging / "tree" / relative).parent.mkdir(parents=True, exist_ok=True)
                         shutil.copy2(repository / relative, staging / "tree" / relative)
                     except OSError as exc:
                         raise RevisionError(

@@ -958,6 +958,17 @@ REVISION_CASES = [
         loads=("app._version",),
     ),
     RevisionCase(
+        "a generated subpackage that git ignores as a whole",
+        {".gitignore": "_generated/\n", "src/app/__init__.py": "from ._generated import T\n"},
+        change=_write(
+            {
+                "src/app/_generated/__init__.py": "from .table import T\n",
+                "src/app/_generated/table.py": "T = 1\n",
+            }
+        ),
+        loads=("app._generated.table",),
+    ),
+    RevisionCase(
         "an ignored directory on the path (an in-project environment)",
         {".gitignore": "env/\n", "src/app/__init__.py": "import dep\n"},
         change=_write({"env/dep/__init__.py": "import decimal\n"}),

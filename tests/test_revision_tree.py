@@ -316,3 +316,25 @@ def test_the_plugins_baseline_sees_a_heavier_sibling_and_names_served_files(
             "has none): src/app/_version.py"
         ]
     )
+
+
+def test_a_wholly_ignored_subpackage_is_served_and_an_environment_is_not(tmp_path: Path) -> None:
+    repo = make_repo(
+        tmp_path / "repo",
+        {".gitignore": "_generated/\n.venv/\n", "src/app/__init__.py": "", "README": ""},
+    )
+    write_tree(
+        repo,
+        {
+            "src/app/_generated/__init__.py": "",
+            "src/app/_generated/table.py": "",
+            "src/app/_generated/__pycache__/table.cpython-311.pyc": "",
+            ".venv/lib/site.py": "",
+        },
+    )
+    location = locate_package("app", [str(repo / "src")])
+
+    base = revision_side(location, (str(repo),), "HEAD", tmp_path / "cache")
+
+    assert base.served == ("src/app/_generated/__init__.py", "src/app/_generated/table.py")
+    assert (base.location.portions[0] / "_generated/table.py").is_file()
