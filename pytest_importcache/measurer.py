@@ -134,22 +134,24 @@ def resolve_python(python: str | None) -> str:
 
 
 def _installed_dirs() -> tuple[str, ...]:
-    """This interpreter's standard library, site-packages and user site, as path prefixes."""
+    """This interpreter's standard library, scripts, site-packages and user site: path prefixes.
+
+    Directories end with a separator; the standard library's zip file is named as it is.
+    """
     paths = sysconfig.get_paths()
-    directories = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+    directories = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib", "scripts")}
     directories.update(site.getsitepackages() if hasattr(site, "getsitepackages") else ())
     user_site = site.getusersitepackages() if hasattr(site, "getusersitepackages") else None
     if user_site:
         directories.add(user_site)
-    prefixes = {sys.prefix, sys.base_prefix}
-    return tuple(
-        os.path.join(os.path.realpath(directory), "") for directory in directories
-    ) + tuple(
-        os.path.join(
-            os.path.realpath(prefix),
-            f"lib{os.sep}python{sys.version_info[0]}{sys.version_info[1]}.zip",
-        )
-        for prefix in prefixes
+    zip_name = f"python{sys.version_info[0]}{sys.version_info[1]}.zip"
+    zips = {
+        os.path.join(os.path.realpath(prefix), "lib", zip_name)
+        for prefix in (sys.prefix, sys.base_prefix)
+    }
+    return (
+        *(os.path.join(os.path.realpath(directory), "") for directory in directories),
+        *zips,
     )
 
 
