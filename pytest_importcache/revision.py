@@ -274,8 +274,9 @@ def _unsafe(path: str) -> bool:
     )
 
 
-def _tree_entries(repository: Path, commit: str) -> list[_TreeEntry]:
-    """Every blob and gitlink of ``commit``'s tree, recursively."""
+@functools.lru_cache(maxsize=8)
+def _tree_entries(repository: Path, commit: str) -> tuple[_TreeEntry, ...]:
+    """Every blob and gitlink of ``commit``'s tree, recursively (read once per process)."""
     __tracebackhide__ = True
     completed = _git(repository, "ls-tree", "-r", "-z", "--full-tree", commit)
     if completed.returncode != 0:
@@ -291,7 +292,7 @@ def _tree_entries(repository: Path, commit: str) -> list[_TreeEntry]:
         path = os.fsdecode(raw_path)
         if not _unsafe(path):
             entries.append(_TreeEntry(mode, object_id, path))
-    return entries
+    return tuple(entries)
 
 
 def _write_blobs(repository: Path, entries: Sequence[_TreeEntry], destination: Path) -> None:
