@@ -117,11 +117,17 @@ def measure_against(measurer: Measurer, spec: MeasurementSpec, revision: str) ->
     head_path = measurer.import_path_for(spec)
     side = revision_side(location, head_path, revision, cache_dir)
     resolved = side.revision
+    # Siblings from the repository compile in every round on both sides: the
+    # revision's tree has no bytecode, and the working tree's must not favour the head.
     head, base = measurer.measure_pair(
         spec.replace(import_path=head_path),
         side.location,
         f"at {resolved.name} ({resolved.short})",
         side.import_path,
+        source_only=(
+            tuple(head for head, _ in side.mapped),
+            tuple(base for _, base in side.mapped),
+        ),
     )
     interval = ratio_interval(head.values, base.values)
     return Comparison(resolved, head, base, interval, side.served)

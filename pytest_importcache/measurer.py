@@ -68,15 +68,27 @@ def _rounds_directory(copy: PackageCopy) -> Iterator[Path]:
         remove_tree(directory)
 
 
+@dataclass(frozen=True)
+class _Side:
+    """What one side of a measurement is given: whose files, its path, its source-only dirs."""
+
+    location: PackageLocation | None
+    import_path: tuple[str, ...]
+    source_only: tuple[str, ...] = ()
+    label: str = ""
+
+
 @dataclass
 class _SideState:
     """One side of a measurement: whose files, its copy, that copy's state, its counted rounds.
 
-    ``import_path`` is what the side's rounds search after the copy.
+    ``import_path`` is what the side's rounds search after the copy; modules
+    under ``source_only`` are compiled in every round.
     """
 
     location: PackageLocation | None
     import_path: tuple[str, ...]
+    source_only: tuple[str, ...]
     label: str
     copy: PackageCopy
     pristine: frozenset[tuple[str, int, int]]
@@ -100,8 +112,12 @@ class RoundRunner(Protocol):
         metric: Metric,
         module_costs: bool,
         import_path: Sequence[str],
+        source_only: Sequence[str],
     ) -> RoundReport:
-        """Import ``module`` once with ``roots``, then ``import_path``, on ``sys.path``."""
+        """Import ``module`` once with ``roots``, then ``import_path``, on ``sys.path``.
+
+        Modules under ``source_only`` are compiled in every round.
+        """
         ...
 
 
@@ -281,7 +297,7 @@ class Measurer:
         what else runs does not change their counts.
         """
         __tracebackhide__ = True
-        return self._measure_sides(spec, [(None, self.import_path_for(spec), "")])[0]
+        return self._measure_sides(spec, [_Side(None, self.import_path_for(spec))])[0]
 
     def measure_pair(
         self,
@@ -289,11 +305,15 @@ class Measurer:
         base: PackageLocation,
         base_label: str = "at the baseline",
         base_import_path: Sequence[str] | None = None,
+        source_only: tuple[Sequence[str], Sequence[str]] = ((), ()),
     ) -> tuple[ImportResult, ImportResult]:
         """Measure ``spec`` (head) and the same import from ``base``'s files, rounds interleaved.
 
         ``base_import_path`` is what the base's rounds search after its copy
-        (default: the head's, :meth:`import_path_for`).
+        (default: the head's, :meth:`import_path_for`). ``source_only`` holds,
+        for head and base, directories whose modules are compiled in every
+        round (a repository's siblings: the working tree's bytecode must not
+        favour the head).
 
         Rounds alternate head, base, head, base...: warm-up rounds first (as
         many on each side), then ``spec.rounds`` counted rounds on each side,
@@ -309,19 +329,22 @@ class Measurer:
         head_path = self.import_path_for(spec)
         base_path = head_path if base_import_path is None else tuple(base_import_path)
         head, base_result = self._measure_sides(
-            spec, [(None, head_path, ""), (base, base_path, base_label)]
+            spec,
+            [
+                _Side(None, head_path, tuple(source_only[0])),
+                _Side(base, base_path, tuple(source_only[1]), base_label),
+            ],
         )
         return head, base_result
 
     def _measure_sides(
         self,
         spec: MeasurementSpec,
-        sides: Sequence[tuple[PackageLocation | None, tuple[str, ...], str]],
+        sides: Sequence[_Side],
     ) -> list[ImportResult]:
         """``spec`` measured on each side's files (``None``: located), rounds interleaved.
 
-        Each side is (location, import path, label); the label is added to its
-        rounds' errors.
+        Each side's label is added to its rounds' errors.
         """
         __tracebackhide__ = True
         python = resolve_python(spec.python)
@@ -331,10 +354,19 @@ class Measurer:
             # another process's rounds. Sides with the same files (an unchanged
             # package) share one copy.
             states: list[_SideState] = []
-            for location, import_path, label in sides:
+            for side in sides:
                 held = states[0].copy.directory if states else None
-                copy = self._copy_in_use(spec, stack, held=held, location=location)
-                states.append(_SideState(location, import_path, label, copy, copy_state(copy)))
+                copy = self._copy_in_use(spec, stack, held=held, location=side.location)
+                states.append(
+                    _SideState(
+                        side.location,
+                        side.import_path,
+                        side.source_only,
+                        side.label,
+                        copy,
+                        copy_state(copy),
+                    )
+                )
             workdir = stack.enter_context(_rounds_directory(states[0].copy))
             for index in range(spec.total_rounds):
                 for state in states:
@@ -377,6 +409,7 @@ class Measurer:
             index,
             side=state.label,
             import_path=state.import_path,
+            source_only=state.source_only,
         )
         if copy_state(state.copy) != state.pristine:
             # The import wrote into its own package: the next round, and the
@@ -414,11 +447,13 @@ class Measurer:
         *,
         side: str = "",
         import_path: tuple[str, ...] = (),
+        source_only: tuple[str, ...] = (),
     ) -> RoundReport:
         """Round ``index`` of ``spec`` on ``copy``: cold bytecode cleared, named in errors.
 
         ``side`` names whose files the copy holds, in errors (``"at main (8d19...)"``);
-        ``import_path`` is what the round searches after the copy.
+        ``import_path`` is what the round searches after the copy; modules under
+        ``source_only`` are compiled in every round.
         """
         __tracebackhide__ = True
         if spec.flavour == "cold":
@@ -446,6 +481,7 @@ class Measurer:
                 # and per-module counting takes two to three times as long.
                 module_costs=spec.metric == "time" or index == spec.warmup,
                 import_path=import_path,
+                source_only=source_only,
             )
         finally:
             if prefix is not None:

@@ -488,13 +488,15 @@ class RevisionSide:
     import path its rounds search after the copy (entries inside the
     repository mapped into the revision's tree), ``served`` the files git
     ignores that the working tree gives both sides (paths relative to the
-    repository).
+    repository), ``mapped`` the (head, base) pairs of path entries read at the
+    revision.
     """
 
     location: PackageLocation
     import_path: tuple[str, ...]
     revision: Revision
     served: tuple[str, ...] = ()
+    mapped: tuple[tuple[str, str], ...] = ()
 
 
 def _tree_dir(revisions_dir: Path, repository: Path, revision: Revision, served: str) -> Path:
@@ -575,7 +577,8 @@ def revision_side(
     base_path = tuple(
         str(tree / mapped[entry]) if entry in mapped else entry for entry in import_path
     )
-    return RevisionSide(base, base_path, revision, tuple(served))
+    pairs = tuple((entry, str(tree / mapped[entry])) for entry in import_path if entry in mapped)
+    return RevisionSide(base, base_path, revision, tuple(served), pairs)
 
 
 def _prune_revisions(revisions_dir: Path, keep: Path, now: float) -> None:

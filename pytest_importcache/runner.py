@@ -230,6 +230,33 @@ def start_up(roots, import_path, top):
     sys.meta_path.append(DeferredStartup)
 
 
+def compile_from_source(directories):
+    # Modules found through these path entries neither read nor write bytecode:
+    # each round compiles them (both sides of a same-run comparison alike). A
+    # file belongs to the longest path entry that holds it, so an environment
+    # inside a source-only directory (site-packages in a project's .venv) keeps
+    # its bytecode.
+    if not directories:
+        return
+    chosen = {os.path.join(directory, "") for directory in directories}
+    entries = sorted(
+        {os.path.join(entry, "") for entry in sys.path if isinstance(entry, str) and entry},
+        key=len,
+        reverse=True,
+    )
+    cache_from_source = _external.cache_from_source
+
+    def source_only_cache(path, debug_override=None, *, optimization=None):
+        for entry in entries:
+            if path.startswith(entry):
+                if entry in chosen:
+                    raise NotImplementedError(path)
+                break
+        return cache_from_source(path, debug_override, optimization=optimization)
+
+    _external.cache_from_source = source_only_cache
+
+
 def guard_bytecode(roots):
     allowed = tuple(os.path.join(root, "") for root in roots)
     if sys.pycache_prefix:
@@ -323,7 +350,8 @@ _wall, _cpu = time.perf_counter_ns, time.process_time_ns
 from os import write as _write
 _module, _report_path, _metric = sys.argv[1], sys.argv[2], sys.argv[3]
 _roots = sys.argv[5 : 5 + int(sys.argv[4])]
-_import_path = sys.argv[5 + int(sys.argv[4]) :]
+_rest = sys.argv[5 + int(sys.argv[4]) :]
+_import_path, _source_only = _rest[1 : 1 + int(_rest[0])], _rest[1 + int(_rest[0]) :]
 sys.argv[:] = ["-c"]
 _harness = {{}}
 exec(compile({_HARNESS!r}, "<frozen importlib._bootstrap>", "exec"), _harness)
@@ -337,6 +365,7 @@ if _metric == "instructions":
     _harness["count_with"](_fence_function, _mark_function)
 _harness["start_up"](_roots, _import_path, _module.partition(".")[0])
 _harness["guard_bytecode"](_roots)
+_harness["compile_from_source"](_source_only)
 _already_loaded = _module in sys.modules
 _before = set(sys.modules)
 _error = None
@@ -474,10 +503,12 @@ def child_command(
     pycache_prefix: Path | None = None,
     metric: Metric = "time",
     import_path: Sequence[str] = (),
+    source_only: Sequence[str] = (),
 ) -> list[str]:
     """The command line of one round's child interpreter.
 
-    ``import_path`` is searched after ``roots`` (see :func:`run_round`).
+    ``import_path`` is searched after ``roots``; modules under ``source_only``
+    are compiled in every round (see :func:`run_round`).
     """
     # -S: start-up without .pth import lines or sitecustomize; the child runs `site` itself.
     if metric == "time":
@@ -498,7 +529,9 @@ def child_command(
         metric,
         str(len(roots)),
         *map(str, roots),
+        str(len(import_path)),
         *import_path,
+        *source_only,
     ]
 
 
@@ -578,6 +611,7 @@ def _round_command(
     metric: Metric,
     module_costs: bool,
     import_path: Sequence[str],
+    source_only: Sequence[str],
 ) -> _RoundCommand:
     """The round's command line: the interpreter, under callgrind for instructions."""
     __tracebackhide__ = True
@@ -590,6 +624,7 @@ def _round_command(
             optimize=optimize,
             pycache_prefix=pycache_prefix,
             import_path=import_path,
+            source_only=source_only,
         )
         return _RoundCommand(argv, timeout, f"{timeout:g} s")
     valgrind = find_valgrind()
@@ -605,6 +640,7 @@ def _round_command(
             pycache_prefix=pycache_prefix,
             metric=metric,
             import_path=import_path,
+            source_only=source_only,
         ),
     ]
     return _RoundCommand(
@@ -625,12 +661,14 @@ def run_round(
     metric: Metric = "time",
     module_costs: bool = True,
     import_path: Sequence[str] = (),
+    source_only: Sequence[str] = (),
 ) -> RoundReport:
     """Import ``module`` once in a fresh interpreter whose ``sys.path`` starts with ``roots``.
 
     ``import_path`` (absolute directories) follows ``roots``, minus the entries
     the child's own start-up puts on its path; the measured top-level name is
-    found in ``roots`` only.
+    found in ``roots`` only. Modules under the ``source_only`` directories
+    neither read nor write bytecode: they are compiled in every round.
 
     ``workdir`` is the child's current directory and holds its report and
     stderr files. ``description`` (e.g. ``"cold round 3 of 10"``) is added to
@@ -663,6 +701,7 @@ def run_round(
             metric=metric,
             module_costs=module_costs,
             import_path=import_path,
+            source_only=source_only,
         )
         pid, returncode, stderr_text = _run_child(
             command,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from gitrepos import commit_all, git, make_repo, tree_state
 
-from conftest import quick_ini, write_tree
+from conftest import heavy_source, quick_ini, write_tree
 from pytest_importcache.cli import main
 from pytest_importcache.comparison import Comparison, measure_against
 from pytest_importcache.errors import RevisionError
@@ -338,3 +338,38 @@ def test_a_wholly_ignored_subpackage_is_served_and_an_environment_is_not(tmp_pat
 
     assert base.served == ("src/app/_generated/__init__.py", "src/app/_generated/table.py")
     assert (base.location.portions[0] / "_generated/table.py").is_file()
+
+
+def test_the_working_trees_bytecode_does_not_favour_the_head(tmp_path: Path) -> None:
+    # `core` is slow to compile and quick to run. The working tree has its
+    # bytecode, the revision's tree has none: were the head to use it, an
+    # unchanged repository would look several times faster than itself.
+    repo = make_repo(tmp_path / "repo", {**APP, "src/core/__init__.py": heavy_source(3000)})
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(repo / "src/core")], check=True)
+    bytecode = sorted((repo / "src/core/__pycache__").iterdir())
+    stamps = [path.stat().st_mtime_ns for path in bytecode]
+
+    comparison = compare(repo, tmp_path)
+
+    assert comparison.interval.ratio > 0.6
+    assert [path.stat().st_mtime_ns for path in bytecode] == stamps
+
+
+def test_an_ignored_environment_inside_the_repository_keeps_its_bytecode(tmp_path: Path) -> None:
+    # The repository's root is on the path, so its modules compile in every
+    # round; `env/dep` belongs to the (ignored) entry `env`, and keeps its
+    # bytecode. Its bytecode says X = 1 while its source (same size, same
+    # modification time) raises: only a round that reads the bytecode imports it.
+    repo = make_repo(tmp_path / "repo", {".gitignore": "env/\n", "app/__init__.py": "import dep\n"})
+    source = repo / "env/dep/__init__.py"
+    write_tree(repo, {"env/dep/__init__.py": "X = 1  # padding to the same size.....\n"})
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(source.parent)], check=True)
+    stamp = source.stat().st_mtime_ns
+    source.write_text("raise ImportError('source read')      \n")
+    os.utime(source, ns=(stamp, stamp))
+    measurer = Measurer(cache_dir=tmp_path / "cache", search_path=[str(repo), str(repo / "env")])
+
+    comparison = measure_against(measurer, MeasurementSpec("app", rounds=2, warmup=0), "HEAD")
+
+    assert "dep" in comparison.head.modules
+    assert "dep" in comparison.base.modules
