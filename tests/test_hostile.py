@@ -725,6 +725,7 @@ COUNTED_CASES = (
     "the import generates a file in its own package",
     "the import replaces traceback and json, then raises",
     "the import makes itself a process group leader",
+    "a sibling package beside the measured one",
 )
 
 
