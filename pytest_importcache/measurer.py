@@ -200,7 +200,9 @@ class Measurer:
 
     ``cache_dir`` defaults to the per-user cache
     (:func:`~pytest_importcache.cache.default_cache_dir`), ``search_path`` to
-    ``sys.path``. ``lock`` wraps every measurement (the pytest plugin passes a
+    ``sys.path`` (read when each measurement starts); the rounds also search
+    it after the copy (:func:`round_import_path`), unless a spec names its own
+    ``import_path``. ``lock`` wraps every measurement (the pytest plugin passes a
     cross-process lock); ``observers`` are told about rounds and results.
     """
 
