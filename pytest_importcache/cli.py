@@ -601,7 +601,13 @@ def _profile(arguments: argparse.Namespace) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ImportLocationWarning)
         results_by_module = _measure_all(arguments, flavours, search_path, progress, comparisons)
-    for message in dict.fromkeys(str(warning.message) for warning in caught):
+    served = [
+        comparison.served_note
+        for by_label in comparisons.values()
+        for comparison in by_label.values()
+        if comparison.served
+    ]
+    for message in dict.fromkeys([*(str(warning.message) for warning in caught), *served]):
         print(f"{PROG}: note: {message}", file=sys.stderr)
     threshold = DEFAULT_SLOWDOWN_THRESHOLD if arguments.fail is None else arguments.fail
     if arguments.json:
@@ -684,8 +690,8 @@ def add_comparisons_json(
 
     ``{"against": {label: {"revision", "commit", "ratio", "low", "high",
     "confidence", "method", "estimator", "statistic", "head", "base",
-    "head_values", "base_values", "head_median", "base_median", "threshold",
-    "slower", "noise", "changed": [{"module",
+    "head_values", "base_values", "head_median", "base_median", "served",
+    "threshold", "slower", "noise", "changed": [{"module",
     "delta", "tag"}], "edges": [{"importer", "module", "status", "delta",
     "was"}]}}}``; times in seconds. ``edges`` are the import edges new, gone or
     moved (``was`` is the former importer of a moved module, else ``""``).

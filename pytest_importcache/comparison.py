@@ -1,6 +1,6 @@
 """A same-run comparison: the working tree's import against a git revision's, interleaved.
 
-:func:`measure_against` locates the package, extracts its files at the
+:func:`measure_against` locates the package, extracts the repository at the
 revision (:mod:`pytest_importcache.revision`), measures both sides with
 :meth:`~pytest_importcache.measurer.Measurer.measure_pair` (rounds A B A B
 under one measurement lock) and summarises the ratio head/base with its
@@ -19,7 +19,7 @@ from .locate import locate_package
 from .measurer import Measurer, resolve_python
 from .noise import comparison_noise
 from .result import ImportResult, cost_changes
-from .revision import Revision, revision_location
+from .revision import Revision, revision_side
 from .spec import MeasurementSpec
 
 __all__ = ["Comparison", "measure_against", "self_time_deltas"]
@@ -33,6 +33,17 @@ class Comparison:
     head: ImportResult
     base: ImportResult
     interval: RatioInterval
+    served: tuple[str, ...] = ()
+
+    @property
+    def served_note(self) -> str:
+        """One line naming the files git ignores that both sides took from the working tree."""
+        if not self.served:
+            return ""
+        return (
+            f"served from the working tree to both sides (git ignores them, {self.revision} "
+            f"has none): {', '.join(self.served)}"
+        )
 
     def slower(self, threshold: float) -> bool:
         """Whether the head is slower than the base by more than ``threshold``, surely.
@@ -57,7 +68,10 @@ class Comparison:
         return self.head.statistic(self.statistic), self.base.statistic(self.statistic)
 
     def to_json(self) -> dict[str, Any]:
-        """The revision, the ratio and its interval, and each side's rounds (seconds or counts)."""
+        """The revision, the ratio and its interval, each side's rounds (seconds or counts).
+
+        ``served`` lists the files git ignores that both sides took from the working tree.
+        """
         return {
             "revision": self.revision.name,
             "commit": self.revision.commit,
@@ -74,6 +88,7 @@ class Comparison:
             "base_values": list(self.base.values),
             "head_median": self.head.median,
             "base_median": self.base.median,
+            "served": list(self.served),
         }
 
 
@@ -88,6 +103,10 @@ def self_time_deltas(head: ImportResult, base: ImportResult) -> list[tuple[str, 
 def measure_against(measurer: Measurer, spec: MeasurementSpec, revision: str) -> Comparison:
     """Measure ``spec`` in the working tree and at git ``revision``, interleaved.
 
+    The base side is the whole repository at ``revision``: its copy of the
+    package, and every entry of the import path inside the repository, come
+    from the revision's tree (:func:`~pytest_importcache.revision.revision_side`).
+
     Raises :class:`~pytest_importcache.errors.RevisionError` (one line) when the
     revision cannot be used, and whatever :meth:`Measurer.measure` raises.
     """
@@ -95,8 +114,20 @@ def measure_against(measurer: Measurer, spec: MeasurementSpec, revision: str) ->
     python = resolve_python(spec.python)
     location = locate_package(spec.module, measurer.search_path, python=python)
     cache_dir = measurer.cache_dir or default_cache_dir()
-    base_location, resolved = revision_location(location, revision, cache_dir)
+    head_path = measurer.import_path_for(spec)
+    side = revision_side(location, head_path, revision, cache_dir)
+    resolved = side.revision
+    # Siblings from the repository compile in every round on both sides: the
+    # revision's tree has no bytecode, and the working tree's must not favour the head.
     head, base = measurer.measure_pair(
-        spec, base_location, f"at {resolved.name} ({resolved.short})"
+        spec.replace(import_path=head_path),
+        side.location,
+        f"at {resolved.name} ({resolved.short})",
+        side.import_path,
+        source_only=(
+            tuple(head for head, _ in side.mapped),
+            tuple(base for _, base in side.mapped),
+        ),
     )
-    return Comparison(resolved, head, base, ratio_interval(head.values, base.values))
+    interval = ratio_interval(head.values, base.values)
+    return Comparison(resolved, head, base, interval, side.served)

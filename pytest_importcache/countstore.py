@@ -266,7 +266,14 @@ def _environment_key(environment: dict[str, str]) -> list[list[str]]:
 
 
 def _round_commands(
-    spec: MeasurementSpec, binary: str, valgrind: str, roots: Sequence[Path], workdir: Path
+    spec: MeasurementSpec,
+    binary: str,
+    valgrind: str,
+    roots: Sequence[Path],
+    workdir: Path,
+    *,
+    import_path: Sequence[str],
+    source_only: Sequence[str],
 ) -> list[list[str]]:
     """Every round's command line, as the measurer's rounds run them."""
     commands = []
@@ -283,6 +290,8 @@ def _round_commands(
                     optimize=spec.optimize,
                     pycache_prefix=prefix,
                     metric=spec.metric,
+                    import_path=import_path,
+                    source_only=source_only,
                 ),
             ]
         )
@@ -296,11 +305,14 @@ def count_key(
     workdir: Path,
     *,
     runner: str,
+    import_path: Sequence[str] = (),
+    source_only: Sequence[str] = (),
 ) -> str:
     """The key of ``spec``'s count: a digest of what is known before its rounds run.
 
     ``python`` is the resolved interpreter, ``roots`` the copy's ``sys.path``
-    entries, ``workdir`` the rounds directory, ``runner`` names the round runner.
+    entries, ``workdir`` the rounds directory, ``runner`` names the round runner;
+    ``import_path`` and ``source_only`` are the round's (see ``run_round``).
     """
     binary = interpreter_binary(python)
     valgrind, version = _valgrind_identity()
@@ -325,7 +337,15 @@ def count_key(
         "binary": [binary, input_digest(binary)],
         "valgrind": [valgrind, version],
         "option_files": [[path, input_digest(path)] for path in option_files],
-        "commands": _round_commands(spec, binary, valgrind, roots, workdir),
+        "commands": _round_commands(
+            spec,
+            binary,
+            valgrind,
+            roots,
+            workdir,
+            import_path=import_path,
+            source_only=source_only,
+        ),
         "environment": _environment_key(
             child_environment(_ROUND_TOKEN_PLACEHOLDER, metric=spec.metric)
         ),
@@ -437,9 +457,19 @@ class CountStore:
         workdir: Path,
         *,
         runner: str = "",
+        import_path: Sequence[str] = (),
+        source_only: Sequence[str] = (),
     ) -> str:
         """:func:`count_key`."""
-        return count_key(spec, python, roots, workdir, runner=runner)
+        return count_key(
+            spec,
+            python,
+            roots,
+            workdir,
+            runner=runner,
+            import_path=import_path,
+            source_only=source_only,
+        )
 
     def _entries_for(self, key: str) -> list[Path]:
         """``key``'s entries, most recently used first."""

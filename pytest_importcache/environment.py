@@ -44,7 +44,8 @@ class ImportEnv:
     callgrind); ``rounds`` and ``warmup`` default to the metric's (10 and 1
     timed, 3 and 0 counted). Copies are
     cached under ``cache_dir`` (default: the per-user cache); ``search_path``
-    (default ``sys.path``) is where packages are located. ``measurer`` replaces
+    (default ``sys.path``) is where packages are located, and what the rounds
+    search after the copy (sibling packages). ``measurer`` replaces
     both with a configured :class:`~pytest_importcache.measurer.Measurer`
     (the pytest plugin passes one with its lock and observers).
     """

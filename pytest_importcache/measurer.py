@@ -13,7 +13,9 @@ import dataclasses
 import functools
 import os
 import shutil
+import site
 import sys
+import sysconfig
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -40,7 +42,13 @@ from .result import ImportResult, build_result
 from .runner import RoundReport, run_round
 from .spec import MeasurementSpec, Metric
 
-__all__ = ["MeasurementObserver", "Measurer", "RoundRunner", "resolve_python"]
+__all__ = [
+    "MeasurementObserver",
+    "Measurer",
+    "RoundRunner",
+    "resolve_python",
+    "round_import_path",
+]
 
 
 @contextmanager
@@ -62,11 +70,27 @@ def _rounds_directory(copy: PackageCopy) -> Iterator[Path]:
         remove_tree(directory)
 
 
-@dataclass
-class _SideState:
-    """One side of a measurement: whose files, its copy, that copy's state, its counted rounds."""
+@dataclass(frozen=True)
+class _Side:
+    """What one side of a measurement is given: whose files, its path, its source-only dirs."""
 
     location: PackageLocation | None
+    import_path: tuple[str, ...]
+    source_only: tuple[str, ...] = ()
+    label: str = ""
+
+
+@dataclass
+class _SideState:
+    """One side of a measurement: whose files, its copy, that copy's state, its counted rounds.
+
+    ``import_path`` is what the side's rounds search after the copy; modules
+    under ``source_only`` are compiled in every round.
+    """
+
+    location: PackageLocation | None
+    import_path: tuple[str, ...]
+    source_only: tuple[str, ...]
     label: str
     copy: PackageCopy
     pristine: frozenset[tuple[str, int, int]]
@@ -91,8 +115,13 @@ class RoundRunner(Protocol):
         description: str,
         metric: Metric,
         module_costs: bool,
+        import_path: Sequence[str],
+        source_only: Sequence[str],
     ) -> RoundReport:
-        """Import ``module`` once with ``roots`` first on ``sys.path`` and report."""
+        """Import ``module`` once with ``roots``, then ``import_path``, on ``sys.path``.
+
+        Modules under ``source_only`` are compiled in every round.
+        """
         ...
 
 
@@ -124,12 +153,60 @@ def resolve_python(python: str | None) -> str:
     return found
 
 
+def _installed_dirs() -> tuple[str, ...]:
+    """This interpreter's standard library, scripts, site-packages and user site: path prefixes.
+
+    Directories end with a separator; the standard library's zip file is named as it is.
+    """
+    paths = sysconfig.get_paths()
+    directories = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib", "scripts")}
+    directories.update(site.getsitepackages() if hasattr(site, "getsitepackages") else ())
+    user_site = site.getusersitepackages() if hasattr(site, "getusersitepackages") else None
+    if user_site:
+        directories.add(user_site)
+    zip_name = f"python{sys.version_info[0]}{sys.version_info[1]}.zip"
+    zips = {
+        os.path.join(os.path.realpath(prefix), "lib", zip_name)
+        for prefix in (sys.prefix, sys.base_prefix)
+    }
+    return (
+        *(os.path.join(os.path.realpath(directory), "") for directory in directories),
+        *zips,
+    )
+
+
+def round_import_path(entries: Sequence[str]) -> tuple[str, ...]:
+    """The import path a round searches after the copy: ``entries`` (``sys.path``) made fit.
+
+    Entries become absolute (``""`` is the current directory: the rounds run in
+    another), duplicates go, and so do this interpreter's standard library,
+    site-packages and user site: the child's own clean start-up provides its
+    interpreter's (another interpreter must not get this one's), and the user
+    site stays out as it always has. What remains is what the tests see on top
+    of an installation: pytest's ``pythonpath``, rootdir and conftest
+    insertions, ``PYTHONPATH``, ``--path``, in order.
+    """
+    installed = _installed_dirs()
+    kept: dict[str, None] = {}
+    for entry in entries:
+        if not isinstance(entry, str) or "\0" in entry:
+            continue
+        absolute = os.path.abspath(entry or os.curdir)
+        real = os.path.join(os.path.realpath(absolute), "")
+        if real.startswith(installed) or real.rstrip(os.sep) in installed:
+            continue
+        kept.setdefault(absolute)
+    return tuple(kept)
+
+
 class Measurer:
     """Measures specs: copies cached under ``cache_dir``, packages found on ``search_path``.
 
     ``cache_dir`` defaults to the per-user cache
     (:func:`~pytest_importcache.cache.default_cache_dir`), ``search_path`` to
-    ``sys.path``. ``lock`` wraps every measurement (the pytest plugin passes a
+    ``sys.path`` (read when each measurement starts); the rounds also search
+    it after the copy (:func:`round_import_path`), unless a spec names its own
+    ``import_path``. ``lock`` wraps every measurement (the pytest plugin passes a
     cross-process lock); ``observers`` are told about rounds and results.
     ``count_store`` keeps instruction counts for reuse while their inputs are
     unchanged (:mod:`~pytest_importcache.countstore`): by default the store in
@@ -164,6 +241,12 @@ class Measurer:
         if self.round_runner is not run_round:
             return None  # made-up rounds must never land in a real store
         return CountStore(default_store_path(self.cache_dir or default_cache_dir()))
+
+    def import_path_for(self, spec: MeasurementSpec) -> tuple[str, ...]:
+        """What ``spec``'s rounds search after the copy: its own, or the search path's now."""
+        if spec.import_path is not None:
+            return spec.import_path
+        return round_import_path(sys.path if self.search_path is None else self.search_path)
 
     def environment_dir(self, spec: MeasurementSpec) -> Path:
         """The directory holding ``spec``'s package copies (nothing is created)."""
@@ -236,12 +319,23 @@ class Measurer:
         what else runs does not change their counts.
         """
         __tracebackhide__ = True
-        return self._measure_sides(spec, [(None, "")])[0]
+        return self._measure_sides(spec, [_Side(None, self.import_path_for(spec))])[0]
 
     def measure_pair(
-        self, spec: MeasurementSpec, base: PackageLocation, base_label: str = "at the baseline"
+        self,
+        spec: MeasurementSpec,
+        base: PackageLocation,
+        base_label: str = "at the baseline",
+        base_import_path: Sequence[str] | None = None,
+        source_only: tuple[Sequence[str], Sequence[str]] = ((), ()),
     ) -> tuple[ImportResult, ImportResult]:
         """Measure ``spec`` (head) and the same import from ``base``'s files, rounds interleaved.
+
+        ``base_import_path`` is what the base's rounds search after its copy
+        (default: the head's, :meth:`import_path_for`). ``source_only`` holds,
+        for head and base, directories whose modules are compiled in every
+        round (a repository's siblings: the working tree's bytecode must not
+        favour the head).
 
         Rounds alternate head, base, head, base...: warm-up rounds first (as
         many on each side), then ``spec.rounds`` counted rounds on each side,
@@ -254,15 +348,25 @@ class Measurer:
         (``"at main (8d1961923007)"``).
         """
         __tracebackhide__ = True
-        head, base_result = self._measure_sides(spec, [(None, ""), (base, base_label)])
+        head_path = self.import_path_for(spec)
+        base_path = head_path if base_import_path is None else tuple(base_import_path)
+        head, base_result = self._measure_sides(
+            spec,
+            [
+                _Side(None, head_path, tuple(source_only[0])),
+                _Side(base, base_path, tuple(source_only[1]), base_label),
+            ],
+        )
         return head, base_result
 
     def _measure_sides(
-        self, spec: MeasurementSpec, sides: Sequence[tuple[PackageLocation | None, str]]
+        self,
+        spec: MeasurementSpec,
+        sides: Sequence[_Side],
     ) -> list[ImportResult]:
         """``spec`` measured on each side's files (``None``: located), rounds interleaved.
 
-        Each side is (location, label); the label is added to its rounds' errors.
+        Each side's label is added to its rounds' errors.
         """
         __tracebackhide__ = True
         python = resolve_python(spec.python)
@@ -272,10 +376,19 @@ class Measurer:
             # another process's rounds. Sides with the same files (an unchanged
             # package) share one copy.
             states: list[_SideState] = []
-            for location, label in sides:
+            for side in sides:
                 held = states[0].copy.directory if states else None
-                copy = self._copy_in_use(spec, stack, held=held, location=location)
-                states.append(_SideState(location, label, copy, copy_state(copy)))
+                copy = self._copy_in_use(spec, stack, held=held, location=side.location)
+                states.append(
+                    _SideState(
+                        side.location,
+                        side.import_path,
+                        side.source_only,
+                        side.label,
+                        copy,
+                        copy_state(copy),
+                    )
+                )
             workdirs = self._rounds_directories(states, stack)
             store = self.store_for(spec)
             if store is not None:
@@ -358,7 +471,13 @@ class Measurer:
         runner = f"{getattr(self.round_runner, '__module__', '')}.{runner}"
         for state in states:
             state.key = store.key(
-                spec, python, state.copy.roots, workdirs[state.copy.directory], runner=runner
+                spec,
+                python,
+                state.copy.roots,
+                workdirs[state.copy.directory],
+                runner=runner,
+                import_path=state.import_path,
+                source_only=state.source_only,
             )
             found = store.lookup(state.key)
             if found is not None:
@@ -376,7 +495,16 @@ class Measurer:
     ) -> RoundReport:
         """Round ``index`` on one side's copy, kept when counted; a copy written to is rebuilt."""
         __tracebackhide__ = True
-        report = self._round(spec, state.copy, workdir, python, index, side=state.label)
+        report = self._round(
+            spec,
+            state.copy,
+            workdir,
+            python,
+            index,
+            side=state.label,
+            import_path=state.import_path,
+            source_only=state.source_only,
+        )
         if copy_state(state.copy) != state.pristine:
             # The import wrote into its own package: the next round, and the
             # next measurement, start from a fresh copy, as after an install.
@@ -413,10 +541,14 @@ class Measurer:
         index: int,
         *,
         side: str = "",
+        import_path: tuple[str, ...] = (),
+        source_only: tuple[str, ...] = (),
     ) -> RoundReport:
         """Round ``index`` of ``spec`` on ``copy``: cold bytecode cleared, named in errors.
 
-        ``side`` names whose files the copy holds, in errors (``"at main (8d19...)"``).
+        ``side`` names whose files the copy holds, in errors (``"at main (8d19...)"``);
+        ``import_path`` is what the round searches after the copy; modules under
+        ``source_only`` are compiled in every round.
         """
         __tracebackhide__ = True
         if spec.flavour == "cold":
@@ -443,6 +575,8 @@ class Measurer:
                 # One round of instructions counts each module: the counts repeat,
                 # and per-module counting takes two to three times as long.
                 module_costs=spec.metric == "time" or index == spec.warmup,
+                import_path=import_path,
+                source_only=source_only,
             )
         finally:
             if prefix is not None:

@@ -330,6 +330,20 @@ def summary_lines(records: Sequence[MeasurementOutcome]) -> list[str]:
             f"{REUSED_MARK} reused: inputs unchanged since counted; "
             "--importcache-fresh counts again"
         )
+    served = sorted(
+        {
+            str(name)
+            for record in records
+            if record.baseline is not None
+            for name in record.baseline.get("served", ())
+        }
+    )
+    if served:
+        # Not cut to the summary's width: the line must name every file.
+        lines.append(
+            "vs base: served from the working tree to both sides (git ignores them, the "
+            f"revision has none): {', '.join(served)}"
+        )
     return lines + [fit(note, SUMMARY_WIDTH) for note in notes]
 
 

@@ -2,7 +2,8 @@
 
 The child is started with ``-I -S`` (no ``PYTHON*`` variables, no user site,
 no current directory on ``sys.path``, no ``site`` yet), runs a clean start-up
-of its own, puts the import environment's roots first on ``sys.path``, times
+of its own, puts the import environment's roots first on ``sys.path`` and the
+measuring process's own import path after them (sibling packages), times
 exactly the import with ``perf_counter_ns`` and ``process_time_ns``, and
 records every import call with a tracer. It runs under ``-X importtime`` with
 stderr sent to a file (piping it would slow the import by several percent),
@@ -62,6 +63,13 @@ END_MARKER = "importcache: end"
 # that *import* something (an editable install's meta-path finder, coverage's
 # subprocess hook, distutils-precedence) are kept aside instead of run, and
 # `sitecustomize` is not run. The `.pth` path lines still extend `sys.path`.
+# Then the copy's roots go first, followed by the import path the measuring
+# process sees (pytest's `pythonpath`, rootdir and conftest insertions,
+# `PYTHONPATH`, `--path`) minus what this start-up already put on it, so that
+# sibling packages import as in the tests. `MeasuredPackage`, the first
+# meta-path finder, finds the measured top-level name in the copy's roots only:
+# the directory on that path which holds the original package (searched for
+# its siblings) never serves it, not even as a namespace portion.
 # The kept-aside lines run only if an import misses everywhere else (a
 # dependency that only such a finder makes importable), through
 # `DeferredStartup`, the last meta-path finder: paused from the tracer, their
@@ -202,13 +210,56 @@ class DeferredStartup:
         return spec
 
 
-def start_up(roots):
+class MeasuredPackage:
+    top = ""
+    roots = []
+
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if path is not None or name != cls.top:
+            return None
+        return _external.PathFinder.find_spec(name, cls.roots, target)
+
+
+def start_up(roots, import_path, top):
     site.addpackage = _read_pth_file
     site.execsitecustomize = lambda: None
     site.execusercustomize = lambda: None
     site.main()
-    sys.path[0:0] = roots
+    provided = set(sys.path)
+    extra = [entry for entry in import_path if entry not in provided and entry not in roots]
+    sys.path[0:0] = [*roots, *dict.fromkeys(extra)]
+    MeasuredPackage.top = top
+    MeasuredPackage.roots = list(roots)
+    sys.meta_path.insert(0, MeasuredPackage)
     sys.meta_path.append(DeferredStartup)
+
+
+def compile_from_source(directories):
+    # Modules found through these path entries neither read nor write bytecode:
+    # each round compiles them (both sides of a same-run comparison alike). A
+    # file belongs to the longest path entry that holds it, so an environment
+    # inside a source-only directory (site-packages in a project's .venv) keeps
+    # its bytecode.
+    if not directories:
+        return
+    chosen = {os.path.join(directory, "") for directory in directories}
+    entries = sorted(
+        {os.path.join(entry, "") for entry in sys.path if isinstance(entry, str) and entry},
+        key=len,
+        reverse=True,
+    )
+    cache_from_source = _external.cache_from_source
+
+    def source_only_cache(path, debug_override=None, *, optimization=None):
+        for entry in entries:
+            if path.startswith(entry):
+                if entry in chosen:
+                    raise NotImplementedError(path)
+                break
+        return cache_from_source(path, debug_override, optimization=optimization)
+
+    _external.cache_from_source = source_only_cache
 
 
 def guard_bytecode(roots):
@@ -328,7 +379,10 @@ _CHILD_CODE = f"""\
 import sys, time
 _wall, _cpu = time.perf_counter_ns, time.process_time_ns
 from os import write as _write
-_module, _report_path, _metric, _roots = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+_module, _report_path, _metric = sys.argv[1], sys.argv[2], sys.argv[3]
+_roots = sys.argv[5 : 5 + int(sys.argv[4])]
+_rest = sys.argv[5 + int(sys.argv[4]) :]
+_import_path, _source_only = _rest[1 : 1 + int(_rest[0])], _rest[1 + int(_rest[0]) :]
 sys.argv[:] = ["-c"]
 _harness = {{}}
 exec(compile({_HARNESS!r}, "<frozen importlib._bootstrap>", "exec"), _harness)
@@ -340,8 +394,9 @@ if _metric == "instructions":
     sys.dont_write_bytecode = False
     from os import getppid as _fence_function, getpgrp as _mark_function
     _harness["count_with"](_fence_function, _mark_function)
-_harness["start_up"](_roots)
+_harness["start_up"](_roots, _import_path, _module.partition(".")[0])
 _harness["guard_bytecode"](_roots)
+_harness["compile_from_source"](_source_only)
 _already_loaded = _module in sys.modules
 _before = set(sys.modules)
 _error = None
@@ -490,8 +545,14 @@ def child_command(
     optimize: int = 0,
     pycache_prefix: Path | None = None,
     metric: Metric = "time",
+    import_path: Sequence[str] = (),
+    source_only: Sequence[str] = (),
 ) -> list[str]:
-    """The command line of one round's child interpreter."""
+    """The command line of one round's child interpreter.
+
+    ``import_path`` is searched after ``roots``; modules under ``source_only``
+    are compiled in every round (see :func:`run_round`).
+    """
     # -S: start-up without .pth import lines or sitecustomize; the child runs `site` itself.
     if metric == "time":
         command = [python, "-I", "-S", *_optimize_flags(optimize), "-X", "importtime"]
@@ -502,7 +563,19 @@ def child_command(
         command = [python, "-s", "-S", *_optimize_flags(optimize)]
     if pycache_prefix is not None:
         command += ["-X", f"pycache_prefix={pycache_prefix}"]
-    return [*command, "-c", _CHILD_CODE, module, str(report_path), metric, *map(str, roots)]
+    return [
+        *command,
+        "-c",
+        _CHILD_CODE,
+        module,
+        str(report_path),
+        metric,
+        str(len(roots)),
+        *map(str, roots),
+        str(len(import_path)),
+        *import_path,
+        *source_only,
+    ]
 
 
 # Variables that make start-up code import things before the measured import:
@@ -580,12 +653,21 @@ def _round_command(
     pycache_prefix: Path | None,
     metric: Metric,
     module_costs: bool,
+    import_path: Sequence[str],
+    source_only: Sequence[str],
 ) -> _RoundCommand:
     """The round's command line: the interpreter, under callgrind for instructions."""
     __tracebackhide__ = True
     if metric == "time":
         argv = child_command(
-            python, module, roots, report_path, optimize=optimize, pycache_prefix=pycache_prefix
+            python,
+            module,
+            roots,
+            report_path,
+            optimize=optimize,
+            pycache_prefix=pycache_prefix,
+            import_path=import_path,
+            source_only=source_only,
         )
         return _RoundCommand(argv, timeout, f"{timeout:g} s")
     valgrind = find_valgrind()
@@ -600,6 +682,8 @@ def _round_command(
             optimize=optimize,
             pycache_prefix=pycache_prefix,
             metric=metric,
+            import_path=import_path,
+            source_only=source_only,
         ),
     ]
     return _RoundCommand(
@@ -619,8 +703,15 @@ def run_round(
     description: str = "",
     metric: Metric = "time",
     module_costs: bool = True,
+    import_path: Sequence[str] = (),
+    source_only: Sequence[str] = (),
 ) -> RoundReport:
     """Import ``module`` once in a fresh interpreter whose ``sys.path`` starts with ``roots``.
+
+    ``import_path`` (absolute directories) follows ``roots``, minus the entries
+    the child's own start-up puts on its path; the measured top-level name is
+    found in ``roots`` only. Modules under the ``source_only`` directories
+    neither read nor write bytecode: they are compiled in every round.
 
     ``workdir`` is the child's current directory and holds its report and
     stderr files. ``description`` (e.g. ``"cold round 3 of 10"``) is added to
@@ -652,6 +743,8 @@ def run_round(
             pycache_prefix=pycache_prefix,
             metric=metric,
             module_costs=module_costs,
+            import_path=import_path,
+            source_only=source_only,
         )
         pid, returncode, stderr_text = _run_child(
             command,

@@ -8,6 +8,7 @@ The defaults live here and nowhere else.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -93,6 +94,17 @@ def _check_count(value: object, name: str, minimum: int) -> None:
         raise ValueError(f"{name} must be a whole number >= {minimum}, not {value!r}")
 
 
+def _check_import_path(value: object) -> None:
+    if value is None:
+        return
+    if not isinstance(value, tuple) or not all(
+        isinstance(entry, str) and os.path.isabs(entry) and "\0" not in entry for entry in value
+    ):
+        raise ValueError(
+            f"import_path must be a tuple of absolute directory paths, or None, not {value!r}"
+        )
+
+
 @dataclass(frozen=True)
 class MeasurementSpec:
     """What to measure and how: module, flavour, interpreter, compilation, rounds.
@@ -101,7 +113,12 @@ class MeasurementSpec:
     only) makes every module the import reaches compile. ``optimize`` (0, 1, 2)
     applies to the compilation and the rounds alike. ``metric`` is what a round
     measures: ``"time"`` (seconds) or ``"instructions"`` (the CPU instructions
-    the import executes, counted under valgrind's callgrind). An invalid value
+    the import executes, counted under valgrind's callgrind). ``import_path``
+    is what the round searches after the copy and before its own start-up path
+    (standard library, site-packages): absolute directories, in order; ``None``
+    (the default) is the measuring process's import path when the measurement
+    starts (``sys.path``, or the measurer's search path), see
+    :func:`~pytest_importcache.measurer.round_import_path`. An invalid value
     raises ``ValueError`` naming the field.
     """
 
@@ -115,6 +132,7 @@ class MeasurementSpec:
     warmup: int = DEFAULT_WARMUP
     timeout: float = DEFAULT_TIMEOUT
     metric: Metric = DEFAULT_METRIC
+    import_path: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         __tracebackhide__ = True
@@ -137,6 +155,7 @@ class MeasurementSpec:
         timeout: object = self.timeout
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
             raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+        _check_import_path(self.import_path)
 
     @property
     def label(self) -> str:

@@ -165,6 +165,8 @@ class FakeRoundRunner:
         description: str,
         metric: str = "time",
         module_costs: bool = True,
+        import_path: Sequence[str] = (),
+        source_only: Sequence[str] = (),
     ) -> RoundReport:
         """The next fixed round."""
         wall = self.seconds[self.calls % len(self.seconds)]
@@ -215,7 +217,7 @@ TABLE = Path(__file__).with_name("fake_rounds.json")
 
 def fake_round(
     module, roots, workdir, *, python, optimize, timeout, pycache_prefix, description,
-    metric="time", module_costs=True,
+    metric="time", module_costs=True, import_path=(), source_only=(),
 ):
     # An instructions round counts a billion instructions per second of the table.
     entry = json.loads(TABLE.read_text())[module]

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gitrepos import commit_all, git, make_repo
 
 from conftest import is_alive, write_tree
 from pytest_importcache import ImportEnv, ImportResult
@@ -809,6 +810,40 @@ CASES = [
         "p" * 240,
         loads=("decimal",),
     ),
+    # -- the import path: siblings, and the original kept out -----------------------
+    Case(
+        "a sibling package beside the measured one",
+        files({"app/__init__.py": "import core\n", "core/__init__.py": "import decimal\n"}),
+        "app",
+        loads=("core", "decimal"),
+    ),
+    Case(
+        "a namespace package beside a sibling that looks at its portions",
+        lambda world: files(
+            {
+                "nsapp/mod.py": "import core\n",
+                "core/__init__.py": (
+                    "import nsapp\n"
+                    f"if any(p.startswith({str(world)!r}) for p in nsapp.__path__):\n"
+                    "    raise ImportError('the original directory is a portion')\n"
+                ),
+            }
+        )(world),
+        "nsapp.mod",
+        loads=("core",),
+    ),
+    Case(
+        "a sibling that imports the measured package's submodule back",
+        files(
+            {
+                "app/__init__.py": "import core\n",
+                "app/sub.py": "import decimal\n",
+                "core/__init__.py": "import app.sub\n",
+            }
+        ),
+        "app",
+        loads=("core", "app.sub", "decimal"),
+    ),
     # -- bad names and interpreters ----------------------------------------------
     Case(
         "a missing module",
@@ -912,6 +947,7 @@ COUNTED_CASES = (
     "the import generates a file in its own package",
     "the import replaces traceback and json, then raises",
     "the import makes itself a process group leader",
+    "a sibling package beside the measured one",
 )
 
 
@@ -1160,3 +1196,232 @@ def test_a_damaged_saved_run_is_one_line_in_every_reader(
             assert process.stderr.count("\n") == 1, arguments
             assert baseline.name in process.stderr, arguments
     baseline.write_text(good)
+
+
+# -- same-run comparisons in hostile repositories ---------------------------------------
+
+
+@dataclass(frozen=True)
+class RevisionCase:
+    """A repository shape compared with ``HEAD``: committed files, then working-tree changes.
+
+    ``change`` edits the working tree (and may set variables through the
+    monkeypatch). Expected: a comparison (the revision's side loads ``loads``)
+    or, with ``message``, one line of :class:`ImportCacheError` matching it.
+    """
+
+    id: str
+    committed: dict[str, str]
+    change: Callable[[Path, pytest.MonkeyPatch], None] = lambda repo, patch: None
+    module: str = "app"
+    loads: tuple[str, ...] = ()
+    message: str = ""
+    path: tuple[str, ...] = ("src",)
+
+
+def _write(files: dict[str, str]) -> Callable[[Path, pytest.MonkeyPatch], None]:
+    def change(repo: Path, patch: pytest.MonkeyPatch) -> None:
+        write_tree(repo, files)
+
+    return change
+
+
+def _link_committed(repo: Path, patch: pytest.MonkeyPatch) -> None:
+    os.symlink("real.py", repo / "src/app/alias.py")
+    commit_all(repo, "link")
+
+
+def _module_became_package(repo: Path, patch: pytest.MonkeyPatch) -> None:
+    git(repo, "rm", "-q", "src/app.py")
+    write_tree(repo, {"src/app/__init__.py": "import decimal\n"})
+
+
+def _package_became_module(repo: Path, patch: pytest.MonkeyPatch) -> None:
+    git(repo, "rm", "-q", "-r", "src/app")
+    write_tree(repo, {"src/app.py": "import decimal\n"})
+
+
+def _hook_variables(repo: Path, patch: pytest.MonkeyPatch) -> None:
+    other = make_repo(repo.parent / "other", {"x": ""})
+    patch.setenv("GIT_DIR", str(other / ".git"))
+    patch.setenv("GIT_WORK_TREE", str(other))
+    patch.setenv("GIT_INDEX_FILE", str(repo.parent / "hook-index"))
+    patch.setenv("GIT_COMMON_DIR", str(other / ".git"))
+
+
+def _with_submodule(keep_commit: bool) -> Callable[[Path, pytest.MonkeyPatch], None]:
+    def change(repo: Path, patch: pytest.MonkeyPatch) -> None:
+        library = make_repo(repo.parent / "library", {"__init__.py": "import decimal\n"})
+        git(repo, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(library),
+            "src/app/vendored")  # fmt: skip
+        checkout = repo / "src/app/vendored"
+        if not keep_commit:
+            (checkout / "__init__.py").write_text("import fractions\n")
+            commit_all(checkout, "only here")
+        commit_all(repo, "vendored")
+        if not keep_commit:
+            git(checkout, "reset", "-q", "--hard", "HEAD~1")
+            git(checkout, "reflog", "expire", "--expire=now", "--all")
+            git(checkout, "gc", "-q", "--prune=now")
+
+    return change
+
+
+REVISION_CASES = [
+    RevisionCase(
+        "export-subst in a versioneer-style _version.py",
+        {
+            ".gitattributes": "src/app/_version.py export-subst\n",
+            "src/app/__init__.py": "from ._version import full\n",
+            "src/app/_version.py": "full = '$Format:%H$'\nif not full.startswith('$'):\n"
+            "    import decimal\n",
+        },
+        loads=("app._version",),
+    ),
+    RevisionCase(
+        "export-ignore on a submodule of the package",
+        {
+            ".gitattributes": "src/app/extra.py export-ignore\n",
+            "src/app/__init__.py": "from . import extra\n",
+            "src/app/extra.py": "",
+        },
+        loads=("app.extra",),
+    ),
+    RevisionCase(
+        "export-ignore on the measured single-file module",
+        {".gitattributes": "src/app.py export-ignore\n", "src/app.py": "import decimal\n"},
+        loads=("decimal",),
+    ),
+    RevisionCase(
+        "a committed symbolic link in the package",
+        {"src/app/__init__.py": "from . import alias\n", "src/app/real.py": "import decimal\n"},
+        change=_link_committed,
+        loads=("app.alias", "decimal"),
+    ),
+    RevisionCase(
+        "odd file names in the repository",
+        {
+            "src/app/__init__.py": "",
+            "src/app/donn\u00e9es et espaces.txt": "x",
+            "a b/\u00e9.py": "",
+        },
+        loads=("app",),
+    ),
+    RevisionCase(
+        "a sibling package in the repository",
+        {"src/app/__init__.py": "import core\n", "src/core/__init__.py": "import decimal\n"},
+        loads=("core", "decimal"),
+    ),
+    RevisionCase(
+        "a generated _version.py that git ignores",
+        {".gitignore": "_version.py\n", "src/app/__init__.py": "from ._version import V\n"},
+        change=_write({"src/app/_version.py": "V = '1.0.dev1'\n"}),
+        loads=("app._version",),
+    ),
+    RevisionCase(
+        "a generated subpackage that git ignores as a whole",
+        {".gitignore": "_generated/\n", "src/app/__init__.py": "from ._generated import T\n"},
+        change=_write(
+            {
+                "src/app/_generated/__init__.py": "from .table import T\n",
+                "src/app/_generated/table.py": "T = 1\n",
+            }
+        ),
+        loads=("app._generated.table",),
+    ),
+    RevisionCase(
+        "an ignored directory on the path (an in-project environment)",
+        {".gitignore": "env/\n", "src/app/__init__.py": "import dep\n"},
+        change=_write({"env/dep/__init__.py": "import decimal\n"}),
+        loads=("dep", "decimal"),
+        path=("src", "env"),
+    ),
+    RevisionCase(
+        "an untracked directory on the path that git does not ignore",
+        {"src/app/__init__.py": "import dep\n"},
+        change=_write({"vendor/dep/__init__.py": "import decimal\n"}),
+        loads=("dep", "decimal"),
+        path=("src", "vendor"),
+    ),
+    RevisionCase(
+        "a submodule inside the package",
+        {"src/app/__init__.py": "from . import vendored\n"},
+        change=_with_submodule(keep_commit=True),
+        loads=("app.vendored", "decimal"),
+    ),
+    RevisionCase(
+        "a submodule whose recorded commit is not available",
+        {"src/app/__init__.py": ""},
+        change=_with_submodule(keep_commit=False),
+        message=r"submodule src/app/vendored is at commit \w+ .*: fetch it there",
+    ),
+    RevisionCase(
+        "a single-file module that is a package now",
+        {"src/app.py": "import decimal\n"},
+        change=_module_became_package,
+        loads=("decimal",),
+    ),
+    RevisionCase(
+        "a package that is a single-file module now",
+        {"src/app/__init__.py": "import decimal\n"},
+        change=_package_became_module,
+        loads=("decimal",),
+    ),
+    RevisionCase(
+        "a package absent at the revision",
+        {"README": ""},
+        change=_write({"src/app/__init__.py": ""}),
+        message=r"'app' is absent at revision HEAD .*: neither app/ nor app\.py exists",
+    ),
+    RevisionCase(
+        "git variables a hook or CI step sets",
+        {"src/app/__init__.py": "import decimal\n"},
+        change=_hook_variables,
+        loads=("decimal",),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", REVISION_CASES, ids=[case.id for case in REVISION_CASES])
+def test_hostile_repository(
+    case: RevisionCase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gitrepos import tree_state
+
+    from pytest_importcache.comparison import Comparison, measure_against
+    from pytest_importcache.measurer import Measurer
+    from pytest_importcache.spec import MeasurementSpec
+
+    repo = make_repo(tmp_path / "repo", case.committed)
+    case.change(repo, monkeypatch)
+    index = (repo / ".git/index").read_bytes()
+    with monkeypatch.context() as clean:
+        for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR"):
+            clean.delenv(name, raising=False)
+        before = tree_state(repo)
+    search_path = [str(repo / entry) for entry in case.path]
+    measurer = Measurer(cache_dir=tmp_path / "cache", search_path=search_path)
+    spec = MeasurementSpec(case.module, rounds=2, warmup=0)
+    outcome: Comparison | ImportCacheError
+    try:
+        outcome = measure_against(measurer, spec, "HEAD")
+    except ImportCacheError as exc:
+        outcome = exc
+    if isinstance(outcome, ImportCacheError):
+        assert case.message, f"unexpected error: {outcome}"
+        assert "\n" not in str(outcome)
+        assert re.search(case.message, str(outcome)), str(outcome)
+    else:
+        comparison = outcome
+        assert not case.message, "compared where an error was expected"
+        missing = [name for name in case.loads if name not in comparison.base.modules]
+        assert not missing, f"not loaded at the revision: {missing}"
+        # Every case leaves the import as it was: both sides load the same modules.
+        assert set(comparison.base.modules) == set(comparison.head.modules)
+        assert Path(comparison.base.file).is_relative_to(tmp_path / "cache")
+        assert not comparison.slower(1.0)
+    assert (repo / ".git/index").read_bytes() == index
+    assert not (tmp_path / "hook-index").exists()
+    monkeypatch.undo()
+    assert tree_state(repo) == before
+    assert not list(repo.rglob("__pycache__"))
