@@ -469,26 +469,47 @@ def child_command(
 _IMPORT_STEERING_PREFIXES = ("PYTHON", "COVERAGE_", "COV_CORE_", "VALGRIND_")
 
 
-def child_environment(round_token: str | None = None, *, metric: Metric = "time") -> dict[str, str]:
-    """The caller's environment without the variables that steer imports.
+# What a counted round's interpreter is given of the caller's environment:
+# only what may be needed to start it at all. Everything else (pytest's
+# PYTEST_CURRENT_TEST, a CI job's run number, the shell's PWD and `_`) moved
+# counts by thousands between the command line and pytest: the environment's
+# size and contents reach the interpreter's heap and dictionaries.
+_COUNTED_PASSED_THROUGH = ("LD_LIBRARY_PATH",)
 
-    With ``round_token``, the environment also carries the round's token, by
-    which whatever the round starts is found and ended afterwards. An
-    instructions round also gets a fixed hash seed: with random ones, the
-    count varies by a few tenths of a percent from run to run.
+
+def child_environment(
+    round_token: str | None = None, *, metric: Metric = "time", home: Path | None = None
+) -> dict[str, str]:
+    """The environment of a round's interpreter.
+
+    A timed round gets the caller's environment without the variables that
+    steer imports. An instructions round gets a fixed one instead, so that an
+    import counts the same wherever it is measured: ``PATH`` is
+    :data:`os.defpath`, ``HOME`` is ``home`` (the round's own directory: no
+    user configuration is read), the hash seed is fixed (with random ones the
+    count varies by a few tenths of a percent), and nothing else of the
+    caller's is kept but ``LD_LIBRARY_PATH``. With ``round_token``, the
+    environment also carries the round's token, by which whatever the round
+    starts is found and ended afterwards.
     """
-    environment = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(_IMPORT_STEERING_PREFIXES) and key != ROUND_TOKEN_VARIABLE
-    }
+    if metric == "instructions":
+        environment = {
+            key: os.environ[key] for key in _COUNTED_PASSED_THROUGH if key in os.environ
+        }
+        environment["PATH"] = os.defpath
+        environment["HOME"] = str(home) if home is not None else os.devnull
+        environment["PYTHONHASHSEED"] = "0"
+    else:
+        environment = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(_IMPORT_STEERING_PREFIXES) and key != ROUND_TOKEN_VARIABLE
+        }
     if round_token is not None:
         environment[ROUND_TOKEN_VARIABLE] = round_token
     # The round itself writes bytecode as configured (-I ignores this, and an
     # instructions round resets it); the interpreters the import starts write none.
     environment["PYTHONDONTWRITEBYTECODE"] = "1"
-    if metric == "instructions":
-        environment["PYTHONHASHSEED"] = "0"
     return environment
 
 
@@ -634,6 +655,7 @@ def run_round(
         costs = None
         if metric == "instructions":
             costs = _mark_costs(report, dumps_dir, pid, detailed=module_costs, where=where)
+            _check_count(costs, report, module, where)
     finally:
         shutil.rmtree(dumps_dir, ignore_errors=True)
     return _round_report(report, stderr_text, costs if module_costs else None, costs)
@@ -658,7 +680,7 @@ def _run_child(
             process = subprocess.Popen(
                 command.argv,
                 cwd=child_cwd,
-                env=child_environment(round_token, metric=metric),
+                env=child_environment(round_token, metric=metric, home=child_cwd),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=stderr_file,
@@ -720,6 +742,25 @@ def _mark_costs(
             "the count; measure this import by time"
         )
     return MarkCosts(dumped, counts, [tuple(pair) for pair in report["excluded_marks"]])
+
+
+# An import of an empty module counts some 370,000 instructions (3.11), and an
+# hour of CPU some 10**13: a count outside these bounds was not an import's.
+_PLAUSIBLE_IMPORT_COUNTS = (10_000, 10**13)
+
+
+def _check_count(costs: MarkCosts, report: dict[str, Any], module: str, where: str) -> None:
+    """Raise when the import's count cannot be one: callgrind did not count it."""
+    __tracebackhide__ = True
+    first_fence, last_fence = report["import_fences"]
+    count = costs.between(first_fence, last_fence)
+    low, high = _PLAUSIBLE_IMPORT_COUNTS
+    if not low <= count <= high:
+        raise RoundCrashedError(
+            f"callgrind counted {count:,} instructions for importing {module!r}{where}, "
+            f"outside what any import executes ({low:,} to {high:.0e}): its counters were "
+            "not counting the import, so the round is not used"
+        )
 
 
 def _round_report(

@@ -37,7 +37,8 @@ from pytest_importcache.callgrind import MarkCosts, find_valgrind, read_dump_cou
 from pytest_importcache.errors import MetricUnavailableError, RoundCrashedError, RoundTimeoutError
 from pytest_importcache.measurer import Measurer
 from pytest_importcache.report import scale_line
-from pytest_importcache.runner import child_environment
+from pytest_importcache.runner import _check_count as check_count
+from pytest_importcache.runner import child_environment, run_round
 from pytest_importcache.spec import MeasurementSpec
 from pytest_importcache.units import (
     BudgetError,
@@ -569,3 +570,101 @@ def test_the_report_and_the_markdown_say_counts_are_instructions() -> None:
     assert "| `m` | warm instructions | 400M | 100M | -300% | **FAIL** |" in markdown_summary(
         [counted], []
     )
+
+
+# -- counts that do not depend on where they are taken ------------------------------------
+
+COLLECTION_OFF = "--collect-atstart=no"
+
+
+def count_in(workdir: Path, tree: Path) -> int | None:
+    """The count of importing ``counted`` from ``tree``: one plain round run in ``workdir``."""
+    workdir.mkdir(exist_ok=True)
+    return run_round(
+        "counted", [tree], workdir, python=sys.executable, metric="instructions",
+        module_costs=False,
+    ).instructions  # fmt: skip
+
+
+@needs_valgrind
+def test_valgrind_configuration_in_home_the_round_directory_and_the_environment_is_ignored(
+    make_tree: MakeTree, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = make_tree(PACKAGE)
+    workdir = tmp_path / "rounds"
+    count_in(workdir, tree)  # writes the bytecode: the rounds below are warm
+    plain = count_in(workdir, tree)
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".valgrindrc").write_text(COLLECTION_OFF + "\n")
+    # valgrind reads ./.valgrindrc in the directory it starts in: the round's own.
+    (workdir / "cwd" / ".valgrindrc").write_text(COLLECTION_OFF + "\n")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("VALGRIND_OPTS", COLLECTION_OFF)
+    assert count_in(workdir, tree) == plain
+
+
+@needs_valgrind
+def test_the_command_line_under_a_valgrindrc_that_stops_counting_still_counts(
+    make_tree: MakeTree, tmp_path: Path
+) -> None:
+    tree = make_tree(PACKAGE)
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".valgrindrc").write_text(COLLECTION_OFF + "\n")
+    (tmp_path / ".valgrindrc").write_text(COLLECTION_OFF + "\n")
+    completed = subprocess.run(
+        [sys.executable, "-m", "pytest_importcache", "counted", "--path", str(tree),
+         "--metric", "instructions", "--rounds", "1", "--json"],
+        capture_output=True, text=True, check=False, cwd=tmp_path,
+        env={**os.environ, "HOME": str(home), "VALGRIND_OPTS": COLLECTION_OFF},
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    (entry,) = json.loads(completed.stdout)["modules"]
+    assert entry["flavours"]["warm"]["min"] > 100_000
+    assert entry["flavours"]["cold"]["min"] > entry["flavours"]["warm"]["min"]
+
+
+def test_a_count_no_import_could_give_is_one_line_not_a_pass() -> None:
+    for count in (0, 1_000, 10**14):
+        with pytest.raises(RoundCrashedError) as caught:
+            check_count(MarkCosts([1, 2], [5, count]), {"import_fences": (1, 2)}, "m", " (here)")
+        message = str(caught.value)
+        assert f"callgrind counted {count:,} instructions for importing 'm' (here)" in message
+        assert "\n" not in message
+    check_count(MarkCosts([1, 2], [5, 400_000]), {"import_fences": (1, 2)}, "m", "")
+
+
+@needs_valgrind
+def test_an_import_counts_the_same_from_the_command_line_and_from_pytest(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    write_tree(pytester.path, PACKAGE)
+    pytester.makeini(quick_ini(rounds=1))
+    # One cache of copies for both, so that both count the same files at the same paths.
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    pytester.makepyfile(
+        test_counted="""
+        import pytest
+
+        @pytest.mark.import_budget("counted", cold="10G", warm="10G", metric="instructions")
+        def test_counted():
+            pass
+        """
+    )
+    # A subprocess: pytest's own variables (PYTEST_CURRENT_TEST...) as in a user's run.
+    pytester.runpytest_subprocess("--benchmark-json=out.json").assert_outcomes(passed=1)
+    stored = json.loads((pytester.path / "out.json").read_text())["benchmarks"]
+    from_pytest = {entry["name"]: entry["stats"]["min"] for entry in stored}
+    completed = subprocess.run(
+        [sys.executable, "-m", "pytest_importcache", "counted", "--path", str(pytester.path),
+         "--metric", "instructions", "--rounds", "1", "--json"],
+        capture_output=True, text=True, check=False, cwd=tmp_path,
+        env={**os.environ, "COLUMNS": "80", "UNRELATED": "x" * 100},
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    (entry,) = json.loads(completed.stdout)["modules"]
+    for flavour in ("cold", "warm"):
+        from_cli = entry["flavours"][flavour]["min"]
+        assert from_pytest[f"test_counted[counted-{flavour}-instructions]"] == from_cli, flavour
