@@ -165,9 +165,13 @@ def test_counted_rounds_get_a_fixed_hash_seed_and_no_valgrind_options(
 ) -> None:
     monkeypatch.setenv("VALGRIND_OPTS", "--tool=memcheck")
     monkeypatch.setenv("PYTHONHASHSEED", "random")
-    counted = child_environment("token", metric="instructions")
+    monkeypatch.setenv("PYTEST_CURRENT_TEST", "t.py::t (call)")
+    counted = child_environment("token", metric="instructions", home=Path("/r/cwd"))
     assert counted["PYTHONHASHSEED"] == "0"
     assert "VALGRIND_OPTS" not in counted
+    # Fixed: nothing of the caller's moves a count.
+    assert (counted["HOME"], counted["PATH"]) == ("/r/cwd", os.defpath)
+    assert "PYTEST_CURRENT_TEST" not in counted
     assert "PYTHONHASHSEED" not in child_environment("token")
 
 
