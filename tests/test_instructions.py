@@ -672,3 +672,16 @@ def test_an_import_counts_the_same_from_the_command_line_and_from_pytest(
     for flavour in ("cold", "warm"):
         from_cli = entry["flavours"][flavour]["min"]
         assert from_pytest[f"test_counted[counted-{flavour}-instructions]"] == from_cli, flavour
+
+
+def test_counted_rounds_that_disagree_are_marked_in_the_summary() -> None:
+    from pytest_importcache.report import summary_lines
+
+    steady = make_outcome(metric="instructions", statistic=4e8, values=(4e8, 4e8))
+    varying = make_outcome(
+        module="pydantic", metric="instructions", statistic=189_707_806,
+        values=(189_707_806.0, 189_708_024.0), budget=3e8, passed=True,
+    )  # fmt: skip
+    assert steady.noise == ""
+    text = "\n".join(summary_lines([steady, varying]))
+    assert "pydantic (warm (instr)): counted rounds disagree: 189,707,806 to 189,708,024" in text
