@@ -242,9 +242,9 @@ def test_counted_measurements_count_modules_once_and_take_no_lock(
         _ = result.modules["pkg"].self_seconds
 
 
-def test_counted_environments_default_to_three_rounds_without_warm_up() -> None:
+def test_counted_environments_default_to_one_round_without_warm_up() -> None:
     counted = ImportEnv("warm", metric="instructions")
-    assert (counted.rounds, counted.warmup) == (3, 0)
+    assert (counted.rounds, counted.warmup) == (1, 0)
     assert (ImportEnv("warm").rounds, ImportEnv("warm").warmup) == (10, 1)
     assert "metric='instructions'" in repr(counted)
 
@@ -280,7 +280,7 @@ def test_an_overspent_count_fails_naming_the_modules_and_a_budget(
         [
             "*import budget exceeded: steady (warm instructions)",
             "*min 400M > budget 100M",
-            "*3 rounds: min 400M, median 400M, max 400M",
+            "*  1 round: 400M",
             "*costliest modules (self instructions, cumulative instructions):",
             "*300M     400M  steady",
             "*100M     100M  steady_dep",
@@ -305,7 +305,7 @@ def test_the_run_metric_applies_to_every_budget_and_fixture(
 
         def test_fixture(warm_import_env):
             result = warm_import_env.measure("steady")
-            assert (result.metric, result.rounds, result.min) == ("instructions", 3, 400e6)
+            assert (result.metric, result.rounds, result.min) == ("instructions", 1, 400e6)
 
         @pytest.mark.import_budget("steady", warm="25ms")
         def test_timed_budget_in_a_counted_run():
@@ -406,9 +406,9 @@ def test_raw_rounds_of_counts_are_kept_apart_from_timed_ones(
     result.assert_outcomes(passed=1)
     names = sorted(path.name for path in (fake_project.path / "raw").rglob("*.txt"))
     assert [name for name in names if "instructions" in name] == [
-        f"steady-warm-instructions-round-0{index}.txt" for index in (1, 2, 3)
+        "steady-warm-instructions-round-01.txt"
     ]
-    assert len(names) == 3 + 1 + 3  # counted rounds, then a timed warm-up and 3 timed rounds
+    assert len(names) == 1 + 1 + 3  # the counted round, then a timed warm-up and 3 timed rounds
 
 
 def test_the_scale_line_leaves_counts_out() -> None:
