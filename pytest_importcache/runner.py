@@ -44,7 +44,7 @@ from .interpreter import interpreter_binary
 from .lifecycle import ROUND_TOKEN_VARIABLE, clock_ticks_now, kill_round_processes
 from .spec import Metric
 
-__all__ = ["RoundReport", "TracedImport", "run_round"]
+__all__ = ["COUNTED_ENVIRONMENT_VARIABLE", "RoundReport", "TracedImport", "run_round"]
 
 BEGIN_MARKER = "importcache: begin"
 END_MARKER = "importcache: end"
@@ -470,11 +470,13 @@ _IMPORT_STEERING_PREFIXES = ("PYTHON", "COVERAGE_", "COV_CORE_", "VALGRIND_")
 
 
 # What a counted round's interpreter is given of the caller's environment:
-# only what may be needed to start it at all. Everything else (pytest's
-# PYTEST_CURRENT_TEST, a CI job's run number, the shell's PWD and `_`) moved
-# counts by thousands between the command line and pytest: the environment's
-# size and contents reach the interpreter's heap and dictionaries.
+# only what may be needed to start it at all, and the variables the user names
+# in COUNTED_ENVIRONMENT_VARIABLE (an import that reads one to import at all).
+# Everything else (pytest's PYTEST_CURRENT_TEST, a CI job's run number, the
+# shell's PWD and `_`) moved counts by thousands between the command line and
+# pytest: the environment's size and contents reach the heap and dictionaries.
 _COUNTED_PASSED_THROUGH = ("LD_LIBRARY_PATH",)
+COUNTED_ENVIRONMENT_VARIABLE = "IMPORTCACHE_COUNTED_ENV"
 
 
 def child_environment(
@@ -488,13 +490,18 @@ def child_environment(
     :data:`os.defpath`, ``HOME`` is ``home`` (the round's own directory: no
     user configuration is read), the hash seed is fixed (with random ones the
     count varies by a few tenths of a percent), and nothing else of the
-    caller's is kept but ``LD_LIBRARY_PATH``. With ``round_token``, the
+    caller's is kept but ``LD_LIBRARY_PATH`` and the variables named in
+    ``IMPORTCACHE_COUNTED_ENV`` (comma- or space-separated: what an import
+    needs to import at all, such as ``DJANGO_SETTINGS_MODULE``). With ``round_token``, the
     environment also carries the round's token, by which whatever the round
     starts is found and ended afterwards.
     """
     if metric == "instructions":
+        named = os.environ.get(COUNTED_ENVIRONMENT_VARIABLE, "").replace(",", " ").split()
         environment = {
-            key: os.environ[key] for key in _COUNTED_PASSED_THROUGH if key in os.environ
+            key: os.environ[key]
+            for key in (*_COUNTED_PASSED_THROUGH, *sorted(set(named)))
+            if key in os.environ
         }
         environment["PATH"] = os.defpath
         environment["HOME"] = str(home) if home is not None else os.devnull

@@ -172,6 +172,12 @@ def test_counted_rounds_get_a_fixed_hash_seed_and_no_valgrind_options(
     # Fixed: nothing of the caller's moves a count.
     assert (counted["HOME"], counted["PATH"]) == ("/r/cwd", os.defpath)
     assert "PYTEST_CURRENT_TEST" not in counted
+    # ...but for the variables an import needs, when named.
+    monkeypatch.setenv("APP_SETTINGS", "app.settings")
+    monkeypatch.setenv("IMPORTCACHE_COUNTED_ENV", "APP_SETTINGS, UNSET_ONE")
+    named = child_environment("token", metric="instructions", home=Path("/r/cwd"))
+    assert named["APP_SETTINGS"] == "app.settings"
+    assert "UNSET_ONE" not in named and "IMPORTCACHE_COUNTED_ENV" not in named
     assert "PYTHONHASHSEED" not in child_environment("token")
 
 
