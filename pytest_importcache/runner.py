@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -658,7 +659,7 @@ def run_round(
                 f"the interpreter importing {module!r} ended with "
                 f"{_exit_description(returncode)} before reporting{where}: {last}{earlier}"
             ) from None
-        _check_report(report, module, roots, where)
+        _check_report(report, module, roots, where, metric=metric)
         costs = None
         if metric == "instructions":
             costs = _mark_costs(report, dumps_dir, pid, detailed=module_costs, where=where)
@@ -712,13 +713,31 @@ def _run_child(
         return process.pid, returncode, stderr_file.read().decode("utf-8", errors="replace")
 
 
-def _check_report(report: dict[str, Any], module: str, roots: Sequence[Path], where: str) -> None:
+def _withheld_variables(summary: str) -> list[str]:
+    """The caller's variables an error names that a counted round was not given."""
+    given = child_environment(metric="instructions")
+    return [
+        name
+        for name in sorted(os.environ)
+        if len(name) >= 4 and name not in given and re.search(rf"\b{re.escape(name)}\b", summary)
+    ]
+
+
+def _check_report(
+    report: dict[str, Any], module: str, roots: Sequence[Path], where: str, *, metric: Metric
+) -> None:
     """Raise when the round's import raised, had nothing to import, or used another file."""
     __tracebackhide__ = True
     if report["error"] is not None:
+        summary = report["error"]["summary"]
+        hint = ""
+        if metric == "instructions" and (withheld := _withheld_variables(summary)):
+            hint = (
+                "; counted rounds get a fixed environment: pass what the import needs with "
+                f"{COUNTED_ENVIRONMENT_VARIABLE}={','.join(withheld)}"
+            )
         raise ImportRaisedError(
-            f"importing {module!r} raised {report['error']['summary']}{where}",
-            report["error"]["traceback"],
+            f"importing {module!r} raised {summary}{where}{hint}", report["error"]["traceback"]
         )
     if report["already_loaded"]:
         raise ImportRaisedError(

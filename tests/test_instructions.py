@@ -34,7 +34,12 @@ from conftest import (
 from pytest_importcache import ImportEnv
 from pytest_importcache.budget import ImportBudget
 from pytest_importcache.callgrind import MarkCosts, find_valgrind, read_dump_counts
-from pytest_importcache.errors import MetricUnavailableError, RoundCrashedError, RoundTimeoutError
+from pytest_importcache.errors import (
+    ImportRaisedError,
+    MetricUnavailableError,
+    RoundCrashedError,
+    RoundTimeoutError,
+)
 from pytest_importcache.measurer import Measurer
 from pytest_importcache.report import scale_line
 from pytest_importcache.runner import _check_count as check_count
@@ -692,3 +697,19 @@ def test_counted_rounds_that_disagree_are_marked_in_the_summary() -> None:
     assert steady.noise == ""
     text = "\n".join(summary_lines([steady, varying]))
     assert "pydantic (warm (instr)): counted rounds disagree: 189,707,806 to 189,708,024" in text
+
+
+@needs_valgrind
+def test_an_import_that_needs_a_withheld_variable_says_how_to_pass_it(
+    counted_env: Callable[..., ImportEnv], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = {"configured.py": "import os\nSETTINGS = os.environ['APP_SETTINGS_MODULE']\n"}
+    monkeypatch.setenv("APP_SETTINGS_MODULE", "app.settings")
+    with pytest.raises(ImportRaisedError) as caught:
+        counted_env(files=files, rounds=1).measure("configured")
+    assert caught.value.message.endswith(
+        "counted rounds get a fixed environment: pass what the import needs with "
+        "IMPORTCACHE_COUNTED_ENV=APP_SETTINGS_MODULE"
+    )
+    monkeypatch.setenv("IMPORTCACHE_COUNTED_ENV", "APP_SETTINGS_MODULE")
+    assert counted_env(files=files, rounds=1).measure("configured").min > 0
