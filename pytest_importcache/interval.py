@@ -109,8 +109,8 @@ def format_bounds(low: float, high: float) -> str:
     for digits in range(3, 17):
         shown_low, shown_high = f"{low:.{digits}f}", f"{high:.{digits}f}"
         if shown_low != shown_high:
-            break
-    return f"{shown_low}-{shown_high}"
+            return f"{shown_low}-{shown_high}"
+    return f"{low!r}-{high!r}"
 
 
 def _percentile(ordered: Sequence[float], fraction: float) -> float:

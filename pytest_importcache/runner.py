@@ -13,9 +13,9 @@ the imported code does not know about, so what the module prints cannot
 corrupt it.
 
 A round that counts instructions runs under valgrind's callgrind
-(:mod:`~pytest_importcache.callgrind`) as ``-s -S`` instead of ``-I -S``, with
-the environment cleaned here and a fixed hash seed, and reads no clock inside
-the counted stretch.
+(:mod:`~pytest_importcache.callgrind`, reading no valgrind configuration) as
+``-s -S`` instead of ``-I -S``, in a fixed environment with a fixed hash seed
+(:func:`child_environment`), and reads no clock inside the counted stretch.
 """
 
 from __future__ import annotations
