@@ -95,7 +95,7 @@ def test_counts_that_differ_a_little_are_never_shown_as_exact() -> None:
         (1.02, 1.08, "1.020-1.080"),
         (0.9999989, 1.0000021, "0.999999-1.000002"),
         (1.0, 1.0000001, "1.0000000-1.0000001"),
-        (1.0, 1.0000000000000002, "1.0-1.0000000000000002"),
+        (1.0, 1.0000000000000002, "1.0000000000000000-1.0000000000000002"),
     ],
 )
 def test_bounds_show_as_many_digits_as_tell_them_apart(low: float, high: float, shown: str) -> None:
