@@ -65,6 +65,9 @@ def callgrind_command(valgrind: str, out_dir: Path, *, detailed: bool) -> list[s
     marks = [FENCE_FUNCTION, IMPORT_MARK_FUNCTION] if detailed else [FENCE_FUNCTION]
     return [
         valgrind,
+        # Not ~/.valgrindrc, ./.valgrindrc or VALGRIND_OPTS: a user's
+        # --collect-atstart=no there made every count 0.
+        "--command-line-only=yes",
         "--tool=callgrind",
         "--quiet",
         *(f"--dump-before={function}" for function in marks),

@@ -421,13 +421,19 @@ def _text_report(module: str, results: dict[str, ImportResult]) -> list[str]:
 
 
 def _noise_lines(results: dict[str, ImportResult]) -> list[str]:
-    """A warning per flavour whose rounds are too noisy for the suggestion above."""
-    from .noise import suggestion_caveat
+    """A warning per flavour whose rounds are too noisy for the suggestion above.
+
+    Instruction counts that differ between rounds are not exact: that is said too.
+    """
+    from .noise import count_disagreement, suggestion_caveat
 
     return [
         f"    ({label}: {caveat})"
         for label, result in results.items()
-        if (caveat := suggestion_caveat(result.values))
+        if (
+            caveat := suggestion_caveat(result.values)
+            or (count_disagreement(result.values) if result.metric == "instructions" else "")
+        )
     ]
 
 
@@ -654,7 +660,7 @@ def comparison_lines(
     metric = first.head.metric
     for label, comparison in comparisons.items():
         interval = comparison.interval
-        shown = "exact" if interval.exact else f"{interval.low:.3f}-{interval.high:.3f}"
+        shown = interval.bounds
         lines.append(
             f"  {label:<13} {format_cost(comparison.figures[0], metric):>8} "
             f"{format_cost(comparison.figures[1], metric):>8} x{interval.ratio:<6.3f}  {shown}"

@@ -42,7 +42,7 @@ class ImportEnv:
     passed as ``-O``/``-OO`` to both the compilation and the rounds. ``metric``
     is ``"time"`` (seconds) or ``"instructions"`` (counted under valgrind's
     callgrind); ``rounds`` and ``warmup`` default to the metric's (10 and 1
-    timed, 3 and 0 counted). Copies are
+    timed, 1 and 0 counted). Copies are
     cached under ``cache_dir`` (default: the per-user cache); ``search_path``
     (default ``sys.path``) is where packages are located, and what the rounds
     search after the copy (sibling packages). ``measurer`` replaces

@@ -41,6 +41,7 @@ __all__ = [
     "ESTIMATORS",
     "ESTIMATOR_LABELS",
     "RatioInterval",
+    "format_bounds",
     "ratio_interval",
 ]
 
@@ -83,6 +84,11 @@ class RatioInterval:
         """Whether the interval has no width (every round gave the same figure)."""
         return self.low == self.high
 
+    @property
+    def bounds(self) -> str:
+        """``1.020-1.080``, or ``exact`` for no width (:func:`format_bounds`)."""
+        return "exact" if self.exact else format_bounds(self.low, self.high)
+
     def slower_than(self, threshold: float) -> bool:
         """Whether the whole interval lies above ``1 + threshold`` (0.05: 5% slower)."""
         return self.low > 1 + threshold
@@ -91,10 +97,20 @@ class RatioInterval:
         """``x1.12 (median of pair ratios, 95% CI 1.08-1.17)``; ``exact`` for no width."""
         if self.exact:
             return f"x{self.ratio:.3f} ({self.label}, exact)"
-        return (
-            f"x{self.ratio:.3f} ({self.label}, {self.confidence:.0%} CI "
-            f"{self.low:.3f}-{self.high:.3f})"
-        )
+        return f"x{self.ratio:.3f} ({self.label}, {self.confidence:.0%} CI {self.bounds})"
+
+
+def format_bounds(low: float, high: float) -> str:
+    """``1.020-1.080``: three decimals, more when three would show different bounds alike.
+
+    Counts that differ by a few hundred instructions in 190 million give
+    ``0.999998-1.000002``, never ``1.000-1.000``, which would read as exact.
+    """
+    for digits in range(3, 17):
+        shown_low, shown_high = f"{low:.{digits}f}", f"{high:.{digits}f}"
+        if shown_low != shown_high:
+            return f"{shown_low}-{shown_high}"
+    return f"{low!r}-{high!r}"
 
 
 def _percentile(ordered: Sequence[float], fraction: float) -> float:

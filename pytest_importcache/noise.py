@@ -24,6 +24,7 @@ from .stats import compute_stats
 __all__ = [
     "NOISY_SPREAD",
     "comparison_noise",
+    "count_disagreement",
     "is_noisy",
     "measurement_noise",
     "relative_spread",
@@ -67,11 +68,27 @@ def measurement_noise(values: Sequence[float], headroom: float | None = None) ->
     return ""
 
 
+def count_disagreement(values: Sequence[float]) -> str:
+    """``counted rounds disagree: ...`` when instruction counts differ between rounds; else ``""``.
+
+    Counts of the same import repeat exactly, unless the import itself varies
+    (a native extension seeding its hash tables from the operating system's
+    random numbers): then they are not exact, and the output says by how much.
+    """
+    if len(values) < 2 or min(values) == max(values):
+        return ""
+    low, high = min(values), max(values)
+    return (
+        f"counted rounds disagree: {low:,.0f} to {high:,.0f} instructions "
+        f"({high - low:,.0f} apart, {(high - low) / low:.1e} of the count)"
+    )
+
+
 def comparison_noise(interval: RatioInterval, threshold: float) -> str:
     """Why ``interval`` cannot decide at ``threshold``; ``""`` when it can."""
     if interval.low <= 1 + threshold <= interval.high:
         return (
-            f"noisy: the {interval.confidence:.0%} interval {interval.low:.3f}-"
-            f"{interval.high:.3f} holds x{1 + threshold:.2f}"
+            f"noisy: the {interval.confidence:.0%} interval {interval.bounds} "
+            f"holds x{1 + threshold:.2f}"
         )
     return ""

@@ -165,12 +165,15 @@ class MeasurementOutcome:
     def noise(self) -> str:
         """Why the rounds cannot support the budget (or a suggestion); ``""`` when they can.
 
-        The rule is :func:`~pytest_importcache.noise.measurement_noise`'s.
+        The rule is :func:`~pytest_importcache.noise.measurement_noise`'s; counts
+        that differ between rounds say so (:func:`~pytest_importcache.noise.count_disagreement`).
         """
         if not self.timed:
             return ""
-        from .noise import measurement_noise
+        from .noise import count_disagreement, measurement_noise
 
+        if self.metric == "instructions" and (disagreement := count_disagreement(self.values)):
+            return disagreement
         return measurement_noise(self.values, self.headroom)
 
     def to_json(self) -> dict[str, Any]:

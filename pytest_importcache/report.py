@@ -107,8 +107,12 @@ def _time_block(verdict: Verdict, baseline: BaselineLookup | None = None) -> lis
         f"import budget exceeded: {result.module} ({metric_label(result.label, metric)})",
         f"  {verdict.stat} {format_cost(verdict.measured, metric)} > budget "
         f"{format_cost(verdict.limit, metric)}{scaled}",
-        f"  {result.rounds} rounds: min {format_cost(result.min, metric)}, "
-        f"median {format_cost(result.median, metric)}, max {format_cost(result.max, metric)}",
+        (
+            f"  {result.rounds} rounds: min {format_cost(result.min, metric)}, "
+            f"median {format_cost(result.median, metric)}, max {format_cost(result.max, metric)}"
+            if result.rounds > 1
+            else f"  1 round: {format_cost(result.min, metric)}"
+        ),
         *_edge_block(result, baseline),
         *_slowest_table(result, SLOWEST_IN_FAILURE),
         f'  suggested budget: {flavour_argument}="{suggestion}"{_noisy_note(result.values)}',

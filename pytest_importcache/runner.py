@@ -14,15 +14,16 @@ the imported code does not know about, so what the module prints cannot
 corrupt it.
 
 A round that counts instructions runs under valgrind's callgrind
-(:mod:`~pytest_importcache.callgrind`) as ``-s -S`` instead of ``-I -S``, with
-the environment cleaned here and a fixed hash seed, and reads no clock inside
-the counted stretch.
+(:mod:`~pytest_importcache.callgrind`, reading no valgrind configuration) as
+``-s -S`` instead of ``-I -S``, in a fixed environment with a fixed hash seed
+(:func:`child_environment`), and reads no clock inside the counted stretch.
 """
 
 from __future__ import annotations
 
 import ast
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -50,7 +51,7 @@ from .lifecycle import (
 )
 from .spec import Metric
 
-__all__ = ["RoundReport", "TracedImport", "run_round"]
+__all__ = ["COUNTED_ENVIRONMENT_VARIABLE", "RoundReport", "TracedImport", "run_round"]
 
 BEGIN_MARKER = "importcache: begin"
 END_MARKER = "importcache: end"
@@ -585,26 +586,54 @@ def child_command(
 _IMPORT_STEERING_PREFIXES = ("PYTHON", "COVERAGE_", "COV_CORE_", "VALGRIND_")
 
 
-def child_environment(round_token: str | None = None, *, metric: Metric = "time") -> dict[str, str]:
-    """The caller's environment without the variables that steer imports.
+# What a counted round's interpreter is given of the caller's environment:
+# only what may be needed to start it at all, and the variables the user names
+# in COUNTED_ENVIRONMENT_VARIABLE (an import that reads one to import at all).
+# Everything else (pytest's PYTEST_CURRENT_TEST, a CI job's run number, the
+# shell's PWD and `_`) moved counts by thousands between the command line and
+# pytest: the environment's size and contents reach the heap and dictionaries.
+_COUNTED_PASSED_THROUGH = ("LD_LIBRARY_PATH",)
+COUNTED_ENVIRONMENT_VARIABLE = "IMPORTCACHE_COUNTED_ENV"
 
-    With ``round_token``, the environment also carries the round's token, by
-    which whatever the round starts is found and ended afterwards. An
-    instructions round also gets a fixed hash seed: with random ones, the
-    count varies by a few tenths of a percent from run to run.
+
+def child_environment(
+    round_token: str | None = None, *, metric: Metric = "time", home: Path | None = None
+) -> dict[str, str]:
+    """The environment of a round's interpreter.
+
+    A timed round gets the caller's environment without the variables that
+    steer imports. An instructions round gets a fixed one instead, so that an
+    import counts the same wherever it is measured: ``PATH`` is
+    :data:`os.defpath`, ``HOME`` is ``home`` (the round's own directory: no
+    user configuration is read), the hash seed is fixed (with random ones the
+    count varies by a few tenths of a percent), and nothing else of the
+    caller's is kept but ``LD_LIBRARY_PATH`` and the variables named in
+    ``IMPORTCACHE_COUNTED_ENV`` (comma- or space-separated: what an import
+    needs to import at all, such as ``DJANGO_SETTINGS_MODULE``). With ``round_token``, the
+    environment also carries the round's token, by which whatever the round
+    starts is found and ended afterwards.
     """
-    environment = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(_IMPORT_STEERING_PREFIXES) and key != ROUND_TOKEN_VARIABLE
-    }
+    if metric == "instructions":
+        named = os.environ.get(COUNTED_ENVIRONMENT_VARIABLE, "").replace(",", " ").split()
+        environment = {
+            key: os.environ[key]
+            for key in (*_COUNTED_PASSED_THROUGH, *sorted(set(named)))
+            if key in os.environ
+        }
+        environment["PATH"] = os.defpath
+        environment["HOME"] = str(home) if home is not None else os.devnull
+        environment["PYTHONHASHSEED"] = "0"
+    else:
+        environment = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(_IMPORT_STEERING_PREFIXES) and key != ROUND_TOKEN_VARIABLE
+        }
     if round_token is not None:
         environment[ROUND_TOKEN_VARIABLE] = round_token
     # The round itself writes bytecode as configured (-I ignores this, and an
     # instructions round resets it); the interpreters the import starts write none.
     environment["PYTHONDONTWRITEBYTECODE"] = "1"
-    if metric == "instructions":
-        environment["PYTHONHASHSEED"] = "0"
     return environment
 
 
@@ -766,10 +795,11 @@ def run_round(
                 f"the interpreter importing {module!r} ended with "
                 f"{_exit_description(returncode)} before reporting{where}: {last}{earlier}"
             ) from None
-        _check_report(report, module, roots, where)
+        _check_report(report, module, roots, where, metric=metric)
         costs = None
         if metric == "instructions":
             costs = _mark_costs(report, dumps_dir, pid, detailed=module_costs, where=where)
+            _check_count(costs, report, module, where)
     finally:
         shutil.rmtree(dumps_dir, ignore_errors=True)
     return _round_report(report, stderr_text, costs if module_costs else None, costs)
@@ -794,7 +824,7 @@ def _run_child(
             process = subprocess.Popen(
                 command.argv,
                 cwd=child_cwd,
-                env=child_environment(round_token, metric=metric),
+                env=child_environment(round_token, metric=metric, home=child_cwd),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=stderr_file,
@@ -820,13 +850,31 @@ def _run_child(
         return process.pid, returncode, stderr_file.read().decode("utf-8", errors="replace")
 
 
-def _check_report(report: dict[str, Any], module: str, roots: Sequence[Path], where: str) -> None:
+def _withheld_variables(summary: str) -> list[str]:
+    """The caller's variables an error names that a counted round was not given."""
+    given = child_environment(metric="instructions")
+    return [
+        name
+        for name in sorted(os.environ)
+        if len(name) >= 4 and name not in given and re.search(rf"\b{re.escape(name)}\b", summary)
+    ]
+
+
+def _check_report(
+    report: dict[str, Any], module: str, roots: Sequence[Path], where: str, *, metric: Metric
+) -> None:
     """Raise when the round's import raised, had nothing to import, or used another file."""
     __tracebackhide__ = True
     if report["error"] is not None:
+        summary = report["error"]["summary"]
+        hint = ""
+        if metric == "instructions" and (withheld := _withheld_variables(summary)):
+            hint = (
+                "; counted rounds get a fixed environment: pass what the import needs with "
+                f"{COUNTED_ENVIRONMENT_VARIABLE}={','.join(withheld)}"
+            )
         raise ImportRaisedError(
-            f"importing {module!r} raised {report['error']['summary']}{where}",
-            report["error"]["traceback"],
+            f"importing {module!r} raised {summary}{where}{hint}", report["error"]["traceback"]
         )
     if report["already_loaded"]:
         raise ImportRaisedError(
@@ -857,6 +905,25 @@ def _mark_costs(
             "the count; measure this import by time"
         )
     return MarkCosts(dumped, counts, [tuple(pair) for pair in report["excluded_marks"]])
+
+
+# An import of an empty module counts some 370,000 instructions (3.11), and an
+# hour of CPU some 10**13: a count outside these bounds was not an import's.
+_PLAUSIBLE_IMPORT_COUNTS = (10_000, 10**13)
+
+
+def _check_count(costs: MarkCosts, report: dict[str, Any], module: str, where: str) -> None:
+    """Raise when the import's count cannot be one: callgrind did not count it."""
+    __tracebackhide__ = True
+    first_fence, last_fence = report["import_fences"]
+    count = costs.between(first_fence, last_fence)
+    low, high = _PLAUSIBLE_IMPORT_COUNTS
+    if not low <= count <= high:
+        raise RoundCrashedError(
+            f"callgrind counted {count:,} instructions for importing {module!r}{where}, "
+            f"outside what any import executes ({low:,} to {high:.0e}): its counters were "
+            "not counting the import, so the round is not used"
+        )
 
 
 def _round_report(

@@ -52,9 +52,10 @@ DEFAULT_TIMEOUT = 60.0
 DEFAULT_STATISTIC: Statistic = "min"
 DEFAULT_METRIC: Metric = "time"
 # Instruction counts repeat exactly from round to round (README, "Measurement
-# quality"), and a callgrind round costs 50-100 wall rounds: three rounds show
-# that the count is steady, and no warm-up round is needed to reach it.
-DEFAULT_INSTRUCTION_ROUNDS = 3
+# quality"), and a callgrind round costs 50-100 wall rounds: one round gives
+# the count (more only show the same number again; rounds=3 checks it, and
+# rounds that disagree are reported), and no warm-up round is needed to reach it.
+DEFAULT_INSTRUCTION_ROUNDS = 1
 DEFAULT_INSTRUCTION_WARMUP = 0
 # The slowdown against a baseline revision that fails a test (pytest) or is
 # reported as slower (the command line without --fail).
@@ -62,7 +63,7 @@ DEFAULT_SLOWDOWN_THRESHOLD = 0.10
 
 
 def default_rounds(metric: Metric) -> int:
-    """Counted rounds when none are asked for: 10 timed, 3 counted."""
+    """Counted rounds when none are asked for: 10 timed, 1 counted."""
     return DEFAULT_ROUNDS if metric == "time" else DEFAULT_INSTRUCTION_ROUNDS
 
 

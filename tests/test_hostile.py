@@ -972,6 +972,8 @@ def check_case(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, m
     """Measure ``case`` in ``metric`` and check its outcome, its world and its processes."""
     pids = tmp_path / "pids.txt"  # where imports that start processes note their pids
     monkeypatch.setenv("HOSTILE_PIDS", str(pids))
+    # Counted rounds get a fixed environment, plus the variables named here.
+    monkeypatch.setenv("IMPORTCACHE_COUNTED_ENV", "HOSTILE_PIDS")
     world = tmp_path / "world"
     world.mkdir()
     entry = case.build(world)

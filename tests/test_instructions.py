@@ -34,10 +34,16 @@ from conftest import (
 from pytest_importcache import ImportEnv
 from pytest_importcache.budget import ImportBudget
 from pytest_importcache.callgrind import MarkCosts, find_valgrind, read_dump_counts
-from pytest_importcache.errors import MetricUnavailableError, RoundCrashedError, RoundTimeoutError
+from pytest_importcache.errors import (
+    ImportRaisedError,
+    MetricUnavailableError,
+    RoundCrashedError,
+    RoundTimeoutError,
+)
 from pytest_importcache.measurer import Measurer
 from pytest_importcache.report import scale_line
-from pytest_importcache.runner import child_environment
+from pytest_importcache.runner import _check_count as check_count
+from pytest_importcache.runner import child_environment, run_round
 from pytest_importcache.spec import MeasurementSpec
 from pytest_importcache.units import (
     BudgetError,
@@ -166,9 +172,20 @@ def test_counted_rounds_get_a_fixed_hash_seed_and_no_valgrind_options(
 ) -> None:
     monkeypatch.setenv("VALGRIND_OPTS", "--tool=memcheck")
     monkeypatch.setenv("PYTHONHASHSEED", "random")
-    counted = child_environment("token", metric="instructions")
+    monkeypatch.setenv("PYTEST_CURRENT_TEST", "t.py::t (call)")
+    counted = child_environment("token", metric="instructions", home=Path("/r/cwd"))
     assert counted["PYTHONHASHSEED"] == "0"
     assert "VALGRIND_OPTS" not in counted
+    # Fixed: nothing of the caller's moves a count.
+    assert (counted["HOME"], counted["PATH"]) == ("/r/cwd", os.defpath)
+    assert "PYTEST_CURRENT_TEST" not in counted
+    # ...but for the variables an import needs, when named.
+    monkeypatch.setenv("APP_SETTINGS", "app.settings")
+    monkeypatch.setenv("IMPORTCACHE_COUNTED_ENV", "APP_SETTINGS, UNSET_ONE")
+    named = child_environment("token", metric="instructions", home=Path("/r/cwd"))
+    assert named["APP_SETTINGS"] == "app.settings"
+    assert "UNSET_ONE" not in named
+    assert "IMPORTCACHE_COUNTED_ENV" not in named
     assert "PYTHONHASHSEED" not in child_environment("token")
 
 
@@ -239,9 +256,9 @@ def test_counted_measurements_count_modules_once_and_take_no_lock(
         _ = result.modules["pkg"].self_seconds
 
 
-def test_counted_environments_default_to_three_rounds_without_warm_up() -> None:
+def test_counted_environments_default_to_one_round_without_warm_up() -> None:
     counted = ImportEnv("warm", metric="instructions")
-    assert (counted.rounds, counted.warmup) == (3, 0)
+    assert (counted.rounds, counted.warmup) == (1, 0)
     assert (ImportEnv("warm").rounds, ImportEnv("warm").warmup) == (10, 1)
     assert "metric='instructions'" in repr(counted)
 
@@ -277,7 +294,7 @@ def test_an_overspent_count_fails_naming_the_modules_and_a_budget(
         [
             "*import budget exceeded: steady (warm instructions)",
             "*min 400M > budget 100M",
-            "*3 rounds: min 400M, median 400M, max 400M",
+            "*  1 round: 400M",
             "*costliest modules (self instructions, cumulative instructions):",
             "*300M     400M  steady",
             "*100M     100M  steady_dep",
@@ -302,7 +319,7 @@ def test_the_run_metric_applies_to_every_budget_and_fixture(
 
         def test_fixture(warm_import_env):
             result = warm_import_env.measure("steady")
-            assert (result.metric, result.rounds, result.min) == ("instructions", 3, 400e6)
+            assert (result.metric, result.rounds, result.min) == ("instructions", 1, 400e6)
 
         @pytest.mark.import_budget("steady", warm="25ms")
         def test_timed_budget_in_a_counted_run():
@@ -403,9 +420,9 @@ def test_raw_rounds_of_counts_are_kept_apart_from_timed_ones(
     result.assert_outcomes(passed=1)
     names = sorted(path.name for path in (fake_project.path / "raw").rglob("*.txt"))
     assert [name for name in names if "instructions" in name] == [
-        f"steady-warm-instructions-round-0{index}.txt" for index in (1, 2, 3)
+        "steady-warm-instructions-round-01.txt"
     ]
-    assert len(names) == 3 + 1 + 3  # counted rounds, then a timed warm-up and 3 timed rounds
+    assert len(names) == 1 + 1 + 3  # the counted round, then a timed warm-up and 3 timed rounds
 
 
 def test_the_scale_line_leaves_counts_out() -> None:
@@ -571,3 +588,130 @@ def test_the_report_and_the_markdown_say_counts_are_instructions() -> None:
     assert "| `m` | warm instructions | 400M | 100M | -300% | **FAIL** |" in markdown_summary(
         [counted], []
     )
+
+
+# -- counts that do not depend on where they are taken ------------------------------------
+
+COLLECTION_OFF = "--collect-atstart=no"
+
+
+def count_in(workdir: Path, tree: Path) -> int | None:
+    """The count of importing ``counted`` from ``tree``: one plain round run in ``workdir``."""
+    workdir.mkdir(exist_ok=True)
+    return run_round(
+        "counted", [tree], workdir, python=sys.executable, metric="instructions",
+        module_costs=False,
+    ).instructions  # fmt: skip
+
+
+@needs_valgrind
+def test_valgrind_configuration_in_home_the_round_directory_and_the_environment_is_ignored(
+    make_tree: MakeTree, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = make_tree(PACKAGE)
+    workdir = tmp_path / "rounds"
+    count_in(workdir, tree)  # writes the bytecode: the rounds below are warm
+    plain = count_in(workdir, tree)
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".valgrindrc").write_text(COLLECTION_OFF + "\n")
+    # valgrind reads ./.valgrindrc in the directory it starts in: the round's own.
+    (workdir / "cwd" / ".valgrindrc").write_text(COLLECTION_OFF + "\n")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("VALGRIND_OPTS", COLLECTION_OFF)
+    assert count_in(workdir, tree) == plain
+
+
+@needs_valgrind
+def test_the_command_line_under_a_valgrindrc_that_stops_counting_still_counts(
+    make_tree: MakeTree, tmp_path: Path
+) -> None:
+    tree = make_tree(PACKAGE)
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".valgrindrc").write_text(COLLECTION_OFF + "\n")
+    (tmp_path / ".valgrindrc").write_text(COLLECTION_OFF + "\n")
+    completed = subprocess.run(
+        [sys.executable, "-m", "pytest_importcache", "counted", "--path", str(tree),
+         "--metric", "instructions", "--rounds", "1", "--json"],
+        capture_output=True, text=True, check=False, cwd=tmp_path,
+        env={**os.environ, "HOME": str(home), "VALGRIND_OPTS": COLLECTION_OFF},
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    (entry,) = json.loads(completed.stdout)["modules"]
+    assert entry["flavours"]["warm"]["min"] > 100_000
+    assert entry["flavours"]["cold"]["min"] > entry["flavours"]["warm"]["min"]
+
+
+def test_a_count_no_import_could_give_is_one_line_not_a_pass() -> None:
+    for count in (0, 1_000, 10**14):
+        with pytest.raises(RoundCrashedError) as caught:
+            check_count(MarkCosts([1, 2], [5, count]), {"import_fences": (1, 2)}, "m", " (here)")
+        message = str(caught.value)
+        assert f"callgrind counted {count:,} instructions for importing 'm' (here)" in message
+        assert "\n" not in message
+    check_count(MarkCosts([1, 2], [5, 400_000]), {"import_fences": (1, 2)}, "m", "")
+
+
+@needs_valgrind
+def test_an_import_counts_the_same_from_the_command_line_and_from_pytest(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    write_tree(pytester.path, PACKAGE)
+    pytester.makeini(quick_ini(rounds=1))
+    # One cache of copies for both, so that both count the same files at the same paths.
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    pytester.makepyfile(
+        test_counted="""
+        import pytest
+
+        @pytest.mark.import_budget("counted", cold="10G", warm="10G", metric="instructions")
+        def test_counted():
+            pass
+        """
+    )
+    # A subprocess: pytest's own variables (PYTEST_CURRENT_TEST...) as in a user's run.
+    pytester.runpytest_subprocess("--benchmark-json=out.json").assert_outcomes(passed=1)
+    stored = json.loads((pytester.path / "out.json").read_text())["benchmarks"]
+    from_pytest = {entry["name"]: entry["stats"]["min"] for entry in stored}
+    completed = subprocess.run(
+        [sys.executable, "-m", "pytest_importcache", "counted", "--path", str(pytester.path),
+         "--metric", "instructions", "--rounds", "1", "--json"],
+        capture_output=True, text=True, check=False, cwd=tmp_path,
+        env={**os.environ, "COLUMNS": "80", "UNRELATED": "x" * 100},
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    (entry,) = json.loads(completed.stdout)["modules"]
+    for flavour in ("cold", "warm"):
+        from_cli = entry["flavours"][flavour]["min"]
+        assert from_pytest[f"test_counted[counted-{flavour}-instructions]"] == from_cli, flavour
+
+
+def test_counted_rounds_that_disagree_are_marked_in_the_summary() -> None:
+    from pytest_importcache.report import summary_lines
+
+    steady = make_outcome(metric="instructions", statistic=4e8, values=(4e8, 4e8))
+    varying = make_outcome(
+        module="pydantic", metric="instructions", statistic=189_707_806,
+        values=(189_707_806.0, 189_708_024.0), budget=3e8, passed=True,
+    )  # fmt: skip
+    assert steady.noise == ""
+    text = "\n".join(summary_lines([steady, varying]))
+    assert "pydantic (warm (instr)): counted rounds disagree: 189,707,806 to 189,708,024" in text
+
+
+@needs_valgrind
+def test_an_import_that_needs_a_withheld_variable_says_how_to_pass_it(
+    counted_env: Callable[..., ImportEnv], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = {"configured.py": "import os\nSETTINGS = os.environ['APP_SETTINGS_MODULE']\n"}
+    monkeypatch.setenv("APP_SETTINGS_MODULE", "app.settings")
+    with pytest.raises(ImportRaisedError) as caught:
+        counted_env(files=files, rounds=1).measure("configured")
+    assert caught.value.message.endswith(
+        "counted rounds get a fixed environment: pass what the import needs with "
+        "IMPORTCACHE_COUNTED_ENV=APP_SETTINGS_MODULE"
+    )
+    monkeypatch.setenv("IMPORTCACHE_COUNTED_ENV", "APP_SETTINGS_MODULE")
+    assert counted_env(files=files, rounds=1).measure("configured").min > 0

@@ -8,9 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_importcache.interval import RatioInterval, ratio_interval
+from pytest_importcache.interval import RatioInterval, format_bounds, ratio_interval
 from pytest_importcache.noise import (
     comparison_noise,
+    count_disagreement,
     is_noisy,
     measurement_noise,
     relative_spread,
@@ -73,6 +74,41 @@ def test_identical_rounds_give_an_exact_ratio() -> None:
     interval = ratio_interval([36_448_904] * 5, [36_000_000] * 5)
     assert interval.exact
     assert interval.describe() == f"x{36_448_904 / 36_000_000:.3f} (median of pair ratios, exact)"
+
+
+def test_counts_that_differ_a_little_are_never_shown_as_exact() -> None:
+    # pydantic's counts moved by a few hundred instructions between rounds.
+    head = [189_707_806, 189_708_024, 189_707_937]
+    interval = ratio_interval(head, [189_707_900, 189_707_700, 189_708_100])
+    assert not interval.exact
+    assert "1.000-1.000" not in interval.describe()
+    assert "exact" not in interval.describe()
+    low, high = interval.bounds.split("-")
+    assert low != high
+    assert float(low) <= interval.ratio <= float(high)
+    assert "1.000-1.000" not in comparison_noise(interval, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "shown"),
+    [
+        (1.02, 1.08, "1.020-1.080"),
+        (0.9999989, 1.0000021, "0.999999-1.000002"),
+        (1.0, 1.0000001, "1.0000000-1.0000001"),
+        (1.0, 1.0000000000000002, "1.0000000000000000-1.0000000000000002"),
+    ],
+)
+def test_bounds_show_as_many_digits_as_tell_them_apart(low: float, high: float, shown: str) -> None:
+    assert format_bounds(low, high) == shown
+
+
+def test_counts_that_differ_between_rounds_say_so() -> None:
+    assert count_disagreement([5_000_000] * 3) == ""
+    assert count_disagreement([5_000_000]) == ""
+    assert count_disagreement([189_707_806, 189_708_024]) == (
+        "counted rounds disagree: 189,707,806 to 189,708,024 instructions "
+        "(218 apart, 1.1e-06 of the count)"
+    )
 
 
 def test_pairing_cancels_a_drift_that_hits_both_sides() -> None:
