@@ -14,7 +14,8 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ from .units import BudgetError
 
 if TYPE_CHECKING:
     from .comparison import Comparison
+    from .countpool import CountedJob, CountPool
     from .environment import ImportEnv
     from .measurer import MeasurementObserver, Measurer, RoundRunner
     from .report import BaselineLookup
@@ -42,6 +44,9 @@ IMPORT_FIXTURES = frozenset({"cold_import_env", "warm_import_env", "import_env_f
 ENFORCER_KEY = pytest.StashKey["BudgetEnforcer"]()
 _BUDGETS_KEY = pytest.StashKey[list[ImportBudget]]()
 _PENDING_KEY = pytest.StashKey[list["PendingMeasurement"]]()
+# A wait for a count longer than this shows what is being counted (not under -q).
+PROGRESS_AFTER = 3.0
+PROGRESS_EVERY = 15.0
 
 
 @dataclass
@@ -55,6 +60,7 @@ class PendingMeasurement:
     passed: bool | None = None
     scale: float = 1.0
     baseline: dict[str, Any] | None = None
+    unjudged: str = ""
 
 
 class ImportEnvFactory:
@@ -138,6 +144,8 @@ class BudgetEnforcer:
         self.round_runner: RoundRunner | None = None
         self._budget_scales: dict[str, float] | None = None
         self._raw_dirs_used: set[Path] = set()
+        self._count_pool: CountPool | None = None
+        self._looked_ahead: set[str] = set()
 
     # -- measuring ------------------------------------------------------------
 
@@ -147,6 +155,20 @@ class BudgetEnforcer:
 
         return FileLock(self.paths.measurement_lock)
 
+    @contextmanager
+    def _timed_lock(self) -> Iterator[None]:
+        """What a timed measurement holds: no background count runs, and the run's lock."""
+        with self._pool_paused(), self.measurement_lock():
+            yield
+
+    @contextmanager
+    def _pool_paused(self) -> Iterator[None]:
+        if self._count_pool is None:
+            yield
+        else:
+            with self._count_pool.paused():
+                yield
+
     def measurer_for(self, item: pytest.Item) -> Measurer:
         """A measurer for ``item``'s measurements: the run's lock, recording, raw rounds."""
         from .measurer import Measurer
@@ -155,10 +177,104 @@ class BudgetEnforcer:
         if self.settings.raw_dir is not None:
             observers.append(_RawRounds(self._raw_dir_for(item)))
         if self.round_runner is None:
-            return Measurer(lock=self.measurement_lock, observers=observers)
-        return Measurer(
-            lock=self.measurement_lock, observers=observers, round_runner=self.round_runner
-        )
+            return Measurer(lock=self._timed_lock, observers=observers)
+        return Measurer(lock=self._timed_lock, observers=observers, round_runner=self.round_runner)
+
+    # -- counting in the background -------------------------------------------
+
+    def count_jobs(self) -> int:
+        """Counted measurements run at once in this process: the setting, or the cores' share."""
+        if self.settings.jobs != "auto":
+            return self.settings.jobs
+        from .countpool import available_cores
+
+        workers = int(getattr(self.config, "workerinput", {}).get("workercount", 1) or 1)
+        return max(1, available_cores() // workers)
+
+    def _pool(self) -> CountPool:
+        """The pool counted budgets are measured in, opened at the first one."""
+        if self._count_pool is None:
+            from .countpool import CountPool
+
+            self._count_pool = CountPool(self.count_jobs(), self.round_runner)
+        return self._count_pool
+
+    def _counted_specs(self, item: pytest.Item) -> list[MeasurementSpec]:
+        """The counted measurements ``item``'s budgets will ask for, if they can be known now.
+
+        None for a test that may be skipped (a skip or skipif marker), whose
+        markers are malformed (its setup says so), or that compares with a
+        baseline revision (measured with it, rounds interleaved).
+        """
+        markers = list(item.iter_markers(MARKER_NAME))
+        if not markers or self.settings.baseline is not None:
+            return []
+        if item.get_closest_marker("skip") or item.get_closest_marker("skipif"):
+            return []
+        try:
+            budgets = [
+                ImportBudget.from_marker(marker.args, marker.kwargs, metric=self.settings.metric)
+                for marker in reversed(markers)
+            ]
+        except BudgetError:
+            return []
+        return [spec for spec in self._specs_for(budgets).values() if spec.metric != "time"]
+
+    def _upcoming_items(self, item: pytest.Item) -> list[pytest.Item]:
+        """``item`` and the items this process will run after it, as far as it knows them.
+
+        Without pytest-xdist, the rest of the session; on a worker, the tests
+        already sent to it (pytest-xdist keeps them in its worker's queue).
+        """
+        items = item.session.items
+        if not hasattr(self.config, "workerinput"):
+            try:
+                return items[items.index(item) :]
+            except ValueError:
+                return [item]
+        upcoming = [item]
+        interactor = self.config.pluginmanager.get_plugin("workerinteractor")
+        queue = getattr(interactor, "torun", None)
+        try:
+            with queue.lock() as indices:  # type: ignore[union-attr]
+                upcoming += [items[index] for index in indices if isinstance(index, int)]
+        except (AttributeError, TypeError, IndexError):
+            pass
+        return upcoming
+
+    def _count_ahead(self, item: pytest.Item) -> None:
+        """Start counting the counted budgets of ``item`` and the tests after it, in the pool."""
+        if self.settings.disable or self.count_jobs() < 2:
+            return
+        for upcoming in self._upcoming_items(item):
+            if upcoming.nodeid in self._looked_ahead:
+                continue
+            self._looked_ahead.add(upcoming.nodeid)
+            for spec in self._counted_specs(upcoming):
+                self._pool().submit((upcoming.nodeid, spec), spec)
+
+    def _take_count(self, item: pytest.Item, spec: MeasurementSpec) -> ImportResult:
+        """``spec``'s count for ``item``, from the pool (counted now if it was not started).
+
+        Observers hear about its rounds and result here, in the test's own
+        call, as for a measurement made in the foreground; while it waits, the
+        terminal says what is being counted.
+        """
+        pool = self._pool()
+        key = (item.nodeid, spec)
+        if not pool.has(key):
+            pool.submit(key, spec)
+        progress = _CountProgress(self.config, item)
+        job = pool.take(key, waiting=lambda job, waited: progress.waiting(job, waited, pool))
+        error = job.future.exception()
+        if error is not None:
+            raise error
+        result = job.future.result()
+        for observer in self.measurer_for(item).observers:
+            for index, report in job.rounds:
+                observer.round_done(spec, index, report)
+            observer.measured(spec, result)
+        return result
 
     def _raw_dir_for(self, item: pytest.Item) -> Path:
         """The test's raw-rounds directory, emptied the first time this run uses it."""
@@ -232,6 +348,17 @@ class BudgetEnforcer:
             or IMPORT_FIXTURES.intersection(getattr(item, "fixturenames", ()))
         ]
         adjust_for_skip_and_only(config, measuring)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item) -> None:
+        """Count ahead: the counted budgets of this test and the next ones start in the pool."""
+        self._count_ahead(item)
+
+    def pytest_sessionfinish(self) -> None:
+        """End the counts still running in the background (``-x``, Ctrl-C, SIGTERM)."""
+        if self._count_pool is not None:
+            self._count_pool.close()
+            self._count_pool = None
 
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         """Validate the test's ``import_budget`` markers; skip them when disabled."""
@@ -325,6 +452,8 @@ class BudgetEnforcer:
         from .errors import ImportCacheError
 
         try:
+            if spec.metric == "instructions":
+                return self._take_count(item, spec)
             return self.measurer_for(item).measure(spec)
         except ImportCacheError as exc:
             problem = f"{MARKER_NAME}({spec.module!r}): {exc}"
@@ -423,6 +552,39 @@ class BudgetEnforcer:
             return baseline_tree(self.config, f"{item.nodeid}[{suffix}]")
 
         return lookup
+
+
+class _CountProgress:
+    """Says what a test's count is doing once the test has waited a few seconds for it.
+
+    A line on the terminal, then one every ``PROGRESS_EVERY`` seconds; nothing
+    under ``-q`` or on a pytest-xdist worker (whose terminal nobody reads).
+    """
+
+    def __init__(self, config: pytest.Config, item: pytest.Item) -> None:
+        self.reporter: Any = config.pluginmanager.get_plugin("terminalreporter")
+        self.verbosity = int(config.getoption("verbose", 0) or 0)
+        self.enabled = (
+            self.reporter is not None and self.verbosity >= 0 and not hasattr(config, "workerinput")
+        )
+        self.item = item
+        self.shown_at: float | None = None
+
+    def waiting(self, job: CountedJob, waited: float, pool: CountPool) -> None:
+        """Called while the test waits for ``job``; ``waited`` seconds so far."""
+        if not self.enabled or waited < PROGRESS_AFTER:
+            return
+        if self.shown_at is not None and waited - self.shown_at < PROGRESS_EVERY:
+            return
+        self.shown_at = waited
+        text = f"importcache: counting {job.describe()}"
+        others = len(pool.pending())
+        if others:
+            text += f"; {others} more count{'s' if others != 1 else ''} under way in the background"
+        self.reporter.write_line(text)
+        if self.verbosity == 0:
+            # The test's progress letter goes after its file's name again, not alone on a line.
+            self.reporter.write_fspath_result(self.item.nodeid, "")
 
 
 class _Recorder:

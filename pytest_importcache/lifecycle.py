@@ -44,6 +44,7 @@ __all__ = [
     "RoundsInterrupted",
     "adopt_orphans",
     "clock_ticks_now",
+    "end_rounds_of_this_process",
     "kill_round_processes",
     "signals_end_rounds",
 ]
@@ -224,3 +225,30 @@ def kill_round_processes(process_group: int, token: str, started: int = 0) -> No
             return
         for pid in orphans:
             _kill_and_reap(pid)
+
+
+def end_rounds_of_this_process() -> int:
+    """Kill the process group of every round this process started that still runs.
+
+    For rounds running on other threads (background counts) when the run
+    stops: each round's child leads a group of its own and carries a round
+    token. The thread waiting for a round then sees it end and cleans up after
+    it as usual. Returns how many rounds were ended.
+    """
+    me = os.getpid()
+    marker = f"{ROUND_TOKEN_VARIABLE}=".encode()
+    ended = 0
+    for pid, stat in _read_each_process("stat"):
+        fields = stat.rpartition(b")")[2].split()
+        if len(fields) < 3 or int(fields[1]) != me or int(fields[2]) != pid:
+            continue
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as handle:
+                environ = handle.read().split(b"\0")
+        except OSError:
+            continue
+        if any(item.startswith(marker) for item in environ):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+                ended += 1
+    return ended
