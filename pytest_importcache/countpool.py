@@ -76,14 +76,24 @@ class CountedJob:
 class CountPool:
     """Runs counted measurements on ``jobs`` threads; results are taken by key.
 
-    ``round_runner`` runs each round (the real one by default). While the pool
+    ``round_runner`` runs each round (the real one by default); ``cache_dir``
+    and ``search_path`` are the :class:`~pytest_importcache.measurer.Measurer`'s. While the pool
     is open, SIGTERM and SIGHUP raise ``RoundsInterrupted`` in the main thread
     (as during a foreground measurement) and this process adopts orphans;
     :meth:`close` ends every background round. Create and close it in the main thread.
     """
 
-    def __init__(self, jobs: int, round_runner: RoundRunner | None = None) -> None:
+    def __init__(
+        self,
+        jobs: int,
+        round_runner: RoundRunner | None = None,
+        *,
+        cache_dir: Path | None = None,
+        search_path: Sequence[str] | None = None,
+    ) -> None:
         self.jobs = jobs
+        self._cache_dir = cache_dir
+        self._search_path = search_path
         self._round_runner: RoundRunner = round_runner or run_round
         self._executor = ThreadPoolExecutor(jobs, thread_name_prefix="importcache-count")
         self._jobs: dict[Hashable, CountedJob] = {}
@@ -167,7 +177,12 @@ class CountPool:
             job.started = time.monotonic()
             if job.spec.metric == "instructions" and self._round_runner is run_round:
                 find_valgrind()
-            measurer = Measurer(observers=[job], round_runner=self._stopping_runner)
+            measurer = Measurer(
+                cache_dir=self._cache_dir,
+                search_path=self._search_path,
+                observers=[job],
+                round_runner=self._stopping_runner,
+            )
             return measurer.measure(job.spec)
         finally:
             with self._condition:
