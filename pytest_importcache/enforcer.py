@@ -410,6 +410,7 @@ class BudgetEnforcer:
                     timed=entry.timed,
                     scale=entry.scale,
                     baseline=entry.baseline,
+                    unjudged=entry.unjudged,
                 ).to_json()
                 for entry in pending
             ]
@@ -514,13 +515,20 @@ class BudgetEnforcer:
             scaled = bool(budget.timed_flavours) and budget.metric == "time"
             scale = self._scales_or_fail() if scaled else 1.0
             verdicts += judge(budget, results, stat=stat, scale=scale)
+        # Budgets written only in the other unit: measured with their rounds, not judged.
+        unjudged: dict[int, str] = {}
+        for budget in budgets:
+            for flavour, text in budget.unjudged:
+                key = _measurement_keys(budget)[flavour]  # type: ignore[index]
+                unjudged.setdefault(id(measured[key]), text)
         for entry in item.stash.get(_PENDING_KEY, []):
+            entry.unjudged = unjudged.get(id(entry.result), "")
             own = [verdict for verdict in verdicts if verdict.result is entry.result]
             if not own:
                 continue
             timed = [verdict for verdict in own if verdict.kind in ("cold", "warm")]
             tightest = min(timed, key=lambda verdict: verdict.limit) if timed else None
-            entry.timed = bool(timed)
+            entry.timed = bool(timed) or bool(entry.unjudged)
             entry.passed = all(verdict.passed for verdict in own)
             if tightest is not None:
                 entry.stat, entry.budget, entry.scale = (

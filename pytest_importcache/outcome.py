@@ -41,7 +41,9 @@ class MeasurementOutcome:
     or comparing. ``modules`` holds every module the import loaded as (name,
     self cost, cumulative cost, importer). ``baseline`` is the same-run
     comparison with ``importcache_baseline``, when one was made (see
-    :func:`baseline_record`).
+    :func:`baseline_record`). ``unjudged`` is a budget the marker wrote only
+    in the other metric's unit (``"warm='25ms'"`` for a count), measured but
+    not judged.
     """
 
     nodeid: str
@@ -63,6 +65,7 @@ class MeasurementOutcome:
     lazy_modules: tuple[str, ...] = ()
     metric: str = "time"
     baseline: dict[str, Any] | None = None
+    unjudged: str = ""
 
     @classmethod
     def from_result(
@@ -77,6 +80,7 @@ class MeasurementOutcome:
         timed: bool = True,
         scale: float = 1.0,
         baseline: dict[str, Any] | None = None,
+        unjudged: str = "",
     ) -> MeasurementOutcome:
         """The outcome of ``result``, measured by the test ``nodeid``."""
         return cls(
@@ -102,6 +106,7 @@ class MeasurementOutcome:
             lazy_modules=result.lazy_modules,
             metric=result.metric,
             baseline=baseline,
+            unjudged=unjudged,
         )
 
     @property

@@ -216,6 +216,8 @@ def summary_lines(records: Sequence[MeasurementOutcome]) -> list[str]:
     A figure too noisy for its budget (:attr:`MeasurementOutcome.noise`) is
     marked ``~`` and explained below the table. With a baseline revision, a
     ``vs base`` column shows the ratio against it (its statistic is named below).
+    A budget written only in the other metric's unit was not judged: a line
+    below says so, with the budget to write for both.
     """
     stat_names = {record.stat for record in records}
     stat = stat_names.pop() if len(stat_names) == 1 else "stat"
@@ -229,6 +231,7 @@ def summary_lines(records: Sequence[MeasurementOutcome]) -> list[str]:
         header += f" {'vs base':>7}"
     lines = [f"{header} verdict"]
     notes = []
+    unjudged: list[str] = []  # whole lines: the budget to write must not be cut
     for record in records:
         noise = record.noise
         measured = format_cost(record.statistic, record.metric) if record.timed else "-"
@@ -240,6 +243,8 @@ def summary_lines(records: Sequence[MeasurementOutcome]) -> list[str]:
         headroom = format_headroom(record.headroom) if record.headroom is not None else "-"
         verdict = {True: "PASS", False: "FAIL", None: "-"}[record.verdict]
         ratio = f" {_ratio_cell(record):>7}" if with_baseline else ""
+        if record.unjudged:
+            unjudged.append(_unjudged_note(record))
         if record.baseline is not None and record.baseline["noise"]:
             notes.append(
                 f"{NOISE_MARK} {record.module} ({record.label}) vs base: {record.baseline['noise']}"
@@ -264,7 +269,23 @@ def summary_lines(records: Sequence[MeasurementOutcome]) -> list[str]:
         shown = commit if commit.startswith(name) else f"{name} ({commit})"
         label = ESTIMATOR_LABELS.get(estimator, estimator)
         lines.append(fit(f"vs base: {label} against {shown}, same run", SUMMARY_WIDTH))
-    return lines + [fit(note, SUMMARY_WIDTH) for note in notes]
+    return lines + [fit(note, SUMMARY_WIDTH) for note in notes] + unjudged
+
+
+def _unjudged_note(record: MeasurementOutcome) -> str:
+    """``m (warm instr): warm='25ms' is a time budget, not judged in instructions; ...``.
+
+    The suggestion keeps the written budget beside one in the measured unit, so
+    the marker then gates either metric.
+    """
+    flavour, _, written = record.unjudged.partition("=")
+    suggested = suggest_cost_budget(record.statistic, record.metric)
+    other = "instructions" if record.metric == "time" else "time"
+    label = record.label_with_metric.replace("instructions", "instr")
+    return (
+        f"{record.module} ({label}): {record.unjudged} is a {cost_name(other)} budget, not "
+        f"judged in {cost_name(record.metric)}; write {flavour}=({written}, '{suggested}')"
+    )
 
 
 def self_time_changes(

@@ -184,12 +184,33 @@ def test_marker_budgets_follow_the_metric() -> None:
     assert (timed.cold, timed.metric) == (0.025, "time")
 
 
+def test_a_budget_in_the_other_unit_is_measured_not_judged_under_the_run_metric() -> None:
+    counted_run = ImportBudget.from_marker(("m",), {"warm": "25ms"}, metric="instructions")
+    assert (counted_run.warm, counted_run.unjudged) == (None, (("warm", "warm='25ms'"),))
+    assert counted_run.timed_flavours == ("warm",)
+    timed_run = ImportBudget.from_marker(("m",), {"cold": "45M", "warm": "25ms"})
+    assert (timed_run.cold, timed_run.warm) == (None, 0.025)
+    assert timed_run.unjudged == (("cold", "cold='45M'"),)
+    # A duration and a count together: the run's metric picks the one judged.
+    both = {"warm": ("25ms", "45M"), "cold": ["90M", "60ms"]}
+    assert ImportBudget.from_marker(("m",), both).warm == 0.025
+    assert ImportBudget.from_marker(("m",), both).cold == 0.06
+    counted = ImportBudget.from_marker(("m",), both, metric="instructions")
+    assert (counted.warm, counted.cold, counted.unjudged) == (45e6, 90e6, ())
+
+
 @pytest.mark.parametrize(
     ("kwargs", "run_metric", "message"),
     [
         ({"warm": "25ms", "metric": "instructions"}, "time", "warm='25ms' is a duration"),
-        ({"warm": "25ms"}, "instructions", "warm='25ms' is a duration"),
-        ({"cold": "45M"}, "time", "cold='45M' is an instruction count"),
+        ({"cold": "45M", "metric": "time"}, "instructions", "cold='45M' is an instruction count"),
+        ({"warm": ("25ms", "30ms")}, "time", r"warm=\('25ms', '30ms'\) gives two time budgets"),
+        ({"warm": ("45M", "1G")}, "time", "warm=.* gives two instructions budgets"),
+        ({"warm": (0.025, "45M")}, "time", "warm=.*: write both budgets with their units"),
+        ({"warm": ("25ms", "45M", "1s")}, "time", "warm=.* is not a budget"),
+        ({"warm": ("25ms", "-4M")}, "instructions", "warm='-4M' is not an instruction count"),
+        ({"warm": ("-25ms", "45M")}, "instructions", "warm='-25ms' is not a duration"),
+        ({"cold": ("25ms", "0M")}, "time", "cold=.*'0M' is not a positive instruction count"),
         ({"warm": 1, "metric": "cycles"}, "time", "metric='cycles' is not one of time"),
         ({"warm": 1, "metric": ["time"]}, "time", r"metric=\['time'\] is not one of time"),
     ],
@@ -308,9 +329,14 @@ def test_the_run_metric_applies_to_every_budget_and_fixture(
         """,
         "--importcache-metric=instructions",
     )
-    result.assert_outcomes(passed=2, errors=1)
+    result.assert_outcomes(passed=3)
+    # The time budget is counted and not judged: its line says what to write instead.
     result.stdout.fnmatch_lines(
-        ["*import_budget('steady'): warm='25ms' is a duration, and the instructions metric*"]
+        [
+            "steady*warm (instr)*400M        -        -*-",
+            "steady (warm instr): warm='25ms' is a time budget, not judged in instructions; "
+            "write warm=('25ms', '520M')",
+        ]
     )
 
 
