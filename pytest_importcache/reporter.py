@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Generator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -39,6 +39,9 @@ class OutcomeReporter:
         self.report_path: Path | None = None
         self.report_problem = ""
         self.markdown_paths: list[Path] = []
+        self.counts_left_out = 0
+        if config.pluginmanager.hasplugin("benchmark"):  # its hooks are known
+            config.pluginmanager.register(_CountsOutOfBenchmarkTable(self), "importcache-counts")
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Collect the outcomes a report carries.
@@ -157,12 +160,64 @@ class OutcomeReporter:
             terminalreporter.write_line(self.report_problem, red=True)
         for path in self.markdown_paths:
             terminalreporter.write_line(f"import budgets' markdown written to {path}")
+        if self.counts_left_out:
+            terminalreporter.write_line(
+                "instruction counts are in this table, not in pytest-benchmark's (whose columns "
+                "are seconds); they are saved and compared as usual"
+            )
         # With compare-fail thresholds, what they flag; without, whatever got slower.
         slower = self.slower()
         if slower:
             terminalreporter.write_sep("-", f"slower imports than {slower[0].source}")
             for line in regression_lines(slower):
                 terminalreporter.write_line(line)
+
+
+class _CountsOutOfBenchmarkTable:
+    """Keeps instruction counts out of pytest-benchmark's table, which reads every figure as time.
+
+    Only the table: the entries are saved, written to ``--benchmark-json`` and
+    compared (``--benchmark-compare``, ``--benchmark-compare-fail``) as before.
+    """
+
+    def __init__(self, reporter: OutcomeReporter) -> None:
+        self.reporter = reporter
+        self.emptied = False
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_benchmark_group_stats(
+        self, config: pytest.Config, benchmarks: object, group_by: str
+    ) -> Generator[None, list[tuple[str, list[Any]]], list[tuple[str, list[Any]]]]:
+        """The groups pytest-benchmark will show, without instruction counts."""
+        groups = yield
+        kept = []
+        for name, entries in groups:
+            timed = [entry for entry in entries if not _is_count(entry)]
+            self.reporter.counts_left_out += len(entries) - len(timed)
+            if timed:
+                kept.append((name, timed))
+        self.emptied = bool(groups) and not kept
+        return kept
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        """Judge ``--benchmark-compare-fail`` when only counts were measured.
+
+        pytest-benchmark judges it while showing its table, and shows no table
+        without groups.
+        """
+        if self.emptied:
+            from .storage import benchmark_session
+
+            session = benchmark_session(terminalreporter.config)
+            if session is not None:
+                session.check_regressions()
+
+
+def _is_count(entry: Any) -> bool:
+    """Whether a benchmark (a dict, or pytest-benchmark's Metadata) holds instruction counts."""
+    info = entry.get("extra_info") if isinstance(entry, dict) else getattr(entry, "extra_info", None)
+    return isinstance(info, dict) and info.get("metric") == "instructions"
 
 
 def _same_run_baseline(outcome: MeasurementOutcome) -> Baseline | None:

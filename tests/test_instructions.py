@@ -409,6 +409,41 @@ def test_compare_fail_catches_a_grown_count(fake_project: pytest.Pytester) -> No
     assert "a difference in seconds cannot judge instruction counts" in absolute.stderr
 
 
+def test_counts_stay_out_of_the_benchmark_table_and_are_still_saved_and_compared(
+    fake_project: pytest.Pytester,
+) -> None:
+    source = """
+        import pytest
+
+        @pytest.mark.import_budget("steady", warm="1G", metric="instructions")
+        def test_counted():
+            pass
+
+        @pytest.mark.import_budget("steady", warm="10s")
+        def test_timed():
+            pass
+        """
+    first = run_tests(fake_project, source, "--benchmark-autosave", "--benchmark-json=out.json")
+    first.assert_outcomes(passed=2)
+    output = first.stdout.str()
+    assert "test_timed[steady-warm]" in output  # the timed entry keeps its row
+    # Counts are not in pytest-benchmark's table (whose columns are seconds).
+    table = output.split("instruction counts are in this table")[-1]
+    assert "test_counted[steady-warm-instructions]" not in table
+    assert "400,000,000" not in output
+    first.stdout.fnmatch_lines(["instruction counts are in this table, not in pytest-benchmark's*"])
+    saved = json.loads((fake_project.path / "out.json").read_text())
+    names = {entry["name"] for entry in saved["benchmarks"]}
+    assert names == {"test_counted[steady-warm-instructions]", "test_timed[steady-warm]"}
+    # pytest-benchmark's own command line still reads the saved counts.
+    listed = subprocess.run(
+        [str(Path(sys.executable).with_name("pytest-benchmark")), "compare", "0001"],
+        cwd=fake_project.path, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    assert "test_counted[steady-warm-instructions]" in listed.stdout
+
+
 def test_raw_rounds_of_counts_are_kept_apart_from_timed_ones(
     fake_project: pytest.Pytester,
 ) -> None:
