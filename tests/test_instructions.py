@@ -560,10 +560,17 @@ def test_the_command_line_counts_and_says_so(make_tree: MakeTree) -> None:
     tree = make_tree(PACKAGE)
     completed = subprocess.run(
         [sys.executable, "-m", "pytest_importcache", "counted", "--path", str(tree),
-         "--metric", "instructions", "--rounds", "1", "--json"],
+         "--metric", "instructions", "--rounds", "1", "--json", "--progress"],
         capture_output=True, text=True, check=False, env={**os.environ, "COLUMNS": "80"},
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr
+    # --progress: a line per round on stderr, though it is no terminal.
+    assert re.search(
+        r"^pytest-importcache: counted \(cold instructions\) round 1 of 1: \d+\.\d s$",
+        completed.stderr,
+        re.MULTILINE,
+    ), completed.stderr
+    assert "counted (warm instructions) round 1 of 1" in completed.stderr
     (entry,) = json.loads(completed.stdout)["modules"]
     warm = entry["flavours"]["warm"]
     assert warm["metric"] == "instructions"
