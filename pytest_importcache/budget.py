@@ -257,8 +257,12 @@ class ImportBudget:
         chosen = _metric_argument(prefix, arguments.get("metric"), metric)
         # Only the run's metric switches leniently; a marker's own metric is meant.
         lenient = arguments.get("metric") is None
-        cold, cold_other = _flavour_budget(prefix, "cold", arguments.get("cold"), chosen, lenient=lenient)
-        warm, warm_other = _flavour_budget(prefix, "warm", arguments.get("warm"), chosen, lenient=lenient)
+        cold, cold_other = _flavour_budget(
+            prefix, "cold", arguments.get("cold"), chosen, lenient=lenient
+        )
+        warm, warm_other = _flavour_budget(
+            prefix, "warm", arguments.get("warm"), chosen, lenient=lenient
+        )
         budget = cls(
             module=module,
             cold=cold,

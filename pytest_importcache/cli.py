@@ -309,7 +309,9 @@ class _Progress:
                 phase = f"warm-up round {index + 1} of {spec.warmup}"
             else:
                 phase = f"round {index - spec.warmup + 1} of {spec.rounds}"
-            self.stream.write(f"{PROG}: {spec.module} ({label}) {phase}: {now - self._since:.1f} s\n")
+            self.stream.write(
+                f"{PROG}: {spec.module} ({label}) {phase}: {now - self._since:.1f} s\n"
+            )
             self.stream.flush()
             self._since = now
         if self.enabled:

@@ -29,7 +29,7 @@ from .lifecycle import adopt_orphans, end_rounds_of_this_process, signals_end_ro
 from .measurer import Measurer, RoundRunner
 from .result import ImportResult
 from .runner import RoundReport, run_round
-from .spec import Metric, MeasurementSpec
+from .spec import MeasurementSpec, Metric
 
 __all__ = ["CountPool", "CountedJob", "MeasurementStopped", "available_cores"]
 

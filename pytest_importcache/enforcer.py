@@ -129,6 +129,21 @@ def _measurement_keys(budget: ImportBudget) -> dict[Flavour, MeasurementKey]:
     }
 
 
+def _unjudged_by_result(
+    budgets: list[ImportBudget], measured: dict[MeasurementKey, ImportResult]
+) -> dict[int, str]:
+    """By result id, the budget written only in the other unit (``"warm='25ms'"``) it stood for.
+
+    Such a measurement has its full rounds and is stored, but not judged.
+    """
+    unjudged: dict[int, str] = {}
+    for budget in budgets:
+        keys = _measurement_keys(budget)
+        for flavour, text in budget.unjudged:
+            unjudged.setdefault(id(measured[keys[flavour]]), text)  # type: ignore[index]
+    return unjudged
+
+
 class BudgetEnforcer:
     """Measures and judges in the process that runs the tests.
 
@@ -515,12 +530,7 @@ class BudgetEnforcer:
             scaled = bool(budget.timed_flavours) and budget.metric == "time"
             scale = self._scales_or_fail() if scaled else 1.0
             verdicts += judge(budget, results, stat=stat, scale=scale)
-        # Budgets written only in the other unit: measured with their rounds, not judged.
-        unjudged: dict[int, str] = {}
-        for budget in budgets:
-            for flavour, text in budget.unjudged:
-                key = _measurement_keys(budget)[flavour]  # type: ignore[index]
-                unjudged.setdefault(id(measured[key]), text)
+        unjudged = _unjudged_by_result(budgets, measured)
         for entry in item.stash.get(_PENDING_KEY, []):
             entry.unjudged = unjudged.get(id(entry.result), "")
             own = [verdict for verdict in verdicts if verdict.result is entry.result]

@@ -216,7 +216,10 @@ class _CountsOutOfBenchmarkTable:
 
 def _is_count(entry: Any) -> bool:
     """Whether a benchmark (a dict, or pytest-benchmark's Metadata) holds instruction counts."""
-    info = entry.get("extra_info") if isinstance(entry, dict) else getattr(entry, "extra_info", None)
+    if isinstance(entry, dict):
+        info = entry.get("extra_info")
+    else:
+        info = getattr(entry, "extra_info", None)
     return isinstance(info, dict) and info.get("metric") == "instructions"
 
 

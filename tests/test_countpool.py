@@ -13,13 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from conftest import write_tree
 from pytest_importcache.countpool import CountPool, MeasurementStopped
 from pytest_importcache.errors import ImportCacheError
 from pytest_importcache.lifecycle import ROUND_TOKEN_VARIABLE
 from pytest_importcache.measurer import Measurer
 from pytest_importcache.spec import MeasurementSpec
-
-from conftest import write_tree
 
 # Rounds that take 0.4 s and say how many counted rounds ran at once, and
 # whether a timed round ever ran while one was counted. ``broken*`` raises,
@@ -105,8 +104,12 @@ def test_3():
 
 @pytest.fixture
 def slow_project(pytester: pytest.Pytester) -> pytest.Pytester:
-    """Modules m0..m3, broken0, slow0 and slow1 (1.5 s), whose fake rounds take 0.4 s; one round each."""
-    write_tree(pytester.path, {f"m{index}.py": "" for index in range(4)} | {"broken0.py": "", "slow0.py": "", "slow1.py": ""})
+    """Modules m0..m3, broken0, slow0 and slow1 (1.5 s); fake rounds of 0.4 s, one each."""
+    write_tree(
+        pytester.path,
+        {f"m{index}.py": "" for index in range(4)}
+        | {"broken0.py": "", "slow0.py": "", "slow1.py": ""},
+    )
     pytester.makeconftest(SLOW_ROUNDS_CONFTEST)
     pytester.makeini(
         "[pytest]\npythonpath = .\nimportcache_rounds = 1\nimportcache_warmup = 0\n"
@@ -320,8 +323,7 @@ def test_concurrent_counts_are_the_counts_of_a_serial_run(tmp_path: Path) -> Non
         result.instructions for result in serial
     ]
     assert [
-        {name: timing.self_cost for name, timing in result.modules.items()}
-        for result in concurrent
+        {name: timing.self_cost for name, timing in result.modules.items()} for result in concurrent
     ] == [{name: timing.self_cost for name, timing in result.modules.items()} for result in serial]
 
 
