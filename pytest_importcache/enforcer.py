@@ -47,6 +47,8 @@ _PENDING_KEY = pytest.StashKey[list["PendingMeasurement"]]()
 # A wait for a count longer than this shows what is being counted (not under -q).
 PROGRESS_AFTER = 3.0
 PROGRESS_EVERY = 15.0
+# Counts started ahead of their tests, per thread of the pool, at most.
+LOOK_AHEAD = 4
 
 
 @dataclass
@@ -161,6 +163,8 @@ class BudgetEnforcer:
         self._raw_dirs_used: set[Path] = set()
         self._count_pool: CountPool | None = None
         self._looked_ahead: set[str] = set()
+        self._positions: dict[int, int] | None = None
+        self._ahead_from = 0
 
     # -- measuring ------------------------------------------------------------
 
@@ -235,37 +239,50 @@ class BudgetEnforcer:
             return []
         return [spec for spec in self._specs_for(budgets).values() if spec.metric != "time"]
 
-    def _upcoming_items(self, item: pytest.Item) -> list[pytest.Item]:
+    def _upcoming_items(self, item: pytest.Item) -> Iterator[pytest.Item]:
         """``item`` and the items this process will run after it, as far as it knows them.
 
-        Without pytest-xdist, the rest of the session; on a worker, the tests
-        already sent to it (pytest-xdist keeps them in its worker's queue).
+        Without pytest-xdist, the rest of the session (from where the last look
+        ahead stopped: each item is looked at about once); on a worker, the
+        tests already sent to it (pytest-xdist keeps them in its worker's queue).
         """
+        yield item
         items = item.session.items
         if not hasattr(self.config, "workerinput"):
-            try:
-                return items[items.index(item) :]
-            except ValueError:
-                return [item]
-        upcoming = [item]
+            if self._positions is None:
+                self._positions = {id(each): index for index, each in enumerate(items)}
+            start = self._positions.get(id(item))
+            if start is None:
+                return
+            for index in range(max(start + 1, self._ahead_from), len(items)):
+                self._ahead_from = index
+                yield items[index]
+            return
         interactor = self.config.pluginmanager.get_plugin("workerinteractor")
         queue = getattr(interactor, "torun", None)
         try:
             with queue.lock() as indices:  # type: ignore[union-attr]
-                upcoming += [items[index] for index in indices if isinstance(index, int)]
+                queued = [items[index] for index in indices if isinstance(index, int)]
         except (AttributeError, TypeError, IndexError):
-            pass
-        return upcoming
+            return
+        yield from queued
 
     def _count_ahead(self, item: pytest.Item) -> None:
-        """Start counting the counted budgets of ``item`` and the tests after it, in the pool."""
+        """Start counting the counted budgets of ``item`` and the tests after it, in the pool.
+
+        At most ``LOOK_AHEAD`` counts per thread wait or run at a time, so a run
+        stopped early (``-x``) wastes little.
+        """
         if self.settings.disable or self.count_jobs() < 2:
             return
         for upcoming in self._upcoming_items(item):
             if upcoming.nodeid in self._looked_ahead:
                 continue
+            specs = self._counted_specs(upcoming)
+            if specs and len(self._pool().pending()) >= LOOK_AHEAD * self._pool().jobs:
+                return
             self._looked_ahead.add(upcoming.nodeid)
-            for spec in self._counted_specs(upcoming):
+            for spec in specs:
                 self._pool().submit((upcoming.nodeid, spec), spec)
 
     def _take_count(self, item: pytest.Item, spec: MeasurementSpec) -> ImportResult:
