@@ -467,6 +467,10 @@ def child_command(
 # see them) and coverage.py's subprocess measurement, which a .pth file starts.
 # VALGRIND_OPTS would change what callgrind counts and where it writes.
 _IMPORT_STEERING_PREFIXES = ("PYTHON", "COVERAGE_", "COV_CORE_", "VALGRIND_")
+# What pytest and pytest-xdist set per test and per worker: the child's start-up
+# decodes its whole environment, so a longer test name meant a larger count (and
+# a count started ahead of its test, in the background, saw another test's name).
+_PER_TEST_VARIABLES = ("PYTEST_CURRENT_TEST", "PYTEST_XDIST_")
 
 
 def child_environment(round_token: str | None = None, *, metric: Metric = "time") -> dict[str, str]:
@@ -480,7 +484,8 @@ def child_environment(round_token: str | None = None, *, metric: Metric = "time"
     environment = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(_IMPORT_STEERING_PREFIXES) and key != ROUND_TOKEN_VARIABLE
+        if not key.startswith(_IMPORT_STEERING_PREFIXES + _PER_TEST_VARIABLES)
+        and key != ROUND_TOKEN_VARIABLE
     }
     if round_token is not None:
         environment[ROUND_TOKEN_VARIABLE] = round_token

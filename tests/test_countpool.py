@@ -295,7 +295,9 @@ def _valgrind() -> bool:
 
 
 @pytest.mark.skipif(not _valgrind(), reason="needs valgrind")
-def test_concurrent_counts_are_the_counts_of_a_serial_run(tmp_path: Path) -> None:
+def test_concurrent_counts_are_the_counts_of_a_serial_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     tree = write_tree(
         tmp_path / "tree",
         {
@@ -312,6 +314,10 @@ def test_concurrent_counts_are_the_counts_of_a_serial_run(tmp_path: Path) -> Non
     ]
     search_path = [str(tree), *sys.path]
     serial = [Measurer(cache_dir=cache, search_path=search_path).measure(spec) for spec in specs]
+    # A count started ahead of its test runs while pytest names another test (or
+    # phase) in the environment: the counts must not see it.
+    monkeypatch.setenv("PYTEST_CURRENT_TEST", "test_other.py::test_with_a_much_longer_name (setup)")
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw12")
     pool = CountPool(4, cache_dir=cache, search_path=search_path)
     try:
         for spec in specs:

@@ -170,6 +170,16 @@ def test_counted_rounds_get_a_fixed_hash_seed_and_no_valgrind_options(
     assert "PYTHONHASHSEED" not in child_environment("token")
 
 
+def test_rounds_do_not_see_which_test_or_worker_runs_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The child decodes its whole environment at start-up: a test's name would be counted.
+    monkeypatch.setenv("PYTEST_CURRENT_TEST", "test_x.py::test_a_long_name (call)")
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw1")
+    monkeypatch.setenv("PYTEST_XDIST_TESTRUNUID", "0123abcd")
+    for metric in ("time", "instructions"):
+        environment = child_environment("token", metric=metric)  # type: ignore[arg-type]
+        assert not [key for key in environment if key.startswith("PYTEST_")], metric
+
+
 # -- the marker ------------------------------------------------------------------------------
 
 
