@@ -176,7 +176,7 @@ def test_rounds_do_not_see_which_test_or_worker_runs_them(monkeypatch: pytest.Mo
     monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw1")
     monkeypatch.setenv("PYTEST_XDIST_TESTRUNUID", "0123abcd")
     for metric in ("time", "instructions"):
-        environment = child_environment("token", metric=metric)  # type: ignore[arg-type]
+        environment = child_environment("token", metric=metric)
         assert not {"PYTEST_CURRENT_TEST", "PYTEST_XDIST_WORKER", "PYTEST_XDIST_TESTRUNUID"} & set(
             environment
         ), metric
