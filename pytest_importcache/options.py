@@ -90,7 +90,10 @@ def parse_jobs(text: str) -> int | Literal["auto"]:
     """A whole number >= 1, or ``auto``."""
     if text.strip() == "auto":
         return "auto"
-    value = parse_whole_number(1)(text)
+    try:
+        value = parse_whole_number(1)(text)
+    except ValueError:
+        value = None
     if value is None:
         raise ValueError(f"expected a whole number >= 1 or 'auto', got {text!r}")
     return value
