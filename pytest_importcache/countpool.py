@@ -22,6 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .callgrind import find_valgrind
 from .errors import ImportCacheError
@@ -29,7 +30,7 @@ from .lifecycle import adopt_orphans, end_rounds_of_this_process, signals_end_ro
 from .measurer import Measurer, RoundRunner
 from .result import ImportResult
 from .runner import RoundReport, run_round
-from .spec import MeasurementSpec, Metric
+from .spec import MeasurementSpec
 
 __all__ = ["CountPool", "CountedJob", "MeasurementStopped", "available_cores"]
 
@@ -190,34 +191,15 @@ class CountPool:
                 self._condition.notify_all()
 
     def _stopping_runner(
-        self,
-        module: str,
-        roots: Sequence[Path],
-        workdir: Path,
-        *,
-        python: str,
-        optimize: int,
-        timeout: float,
-        pycache_prefix: Path | None,
-        description: str,
-        metric: Metric,
-        module_costs: bool,
+        self, module: str, roots: Sequence[Path], workdir: Path, **options: Any
     ) -> RoundReport:
-        """The round runner, refusing to start a round once the pool is closing."""
+        """The round runner, refusing to start a round once the pool is closing.
+
+        The options are passed on as they are, whatever the runner takes.
+        """
         if self._stopping:
-            raise MeasurementStopped(f"the run stopped before {description}")
-        return self._round_runner(
-            module,
-            roots,
-            workdir,
-            python=python,
-            optimize=optimize,
-            timeout=timeout,
-            pycache_prefix=pycache_prefix,
-            description=description,
-            metric=metric,
-            module_costs=module_costs,
-        )
+            raise MeasurementStopped(f"the run stopped before {options.get('description')}")
+        return self._round_runner(module, roots, workdir, **options)
 
     def close(self) -> None:
         """Stop: queued measurements are dropped, running rounds killed, threads joined."""
