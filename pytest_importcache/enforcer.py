@@ -146,6 +146,23 @@ def _unjudged_by_result(
     return unjudged
 
 
+def _unjudged_lines(pending: list[PendingMeasurement]) -> list[str]:
+    """For a failure text: what to write for budgets measured in the other unit, not judged."""
+    from .report import unjudged_line
+    from .spec import metric_label
+
+    lines = []
+    for entry in pending:
+        if entry.unjudged:
+            result = entry.result
+            label = metric_label(result.label, result.metric).replace("instructions", "instr")
+            statistic = result.statistic(entry.stat)
+            lines.append(
+                unjudged_line(result.module, label, entry.unjudged, statistic, result.metric)
+            )
+    return lines
+
+
 class BudgetEnforcer:
     """Measures and judges in the process that runs the tests.
 
@@ -573,6 +590,7 @@ class BudgetEnforcer:
         if failures or slower:
             blocks = [failure_text(failures, self._baseline_for(item))] if failures else []
             blocks += [baseline_failure_text(comparison, threshold) for comparison in slower]
+            blocks += _unjudged_lines(item.stash.get(_PENDING_KEY, []))
             pytest.fail("\n\n".join(blocks), pytrace=False)
 
     def _baseline_for(self, item: pytest.Item) -> BaselineLookup:

@@ -32,6 +32,7 @@ __all__ = [
     "scale_line",
     "self_time_changes",
     "summary_lines",
+    "unjudged_line",
 ]
 
 SLOWEST_IN_FAILURE = 10
@@ -273,18 +274,25 @@ def summary_lines(records: Sequence[MeasurementOutcome]) -> list[str]:
 
 
 def _unjudged_note(record: MeasurementOutcome) -> str:
+    """:func:`unjudged_line` for a summary row."""
+    label = record.label_with_metric.replace("instructions", "instr")
+    return unjudged_line(record.module, label, record.unjudged, record.statistic, record.metric)
+
+
+def unjudged_line(module: str, label: str, written: str, statistic: float, metric: str) -> str:
     """``m (warm instr): warm='25ms' is a time budget, not judged in instructions; ...``.
 
-    The suggestion keeps the written budget beside one in the measured unit, so
-    the marker then gates either metric.
+    ``written`` is the budget as the marker gave it (``"warm='25ms'"``) and
+    ``statistic`` the figure measured in ``metric``. The suggestion keeps the
+    written budget beside one in the measured unit, so the marker then gates
+    either metric.
     """
-    flavour, _, written = record.unjudged.partition("=")
-    suggested = suggest_cost_budget(record.statistic, record.metric)
-    other = "instructions" if record.metric == "time" else "time"
-    label = record.label_with_metric.replace("instructions", "instr")
+    flavour, _, value = written.partition("=")
+    suggested = suggest_cost_budget(statistic, metric)
+    other = "instructions" if metric == "time" else "time"
     return (
-        f"{record.module} ({label}): {record.unjudged} is a {cost_name(other)} budget, not "
-        f"judged in {cost_name(record.metric)}; write {flavour}=({written}, '{suggested}')"
+        f"{module} ({label}): {written} is a {cost_name(other)} budget, not "
+        f"judged in {cost_name(metric)}; write {flavour}=({value}, '{suggested}')"
     )
 
 

@@ -352,6 +352,29 @@ def test_the_run_metric_applies_to_every_budget_and_fixture(
     )
 
 
+def test_a_failing_test_names_its_unjudged_budget_too(fake_project: pytest.Pytester) -> None:
+    result = run_tests(
+        fake_project,
+        """
+        import pytest
+
+        @pytest.mark.import_budget("steady", warm="25ms", max_modules=1)
+        def test_counted_run():
+            pass
+        """,
+        "--importcache-metric=instructions",
+    )
+    result.assert_outcomes(failed=1)
+    note = (
+        "steady (warm instr): warm='25ms' is a time budget, not judged in instructions; "
+        "write warm=('25ms', '520M')"
+    )
+    failure = result.stdout.str().split("_ test_counted_run _")[1].split("import budgets")[0]
+    assert "steady loaded 2 modules > max_modules=1" in failure
+    assert note in failure.splitlines()  # in the failure text, and again in the summary
+    assert result.outlines.count(note) == 2
+
+
 def test_counts_are_stored_as_their_own_benchmark_entries(
     fake_project: pytest.Pytester,
 ) -> None:
