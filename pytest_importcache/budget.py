@@ -7,6 +7,7 @@ the verdicts are tested without running pytest.
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -15,7 +16,7 @@ from .errors import LocateError
 from .locate import check_module_name
 from .spec import METRICS, Metric
 from .stats import STAT_NAMES
-from .units import BudgetError, headroom, parse_cost, shorten
+from .units import BudgetError, cost_name, headroom, parse_cost, shorten
 
 if TYPE_CHECKING:
     from .result import ImportResult
@@ -126,6 +127,67 @@ def _cost_argument(prefix: str, name: str, value: object, metric: Metric) -> flo
         raise BudgetError(f"{prefix}: {name}={exc}") from None
 
 
+_DURATION_UNIT = re.compile(r"\d\s*(?:ns|us|µs|ms|s)\s*$")
+_COUNT_SUFFIX = re.compile(r"\d\s*[kKMG]\s*$")
+
+
+def unit_metric(value: object) -> Metric | None:
+    """The metric a budget's unit names: ``'25ms'`` time, ``'45M'`` instructions; else ``None``.
+
+    A bare number (``0.025``, ``45_000_000``, ``"1200"``) names none: it is in
+    the metric the budget is measured in.
+    """
+    if isinstance(value, str):
+        if _DURATION_UNIT.search(value):
+            return "time"
+        if _COUNT_SUFFIX.search(value):
+            return "instructions"
+    return None
+
+
+def _flavour_budget(
+    prefix: str, name: str, value: object, metric: Metric, *, lenient: bool
+) -> tuple[float | None, str]:
+    """A cold or warm argument as (limit in ``metric`` or ``None``, budget in the other unit).
+
+    The argument is one budget, or a duration and a count together
+    (``("25ms", "45M")``): the one in ``metric``'s unit is judged, the other
+    is kept as written (``"warm='25ms'"``), to be shown beside the suggestion
+    in ``metric``. With ``lenient`` false (the marker names its metric), a
+    single budget in the other unit is an error.
+    """
+    if value is None:
+        return None, ""
+    values = tuple(value) if isinstance(value, tuple | list) else (value,)
+    if not 1 <= len(values) <= 2:
+        raise BudgetError(
+            f"{prefix}: {name}={shorten(value)} is not a budget (one value, or a duration and "
+            f"a count: {name}=('25ms', '45M'))"
+        )
+    limit: float | None = None
+    other = ""
+    units: list[Metric] = []
+    for item in values:
+        unit = unit_metric(item) or (metric if len(values) == 1 else None)
+        if unit is None:
+            raise BudgetError(
+                f"{prefix}: {name}={shorten(value)}: write both budgets with their units "
+                f"({name}=('25ms', '45M'))"
+            )
+        if unit in units:
+            raise BudgetError(
+                f"{prefix}: {name}={shorten(value)} gives two {cost_name(unit)} budgets "
+                f"(write a duration and a count: {name}=('25ms', '45M'))"
+            )
+        units.append(unit)
+        if unit == metric or (len(values) == 1 and not lenient):
+            limit = _cost_argument(prefix, name, item, metric)
+        else:
+            _cost_argument(prefix, name, item, unit)
+            other = f"{name}={item!r}"
+    return limit, other
+
+
 def _metric_argument(prefix: str, value: object, default: Metric) -> Metric:
     """The marker's ``metric``, or the run's ``default`` when not given."""
     if value is None:
@@ -150,6 +212,10 @@ class ImportBudget:
     """One ``import_budget`` marker: the module and the limits its import must keep.
 
     ``cold`` and ``warm`` are in ``metric``: seconds, or instruction counts.
+    A budget the marker gives only in the other unit (``warm="25ms"`` in a run
+    under ``--importcache-metric=instructions``) is in ``unjudged`` as
+    (flavour, ``"warm='25ms'"``): that flavour is measured in ``metric`` and
+    not judged.
     """
 
     module: str
@@ -161,6 +227,7 @@ class ImportBudget:
     rounds: int | None = None
     closure: bool = False
     metric: Metric = "time"
+    unjudged: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_marker(
@@ -188,18 +255,31 @@ class ImportBudget:
         if not isinstance(closure, bool):
             raise BudgetError(f"{prefix}: closure={shorten(closure)} is not True or False")
         chosen = _metric_argument(prefix, arguments.get("metric"), metric)
+        # Only the run's metric switches leniently; a marker's own metric is meant.
+        lenient = arguments.get("metric") is None
+        cold, cold_other = _flavour_budget(
+            prefix, "cold", arguments.get("cold"), chosen, lenient=lenient
+        )
+        warm, warm_other = _flavour_budget(
+            prefix, "warm", arguments.get("warm"), chosen, lenient=lenient
+        )
         budget = cls(
             module=module,
-            cold=_cost_argument(prefix, "cold", arguments.get("cold"), chosen),
-            warm=_cost_argument(prefix, "warm", arguments.get("warm"), chosen),
+            cold=cold,
+            warm=warm,
             max_modules=_count_argument(prefix, "max_modules", arguments.get("max_modules"), 0),
             forbid=_forbid_patterns(prefix, arguments.get("forbid", ())),
             stat=stat if isinstance(stat, str) else None,
             rounds=_count_argument(prefix, "rounds", arguments.get("rounds"), 1),
             closure=closure,
             metric=chosen,
+            unjudged=tuple(
+                (flavour, text)
+                for flavour, text in (("cold", cold_other), ("warm", warm_other))
+                if text and (cold if flavour == "cold" else warm) is None
+            ),
         )
-        if closure and budget.cold is None:
+        if closure and "cold" not in budget.timed_flavours:
             raise BudgetError(f"{prefix}: closure=True applies to a cold budget; give cold=...")
         if not (budget.timed_flavours or budget.max_modules is not None or budget.forbid):
             raise BudgetError(f"{prefix}: no budget given (set cold, warm, max_modules or forbid)")
@@ -207,11 +287,12 @@ class ImportBudget:
 
     @property
     def timed_flavours(self) -> tuple[Literal["cold", "warm"], ...]:
-        """The flavours whose time is budgeted, cold first."""
+        """The flavours whose time (or count) is budgeted, judged or not, cold first."""
+        unjudged = dict(self.unjudged)
         flavours: list[Literal["cold", "warm"]] = []
-        if self.cold is not None:
+        if self.cold is not None or "cold" in unjudged:
             flavours.append("cold")
-        if self.warm is not None:
+        if self.warm is not None or "warm" in unjudged:
             flavours.append("warm")
         return tuple(flavours)
 
@@ -266,7 +347,10 @@ def judge(
     verdicts: list[Verdict] = []
     for flavour in budget.timed_flavours:
         result = results[flavour]
-        limit = (budget.cold if flavour == "cold" else budget.warm) or 0.0
+        written = budget.cold if flavour == "cold" else budget.warm
+        if written is None:
+            continue  # a budget in the other unit: measured, not judged
+        limit = written
         factor = scale if isinstance(scale, int | float) else scale[flavour]
         measured = result.statistic(stat)
         verdicts.append(

@@ -97,6 +97,7 @@ from .spec import (
     MeasurementSpec,
     default_rounds,
     default_warmup,
+    metric_label,
 )
 from .units import (
     fit,
@@ -191,6 +192,12 @@ def _profile_parser() -> argparse.ArgumentParser:
         "--path", action="append", default=[], metavar="DIR", help="find modules here first"
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.add_argument(
+        "--progress",
+        action="store_true",
+        help="print a line to stderr after each round (module, flavour, round, seconds), "
+        "also when stderr is not a terminal (a CI log)",
+    )
     parser.add_argument(
         "--against",
         metavar="REV",
@@ -312,14 +319,31 @@ def _cache_parser() -> argparse.ArgumentParser:
 
 
 class _Progress:
-    """A one-line progress bar on a terminal's stderr; silent elsewhere."""
+    """A one-line progress bar on a terminal's stderr; silent elsewhere.
 
-    def __init__(self, stream: IO[str]) -> None:
+    With ``lines`` (``--progress``), a line per round instead, terminal or not.
+    """
+
+    def __init__(self, stream: IO[str], *, lines: bool = False) -> None:
         self.stream = stream
-        self.enabled = stream.isatty()
+        self.lines = lines
+        self.enabled = stream.isatty() and not lines
+        self._since = time.monotonic()
 
     def round_done(self, spec: MeasurementSpec, index: int, report: RoundReport) -> None:
-        """Redraw the bar for ``spec`` after round ``index``."""
+        """Redraw the bar for ``spec`` after round ``index`` (or print its line)."""
+        if self.lines:
+            now = time.monotonic()
+            label = metric_label(spec.label, spec.metric)
+            if index < spec.warmup:
+                phase = f"warm-up round {index + 1} of {spec.warmup}"
+            else:
+                phase = f"round {index - spec.warmup + 1} of {spec.rounds}"
+            self.stream.write(
+                f"{PROG}: {spec.module} ({label}) {phase}: {now - self._since:.1f} s\n"
+            )
+            self.stream.flush()
+            self._since = now
         if self.enabled:
             done, total = index + 1, spec.total_rounds
             label = f"{spec.module} ({spec.label})"
@@ -329,7 +353,8 @@ class _Progress:
             self.stream.flush()
 
     def measured(self, spec: MeasurementSpec, result: ImportResult) -> None:
-        """Nothing to show per result."""
+        """Nothing to show per result; the next round's time starts now."""
+        self._since = time.monotonic()
 
     def clear(self) -> None:
         """Erase the bar."""
@@ -602,7 +627,7 @@ def _profile(arguments: argparse.Namespace) -> int:
     flavours: list[tuple[Flavour, bool]] = [("cold", False), ("warm", False)]
     if arguments.closure:
         flavours.append(("cold", True))
-    progress = _Progress(sys.stderr)
+    progress = _Progress(sys.stderr, lines=arguments.progress)
     # Which file is measured, when this process imported another one, is a note.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ImportLocationWarning)

@@ -14,7 +14,8 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ from .units import BudgetError
 
 if TYPE_CHECKING:
     from .comparison import Comparison
+    from .countpool import CountedJob, CountPool
     from .countstore import CountStore
     from .environment import ImportEnv
     from .measurer import MeasurementObserver, Measurer, RoundRunner
@@ -45,6 +47,11 @@ DISABLED_REASON = "import measurements are disabled (importcache disable setting
 ENFORCER_KEY = pytest.StashKey["BudgetEnforcer"]()
 _BUDGETS_KEY = pytest.StashKey[list[ImportBudget]]()
 _PENDING_KEY = pytest.StashKey[list["PendingMeasurement"]]()
+# A wait for a count longer than this shows what is being counted (not under -q).
+PROGRESS_AFTER = 3.0
+PROGRESS_EVERY = 15.0
+# Counts started ahead of their tests, per thread of the pool, at most.
+LOOK_AHEAD = 4
 
 
 @dataclass
@@ -58,6 +65,7 @@ class PendingMeasurement:
     passed: bool | None = None
     scale: float = 1.0
     baseline: dict[str, Any] | None = None
+    unjudged: str = ""
 
 
 class ImportEnvFactory:
@@ -126,6 +134,38 @@ def _measurement_keys(budget: ImportBudget) -> dict[Flavour, MeasurementKey]:
     }
 
 
+def _unjudged_by_result(
+    budgets: list[ImportBudget], measured: dict[MeasurementKey, ImportResult]
+) -> dict[int, str]:
+    """By result id, the budget written only in the other unit (``"warm='25ms'"``) it stood for.
+
+    Such a measurement has its full rounds and is stored, but not judged.
+    """
+    unjudged: dict[int, str] = {}
+    for budget in budgets:
+        keys = _measurement_keys(budget)
+        for flavour, text in budget.unjudged:
+            unjudged.setdefault(id(measured[keys[flavour]]), text)  # type: ignore[index]
+    return unjudged
+
+
+def _unjudged_lines(pending: list[PendingMeasurement]) -> list[str]:
+    """For a failure text: what to write for budgets measured in the other unit, not judged."""
+    from .report import unjudged_line
+    from .spec import metric_label
+
+    lines = []
+    for entry in pending:
+        if entry.unjudged:
+            result = entry.result
+            label = metric_label(result.label, result.metric).replace("instructions", "instr")
+            statistic = result.statistic(entry.stat)
+            lines.append(
+                unjudged_line(result.module, label, entry.unjudged, statistic, result.metric)
+            )
+    return lines
+
+
 class BudgetEnforcer:
     """Measures and judges in the process that runs the tests.
 
@@ -141,6 +181,10 @@ class BudgetEnforcer:
         self.round_runner: RoundRunner | None = None
         self._budget_scales: dict[str, float] | None = None
         self._raw_dirs_used: set[Path] = set()
+        self._count_pool: CountPool | None = None
+        self._looked_ahead: set[str] = set()
+        self._positions: dict[int, int] | None = None
+        self._ahead_from = 0
 
     # -- measuring ------------------------------------------------------------
 
@@ -149,6 +193,20 @@ class BudgetEnforcer:
         from filelock import FileLock
 
         return FileLock(self.paths.measurement_lock)
+
+    @contextmanager
+    def _timed_lock(self) -> Iterator[None]:
+        """What a timed measurement holds: no background count runs, and the run's lock."""
+        with self._pool_paused(), self.measurement_lock():
+            yield
+
+    @contextmanager
+    def _pool_paused(self) -> Iterator[None]:
+        if self._count_pool is None:
+            yield
+        else:
+            with self._count_pool.paused():
+                yield
 
     def measurer_for(self, item: pytest.Item) -> Measurer:
         """A measurer for ``item``'s measurements: the run's lock, recording, raw rounds."""
@@ -159,10 +217,10 @@ class BudgetEnforcer:
             observers.append(_RawRounds(self._raw_dir_for(item)))
         if self.round_runner is None:
             return Measurer(
-                lock=self.measurement_lock, observers=observers, count_store=self.count_store()
+                lock=self._timed_lock, observers=observers, count_store=self.count_store()
             )
         return Measurer(
-            lock=self.measurement_lock,
+            lock=self._timed_lock,
             observers=observers,
             round_runner=self.round_runner,
             count_store=self.count_store(),
@@ -182,6 +240,114 @@ class BudgetEnforcer:
         return CountStore(
             self.config.invocation_params.dir / self.settings.store, fresh=self.settings.fresh
         )
+
+    # -- counting in the background -------------------------------------------
+
+    def count_jobs(self) -> int:
+        """Counted measurements run at once in this process: the setting, or the cores' share."""
+        if self.settings.jobs != "auto":
+            return self.settings.jobs
+        from .countpool import available_cores
+
+        workers = int(getattr(self.config, "workerinput", {}).get("workercount", 1) or 1)
+        return max(1, available_cores() // workers)
+
+    def _pool(self) -> CountPool:
+        """The pool counted budgets are measured in, opened at the first one."""
+        if self._count_pool is None:
+            from .countpool import CountPool
+
+            self._count_pool = CountPool(
+                self.count_jobs(), self.round_runner, count_store=self.count_store()
+            )
+        return self._count_pool
+
+    def _counted_specs(self, item: pytest.Item) -> list[MeasurementSpec]:
+        """The counted measurements ``item``'s budgets will ask for, if they can be known now.
+
+        None for a test that may be skipped (a skip or skipif marker), whose
+        markers are malformed (its setup says so), or that compares with a
+        baseline revision (measured with it, rounds interleaved).
+        """
+        markers = list(item.iter_markers(MARKER_NAME))
+        if not markers or self.settings.baseline is not None:
+            return []
+        if item.get_closest_marker("skip") or item.get_closest_marker("skipif"):
+            return []
+        try:
+            budgets = self._budgets_of(item)
+        except BudgetError:
+            return []
+        return [spec for spec in self._specs_for(budgets).values() if spec.metric != "time"]
+
+    def _upcoming_items(self, item: pytest.Item) -> Iterator[pytest.Item]:
+        """``item`` and the items this process will run after it, as far as it knows them.
+
+        Without pytest-xdist, the rest of the session (from where the last look
+        ahead stopped: each item is looked at about once); on a worker, the
+        tests already sent to it (pytest-xdist keeps them in its worker's queue).
+        """
+        yield item
+        items = item.session.items
+        if not hasattr(self.config, "workerinput"):
+            if self._positions is None:
+                self._positions = {id(each): index for index, each in enumerate(items)}
+            start = self._positions.get(id(item))
+            if start is None:
+                return
+            for index in range(max(start + 1, self._ahead_from), len(items)):
+                self._ahead_from = index
+                yield items[index]
+            return
+        interactor = self.config.pluginmanager.get_plugin("workerinteractor")
+        queue = getattr(interactor, "torun", None)
+        try:
+            with queue.lock() as indices:  # type: ignore[union-attr]
+                queued = [items[index] for index in indices if isinstance(index, int)]
+        except (AttributeError, TypeError, IndexError):
+            return
+        yield from queued
+
+    def _count_ahead(self, item: pytest.Item) -> None:
+        """Start counting the counted budgets of ``item`` and the tests after it, in the pool.
+
+        At most ``LOOK_AHEAD`` counts per thread wait or run at a time, so a run
+        stopped early (``-x``) wastes little.
+        """
+        if self.settings.disable or self.count_jobs() < 2:
+            return
+        for upcoming in self._upcoming_items(item):
+            if upcoming.nodeid in self._looked_ahead:
+                continue
+            specs = self._counted_specs(upcoming)
+            if specs and len(self._pool().pending()) >= LOOK_AHEAD * self._pool().jobs:
+                return
+            self._looked_ahead.add(upcoming.nodeid)
+            for spec in specs:
+                self._pool().submit((upcoming.nodeid, spec), spec)
+
+    def _take_count(self, item: pytest.Item, spec: MeasurementSpec) -> ImportResult:
+        """``spec``'s count for ``item``, from the pool (counted now if it was not started).
+
+        Observers hear about its rounds and result here, in the test's own
+        call, as for a measurement made in the foreground; while it waits, the
+        terminal says what is being counted.
+        """
+        pool = self._pool()
+        key = (item.nodeid, spec)
+        if not pool.has(key):
+            pool.submit(key, spec)
+        progress = _CountProgress(self.config, item)
+        job = pool.take(key, waiting=lambda job, waited: progress.waiting(job, waited, pool))
+        error = job.future.exception()
+        if error is not None:
+            raise error
+        result = job.future.result()
+        for observer in self.measurer_for(item).observers:
+            for index, report in job.rounds:
+                observer.round_done(spec, index, report)
+            observer.measured(spec, result)
+        return result
 
     def _raw_dir_for(self, item: pytest.Item) -> Path:
         """The test's raw-rounds directory, emptied the first time this run uses it."""
@@ -278,6 +444,17 @@ class BudgetEnforcer:
             for marker in reversed(list(item.iter_markers(MARKER_NAME)))
         ]
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item) -> None:
+        """Count ahead: the counted budgets of this test and the next ones start in the pool."""
+        self._count_ahead(item)
+
+    def pytest_sessionfinish(self) -> None:
+        """End the counts still running in the background (``-x``, Ctrl-C, SIGTERM)."""
+        if self._count_pool is not None:
+            self._count_pool.close()
+            self._count_pool = None
+
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         """Validate the test's ``import_budget`` markers (when disabled, valid ones skipped)."""
         if item.get_closest_marker(MARKER_NAME) is None:
@@ -323,6 +500,7 @@ class BudgetEnforcer:
                     timed=entry.timed,
                     scale=entry.scale,
                     baseline=entry.baseline,
+                    unjudged=entry.unjudged,
                 ).to_json()
                 for entry in pending
             ]
@@ -365,6 +543,8 @@ class BudgetEnforcer:
         from .errors import ImportCacheError
 
         try:
+            if spec.metric == "instructions":
+                return self._take_count(item, spec)
             return self.measurer_for(item).measure(spec)
         except ImportCacheError as exc:
             problem = f"{MARKER_NAME}({spec.module!r}): {exc}"
@@ -425,13 +605,15 @@ class BudgetEnforcer:
             scaled = bool(budget.timed_flavours) and budget.metric == "time"
             scale = self._scales_or_fail() if scaled else 1.0
             verdicts += judge(budget, results, stat=stat, scale=scale)
+        unjudged = _unjudged_by_result(budgets, measured)
         for entry in item.stash.get(_PENDING_KEY, []):
+            entry.unjudged = unjudged.get(id(entry.result), "")
             own = [verdict for verdict in verdicts if verdict.result is entry.result]
             if not own:
                 continue
             timed = [verdict for verdict in own if verdict.kind in ("cold", "warm")]
             tightest = min(timed, key=lambda verdict: verdict.limit) if timed else None
-            entry.timed = bool(timed)
+            entry.timed = bool(timed) or bool(entry.unjudged)
             entry.passed = all(verdict.passed for verdict in own)
             if tightest is not None:
                 entry.stat, entry.budget, entry.scale = (
@@ -449,6 +631,7 @@ class BudgetEnforcer:
         if failures or slower:
             blocks = [failure_text(failures, self._baseline_for(item))] if failures else []
             blocks += [baseline_failure_text(comparison, threshold) for comparison in slower]
+            blocks += _unjudged_lines(item.stash.get(_PENDING_KEY, []))
             pytest.fail("\n\n".join(blocks), pytrace=False)
 
     def _baseline_for(self, item: pytest.Item) -> BaselineLookup:
@@ -463,6 +646,39 @@ class BudgetEnforcer:
             return baseline_tree(self.config, f"{item.nodeid}[{suffix}]")
 
         return lookup
+
+
+class _CountProgress:
+    """Says what a test's count is doing once the test has waited a few seconds for it.
+
+    A line on the terminal, then one every ``PROGRESS_EVERY`` seconds; nothing
+    under ``-q`` or on a pytest-xdist worker (whose terminal nobody reads).
+    """
+
+    def __init__(self, config: pytest.Config, item: pytest.Item) -> None:
+        self.reporter: Any = config.pluginmanager.get_plugin("terminalreporter")
+        self.verbosity = int(config.getoption("verbose", 0) or 0)
+        self.enabled = (
+            self.reporter is not None and self.verbosity >= 0 and not hasattr(config, "workerinput")
+        )
+        self.item = item
+        self.shown_at: float | None = None
+
+    def waiting(self, job: CountedJob, waited: float, pool: CountPool) -> None:
+        """Called while the test waits for ``job``; ``waited`` seconds so far."""
+        if not self.enabled or waited < PROGRESS_AFTER:
+            return
+        if self.shown_at is not None and waited - self.shown_at < PROGRESS_EVERY:
+            return
+        self.shown_at = waited
+        text = f"importcache: counting {job.describe()}"
+        others = len(pool.pending())
+        if others:
+            text += f"; {others} more count{'s' if others != 1 else ''} under way in the background"
+        self.reporter.write_line(text)
+        if self.verbosity == 0:
+            # The test's progress letter goes after its file's name again, not alone on a line.
+            self.reporter.write_fspath_result(self.item.nodeid, "")
 
 
 class _Recorder:

@@ -56,6 +56,7 @@ __all__ = [
     "RoundsInterrupted",
     "adopt_orphans",
     "clock_ticks_now",
+    "end_rounds_of_this_process",
     "end_rounds_when_parent_exits",
     "kill_round_processes",
     "round_running",
@@ -363,6 +364,33 @@ def end_rounds_when_parent_exits(poll_seconds: float = 0.1) -> threading.Thread:
         watcher.start()
     _PARENT_WATCHERS[os.getpid()] = watcher
     return watcher
+
+
+def end_rounds_of_this_process() -> int:
+    """Kill the process group of every round this process started that still runs.
+
+    For rounds running on other threads (background counts) when the run
+    stops: each round's child leads a group of its own and carries a round
+    token. The thread waiting for a round then sees it end and cleans up after
+    it as usual. Returns how many rounds were ended.
+    """
+    me = os.getpid()
+    marker = f"{ROUND_TOKEN_VARIABLE}=".encode()
+    ended = 0
+    for pid, stat in _read_each_process("stat"):
+        fields = stat.rpartition(b")")[2].split()
+        if len(fields) < 3 or int(fields[1]) != me or int(fields[2]) != pid:
+            continue
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as handle:
+                environ = handle.read().split(b"\0")
+        except OSError:
+            continue
+        if any(item.startswith(marker) for item in environ):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+                ended += 1
+    return ended
 
 
 if __name__ == "__main__":

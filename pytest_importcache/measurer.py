@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import os
 import shutil
 import site
@@ -238,7 +239,7 @@ class Measurer:
             return None
         if self.count_store is not None:
             return self.count_store
-        if self.round_runner is not run_round:
+        if inspect.unwrap(self.round_runner) is not run_round:
             return None  # made-up rounds must never land in a real store
         return CountStore(default_store_path(self.cache_dir or default_cache_dir()))
 

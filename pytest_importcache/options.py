@@ -87,6 +87,19 @@ def parse_metric(text: str) -> Metric:
     raise ValueError(f"expected one of {', '.join(METRICS)}, got {text!r}")
 
 
+def parse_jobs(text: str) -> int | Literal["auto"]:
+    """A whole number >= 1, or ``auto``."""
+    if text.strip() == "auto":
+        return "auto"
+    try:
+        value = parse_whole_number(1)(text)
+    except ValueError:
+        value = None
+    if value is None:
+        raise ValueError(f"expected a whole number >= 1 or 'auto', got {text!r}")
+    return value
+
+
 def parse_seconds(text: str) -> float:
     """A positive duration: ``"60"``, ``"90s"``, ``"500ms"``."""
     try:
@@ -199,6 +212,14 @@ SETTINGS = (
         DEFAULT_METRIC,
     ),
     Setting(
+        "jobs",
+        "counted measurements (instruction counts) run at once in each pytest process, "
+        "ahead of their tests; 'auto' shares the cores among pytest-xdist workers; 1 counts "
+        "one at a time (default: auto)",
+        parse_jobs,
+        "auto",
+    ),
+    Setting(
         "stat",
         "statistic compared with time budgets: min, median, mean or max (default: "
         f"{DEFAULT_STATISTIC}, the steadiest on a shared machine)",
@@ -296,6 +317,7 @@ class Settings:
     rounds: int | None = None
     warmup: int | None = None
     metric: Metric = DEFAULT_METRIC
+    jobs: int | Literal["auto"] = "auto"
     stat: Statistic = DEFAULT_STATISTIC
     timeout: float = DEFAULT_TIMEOUT
     budget_scale: float | Literal["auto"] = 1.0

@@ -43,7 +43,9 @@ class MeasurementOutcome:
     comparison with ``importcache_baseline``, when one was made (see
     :func:`baseline_record`). ``reused`` says where a count reused from the
     count store was first counted (``{"reused": true, "counted_at",
-    "counted_on", "store"}``); ``None`` for one counted now.
+    "counted_on", "store"}``); ``None`` for one counted now. ``unjudged`` is
+    a budget the marker wrote only in the other metric's unit (``"warm='25ms'"``
+    for a count), measured but not judged.
     """
 
     nodeid: str
@@ -66,6 +68,7 @@ class MeasurementOutcome:
     metric: str = "time"
     baseline: dict[str, Any] | None = None
     reused: dict[str, Any] | None = None
+    unjudged: str = ""
 
     @classmethod
     def from_result(
@@ -80,6 +83,7 @@ class MeasurementOutcome:
         timed: bool = True,
         scale: float = 1.0,
         baseline: dict[str, Any] | None = None,
+        unjudged: str = "",
     ) -> MeasurementOutcome:
         """The outcome of ``result``, measured by the test ``nodeid``."""
         return cls(
@@ -106,6 +110,7 @@ class MeasurementOutcome:
             metric=result.metric,
             baseline=baseline,
             reused=result.reused.to_json() if result.reused is not None else None,
+            unjudged=unjudged,
         )
 
     @property

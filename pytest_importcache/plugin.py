@@ -21,7 +21,10 @@ _MARKER_HELP = (
     "with `stat` after --importcache-budget-scale), or with metric='instructions' "
     "instruction counts ('45M', '1.2G', counted under valgrind), max_modules (modules the "
     "import loads), forbid (glob patterns of modules it must not load). Measured before "
-    "the test body runs; stack markers for several modules."
+    "the test body runs; stack markers for several modules. A budget's unit says what it "
+    "gates: cold/warm may carry a duration and a count together (warm=('25ms', '45M')); "
+    "one in the other unit than the run's metric is measured, not judged, and the summary "
+    "says what to write."
 )
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "self_time_changes",
     "summary_lines",
     "tree_rows",
+    "unjudged_line",
 ]
 
 SLOWEST_IN_FAILURE = 10
@@ -274,6 +275,8 @@ def summary_lines(records: Sequence[MeasurementOutcome]) -> list[str]:
     A figure too noisy for its budget (:attr:`MeasurementOutcome.noise`) is
     marked ``~`` and explained below the table. With a baseline revision, a
     ``vs base`` column shows the ratio against it (its statistic is named below).
+    A budget written only in the other metric's unit was not judged: a line
+    below says so, with the budget to write for both.
     """
     stat_names = {record.stat for record in records}
     stat = stat_names.pop() if len(stat_names) == 1 else "stat"
@@ -287,6 +290,7 @@ def summary_lines(records: Sequence[MeasurementOutcome]) -> list[str]:
         header += f" {'vs base':>7}"
     lines = [f"{header} verdict"]
     notes = []
+    unjudged: list[str] = []  # whole lines: the budget to write must not be cut
     for record in records:
         noise = record.noise
         measured = format_cost(record.statistic, record.metric) if record.timed else "-"
@@ -305,6 +309,8 @@ def summary_lines(records: Sequence[MeasurementOutcome]) -> list[str]:
         headroom = format_headroom(record.headroom) if record.headroom is not None else "-"
         verdict = {True: "PASS", False: "FAIL", None: "-"}[record.verdict]
         ratio = f" {_ratio_cell(record):>7}" if with_baseline else ""
+        if record.unjudged:
+            unjudged.append(_unjudged_note(record))
         if record.baseline is not None and record.baseline["noise"]:
             notes.append(
                 f"{NOISE_MARK} {record.module} ({record.label}) vs base: {record.baseline['noise']}"
@@ -348,7 +354,30 @@ def summary_lines(records: Sequence[MeasurementOutcome]) -> list[str]:
             "vs base: served from the working tree to both sides (git ignores them, the "
             f"revision has none): {', '.join(served)}"
         )
-    return lines + [fit(note, SUMMARY_WIDTH) for note in notes]
+    return lines + [fit(note, SUMMARY_WIDTH) for note in notes] + unjudged
+
+
+def _unjudged_note(record: MeasurementOutcome) -> str:
+    """:func:`unjudged_line` for a summary row."""
+    label = record.label_with_metric.replace("instructions", "instr")
+    return unjudged_line(record.module, label, record.unjudged, record.statistic, record.metric)
+
+
+def unjudged_line(module: str, label: str, written: str, statistic: float, metric: str) -> str:
+    """``m (warm instr): warm='25ms' is a time budget, not judged in instructions; ...``.
+
+    ``written`` is the budget as the marker gave it (``"warm='25ms'"``) and
+    ``statistic`` the figure measured in ``metric``. The suggestion keeps the
+    written budget beside one in the measured unit, so the marker then gates
+    either metric.
+    """
+    flavour, _, value = written.partition("=")
+    suggested = suggest_cost_budget(statistic, metric)
+    other = "instructions" if metric == "time" else "time"
+    return (
+        f"{module} ({label}): {written} is a {cost_name(other)} budget, not "
+        f"judged in {cost_name(metric)}; write {flavour}=({value}, '{suggested}')"
+    )
 
 
 def self_time_changes(

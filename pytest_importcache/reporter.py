@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Generator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -40,6 +40,9 @@ class OutcomeReporter:
         self.report_problem = ""
         self.report_lost = False
         self.markdown_paths: list[Path] = []
+        self.counts_left_out = 0
+        if config.pluginmanager.hasplugin("benchmark"):  # its hooks are known
+            config.pluginmanager.register(_CountsOutOfBenchmarkTable(self), "importcache-counts")
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Collect the outcomes a report carries.
@@ -75,6 +78,29 @@ class OutcomeReporter:
 
         if (self.report_lost or storage_problems(self.config)) and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def _notes(self) -> list[tuple[str, bool]]:
+        """The lines under the summary table: files written, problems (``True``), pointers."""
+        from .storage import storage_problems
+
+        notes = []
+        if self.report_path is not None:
+            notes.append((f"import trees written to {self.report_path}", False))
+        if self.report_problem:
+            notes.append((self.report_problem, True))
+        notes += [(problem, True) for problem in storage_problems(self.config)]
+        notes += [
+            (f"import budgets' markdown written to {path}", False) for path in self.markdown_paths
+        ]
+        if self.counts_left_out:
+            notes.append(
+                (
+                    "instruction counts are in this table, not in pytest-benchmark's (whose "
+                    "columns are seconds); they are saved and compared as usual",
+                    False,
+                )
+            )
+        return notes
 
     def slower(self) -> list[ImportComparison]:
         """The comparisons to show: with compare-fail thresholds, those they flag; else slower."""
@@ -156,7 +182,6 @@ class OutcomeReporter:
         if not self.outcomes:
             return
         from .report import regression_lines, scale_line, summary_lines
-        from .storage import storage_problems
 
         terminalreporter.write_sep("-", "import budgets")
         scaled = scale_line(self.outcomes)
@@ -164,17 +189,61 @@ class OutcomeReporter:
             terminalreporter.write_line(scaled)
         for line in summary_lines(self.outcomes):
             terminalreporter.write_line(line)
-        if self.report_path is not None:
-            terminalreporter.write_line(f"import trees written to {self.report_path}")
-        if self.report_problem:
-            terminalreporter.write_line(self.report_problem, red=True)
-        for problem in storage_problems(self.config):
-            terminalreporter.write_line(problem, red=True)
-        for path in self.markdown_paths:
-            terminalreporter.write_line(f"import budgets' markdown written to {path}")
+        for line, problem in self._notes():
+            terminalreporter.write_line(line, red=problem)
         # With compare-fail thresholds, what they flag; without, whatever got slower.
         slower = self.slower()
         if slower:
             terminalreporter.write_sep("-", f"slower imports than {slower[0].source}")
             for line in regression_lines(slower):
                 terminalreporter.write_line(line)
+
+
+class _CountsOutOfBenchmarkTable:
+    """Keeps instruction counts out of pytest-benchmark's table, which reads every figure as time.
+
+    Only the table: the entries are saved, written to ``--benchmark-json`` and
+    compared (``--benchmark-compare``, ``--benchmark-compare-fail``) as before.
+    """
+
+    def __init__(self, reporter: OutcomeReporter) -> None:
+        self.reporter = reporter
+        self.emptied = False
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_benchmark_group_stats(
+        self, config: pytest.Config, benchmarks: object, group_by: str
+    ) -> Generator[None, list[tuple[str, list[Any]]], list[tuple[str, list[Any]]]]:
+        """The groups pytest-benchmark will show, without instruction counts."""
+        groups = yield
+        kept = []
+        for name, entries in groups:
+            timed = [entry for entry in entries if not _is_count(entry)]
+            self.reporter.counts_left_out += len(entries) - len(timed)
+            if timed:
+                kept.append((name, timed))
+        self.emptied = bool(groups) and not kept
+        return kept
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        """Judge ``--benchmark-compare-fail`` when only counts were measured.
+
+        pytest-benchmark judges it while showing its table, and shows no table
+        without groups.
+        """
+        if self.emptied:
+            from .storage import benchmark_session
+
+            session = benchmark_session(terminalreporter.config)
+            if session is not None:
+                session.check_regressions()
+
+
+def _is_count(entry: Any) -> bool:
+    """Whether a benchmark (a dict, or pytest-benchmark's Metadata) holds instruction counts."""
+    if isinstance(entry, dict):
+        info = entry.get("extra_info")
+    else:
+        info = getattr(entry, "extra_info", None)
+    return isinstance(info, dict) and info.get("metric") == "instructions"

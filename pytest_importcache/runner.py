@@ -584,6 +584,10 @@ def child_command(
 # see them) and coverage.py's subprocess measurement, which a .pth file starts.
 # VALGRIND_OPTS would change what callgrind counts and where it writes.
 _IMPORT_STEERING_PREFIXES = ("PYTHON", "COVERAGE_", "COV_CORE_", "VALGRIND_")
+# What pytest and pytest-xdist set per test and per worker, left out of timed
+# rounds too: the child's start-up decodes its whole environment, so a test's
+# name must not reach what a round measures (counted rounds keep none of it).
+_PER_TEST_VARIABLES = ("PYTEST_CURRENT_TEST", "PYTEST_XDIST_")
 
 
 # What a counted round's interpreter is given of the caller's environment:
@@ -627,7 +631,8 @@ def child_environment(
         environment = {
             key: value
             for key, value in os.environ.items()
-            if not key.startswith(_IMPORT_STEERING_PREFIXES) and key != ROUND_TOKEN_VARIABLE
+            if not key.startswith(_IMPORT_STEERING_PREFIXES + _PER_TEST_VARIABLES)
+            and key != ROUND_TOKEN_VARIABLE
         }
     if round_token is not None:
         environment[ROUND_TOKEN_VARIABLE] = round_token

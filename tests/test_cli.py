@@ -116,6 +116,20 @@ def test_a_terminal_gets_a_progress_bar(package_dir: Path) -> None:
     assert "[#" not in completed.stdout
 
 
+def test_progress_prints_a_line_per_round_without_a_terminal(package_dir: Path) -> None:
+    completed = run_cli(
+        "clipkg", "--path", str(package_dir), "--rounds", "2", "--warmup", "1", "--progress"
+    )
+    assert completed.returncode == 0, completed.stderr
+    lines = completed.stderr.splitlines()
+    assert [re.sub(r"\d+\.\d s$", "N s", line) for line in lines] == [
+        f"pytest-importcache: clipkg ({flavour}) {phase}: N s"
+        for flavour in ("cold", "warm")
+        for phase in ("warm-up round 1 of 1", "round 1 of 2", "round 2 of 2")
+    ]
+    # Without --progress, a log gets nothing on stderr (tested above: stderr == "").
+
+
 def test_json_output_follows_the_documented_schema(package_dir: Path) -> None:
     completed = run_cli(
         "clipkg", "--path", str(package_dir), "--rounds", "2", "--closure", "--json"

@@ -189,6 +189,18 @@ def test_counted_rounds_get_a_fixed_hash_seed_and_no_valgrind_options(
     assert "PYTHONHASHSEED" not in child_environment("token")
 
 
+def test_rounds_do_not_see_which_test_or_worker_runs_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The child decodes its whole environment at start-up: a test's name would be counted.
+    monkeypatch.setenv("PYTEST_CURRENT_TEST", "test_x.py::test_a_long_name (call)")
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw1")
+    monkeypatch.setenv("PYTEST_XDIST_TESTRUNUID", "0123abcd")
+    for metric in ("time", "instructions"):
+        environment = child_environment("token", metric=metric)
+        assert not {"PYTEST_CURRENT_TEST", "PYTEST_XDIST_WORKER", "PYTEST_XDIST_TESTRUNUID"} & set(
+            environment
+        ), metric
+
+
 # -- the marker ------------------------------------------------------------------------------
 
 
@@ -203,12 +215,33 @@ def test_marker_budgets_follow_the_metric() -> None:
     assert (timed.cold, timed.metric) == (0.025, "time")
 
 
+def test_a_budget_in_the_other_unit_is_measured_not_judged_under_the_run_metric() -> None:
+    counted_run = ImportBudget.from_marker(("m",), {"warm": "25ms"}, metric="instructions")
+    assert (counted_run.warm, counted_run.unjudged) == (None, (("warm", "warm='25ms'"),))
+    assert counted_run.timed_flavours == ("warm",)
+    timed_run = ImportBudget.from_marker(("m",), {"cold": "45M", "warm": "25ms"})
+    assert (timed_run.cold, timed_run.warm) == (None, 0.025)
+    assert timed_run.unjudged == (("cold", "cold='45M'"),)
+    # A duration and a count together: the run's metric picks the one judged.
+    both = {"warm": ("25ms", "45M"), "cold": ["90M", "60ms"]}
+    assert ImportBudget.from_marker(("m",), both).warm == 0.025
+    assert ImportBudget.from_marker(("m",), both).cold == 0.06
+    counted = ImportBudget.from_marker(("m",), both, metric="instructions")
+    assert (counted.warm, counted.cold, counted.unjudged) == (45e6, 90e6, ())
+
+
 @pytest.mark.parametrize(
     ("kwargs", "run_metric", "message"),
     [
         ({"warm": "25ms", "metric": "instructions"}, "time", "warm='25ms' is a duration"),
-        ({"warm": "25ms"}, "instructions", "warm='25ms' is a duration"),
-        ({"cold": "45M"}, "time", "cold='45M' is an instruction count"),
+        ({"cold": "45M", "metric": "time"}, "instructions", "cold='45M' is an instruction count"),
+        ({"warm": ("25ms", "30ms")}, "time", r"warm=\('25ms', '30ms'\) gives two time budgets"),
+        ({"warm": ("45M", "1G")}, "time", "warm=.* gives two instructions budgets"),
+        ({"warm": (0.025, "45M")}, "time", "warm=.*: write both budgets with their units"),
+        ({"warm": ("25ms", "45M", "1s")}, "time", "warm=.* is not a budget"),
+        ({"warm": ("25ms", "-4M")}, "instructions", "warm='-4M' is not an instruction count"),
+        ({"warm": ("-25ms", "45M")}, "instructions", "warm='-25ms' is not a duration"),
+        ({"cold": ("25ms", "0M")}, "time", "cold=.*'0M' is not a positive instruction count"),
         ({"warm": 1, "metric": "cycles"}, "time", "metric='cycles' is not one of time"),
         ({"warm": 1, "metric": ["time"]}, "time", r"metric=\['time'\] is not one of time"),
     ],
@@ -327,10 +360,38 @@ def test_the_run_metric_applies_to_every_budget_and_fixture(
         """,
         "--importcache-metric=instructions",
     )
-    result.assert_outcomes(passed=2, errors=1)
+    result.assert_outcomes(passed=3)
+    # The time budget is counted and not judged: its line says what to write instead.
     result.stdout.fnmatch_lines(
-        ["*import_budget('steady'): warm='25ms' is a duration, and the instructions metric*"]
+        [
+            "steady*warm (instr)*400M        -        -*-",
+            "steady (warm instr): warm='25ms' is a time budget, not judged in instructions; "
+            "write warm=('25ms', '520M')",
+        ]
     )
+
+
+def test_a_failing_test_names_its_unjudged_budget_too(fake_project: pytest.Pytester) -> None:
+    result = run_tests(
+        fake_project,
+        """
+        import pytest
+
+        @pytest.mark.import_budget("steady", warm="25ms", max_modules=1)
+        def test_counted_run():
+            pass
+        """,
+        "--importcache-metric=instructions",
+    )
+    result.assert_outcomes(failed=1)
+    note = (
+        "steady (warm instr): warm='25ms' is a time budget, not judged in instructions; "
+        "write warm=('25ms', '520M')"
+    )
+    failure = result.stdout.str().split("_ test_counted_run _")[1].split("import budgets")[0]
+    assert "steady loaded 2 modules > max_modules=1" in failure
+    assert note in failure.splitlines()  # in the failure text, and again in the summary
+    assert result.outlines.count(note) == 2
 
 
 def test_counts_are_stored_as_their_own_benchmark_entries(
@@ -400,6 +461,41 @@ def test_compare_fail_catches_a_grown_count(fake_project: pytest.Pytester) -> No
     )  # fmt: skip
     assert absolute.returncode == 2
     assert "a difference in seconds cannot judge instruction counts" in absolute.stderr
+
+
+def test_counts_stay_out_of_the_benchmark_table_and_are_still_saved_and_compared(
+    fake_project: pytest.Pytester,
+) -> None:
+    source = """
+        import pytest
+
+        @pytest.mark.import_budget("steady", warm="1G", metric="instructions")
+        def test_counted():
+            pass
+
+        @pytest.mark.import_budget("steady", warm="10s")
+        def test_timed():
+            pass
+        """
+    first = run_tests(fake_project, source, "--benchmark-autosave", "--benchmark-json=out.json")
+    first.assert_outcomes(passed=2)
+    output = first.stdout.str()
+    assert "test_timed[steady-warm]" in output  # the timed entry keeps its row
+    # Counts are not in pytest-benchmark's table (whose columns are seconds).
+    table = output.split("instruction counts are in this table")[-1]
+    assert "test_counted[steady-warm-instructions]" not in table
+    assert "400,000,000" not in output
+    first.stdout.fnmatch_lines(["instruction counts are in this table, not in pytest-benchmark's*"])
+    saved = json.loads((fake_project.path / "out.json").read_text())
+    names = {entry["name"] for entry in saved["benchmarks"]}
+    assert names == {"test_counted[steady-warm-instructions]", "test_timed[steady-warm]"}
+    # pytest-benchmark's own command line still reads the saved counts.
+    listed = subprocess.run(
+        [str(Path(sys.executable).with_name("pytest-benchmark")), "compare", "0001"],
+        cwd=fake_project.path, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    assert "test_counted[steady-warm-instructions]" in listed.stdout
 
 
 def test_raw_rounds_of_counts_are_kept_apart_from_timed_ones(
@@ -518,10 +614,17 @@ def test_the_command_line_counts_and_says_so(make_tree: MakeTree) -> None:
     tree = make_tree(PACKAGE)
     completed = subprocess.run(
         [sys.executable, "-m", "pytest_importcache", "counted", "--path", str(tree),
-         "--metric", "instructions", "--rounds", "1", "--json"],
+         "--metric", "instructions", "--rounds", "1", "--json", "--progress"],
         capture_output=True, text=True, check=False, env={**os.environ, "COLUMNS": "80"},
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr
+    # --progress: a line per round on stderr, though it is no terminal.
+    assert re.search(
+        r"^pytest-importcache: counted \(cold instructions\) round 1 of 1: \d+\.\d s$",
+        completed.stderr,
+        re.MULTILINE,
+    ), completed.stderr
+    assert "counted (warm instructions) round 1 of 1" in completed.stderr
     (entry,) = json.loads(completed.stdout)["modules"]
     warm = entry["flavours"]["warm"]
     assert warm["metric"] == "instructions"

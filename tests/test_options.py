@@ -14,6 +14,7 @@ from pytest_importcache.options import (
     Setting,
     argparse_help,
     parse_bool,
+    parse_jobs,
     parse_scale,
     parse_seconds,
     parse_stat,
@@ -32,6 +33,17 @@ def test_whole_numbers(text: str, value: int | None) -> None:
 def test_bad_whole_numbers(text: str) -> None:
     with pytest.raises(ValueError, match="expected a whole number >= 1"):
         parse_whole_number(1)(text)
+
+
+@pytest.mark.parametrize(("text", "value"), [("auto", "auto"), (" 4 ", 4), ("1", 1)])
+def test_jobs(text: str, value: object) -> None:
+    assert parse_jobs(text) == value
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "", "all", "2.5"])
+def test_bad_jobs(text: str) -> None:
+    with pytest.raises(ValueError, match="expected a whole number >= 1 or 'auto'"):
+        parse_jobs(text)
 
 
 @pytest.mark.parametrize(("text", "value"), [("60", 60.0), ("90s", 90.0), ("500ms", 0.5)])
