@@ -620,10 +620,22 @@ def _check_profile_arguments(arguments: argparse.Namespace) -> None:
         raise UsageError("--fail needs --against REV: it judges the comparison with a revision")
 
 
+def _search_path_without_own_entry() -> list[str]:
+    """``sys.path`` without the entry Python added for this command itself.
+
+    That first entry is the script's directory (``pytest-importcache``) or the
+    current directory (``python -m pytest_importcache``): where the command
+    was started from, not where the user's modules are. Without it, both forms
+    measure the same import (``--path`` names a source tree).
+    """
+    own_entry = not getattr(sys.flags, "safe_path", False)
+    return sys.path[1:] if own_entry else list(sys.path)
+
+
 def _profile(arguments: argparse.Namespace) -> int:
     _check_profile_arguments(arguments)
     comparisons: dict[str, dict[str, Comparison]] = {}
-    search_path = [*map(str, arguments.path), *sys.path] if arguments.path else None
+    search_path = [*map(str, arguments.path), *_search_path_without_own_entry()]
     flavours: list[tuple[Flavour, bool]] = [("cold", False), ("warm", False)]
     if arguments.closure:
         flavours.append(("cold", True))

@@ -101,8 +101,15 @@ class CountPool:
         self._search_path = search_path
         self._count_store = count_store
         self._round_runner: RoundRunner = round_runner or run_round
+
         # Named as the runner it wraps: stored counts are keyed by the runner's name.
-        self._stopping_runner = functools.wraps(self._round_runner)(self._stop_or_run)
+        @functools.wraps(self._round_runner)
+        def stopping_runner(
+            module: str, roots: Sequence[Path], workdir: Path, **options: Any
+        ) -> RoundReport:
+            return self._stop_or_run(module, roots, workdir, **options)
+
+        self._stopping_runner = stopping_runner
         self._executor = ThreadPoolExecutor(jobs, thread_name_prefix="importcache-count")
         self._jobs: dict[Hashable, CountedJob] = {}
         self._condition = threading.Condition()

@@ -21,11 +21,10 @@ An entry is found in two steps, as a build system finds a cached artefact:
    names; a bytecode file's body and whether it is valid for its source; an
    entry's existence) and checked again, by hashing, before an entry is used.
 
-Environment variables count by name and value, except those that identify a
-run rather than configure it (:data:`PER_RUN_VARIABLES`: CI run ids,
-pytest's current test, xdist's run id, ...), which count by name and length
-only: measured here, such a variable changes the count through its length
-(the process's memory layout), never through its content.
+The round's environment is part of the key as it is given to the child:
+counted rounds get a fixed one (``runner.child_environment``), so nothing of
+the caller's reaches it but ``LD_LIBRARY_PATH`` and the variables named in
+``IMPORTCACHE_COUNTED_ENV``, which count by value.
 
 Limits: a file the import opens itself (``open()`` on a data file of a
 dependency) is not seen, nor is anything read over the network or from the
@@ -73,7 +72,6 @@ from .spec import MeasurementSpec
 __all__ = [
     "MAX_ENTRIES",
     "MAX_VARIANTS",
-    "PER_RUN_VARIABLES",
     "STORE_FORMAT",
     "CountStore",
     "ReusedCount",
@@ -88,14 +86,6 @@ __all__ = [
 STORE_FORMAT = 1
 MAX_ENTRIES = 2000
 MAX_VARIANTS = 4
-# Names of environment variables whose values identify a run, not its settings.
-PER_RUN_VARIABLES = re.compile(
-    r"PYTEST_CURRENT_TEST|PYTEST_XDIST_WORKER|PYTEST_XDIST_TESTRUNUID"
-    r"|GITHUB_(RUN_ID|RUN_NUMBER|RUN_ATTEMPT|SHA|ENV|OUTPUT|STATE|PATH|STEP_SUMMARY)"
-    r"|RUNNER_TRACKING_ID|ACTIONS_[A-Z_]+|INVOCATION_ID|JOURNAL_STREAM"
-    r"|CI_(JOB|PIPELINE)_[A-Z_]+|CI_COMMIT_SHA|BUILD_(ID|NUMBER)"
-    r"|_|OLDPWD|SHLVL|SSH_[A-Z_]+|TERM_SESSION_ID|WINDOWID|XDG_SESSION_ID"
-)
 _ROUND_TOKEN_PLACEHOLDER = "0" * 16  # the length of a real round's token
 # Paths mapped into a process under valgrind that name the process, not an input.
 _PROCESS_PATHS = re.compile(r"/vgdb-pipe-[^/]*$")
@@ -254,17 +244,6 @@ def _valgrind_identity() -> tuple[str, str]:
     return valgrind, version
 
 
-def _environment_key(environment: dict[str, str]) -> list[list[str]]:
-    """The child's environment as the key sees it (per-run variables by length)."""
-    rows = []
-    for name in sorted(environment):
-        value = environment[name]
-        if PER_RUN_VARIABLES.fullmatch(name):
-            value = f"<{len(value)} characters>"
-        rows.append([name, value])
-    return rows
-
-
 def _round_commands(
     spec: MeasurementSpec,
     binary: str,
@@ -346,8 +325,8 @@ def count_key(
             import_path=import_path,
             source_only=source_only,
         ),
-        "environment": _environment_key(
-            child_environment(_ROUND_TOKEN_PLACEHOLDER, metric=spec.metric)
+        "environment": sorted(
+            child_environment(_ROUND_TOKEN_PLACEHOLDER, metric=spec.metric).items()
         ),
     }
     encoded = json.dumps(material, sort_keys=True, ensure_ascii=True).encode()

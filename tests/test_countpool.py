@@ -44,7 +44,7 @@ enforcer_module.PROGRESS_AFTER = 0.2
 
 def slow_round(
     module, roots, workdir, *, python, optimize, timeout, pycache_prefix, description,
-    metric="time", module_costs=True,
+    metric="time", module_costs=True, import_path=(), source_only=(),
 ):
     counted = metric == "instructions"
     with LOCK:

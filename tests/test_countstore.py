@@ -301,7 +301,7 @@ def test_a_same_run_baseline_is_reused_whatever_the_head(
     assert base_result.reused is not None
 
 
-def test_run_identifying_variables_count_by_length_others_by_value(
+def test_the_caller_variables_change_no_key_but_those_named_for_counted_rounds(
     world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     python = resolve_python(None)
@@ -311,16 +311,17 @@ def test_run_identifying_variables_count_by_length_others_by_value(
     def key() -> str:
         return count_key(spec, python, roots, workdir, runner="r")
 
-    monkeypatch.setenv("PYTEST_XDIST_TESTRUNUID", "a" * 32)
+    monkeypatch.setenv("GITHUB_WORKFLOW_SHA", "a" * 40)
     monkeypatch.setenv("MYLIB_MODE", "1")
     first = key()
-    monkeypatch.setenv("PYTEST_XDIST_TESTRUNUID", "b" * 32)
-    assert key() == first
-    monkeypatch.setenv("PYTEST_XDIST_TESTRUNUID", "b" * 33)
-    assert key() != first
-    monkeypatch.setenv("PYTEST_XDIST_TESTRUNUID", "a" * 32)
+    monkeypatch.setenv("GITHUB_WORKFLOW_SHA", "b" * 41)
+    monkeypatch.setenv("HOSTNAME", "runner-7")
+    assert key() == first, "counted rounds never see the caller's variables"
+    monkeypatch.setenv("IMPORTCACHE_COUNTED_ENV", "MYLIB_MODE")
+    named = key()
+    assert named != first
     monkeypatch.setenv("MYLIB_MODE", "2")
-    assert key() != first
+    assert key() != named
 
 
 def test_inputs_are_digested_as_the_count_depends_on_them(tmp_path: Path) -> None:

@@ -775,12 +775,16 @@ def test_an_import_counts_the_same_from_the_command_line_and_from_pytest(
         """
     )
     # A subprocess: pytest's own variables (PYTEST_CURRENT_TEST...) as in a user's run.
-    pytester.runpytest_subprocess("--benchmark-json=out.json").assert_outcomes(passed=1)
+    # Both count afresh: a count reused from the other would make them equal by construction.
+    pytester.runpytest_subprocess(
+        "--benchmark-json=out.json", "--importcache-fresh"
+    ).assert_outcomes(passed=1)
     stored = json.loads((pytester.path / "out.json").read_text())["benchmarks"]
     from_pytest = {entry["name"]: entry["stats"]["min"] for entry in stored}
+    assert not any(entry["extra_info"].get("reused") for entry in stored)
     completed = subprocess.run(
         [sys.executable, "-m", "pytest_importcache", "counted", "--path", str(pytester.path),
-         "--metric", "instructions", "--rounds", "1", "--json"],
+         "--metric", "instructions", "--rounds", "1", "--json", "--fresh"],
         capture_output=True, text=True, check=False, cwd=tmp_path,
         env={**os.environ, "COLUMNS": "80", "UNRELATED": "x" * 100},
     )  # fmt: skip
@@ -788,6 +792,7 @@ def test_an_import_counts_the_same_from_the_command_line_and_from_pytest(
     (entry,) = json.loads(completed.stdout)["modules"]
     for flavour in ("cold", "warm"):
         from_cli = entry["flavours"][flavour]["min"]
+        assert entry["flavours"][flavour]["reused"] is None
         assert from_pytest[f"test_counted[counted-{flavour}-instructions]"] == from_cli, flavour
 
 
