@@ -235,6 +235,8 @@ def test_rounds_end_with_the_xdist_controller(
     pid_dir = tmp_path / "pids"
     pid_dir.mkdir()
     environment = {**os.environ, "HANG_PID_DIR": str(pid_dir), "TMPDIR": str(temp)}
+    # Counted rounds get a fixed environment: name what the hanging import reads.
+    environment["IMPORTCACHE_COUNTED_ENV"] = "HANG_PID_DIR"
     environment.pop("PYTEST_XDIST_WORKER", None)
     # A subprocess on purpose: the controller is signalled from outside.
     run = subprocess.Popen(

@@ -302,13 +302,21 @@ def test_benchmark_disable_keeps_budgets_but_saves_nothing(project: pytest.Pytes
     assert saved_runs(project) == []
 
 
-def test_benchmark_skip_and_only_treat_import_tests_as_benchmarks(project: pytest.Pytester) -> None:
+def test_benchmark_skip_and_only_treat_import_tests_as_benchmarks(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # In-process under an xdist worker, pytest-benchmark would take the inner run
+    # for a worker too (by this variable) and switch itself off.
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
     project.makepyfile(test_plain="def test_plain():\n    pass\n")
     project.runpytest("--benchmark-skip").assert_outcomes(passed=1, skipped=2)
     project.runpytest("--benchmark-only").assert_outcomes(passed=2, skipped=1)
 
 
-def test_ordinary_benchmarks_keep_working_in_the_same_run(project: pytest.Pytester) -> None:
+def test_ordinary_benchmarks_keep_working_in_the_same_run(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # as above
     project.makepyfile(test_plain="def test_sum(benchmark):\n    benchmark(sum, range(100))\n")
     # The sum is timed for real, for a short while.
     project.runpytest("--benchmark-json=out.json", "--benchmark-max-time=0.01").assert_outcomes(
