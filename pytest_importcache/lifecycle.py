@@ -279,7 +279,22 @@ def start_guardian() -> int | None:
     _GUARDIANS[os.getpid()] = guardian
     if len(_GUARDIANS) == 1:
         atexit.register(_dismiss_guardian)
+        os.register_at_fork(after_in_child=_let_go_of_inherited_guardians)
     return guardian.pid
+
+
+def _let_go_of_inherited_guardians() -> None:
+    """In a forked child: close the input of the guardians it inherited.
+
+    A child forked without exec (a multiprocessing pool, a fixture that forks)
+    holds its parent's end of the guardian's input: while it lived, the
+    guardian would never see its process die. The objects stay in
+    ``_GUARDIANS`` under their own process's pid, never used here.
+    """
+    for pid, guardian in _GUARDIANS.items():
+        if pid != os.getpid() and guardian.stdin is not None:
+            with contextlib.suppress(OSError):
+                guardian.stdin.close()
 
 
 def _dismiss_guardian() -> None:

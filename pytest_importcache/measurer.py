@@ -526,12 +526,13 @@ class Measurer:
         """
         __tracebackhide__ = True
         counting = spec.metric == "instructions"
-        if counting and self.round_runner is run_round:
+        if counting and inspect.unwrap(self.round_runner) is run_round:
             find_valgrind()
         stack.enter_context(signals_end_rounds())
         stack.enter_context(adopt_orphans())
-        start_guardian()
         stack.enter_context(self.lock() if self.lock and not counting else nullcontext())
+        # Under the lock: its interpreter's start-up must not overlap another's timed round.
+        start_guardian()
 
     def _round(
         self,

@@ -286,3 +286,37 @@ def test_sigkill_to_the_process_running_the_rounds_ends_its_round(
                 if pid:
                     os.killpg(pid, signal.SIGKILL)
         run.communicate()
+
+
+# A process that forks a long-lived helper (no exec), starts a round, and dies by SIGKILL.
+_FORKS_THEN_DIES = """
+import os, signal, subprocess, sys, time
+from pytest_importcache.lifecycle import clock_ticks_now, round_running, start_guardian
+
+start_guardian()
+helper = os.fork()
+if helper == 0:
+    time.sleep(60)
+    os._exit(0)
+started = clock_ticks_now()
+round_process = subprocess.Popen(["sleep", "100"], process_group=0)
+print(round_process.pid, helper, flush=True)
+with round_running(round_process.pid, "forked0123456789", started):
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_forked_helper_does_not_keep_the_guardian_from_ending_the_round(tmp_path: Path) -> None:
+    run = subprocess.Popen(
+        [sys.executable, "-c", _FORKS_THEN_DIES], stdout=subprocess.PIPE, text=True, cwd=tmp_path
+    )
+    assert run.stdout is not None
+    round_pid, helper_pid = map(int, run.stdout.readline().split())
+    try:
+        run.wait(timeout=30)
+        _assert_gone_within([round_pid], 5, "the round", since=time.monotonic())
+    finally:
+        for pid in (round_pid, helper_pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        run.stdout.close()
