@@ -11,11 +11,14 @@ run in real pytest processes, one after the other, on one cache of copies
 3. counted again, nothing changed: the same store (reuses counts where the
    plugin can: ``--importcache-store``; without that flag every count is
    taken again);
-4. counted with ``-n 2``, an empty store again.
+4. counted with ``-n 2``, an empty store again;
+5. counted one at a time (``--importcache-jobs=1``), an empty store: the
+   serial run that ``-n 2`` is measured against (the first counted run
+   already counts one measurement per core in one process).
 
 It prints each run's wall time and its ratio to the timed run, against the
 targets of issue 18 (first counted run <= 3x timed; unchanged second run <=
-timed; ``-n 2`` <= 0.6x the serial first counted run), and the share of the
+timed; ``-n 2`` <= 0.6x the run that counts one at a time), and the share of the
 timed run's wall time spent inside the measured imports themselves (every
 counted round's import time, from pytest-benchmark's JSON).
 """
@@ -40,20 +43,19 @@ MODULES = ("json", "argparse", "decimal", "http.client")
 TEST_FILE = """\
 import pytest
 
-{markers}
-def test_budgets():
-    pass
+{tests}
 """
 
 
-def marker_lines(modules: list[str], metric: str) -> str:
-    """One ``import_budget`` per module, cold and warm, far from failing."""
+def test_functions(modules: list[str], metric: str) -> str:
+    """One test per module, budgeted cold and warm far from failing (xdist can share them)."""
     if metric == "time":
-        return "\n".join(
-            f'@pytest.mark.import_budget("{module}", cold="10s", warm="10s")' for module in modules
-        )
-    return "\n".join(
-        f'@pytest.mark.import_budget("{module}", cold="100G", warm="100G", metric="instructions")'
+        budgets = 'cold="10s", warm="10s"'
+    else:
+        budgets = 'cold="100G", warm="100G", metric="instructions"'
+    return "\n\n".join(
+        f'@pytest.mark.import_budget("{module}", {budgets})\n'
+        f"def test_{module.replace('.', '_')}():\n    pass\n"
         for module in modules
     )
 
@@ -90,7 +92,7 @@ def import_seconds(document: dict[str, object]) -> float:
 
 
 def main() -> None:
-    """Run the four runs and print the table."""
+    """Run the five runs and print the table."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--modules", default=",".join(MODULES), help="comma-separated")
     modules = parser.parse_args().modules.split(",")
@@ -100,7 +102,7 @@ def main() -> None:
         (project / "pytest.ini").write_text("[pytest]\n")
         for metric in ("time", "instructions"):
             (project / f"test_{metric}.py").write_text(
-                TEST_FILE.format(markers=marker_lines(modules, metric))
+                TEST_FILE.format(tests=test_functions(modules, metric))
             )
         # One cache of copies for every run, apart from the user's.
         os.environ["TMPDIR"] = str(Path(scratch) / "tmp")
@@ -118,6 +120,10 @@ def main() -> None:
         first, _ = run_pytest(project, "test_instructions.py", *store("store"))
         again, _ = run_pytest(project, "test_instructions.py", *store("store"))
         parallel, _ = run_pytest(project, "test_instructions.py", "-n", "2", *store("store-n2"))
+        # One count at a time in one process: what -n 2 is measured against.
+        one_at_a_time, _ = run_pytest(
+            project, "test_instructions.py", "--importcache-jobs=1", *store("store-serial")
+        )
         inside = import_seconds(timed_document)
 
     reuse = "with --importcache-store" if count_store else "no count store in this version"
@@ -130,10 +136,16 @@ def main() -> None:
             ["counted, first run", f"{first:.1f}", f"{first / timed:.2f}x", "<= 3x timed"],
             ["counted again, unchanged", f"{again:.1f}", f"{again / timed:.2f}x", "<= 1x timed"],
             [
+                "counted, one at a time",
+                f"{one_at_a_time:.1f}",
+                f"{one_at_a_time / timed:.2f}x",
+                "(--importcache-jobs=1)",
+            ],
+            [
                 "counted, -n 2",
                 f"{parallel:.1f}",
                 f"{parallel / timed:.2f}x",
-                f"<= 0.6x first counted: {parallel / first:.2f}x",
+                f"<= 0.6x one at a time: {parallel / one_at_a_time:.2f}x",
             ],
         ],
     )
