@@ -1421,7 +1421,8 @@ def test_hostile_repository(
         # Every case leaves the import as it was: both sides load the same modules.
         assert set(comparison.base.modules) == set(comparison.head.modules)
         assert Path(comparison.base.file).is_relative_to(tmp_path / "cache")
-        assert not comparison.slower(1.0)
+        # No verdict on the ratio: two timed rounds a side on a shared machine
+        # are noise (x3.4 was seen under load); the module sets say "unchanged".
     assert (repo / ".git/index").read_bytes() == index
     assert not (tmp_path / "hook-index").exists()
     monkeypatch.undo()
