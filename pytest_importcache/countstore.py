@@ -36,10 +36,10 @@ Entries are JSON files ``<store>/<key[:2]>/<key>-<manifest digest>.json``,
 written to a temporary file and renamed into place, so concurrent writers
 (xdist workers, threads) never leave half an entry; the last writer wins. An
 entry that cannot be read (truncated, not ours, another format) is skipped
-with one warning per store and process. The store is bounded: entries unused
-for :data:`MAX_AGE_DAYS` days go, at most :data:`MAX_VARIANTS` manifests are
-kept per key and :data:`MAX_ENTRIES` entries in all, the least recently used
-going first. Using an entry refreshes its modification time.
+with one warning per store, kind of problem and process. The store is
+bounded: entries unused for :data:`MAX_AGE_DAYS` days go, at most
+:data:`MAX_VARIANTS` manifests are kept per key and :data:`MAX_ENTRIES`
+entries in all, the least recently used going first. Using an entry refreshes its modification time.
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ from .cache import MAX_AGE_DAYS
 from .callgrind import callgrind_command, find_valgrind
 from .errors import MetricUnavailableError
 from .interpreter import interpreter_binary
+from .result import ReusedCount
 from .runner import RoundReport, TracedImport, child_command, child_environment
 from .spec import MeasurementSpec
 
@@ -93,29 +94,12 @@ _LEFTOVER_AGE = 3600
 _HASH_CHUNK = 1 << 20
 _EXISTS = "<exists>"
 
-_warned_stores: set[Path] = set()
+# (store, kind of problem) said already in this process.
+_warned_stores: set[tuple[Path, str]] = set()
 
 
 class StoreWarning(UserWarning):
     """An entry of the count store could not be used (it is skipped, never fatal)."""
-
-
-@dataclass(frozen=True)
-class ReusedCount:
-    """Where a reused count came from: when and on which host it was counted, which store."""
-
-    counted_at: str
-    counted_on: str
-    store: str
-
-    def to_json(self) -> dict[str, Any]:
-        """``{"reused": true, "counted_at", "counted_on", "store"}``."""
-        return {
-            "reused": True,
-            "counted_at": self.counted_at,
-            "counted_on": self.counted_on,
-            "store": self.store,
-        }
 
 
 @dataclass(frozen=True)
@@ -461,17 +445,19 @@ class CountStore:
 
     def _skip(self, path: Path, reason: str) -> None:
         """Say once per store and process that an entry is skipped, and why."""
-        self._say_once(f"importcache: ignoring the unusable count store entry {path}: {reason}")
+        self._say_once(
+            "entry", f"importcache: ignoring the unusable count store entry {path}: {reason}"
+        )
 
-    def _say_once(self, message: str) -> None:
-        """``message``, unless something was said about this store already in this process.
+    def _say_once(self, kind: str, message: str) -> None:
+        """``message``, unless this ``kind`` of problem of this store was said in this process.
 
         Never raises: a store that cannot be used must not stop a measurement,
         not even where warnings are errors (``-W error``).
         """
-        if self.directory in _warned_stores:
+        if (self.directory, kind) in _warned_stores:
             return
-        _warned_stores.add(self.directory)
+        _warned_stores.add((self.directory, kind))
         with contextlib.suppress(Exception):
             self._warn(message)
 
@@ -547,20 +533,38 @@ class CountStore:
                 raise
         except OSError as exc:
             self._say_once(
-                f"importcache: cannot save counts in {self.directory}: {exc.strerror or exc}"
+                "save",
+                f"importcache: cannot save counts in {self.directory}: {exc.strerror or exc}",
             )
             return
         self.prune(keep=target)
 
     def _entry_paths(self) -> list[Path]:
-        if not self.directory.is_dir():
+        """Every file in the store's folders; a folder that cannot be listed is said and skipped.
+
+        A shared store (a CI cache) may hold folders another user made unreadable.
+        """
+        paths: list[Path] = []
+        try:
+            if not self.directory.is_dir():
+                return []
+            folders = list(self.directory.iterdir())
+        except OSError as exc:
+            self._cannot_list(self.directory, exc)
             return []
-        return [
-            entry
-            for folder in self.directory.iterdir()
-            if len(folder.name) == 2 and folder.is_dir() and not folder.is_symlink()
-            for entry in folder.iterdir()
-        ]
+        for folder in folders:
+            try:
+                if len(folder.name) == 2 and folder.is_dir() and not folder.is_symlink():
+                    paths += folder.iterdir()
+            except OSError as exc:
+                self._cannot_list(folder, exc)
+        return paths
+
+    def _cannot_list(self, folder: Path, error: OSError) -> None:
+        self._say_once(
+            "list",
+            f"importcache: cannot list the count store's {folder}: {error.strerror or error}",
+        )
 
     def prune(self, *, keep: Path | None = None, now: float | None = None) -> int:
         """Apply the store's bounds (``keep`` stays); returns how many entries were removed."""
@@ -571,7 +575,8 @@ class CountStore:
             used = _mtime(path)
             if path.name.startswith(".tmp-"):
                 if now - used > _LEFTOVER_AGE:
-                    path.unlink(missing_ok=True)
+                    with contextlib.suppress(OSError):
+                        path.unlink(missing_ok=True)
                 continue
             if path.suffix == ".json":
                 entries.append((used, path))

@@ -219,9 +219,12 @@ def test_a_corrupt_entry_is_ignored_with_one_warning(
     twin = entry.with_name(entry.name.replace(".json", "0.json"))
     twin.write_text(entry.read_text())  # a second bad entry of the key: still one warning
     said: list[str] = []
-    for _ in range(2):
-        result = measurer_for(world, tmp_path, runner, warn=said.append).measure(spec)
-        assert result.reused is None or result.values
+    first = measurer_for(world, tmp_path, runner, warn=said.append).measure(spec)
+    assert runner.calls == 4, "the damaged entries are counted again"
+    assert first.reused is None
+    second = measurer_for(world, tmp_path, runner, warn=said.append).measure(spec)
+    assert runner.calls == 4, "the count stored anew is reused"
+    assert second.reused is not None
     assert len(said) == 1
     assert "ignoring the unusable count store entry" in said[0]
     assert "\n" not in said[0]
@@ -242,6 +245,28 @@ def test_an_unwritable_store_is_said_once_and_counting_goes_on(world: Path, tmp_
     assert runner.calls == 4
     assert len(said) == 1
     assert "cannot save counts" in said[0]
+
+
+def test_each_kind_of_store_problem_is_said_once(world: Path, tmp_path: Path) -> None:
+    runner = ReadingRunner()
+    spec = counted(MeasurementSpec("pkg"))
+    first = measurer_for(world, tmp_path, runner).measure(spec)
+    (entry,) = (tmp_path / "store").rglob("*.json")
+    key = entry.name.rpartition("-")[0]
+    entry.write_text("[1, 2, 3]")
+    said: list[str] = []
+    store = CountStore(tmp_path / "store", warn=said.append)
+    assert store.lookup(key) is None
+    # Then the key's folder becomes a file: saving fails, and that is said too, once.
+    entry.unlink()
+    entry.parent.rmdir()
+    entry.parent.write_text("a file where the key's folder belongs")
+    report = RoundReport(1, 1, first.file, ("pkg",), "3.11", (), instructions=1)
+    for _ in range(2):
+        store.save(key, spec, [report])
+    assert len(said) == 2, said
+    assert "ignoring the unusable count store entry" in said[0]
+    assert "cannot save counts" in said[1]
 
 
 _WRITER = """
@@ -506,3 +531,82 @@ def test_xdist_workers_share_one_store(pytester: pytest.Pytester) -> None:
         reused = result.stdout.str().count(": reused, counted")
         assert reused == (0 if run == 0 else 4)
     assert len(list((pytester.path / "counts").rglob("*.json"))) == 4
+
+
+_LISTER = """
+import sys
+from pytest_importcache.countstore import CountStore
+from pytest_importcache.runner import RoundReport
+from pytest_importcache.spec import MeasurementSpec
+
+store = CountStore(sys.argv[1], warn=lambda message: print("SAID", message))
+report = RoundReport(1, 1, sys.argv[2], ("pkg",), "3.11", (), instructions=1)
+store.save("ab" + "0" * 62, MeasurementSpec("pkg", metric="instructions"), [report])
+print("ENTRIES", len(store.entries()))
+print("CLEARED", store.clear())
+"""
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not Path("/usr/bin/setpriv").exists(),
+    reason="drops root's capabilities with setpriv",
+)
+def test_a_store_folder_that_cannot_be_listed_is_said_once_and_skipped(tmp_path: Path) -> None:
+    # Root reads every folder; without its capabilities (as another CI user) it cannot.
+    source = tmp_path / "pkg.py"
+    source.write_text("")
+    locked = tmp_path / "store" / "cd"
+    locked.mkdir(parents=True)
+    (locked / ("cd" + "0" * 62 + "-0.json")).write_text("{}")
+    locked.chmod(0)
+    try:
+        done = subprocess.run(
+            [
+                "/usr/bin/setpriv",
+                "--inh-caps=-all",
+                "--bounding-set=-all",
+                sys.executable,
+                "-c",
+                _LISTER,
+                str(tmp_path / "store"),
+                str(source),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        locked.chmod(0o700)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    lines = done.stdout.splitlines()
+    said = [line for line in lines if line.startswith("SAID")]
+    assert len(said) == 1, lines
+    assert "cannot list the count store's" in said[0]
+    assert str(locked) in said[0]
+    assert "ENTRIES 1" in lines, "the readable folder's entry is listed"
+    assert "CLEARED 1" in lines
+    assert (locked / ("cd" + "0" * 62 + "-0.json")).exists()
+
+
+def test_importing_results_loads_no_store() -> None:
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, pytest_importcache.result as r, pytest_importcache.countstore as c\n"
+            "assert c.ReusedCount is r.ReusedCount\n"
+            "del sys.modules['pytest_importcache.countstore']\n"
+            "for name in list(sys.modules):\n"
+            "    if name.startswith(('pytest_importcache', 'filelock', 'socket', 'tempfile')):\n"
+            "        del sys.modules[name]\n"
+            "import pytest_importcache.result\n"
+            "print(sorted({'pytest_importcache.countstore', 'filelock', 'socket', 'tempfile'}\n"
+            "             & set(sys.modules)))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert loaded.strip() == "[]"
