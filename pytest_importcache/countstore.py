@@ -78,7 +78,9 @@ __all__ = [
     "ReusedCount",
     "StoreWarning",
     "StoredCount",
+    "changed_since",
     "default_store_path",
+    "files_clock_now",
     "input_digest",
     "report_from_json",
     "report_to_json",
@@ -93,6 +95,9 @@ _PROCESS_PATHS = re.compile(r"/vgdb-pipe-[^/]*$")
 _LEFTOVER_AGE = 3600
 _HASH_CHUNK = 1 << 20
 _EXISTS = "<exists>"
+# How far a file's times may lag time.time_ns(): the kernel stamps files with a
+# clock that advances once per tick (up to 10 ms).
+_TIMESTAMP_LAG_NS = 10_000_000
 
 # (store, kind of problem) said already in this process.
 _warned_stores: set[tuple[Path, str]] = set()
@@ -191,6 +196,55 @@ def input_digest(path: str, source: str = "") -> str:
     except OSError:
         digest = "unreadable"
     return digest
+
+
+def files_clock_now(directory: Path) -> int:
+    """Now, in nanoseconds, as the clock that stamps files' times says: a file's time read back.
+
+    Files are stamped by the kernel's coarse clock (one tick, up to 10 ms, behind
+    :func:`time.time_ns`): compared with it, a file written just before the
+    rounds would look written during them. Without a writable ``directory``,
+    :func:`time.time_ns` a tick early.
+    """
+    probe = directory / ".files-clock"
+    try:
+        probe.touch()
+        try:
+            return probe.stat().st_mtime_ns
+        finally:
+            probe.unlink()
+    except OSError:
+        return time.time_ns() - _TIMESTAMP_LAG_NS
+
+
+def changed_since(
+    inputs: Iterable[tuple[str, str]], started_ns: int, own: Sequence[Path] = ()
+) -> str | None:
+    """An input changed (or replaced) at or after ``started_ns``, or ``None``.
+
+    ``started_ns`` is :func:`files_clock_now` before the first round.
+    ``own`` are directories the measurement itself writes (the package's copy,
+    the rounds directory), which are not inputs a user edits. Times, not
+    digests: the inputs are known only once a round has reported them, so
+    digests before the first round cannot be taken, while a write during the
+    rounds always leaves a modification or change time after their start
+    (the change time cannot be set back). A file written just before the
+    start, in the same tick of the files' clock, is taken for one written
+    during the rounds: the count is then not stored, and counted again next
+    time, which costs time, never truth.
+    """
+    exempt = tuple(os.path.join(directory, "") for directory in own)
+    for path, source in inputs:
+        if source == _EXISTS or path.startswith(exempt):
+            continue
+        for status_of in (os.lstat, os.stat):  # a re-pointed link, or its target
+            try:
+                status = status_of(path)
+            except OSError:
+                continue
+            if max(status.st_mtime_ns, status.st_ctime_ns) >= started_ns:
+                return path
+    return None
 
 
 def _manifest_inputs(reports: Iterable[RoundReport]) -> list[tuple[str, str]]:
@@ -498,15 +552,31 @@ class CountStore:
                 return reports, origin
         return None
 
-    def save(self, key: str, spec: MeasurementSpec, reports: Sequence[RoundReport]) -> None:
+    def save(
+        self,
+        key: str,
+        spec: MeasurementSpec,
+        reports: Sequence[RoundReport],
+        *,
+        rounds_started_ns: int | None = None,
+        own: Sequence[Path] = (),
+    ) -> None:
         """Store ``reports`` (the counted rounds of ``spec``) under ``key``, atomically.
 
         The manifest is the rounds' inputs hashed now; a store that cannot be
-        written is said once and skipped: counting goes on without it.
+        written is said once and skipped: counting goes on without it. With
+        ``rounds_started_ns`` (:func:`files_clock_now` before the first round),
+        nothing is stored when an input outside ``own`` (the directories the
+        measurement writes itself) changed since then: the digests taken now
+        would pair its new content with a count made (partly) with the old.
         """
-        inputs = [
-            [path, source, input_digest(path, source)] for path, source in _manifest_inputs(reports)
-        ]
+        manifest_inputs = _manifest_inputs(reports)
+        if (
+            rounds_started_ns is not None
+            and changed_since(manifest_inputs, rounds_started_ns, own) is not None
+        ):
+            return
+        inputs = [[path, source, input_digest(path, source)] for path, source in manifest_inputs]
         manifest = hashlib.sha256(json.dumps(inputs).encode()).hexdigest()[:16]
         entry = {
             "format": STORE_FORMAT,

@@ -34,7 +34,7 @@ from .copying import (
     environment_dir_name,
     prepare_copy,
 )
-from .countstore import CountStore, ReusedCount, default_store_path
+from .countstore import CountStore, ReusedCount, default_store_path, files_clock_now
 from .errors import EnvironmentBuildError, InterpreterError
 from .interpreter import check_interpreter
 from .lifecycle import adopt_orphans, signals_end_rounds, start_guardian
@@ -394,6 +394,7 @@ class Measurer:
             store = self.store_for(spec)
             if store is not None:
                 self._reuse_counts(spec, python, store, states, workdirs)
+            rounds_started_ns = files_clock_now(workdirs[states[0].copy.directory])
             self._run_rounds(spec, states, stack, workdirs, python)
             if spec.flavour == "cold":
                 for state in states:
@@ -401,7 +402,15 @@ class Measurer:
             if store is not None:
                 for state in states:
                     if state.reused is None and state.key:
-                        store.save(state.key, spec, state.reports)
+                        # The environment directory holds the copies and the rounds
+                        # directories: what the rounds write there is not an input edited.
+                        store.save(
+                            state.key,
+                            spec,
+                            state.reports,
+                            rounds_started_ns=rounds_started_ns,
+                            own=(state.copy.directory.parent,),
+                        )
         results = [
             dataclasses.replace(
                 build_result(

@@ -55,15 +55,30 @@ def counted(spec: MeasurementSpec) -> MeasurementSpec:
     return spec.replace(metric="instructions", rounds=2, warmup=0)
 
 
+def wait_for_the_files_clock(written: Path) -> None:
+    """Until a file written now is stamped later than ``written``'s last change.
+
+    A count is stored only when no input changed in the tick of the files' clock
+    (up to 10 ms) its rounds started in or later, so a test that writes an input
+    and expects the next count to be stored waits for the next tick.
+    """
+    probe = written.parent / ".probe"
+    while probe.write_text("") == 0 and probe.stat().st_mtime_ns <= written.stat().st_ctime_ns:
+        time.sleep(0.001)
+    probe.unlink()
+
+
 @pytest.fixture
 def world(make_tree: MakeTree) -> Path:
     """A package ``pkg`` and a dependency ``dep`` it imports, each a directory in the tree."""
-    return make_tree(
+    tree = make_tree(
         {
             "pkg/__init__.py": "import dep\nVALUE = 1\n",
             "dep/__init__.py": "SETTING = 1\n",
         }
     )
+    wait_for_the_files_clock(tree / "dep" / "__init__.py")
+    return tree
 
 
 def measurer_for(
@@ -109,6 +124,7 @@ def test_a_changed_byte_of_a_dependency_counts_again(world: Path, tmp_path: Path
     status = dependency.stat()
     dependency.write_text("SETTING = 2\n")  # same size, same modification time
     os.utime(dependency, ns=(status.st_atime_ns, status.st_mtime_ns))
+    wait_for_the_files_clock(dependency)
     result = measurer_for(world, tmp_path, runner).measure(spec)
     assert runner.calls == 4
     assert result.reused is None
@@ -118,6 +134,37 @@ def test_a_changed_byte_of_a_dependency_counts_again(world: Path, tmp_path: Path
     assert again.reused is not None
 
 
+class EditingRunner(ReadingRunner):
+    """Reads ``dependency``, and writes ``new_text`` into it during its first round."""
+
+    def __init__(self, dependency: Path, new_text: str) -> None:
+        super().__init__([(dependency, "")])
+        self.dependency, self.new_text = dependency, new_text
+
+    def __call__(
+        self, module: str, roots: Sequence[Path], *args: object, **kwargs: object
+    ) -> RoundReport:
+        if self.calls == 0:
+            self.dependency.write_text(self.new_text)
+        return super().__call__(module, roots, *args, **kwargs)
+
+
+def test_a_dependency_edited_during_the_rounds_stores_no_count(world: Path, tmp_path: Path) -> None:
+    dependency = world / "dep" / "__init__.py"
+    runner = EditingRunner(dependency, "SETTING = 2\n")
+    spec = counted(MeasurementSpec("pkg"))
+    assert measurer_for(world, tmp_path, runner).measure(spec).reused is None
+    # The files' clock ticks past the edit (a file written in the tick the rounds
+    # start in counts as written during them) ...
+    wait_for_the_files_clock(dependency)
+    # ... but the rounds counted (partly) the old file: that count must not pass for the new one's.
+    assert measurer_for(world, tmp_path, runner).measure(spec).reused is None
+    assert runner.calls == 4
+    # Counted with the unchanged file, the count is stored and reused.
+    assert measurer_for(world, tmp_path, runner).measure(spec).reused is not None
+    assert runner.calls == 4
+
+
 def test_a_dependencys_stale_bytecode_counts_again_but_a_touched_source_does_not(
     world: Path, tmp_path: Path
 ) -> None:
@@ -125,6 +172,7 @@ def test_a_dependencys_stale_bytecode_counts_again_but_a_touched_source_does_not
 
     dependency = world / "dep" / "__init__.py"
     bytecode = Path(str(py_compile.compile(str(dependency), doraise=True)))
+    wait_for_the_files_clock(bytecode)
     runner = ReadingRunner([(dependency, ""), (bytecode, str(dependency))])
     spec = counted(MeasurementSpec("pkg"))
     measurer_for(world, tmp_path, runner).measure(spec)
@@ -446,6 +494,7 @@ def test_a_reused_count_is_the_count_a_fresh_round_gives(
     (world / "pkg" / "__init__.py").write_text(
         f"import sys\nsys.path.append({str(world / 'deps')!r})\nimport dep\n"
     )
+    wait_for_the_files_clock(world / "pkg" / "__init__.py")
     spec = MeasurementSpec("pkg", metric="instructions", rounds=1, warmup=0)
 
     def measure(fresh: bool = False) -> tuple[float, bool]:
