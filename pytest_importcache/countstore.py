@@ -63,11 +63,18 @@ from pathlib import Path
 from typing import Any
 
 from .cache import MAX_AGE_DAYS
-from .callgrind import callgrind_command, find_valgrind
+from .callgrind import find_valgrind
+from .copying import file_sha256
 from .errors import MetricUnavailableError
 from .interpreter import interpreter_binary
 from .result import ReusedCount
-from .runner import RoundReport, TracedImport, child_command, child_environment
+from .runner import (
+    RoundReport,
+    TracedImport,
+    child_environment,
+    counted_round_command,
+    round_pycache_prefix,
+)
 from .spec import MeasurementSpec
 
 __all__ = [
@@ -93,7 +100,6 @@ _ROUND_TOKEN_PLACEHOLDER = "0" * 16  # the length of a real round's token
 # Paths mapped into a process under valgrind that name the process, not an input.
 _PROCESS_PATHS = re.compile(r"/vgdb-pipe-[^/]*$")
 _LEFTOVER_AGE = 3600
-_HASH_CHUNK = 1 << 20
 _EXISTS = "<exists>"
 # How far a file's times may lag time.time_ns(): the kernel stamps files with a
 # clock that advances once per tick (up to 10 ms).
@@ -124,31 +130,6 @@ def default_store_path(cache_dir: Path) -> Path:
 
 
 # -- digests of inputs -----------------------------------------------------------
-
-_FILE_DIGESTS: dict[tuple[str, int, int, int, int, int], str] = {}
-
-
-def _file_digest(path: str, status: os.stat_result) -> str:
-    """SHA-256 of a file's bytes, hashed once per process while its status is unchanged.
-
-    The change time moves on every write and cannot be set back, so an
-    unchanged status means unchanged bytes.
-    """
-    signature = (
-        path,
-        status.st_dev,
-        status.st_ino,
-        status.st_size,
-        status.st_mtime_ns,
-        status.st_ctime_ns,
-    )
-    if signature not in _FILE_DIGESTS:
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            while chunk := handle.read(_HASH_CHUNK):
-                digest.update(chunk)
-        _FILE_DIGESTS[signature] = digest.hexdigest()
-    return _FILE_DIGESTS[signature]
 
 
 def _bytecode_digest(path: str, source: str) -> str:
@@ -192,7 +173,7 @@ def input_digest(path: str, source: str = "") -> str:
             names = "\0".join(sorted(os.listdir(path)))
             digest = "dir:" + hashlib.sha256(os.fsencode(names)).hexdigest()
         elif stat.S_ISREG(status.st_mode):
-            digest = "file:" + _file_digest(path, status)
+            digest = "file:" + file_sha256(path, status).hex()
     except OSError:
         digest = "unreadable"
     return digest
@@ -293,26 +274,21 @@ def _round_commands(
     source_only: Sequence[str],
 ) -> list[list[str]]:
     """Every round's command line, as the measurer's rounds run them."""
-    commands = []
-    for index in range(spec.total_rounds):
-        prefix = workdir / f"pycache-{index}" if spec.closure else None
-        commands.append(
-            [
-                *callgrind_command(valgrind, workdir / "callgrind", detailed=index == spec.warmup),
-                *child_command(
-                    binary,
-                    spec.module,
-                    roots,
-                    workdir / "report.json",
-                    optimize=spec.optimize,
-                    pycache_prefix=prefix,
-                    metric=spec.metric,
-                    import_path=import_path,
-                    source_only=source_only,
-                ),
-            ]
+    return [
+        counted_round_command(
+            valgrind,
+            binary,
+            spec.module,
+            roots,
+            workdir,
+            optimize=spec.optimize,
+            pycache_prefix=round_pycache_prefix(workdir, index, closure=spec.closure),
+            module_costs=spec.counts_modules(index),
+            import_path=import_path,
+            source_only=source_only,
         )
-    return commands
+        for index in range(spec.total_rounds)
+    ]
 
 
 def count_key(

@@ -40,7 +40,7 @@ from .interpreter import check_interpreter
 from .lifecycle import adopt_orphans, signals_end_rounds, start_guardian
 from .locate import PackageLocation, locate_package, warn_if_imported_elsewhere
 from .result import ImportResult, build_result
-from .runner import RoundReport, run_round
+from .runner import RoundReport, round_pycache_prefix, run_round
 from .spec import MeasurementSpec, Metric
 
 __all__ = [
@@ -563,9 +563,8 @@ class Measurer:
         __tracebackhide__ = True
         if spec.flavour == "cold":
             clear_bytecode(copy.roots)
-        prefix = None
-        if spec.closure:
-            prefix = workdir / f"pycache-{index}"
+        prefix = round_pycache_prefix(workdir, index, closure=spec.closure)
+        if prefix is not None:
             shutil.rmtree(prefix, ignore_errors=True)
         if index < spec.warmup:
             phase = f"warm-up round {index + 1} of {spec.warmup}"
@@ -582,9 +581,7 @@ class Measurer:
                 pycache_prefix=prefix,
                 description=f"{spec.label} {phase}" + (f", {side}" if side else ""),
                 metric=spec.metric,
-                # One round of instructions counts each module: the counts repeat,
-                # and per-module counting takes two to three times as long.
-                module_costs=spec.metric == "time" or index == spec.warmup,
+                module_costs=spec.counts_modules(index),
                 import_path=import_path,
                 source_only=source_only,
             )

@@ -659,3 +659,42 @@ def test_importing_results_loads_no_store() -> None:
         check=True,
     ).stdout
     assert loaded.strip() == "[]"
+
+
+def test_the_key_holds_the_command_lines_the_rounds_run(world: Path, tmp_path: Path) -> None:
+    from pytest_importcache.countstore import _round_commands
+    from pytest_importcache.runner import counted_round_command, round_pycache_prefix
+
+    runner = ReadingRunner()
+    spec = counted(MeasurementSpec("pkg", flavour="cold", closure=True)).replace(warmup=1)
+    measurer_for(world, tmp_path, runner).measure(spec)
+    detailed = [module_costs for _, module_costs in runner.metrics]
+    assert detailed == [spec.counts_modules(index) for index in range(spec.total_rounds)]
+    assert detailed == [False, True, False]
+    roots, workdir = [world], tmp_path / "rounds"
+    commands = _round_commands(
+        spec, "python", "valgrind", roots, workdir, import_path=(), source_only=()
+    )
+    assert commands[1] == counted_round_command(
+        "valgrind",
+        "python",
+        "pkg",
+        roots,
+        workdir,
+        optimize=0,
+        pycache_prefix=round_pycache_prefix(workdir, 1, closure=True),
+        module_costs=True,
+        import_path=(),
+        source_only=(),
+    )
+    assert commands[0] != commands[1] != commands[2]
+
+
+def test_the_store_and_the_copies_share_one_digest_per_file(tmp_path: Path) -> None:
+    from pytest_importcache import copying
+
+    source = tmp_path / "a.py"
+    source.write_text("x = 1\n")
+    assert input_digest(str(source)) == "file:" + copying.file_sha256(source).hex()
+    status = source.stat()
+    assert (str(source), status.st_dev, status.st_ino) in {key[:3] for key in copying._FILE_DIGESTS}
