@@ -99,6 +99,9 @@ import _frozen_importlib_external as _external
 
 calls = []
 origins = {}
+# Modules the deferred start-up lines load (editable installs' finders): not the
+# import's, but their finders' find_spec runs during it, so their files are inputs.
+paused_specs = []
 deferred = []
 excluded = [0, 0]
 marks = [0]
@@ -300,7 +303,12 @@ def traced_find_and_load(name, import_):
 
 
 def traced_load_unlocked(spec):
-    if spec.name not in origins and not _paused[0]:
+    if _paused[0]:
+        try:
+            paused_specs.append((spec.origin, spec.cached))
+        except Exception:
+            paused_specs.append((spec.origin, None))
+    elif spec.name not in origins:
         origin = spec.origin
         if origin in (None, "namespace"):
             origin = next(iter(spec.submodule_search_locations or ()), None)
@@ -341,6 +349,11 @@ def read_inputs(new_modules, opener):
         cached, origin = getattr(spec, "cached", None), getattr(spec, "origin", None)
         if isinstance(cached, str) and isinstance(origin, str):
             inputs.append([cached, origin])
+    for origin, cached in paused_specs:
+        if isinstance(origin, str):
+            inputs.append([origin, ""])
+            if isinstance(cached, str):
+                inputs.append([cached, origin])
     inputs += [[path, "<exists>"] for path in sys.path if isinstance(path, str)]
     inputs += [[path, ""] for path in sys.path_importer_cache if isinstance(path, str)]
     for directory in site.getsitepackages():
