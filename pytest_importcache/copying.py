@@ -53,6 +53,7 @@ __all__ = [
     "copy_files",
     "copy_state",
     "environment_dir_name",
+    "file_sha256",
     "fit_file_name",
     "interpreter_key",
     "package_files",
@@ -158,28 +159,38 @@ def package_files(location: PackageLocation) -> list[PackageFile]:
 _FILE_DIGESTS: dict[tuple[str, int, int, int, int, int], bytes] = {}
 
 
+def file_sha256(path: str | Path, status: os.stat_result | None = None) -> bytes:
+    """The SHA-256 of a file's content, read once per process while it is unchanged.
+
+    ``status`` is the file's, when the caller has it; ``OSError`` when it cannot be read.
+    Shared by the copies' fingerprints and the count store's digests of inputs.
+    """
+    if status is None:
+        status = os.stat(path)
+    key = (
+        os.fsdecode(path),
+        status.st_dev,
+        status.st_ino,
+        status.st_size,
+        status.st_mtime_ns,
+        status.st_ctime_ns,
+    )
+    if key not in _FILE_DIGESTS:
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            while chunk := handle.read(_HASH_CHUNK):
+                digest.update(chunk)
+        _FILE_DIGESTS[key] = digest.digest()
+    return _FILE_DIGESTS[key]
+
+
 def _file_digest(path: Path) -> bytes:
-    """The SHA-256 of a file's content, read once per process while it is unchanged."""
+    """:func:`file_sha256`, or one line naming the file that cannot be read."""
     __tracebackhide__ = True
     try:
-        status = os.stat(path)
-        key = (
-            os.fsdecode(path),
-            status.st_dev,
-            status.st_ino,
-            status.st_size,
-            status.st_mtime_ns,
-            status.st_ctime_ns,
-        )
-        if key not in _FILE_DIGESTS:
-            digest = hashlib.sha256()
-            with open(path, "rb") as handle:
-                while chunk := handle.read(_HASH_CHUNK):
-                    digest.update(chunk)
-            _FILE_DIGESTS[key] = digest.digest()
+        return file_sha256(path)
     except OSError as exc:
         raise EnvironmentBuildError(f"cannot read {path}: {exc.strerror or exc}") from None
-    return _FILE_DIGESTS[key]
 
 
 def source_fingerprint(location: PackageLocation, files: list[PackageFile] | None = None) -> str:

@@ -36,10 +36,10 @@ Entries are JSON files ``<store>/<key[:2]>/<key>-<manifest digest>.json``,
 written to a temporary file and renamed into place, so concurrent writers
 (xdist workers, threads) never leave half an entry; the last writer wins. An
 entry that cannot be read (truncated, not ours, another format) is skipped
-with one warning per store and process. The store is bounded: entries unused
-for :data:`MAX_AGE_DAYS` days go, at most :data:`MAX_VARIANTS` manifests are
-kept per key and :data:`MAX_ENTRIES` entries in all, the least recently used
-going first. Using an entry refreshes its modification time.
+with one warning per store, kind of problem and process. The store is
+bounded: entries unused for :data:`MAX_AGE_DAYS` days go, at most
+:data:`MAX_VARIANTS` manifests are kept per key and :data:`MAX_ENTRIES`
+entries in all, the least recently used going first. Using an entry refreshes its modification time.
 """
 
 from __future__ import annotations
@@ -63,10 +63,18 @@ from pathlib import Path
 from typing import Any
 
 from .cache import MAX_AGE_DAYS
-from .callgrind import callgrind_command, find_valgrind
+from .callgrind import find_valgrind
+from .copying import file_sha256
 from .errors import MetricUnavailableError
 from .interpreter import interpreter_binary
-from .runner import RoundReport, TracedImport, child_command, child_environment
+from .result import ReusedCount
+from .runner import (
+    RoundReport,
+    TracedImport,
+    child_environment,
+    counted_round_command,
+    round_pycache_prefix,
+)
 from .spec import MeasurementSpec
 
 __all__ = [
@@ -77,7 +85,9 @@ __all__ = [
     "ReusedCount",
     "StoreWarning",
     "StoredCount",
+    "changed_since",
     "default_store_path",
+    "files_clock_now",
     "input_digest",
     "report_from_json",
     "report_to_json",
@@ -90,32 +100,17 @@ _ROUND_TOKEN_PLACEHOLDER = "0" * 16  # the length of a real round's token
 # Paths mapped into a process under valgrind that name the process, not an input.
 _PROCESS_PATHS = re.compile(r"/vgdb-pipe-[^/]*$")
 _LEFTOVER_AGE = 3600
-_HASH_CHUNK = 1 << 20
 _EXISTS = "<exists>"
+# How far a file's times may lag time.time_ns(): the kernel stamps files with a
+# clock that advances once per tick (up to 10 ms).
+_TIMESTAMP_LAG_NS = 10_000_000
 
-_warned_stores: set[Path] = set()
+# (store, kind of problem) said already in this process.
+_warned_stores: set[tuple[Path, str]] = set()
 
 
 class StoreWarning(UserWarning):
     """An entry of the count store could not be used (it is skipped, never fatal)."""
-
-
-@dataclass(frozen=True)
-class ReusedCount:
-    """Where a reused count came from: when and on which host it was counted, which store."""
-
-    counted_at: str
-    counted_on: str
-    store: str
-
-    def to_json(self) -> dict[str, Any]:
-        """``{"reused": true, "counted_at", "counted_on", "store"}``."""
-        return {
-            "reused": True,
-            "counted_at": self.counted_at,
-            "counted_on": self.counted_on,
-            "store": self.store,
-        }
 
 
 @dataclass(frozen=True)
@@ -135,31 +130,6 @@ def default_store_path(cache_dir: Path) -> Path:
 
 
 # -- digests of inputs -----------------------------------------------------------
-
-_FILE_DIGESTS: dict[tuple[str, int, int, int, int, int], str] = {}
-
-
-def _file_digest(path: str, status: os.stat_result) -> str:
-    """SHA-256 of a file's bytes, hashed once per process while its status is unchanged.
-
-    The change time moves on every write and cannot be set back, so an
-    unchanged status means unchanged bytes.
-    """
-    signature = (
-        path,
-        status.st_dev,
-        status.st_ino,
-        status.st_size,
-        status.st_mtime_ns,
-        status.st_ctime_ns,
-    )
-    if signature not in _FILE_DIGESTS:
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            while chunk := handle.read(_HASH_CHUNK):
-                digest.update(chunk)
-        _FILE_DIGESTS[signature] = digest.hexdigest()
-    return _FILE_DIGESTS[signature]
 
 
 def _bytecode_digest(path: str, source: str) -> str:
@@ -203,10 +173,59 @@ def input_digest(path: str, source: str = "") -> str:
             names = "\0".join(sorted(os.listdir(path)))
             digest = "dir:" + hashlib.sha256(os.fsencode(names)).hexdigest()
         elif stat.S_ISREG(status.st_mode):
-            digest = "file:" + _file_digest(path, status)
+            digest = "file:" + file_sha256(path, status).hex()
     except OSError:
         digest = "unreadable"
     return digest
+
+
+def files_clock_now(directory: Path) -> int:
+    """Now, in nanoseconds, as the clock that stamps files' times says: a file's time read back.
+
+    Files are stamped by the kernel's coarse clock (one tick, up to 10 ms, behind
+    :func:`time.time_ns`): compared with it, a file written just before the
+    rounds would look written during them. Without a writable ``directory``,
+    :func:`time.time_ns` a tick early.
+    """
+    probe = directory / ".files-clock"
+    try:
+        probe.touch()
+        try:
+            return probe.stat().st_mtime_ns
+        finally:
+            probe.unlink()
+    except OSError:
+        return time.time_ns() - _TIMESTAMP_LAG_NS
+
+
+def changed_since(
+    inputs: Iterable[tuple[str, str]], started_ns: int, own: Sequence[Path] = ()
+) -> str | None:
+    """An input changed (or replaced) at or after ``started_ns``, or ``None``.
+
+    ``started_ns`` is :func:`files_clock_now` before the first round.
+    ``own`` are directories the measurement itself writes (the package's copy,
+    the rounds directory), which are not inputs a user edits. Times, not
+    digests: the inputs are known only once a round has reported them, so
+    digests before the first round cannot be taken, while a write during the
+    rounds always leaves a modification or change time after their start
+    (the change time cannot be set back). A file written just before the
+    start, in the same tick of the files' clock, is taken for one written
+    during the rounds: the count is then not stored, and counted again next
+    time, which costs time, never truth.
+    """
+    exempt = tuple(os.path.join(directory, "") for directory in own)
+    for path, source in inputs:
+        if source == _EXISTS or path.startswith(exempt):
+            continue
+        for status_of in (os.lstat, os.stat):  # a re-pointed link, or its target
+            try:
+                status = status_of(path)
+            except OSError:
+                continue
+            if max(status.st_mtime_ns, status.st_ctime_ns) >= started_ns:
+                return path
+    return None
 
 
 def _manifest_inputs(reports: Iterable[RoundReport]) -> list[tuple[str, str]]:
@@ -255,26 +274,21 @@ def _round_commands(
     source_only: Sequence[str],
 ) -> list[list[str]]:
     """Every round's command line, as the measurer's rounds run them."""
-    commands = []
-    for index in range(spec.total_rounds):
-        prefix = workdir / f"pycache-{index}" if spec.closure else None
-        commands.append(
-            [
-                *callgrind_command(valgrind, workdir / "callgrind", detailed=index == spec.warmup),
-                *child_command(
-                    binary,
-                    spec.module,
-                    roots,
-                    workdir / "report.json",
-                    optimize=spec.optimize,
-                    pycache_prefix=prefix,
-                    metric=spec.metric,
-                    import_path=import_path,
-                    source_only=source_only,
-                ),
-            ]
+    return [
+        counted_round_command(
+            valgrind,
+            binary,
+            spec.module,
+            roots,
+            workdir,
+            optimize=spec.optimize,
+            pycache_prefix=round_pycache_prefix(workdir, index, closure=spec.closure),
+            module_costs=spec.counts_modules(index),
+            import_path=import_path,
+            source_only=source_only,
         )
-    return commands
+        for index in range(spec.total_rounds)
+    ]
 
 
 def count_key(
@@ -461,17 +475,19 @@ class CountStore:
 
     def _skip(self, path: Path, reason: str) -> None:
         """Say once per store and process that an entry is skipped, and why."""
-        self._say_once(f"importcache: ignoring the unusable count store entry {path}: {reason}")
+        self._say_once(
+            "entry", f"importcache: ignoring the unusable count store entry {path}: {reason}"
+        )
 
-    def _say_once(self, message: str) -> None:
-        """``message``, unless something was said about this store already in this process.
+    def _say_once(self, kind: str, message: str) -> None:
+        """``message``, unless this ``kind`` of problem of this store was said in this process.
 
         Never raises: a store that cannot be used must not stop a measurement,
         not even where warnings are errors (``-W error``).
         """
-        if self.directory in _warned_stores:
+        if (self.directory, kind) in _warned_stores:
             return
-        _warned_stores.add(self.directory)
+        _warned_stores.add((self.directory, kind))
         with contextlib.suppress(Exception):
             self._warn(message)
 
@@ -512,15 +528,31 @@ class CountStore:
                 return reports, origin
         return None
 
-    def save(self, key: str, spec: MeasurementSpec, reports: Sequence[RoundReport]) -> None:
+    def save(
+        self,
+        key: str,
+        spec: MeasurementSpec,
+        reports: Sequence[RoundReport],
+        *,
+        rounds_started_ns: int | None = None,
+        own: Sequence[Path] = (),
+    ) -> None:
         """Store ``reports`` (the counted rounds of ``spec``) under ``key``, atomically.
 
         The manifest is the rounds' inputs hashed now; a store that cannot be
-        written is said once and skipped: counting goes on without it.
+        written is said once and skipped: counting goes on without it. With
+        ``rounds_started_ns`` (:func:`files_clock_now` before the first round),
+        nothing is stored when an input outside ``own`` (the directories the
+        measurement writes itself) changed since then: the digests taken now
+        would pair its new content with a count made (partly) with the old.
         """
-        inputs = [
-            [path, source, input_digest(path, source)] for path, source in _manifest_inputs(reports)
-        ]
+        manifest_inputs = _manifest_inputs(reports)
+        if (
+            rounds_started_ns is not None
+            and changed_since(manifest_inputs, rounds_started_ns, own) is not None
+        ):
+            return
+        inputs = [[path, source, input_digest(path, source)] for path, source in manifest_inputs]
         manifest = hashlib.sha256(json.dumps(inputs).encode()).hexdigest()[:16]
         entry = {
             "format": STORE_FORMAT,
@@ -547,20 +579,38 @@ class CountStore:
                 raise
         except OSError as exc:
             self._say_once(
-                f"importcache: cannot save counts in {self.directory}: {exc.strerror or exc}"
+                "save",
+                f"importcache: cannot save counts in {self.directory}: {exc.strerror or exc}",
             )
             return
         self.prune(keep=target)
 
     def _entry_paths(self) -> list[Path]:
-        if not self.directory.is_dir():
+        """Every file in the store's folders; a folder that cannot be listed is said and skipped.
+
+        A shared store (a CI cache) may hold folders another user made unreadable.
+        """
+        paths: list[Path] = []
+        try:
+            if not self.directory.is_dir():
+                return []
+            folders = list(self.directory.iterdir())
+        except OSError as exc:
+            self._cannot_list(self.directory, exc)
             return []
-        return [
-            entry
-            for folder in self.directory.iterdir()
-            if len(folder.name) == 2 and folder.is_dir() and not folder.is_symlink()
-            for entry in folder.iterdir()
-        ]
+        for folder in folders:
+            try:
+                if len(folder.name) == 2 and folder.is_dir() and not folder.is_symlink():
+                    paths += folder.iterdir()
+            except OSError as exc:
+                self._cannot_list(folder, exc)
+        return paths
+
+    def _cannot_list(self, folder: Path, error: OSError) -> None:
+        self._say_once(
+            "list",
+            f"importcache: cannot list the count store's {folder}: {error.strerror or error}",
+        )
 
     def prune(self, *, keep: Path | None = None, now: float | None = None) -> int:
         """Apply the store's bounds (``keep`` stays); returns how many entries were removed."""
@@ -571,7 +621,8 @@ class CountStore:
             used = _mtime(path)
             if path.name.startswith(".tmp-"):
                 if now - used > _LEFTOVER_AGE:
-                    path.unlink(missing_ok=True)
+                    with contextlib.suppress(OSError):
+                        path.unlink(missing_ok=True)
                 continue
             if path.suffix == ".json":
                 entries.append((used, path))

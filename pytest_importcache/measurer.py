@@ -34,13 +34,13 @@ from .copying import (
     environment_dir_name,
     prepare_copy,
 )
-from .countstore import CountStore, ReusedCount, default_store_path
+from .countstore import CountStore, ReusedCount, default_store_path, files_clock_now
 from .errors import EnvironmentBuildError, InterpreterError
 from .interpreter import check_interpreter
 from .lifecycle import adopt_orphans, signals_end_rounds, start_guardian
 from .locate import PackageLocation, locate_package, warn_if_imported_elsewhere
 from .result import ImportResult, build_result
-from .runner import RoundReport, run_round
+from .runner import RoundReport, round_pycache_prefix, run_round
 from .spec import MeasurementSpec, Metric
 
 __all__ = [
@@ -394,6 +394,7 @@ class Measurer:
             store = self.store_for(spec)
             if store is not None:
                 self._reuse_counts(spec, python, store, states, workdirs)
+            rounds_started_ns = files_clock_now(workdirs[states[0].copy.directory])
             self._run_rounds(spec, states, stack, workdirs, python)
             if spec.flavour == "cold":
                 for state in states:
@@ -401,7 +402,15 @@ class Measurer:
             if store is not None:
                 for state in states:
                     if state.reused is None and state.key:
-                        store.save(state.key, spec, state.reports)
+                        # The environment directory holds the copies and the rounds
+                        # directories: what the rounds write there is not an input edited.
+                        store.save(
+                            state.key,
+                            spec,
+                            state.reports,
+                            rounds_started_ns=rounds_started_ns,
+                            own=(state.copy.directory.parent,),
+                        )
         results = [
             dataclasses.replace(
                 build_result(
@@ -555,9 +564,8 @@ class Measurer:
         __tracebackhide__ = True
         if spec.flavour == "cold":
             clear_bytecode(copy.roots)
-        prefix = None
-        if spec.closure:
-            prefix = workdir / f"pycache-{index}"
+        prefix = round_pycache_prefix(workdir, index, closure=spec.closure)
+        if prefix is not None:
             shutil.rmtree(prefix, ignore_errors=True)
         if index < spec.warmup:
             phase = f"warm-up round {index + 1} of {spec.warmup}"
@@ -574,9 +582,7 @@ class Measurer:
                 pycache_prefix=prefix,
                 description=f"{spec.label} {phase}" + (f", {side}" if side else ""),
                 metric=spec.metric,
-                # One round of instructions counts each module: the counts repeat,
-                # and per-module counting takes two to three times as long.
-                module_costs=spec.metric == "time" or index == spec.warmup,
+                module_costs=spec.counts_modules(index),
                 import_path=import_path,
                 source_only=source_only,
             )

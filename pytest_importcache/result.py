@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from .countstore import ReusedCount
 from .runner import RoundReport, TracedImport
 from .spec import Flavour, Metric, flavour_label
 from .stats import STAT_NAMES, RoundStats, compute_stats, median
@@ -14,11 +14,30 @@ __all__ = [
     "Flavour",
     "ImportResult",
     "ModuleTiming",
+    "ReusedCount",
     "build_result",
     "cost_changes",
     "flavour_label",
     "importer_tree",
 ]
+
+
+@dataclass(frozen=True)
+class ReusedCount:
+    """Where a reused count came from: when and on which host it was counted, which store."""
+
+    counted_at: str
+    counted_on: str
+    store: str
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"reused": true, "counted_at", "counted_on", "store"}``."""
+        return {
+            "reused": True,
+            "counted_at": self.counted_at,
+            "counted_on": self.counted_on,
+            "store": self.store,
+        }
 
 
 @dataclass(frozen=True)

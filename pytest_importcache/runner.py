@@ -99,6 +99,9 @@ import _frozen_importlib_external as _external
 
 calls = []
 origins = {}
+# Modules the deferred start-up lines load (editable installs' finders): not the
+# import's, but their finders' find_spec runs during it, so their files are inputs.
+paused_specs = []
 deferred = []
 excluded = [0, 0]
 marks = [0]
@@ -300,7 +303,12 @@ def traced_find_and_load(name, import_):
 
 
 def traced_load_unlocked(spec):
-    if spec.name not in origins and not _paused[0]:
+    if _paused[0]:
+        try:
+            paused_specs.append((spec.origin, spec.cached))
+        except Exception:
+            paused_specs.append((spec.origin, None))
+    elif spec.name not in origins:
         origin = spec.origin
         if origin in (None, "namespace"):
             origin = next(iter(spec.submodule_search_locations or ()), None)
@@ -341,6 +349,11 @@ def read_inputs(new_modules, opener):
         cached, origin = getattr(spec, "cached", None), getattr(spec, "origin", None)
         if isinstance(cached, str) and isinstance(origin, str):
             inputs.append([cached, origin])
+    for origin, cached in paused_specs:
+        if isinstance(origin, str):
+            inputs.append([origin, ""])
+            if isinstance(cached, str):
+                inputs.append([cached, origin])
     inputs += [[path, "<exists>"] for path in sys.path if isinstance(path, str)]
     inputs += [[path, ""] for path in sys.path_importer_cache if isinstance(path, str)]
     for directory in site.getsitepackages():
@@ -666,6 +679,49 @@ def _is_within(path: Path, roots: Sequence[Path]) -> bool:
     return any(resolved.is_relative_to(root.resolve()) for root in roots)
 
 
+REPORT_NAME = "report.json"
+DUMPS_NAME = "callgrind"
+
+
+def round_pycache_prefix(workdir: Path, index: int, *, closure: bool) -> Path | None:
+    """Round ``index``'s bytecode directory in its rounds directory ``workdir`` (closure only)."""
+    return workdir / f"pycache-{index}" if closure else None
+
+
+def counted_round_command(
+    valgrind: str,
+    binary: str,
+    module: str,
+    roots: Sequence[Path],
+    workdir: Path,
+    *,
+    optimize: int,
+    pycache_prefix: Path | None,
+    module_costs: bool,
+    import_path: Sequence[str],
+    source_only: Sequence[str],
+) -> list[str]:
+    """The whole command line of an instructions round run in ``workdir``: callgrind, the child.
+
+    The one definition both the round (:func:`run_round`) and the key of its
+    stored count (:mod:`~pytest_importcache.countstore`) use.
+    """
+    return [
+        *callgrind_command(valgrind, workdir / DUMPS_NAME, detailed=module_costs),
+        *child_command(
+            binary,
+            module,
+            roots,
+            workdir / REPORT_NAME,
+            optimize=optimize,
+            pycache_prefix=pycache_prefix,
+            metric="instructions",
+            import_path=import_path,
+            source_only=source_only,
+        ),
+    ]
+
+
 @dataclass(frozen=True)
 class _RoundCommand:
     """How one round is started, and how long it may take."""
@@ -678,8 +734,7 @@ class _RoundCommand:
 def _round_command(
     module: str,
     roots: Sequence[Path],
-    report_path: Path,
-    dumps_dir: Path,
+    workdir: Path,
     *,
     python: str,
     optimize: int,
@@ -697,7 +752,7 @@ def _round_command(
             python,
             module,
             roots,
-            report_path,
+            workdir / REPORT_NAME,
             optimize=optimize,
             pycache_prefix=pycache_prefix,
             import_path=import_path,
@@ -705,21 +760,19 @@ def _round_command(
         )
         return _RoundCommand(argv, timeout, f"{timeout:g} s")
     valgrind = find_valgrind()
-    dumps_dir.mkdir()
-    argv = [
-        *callgrind_command(valgrind, dumps_dir, detailed=module_costs),
-        *child_command(
-            interpreter_binary(python),
-            module,
-            roots,
-            report_path,
-            optimize=optimize,
-            pycache_prefix=pycache_prefix,
-            metric=metric,
-            import_path=import_path,
-            source_only=source_only,
-        ),
-    ]
+    (workdir / DUMPS_NAME).mkdir()
+    argv = counted_round_command(
+        valgrind,
+        interpreter_binary(python),
+        module,
+        roots,
+        workdir,
+        optimize=optimize,
+        pycache_prefix=pycache_prefix,
+        module_costs=module_costs,
+        import_path=import_path,
+        source_only=source_only,
+    )
     return _RoundCommand(
         argv, timeout * VALGRIND_SLOWDOWN, f"{timeout:g} s x {VALGRIND_SLOWDOWN} for valgrind"
     )
@@ -758,19 +811,18 @@ def run_round(
     """
     __tracebackhide__ = True
     where = f" ({description})" if description else ""
-    report_path = workdir / "report.json"
+    report_path = workdir / REPORT_NAME
     report_path.unlink(missing_ok=True)
     # The child's own directory, apart from the report: an import may delete its cwd.
     child_cwd = workdir / "cwd"
     child_cwd.mkdir(exist_ok=True)
-    dumps_dir = workdir / "callgrind"
+    dumps_dir = workdir / DUMPS_NAME
     shutil.rmtree(dumps_dir, ignore_errors=True)
     try:
         command = _round_command(
             module,
             roots,
-            report_path,
-            dumps_dir,
+            workdir,
             python=python,
             optimize=optimize,
             timeout=timeout,

@@ -168,6 +168,15 @@ class MeasurementSpec:
         """Warm-up and counted rounds together."""
         return self.warmup + self.rounds
 
+    def counts_modules(self, index: int) -> bool:
+        """Whether round ``index`` (0-based, warm-up rounds first) gives every module's cost.
+
+        Timed rounds always do. Of instructions rounds only the first counted
+        one does: the counts repeat, and per-module counting takes two to
+        three times as long.
+        """
+        return self.metric == "time" or index == self.warmup
+
     def replace(self, **changes: object) -> MeasurementSpec:
         """A copy with ``changes`` applied, validated again."""
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]

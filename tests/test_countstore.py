@@ -55,15 +55,30 @@ def counted(spec: MeasurementSpec) -> MeasurementSpec:
     return spec.replace(metric="instructions", rounds=2, warmup=0)
 
 
+def wait_for_the_files_clock(written: Path) -> None:
+    """Until a file written now is stamped later than ``written``'s last change.
+
+    A count is stored only when no input changed in the tick of the files' clock
+    (up to 10 ms) its rounds started in or later, so a test that writes an input
+    and expects the next count to be stored waits for the next tick.
+    """
+    probe = written.parent / ".probe"
+    while probe.write_text("") == 0 and probe.stat().st_mtime_ns <= written.stat().st_ctime_ns:
+        time.sleep(0.001)
+    probe.unlink()
+
+
 @pytest.fixture
 def world(make_tree: MakeTree) -> Path:
     """A package ``pkg`` and a dependency ``dep`` it imports, each a directory in the tree."""
-    return make_tree(
+    tree = make_tree(
         {
             "pkg/__init__.py": "import dep\nVALUE = 1\n",
             "dep/__init__.py": "SETTING = 1\n",
         }
     )
+    wait_for_the_files_clock(tree / "dep" / "__init__.py")
+    return tree
 
 
 def measurer_for(
@@ -109,6 +124,7 @@ def test_a_changed_byte_of_a_dependency_counts_again(world: Path, tmp_path: Path
     status = dependency.stat()
     dependency.write_text("SETTING = 2\n")  # same size, same modification time
     os.utime(dependency, ns=(status.st_atime_ns, status.st_mtime_ns))
+    wait_for_the_files_clock(dependency)
     result = measurer_for(world, tmp_path, runner).measure(spec)
     assert runner.calls == 4
     assert result.reused is None
@@ -118,6 +134,37 @@ def test_a_changed_byte_of_a_dependency_counts_again(world: Path, tmp_path: Path
     assert again.reused is not None
 
 
+class EditingRunner(ReadingRunner):
+    """Reads ``dependency``, and writes ``new_text`` into it during its first round."""
+
+    def __init__(self, dependency: Path, new_text: str) -> None:
+        super().__init__([(dependency, "")])
+        self.dependency, self.new_text = dependency, new_text
+
+    def __call__(
+        self, module: str, roots: Sequence[Path], *args: object, **kwargs: object
+    ) -> RoundReport:
+        if self.calls == 0:
+            self.dependency.write_text(self.new_text)
+        return super().__call__(module, roots, *args, **kwargs)
+
+
+def test_a_dependency_edited_during_the_rounds_stores_no_count(world: Path, tmp_path: Path) -> None:
+    dependency = world / "dep" / "__init__.py"
+    runner = EditingRunner(dependency, "SETTING = 2\n")
+    spec = counted(MeasurementSpec("pkg"))
+    assert measurer_for(world, tmp_path, runner).measure(spec).reused is None
+    # The files' clock ticks past the edit (a file written in the tick the rounds
+    # start in counts as written during them) ...
+    wait_for_the_files_clock(dependency)
+    # ... but the rounds counted (partly) the old file: that count must not pass for the new one's.
+    assert measurer_for(world, tmp_path, runner).measure(spec).reused is None
+    assert runner.calls == 4
+    # Counted with the unchanged file, the count is stored and reused.
+    assert measurer_for(world, tmp_path, runner).measure(spec).reused is not None
+    assert runner.calls == 4
+
+
 def test_a_dependencys_stale_bytecode_counts_again_but_a_touched_source_does_not(
     world: Path, tmp_path: Path
 ) -> None:
@@ -125,6 +172,7 @@ def test_a_dependencys_stale_bytecode_counts_again_but_a_touched_source_does_not
 
     dependency = world / "dep" / "__init__.py"
     bytecode = Path(str(py_compile.compile(str(dependency), doraise=True)))
+    wait_for_the_files_clock(bytecode)
     runner = ReadingRunner([(dependency, ""), (bytecode, str(dependency))])
     spec = counted(MeasurementSpec("pkg"))
     measurer_for(world, tmp_path, runner).measure(spec)
@@ -219,9 +267,12 @@ def test_a_corrupt_entry_is_ignored_with_one_warning(
     twin = entry.with_name(entry.name.replace(".json", "0.json"))
     twin.write_text(entry.read_text())  # a second bad entry of the key: still one warning
     said: list[str] = []
-    for _ in range(2):
-        result = measurer_for(world, tmp_path, runner, warn=said.append).measure(spec)
-        assert result.reused is None or result.values
+    first = measurer_for(world, tmp_path, runner, warn=said.append).measure(spec)
+    assert runner.calls == 4, "the damaged entries are counted again"
+    assert first.reused is None
+    second = measurer_for(world, tmp_path, runner, warn=said.append).measure(spec)
+    assert runner.calls == 4, "the count stored anew is reused"
+    assert second.reused is not None
     assert len(said) == 1
     assert "ignoring the unusable count store entry" in said[0]
     assert "\n" not in said[0]
@@ -242,6 +293,28 @@ def test_an_unwritable_store_is_said_once_and_counting_goes_on(world: Path, tmp_
     assert runner.calls == 4
     assert len(said) == 1
     assert "cannot save counts" in said[0]
+
+
+def test_each_kind_of_store_problem_is_said_once(world: Path, tmp_path: Path) -> None:
+    runner = ReadingRunner()
+    spec = counted(MeasurementSpec("pkg"))
+    first = measurer_for(world, tmp_path, runner).measure(spec)
+    (entry,) = (tmp_path / "store").rglob("*.json")
+    key = entry.name.rpartition("-")[0]
+    entry.write_text("[1, 2, 3]")
+    said: list[str] = []
+    store = CountStore(tmp_path / "store", warn=said.append)
+    assert store.lookup(key) is None
+    # Then the key's folder becomes a file: saving fails, and that is said too, once.
+    entry.unlink()
+    entry.parent.rmdir()
+    entry.parent.write_text("a file where the key's folder belongs")
+    report = RoundReport(1, 1, first.file, ("pkg",), "3.11", (), instructions=1)
+    for _ in range(2):
+        store.save(key, spec, [report])
+    assert len(said) == 2, said
+    assert "ignoring the unusable count store entry" in said[0]
+    assert "cannot save counts" in said[1]
 
 
 _WRITER = """
@@ -421,6 +494,7 @@ def test_a_reused_count_is_the_count_a_fresh_round_gives(
     (world / "pkg" / "__init__.py").write_text(
         f"import sys\nsys.path.append({str(world / 'deps')!r})\nimport dep\n"
     )
+    wait_for_the_files_clock(world / "pkg" / "__init__.py")
     spec = MeasurementSpec("pkg", metric="instructions", rounds=1, warmup=0)
 
     def measure(fresh: bool = False) -> tuple[float, bool]:
@@ -506,3 +580,121 @@ def test_xdist_workers_share_one_store(pytester: pytest.Pytester) -> None:
         reused = result.stdout.str().count(": reused, counted")
         assert reused == (0 if run == 0 else 4)
     assert len(list((pytester.path / "counts").rglob("*.json"))) == 4
+
+
+_LISTER = """
+import sys
+from pytest_importcache.countstore import CountStore
+from pytest_importcache.runner import RoundReport
+from pytest_importcache.spec import MeasurementSpec
+
+store = CountStore(sys.argv[1], warn=lambda message: print("SAID", message))
+report = RoundReport(1, 1, sys.argv[2], ("pkg",), "3.11", (), instructions=1)
+store.save("ab" + "0" * 62, MeasurementSpec("pkg", metric="instructions"), [report])
+print("ENTRIES", len(store.entries()))
+print("CLEARED", store.clear())
+"""
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not Path("/usr/bin/setpriv").exists(),
+    reason="drops root's capabilities with setpriv",
+)
+def test_a_store_folder_that_cannot_be_listed_is_said_once_and_skipped(tmp_path: Path) -> None:
+    # Root reads every folder; without its capabilities (as another CI user) it cannot.
+    source = tmp_path / "pkg.py"
+    source.write_text("")
+    locked = tmp_path / "store" / "cd"
+    locked.mkdir(parents=True)
+    (locked / ("cd" + "0" * 62 + "-0.json")).write_text("{}")
+    locked.chmod(0)
+    try:
+        done = subprocess.run(
+            [
+                "/usr/bin/setpriv",
+                "--inh-caps=-all",
+                "--bounding-set=-all",
+                sys.executable,
+                "-c",
+                _LISTER,
+                str(tmp_path / "store"),
+                str(source),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        locked.chmod(0o700)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    lines = done.stdout.splitlines()
+    said = [line for line in lines if line.startswith("SAID")]
+    assert len(said) == 1, lines
+    assert "cannot list the count store's" in said[0]
+    assert str(locked) in said[0]
+    assert "ENTRIES 1" in lines, "the readable folder's entry is listed"
+    assert "CLEARED 1" in lines
+    assert (locked / ("cd" + "0" * 62 + "-0.json")).exists()
+
+
+def test_importing_results_loads_no_store() -> None:
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, pytest_importcache.result as r, pytest_importcache.countstore as c\n"
+            "assert c.ReusedCount is r.ReusedCount\n"
+            "del sys.modules['pytest_importcache.countstore']\n"
+            "for name in list(sys.modules):\n"
+            "    if name.startswith(('pytest_importcache', 'filelock', 'socket', 'tempfile')):\n"
+            "        del sys.modules[name]\n"
+            "import pytest_importcache.result\n"
+            "print(sorted({'pytest_importcache.countstore', 'filelock', 'socket', 'tempfile'}\n"
+            "             & set(sys.modules)))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert loaded.strip() == "[]"
+
+
+def test_the_key_holds_the_command_lines_the_rounds_run(world: Path, tmp_path: Path) -> None:
+    from pytest_importcache.countstore import _round_commands
+    from pytest_importcache.runner import counted_round_command, round_pycache_prefix
+
+    runner = ReadingRunner()
+    spec = counted(MeasurementSpec("pkg", flavour="cold", closure=True)).replace(warmup=1)
+    measurer_for(world, tmp_path, runner).measure(spec)
+    detailed = [module_costs for _, module_costs in runner.metrics]
+    assert detailed == [spec.counts_modules(index) for index in range(spec.total_rounds)]
+    assert detailed == [False, True, False]
+    roots, workdir = [world], tmp_path / "rounds"
+    commands = _round_commands(
+        spec, "python", "valgrind", roots, workdir, import_path=(), source_only=()
+    )
+    assert commands[1] == counted_round_command(
+        "valgrind",
+        "python",
+        "pkg",
+        roots,
+        workdir,
+        optimize=0,
+        pycache_prefix=round_pycache_prefix(workdir, 1, closure=True),
+        module_costs=True,
+        import_path=(),
+        source_only=(),
+    )
+    assert commands[0] != commands[1] != commands[2]
+
+
+def test_the_store_and_the_copies_share_one_digest_per_file(tmp_path: Path) -> None:
+    from pytest_importcache import copying
+
+    source = tmp_path / "a.py"
+    source.write_text("x = 1\n")
+    assert input_digest(str(source)) == "file:" + copying.file_sha256(source).hex()
+    status = source.stat()
+    assert (str(source), status.st_dev, status.st_ino) in {key[:3] for key in copying._FILE_DIGESTS}

@@ -473,3 +473,32 @@ def test_a_generated_file_an_editable_backend_serves_from_its_build_is_copied(
     assert Path(answer["file"]).is_relative_to(tmp_path / "cache")
     assert {module, f"{module}._version", f"{module}.core", "decimal"} <= set(answer["modules"])
     assert tree_state(project / "src") == before
+
+
+def test_a_counted_round_reports_the_start_up_finders_it_ran_as_inputs(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    # The editable finder's module (its mapping of names to project directories) is
+    # loaded while the round is paused, but its find_spec runs during the counted
+    # import: re-pointing the mapping must change the stored count's inputs.
+    pytest.importorskip("pytest_importcache.callgrind").find_valgrind()
+    from pytest_importcache.runner import run_round
+
+    tree = write_tree(tmp_path / "tree", {"usesflat.py": "import flatdep\n"})
+    workdir = tmp_path / "rounds"
+    workdir.mkdir()
+    report = run_round(
+        "usesflat",
+        [tree],
+        workdir,
+        python=sandbox.python,
+        metric="instructions",
+        module_costs=False,
+    )
+    assert "flatdep" in report.loaded
+    finders = [
+        path
+        for path, _ in report.inputs
+        if Path(path).name.startswith("__editable__") and path.endswith("_finder.py")
+    ]
+    assert any("flatdep" in Path(path).name for path in finders), report.inputs
