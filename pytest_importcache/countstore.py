@@ -309,10 +309,6 @@ def count_key(
     """
     binary = interpreter_binary(python)
     valgrind, version = _valgrind_identity()
-    option_files = [
-        str(Path.home() / ".valgrindrc"),
-        str(workdir / "cwd" / ".valgrindrc"),
-    ]
     material = {
         "format": STORE_FORMAT,
         "runner": runner,
@@ -329,7 +325,6 @@ def count_key(
         "python": python,
         "binary": [binary, input_digest(binary)],
         "valgrind": [valgrind, version],
-        "option_files": [[path, input_digest(path)] for path in option_files],
         "commands": _round_commands(
             spec,
             binary,
