@@ -96,6 +96,10 @@ __all__ = [
 STORE_FORMAT = 1
 MAX_ENTRIES = 2000
 MAX_VARIANTS = 4
+# The names the store writes, and the only ones it lists, prunes or clears.
+_FOLDER_NAME = re.compile(r"[0-9a-f]{2}")
+_ENTRY_NAME = re.compile(r"[0-9a-f]{64}-[0-9a-f]{16}\.json")
+_LEFTOVER_NAME = re.compile(r"\.tmp-[A-Za-z0-9_]+\.json")
 _ROUND_TOKEN_PLACEHOLDER = "0" * 16  # the length of a real round's token
 # Paths mapped into a process under valgrind that name the process, not an input.
 _PROCESS_PATHS = re.compile(r"/vgdb-pipe-[^/]*$")
@@ -581,9 +585,13 @@ class CountStore:
         self.prune(keep=target)
 
     def _entry_paths(self) -> list[Path]:
-        """Every file in the store's folders; a folder that cannot be listed is said and skipped.
+        """The store's own files: entries and leftover temporary files, by their names.
 
-        A shared store (a CI cache) may hold folders another user made unreadable.
+        Only names the store writes are listed (``ab/<64 hex>-<16 hex>.json``
+        and ``.tmp-*.json`` beside them), so pruning and ``clear`` never touch
+        a user's file in a directory named as the store by mistake. A folder
+        that cannot be listed (a shared CI cache another user made
+        unreadable) is said and skipped.
         """
         paths: list[Path] = []
         try:
@@ -595,8 +603,17 @@ class CountStore:
             return []
         for folder in folders:
             try:
-                if len(folder.name) == 2 and folder.is_dir() and not folder.is_symlink():
-                    paths += folder.iterdir()
+                if (
+                    _FOLDER_NAME.fullmatch(folder.name)
+                    and folder.is_dir()
+                    and not folder.is_symlink()
+                ):
+                    paths += (
+                        path
+                        for path in folder.iterdir()
+                        if _is_leftover(path)
+                        or (_ENTRY_NAME.fullmatch(path.name) and path.name[:2] == folder.name)
+                    )
             except OSError as exc:
                 self._cannot_list(folder, exc)
         return paths
@@ -614,13 +631,12 @@ class CountStore:
         entries: list[tuple[float, Path]] = []
         for path in self._entry_paths():
             used = _mtime(path)
-            if path.name.startswith(".tmp-"):
+            if _is_leftover(path):
                 if now - used > _LEFTOVER_AGE:
                     with contextlib.suppress(OSError):
                         path.unlink(missing_ok=True)
                 continue
-            if path.suffix == ".json":
-                entries.append((used, path))
+            entries.append((used, path))
         entries.sort(reverse=True)
         per_key: dict[str, int] = {}
         for rank, (used, path) in enumerate(entries):
@@ -642,7 +658,7 @@ class CountStore:
         """The store's entries, most recently used first (unreadable ones by file name)."""
         found = []
         for path in self._entry_paths():
-            if path.suffix != ".json" or path.name.startswith(".tmp-"):
+            if _is_leftover(path):
                 continue
             module, label = "?", "?"
             with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
@@ -659,8 +675,13 @@ class CountStore:
         for path in self._entry_paths():
             with contextlib.suppress(OSError):
                 path.unlink()
-                removed += path.suffix == ".json" and not path.name.startswith(".tmp-")
+                removed += not _is_leftover(path)
         return removed
+
+
+def _is_leftover(path: Path) -> bool:
+    """Whether ``path`` is a temporary file a save left behind (as :meth:`save` names them)."""
+    return _LEFTOVER_NAME.fullmatch(path.name) is not None
 
 
 def _mtime(path: Path) -> float:

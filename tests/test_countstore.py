@@ -480,6 +480,40 @@ def test_the_cache_command_counts_and_clears_stored_counts(
     assert not list((tmp_path / "store").rglob("*.json"))
 
 
+def test_a_store_named_over_a_users_files_prunes_and_clears_only_its_own(
+    world: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pytest_importcache.cli import main
+
+    store = tmp_path / "project"
+    users = {
+        "js/package.json": "{}",
+        "db/schema.json": "{}",
+        "ab/notes.json": "{}",
+        f"ab/{'a' * 64}.json": "{}",
+        f"ab/.tmp-{'a' * 64}-{'b' * 16}.json.bak": "{}",
+    }
+    for name, text in users.items():
+        (store / name).parent.mkdir(parents=True, exist_ok=True)
+        (store / name).write_text(text)
+    month_ago = time.time() - 30 * 86400
+    for path in store.rglob("*"):
+        os.utime(path, (month_ago, month_ago))
+    # Counting prunes entries unused for two weeks: a user's old files are no entries.
+    Measurer(
+        cache_dir=tmp_path / "cache",
+        search_path=[str(world)],
+        round_runner=ReadingRunner(),
+        count_store=CountStore(store),
+    ).measure(counted(MeasurementSpec("pkg")))
+    assert all((store / name).exists() for name in users)
+    assert main(["cache", "--dir", str(tmp_path / "cache"), "--store", str(store), "--clear"]) == 0
+    assert "removed 1 stored instruction count" in capsys.readouterr().out
+    assert sorted(str(path.relative_to(store)) for path in store.rglob("*") if path.is_file()) == (
+        sorted(users)
+    )
+
+
 # -- real rounds under valgrind -----------------------------------------------------------
 
 
