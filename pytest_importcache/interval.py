@@ -40,6 +40,7 @@ __all__ = [
     "DEFAULT_RESAMPLES",
     "ESTIMATORS",
     "ESTIMATOR_LABELS",
+    "MIN_DECIDING_ROUNDS",
     "RatioInterval",
     "format_bounds",
     "ratio_interval",
@@ -48,6 +49,8 @@ __all__ = [
 DEFAULT_CONFIDENCE = 0.95
 DEFAULT_RESAMPLES = 2000
 _SEED = 20261129
+#: Timed rounds a side below which a same-run comparison does not judge.
+MIN_DECIDING_ROUNDS = 5
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,19 @@ class RatioInterval:
     high: float
     confidence: float = DEFAULT_CONFIDENCE
     estimator: str = "pairs"
+    rounds: int = 0
+
+    @property
+    def decisive(self) -> bool:
+        """Whether the interval rests on enough rounds to judge (``rounds``: the fewer side's).
+
+        A bootstrap of fewer than :data:`MIN_DECIDING_ROUNDS` rounds a side is
+        about the range of a few ratios, not a 95% interval: on a shared
+        machine an unchanged package read x1.45 (1.13-1.57) from 3 rounds. An
+        exact interval (instruction counts that repeat) decides from one
+        round; ``rounds`` 0 (not known) is taken as enough.
+        """
+        return self.exact or self.rounds == 0 or self.rounds >= MIN_DECIDING_ROUNDS
 
     @property
     def method(self) -> str:
@@ -90,8 +106,11 @@ class RatioInterval:
         return "exact" if self.exact else format_bounds(self.low, self.high)
 
     def slower_than(self, threshold: float) -> bool:
-        """Whether the whole interval lies above ``1 + threshold`` (0.05: 5% slower)."""
-        return self.low > 1 + threshold
+        """Whether the whole interval lies above ``1 + threshold`` (0.05: 5% slower).
+
+        Never from too few rounds to judge (:attr:`decisive`).
+        """
+        return self.decisive and self.low > 1 + threshold
 
     def describe(self) -> str:
         """``x1.12 (median of pair ratios, 95% CI 1.08-1.17)``; ``exact`` for no width."""
@@ -202,4 +221,11 @@ def ratio_interval(
     tail = (1 - confidence) / 2
     low, high = _percentile(ratios, tail), _percentile(ratios, 1 - tail)
     # A bootstrap of a median can miss the sample's own ratio by rounding: keep it inside.
-    return RatioInterval(ratio, min(low, ratio), max(high, ratio), confidence, estimator)
+    return RatioInterval(
+        ratio,
+        min(low, ratio),
+        max(high, ratio),
+        confidence,
+        estimator,
+        rounds=min(len(head), len(base)),
+    )

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .interval import RatioInterval
+from .interval import MIN_DECIDING_ROUNDS, RatioInterval
 from .stats import compute_stats
 
 __all__ = [
@@ -62,10 +62,24 @@ def measurement_noise(values: Sequence[float], headroom: float | None = None) ->
     """
     spread = relative_spread(values)
     if headroom is not None and spread > 0 and spread >= abs(headroom):
-        return f"noisy: rounds spread {spread:.0%} >= headroom {abs(headroom):.0%}"
+        shown, limit = _percents(spread, abs(headroom))
+        return f"noisy: rounds spread {shown} >= headroom {limit}"
     if spread > NOISY_SPREAD:
-        return f"noisy: rounds spread {spread:.0%} (IQR/median) > {NOISY_SPREAD:.0%}"
+        shown, limit = _percents(spread, NOISY_SPREAD)
+        return f"noisy: rounds spread {shown} (IQR/median) > {limit}"
     return ""
+
+
+def _percents(value: float, limit: float) -> tuple[str, str]:
+    """``value`` and ``limit`` as whole percents, with a decimal where whole ones read alike.
+
+    ``10.4% > 10%``, never ``10% > 10%``.
+    """
+    for digits in (0, 1, 2):
+        shown, bound = f"{value:.{digits}%}", f"{limit:.{digits}%}"
+        if shown != bound:
+            break
+    return shown, f"{limit:.0%}" if limit == round(limit, 2) else bound
 
 
 def count_disagreement(values: Sequence[float]) -> str:
@@ -86,6 +100,11 @@ def count_disagreement(values: Sequence[float]) -> str:
 
 def comparison_noise(interval: RatioInterval, threshold: float) -> str:
     """Why ``interval`` cannot decide at ``threshold``; ``""`` when it can."""
+    if not interval.decisive:
+        return (
+            f"noisy: {interval.rounds} rounds a side are too few to judge a timed comparison "
+            f"(it takes {MIN_DECIDING_ROUNDS})"
+        )
     if interval.low <= 1 + threshold <= interval.high:
         return (
             f"noisy: the {interval.confidence:.0%} interval {interval.bounds} "

@@ -21,7 +21,7 @@ def repo(tmp_path: Path) -> Path:
 
 def against(repo: Path, *arguments: str) -> list[str]:
     """The command line measuring ``abpkg`` from ``repo`` with few rounds."""
-    return ["abpkg", "--path", str(repo / "sub/src"), "--rounds", "3", *arguments]
+    return ["abpkg", "--path", str(repo / "sub/src"), "--rounds", "5", *arguments]
 
 
 def test_a_slowdown_past_the_threshold_exits_1_and_says_why(
@@ -65,7 +65,7 @@ def test_json_carries_both_sides_and_the_interval(
     warm = json.loads(capsys.readouterr().out)["modules"][0]["against"]["warm"]
     assert warm["revision"] == "main"
     assert warm["commit"] == commit
-    assert len(warm["head_values"]) == len(warm["base_values"]) == 3
+    assert len(warm["head_values"]) == len(warm["base_values"]) == 5
     assert warm["low"] <= warm["ratio"] <= warm["high"]
     assert warm["slower"] is True
     assert warm["changed"][0]["module"] == "abpkg"
@@ -141,7 +141,7 @@ def test_the_explanation_names_the_import_edge_that_changed(
 ) -> None:
     repo = make_repo(tmp_path / "repo", APP_BASE)
     (repo / "src/app/models.py").write_text(APP_HEAD_MODELS)
-    arguments = ["app", "--path", str(repo / "src"), "--rounds", "3", "--against", "HEAD"]
+    arguments = ["app", "--path", str(repo / "src"), "--rounds", "5", "--against", "HEAD"]
 
     assert main(arguments) == 0
     out = capsys.readouterr().out.splitlines()

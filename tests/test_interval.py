@@ -207,3 +207,37 @@ def test_the_noise_rule() -> None:
     assert comparison_noise(RatioInterval(1.0, 0.9, 1.1), 0.05) == (
         "noisy: the 95% interval 0.900-1.100 holds x1.05"
     )
+
+
+def test_too_few_timed_rounds_never_judge_a_comparison() -> None:
+    # Three pairs on a shared machine: an unchanged package read x1.45 (1.13-1.57).
+    few = ratio_interval([1.45, 1.50, 1.40], [1.0, 1.0, 1.0])
+    assert few.rounds == 3
+    assert few.low > 1.10
+    assert not few.slower_than(0.10)
+    assert comparison_noise(few, 0.10) == (
+        "noisy: 3 rounds a side are too few to judge a timed comparison (it takes 5)"
+    )
+    enough = ratio_interval([1.45, 1.50, 1.40, 1.42, 1.48], [1.0] * 5)
+    assert enough.slower_than(0.10)
+    assert comparison_noise(enough, 0.10) == ""
+
+
+def test_counts_that_repeat_judge_from_one_round() -> None:
+    exact = ratio_interval([1.2e8], [1.0e8])
+    assert exact.exact
+    assert exact.slower_than(0.10)
+    assert comparison_noise(exact, 0.10) == ""
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ([1.0, 1.0, 1.112, 1.112, 1.112, 1.112], "noisy: rounds spread 10.1% (IQR/median) > 10%"),
+        ([1.0, 1.0, 1.2, 1.3, 1.4], "noisy: rounds spread 27% (IQR/median) > 10%"),
+    ],
+)
+def test_a_spread_just_over_the_limit_never_reads_as_equal_to_it(
+    values: list[float], expected: str
+) -> None:
+    assert measurement_noise(values) == expected

@@ -285,7 +285,7 @@ def test_a_package_absent_at_the_revision_is_one_line(tmp_path: Path) -> None:
 def test_the_plugins_baseline_sees_a_heavier_sibling_and_names_served_files(
     pytester: pytest.Pytester,
 ) -> None:
-    pytester.makeini(quick_ini(3).replace("pythonpath = .", "pythonpath = src"))
+    pytester.makeini(quick_ini(5).replace("pythonpath = .", "pythonpath = src"))
     pytester.makepyfile(
         """
         import pytest
