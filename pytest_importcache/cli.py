@@ -100,9 +100,11 @@ from .spec import (
     metric_label,
 )
 from .units import (
+    BudgetError,
     fit,
     format_cost,
     format_duration,
+    parse_duration,
     parse_percentage,
     suggest_cost_budget,
 )
@@ -182,9 +184,9 @@ def _profile_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=_seconds_argument,
         default=DEFAULT_TIMEOUT,
-        help=f"seconds per round ({DEFAULT_TIMEOUT:g})",
+        help=f"time one round may take, e.g. 60, 90s or 500ms ({DEFAULT_TIMEOUT:g} seconds)",
     )
     parser.add_argument("--closure", action="store_true", help="also measure closure-cold")
     parser.add_argument("--python", help="interpreter to measure under (default: this one)")
@@ -229,6 +231,14 @@ def _threshold_argument(text: str) -> float:
     try:
         return parse_percentage(text)
     except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _seconds_argument(text: str) -> float:
+    """``"60"``, ``"90s"`` or ``"500ms"`` in seconds, as ``importcache_timeout`` takes them."""
+    try:
+        return parse_duration(text)
+    except BudgetError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
@@ -585,6 +595,9 @@ def _path_hint(arguments: argparse.Namespace) -> str:
                 f"--path {directory} names the package itself: give the directory that "
                 f"holds it (--path {holder})"
             )
+    if arguments.path:
+        searched = " ".join(f"--path {directory}" for directory in arguments.path)
+        return f"not in {searched} either: give the directory that holds the package"
     return "for a source tree that is not installed, add --path DIR (the directory holding it)"
 
 

@@ -363,6 +363,11 @@ def _unjudged_note(record: MeasurementOutcome) -> str:
     return unjudged_line(record.module, label, record.unjudged, record.statistic, record.metric)
 
 
+def _budget_kind(metric: str) -> str:
+    """``a time budget`` or ``an instruction-count budget``."""
+    return "a time budget" if metric == "time" else "an instruction-count budget"
+
+
 def unjudged_line(module: str, label: str, written: str, statistic: float, metric: str) -> str:
     """``m (warm instr): warm='25ms' is a time budget, not judged in instructions; ...``.
 
@@ -375,7 +380,7 @@ def unjudged_line(module: str, label: str, written: str, statistic: float, metri
     suggested = suggest_cost_budget(statistic, metric)
     other = "instructions" if metric == "time" else "time"
     return (
-        f"{module} ({label}): {written} is a {cost_name(other)} budget, not "
+        f"{module} ({label}): {written} is {_budget_kind(other)}, not "
         f"judged in {cost_name(metric)}; write {flavour}=({value}, '{suggested}')"
     )
 

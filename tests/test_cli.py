@@ -182,6 +182,32 @@ def test_a_missing_module_is_one_line_and_exit_2() -> None:
     )
 
 
+def test_a_module_not_in_the_given_path_does_not_hint_at_adding_one(tmp_path: Path) -> None:
+    completed = run_cli("no_such_module_here", "--path", str(tmp_path))
+    assert completed.returncode == 2
+    assert completed.stderr.count("\n") == 1
+    assert "add --path" not in completed.stderr
+    assert completed.stderr.endswith(
+        f"; not in --path {tmp_path} either: give the directory that holds the package\n"
+    )
+
+
+@pytest.mark.parametrize("timeout", ["500ms", "90s", "60"])
+def test_the_timeout_takes_units_as_the_ini_key_does(timeout: str) -> None:
+    from pytest_importcache.cli import _profile_parser
+
+    parsed = _profile_parser().parse_args(["json", "--timeout", timeout])
+    assert parsed.timeout == {"500ms": 0.5, "90s": 90.0, "60": 60.0}[timeout]
+
+
+def test_a_malformed_timeout_is_one_line() -> None:
+    completed = run_cli("json", "--timeout", "soon")
+    assert completed.returncode == 2
+    assert completed.stderr.splitlines()[-1].startswith(
+        "pytest-importcache: error: argument --timeout: 'soon' is not a duration"
+    )
+
+
 def test_a_path_that_names_the_package_itself_is_pointed_at_its_parent(
     package_dir: Path,
 ) -> None:

@@ -823,3 +823,12 @@ def test_an_import_that_needs_a_withheld_variable_says_how_to_pass_it(
     )
     monkeypatch.setenv("IMPORTCACHE_COUNTED_ENV", "APP_SETTINGS_MODULE")
     assert counted_env(files=files, rounds=1).measure("configured").min > 0
+
+
+def test_a_count_budget_under_the_time_metric_is_named_an_instruction_count_budget() -> None:
+    from pytest_importcache.report import unjudged_line
+
+    assert unjudged_line("json", "warm", "warm='45M'", 0.025, "time") == (
+        "json (warm): warm='45M' is an instruction-count budget, not judged in time; "
+        "write warm=('45M', '33ms')"
+    )
