@@ -302,7 +302,7 @@ if helper == 0:
     time.sleep(60)
     os._exit(0)
 started = clock_ticks_now()
-round_process = subprocess.Popen(["sleep", "100"], process_group=0)
+round_process = subprocess.Popen(["sleep", "100"], start_new_session=True)
 print(round_process.pid, helper, flush=True)
 with round_running(round_process.pid, "forked0123456789", started):
     os.kill(os.getpid(), signal.SIGKILL)
