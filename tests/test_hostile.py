@@ -1197,6 +1197,20 @@ def test_a_damaged_saved_run_is_one_line_in_every_reader(
             assert process.returncode == 2, arguments
             assert process.stderr.count("\n") == 1, arguments
             assert baseline.name in process.stderr, arguments
+    # The history of the machine's runs: the damaged run skipped in one line, the rest shown.
+    process = subprocess.run(
+        [sys.executable, "-m", "pytest_importcache", "history"],
+        capture_output=True,
+        text=True,
+        cwd=project,
+        check=False,
+    )
+    assert process.returncode == 0, process.stderr
+    assert "Traceback" not in process.stderr
+    assert process.stderr.count("\n") <= 1, process.stderr
+    if process.stderr:
+        assert f"skipped run file {baseline.relative_to(project)}" in process.stderr
+    assert "  0002 " in process.stdout
     baseline.write_text(good)
 
 
