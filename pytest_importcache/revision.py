@@ -246,6 +246,21 @@ def _tracked(repository: Path, relatives: Sequence[str]) -> set[str]:
     return {relative for relative in asked if any(f.startswith(f"{relative}/") for f in files)}
 
 
+def _untracked(location: PackageLocation, repository: Path, relatives: Sequence[str]) -> str:
+    """Why the package is not under version control in ``repository``; "" when git tracks it.
+
+    ``relatives`` are the package's portions, relative to the repository.
+    """
+    __tracebackhide__ = True
+    if _git(repository, "ls-files", "-z", "--", *relatives).stdout:
+        return ""
+    why = "git ignores it" if _ignored(repository, relatives) else "it is untracked"
+    return (
+        f"{location.top_level!r} ({location.portions[0]}) is not tracked by the git repository "
+        f"{repository} ({why}): a same-run comparison needs the package under version control"
+    )
+
+
 def _directories(entries: Iterable[_TreeEntry]) -> set[str]:
     """Every directory that holds an entry of a tree (relative, POSIX), the top excluded."""
     return {
@@ -517,12 +532,14 @@ def revision_side(
     revision's tree, extracted under ``cache_dir``. Raises
     :class:`RevisionError`, one line each, when git is missing, the package is
     in no repository, the revision is unknown (in a shallow clone: how to
-    fetch it), the package is absent at it, or a submodule's commit is missing.
+    fetch it), the package is absent at it (or, git ignoring it or not tracking
+    it, under no version control), or a submodule's commit is missing.
     """
     __tracebackhide__ = True
     repository = find_repository(location.portions[0])
     revision = resolve_revision(repository, name)
     homes: list[str] = []
+    portions: list[str] = []
     for portion in location.portions:
         relative = _inside(portion, repository)
         if relative is None:
@@ -536,6 +553,7 @@ def revision_side(
                 "revision needs the package in a subdirectory"
             )
         homes.append(relative.rpartition("/")[0] or ".")
+        portions.append(relative)
     entries = _tree_entries(repository, revision.commit)
     in_repository = {entry: _inside(Path(entry), repository) for entry in import_path}
     relatives = [relative for relative in in_repository.values() if relative is not None]
@@ -573,7 +591,14 @@ def revision_side(
     _prune_revisions(revisions_dir, tree, time.time())
     # Where the head found the package first, then the path: pathlib reads "." as the tree.
     places = [tree / relative for relative in dict.fromkeys([*homes, *mapped.values()])]
-    base = _base_location(location, places, revision)
+    try:
+        base = _base_location(location, places, revision)
+    except RevisionError:
+        # Absent at the revision because git never held it: say that instead.
+        untracked = _untracked(location, repository, portions)
+        if untracked:
+            raise RevisionError(untracked) from None
+        raise
     base_path = tuple(
         str(tree / mapped[entry]) if entry in mapped else entry for entry in import_path
     )

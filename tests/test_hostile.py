@@ -1242,6 +1242,14 @@ def _write(files: dict[str, str]) -> Callable[[Path, pytest.MonkeyPatch], None]:
     return change
 
 
+def _staged(files: dict[str, str]) -> Callable[[Path, pytest.MonkeyPatch], None]:
+    def change(repo: Path, patch: pytest.MonkeyPatch) -> None:
+        write_tree(repo, files)
+        git(repo, "add", "--", *files)
+
+    return change
+
+
 def _link_committed(repo: Path, patch: pytest.MonkeyPatch) -> None:
     os.symlink("real.py", repo / "src/app/alias.py")
     commit_all(repo, "link")
@@ -1384,10 +1392,25 @@ REVISION_CASES = [
         loads=("decimal",),
     ),
     RevisionCase(
-        "a package absent at the revision",
+        "a package absent at the revision (added to the index since)",
+        {"README": ""},
+        change=_staged({"src/app/__init__.py": ""}),
+        message=r"'app' is absent at revision HEAD .*: neither app/ nor app\.py exists",
+    ),
+    RevisionCase(
+        "a package git has never tracked",
         {"README": ""},
         change=_write({"src/app/__init__.py": ""}),
-        message=r"'app' is absent at revision HEAD .*: neither app/ nor app\.py exists",
+        message=r"'app' \(.*/src/app\) is not tracked by the git repository .*/repo "
+        r"\(it is untracked\): a same-run comparison needs the package under version control",
+    ),
+    RevisionCase(
+        "a package in a directory git ignores (an interpreter under a dotfiles repository)",
+        {".gitignore": "/versions\n", "README": ""},
+        change=_write({"versions/lib/app/__init__.py": ""}),
+        message=r"'app' \(.*/versions/lib/app\) is not tracked by the git repository .*/repo "
+        r"\(git ignores it\)",
+        path=("versions/lib",),
     ),
     RevisionCase(
         "git variables a hook or CI step sets",
