@@ -83,9 +83,7 @@ def _with_steps(points: Sequence[Point]) -> tuple[Point, ...]:
     return tuple(marked)
 
 
-def _run_points(
-    run: Mapping[str, Any], path: Path, stat: str
-) -> list[tuple[str, str, str, Point]]:
+def _run_points(run: Mapping[str, Any], path: Path, stat: str) -> list[tuple[str, str, str, Point]]:
     """(full name, name, metric, point) of each import entry of one run, or :class:`RunError`."""
     number, commit, date = _run_label(run, path)
     try:

@@ -246,16 +246,17 @@ def _tracked(repository: Path, relatives: Sequence[str]) -> set[str]:
     return {relative for relative in asked if any(f.startswith(f"{relative}/") for f in files)}
 
 
-def _untracked(location: PackageLocation, repository: Path, relatives: Sequence[str]) -> str:
-    """Why the package is not under version control in ``repository``; "" when git tracks it.
+def _refuse_untracked(location: PackageLocation, repository: Path) -> None:
+    """Raise :class:`RevisionError` if git tracks no file of the package in ``repository``.
 
-    ``relatives`` are the package's portions, relative to the repository.
+    Says whether git ignores the package or merely does not track it.
     """
     __tracebackhide__ = True
+    relatives = [_inside(portion, repository) or "." for portion in location.portions]
     if _git(repository, "ls-files", "-z", "--", *relatives).stdout:
-        return ""
+        return
     why = "git ignores it" if _ignored(repository, relatives) else "it is untracked"
-    return (
+    raise RevisionError(
         f"{location.top_level!r} ({location.portions[0]}) is not tracked by the git repository "
         f"{repository} ({why}): a same-run comparison needs the package under version control"
     )
@@ -539,7 +540,6 @@ def revision_side(
     repository = find_repository(location.portions[0])
     revision = resolve_revision(repository, name)
     homes: list[str] = []
-    portions: list[str] = []
     for portion in location.portions:
         relative = _inside(portion, repository)
         if relative is None:
@@ -553,7 +553,6 @@ def revision_side(
                 "revision needs the package in a subdirectory"
             )
         homes.append(relative.rpartition("/")[0] or ".")
-        portions.append(relative)
     entries = _tree_entries(repository, revision.commit)
     in_repository = {entry: _inside(Path(entry), repository) for entry in import_path}
     relatives = [relative for relative in in_repository.values() if relative is not None]
@@ -595,9 +594,7 @@ def revision_side(
         base = _base_location(location, places, revision)
     except RevisionError:
         # Absent at the revision because git never held it: say that instead.
-        untracked = _untracked(location, repository, portions)
-        if untracked:
-            raise RevisionError(untracked) from None
+        _refuse_untracked(location, repository)
         raise
     base_path = tuple(
         str(tree / mapped[entry]) if entry in mapped else entry for entry in import_path
