@@ -945,11 +945,13 @@ def _history(arguments: argparse.Namespace) -> int:
     if not newest:
         raise UsageError(f"no saved runs: {describe_storage(storage)}")
     runs = runs_beside(newest[0])
-    try:
-        history = load_history(runs, arguments.stat)
-    except RunError as exc:
-        raise UsageError(str(exc)) from None
-    source = f"{_count(len(runs), 'run')} in {newest[0].parent}"
+    skipped: list[RunError] = []
+    history = load_history(runs, arguments.stat, skip=skipped.append)
+    for problem in skipped:
+        print(f"skipped {problem}", file=sys.stderr)
+    source = f"{_count(len(runs) - len(skipped), 'run')} in {newest[0].parent}"
+    if skipped:
+        source += f" ({len(skipped)} unreadable, skipped)"
     print(f"import history: {source}")
     if not history:
         print("no import measurement in these runs")

@@ -553,11 +553,14 @@ class BudgetEnforcer:
     def _compare(self, item: pytest.Item, spec: MeasurementSpec) -> Comparison:
         """Measure ``spec`` against the baseline revision; a failure fails the test in one line."""
         from .comparison import measure_against
-        from .errors import ImportCacheError
+        from .errors import ImportCacheError, LocateError
 
         assert self.settings.baseline is not None
         try:
             return measure_against(self.measurer_for(item), spec, self.settings.baseline)
+        except LocateError as exc:
+            # The working tree's module is not found: no fault of the baseline's.
+            problem = f"{MARKER_NAME}({spec.module!r}): {str(exc).splitlines()[0]}"
         except ImportCacheError as exc:
             problem = (
                 f"{MARKER_NAME}({spec.module!r}): baseline {self.settings.baseline}: "

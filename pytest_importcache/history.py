@@ -63,7 +63,8 @@ def _run_label(run: Mapping[str, Any], path: Path) -> tuple[str, str, str]:
     commit = commit[:11]
     if info.get("dirty"):
         commit += "+"
-    stamp = str(info.get("time") or run.get("datetime") or "")
+    # When the run was saved (the commit's own date is one for every run of uncommitted work).
+    stamp = str(run.get("datetime") or info.get("time") or "")
     date = stamp.replace("T", " ")[:16] or "-"
     return path.name.split("_", 1)[0], commit, date
 
@@ -82,26 +83,45 @@ def _with_steps(points: Sequence[Point]) -> tuple[Point, ...]:
     return tuple(marked)
 
 
-def load_history(runs: Sequence[Path], stat: str = "min") -> list[Series]:
+def _run_points(run: Mapping[str, Any], path: Path, stat: str) -> list[tuple[str, str, str, Point]]:
+    """(full name, name, metric, point) of each import entry of one run, or :class:`RunError`."""
+    number, commit, date = _run_label(run, path)
+    try:
+        return [
+            (fullname, str(entry["name"]), entry_metric(entry), Point(number, commit, date, value))
+            for fullname, entry in import_entries(run).items()
+            for value in [entry_statistic(entry, fullname, stat)]
+        ]
+    except RunError as exc:
+        raise RunError(f"run file {path}: {exc}") from None
+
+
+def load_history(
+    runs: Sequence[Path],
+    stat: str = "min",
+    *,
+    skip: Callable[[RunError], None] | None = None,
+) -> list[Series]:
     """Every import entry of ``runs`` (one machine directory's, oldest first), followed by name.
 
     :class:`~pytest_importcache.runs.RunError` names the run file and the entry
-    when a file or a statistic cannot be read.
+    when a file or a statistic cannot be read; with ``skip``, such a run is
+    left out and ``skip`` is called with its error instead.
     """
     series: dict[str, tuple[str, list[Point]]] = {}
     metrics: dict[str, str] = {}
     for path in runs:
-        run = load_run(path)
-        number, commit, date = _run_label(run, path)
         try:
-            entries = import_entries(run)
-            for fullname, entry in entries.items():
-                value = entry_statistic(entry, fullname, stat)
-                _, points = series.setdefault(fullname, (str(entry["name"]), []))
-                points.append(Point(number, commit, date, value))
-                metrics[fullname] = entry_metric(entry)
+            found = _run_points(load_run(path), path, stat)
         except RunError as exc:
-            raise RunError(f"run file {path}: {exc}") from None
+            if skip is None:
+                raise
+            skip(exc)
+            continue
+        for fullname, name, metric, point in found:
+            _, points = series.setdefault(fullname, (name, []))
+            points.append(point)
+            metrics[fullname] = metric
     return [
         Series(fullname, name, stat, _with_steps(points), metrics[fullname])
         for fullname, (name, points) in series.items()

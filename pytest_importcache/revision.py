@@ -246,6 +246,22 @@ def _tracked(repository: Path, relatives: Sequence[str]) -> set[str]:
     return {relative for relative in asked if any(f.startswith(f"{relative}/") for f in files)}
 
 
+def _refuse_untracked(location: PackageLocation, repository: Path) -> None:
+    """Raise :class:`RevisionError` if git tracks no file of the package in ``repository``.
+
+    Says whether git ignores the package or merely does not track it.
+    """
+    __tracebackhide__ = True
+    relatives = [_inside(portion, repository) or "." for portion in location.portions]
+    if _git(repository, "ls-files", "-z", "--", *relatives).stdout:
+        return
+    why = "git ignores it" if _ignored(repository, relatives) else "it is untracked"
+    raise RevisionError(
+        f"{location.top_level!r} ({location.portions[0]}) is not tracked by the git repository "
+        f"{repository} ({why}): a same-run comparison needs the package under version control"
+    )
+
+
 def _directories(entries: Iterable[_TreeEntry]) -> set[str]:
     """Every directory that holds an entry of a tree (relative, POSIX), the top excluded."""
     return {
@@ -517,7 +533,8 @@ def revision_side(
     revision's tree, extracted under ``cache_dir``. Raises
     :class:`RevisionError`, one line each, when git is missing, the package is
     in no repository, the revision is unknown (in a shallow clone: how to
-    fetch it), the package is absent at it, or a submodule's commit is missing.
+    fetch it), the package is absent at it (or, git ignoring it or not tracking
+    it, under no version control), or a submodule's commit is missing.
     """
     __tracebackhide__ = True
     repository = find_repository(location.portions[0])
@@ -573,7 +590,12 @@ def revision_side(
     _prune_revisions(revisions_dir, tree, time.time())
     # Where the head found the package first, then the path: pathlib reads "." as the tree.
     places = [tree / relative for relative in dict.fromkeys([*homes, *mapped.values()])]
-    base = _base_location(location, places, revision)
+    try:
+        base = _base_location(location, places, revision)
+    except RevisionError:
+        # Absent at the revision because git never held it: say that instead.
+        _refuse_untracked(location, repository)
+        raise
     base_path = tuple(
         str(tree / mapped[entry]) if entry in mapped else entry for entry in import_path
     )

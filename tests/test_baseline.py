@@ -99,6 +99,18 @@ def test_an_unknown_revision_fails_the_test_in_one_line(pytester: pytest.Pyteste
     result.stdout.no_fnmatch_line("*Traceback*")
 
 
+def test_a_module_the_head_cannot_find_is_not_blamed_on_the_baseline(
+    pytester: pytest.Pytester,
+) -> None:
+    baseline_project(pytester, "baselinefound")
+    pytester.makepyfile(TEST_FILE.format(module="baselinenowhere"))
+    result = pytester.runpytest("--importcache-baseline=HEAD")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*import_budget('baselinenowhere'): cannot find module *"])
+    result.stdout.no_fnmatch_line("*baseline HEAD*")
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [

@@ -810,14 +810,28 @@ def test_history_prints_a_table_and_writes_the_charts(saved_runs: Path) -> None:
     assert 'class="point up"' in page
 
 
-def test_history_of_a_corrupt_run_or_no_runs_is_one_line(saved_runs: Path, tmp_path: Path) -> None:
+def test_history_of_no_runs_is_one_line(saved_runs: Path, tmp_path: Path) -> None:
     empty = run_cli("history", "--storage", str(tmp_path / "none"), cwd=saved_runs)
     assert empty.returncode == 2
     assert empty.stderr.count("\n") == 1
     assert "no saved runs: " in empty.stderr
+
+
+def test_history_skips_a_corrupt_run_in_one_line_and_shows_the_rest(saved_runs: Path) -> None:
     (run,) = (saved_runs / ".benchmarks").glob("*/0001_*.json")
-    run.write_text("{")
-    corrupt = run_cli("history", cwd=saved_runs)
-    assert corrupt.returncode == 2
-    assert corrupt.stderr.count("\n") == 1
-    assert f"run file {run.relative_to(saved_runs)} is not valid JSON" in corrupt.stderr
+    run.write_text("not json{")
+    corrupt = run_cli("history", "--output", "h.html", cwd=saved_runs)
+    assert corrupt.returncode == 0, corrupt.stderr
+    assert corrupt.stderr.count("\n") == 1, corrupt.stderr
+    assert f"skipped run file {run.relative_to(saved_runs)} is not valid JSON" in corrupt.stderr
+    lines = corrupt.stdout.splitlines()
+    assert re.fullmatch(r"import history: 1 run in \S+ \(1 unreadable, skipped\)", lines[0])
+    assert lines[1] == "test_steady[steady-warm] (min)"
+    assert [line.split()[0] for line in lines[3:-1]] == ["0002"]
+    assert "1 unreadable, skipped" in (saved_runs / "h.html").read_text(encoding="utf-8")
+    # Naming that run is still one line (exit 2).
+    for arguments in (("compare", "0001"), ("report", "0001", "--output", "r.html")):
+        named = run_cli(*arguments, cwd=saved_runs)
+        assert named.returncode == 2, arguments
+        assert named.stderr.count("\n") == 1, named.stderr
+        assert run.name in named.stderr, arguments

@@ -49,7 +49,22 @@ def test_a_run_steps_when_it_moves_ten_percent_from_the_one_before(tmp_path: Pat
     assert [point.value for point in series.points] == pytest.approx([f / 1e3 for f in FIGURES])
     assert [point.step for point in series.points] == [None, None, None, "up", None, "up", "down"]
     assert series.points[3].change == pytest.approx(130 / 99 - 1)
-    assert (series.points[0].commit, series.points[0].date) == ("11111111", "2026-11-01 10:00")
+    # The date is when the run was saved (pytest-benchmark's "datetime"), not the commit's.
+    assert (series.points[0].commit, series.points[0].date) == ("11111111", "2026-11-01 10:05")
+
+
+def test_runs_of_one_commit_show_when_each_was_saved(tmp_path: Path) -> None:
+    runs = write_runs(tmp_path, [100.0, 120.0])
+    for index, path in enumerate(runs):
+        run = json.loads(path.read_text())
+        run["commit_info"] = {"id": "a" * 40, "time": "2026-10-01T09:00:00", "dirty": True}
+        run["datetime"] = f"2026-11-0{index + 1}T08:30:00.123456+00:00"
+        path.write_text(json.dumps(run))
+    (series,) = load_history(runs)
+    assert [(point.commit, point.date) for point in series.points] == [
+        ("aaaaaaaa+", "2026-11-01 08:30"),
+        ("aaaaaaaa+", "2026-11-02 08:30"),
+    ]
 
 
 def test_the_statistic_is_chosen_and_late_imports_join_later(tmp_path: Path) -> None:
@@ -66,12 +81,12 @@ def test_the_terminal_table_marks_steps(tmp_path: Path) -> None:
     lines = history_lines(load_history(write_runs(tmp_path, FIGURES)))
     assert lines[0] == "test_mylib[mylib-warm] (min)"
     assert lines[1].split() == ["run", "commit", "date", "min", "change"]
-    assert lines[2].split() == ["0001", "11111111", "2026-11-01", "10:00", "100ms"]
+    assert lines[2].split() == ["0001", "11111111", "2026-11-01", "10:05", "100ms"]
     assert lines[5].split() == [
         "0004",
         "44444444",
         "2026-11-04",
-        "10:00",
+        "10:05",
         "130ms",
         "+31%",
         "step",

@@ -1197,6 +1197,20 @@ def test_a_damaged_saved_run_is_one_line_in_every_reader(
             assert process.returncode == 2, arguments
             assert process.stderr.count("\n") == 1, arguments
             assert baseline.name in process.stderr, arguments
+    # The history of the machine's runs: the damaged run skipped in one line, the rest shown.
+    process = subprocess.run(
+        [sys.executable, "-m", "pytest_importcache", "history"],
+        capture_output=True,
+        text=True,
+        cwd=project,
+        check=False,
+    )
+    assert process.returncode == 0, process.stderr
+    assert "Traceback" not in process.stderr
+    assert process.stderr.count("\n") <= 1, process.stderr
+    if process.stderr:
+        assert f"skipped run file {baseline.relative_to(project)}" in process.stderr
+    assert "  0002 " in process.stdout
     baseline.write_text(good)
 
 
@@ -1224,6 +1238,14 @@ class RevisionCase:
 def _write(files: dict[str, str]) -> Callable[[Path, pytest.MonkeyPatch], None]:
     def change(repo: Path, patch: pytest.MonkeyPatch) -> None:
         write_tree(repo, files)
+
+    return change
+
+
+def _staged(files: dict[str, str]) -> Callable[[Path, pytest.MonkeyPatch], None]:
+    def change(repo: Path, patch: pytest.MonkeyPatch) -> None:
+        write_tree(repo, files)
+        git(repo, "add", "--", *files)
 
     return change
 
@@ -1370,10 +1392,25 @@ REVISION_CASES = [
         loads=("decimal",),
     ),
     RevisionCase(
-        "a package absent at the revision",
+        "a package absent at the revision (added to the index since)",
+        {"README": ""},
+        change=_staged({"src/app/__init__.py": ""}),
+        message=r"'app' is absent at revision HEAD .*: neither app/ nor app\.py exists",
+    ),
+    RevisionCase(
+        "a package git has never tracked",
         {"README": ""},
         change=_write({"src/app/__init__.py": ""}),
-        message=r"'app' is absent at revision HEAD .*: neither app/ nor app\.py exists",
+        message=r"'app' \(.*/src/app\) is not tracked by the git repository .*/repo "
+        r"\(it is untracked\): a same-run comparison needs the package under version control",
+    ),
+    RevisionCase(
+        "a package in a directory git ignores (an interpreter under a dotfiles repository)",
+        {".gitignore": "/versions\n", "README": ""},
+        change=_write({"versions/lib/app/__init__.py": ""}),
+        message=r"'app' \(.*/versions/lib/app\) is not tracked by the git repository .*/repo "
+        r"\(git ignores it\)",
+        path=("versions/lib",),
     ),
     RevisionCase(
         "git variables a hook or CI step sets",

@@ -275,6 +275,7 @@ def test_a_package_that_became_a_module_compares(tmp_path: Path) -> None:
 def test_a_package_absent_at_the_revision_is_one_line(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo", {"README": ""})
     write_tree(repo, {"src/app/__init__.py": ""})
+    git(repo, "add", "src/app")  # tracked, not committed (untracked is another message)
     with pytest.raises(RevisionError, match=r"'app' is absent at revision HEAD .*neither app/"):
         side(repo, tmp_path)
 
