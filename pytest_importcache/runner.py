@@ -390,7 +390,13 @@ def uninstall():
 # a `_LazyModule` (looked at with `type()`, which does not trigger it): it is
 # reported apart from the loaded ones.
 _CHILD_CODE = f"""\
-import sys, time
+import sys
+if sys.argv[3] == "instructions" and not sys.flags.isolated:
+    # Counted rounds run without -I, so that PYTHONHASHSEED reaches them: drop
+    # the current directory -c put first, before any import can list it (3.10
+    # imports `os` from the path here, where later versions have it frozen).
+    del sys.path[0]
+import time
 _wall, _cpu = time.perf_counter_ns, time.process_time_ns
 from os import write as _write
 _module, _report_path, _metric = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -401,10 +407,7 @@ sys.argv[:] = ["-c"]
 _harness = {{}}
 exec(compile({_HARNESS!r}, "<frozen importlib._bootstrap>", "exec"), _harness)
 if _metric == "instructions":
-    # Run without -I, so that PYTHONHASHSEED reaches this interpreter: drop what
-    # -I would have kept out, the current directory and the bytecode setting.
-    if not sys.flags.isolated:
-        del sys.path[0]
+    # Without -I, the bytecode setting is the environment's: as -I would have it.
     sys.dont_write_bytecode = False
     from os import getppid as _fence_function, getpgrp as _mark_function
     _harness["count_with"](_fence_function, _mark_function)
