@@ -392,10 +392,12 @@ def uninstall():
 _CHILD_CODE = f"""\
 import sys
 if sys.argv[3] == "instructions" and not sys.flags.isolated:
-    # Counted rounds run without -I, so that PYTHONHASHSEED reaches them: drop
-    # the current directory -c put first, before any import can list it (3.10
-    # imports `os` from the path here, where later versions have it frozen).
-    del sys.path[0]
+    # Counted rounds run without -I, so that PYTHONHASHSEED reaches them, and
+    # with PYTHONSAFEPATH (3.11+), so that no current directory is put first.
+    # 3.10 puts it there: drop it before any import can list it (3.10 imports
+    # `os` from the path here, where later versions have it frozen).
+    if not getattr(sys.flags, "safe_path", False):
+        del sys.path[0]
 import time
 _wall, _cpu = time.perf_counter_ns, time.process_time_ns
 from os import write as _write
@@ -626,7 +628,8 @@ def child_environment(
     import counts the same wherever it is measured: ``PATH`` is
     :data:`os.defpath`, ``HOME`` is ``home`` (the round's own directory: no
     user configuration is read), the hash seed is fixed (with random ones the
-    count varies by a few tenths of a percent), and nothing else of the
+    count varies by a few tenths of a percent), ``PYTHONSAFEPATH`` keeps the
+    current directory off the path, and nothing else of the
     caller's is kept but ``LD_LIBRARY_PATH`` and the variables named in
     ``IMPORTCACHE_COUNTED_ENV`` (comma- or space-separated: what an import
     needs to import at all, such as ``DJANGO_SETTINGS_MODULE``). With ``round_token``, the
@@ -643,6 +646,9 @@ def child_environment(
         environment["PATH"] = os.defpath
         environment["HOME"] = str(home) if home is not None else os.devnull
         environment["PYTHONHASHSEED"] = "0"
+        # No current directory on the path: 3.13 imports linecache (for -c's
+        # source) before the child's first line, and listed the round's directory.
+        environment["PYTHONSAFEPATH"] = "1"
     else:
         environment = {
             key: value
