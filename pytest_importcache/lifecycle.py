@@ -29,8 +29,8 @@ kill it with everything it spawned. Two things escape a process group:
   are its own, but the run is its controller's: SIGTERM or SIGKILL to the
   controller reaches no worker. :func:`end_rounds_when_parent_exits` watches
   for the parent to go; then every running round (each one registered by
-  :func:`round_running`) is killed at once, and this process gets SIGTERM,
-  which ends it as above.
+  :func:`round_running`) is killed at once, and this process exits: nothing
+  it could still do would reach its parent.
 - **SIGKILL to the process running the rounds.** Nothing in it can act.
   Its guardian can: a small process (:func:`start_guardian`) told of each
   round as it starts and ends, which kills the rounds still running once the
@@ -386,29 +386,17 @@ def end_rounds_when_parent_exits(poll_seconds: float = 0.1) -> threading.Thread:
 
 
 def end_rounds_of_this_process() -> int:
-    """Kill the process group of every round this process started that still runs.
+    """Kill the process group of every round this process is running (:func:`round_running`).
 
     For rounds running on other threads (background counts) when the run
-    stops: each round's child leads a group of its own and carries a round
-    token. The thread waiting for a round then sees it end and cleans up after
-    it as usual. Returns how many rounds were ended.
+    stops: the thread waiting for a round then sees it end and cleans up
+    after it as usual. Returns how many rounds were ended.
     """
-    me = os.getpid()
-    marker = f"{ROUND_TOKEN_VARIABLE}=".encode()
     ended = 0
-    for pid, stat in _read_each_process("stat"):
-        fields = stat.rpartition(b")")[2].split()
-        if len(fields) < 3 or int(fields[1]) != me or int(fields[2]) != pid:
-            continue
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as handle:
-                environ = handle.read().split(b"\0")
-        except OSError:
-            continue
-        if any(item.startswith(marker) for item in environ):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
-                ended += 1
+    for process_group, _started in list(_RUNNING_ROUNDS.values()):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process_group, signal.SIGKILL)
+            ended += 1
     return ended
 
 
