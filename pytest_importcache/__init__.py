@@ -17,8 +17,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .environment import ImportEnv, InvalidationMode
-    from .errors import (
+    from .engine.environment import ImportEnv, InvalidationMode
+    from .engine.lifecycle import RoundsInterrupted
+    from .engine.locate import ImportLocationWarning
+    from .model.errors import (
         EnvironmentBuildError,
         ImportCacheError,
         ImportRaisedError,
@@ -30,10 +32,8 @@ if TYPE_CHECKING:
         RoundTimeoutError,
         WrongOriginError,
     )
-    from .lifecycle import RoundsInterrupted
-    from .locate import ImportLocationWarning
-    from .result import Flavour, ImportResult, ModuleTiming
-    from .stats import RoundStats
+    from .model.result import Flavour, ImportResult, ModuleTiming
+    from .model.stats import RoundStats
 
 __all__ = [
     "EnvironmentBuildError",
@@ -57,24 +57,24 @@ __all__ = [
 ]
 
 _HOMES = {
-    "ImportEnv": "environment",
-    "InvalidationMode": "environment",
-    "Flavour": "result",
-    "ImportResult": "result",
-    "ModuleTiming": "result",
-    "RoundStats": "stats",
-    "EnvironmentBuildError": "errors",
-    "ImportCacheError": "errors",
-    "ImportRaisedError": "errors",
-    "InterpreterError": "errors",
-    "LocateError": "errors",
-    "MetricUnavailableError": "errors",
-    "RevisionError": "errors",
-    "RoundCrashedError": "errors",
-    "RoundTimeoutError": "errors",
-    "WrongOriginError": "errors",
-    "RoundsInterrupted": "lifecycle",
-    "ImportLocationWarning": "locate",
+    "ImportEnv": "engine.environment",
+    "InvalidationMode": "engine.environment",
+    "Flavour": "model.result",
+    "ImportResult": "model.result",
+    "ModuleTiming": "model.result",
+    "RoundStats": "model.stats",
+    "EnvironmentBuildError": "model.errors",
+    "ImportCacheError": "model.errors",
+    "ImportRaisedError": "model.errors",
+    "InterpreterError": "model.errors",
+    "LocateError": "model.errors",
+    "MetricUnavailableError": "model.errors",
+    "RevisionError": "model.errors",
+    "RoundCrashedError": "model.errors",
+    "RoundTimeoutError": "model.errors",
+    "WrongOriginError": "model.errors",
+    "RoundsInterrupted": "engine.lifecycle",
+    "ImportLocationWarning": "engine.locate",
 }
 
 

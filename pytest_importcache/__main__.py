@@ -1,7 +1,7 @@
-"""``python -m pytest_importcache``: the command line (see :mod:`pytest_importcache.cli`)."""
+"""``python -m pytest_importcache``: the command line (see :mod:`pytest_importcache.cli.main`)."""
 
 import sys
 
-from .cli import main
+from .cli.main import main
 
 sys.exit(main())

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from pytest_importcache import ImportEnv
-from pytest_importcache.outcome import MeasurementOutcome
-from pytest_importcache.result import Flavour
-from pytest_importcache.runner import RoundReport, TracedImport
+from pytest_importcache.engine.runner import RoundReport, TracedImport
+from pytest_importcache.model.outcome import MeasurementOutcome
+from pytest_importcache.model.result import Flavour
 
 MakeTree = Callable[[dict[str, str]], Path]
 
@@ -209,8 +209,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_importcache.enforcer import ENFORCER_KEY
-from pytest_importcache.runner import RoundReport, TracedImport
+from pytest_importcache.pytest.enforcer import ENFORCER_KEY
+from pytest_importcache.engine.runner import RoundReport, TracedImport
 
 TABLE = Path(__file__).with_name("fake_rounds.json")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from gitrepos import git, make_repo, tree_state
 
-from pytest_importcache.cli import main
+from pytest_importcache.cli.main import main
 
 SLOW = "import time\ntime.sleep(0.05)\nX = 1\n"
 
@@ -101,8 +101,8 @@ def test_not_a_repository_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixt
 def test_the_cache_command_lists_and_clears_extracted_revisions(
     repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from pytest_importcache.locate import locate_package
-    from pytest_importcache.revision import revision_location, revision_trees
+    from pytest_importcache.engine.locate import locate_package
+    from pytest_importcache.engine.revision import revision_location, revision_trees
 
     cache = tmp_path / "cache"
     cache.mkdir(mode=0o700)

@@ -9,9 +9,9 @@ import pytest
 from gitrepos import git, make_repo, tree_state
 
 from conftest import make_outcome, quick_ini, write_tree
-from pytest_importcache.cli import main
-from pytest_importcache.report import summary_lines
-from pytest_importcache.storage import extra_info
+from pytest_importcache.cli.main import main
+from pytest_importcache.pytest.storage import extra_info
+from pytest_importcache.render.report import summary_lines
 
 SLOW = "import time\ntime.sleep(0.1)\n"
 TEST_FILE = """
@@ -199,8 +199,8 @@ def test_under_xdist_workers_share_the_revision_and_the_controller_stores_it(
 
 
 def test_a_slowdown_against_the_baseline_fails_the_verdict_everywhere() -> None:
-    from pytest_importcache.markdown import markdown_summary
-    from pytest_importcache.storage import extra_info
+    from pytest_importcache.pytest.storage import extra_info
+    from pytest_importcache.render.markdown import markdown_summary
 
     slower = make_outcome(budget=1.0, passed=True, baseline=_baseline(1.5, slower=True))
     assert slower.verdict is False

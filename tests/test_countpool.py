@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from conftest import write_tree
-from pytest_importcache.countpool import CountPool, MeasurementStopped
-from pytest_importcache.errors import ImportCacheError
-from pytest_importcache.lifecycle import ROUND_TOKEN_VARIABLE
-from pytest_importcache.measurer import Measurer
-from pytest_importcache.spec import MeasurementSpec
+from pytest_importcache.engine.countpool import CountPool, MeasurementStopped
+from pytest_importcache.engine.lifecycle import ROUND_TOKEN_VARIABLE
+from pytest_importcache.engine.measurer import Measurer
+from pytest_importcache.model.errors import ImportCacheError
+from pytest_importcache.model.spec import MeasurementSpec
 
 # Rounds that take 0.4 s and say how many counted rounds ran at once, and
 # whether a timed round ever ran while one was counted. ``broken*`` raises,
@@ -31,10 +31,10 @@ from pathlib import Path
 
 import pytest
 
-import pytest_importcache.enforcer as enforcer_module
-from pytest_importcache.enforcer import ENFORCER_KEY
-from pytest_importcache.errors import ImportRaisedError
-from pytest_importcache.runner import RoundReport, TracedImport
+import pytest_importcache.pytest.enforcer as enforcer_module
+from pytest_importcache.pytest.enforcer import ENFORCER_KEY
+from pytest_importcache.model.errors import ImportRaisedError
+from pytest_importcache.engine.runner import RoundReport, TracedImport
 
 STATE = {"counting": 0, "most": 0, "overlap": 0, "rounds": 0}
 LOCK = threading.Lock()

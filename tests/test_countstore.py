@@ -21,17 +21,17 @@ from pathlib import Path
 import pytest
 
 from conftest import FAKE_ROUNDS_CONFTEST, FakeRoundRunner, MakeTree, fake_rounds, run_tests
-from pytest_importcache.countstore import (
+from pytest_importcache.engine.countstore import (
     CountStore,
     count_key,
     input_digest,
     report_from_json,
     report_to_json,
 )
-from pytest_importcache.locate import locate_package
-from pytest_importcache.measurer import Measurer, resolve_python
-from pytest_importcache.runner import RoundReport
-from pytest_importcache.spec import MeasurementSpec
+from pytest_importcache.engine.locate import locate_package
+from pytest_importcache.engine.measurer import Measurer, resolve_python
+from pytest_importcache.engine.runner import RoundReport
+from pytest_importcache.model.spec import MeasurementSpec
 
 OTHER_PYTHON = Path("/root/.pyenv/versions/3.12.1/bin/python")
 
@@ -321,9 +321,9 @@ _WRITER = """
 import sys
 import textwrap
 from pathlib import Path
-from pytest_importcache.countstore import CountStore
-from pytest_importcache.runner import RoundReport
-from pytest_importcache.spec import MeasurementSpec
+from pytest_importcache.engine.countstore import CountStore
+from pytest_importcache.engine.runner import RoundReport
+from pytest_importcache.model.spec import MeasurementSpec
 
 store = CountStore(sys.argv[1], warn=lambda message: print("BAD", message))
 report = RoundReport(1, 1, sys.argv[2], ("pkg",) * int(sys.argv[3]), "3.11", (),
@@ -469,7 +469,7 @@ def test_pytest_says_reused_in_the_summary_and_in_storage(pytester: pytest.Pytes
 def test_the_cache_command_counts_and_clears_stored_counts(
     world: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from pytest_importcache.cli import main
+    from pytest_importcache.cli.main import main
 
     measurer_for(world, tmp_path, ReadingRunner()).measure(counted(MeasurementSpec("pkg")))
     store = ["--dir", str(tmp_path / "cache"), "--store", str(tmp_path / "store")]
@@ -483,7 +483,7 @@ def test_the_cache_command_counts_and_clears_stored_counts(
 def test_a_store_named_over_a_users_files_prunes_and_clears_only_its_own(
     world: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from pytest_importcache.cli import main
+    from pytest_importcache.cli.main import main
 
     store = tmp_path / "project"
     users = {
@@ -520,7 +520,7 @@ def test_a_store_named_over_a_users_files_prunes_and_clears_only_its_own(
 def test_a_reused_count_is_the_count_a_fresh_round_gives(
     make_tree: MakeTree, tmp_path: Path
 ) -> None:
-    pytest.importorskip("pytest_importcache.callgrind").find_valgrind()
+    pytest.importorskip("pytest_importcache.engine.callgrind").find_valgrind()
     # The rounds see the copy and the interpreter's own path: the package finds its
     # dependency, outside the copy, by a path of its own.
     world = make_tree({"deps/dep/__init__.py": "SETTING = 1\n"})
@@ -550,7 +550,7 @@ def test_a_reused_count_is_the_count_a_fresh_round_gives(
 
 
 def test_a_counted_round_reports_what_its_count_depends_on(make_tree: MakeTree) -> None:
-    from pytest_importcache.runner import run_round
+    from pytest_importcache.engine.runner import run_round
 
     tree = make_tree({"pkg/__init__.py": "import dep, json\n", "dep.py": "", "pth/x.pth": ""})
     workdir = tree / "rounds"
@@ -574,7 +574,7 @@ def test_a_corrupt_entry_warns_and_never_stops_a_measurement_under_w_error(
     import shutil
     import warnings
 
-    from pytest_importcache.countstore import StoreWarning
+    from pytest_importcache.engine.countstore import StoreWarning
 
     runner = ReadingRunner()
     spec = counted(MeasurementSpec("pkg"))
@@ -618,9 +618,9 @@ def test_xdist_workers_share_one_store(pytester: pytest.Pytester) -> None:
 
 _LISTER = """
 import sys
-from pytest_importcache.countstore import CountStore
-from pytest_importcache.runner import RoundReport
-from pytest_importcache.spec import MeasurementSpec
+from pytest_importcache.engine.countstore import CountStore
+from pytest_importcache.engine.runner import RoundReport
+from pytest_importcache.model.spec import MeasurementSpec
 
 store = CountStore(sys.argv[1], warn=lambda message: print("SAID", message))
 report = RoundReport(1, 1, sys.argv[2], ("pkg",), "3.11", (), instructions=1)
@@ -678,15 +678,16 @@ def test_importing_results_loads_no_store() -> None:
         [
             sys.executable,
             "-c",
-            "import sys, pytest_importcache.result as r, pytest_importcache.countstore as c\n"
+            "import sys, pytest_importcache.model.result as r\n"
+            "import pytest_importcache.engine.countstore as c\n"
             "assert c.ReusedCount is r.ReusedCount\n"
-            "del sys.modules['pytest_importcache.countstore']\n"
+            "del sys.modules['pytest_importcache.engine.countstore']\n"
             "for name in list(sys.modules):\n"
             "    if name.startswith(('pytest_importcache', 'filelock', 'socket', 'tempfile')):\n"
             "        del sys.modules[name]\n"
-            "import pytest_importcache.result\n"
-            "print(sorted({'pytest_importcache.countstore', 'filelock', 'socket', 'tempfile'}\n"
-            "             & set(sys.modules)))",
+            "import pytest_importcache.model.result\n"
+            "print(sorted({'pytest_importcache.engine.countstore', 'filelock', 'socket',\n"
+            "              'tempfile'} & set(sys.modules)))",
         ],
         capture_output=True,
         text=True,
@@ -696,8 +697,8 @@ def test_importing_results_loads_no_store() -> None:
 
 
 def test_the_key_holds_the_command_lines_the_rounds_run(world: Path, tmp_path: Path) -> None:
-    from pytest_importcache.countstore import _round_commands
-    from pytest_importcache.runner import counted_round_command, round_pycache_prefix
+    from pytest_importcache.engine.countstore import _round_commands
+    from pytest_importcache.engine.runner import counted_round_command, round_pycache_prefix
 
     runner = ReadingRunner()
     spec = counted(MeasurementSpec("pkg", flavour="cold", closure=True)).replace(warmup=1)
@@ -725,7 +726,7 @@ def test_the_key_holds_the_command_lines_the_rounds_run(world: Path, tmp_path: P
 
 
 def test_the_store_and_the_copies_share_one_digest_per_file(tmp_path: Path) -> None:
-    from pytest_importcache import copying
+    from pytest_importcache.engine import copying
 
     source = tmp_path / "a.py"
     source.write_text("x = 1\n")

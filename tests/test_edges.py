@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pytest_importcache.edges import EdgeChange, edge_changes, edge_lines
+from pytest_importcache.render.edges import EdgeChange, edge_changes, edge_lines
 
 BEFORE = (
     ("mylib.core", 0.002, 0.002, "mylib"),

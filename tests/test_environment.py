@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from conftest import MakeTree, bytecode_files
-from pytest_importcache.cache import default_cache_dir
-from pytest_importcache.copying import PackageCopy, prepare_copy, source_fingerprint
-from pytest_importcache.errors import EnvironmentBuildError
-from pytest_importcache.locate import locate_package
+from pytest_importcache.engine.cache import default_cache_dir
+from pytest_importcache.engine.copying import PackageCopy, prepare_copy, source_fingerprint
+from pytest_importcache.engine.locate import locate_package
+from pytest_importcache.model.errors import EnvironmentBuildError
 
 PACKAGE = {
     "pkg/__init__.py": "from . import core\n",
@@ -130,8 +130,8 @@ def test_concurrent_builders_share_one_copy(make_tree: MakeTree, tmp_path: Path)
     )
     script = (
         "import sys; from pathlib import Path\n"
-        "from pytest_importcache.copying import prepare_copy\n"
-        "from pytest_importcache.locate import locate_package\n"
+        "from pytest_importcache.engine.copying import prepare_copy\n"
+        "from pytest_importcache.engine.locate import locate_package\n"
         "copy = prepare_copy(locate_package('pkg', [sys.argv[1]]), Path(sys.argv[2]),"
         " flavour='warm', python=sys.executable)\n"
         "print(copy.directory)\n"
@@ -219,7 +219,7 @@ def cached_warm_copy(tree: Path, cache: Path) -> PackageCopy:
 
 
 def test_the_cache_keeps_a_few_copies_per_package(make_tree: MakeTree, tmp_path: Path) -> None:
-    from pytest_importcache.cache import MAX_COPIES_PER_PACKAGE, cached_copies
+    from pytest_importcache.engine.cache import MAX_COPIES_PER_PACKAGE, cached_copies
 
     tree = make_tree(PACKAGE)
     for edit in range(MAX_COPIES_PER_PACKAGE + 3):
@@ -239,7 +239,7 @@ def test_copies_unused_for_long_are_pruned_but_a_copy_in_use_is_not(
 ) -> None:
     from filelock import FileLock
 
-    from pytest_importcache.cache import MAX_AGE_DAYS, cached_copies, prune_cache
+    from pytest_importcache.engine.cache import MAX_AGE_DAYS, cached_copies, prune_cache
 
     old = cached_warm_copy(make_tree({"pkg/__init__.py": "A = 1\n"}), tmp_path)
     busy = cached_warm_copy(make_tree({"pkg/__init__.py": "B = 1\n"}), tmp_path)
@@ -254,7 +254,7 @@ def test_copies_unused_for_long_are_pruned_but_a_copy_in_use_is_not(
 def test_a_copy_without_its_completion_mark_is_built_again(
     make_tree: MakeTree, tmp_path: Path
 ) -> None:
-    from pytest_importcache.cache import complete_marker
+    from pytest_importcache.engine.cache import complete_marker
 
     tree = make_tree(PACKAGE)
     first = cached_warm_copy(tree, tmp_path)
@@ -267,7 +267,7 @@ def test_a_copy_without_its_completion_mark_is_built_again(
 
 
 def test_leftovers_of_dead_processes_are_pruned(make_tree: MakeTree, tmp_path: Path) -> None:
-    from pytest_importcache.cache import prune_cache
+    from pytest_importcache.engine.cache import prune_cache
 
     copy = cached_warm_copy(make_tree(PACKAGE), tmp_path)
     staging = copy.directory.with_name(f"{copy.directory.name}.abc123")

@@ -31,7 +31,8 @@ from gitrepos import commit_all, git, make_repo
 
 from conftest import is_alive, write_tree
 from pytest_importcache import ImportEnv, ImportResult
-from pytest_importcache.errors import (
+from pytest_importcache.engine.locate import ImportLocationWarning
+from pytest_importcache.model.errors import (
     EnvironmentBuildError,
     ImportCacheError,
     ImportRaisedError,
@@ -40,7 +41,6 @@ from pytest_importcache.errors import (
     RoundCrashedError,
     RoundTimeoutError,
 )
-from pytest_importcache.locate import ImportLocationWarning
 
 needs_proc = pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
 
@@ -1037,7 +1037,7 @@ def test_the_corpus_is_large_enough() -> None:
 
 
 def test_signal_numbers_are_named_in_crash_messages() -> None:
-    from pytest_importcache.runner import _exit_description
+    from pytest_importcache.engine.runner import _exit_description
 
     assert _exit_description(-signal.SIGKILL) == "signal SIGKILL"
     assert _exit_description(3) == "exit code 3"
@@ -1427,9 +1427,9 @@ def test_hostile_repository(
 ) -> None:
     from gitrepos import tree_state
 
-    from pytest_importcache.comparison import Comparison, measure_against
-    from pytest_importcache.measurer import Measurer
-    from pytest_importcache.spec import MeasurementSpec
+    from pytest_importcache.engine.comparison import Comparison, measure_against
+    from pytest_importcache.engine.measurer import Measurer
+    from pytest_importcache.model.spec import MeasurementSpec
 
     repo = make_repo(tmp_path / "repo", case.committed)
     case.change(repo, monkeypatch)

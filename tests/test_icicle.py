@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from conftest import FAKE_ROUNDS_CONFTEST, Browser, fake_rounds, make_outcome, quick_ini, write_tree
-from pytest_importcache.icicle import icicle_page, layout
-from pytest_importcache.outcome import MeasurementOutcome
+from pytest_importcache.model.outcome import MeasurementOutcome
+from pytest_importcache.render.icicle import icicle_page, layout
 
 # mylib (7 ms) imports mylib.core (3.1 ms: re, enum) and mylib.cli (3 ms: typing, json);
 # typing.io is an alias row of no cost.

@@ -11,9 +11,9 @@ import pytest
 
 from conftest import quick_ini, run_tests, write_tree
 from pytest_importcache import ImportEnv
-from pytest_importcache.cli import main
-from pytest_importcache.measurer import round_import_path
-from pytest_importcache.spec import MeasurementSpec
+from pytest_importcache.cli.main import main
+from pytest_importcache.engine.measurer import round_import_path
+from pytest_importcache.model.spec import MeasurementSpec
 
 
 def guarded(original: Path) -> str:
@@ -87,7 +87,7 @@ def test_a_namespace_package_gets_no_portion_from_its_original_directory(tmp_pat
 
 
 def test_an_explicit_import_path_in_the_spec_reaches_the_round(tmp_path: Path) -> None:
-    from pytest_importcache.measurer import Measurer
+    from pytest_importcache.engine.measurer import Measurer
 
     src = app_and_core(tmp_path / "src")
     elsewhere = write_tree(tmp_path / "elsewhere", {"core/__init__.py": "import app.sub\n"})

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_importcache.interval import RatioInterval, format_bounds, ratio_interval
-from pytest_importcache.noise import (
+from pytest_importcache.model.interval import RatioInterval, format_bounds, ratio_interval
+from pytest_importcache.model.noise import (
     comparison_noise,
     count_disagreement,
     is_noisy,

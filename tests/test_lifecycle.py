@@ -217,7 +217,7 @@ def test_rounds_end_with_the_xdist_controller(
     tmp_path: Path, temp: Path, signal_number: int
 ) -> None:
     pytest.importorskip("xdist")
-    from pytest_importcache.callgrind import find_valgrind
+    from pytest_importcache.engine.callgrind import find_valgrind
 
     try:
         find_valgrind()
@@ -294,7 +294,7 @@ def test_sigkill_to_the_process_running_the_rounds_ends_its_round(
 # A process that forks a long-lived helper (no exec), starts a round, and dies by SIGKILL.
 _FORKS_THEN_DIES = """
 import os, signal, subprocess, sys, time
-from pytest_importcache.lifecycle import clock_ticks_now, round_running, start_guardian
+from pytest_importcache.engine.lifecycle import clock_ticks_now, round_running, start_guardian
 
 start_guardian()
 helper = os.fork()

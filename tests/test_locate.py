@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from conftest import MakeTree, bytecode_files
-from pytest_importcache.errors import LocateError
-from pytest_importcache.locate import locate_package
+from pytest_importcache.engine.locate import locate_package
+from pytest_importcache.model.errors import LocateError
 
 
 def test_a_regular_package_is_found_by_its_directory(make_tree: MakeTree) -> None:

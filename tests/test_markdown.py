@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FAKE_ROUNDS_CONFTEST, fake_rounds, make_outcome, quick_ini, write_tree
-from pytest_importcache.markdown import MAX_ROWS, code, escape, markdown_summary
+from pytest_importcache.render.markdown import MAX_ROWS, code, escape, markdown_summary
 
 EXPECTED = Path(__file__).with_name("data") / "markdown_expected.md"
 
@@ -166,7 +166,7 @@ def test_the_figure_formatter_is_a_parameter() -> None:
 
 
 def test_a_moved_import_is_named_with_its_former_importer() -> None:
-    from pytest_importcache.runs import ImportComparison
+    from pytest_importcache.render.runs import ImportComparison
 
     moved = ImportComparison(
         name="test_m[m-warm]",

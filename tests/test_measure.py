@@ -21,8 +21,8 @@ from pytest_importcache import (
     RoundTimeoutError,
     WrongOriginError,
 )
-from pytest_importcache.lifecycle import ROUND_TOKEN_VARIABLE
-from pytest_importcache.runner import child_environment
+from pytest_importcache.engine.lifecycle import ROUND_TOKEN_VARIABLE
+from pytest_importcache.engine.runner import child_environment
 
 EnvFor = Callable[..., ImportEnv]
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from conftest import FakeRoundRunner, MakeTree
-from pytest_importcache.measurer import Measurer
-from pytest_importcache.result import ImportResult
-from pytest_importcache.runner import RoundReport
-from pytest_importcache.spec import DEFAULT_ROUNDS, DEFAULT_WARMUP, MeasurementSpec
+from pytest_importcache.engine.measurer import Measurer
+from pytest_importcache.engine.runner import RoundReport
+from pytest_importcache.model.result import ImportResult
+from pytest_importcache.model.spec import DEFAULT_ROUNDS, DEFAULT_WARMUP, MeasurementSpec
 
 
 class Seen:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_importcache.options import (
+from pytest_importcache.pytest.options import (
     SETTINGS,
     Setting,
     argparse_help,

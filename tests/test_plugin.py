@@ -346,7 +346,7 @@ def test_a_failing_fixture_measurement_shows_the_message_not_the_engine(
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "E * pytest_importcache.errors.ImportRaisedError: importing 'broken' raised "
+            "E * pytest_importcache.model.errors.ImportRaisedError: importing 'broken' raised "
             "RuntimeError: configuration file missing (warm round 1 of 2)",
             "E * Traceback (most recent call last):",
             "E *broken.py*, line 1, in <module>",

@@ -20,10 +20,10 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from pytest_importcache.budget import ImportBudget, judge
-from pytest_importcache.result import ImportResult, ModuleTiming
-from pytest_importcache.stats import STAT_NAMES, compute_stats
-from pytest_importcache.units import (
+from pytest_importcache.model.budget import ImportBudget, judge
+from pytest_importcache.model.result import ImportResult, ModuleTiming
+from pytest_importcache.model.stats import STAT_NAMES, compute_stats
+from pytest_importcache.model.units import (
     BudgetError,
     format_duration,
     format_headroom,

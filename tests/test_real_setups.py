@@ -282,7 +282,7 @@ OTHER_PYTHON = _other_python()
 @pytest.mark.parametrize("module", ["json", "decimal"])
 def test_another_interpreter_measures_its_own_standard_library(tmp_path: Path, module: str) -> None:
     from pytest_importcache import ImportEnv
-    from pytest_importcache.locate import ImportLocationWarning
+    from pytest_importcache.engine.locate import ImportLocationWarning
 
     assert OTHER_PYTHON is not None
     __import__(module)
@@ -303,7 +303,7 @@ def test_another_interpreter_measures_its_own_standard_library(tmp_path: Path, m
 def test_the_command_line_notes_which_file_another_interpreter_measured(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pytest_importcache.cli import main
+    from pytest_importcache.cli.main import main
 
     assert OTHER_PYTHON is not None
     monkeypatch.setenv("TMPDIR", str(tmp_path))  # the command line's cache of copies
@@ -481,8 +481,8 @@ def test_a_counted_round_reports_the_start_up_finders_it_ran_as_inputs(
     # The editable finder's module (its mapping of names to project directories) is
     # loaded while the round is paused, but its find_spec runs during the counted
     # import: re-pointing the mapping must change the stored count's inputs.
-    pytest.importorskip("pytest_importcache.callgrind").find_valgrind()
-    from pytest_importcache.runner import run_round
+    pytest.importorskip("pytest_importcache.engine.callgrind").find_valgrind()
+    from pytest_importcache.engine.runner import run_round
 
     tree = write_tree(tmp_path / "tree", {"usesflat.py": "import flatdep\n"})
     workdir = tmp_path / "rounds"

@@ -17,7 +17,7 @@ from conftest import (
     seconds,
     write_tree,
 )
-from pytest_importcache.reference import (
+from pytest_importcache.engine.reference import (
     REFERENCE_PACKAGE,
     Calibration,
     measure_reference,

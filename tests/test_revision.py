@@ -11,12 +11,12 @@ import pytest
 from gitrepos import commit_all, git, make_repo, tree_state
 
 from conftest import FakeRoundRunner, write_tree
-from pytest_importcache.comparison import measure_against
-from pytest_importcache.errors import RevisionError
-from pytest_importcache.locate import locate_package
-from pytest_importcache.measurer import Measurer
-from pytest_importcache.revision import find_repository, resolve_revision, revision_location
-from pytest_importcache.spec import MeasurementSpec
+from pytest_importcache.engine.comparison import measure_against
+from pytest_importcache.engine.locate import locate_package
+from pytest_importcache.engine.measurer import Measurer
+from pytest_importcache.engine.revision import find_repository, resolve_revision, revision_location
+from pytest_importcache.model.errors import RevisionError
+from pytest_importcache.model.spec import MeasurementSpec
 
 
 def test_the_revision_tree_holds_the_files_as_committed(tmp_path: Path) -> None:

@@ -11,13 +11,13 @@ import pytest
 from gitrepos import commit_all, git, make_repo, tree_state
 
 from conftest import heavy_source, quick_ini, write_tree
-from pytest_importcache.cli import main
-from pytest_importcache.comparison import Comparison, measure_against
-from pytest_importcache.errors import RevisionError
-from pytest_importcache.locate import locate_package
-from pytest_importcache.measurer import Measurer
-from pytest_importcache.revision import RevisionSide, revision_side
-from pytest_importcache.spec import MeasurementSpec
+from pytest_importcache.cli.main import main
+from pytest_importcache.engine.comparison import Comparison, measure_against
+from pytest_importcache.engine.locate import locate_package
+from pytest_importcache.engine.measurer import Measurer
+from pytest_importcache.engine.revision import RevisionSide, revision_side
+from pytest_importcache.model.errors import RevisionError
+from pytest_importcache.model.spec import MeasurementSpec
 
 SLEEPS = "import time\ntime.sleep(0.06)\n"
 APP = {"src/app/__init__.py": "import core\n", "src/core/__init__.py": "X = 1\n"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pytest_benchmark.stats import Stats
 
-from pytest_importcache.stats import compute_stats
+from pytest_importcache.model.stats import compute_stats
 
 SAMPLES = [
     [0.5],

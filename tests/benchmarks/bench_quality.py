@@ -38,9 +38,9 @@ from _common import (
 )
 
 from pytest_importcache import ImportEnv
-from pytest_importcache.copying import prepare_copy
-from pytest_importcache.locate import locate_package
-from pytest_importcache.reference import REFERENCE_PACKAGE, write_reference_package
+from pytest_importcache.engine.copying import prepare_copy
+from pytest_importcache.engine.locate import locate_package
+from pytest_importcache.engine.reference import REFERENCE_PACKAGE, write_reference_package
 
 SYNTHETIC = "heavypkg"
 
@@ -240,7 +240,13 @@ def overhead(bench: Bench) -> None:
         rows,
     )
     completed = subprocess.run(
-        [PYTHON, "-X", "importtime", "-c", "import pytest; import pytest_importcache.plugin"],
+        [
+            PYTHON,
+            "-X",
+            "importtime",
+            "-c",
+            "import pytest; import pytest_importcache.pytest.plugin",
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -250,11 +256,11 @@ def overhead(bench: Bench) -> None:
         for line in completed.stderr.splitlines()
         if line.startswith("import time:") and "|" in line
     ]
-    plugin_index = loaded.index("pytest_importcache.plugin")
+    plugin_index = loaded.index("pytest_importcache.pytest.plugin")
     plugin_row = next(
         line
         for line in completed.stderr.splitlines()
-        if line.endswith("| pytest_importcache.plugin")
+        if line.endswith("| pytest_importcache.pytest.plugin")
     )
     pulled_in = loaded[loaded.index("pytest") + 1 : plugin_index + 1]
     heavy = [
@@ -263,10 +269,10 @@ def overhead(bench: Bench) -> None:
         if name.split(".")[0] in ("pytest_benchmark", "filelock")
         or name
         in (
-            "pytest_importcache.environment",
-            "pytest_importcache.measurer",
-            "pytest_importcache.runner",
-            "pytest_importcache.result",
+            "pytest_importcache.engine.environment",
+            "pytest_importcache.engine.measurer",
+            "pytest_importcache.engine.runner",
+            "pytest_importcache.model.result",
         )
     ]
     print_table(

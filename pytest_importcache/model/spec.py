@@ -1,0 +1,182 @@
+"""``MeasurementSpec``: one validated request to measure an import, with every default.
+
+The settings, the marker, the fixtures, the command line and ``calibrate``
+all build one and hand it to a :class:`~pytest_importcache.engine.measurer.Measurer`.
+The defaults live here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+from pytest_importcache.engine.locate import check_module_name
+
+__all__ = [
+    "DEFAULT_INSTRUCTION_ROUNDS",
+    "DEFAULT_INSTRUCTION_WARMUP",
+    "DEFAULT_METRIC",
+    "DEFAULT_ROUNDS",
+    "DEFAULT_SLOWDOWN_THRESHOLD",
+    "DEFAULT_STATISTIC",
+    "DEFAULT_TIMEOUT",
+    "DEFAULT_WARMUP",
+    "METRICS",
+    "STATISTICS",
+    "Flavour",
+    "InvalidationMode",
+    "MeasurementSpec",
+    "Metric",
+    "Statistic",
+    "default_rounds",
+    "default_warmup",
+    "flavour_label",
+    "measurement_suffix",
+    "metric_label",
+]
+
+Flavour = Literal["cold", "warm"]
+InvalidationMode = Literal["timestamp", "checked-hash", "unchecked-hash"]
+Statistic = Literal["min", "max", "mean", "median"]
+STATISTICS: tuple[Statistic, ...] = get_args(Statistic)
+Metric = Literal["time", "instructions"]
+METRICS: tuple[Metric, ...] = get_args(Metric)
+
+DEFAULT_ROUNDS = 10
+DEFAULT_WARMUP = 1
+DEFAULT_TIMEOUT = 60.0
+# The fastest round moves least from run to run on a shared machine (README,
+# "Measurement quality"): budgets, comparisons and suggestions all use it.
+DEFAULT_STATISTIC: Statistic = "min"
+DEFAULT_METRIC: Metric = "time"
+# Instruction counts repeat exactly from round to round (README, "Measurement
+# quality"), and a callgrind round costs 50-100 wall rounds: one round gives
+# the count (more only show the same number again; rounds=3 checks it, and
+# rounds that disagree are reported), and no warm-up round is needed to reach it.
+DEFAULT_INSTRUCTION_ROUNDS = 1
+DEFAULT_INSTRUCTION_WARMUP = 0
+# The slowdown against a baseline revision that fails a test (pytest) or is
+# reported as slower (the command line without --fail).
+DEFAULT_SLOWDOWN_THRESHOLD = 0.10
+
+
+def default_rounds(metric: Metric) -> int:
+    """Counted rounds when none are asked for: 10 timed, 1 counted."""
+    return DEFAULT_ROUNDS if metric == "time" else DEFAULT_INSTRUCTION_ROUNDS
+
+
+def default_warmup(metric: Metric) -> int:
+    """Warm-up rounds when none are asked for: 1 timed, none counted."""
+    return DEFAULT_WARMUP if metric == "time" else DEFAULT_INSTRUCTION_WARMUP
+
+
+def flavour_label(flavour: str, closure: bool) -> str:
+    """``"cold"``, ``"warm"`` or ``"closure-cold"``: a flavour as shown to users."""
+    return "closure-cold" if closure else flavour
+
+
+def metric_label(label: str, metric: str) -> str:
+    """``label`` with the metric after it for counts: ``"warm"``, ``"warm instructions"``."""
+    return label if metric == DEFAULT_METRIC else f"{label} {metric}"
+
+
+def measurement_suffix(module: str, label: str, metric: str) -> str:
+    """``mylib-warm`` or ``mylib-warm-instructions``: a measurement in a benchmark's name.
+
+    Counts get their own names, so they are never compared with times.
+    """
+    return f"{module}-{label}" if metric == DEFAULT_METRIC else f"{module}-{label}-{metric}"
+
+
+def _check_count(value: object, name: str, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be a whole number >= {minimum}, not {value!r}")
+
+
+def _check_import_path(value: object) -> None:
+    if value is None:
+        return
+    if not isinstance(value, tuple) or not all(
+        isinstance(entry, str) and os.path.isabs(entry) and "\0" not in entry for entry in value
+    ):
+        raise ValueError(
+            f"import_path must be a tuple of absolute directory paths, or None, not {value!r}"
+        )
+
+
+@dataclass(frozen=True)
+class MeasurementSpec:
+    """What to measure and how: module, flavour, interpreter, compilation, rounds.
+
+    ``python`` is ``None`` for the running interpreter. ``closure=True`` (cold
+    only) makes every module the import reaches compile. ``optimize`` (0, 1, 2)
+    applies to the compilation and the rounds alike. ``metric`` is what a round
+    measures: ``"time"`` (seconds) or ``"instructions"`` (the CPU instructions
+    the import executes, counted under valgrind's callgrind). ``import_path``
+    is what the round searches after the copy and before its own start-up path
+    (standard library, site-packages): absolute directories, in order; ``None``
+    (the default) is the measuring process's import path when the measurement
+    starts (``sys.path``, or the measurer's search path), see
+    :func:`~pytest_importcache.engine.measurer.round_import_path`. An invalid value
+    raises ``ValueError`` naming the field.
+    """
+
+    module: str
+    flavour: Flavour = "warm"
+    closure: bool = False
+    python: str | None = None
+    optimize: int = 0
+    invalidation_mode: InvalidationMode = "timestamp"
+    rounds: int = DEFAULT_ROUNDS
+    warmup: int = DEFAULT_WARMUP
+    timeout: float = DEFAULT_TIMEOUT
+    metric: Metric = DEFAULT_METRIC
+    import_path: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        __tracebackhide__ = True
+        check_module_name(self.module)
+        if self.flavour not in get_args(Flavour):
+            raise ValueError(f"flavour must be 'cold' or 'warm', not {self.flavour!r}")
+        if self.closure and self.flavour != "cold":
+            raise ValueError("closure=True measures a cold import: use it with flavour='cold'")
+        if isinstance(self.optimize, bool) or self.optimize not in (0, 1, 2):
+            raise ValueError(f"optimize must be 0, 1 or 2, not {self.optimize!r}")
+        if self.invalidation_mode not in get_args(InvalidationMode):
+            choices = ", ".join(get_args(InvalidationMode))
+            raise ValueError(
+                f"invalidation_mode must be one of {choices}, not {self.invalidation_mode!r}"
+            )
+        if self.metric not in METRICS:
+            raise ValueError(f"metric must be 'time' or 'instructions', not {self.metric!r}")
+        _check_count(self.rounds, "rounds", 1)
+        _check_count(self.warmup, "warmup", 0)
+        timeout: object = self.timeout
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+            raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+        _check_import_path(self.import_path)
+
+    @property
+    def label(self) -> str:
+        """``"cold"``, ``"warm"`` or ``"closure-cold"``: the flavour as shown to users."""
+        return flavour_label(self.flavour, self.closure)
+
+    @property
+    def total_rounds(self) -> int:
+        """Warm-up and counted rounds together."""
+        return self.warmup + self.rounds
+
+    def counts_modules(self, index: int) -> bool:
+        """Whether round ``index`` (0-based, warm-up rounds first) gives every module's cost.
+
+        Timed rounds always do. Of instructions rounds only the first counted
+        one does: the counts repeat, and per-module counting takes two to
+        three times as long.
+        """
+        return self.metric == "time" or index == self.warmup
+
+    def replace(self, **changes: object) -> MeasurementSpec:
+        """A copy with ``changes`` applied, validated again."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]

@@ -1,0 +1,96 @@
+"""pytest entry point: options, the ``import_budget`` marker, fixtures.
+
+Kept thin and cheap to import (pytest loads it at every start-up): everything
+else, the engine, filelock and pytest-benchmark included, is imported by the
+hooks that need it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from pytest_importcache.engine.environment import ImportEnv
+
+    from .enforcer import ImportEnvFactory
+
+_MARKER_HELP = (
+    "{signature}: fail the test when importing `module` in a fresh interpreter "
+    "overspends a budget: cold/warm time ('150ms', '1.5s', '800us' or seconds, compared "
+    "with `stat` after --importcache-budget-scale), or with metric='instructions' "
+    "instruction counts ('45M', '1.2G', counted under valgrind), max_modules (modules the "
+    "import loads), forbid (glob patterns of modules it must not load). Measured before "
+    "the test body runs; stack markers for several modules. A budget's unit says what it "
+    "gates: cold/warm may carry a duration and a count together (warm=('25ms', '45M')); "
+    "one in the other unit than the run's metric is measured, not judged, and the summary "
+    "says what to write."
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Register every ``--importcache-*`` flag and ``importcache_*`` ini key."""
+    from .options import add_options
+
+    add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the marker and the run's role objects.
+
+    Every process that runs tests gets a
+    :class:`~pytest_importcache.pytest.enforcer.BudgetEnforcer`;
+    the process that reports (not an xdist worker) also gets an
+    :class:`~pytest_importcache.pytest.reporter.OutcomeReporter`, and with pytest-xdist
+    the hooks that hand the run directory to workers.
+    """
+    from pytest_importcache.model.budget import MARKER_SIGNATURE
+
+    from .enforcer import ENFORCER_KEY, BudgetEnforcer
+    from .options import read_settings
+    from .runpaths import RunPaths
+
+    config.addinivalue_line("markers", _MARKER_HELP.format(signature=MARKER_SIGNATURE))
+    settings = read_settings(config)
+    paths = RunPaths.from_config(config)
+    enforcer = BudgetEnforcer(config, settings, paths)
+    config.stash[ENFORCER_KEY] = enforcer
+    config.pluginmanager.register(enforcer, "importcache-enforcer")
+    if hasattr(config, "workerinput"):
+        from pytest_importcache.engine.lifecycle import end_rounds_when_parent_exits
+
+        # SIGTERM or SIGKILL to the controller reaches no worker: its rounds end when it does.
+        end_rounds_when_parent_exits()
+        return
+    from .reporter import OutcomeReporter
+
+    config.pluginmanager.register(OutcomeReporter(config, settings), "importcache-reporter")
+    if config.pluginmanager.hasplugin("xdist"):
+        from .xdist import RunDirectoryForWorkers
+
+        config.pluginmanager.register(RunDirectoryForWorkers(paths), "importcache-xdist")
+
+
+@pytest.fixture
+def import_env_factory(request: pytest.FixtureRequest) -> ImportEnvFactory:
+    """Build import environments: ``import_env_factory("cold", python=..., optimize=1, ...)``.
+
+    Environments use the run's settings (rounds, warm-up, timeout), share the
+    per-user cache of copies, and record every measurement like a marker's.
+    """
+    from .enforcer import ENFORCER_KEY, ImportEnvFactory
+
+    return ImportEnvFactory(request.config.stash[ENFORCER_KEY], request.node)
+
+
+@pytest.fixture
+def cold_import_env(import_env_factory: ImportEnvFactory) -> ImportEnv:
+    """An import environment whose rounds start without bytecode for the package."""
+    return import_env_factory("cold")
+
+
+@pytest.fixture
+def warm_import_env(import_env_factory: ImportEnvFactory) -> ImportEnv:
+    """An import environment whose package bytecode is compiled up front."""
+    return import_env_factory("warm")

@@ -1,0 +1,1 @@
+"""Text, markdown and HTML made from outcomes and saved runs; no measuring here."""
