@@ -9,7 +9,7 @@ import pytest
 from conftest import FAKE_ROUNDS_CONFTEST, fake_rounds, make_outcome, quick_ini, write_tree
 from pytest_importcache.render.markdown import MAX_ROWS, code, escape, markdown_summary
 
-EXPECTED = Path(__file__).with_name("data") / "markdown_expected.md"
+EXPECTED = Path(__file__).parent.parent / "data" / "markdown_expected.md"
 
 TESTS = """\
 import pytest
