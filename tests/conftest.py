@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from pytest_importcache import ImportEnv
-from pytest_importcache.engine.runner import RoundReport, TracedImport
 from pytest_importcache.model.outcome import MeasurementOutcome
+from pytest_importcache.model.records import RoundReport, TracedImport
 from pytest_importcache.model.result import Flavour
 
 MakeTree = Callable[[dict[str, str]], Path]
@@ -210,7 +210,7 @@ from pathlib import Path
 import pytest
 
 from pytest_importcache.pytest.enforcer import ENFORCER_KEY
-from pytest_importcache.engine.runner import RoundReport, TracedImport
+from pytest_importcache.model.records import RoundReport, TracedImport
 
 TABLE = Path(__file__).with_name("fake_rounds.json")
 

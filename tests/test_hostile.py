@@ -1427,8 +1427,9 @@ def test_hostile_repository(
 ) -> None:
     from gitrepos import tree_state
 
-    from pytest_importcache.engine.comparison import Comparison, measure_against
+    from pytest_importcache.engine.against import measure_against
     from pytest_importcache.engine.measurer import Measurer
+    from pytest_importcache.model.comparison import Comparison
     from pytest_importcache.model.spec import MeasurementSpec
 
     repo = make_repo(tmp_path / "repo", case.committed)

@@ -27,7 +27,7 @@ plus 30%, rounded up. ``--json`` prints the same data as one JSON document
 (see :func:`profile_json`).
 
 ``--against REV`` also measures the package as it was at git revision
-``REV`` (see :mod:`pytest_importcache.engine.comparison`), rounds interleaved with the
+``REV`` (see :mod:`pytest_importcache.engine.against`), rounds interleaved with the
 working tree's, and adds the ratio head/base per flavour with its 95%
 interval and the modules whose self time changed most. ``--fail PCT`` exits
 with 1 when, for any flavour, the whole interval lies above ``1 + PCT``.
@@ -80,8 +80,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from pytest_importcache.engine.locate import ImportLocationWarning
-from pytest_importcache.engine.runner import RoundReport
 from pytest_importcache.model.errors import ImportCacheError, LocateError
+from pytest_importcache.model.records import RoundReport
 from pytest_importcache.model.result import ImportResult, ModuleTiming, importer_tree
 from pytest_importcache.model.spec import (
     DEFAULT_INSTRUCTION_ROUNDS,
@@ -110,8 +110,8 @@ from pytest_importcache.model.units import (
 )
 
 if TYPE_CHECKING:
-    from pytest_importcache.engine.comparison import Comparison
     from pytest_importcache.engine.countstore import CountStore
+    from pytest_importcache.model.comparison import Comparison
 
 __all__ = ["main", "profile_json"]
 
@@ -547,7 +547,7 @@ def _measure_all(
     With ``--against``, each is measured against the revision too (rounds
     interleaved), and the comparisons go into ``comparisons``.
     """
-    from pytest_importcache.engine.comparison import measure_against
+    from pytest_importcache.engine.against import measure_against
     from pytest_importcache.engine.measurer import Measurer
 
     measurer = Measurer(
@@ -754,7 +754,7 @@ def add_comparisons_json(
     """
     from dataclasses import asdict
 
-    from pytest_importcache.engine.comparison import self_time_deltas
+    from pytest_importcache.model.comparison import self_time_deltas
     from pytest_importcache.render.edges import edge_changes
     from pytest_importcache.render.report import tree_rows
 

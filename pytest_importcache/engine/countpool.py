@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_importcache.model.errors import ImportCacheError
+from pytest_importcache.model.records import RoundReport
 from pytest_importcache.model.result import ImportResult
 from pytest_importcache.model.spec import MeasurementSpec
 
@@ -33,7 +34,7 @@ from .callgrind import find_valgrind
 from .countstore import CountStore
 from .lifecycle import adopt_orphans, end_rounds_of_this_process, signals_end_rounds
 from .measurer import Measurer, RoundRunner
-from .runner import RoundReport, run_round
+from .runner import run_round
 
 __all__ = ["CountPool", "CountedJob", "MeasurementStopped", "available_cores"]
 

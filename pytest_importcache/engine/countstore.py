@@ -12,7 +12,7 @@ An entry is found in two steps, as a build system finds a cached artefact:
    and the rounds directory's paths), the environment the child is given,
    and which round runner counts.
 2. The **manifest**, the inputs the rounds themselves reported
-   (:attr:`~pytest_importcache.engine.runner.RoundReport.inputs`): every module's
+   (:attr:`~pytest_importcache.model.records.RoundReport.inputs`): every module's
    file (sources, extension modules), its bytecode, the directories the
    importer listed, the sys.path entries, the ``.pth`` files start-up read,
    and every file mapped into the process (the binary, libpython, extension
@@ -63,6 +63,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_importcache.model.errors import MetricUnavailableError
+from pytest_importcache.model.records import RoundReport, TracedImport
 from pytest_importcache.model.result import ReusedCount
 from pytest_importcache.model.spec import MeasurementSpec
 
@@ -71,8 +72,6 @@ from .callgrind import find_valgrind
 from .copying import file_sha256
 from .interpreter import interpreter_binary
 from .runner import (
-    RoundReport,
-    TracedImport,
     child_environment,
     counted_round_command,
     round_pycache_prefix,

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Literal
 
 from pytest_importcache.model.errors import LocateError
+from pytest_importcache.model.spec import check_module_name
 
 from .interpreter import installation_dirs, is_running_interpreter, probe_spec
 
@@ -35,7 +36,6 @@ __all__ = [
     "ImportLocationWarning",
     "LocateError",
     "PackageLocation",
-    "check_module_name",
     "locate_package",
     "top_level_name",
     "warn_if_imported_elsewhere",
@@ -65,13 +65,6 @@ class PackageLocation:
 def top_level_name(module: str) -> str:
     """The first component of a dotted module name."""
     return module.partition(".")[0]
-
-
-def check_module_name(module: object) -> None:
-    """Raise :class:`LocateError` unless ``module`` is a dotted name of identifiers."""
-    __tracebackhide__ = True
-    if not isinstance(module, str) or not all(part.isidentifier() for part in module.split(".")):
-        raise LocateError(f"{module!r} is not a valid dotted module name")
 
 
 def _search_entries(search_path: Sequence[str]) -> list[str]:

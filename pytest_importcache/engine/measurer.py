@@ -26,6 +26,7 @@ from typing import Literal, Protocol
 from filelock import FileLock
 
 from pytest_importcache.model.errors import EnvironmentBuildError, InterpreterError
+from pytest_importcache.model.records import RoundReport
 from pytest_importcache.model.result import ImportResult, build_result
 from pytest_importcache.model.spec import MeasurementSpec, Metric
 
@@ -42,7 +43,7 @@ from .countstore import CountStore, ReusedCount, default_store_path, files_clock
 from .interpreter import check_interpreter
 from .lifecycle import adopt_orphans, signals_end_rounds, start_guardian
 from .locate import PackageLocation, locate_package, warn_if_imported_elsewhere
-from .runner import RoundReport, round_pycache_prefix, run_round
+from .runner import round_pycache_prefix, run_round
 
 __all__ = [
     "MeasurementObserver",

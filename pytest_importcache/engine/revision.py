@@ -56,6 +56,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from pytest_importcache.model.comparison import Revision
 from pytest_importcache.model.errors import RevisionError
 
 from .cache import MAX_AGE_DAYS, complete_marker, discard_copy, mark_used, remove_tree
@@ -103,25 +104,6 @@ _SHALLOW_HINT = (
     "this is a shallow clone: fetch the revision (git fetch --unshallow, or fetch-depth: 0 "
     "in actions/checkout)"
 )
-
-
-@dataclass(frozen=True)
-class Revision:
-    """A git revision as the user named it (``name``) and the commit it resolved to."""
-
-    repository: Path
-    name: str
-    commit: str
-
-    @property
-    def short(self) -> str:
-        """The commit's first 12 hex digits."""
-        return self.commit[:12]
-
-    def __str__(self) -> str:
-        if self.name.lower() == self.commit.lower() or self.commit.startswith(self.name):
-            return self.short
-        return f"{self.name} ({self.short})"
 
 
 def _git_environment() -> dict[str, str]:

@@ -12,10 +12,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from pytest_importcache.engine.locate import check_module_name
-
 from .errors import LocateError
-from .spec import METRICS, Metric
+from .spec import METRICS, Metric, check_module_name
 from .stats import STAT_NAMES
 from .units import BudgetError, cost_name, headroom, parse_cost, shorten
 

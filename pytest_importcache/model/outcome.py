@@ -19,7 +19,7 @@ from .stats import median
 from .units import headroom
 
 if TYPE_CHECKING:
-    from pytest_importcache.engine.comparison import Comparison
+    from pytest_importcache.model.comparison import Comparison
 
 __all__ = ["SLOWEST_RECORDED", "MeasurementOutcome", "baseline_record"]
 
@@ -206,7 +206,7 @@ def baseline_record(comparison: Comparison, threshold: float) -> dict[str, Any]:
     self cost, cumulative cost, importer]]}``: the base's whole tree, which the
     report draws the diff icicle against.
     """
-    from pytest_importcache.engine.comparison import self_time_deltas
+    from pytest_importcache.model.comparison import self_time_deltas
 
     return {
         **comparison.to_json(),

@@ -6,8 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_importcache.engine.runner import RoundReport, TracedImport
-
+from .records import RoundReport, TracedImport
 from .spec import Flavour, Metric, flavour_label
 from .stats import STAT_NAMES, RoundStats, compute_stats, median
 

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from pytest_importcache.engine.locate import check_module_name
+from .errors import LocateError
 
 __all__ = [
     "DEFAULT_INSTRUCTION_ROUNDS",
@@ -30,6 +30,7 @@ __all__ = [
     "MeasurementSpec",
     "Metric",
     "Statistic",
+    "check_module_name",
     "default_rounds",
     "default_warmup",
     "flavour_label",
@@ -104,6 +105,13 @@ def _check_import_path(value: object) -> None:
         raise ValueError(
             f"import_path must be a tuple of absolute directory paths, or None, not {value!r}"
         )
+
+
+def check_module_name(module: object) -> None:
+    """Raise :class:`LocateError` unless ``module`` is a dotted name of identifiers."""
+    __tracebackhide__ = True
+    if not isinstance(module, str) or not all(part.isidentifier() for part in module.split(".")):
+        raise LocateError(f"{module!r} is not a valid dotted module name")
 
 
 @dataclass(frozen=True)

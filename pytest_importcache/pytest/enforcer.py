@@ -29,12 +29,12 @@ from .options import Settings
 from .runpaths import RunPaths
 
 if TYPE_CHECKING:
-    from pytest_importcache.engine.comparison import Comparison
     from pytest_importcache.engine.countpool import CountedJob, CountPool
     from pytest_importcache.engine.countstore import CountStore
     from pytest_importcache.engine.environment import ImportEnv
     from pytest_importcache.engine.measurer import MeasurementObserver, Measurer, RoundRunner
-    from pytest_importcache.engine.runner import RoundReport
+    from pytest_importcache.model.comparison import Comparison
+    from pytest_importcache.model.records import RoundReport
     from pytest_importcache.model.result import ImportResult
     from pytest_importcache.model.spec import Flavour, InvalidationMode, MeasurementSpec, Metric
     from pytest_importcache.render.report import BaselineLookup
@@ -553,7 +553,7 @@ class BudgetEnforcer:
 
     def _compare(self, item: pytest.Item, spec: MeasurementSpec) -> Comparison:
         """Measure ``spec`` against the baseline revision; a failure fails the test in one line."""
-        from pytest_importcache.engine.comparison import measure_against
+        from pytest_importcache.engine.against import measure_against
         from pytest_importcache.model.errors import ImportCacheError, LocateError
 
         assert self.settings.baseline is not None

@@ -23,7 +23,7 @@ from pytest_importcache.model.units import (
 from .edges import TreeRow, edge_lines
 
 if TYPE_CHECKING:
-    from pytest_importcache.engine.comparison import Comparison
+    from pytest_importcache.model.comparison import Comparison
 
     from .runs import ImportComparison
 

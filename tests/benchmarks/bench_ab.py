@@ -298,7 +298,7 @@ def order_experiment(project: Path, trials: int, rounds: int, block: int) -> Non
     order gives narrower intervals and ratios closer to 1. The two orders
     alternate trial by trial, so they see the same machine.
     """
-    from pytest_importcache.engine.comparison import measure_against
+    from pytest_importcache.engine.against import measure_against
     from pytest_importcache.engine.measurer import Measurer
     from pytest_importcache.model.interval import ratio_interval
     from pytest_importcache.model.spec import MeasurementSpec

@@ -34,7 +34,7 @@ import pytest
 import pytest_importcache.pytest.enforcer as enforcer_module
 from pytest_importcache.pytest.enforcer import ENFORCER_KEY
 from pytest_importcache.model.errors import ImportRaisedError
-from pytest_importcache.engine.runner import RoundReport, TracedImport
+from pytest_importcache.model.records import RoundReport, TracedImport
 
 STATE = {"counting": 0, "most": 0, "overlap": 0, "rounds": 0}
 LOCK = threading.Lock()

@@ -30,7 +30,7 @@ from pytest_importcache.engine.countstore import (
 )
 from pytest_importcache.engine.locate import locate_package
 from pytest_importcache.engine.measurer import Measurer, resolve_python
-from pytest_importcache.engine.runner import RoundReport
+from pytest_importcache.model.records import RoundReport
 from pytest_importcache.model.spec import MeasurementSpec
 
 OTHER_PYTHON = Path("/root/.pyenv/versions/3.12.1/bin/python")
@@ -322,7 +322,7 @@ import sys
 import textwrap
 from pathlib import Path
 from pytest_importcache.engine.countstore import CountStore
-from pytest_importcache.engine.runner import RoundReport
+from pytest_importcache.model.records import RoundReport
 from pytest_importcache.model.spec import MeasurementSpec
 
 store = CountStore(sys.argv[1], warn=lambda message: print("BAD", message))
@@ -619,7 +619,7 @@ def test_xdist_workers_share_one_store(pytester: pytest.Pytester) -> None:
 _LISTER = """
 import sys
 from pytest_importcache.engine.countstore import CountStore
-from pytest_importcache.engine.runner import RoundReport
+from pytest_importcache.model.records import RoundReport
 from pytest_importcache.model.spec import MeasurementSpec
 
 store = CountStore(sys.argv[1], warn=lambda message: print("SAID", message))

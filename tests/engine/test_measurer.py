@@ -8,7 +8,7 @@ import pytest
 
 from conftest import FakeRoundRunner, MakeTree
 from pytest_importcache.engine.measurer import Measurer
-from pytest_importcache.engine.runner import RoundReport
+from pytest_importcache.model.records import RoundReport
 from pytest_importcache.model.result import ImportResult
 from pytest_importcache.model.spec import DEFAULT_ROUNDS, DEFAULT_WARMUP, MeasurementSpec
 

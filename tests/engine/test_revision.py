@@ -11,7 +11,7 @@ import pytest
 from gitrepos import commit_all, git, make_repo, tree_state
 
 from conftest import FakeRoundRunner, write_tree
-from pytest_importcache.engine.comparison import measure_against
+from pytest_importcache.engine.against import measure_against
 from pytest_importcache.engine.locate import locate_package
 from pytest_importcache.engine.measurer import Measurer
 from pytest_importcache.engine.revision import find_repository, resolve_revision, revision_location

@@ -12,10 +12,11 @@ from gitrepos import commit_all, git, make_repo, tree_state
 
 from conftest import heavy_source, quick_ini, write_tree
 from pytest_importcache.cli.main import main
-from pytest_importcache.engine.comparison import Comparison, measure_against
+from pytest_importcache.engine.against import measure_against
 from pytest_importcache.engine.locate import locate_package
 from pytest_importcache.engine.measurer import Measurer
 from pytest_importcache.engine.revision import RevisionSide, revision_side
+from pytest_importcache.model.comparison import Comparison
 from pytest_importcache.model.errors import RevisionError
 from pytest_importcache.model.spec import MeasurementSpec
 

@@ -1,29 +1,35 @@
-"""A same-run comparison: the working tree's import against a git revision's, interleaved.
-
-:func:`measure_against` locates the package, extracts the repository at the
-revision (:mod:`pytest_importcache.engine.revision`), measures both sides with
-:meth:`~pytest_importcache.engine.measurer.Measurer.measure_pair` (rounds A B A B
-under one measurement lock) and summarises the ratio head/base with its
-bootstrap interval (:mod:`pytest_importcache.model.interval`). The command line's
-``--against`` and the plugin's ``--importcache-baseline`` both use it.
-"""
+"""A same-run comparison's values: the revision, both sides' results, their ratio."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from pytest_importcache.model.interval import RatioInterval, ratio_interval
-from pytest_importcache.model.noise import comparison_noise
-from pytest_importcache.model.result import ImportResult, cost_changes
-from pytest_importcache.model.spec import MeasurementSpec
+from .interval import RatioInterval
+from .noise import comparison_noise
+from .result import ImportResult, cost_changes
 
-from .cache import default_cache_dir
-from .locate import locate_package
-from .measurer import Measurer, resolve_python
-from .revision import Revision, revision_side
+__all__ = ["Comparison", "Revision", "self_time_deltas"]
 
-__all__ = ["Comparison", "measure_against", "self_time_deltas"]
+
+@dataclass(frozen=True)
+class Revision:
+    """A git revision as the user named it (``name``) and the commit it resolved to."""
+
+    repository: Path
+    name: str
+    commit: str
+
+    @property
+    def short(self) -> str:
+        """The commit's first 12 hex digits."""
+        return self.commit[:12]
+
+    def __str__(self) -> str:
+        if self.name.lower() == self.commit.lower() or self.commit.startswith(self.name):
+            return self.short
+        return f"{self.name} ({self.short})"
 
 
 @dataclass(frozen=True)
@@ -99,36 +105,3 @@ def self_time_deltas(head: ImportResult, base: ImportResult) -> list[tuple[str, 
         {name: timing.self_cost for name, timing in head.modules.items()},
         {name: timing.self_cost for name, timing in base.modules.items()},
     )
-
-
-def measure_against(measurer: Measurer, spec: MeasurementSpec, revision: str) -> Comparison:
-    """Measure ``spec`` in the working tree and at git ``revision``, interleaved.
-
-    The base side is the whole repository at ``revision``: its copy of the
-    package, and every entry of the import path inside the repository, come
-    from the revision's tree (:func:`~pytest_importcache.engine.revision.revision_side`).
-
-    Raises :class:`~pytest_importcache.model.errors.RevisionError` (one line) when the
-    revision cannot be used, and whatever :meth:`Measurer.measure` raises.
-    """
-    __tracebackhide__ = True
-    python = resolve_python(spec.python)
-    location = locate_package(spec.module, measurer.search_path, python=python)
-    cache_dir = measurer.cache_dir or default_cache_dir()
-    head_path = measurer.import_path_for(spec)
-    side = revision_side(location, head_path, revision, cache_dir)
-    resolved = side.revision
-    # Siblings from the repository compile in every round on both sides: the
-    # revision's tree has no bytecode, and the working tree's must not favour the head.
-    head, base = measurer.measure_pair(
-        spec.replace(import_path=head_path),
-        side.location,
-        f"at {resolved.name} ({resolved.short})",
-        side.import_path,
-        source_only=(
-            tuple(head for head, _ in side.mapped),
-            tuple(base for _, base in side.mapped),
-        ),
-    )
-    interval = ratio_interval(head.values, base.values)
-    return Comparison(resolved, head, base, interval, side.served)
