@@ -317,7 +317,6 @@ class SameRunBaseline:
 
         # The tree first: the diff icicle is what a damaged record breaks.
         base_modules = _tree_from_json(data.get("base_modules", []), f"{where}.base_modules")
-        slower = field("slower")
         return cls(
             revision=text("revision"),
             commit=text("commit"),
@@ -334,7 +333,7 @@ class SameRunBaseline:
             head_median=number("head_median"),
             base_median=number("base_median"),
             threshold=number("threshold"),
-            slower=_typed(slower, bool, f"{where}.slower"),
+            slower=_typed(field("slower"), bool, f"{where}.slower"),
             noise=text("noise"),
             changed=tuple(
                 _change_from_json(change, f"{where}.changed")
