@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import RecordError
 from .records import SameRunBaseline, TreeRow
-from .result import ImportResult, ModuleTiming
+from .result import ImportResult, ModuleTiming, ReusedCount
 from .spec import Metric, flavour_label, metric_label
 from .stats import median
 from .units import headroom
@@ -44,8 +44,9 @@ class MeasurementOutcome:
     :class:`~pytest_importcache.model.records.TreeRow`. ``baseline`` is the
     same-run comparison with ``importcache_baseline``, when one was made (see
     :func:`baseline_record`). ``reused`` says where a count reused from the
-    count store was first counted (``{"reused": true, "counted_at",
-    "counted_on", "store"}``); ``None`` for one counted now. ``unjudged`` is
+    count store was first counted (a
+    :class:`~pytest_importcache.model.result.ReusedCount`); ``None`` for one
+    counted now. ``unjudged`` is
     a budget the marker wrote only in the other metric's unit (``"warm='25ms'"``
     for a count), measured but not judged.
     """
@@ -69,7 +70,7 @@ class MeasurementOutcome:
     lazy_modules: tuple[str, ...] = ()
     metric: str = "time"
     baseline: SameRunBaseline | None = None
-    reused: dict[str, Any] | None = None
+    reused: ReusedCount | None = None
     unjudged: str = ""
 
     @classmethod
@@ -108,7 +109,7 @@ class MeasurementOutcome:
             lazy_modules=result.lazy_modules,
             metric=result.metric,
             baseline=baseline,
-            reused=result.reused.to_json() if result.reused is not None else None,
+            reused=result.reused,
             unjudged=unjudged,
         )
 
@@ -187,7 +188,7 @@ class MeasurementOutcome:
         data["lazy_modules"] = list(self.lazy_modules)
         data["modules"] = [row.to_json() for row in self.modules]
         data["baseline"] = None if self.baseline is None else self.baseline.to_json()
-        data["reused"] = None if self.reused is None else dict(self.reused)
+        data["reused"] = None if self.reused is None else self.reused.to_json()
         return data
 
     @classmethod
@@ -203,6 +204,8 @@ class MeasurementOutcome:
             raise RecordError(f"{where}: modules is not a list")
         given["modules"] = tuple(TreeRow.from_json(row, f"{where}: modules") for row in modules)
         given["lazy_modules"] = tuple(given.get("lazy_modules", ()))
+        if given.get("reused") is not None:
+            given["reused"] = ReusedCount.from_json(given["reused"], f"{where}: reused")
         if given.get("baseline") is not None:
             given["baseline"] = SameRunBaseline.from_json(given["baseline"], f"{where}: baseline")
         return cls(**given)

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import RecordError
 from .records import RoundReport, TracedImport, TreeRow
 from .spec import Flavour, Metric, flavour_label
 from .stats import STATISTICS, RoundStats, as_statistic, compute_stats, median
@@ -38,6 +39,19 @@ class ReusedCount:
             "counted_on": self.counted_on,
             "store": self.store,
         }
+
+    @classmethod
+    def from_json(cls, data: object, where: str = "reused") -> ReusedCount:
+        """The inverse of :meth:`to_json`; :class:`RecordError` names the bad field."""
+        if not isinstance(data, dict):
+            raise RecordError(f"{where} is {type(data).__name__}, not an object")
+        fields = []
+        for key in ("counted_at", "counted_on", "store"):
+            value = data.get(key)
+            if not isinstance(value, str):
+                raise RecordError(f"{where}.{key} is {type(value).__name__}, not a text")
+            fields.append(value)
+        return cls(*fields)
 
 
 @dataclass(frozen=True)

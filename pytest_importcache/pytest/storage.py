@@ -101,9 +101,9 @@ def extra_info(record: MeasurementOutcome) -> dict[str, Any]:
     if record.reused is not None:
         # A count reused from the count store: when and where it was counted.
         info["reused"] = True
-        info["counted_at"] = record.reused["counted_at"]
-        info["counted_on"] = record.reused["counted_on"]
-        info["count_store"] = record.reused["store"]
+        info["counted_at"] = record.reused.counted_at
+        info["counted_on"] = record.reused.counted_on
+        info["count_store"] = record.reused.store
     return info
 
 

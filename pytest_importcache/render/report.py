@@ -295,10 +295,10 @@ def summary_lines(records: Sequence[MeasurementOutcome]) -> list[str]:
             notes.append(f"{NOISE_MARK} {record.module} ({label}): {noise}")
         if record.reused is not None:
             measured += REUSED_MARK
-            when = record.reused["counted_at"][:16].replace("T", " ")
+            when = record.reused.counted_at[:16].replace("T", " ")
             notes.append(
                 f"{REUSED_MARK} {record.module} ({label}): reused, counted {when} UTC on "
-                f"{record.reused['counted_on']}"
+                f"{record.reused.counted_on}"
             )
         budget = format_cost(record.budget, record.metric) if record.budget is not None else "-"
         headroom = format_headroom(record.headroom) if record.headroom is not None else "-"

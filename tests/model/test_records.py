@@ -12,7 +12,7 @@ from conftest import make_outcome
 from pytest_importcache.model.errors import ImportCacheError, RecordError
 from pytest_importcache.model.outcome import MeasurementOutcome
 from pytest_importcache.model.records import RoundReport, SameRunBaseline, TracedImport, TreeRow
-from pytest_importcache.model.result import ModuleTiming
+from pytest_importcache.model.result import ModuleTiming, ReusedCount
 from pytest_importcache.model.spec import METRICS, as_metric
 from pytest_importcache.model.stats import STATISTICS, as_statistic
 
@@ -99,9 +99,16 @@ def test_a_round_report_comes_back_without_its_inputs() -> None:
 
 
 def test_an_outcome_carries_its_tree_and_baseline_through_json() -> None:
-    outcome = make_outcome(modules=ROWS, baseline=BASELINE, lazy_modules=("m.lazy",))
+    reused = ReusedCount("2026-12-05T06:00:00+00:00", "host", "/store")
+    outcome = make_outcome(modules=ROWS, baseline=BASELINE, lazy_modules=("m.lazy",), reused=reused)
     data = through_json(outcome.to_json())
     assert data["modules"] == [row.to_json() for row in ROWS]
+    assert data["reused"] == {
+        "reused": True,
+        "counted_at": "2026-12-05T06:00:00+00:00",
+        "counted_on": "host",
+        "store": "/store",
+    }
     assert data["baseline"] == BASELINE.to_json()
     assert MeasurementOutcome.from_json(data) == outcome
     assert MeasurementOutcome.from_json(through_json(make_outcome().to_json())) == make_outcome()
