@@ -19,7 +19,7 @@ import pytest
 
 from pytest_importcache import ImportEnv
 from pytest_importcache.model.outcome import MeasurementOutcome
-from pytest_importcache.model.records import RoundReport, TracedImport
+from pytest_importcache.model.records import RoundReport, TracedImport, TreeRow
 from pytest_importcache.model.result import Flavour
 
 MakeTree = Callable[[dict[str, str]], Path]
@@ -257,8 +257,16 @@ def fake_rounds(project: Path, table: dict[str, dict[str, object]]) -> None:
     (project / "fake_rounds.json").write_text(json.dumps(table))
 
 
+def tree(*rows: tuple[str, float, float, str | None]) -> tuple[TreeRow, ...]:
+    """Tree rows from (module, self cost, cumulative cost, importer) tuples."""
+    return tuple(TreeRow(*row) for row in rows)
+
+
 def make_outcome(**changes: Any) -> MeasurementOutcome:
-    """A fixed warm outcome of module ``m`` (10 ms, no budget), with ``changes`` applied."""
+    """A fixed warm outcome of module ``m`` (10 ms, no budget), with ``changes`` applied.
+
+    ``modules`` may be given as (module, self, cumulative, importer) tuples.
+    """
     fields: dict[str, Any] = {
         "nodeid": "t.py::t",
         "test_name": "t",
@@ -275,6 +283,9 @@ def make_outcome(**changes: Any) -> MeasurementOutcome:
         "modules": (("m", 0.01, 0.01, None),),
     }
     fields.update(changes)
+    fields["modules"] = tuple(
+        row if isinstance(row, TreeRow) else TreeRow(*row) for row in fields["modules"]
+    )
     return MeasurementOutcome(**fields)
 
 

@@ -1124,6 +1124,10 @@ BAD_RUN_FILES: list[tuple[str, Callable[[Any], Any]]] = [
     ("no stats", _without("stats")),
     ("import tree not a list", _set("extra_info.import_tree", 5)),
     ("same-run base tree malformed", _set("extra_info.baseline", {"base_modules": [[1, 2]]})),
+    (
+        "same-run ratio is text",
+        _set("extra_info.baseline", {"revision": "main", "commit": "0123abcd", "ratio": "fast"}),
+    ),
 ]
 
 

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from pytest_importcache.model.budget import ImportBudget, judge
 from pytest_importcache.model.result import ImportResult, ModuleTiming
-from pytest_importcache.model.stats import STAT_NAMES, compute_stats
+from pytest_importcache.model.stats import STATISTICS, compute_stats
 from pytest_importcache.model.units import (
     BudgetError,
     format_duration,
@@ -193,7 +193,7 @@ def test_a_suggestion_is_thirty_percent_up_rounded_to_two_digits(seconds: float)
     wall=st.lists(round_seconds, min_size=1, max_size=12),
     limit=durations,
     scale=st.floats(min_value=0.01, max_value=100.0),
-    stat=st.sampled_from(STAT_NAMES),
+    stat=st.sampled_from(STATISTICS),
 )
 def test_a_time_budget_passes_exactly_within_the_scaled_limit(
     wall: list[float], limit: float, scale: float, stat: str
@@ -212,7 +212,7 @@ def test_a_time_budget_passes_exactly_within_the_scaled_limit(
     wall=st.lists(round_seconds, min_size=1, max_size=12),
     limit=durations,
     scales=st.lists(st.floats(min_value=0.01, max_value=100.0), min_size=2, max_size=6),
-    stat=st.sampled_from(STAT_NAMES),
+    stat=st.sampled_from(STATISTICS),
 )
 def test_a_larger_scale_never_fails_a_passing_budget(
     wall: list[float], limit: float, scales: list[float], stat: str

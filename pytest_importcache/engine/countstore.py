@@ -63,7 +63,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_importcache.model.errors import MetricUnavailableError
-from pytest_importcache.model.records import RoundReport, TracedImport
+from pytest_importcache.model.records import RoundReport
 from pytest_importcache.model.result import ReusedCount
 from pytest_importcache.model.spec import MeasurementSpec
 
@@ -89,8 +89,6 @@ __all__ = [
     "default_store_path",
     "files_clock_now",
     "input_digest",
-    "report_from_json",
-    "report_to_json",
 ]
 
 STORE_FORMAT = 1
@@ -349,70 +347,10 @@ def count_key(
 # -- round reports as JSON ---------------------------------------------------------
 
 
-def report_to_json(report: RoundReport) -> dict[str, Any]:
-    """A round's report in plain JSON types (its inputs stay out: the manifest holds them)."""
-    return {
-        "wall_ns": report.wall_ns,
-        "cpu_ns": report.cpu_ns,
-        "origin": report.origin,
-        "loaded": list(report.loaded),
-        "python_version": report.python_version,
-        "traced": [
-            [
-                call.call_id,
-                call.parent_id,
-                call.name,
-                call.loaded,
-                call.cumulative_ns,
-                call.cumulative_instructions,
-            ]
-            for call in report.traced
-        ],
-        "stderr": report.stderr,
-        "lazy": list(report.lazy),
-        "startup_modules": report.startup_modules,
-        "instructions": report.instructions,
-    }
-
-
 def _typed(value: object, kind: type | tuple[type, ...], what: str) -> Any:
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
         raise ValueError(f"{what} is {type(value).__name__}")
     return value
-
-
-def _strings(value: object, what: str) -> tuple[str, ...]:
-    return tuple(_typed(item, str, what) for item in _typed(value, list, what))
-
-
-def _traced(row: object) -> TracedImport:
-    call_id, parent_id, name, loaded, nanoseconds, instructions = _typed(row, list, "traced")
-    return TracedImport(
-        _typed(call_id, int, "call id"),
-        _typed(parent_id, int, "parent id"),
-        _typed(name, str, "module name"),
-        _typed(loaded, bool, "loaded"),
-        _typed(nanoseconds, int, "nanoseconds"),
-        None if instructions is None else _typed(instructions, int, "instructions"),
-    )
-
-
-def report_from_json(data: object) -> RoundReport:
-    """The inverse of :func:`report_to_json`; ``ValueError`` (or ``TypeError``) when malformed."""
-    fields = _typed(data, dict, "report")
-    instructions = fields["instructions"]
-    return RoundReport(
-        wall_ns=_typed(fields["wall_ns"], int, "wall_ns"),
-        cpu_ns=_typed(fields["cpu_ns"], int, "cpu_ns"),
-        origin=_typed(fields["origin"], str, "origin"),
-        loaded=_strings(fields["loaded"], "loaded"),
-        python_version=_typed(fields["python_version"], str, "python_version"),
-        traced=tuple(_traced(row) for row in _typed(fields["traced"], list, "traced")),
-        stderr=_typed(fields["stderr"], str, "stderr"),
-        lazy=_strings(fields["lazy"], "lazy"),
-        startup_modules=_typed(fields["startup_modules"], int, "startup_modules"),
-        instructions=None if instructions is None else _typed(instructions, int, "instructions"),
-    )
 
 
 # -- the store -----------------------------------------------------------------------
@@ -506,7 +444,8 @@ class CountStore:
                     for p, s, d in _typed(entry["inputs"], list, "inputs")
                 ]
                 reports = [
-                    report_from_json(item) for item in _typed(entry["reports"], list, "reports")
+                    RoundReport.from_json(item)
+                    for item in _typed(entry["reports"], list, "reports")
                 ]
                 origin = ReusedCount(
                     _typed(entry["counted_at"], str, "counted_at"),
@@ -561,7 +500,7 @@ class CountStore:
             "counted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "counted_on": socket.gethostname(),
             "inputs": inputs,
-            "reports": [report_to_json(report) for report in reports],
+            "reports": [report.to_json() for report in reports],
         }
         folder = self.directory / key[:2]
         target = folder / f"{key}-{manifest}.json"

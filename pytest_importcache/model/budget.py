@@ -12,10 +12,10 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from .errors import LocateError
-from .spec import METRICS, Metric, check_module_name
-from .stats import STAT_NAMES
-from .units import BudgetError, cost_name, headroom, parse_cost, shorten
+from .errors import BudgetError, LocateError
+from .spec import METRICS, Metric, as_metric, check_module_name
+from .stats import STATISTICS, as_statistic
+from .units import cost_name, headroom, parse_cost, shorten
 
 if TYPE_CHECKING:
     from .result import ImportResult
@@ -191,9 +191,9 @@ def _metric_argument(prefix: str, value: object, default: Metric) -> Metric:
     """The marker's ``metric``, or the run's ``default`` when not given."""
     if value is None:
         return default
-    for metric in METRICS:
-        if value == metric:
-            return metric
+    metric = as_metric(value)
+    if metric is not None:
+        return metric
     raise BudgetError(f"{prefix}: metric={shorten(value)} is not one of {', '.join(METRICS)}")
 
 
@@ -246,9 +246,9 @@ class ImportBudget:
                 f"(expected {', '.join(MARKER_KEYWORDS)})"
             )
         stat = arguments.get("stat")
-        if stat is not None and stat not in STAT_NAMES:
+        if stat is not None and as_statistic(stat) is None:
             raise BudgetError(
-                f"{prefix}: stat={shorten(stat)} is not one of {', '.join(STAT_NAMES)}"
+                f"{prefix}: stat={shorten(stat)} is not one of {', '.join(STATISTICS)}"
             )
         closure = arguments.get("closure", False)
         if not isinstance(closure, bool):

@@ -8,6 +8,7 @@ from typing import Any
 
 from .interval import RatioInterval
 from .noise import comparison_noise
+from .records import SameRunBaseline
 from .result import ImportResult, cost_changes
 
 __all__ = ["Comparison", "Revision", "self_time_deltas"]
@@ -74,10 +75,41 @@ class Comparison:
         """The head's and the base's :attr:`statistic`."""
         return self.head.statistic(self.statistic), self.base.statistic(self.statistic)
 
+    def same_run_baseline(self, threshold: float, *, changed: int) -> SameRunBaseline:
+        """The record an outcome keeps of this comparison, judged at ``threshold``.
+
+        It holds the ``changed`` modules whose self cost changed most and the
+        base's whole tree.
+        """
+        return SameRunBaseline(
+            revision=self.revision.name,
+            commit=self.revision.commit,
+            ratio=self.interval.ratio,
+            low=self.interval.low,
+            high=self.interval.high,
+            confidence=self.interval.confidence,
+            method=self.interval.method,
+            estimator=self.interval.estimator,
+            statistic=self.statistic,
+            head=self.figures[0],
+            base=self.figures[1],
+            head_values=self.head.values,
+            base_values=self.base.values,
+            head_median=self.head.median,
+            base_median=self.base.median,
+            served=self.served,
+            threshold=threshold,
+            slower=self.slower(threshold),
+            noise=self.noise(threshold),
+            changed=tuple(self_time_deltas(self.head, self.base)[:changed]),
+            base_modules=self.base.tree,
+        )
+
     def to_json(self) -> dict[str, Any]:
         """The revision, the ratio and its interval, each side's rounds (seconds or counts).
 
         ``served`` lists the files git ignores that both sides took from the working tree.
+        (The command line's ``--json``; outcomes keep :meth:`same_run_baseline`.)
         """
         return {
             "revision": self.revision.name,

@@ -1,5 +1,8 @@
-"""The errors the engine raises; each message names what failed and where.
+"""Every error pytest-importcache raises; each message names what failed and where.
 
+All derive from :class:`ImportCacheError`, so ``except ImportCacheError``
+catches every one of them; those that callers long caught as ``ValueError``
+(a malformed budget, an unreadable run, a bad record) are ``ValueError`` too.
 The engine functions that raise them set ``__tracebackhide__``, a plain local
 variable that pytest honours (no pytest import): a failing measurement in a
 test shows the message, not the engine's frames.
@@ -8,15 +11,18 @@ test shows the message, not the engine's frames.
 from __future__ import annotations
 
 __all__ = [
+    "BudgetError",
     "EnvironmentBuildError",
     "ImportCacheError",
     "ImportRaisedError",
     "InterpreterError",
     "LocateError",
     "MetricUnavailableError",
+    "RecordError",
     "RevisionError",
     "RoundCrashedError",
     "RoundTimeoutError",
+    "RunError",
     "WrongOriginError",
 ]
 
@@ -73,3 +79,18 @@ class MetricUnavailableError(ImportCacheError):
 
 class RevisionError(ImportCacheError):
     """A git revision to compare with cannot be used: no git, no repository, unknown, absent."""
+
+
+class BudgetError(ImportCacheError, ValueError):
+    """A budget or marker argument is malformed; the message names the argument."""
+
+
+class RunError(ImportCacheError, ValueError):
+    """A saved run cannot be found or read; the message names it."""
+
+
+class RecordError(ImportCacheError, ValueError):
+    """A record's JSON (a tree row, a same-run baseline, a round's report) is malformed.
+
+    The message names the record and the field.
+    """

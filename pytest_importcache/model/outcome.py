@@ -10,10 +10,12 @@ and comparisons read nothing else.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
-from .result import ImportResult, ModuleTiming
+from .errors import RecordError
+from .records import SameRunBaseline, TreeRow
+from .result import ImportResult, ModuleTiming, ReusedCount
 from .spec import Metric, flavour_label, metric_label
 from .stats import median
 from .units import headroom
@@ -38,12 +40,13 @@ class MeasurementOutcome:
     only); ``passed`` is ``None`` for a measurement no budget judged. ``timed``
     is false for a measurement made only to count modules (one round for
     ``max_modules``/``forbid``): its figure is not a statistic worth storing
-    or comparing. ``modules`` holds every module the import loaded as (name,
-    self cost, cumulative cost, importer). ``baseline`` is the same-run
-    comparison with ``importcache_baseline``, when one was made (see
+    or comparing. ``modules`` holds every module the import loaded as a
+    :class:`~pytest_importcache.model.records.TreeRow`. ``baseline`` is the
+    same-run comparison with ``importcache_baseline``, when one was made (see
     :func:`baseline_record`). ``reused`` says where a count reused from the
-    count store was first counted (``{"reused": true, "counted_at",
-    "counted_on", "store"}``); ``None`` for one counted now. ``unjudged`` is
+    count store was first counted (a
+    :class:`~pytest_importcache.model.result.ReusedCount`); ``None`` for one
+    counted now. ``unjudged`` is
     a budget the marker wrote only in the other metric's unit (``"warm='25ms'"``
     for a count), measured but not judged.
     """
@@ -60,14 +63,14 @@ class MeasurementOutcome:
     values: tuple[float, ...]
     python_version: str
     file: str
-    modules: tuple[tuple[str, float, float, str | None], ...]
+    modules: tuple[TreeRow, ...]
     timed: bool = True
     scale: float = 1.0
     startup_modules: int = 0
     lazy_modules: tuple[str, ...] = ()
     metric: str = "time"
-    baseline: dict[str, Any] | None = None
-    reused: dict[str, Any] | None = None
+    baseline: SameRunBaseline | None = None
+    reused: ReusedCount | None = None
     unjudged: str = ""
 
     @classmethod
@@ -82,7 +85,7 @@ class MeasurementOutcome:
         passed: bool | None = None,
         timed: bool = True,
         scale: float = 1.0,
-        baseline: dict[str, Any] | None = None,
+        baseline: SameRunBaseline | None = None,
         unjudged: str = "",
     ) -> MeasurementOutcome:
         """The outcome of ``result``, measured by the test ``nodeid``."""
@@ -99,17 +102,14 @@ class MeasurementOutcome:
             values=result.values,
             python_version=result.python_version,
             file=result.file,
-            modules=tuple(
-                (timing.name, timing.self_cost, timing.cumulative_cost, timing.parent)
-                for timing in result.modules.values()
-            ),
+            modules=result.tree,
             timed=timed,
             scale=scale,
             startup_modules=result.startup_modules,
             lazy_modules=result.lazy_modules,
             metric=result.metric,
             baseline=baseline,
-            reused=result.reused.to_json() if result.reused is not None else None,
+            reused=result.reused,
             unjudged=unjudged,
         )
 
@@ -125,7 +125,7 @@ class MeasurementOutcome:
         Its budget's verdict (``passed``), failed as well when the import is
         slower than the same-run baseline revision (``importcache_baseline``).
         """
-        if self.baseline is not None and self.baseline.get("slower"):
+        if self.baseline is not None and self.baseline.slower:
             return False
         return self.passed
 
@@ -143,18 +143,17 @@ class MeasurementOutcome:
     def timings(self) -> list[ModuleTiming]:
         """Every loaded module's timing."""
         metric: Metric = "instructions" if self.metric == "instructions" else "time"
-        return [ModuleTiming(*entry, metric=metric) for entry in self.modules]
+        return [ModuleTiming.from_row(row, metric) for row in self.modules]
 
     @property
     def self_costs(self) -> dict[str, float]:
         """Every loaded module's self cost (seconds or instructions)."""
-        return {name: self_time for name, self_time, _, _ in self.modules}
+        return {row.name: row.self_cost for row in self.modules}
 
     @property
-    def slowest(self) -> list[tuple[str, float, float]]:
-        """(module, self cost, cumulative cost) of the modules with the largest self cost."""
-        ranked = sorted(self.modules, key=lambda entry: -entry[1])[:SLOWEST_RECORDED]
-        return [(name, self_time, cumulative) for name, self_time, cumulative, _ in ranked]
+    def slowest(self) -> list[TreeRow]:
+        """The rows of the modules with the largest self cost, costliest first."""
+        return sorted(self.modules, key=lambda row: -row.self_cost)[:SLOWEST_RECORDED]
 
     @property
     def median(self) -> float:
@@ -183,44 +182,40 @@ class MeasurementOutcome:
         return measurement_noise(self.values, self.headroom)
 
     def to_json(self) -> dict[str, Any]:
-        """Plain JSON types only."""
-        return asdict(self)
+        """Plain JSON types only: tree rows as lists, the baseline as its JSON object."""
+        data = {field.name: getattr(self, field.name) for field in fields(self)}
+        data["values"] = list(self.values)
+        data["lazy_modules"] = list(self.lazy_modules)
+        data["modules"] = [row.to_json() for row in self.modules]
+        data["baseline"] = None if self.baseline is None else self.baseline.to_json()
+        data["reused"] = None if self.reused is None else self.reused.to_json()
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> MeasurementOutcome:
-        """The inverse of :meth:`to_json`."""
-        fields = dict(data)
-        fields["values"] = tuple(fields["values"])
-        fields["modules"] = tuple(tuple(entry) for entry in fields["modules"])
-        fields["lazy_modules"] = tuple(fields.get("lazy_modules", ()))
-        return cls(**fields)
+        """The inverse of :meth:`to_json`; :class:`RecordError` for a malformed tree or baseline."""
+        if not isinstance(data, dict):
+            raise RecordError(f"outcome is {type(data).__name__}, not an object")
+        given = dict(data)
+        given["values"] = tuple(given["values"])
+        where = f"outcome of {given.get('nodeid')!r}"
+        modules = given["modules"]
+        if not isinstance(modules, list | tuple):
+            raise RecordError(f"{where}: modules is not a list")
+        given["modules"] = tuple(TreeRow.from_json(row, f"{where}: modules") for row in modules)
+        given["lazy_modules"] = tuple(given.get("lazy_modules", ()))
+        if given.get("reused") is not None:
+            given["reused"] = ReusedCount.from_json(given["reused"], f"{where}: reused")
+        if given.get("baseline") is not None:
+            given["baseline"] = SameRunBaseline.from_json(given["baseline"], f"{where}: baseline")
+        return cls(**given)
 
 
-def baseline_record(comparison: Comparison, threshold: float) -> dict[str, Any]:
-    """What an outcome keeps of a same-run comparison: JSON types only.
+def baseline_record(comparison: Comparison, threshold: float) -> SameRunBaseline:
+    """What an outcome keeps of a same-run comparison judged at ``threshold``.
 
-    ``{"revision", "commit", "ratio", "low", "high", "confidence", "method",
-    "estimator", "statistic", "head", "base", "head_values", "base_values",
-    "head_median", "base_median", "threshold", "slower", "noise", "changed":
-    [[module, self-cost change, "new"/"gone"/""]], "base_modules": [[module,
-    self cost, cumulative cost, importer]]}``: the base's whole tree, which the
-    report draws the diff icicle against.
+    The :class:`~pytest_importcache.model.records.SameRunBaseline` of
+    :meth:`~pytest_importcache.model.comparison.Comparison.same_run_baseline`,
+    with the :data:`CHANGED_RECORDED` modules whose self cost changed most.
     """
-    from pytest_importcache.model.comparison import self_time_deltas
-
-    return {
-        **comparison.to_json(),
-        "threshold": threshold,
-        "slower": comparison.slower(threshold),
-        "noise": comparison.noise(threshold),
-        "changed": [
-            [name, delta, tag]
-            for name, delta, tag in self_time_deltas(comparison.head, comparison.base)[
-                :CHANGED_RECORDED
-            ]
-        ],
-        "base_modules": [
-            [timing.name, timing.self_cost, timing.cumulative_cost, timing.parent]
-            for timing in comparison.base.modules.values()
-        ],
-    }
+    return comparison.same_run_baseline(threshold, changed=CHANGED_RECORDED)

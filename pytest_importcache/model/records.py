@@ -1,10 +1,65 @@
-"""What a round reports: the imports it traced and its whole report, as typed records."""
+"""The records that cross the layers: a round's report, a tree row, a same-run baseline.
+
+Frozen dataclasses, each with its JSON in one place (``to_json`` and the
+``from_json`` that reads it back, checking every field): the count store keeps
+round reports, outcomes carry tree rows and the same-run baseline from an xdist
+worker to the controller and into pytest-benchmark's saved runs. A malformed
+record is one :class:`~pytest_importcache.model.errors.RecordError` naming the
+record and the field.
+"""
 
 from __future__ import annotations
 
+import json
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["RoundReport", "TracedImport"]
+from .errors import RecordError
+
+__all__ = ["RoundReport", "SameRunBaseline", "TracedImport", "TreeRow"]
+
+
+def _shown(value: object) -> str:
+    """``value`` as JSON, cut for a message."""
+    return json.dumps(value, default=repr)[:80]
+
+
+def _typed(value: object, kind: type | tuple[type, ...], what: str) -> Any:
+    """``value`` when it is a ``kind`` (a bool is no int), else :class:`RecordError`."""
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, float)):
+        raise RecordError(f"{what} is {type(value).__name__}")
+    return value
+
+
+def _field(fields: Mapping[str, Any], key: str, where: str) -> Any:
+    """``fields[key]``, or :class:`RecordError` saying that ``where`` lacks it."""
+    if key not in fields:
+        raise RecordError(f"{where} has no {key!r}")
+    return fields[key]
+
+
+def cost_number(value: object, what: str) -> float:
+    """``value`` as a figure (seconds or a count), or :class:`RecordError` saying ``what`` holds.
+
+    A figure is a finite, non-negative number (a bool is none).
+    """
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise RecordError(f"{what} is {_shown(value)}, not a non-negative number")
+    return float(value)
+
+
+def _real(value: object, what: str) -> float:
+    """``value`` as a number (a ratio or a change: any sign), or :class:`RecordError`."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise RecordError(f"{what} is {_shown(value)}, not a number")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -56,3 +111,247 @@ class RoundReport:
     startup_modules: int = 0
     instructions: int | None = None
     inputs: tuple[tuple[str, str], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON types; ``inputs`` stay out (the count store's manifest holds them)."""
+        return {
+            "wall_ns": self.wall_ns,
+            "cpu_ns": self.cpu_ns,
+            "origin": self.origin,
+            "loaded": list(self.loaded),
+            "python_version": self.python_version,
+            "traced": [
+                [
+                    call.call_id,
+                    call.parent_id,
+                    call.name,
+                    call.loaded,
+                    call.cumulative_ns,
+                    call.cumulative_instructions,
+                ]
+                for call in self.traced
+            ],
+            "stderr": self.stderr,
+            "lazy": list(self.lazy),
+            "startup_modules": self.startup_modules,
+            "instructions": self.instructions,
+        }
+
+    @classmethod
+    def from_json(cls, data: object) -> RoundReport:
+        """The inverse of :meth:`to_json`; :class:`RecordError` names the bad field."""
+        fields = _typed(data, dict, "round report")
+
+        def field(key: str) -> Any:
+            return _field(fields, key, "round report")
+
+        instructions = field("instructions")
+        return cls(
+            wall_ns=_typed(field("wall_ns"), int, "wall_ns"),
+            cpu_ns=_typed(field("cpu_ns"), int, "cpu_ns"),
+            origin=_typed(field("origin"), str, "origin"),
+            loaded=_strings(field("loaded"), "loaded"),
+            python_version=_typed(field("python_version"), str, "python_version"),
+            traced=tuple(_traced_from_json(row) for row in _typed(field("traced"), list, "traced")),
+            stderr=_typed(field("stderr"), str, "stderr"),
+            lazy=_strings(field("lazy"), "lazy"),
+            startup_modules=_typed(field("startup_modules"), int, "startup_modules"),
+            instructions=(
+                None if instructions is None else _typed(instructions, int, "instructions")
+            ),
+        )
+
+
+def _traced_from_json(row: object) -> TracedImport:
+    """One traced call from ``[call_id, parent_id, name, loaded, ns, instructions]``."""
+    fields = _typed(row, list, "traced")
+    if len(fields) != 6:
+        raise RecordError(f"traced call {_shown(row)} does not have 6 fields")
+    call_id, parent_id, name, loaded, nanoseconds, instructions = fields
+    return TracedImport(
+        _typed(call_id, int, "call id"),
+        _typed(parent_id, int, "parent id"),
+        _typed(name, str, "module name"),
+        _typed(loaded, bool, "loaded"),
+        _typed(nanoseconds, int, "nanoseconds"),
+        None if instructions is None else _typed(instructions, int, "instructions"),
+    )
+
+
+def _strings(value: object, what: str) -> tuple[str, ...]:
+    return tuple(_typed(item, str, what) for item in _typed(value, list, what))
+
+
+@dataclass(frozen=True)
+class TreeRow:
+    """One module of an import's tree: its self and cumulative cost, and its importer.
+
+    The costs are in the measurement's metric (seconds or instructions);
+    ``importer`` is the module whose import pulled this one in, ``None`` for a
+    root (the measured module). Its JSON is ``[name, self, cumulative, importer]``.
+    """
+
+    name: str
+    self_cost: float
+    cumulative_cost: float
+    importer: str | None
+
+    def to_json(self) -> list[Any]:
+        """``[name, self cost, cumulative cost, importer]``."""
+        return [self.name, self.self_cost, self.cumulative_cost, self.importer]
+
+    @classmethod
+    def from_json(cls, data: object, where: str = "tree row") -> TreeRow:
+        """The inverse of :meth:`to_json`; :class:`RecordError` prefixed with ``where``."""
+        if not (isinstance(data, list | tuple) and len(data) == 4 and isinstance(data[0], str)):
+            raise RecordError(f"{where}: {_shown(data)} is not a tree row")
+        name, self_cost, cumulative, importer = data
+        if importer is not None and not isinstance(importer, str):
+            raise RecordError(f"{where}: the importer of {name!r} is not a module name")
+        return cls(
+            name,
+            cost_number(self_cost, f"{where}: self cost of {name!r}"),
+            cost_number(cumulative, f"{where}: cumulative cost of {name!r}"),
+            importer,
+        )
+
+
+def _tree_from_json(rows: object, where: str) -> tuple[TreeRow, ...]:
+    """Tree rows from a JSON list, or :class:`RecordError` naming ``where``."""
+    if not isinstance(rows, list | tuple):
+        raise RecordError(f"{where} is not a list")
+    return tuple(TreeRow.from_json(row, where) for row in rows)
+
+
+@dataclass(frozen=True)
+class SameRunBaseline:
+    """What an outcome keeps of a same-run comparison with a baseline revision.
+
+    ``revision`` is the revision as the user named it and ``commit`` the commit
+    it resolved to. ``ratio`` (head / base of ``statistic``) lies in ``low``..``high``
+    with ``confidence``, by ``method`` and ``estimator``; ``head`` and ``base``
+    are the two figures, ``head_values``/``base_values`` each side's rounds
+    (seconds or counts) and ``head_median``/``base_median`` their medians.
+    ``served`` names the files git ignores that both sides took from the
+    working tree. ``slower`` says whether the whole interval lies above
+    ``1 + threshold``, ``noise`` why it cannot decide (``""`` when it can).
+    ``changed`` holds the modules whose self cost changed most, as (module,
+    change, ``"new"``/``"gone"``/``""``); ``base_modules`` the base's whole
+    tree, which the report draws the diff icicle against.
+    """
+
+    revision: str
+    commit: str
+    ratio: float
+    low: float
+    high: float
+    confidence: float
+    method: str
+    statistic: str
+    head: float
+    base: float
+    head_values: tuple[float, ...]
+    base_values: tuple[float, ...]
+    head_median: float
+    base_median: float
+    threshold: float
+    slower: bool
+    noise: str
+    changed: tuple[tuple[str, float, str], ...] = ()
+    base_modules: tuple[TreeRow, ...] = ()
+    # Saved before these were recorded: the estimator of the time, nothing served.
+    estimator: str = "pairs"
+    served: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON types, ``changed`` and ``base_modules`` as lists of lists."""
+        return {
+            "revision": self.revision,
+            "commit": self.commit,
+            "ratio": self.ratio,
+            "low": self.low,
+            "high": self.high,
+            "confidence": self.confidence,
+            "method": self.method,
+            "estimator": self.estimator,
+            "statistic": self.statistic,
+            "head": self.head,
+            "base": self.base,
+            "head_values": list(self.head_values),
+            "base_values": list(self.base_values),
+            "head_median": self.head_median,
+            "base_median": self.base_median,
+            "served": list(self.served),
+            "threshold": self.threshold,
+            "slower": self.slower,
+            "noise": self.noise,
+            "changed": [list(change) for change in self.changed],
+            "base_modules": [row.to_json() for row in self.base_modules],
+        }
+
+    @classmethod
+    def from_json(cls, data: object, where: str = "baseline") -> SameRunBaseline:
+        """The inverse of :meth:`to_json`; :class:`RecordError` prefixed with ``where``.
+
+        ``estimator``, ``served``, ``changed`` and ``base_modules`` may be
+        missing (a record saved before they were kept).
+        """
+        if not isinstance(data, dict):
+            raise RecordError(f"{where} is {_shown(data)}, not an object")
+
+        def field(key: str) -> Any:
+            return _field(data, key, where)
+
+        def number(key: str) -> float:
+            return _real(field(key), f"{where}.{key}")
+
+        def text(key: str, default: str | None = None) -> str:
+            value = data.get(key, default) if default is not None else field(key)
+            return str(_typed(value, str, f"{where}.{key}"))
+
+        def values(key: str) -> tuple[float, ...]:
+            return tuple(
+                cost_number(value, f"{where}.{key}")
+                for value in _typed(field(key), list, f"{where}.{key}")
+            )
+
+        # The tree first: the diff icicle is what a damaged record breaks.
+        base_modules = _tree_from_json(data.get("base_modules", []), f"{where}.base_modules")
+        return cls(
+            revision=text("revision"),
+            commit=text("commit"),
+            ratio=number("ratio"),
+            low=number("low"),
+            high=number("high"),
+            confidence=number("confidence"),
+            method=text("method"),
+            statistic=text("statistic"),
+            head=number("head"),
+            base=number("base"),
+            head_values=values("head_values"),
+            base_values=values("base_values"),
+            head_median=number("head_median"),
+            base_median=number("base_median"),
+            threshold=number("threshold"),
+            slower=_typed(field("slower"), bool, f"{where}.slower"),
+            noise=text("noise"),
+            changed=tuple(
+                _change_from_json(change, f"{where}.changed")
+                for change in _typed(data.get("changed", []), list, f"{where}.changed")
+            ),
+            base_modules=base_modules,
+            estimator=text("estimator", "pairs"),
+            served=_strings(data.get("served", []), f"{where}.served"),
+        )
+
+
+def _change_from_json(data: object, where: str) -> tuple[str, float, str]:
+    """One ``[module, self-cost change, tag]`` of a baseline's ``changed``."""
+    if not (isinstance(data, list | tuple) and len(data) == 3):
+        raise RecordError(f"{where}: {_shown(data)} is not [module, change, tag]")
+    name, delta, tag = data
+    return (
+        str(_typed(name, str, f"{where}: module")),
+        _real(delta, f"{where}: change of {name!r}"),
+        str(_typed(tag, str, f"{where}: tag of {name!r}")),
+    )

@@ -6,9 +6,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .records import RoundReport, TracedImport
+from .errors import RecordError
+from .records import RoundReport, TracedImport, TreeRow
 from .spec import Flavour, Metric, flavour_label
-from .stats import STAT_NAMES, RoundStats, compute_stats, median
+from .stats import STATISTICS, RoundStats, as_statistic, compute_stats, median
 
 __all__ = [
     "Flavour",
@@ -38,6 +39,19 @@ class ReusedCount:
             "counted_on": self.counted_on,
             "store": self.store,
         }
+
+    @classmethod
+    def from_json(cls, data: object, where: str = "reused") -> ReusedCount:
+        """The inverse of :meth:`to_json`; :class:`RecordError` names the bad field."""
+        if not isinstance(data, dict):
+            raise RecordError(f"{where} is {type(data).__name__}, not an object")
+        fields = []
+        for key in ("counted_at", "counted_on", "store"):
+            value = data.get(key)
+            if not isinstance(value, str):
+                raise RecordError(f"{where}.{key} is {type(value).__name__}, not a text")
+            fields.append(value)
+        return cls(*fields)
 
 
 @dataclass(frozen=True)
@@ -69,6 +83,16 @@ class ModuleTiming:
         if self.metric != "time":
             raise ValueError(f"{self.name}: the costs are {self.metric}, not seconds")
         return cost
+
+    @property
+    def row(self) -> TreeRow:
+        """This module as a row of the import's tree (what outcomes carry and runs store)."""
+        return TreeRow(self.name, self.self_cost, self.cumulative_cost, self.parent)
+
+    @classmethod
+    def from_row(cls, row: TreeRow, metric: Metric = "time") -> ModuleTiming:
+        """The timing a tree row holds, its costs in ``metric``."""
+        return cls(row.name, row.self_cost, row.cumulative_cost, row.importer, metric=metric)
 
 
 def cost_changes(
@@ -190,10 +214,16 @@ class ImportResult:
 
     def statistic(self, name: str) -> float:
         """The named statistic (``min``, ``max``, ``mean`` or ``median``), in the metric's unit."""
-        if name not in STAT_NAMES:
-            raise ValueError(f"unknown statistic {name!r}; choose one of {', '.join(STAT_NAMES)}")
-        value: float = getattr(self.stats, name)
+        statistic = as_statistic(name)
+        if statistic is None:
+            raise ValueError(f"unknown statistic {name!r}; choose one of {', '.join(STATISTICS)}")
+        value: float = getattr(self.stats, statistic)
         return value
+
+    @property
+    def tree(self) -> tuple[TreeRow, ...]:
+        """Every module the import loaded as a tree row, in the order of :attr:`modules`."""
+        return tuple(timing.row for timing in self.modules.values())
 
     def slowest(self, count: int = 10) -> list[ModuleTiming]:
         """The ``count`` modules with the largest self cost, costliest first."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 from .errors import LocateError
+from .stats import STATISTICS, Statistic
 
 __all__ = [
     "DEFAULT_INSTRUCTION_ROUNDS",
@@ -30,6 +31,7 @@ __all__ = [
     "MeasurementSpec",
     "Metric",
     "Statistic",
+    "as_metric",
     "check_module_name",
     "default_rounds",
     "default_warmup",
@@ -40,10 +42,20 @@ __all__ = [
 
 Flavour = Literal["cold", "warm"]
 InvalidationMode = Literal["timestamp", "checked-hash", "unchecked-hash"]
-Statistic = Literal["min", "max", "mean", "median"]
-STATISTICS: tuple[Statistic, ...] = get_args(Statistic)
 Metric = Literal["time", "instructions"]
 METRICS: tuple[Metric, ...] = get_args(Metric)
+
+
+def as_metric(value: object) -> Metric | None:
+    """``value`` as one of :data:`METRICS`, or ``None`` when it names none.
+
+    The one check of a metric's name; callers say what was wrong, and where.
+    """
+    for metric in METRICS:
+        if value == metric and isinstance(value, str):
+            return metric
+    return None
+
 
 DEFAULT_ROUNDS = 10
 DEFAULT_WARMUP = 1
@@ -157,7 +169,7 @@ class MeasurementSpec:
             raise ValueError(
                 f"invalidation_mode must be one of {choices}, not {self.invalidation_mode!r}"
             )
-        if self.metric not in METRICS:
+        if as_metric(self.metric) is None:
             raise ValueError(f"metric must be 'time' or 'instructions', not {self.metric!r}")
         _check_count(self.rounds, "rounds", 1)
         _check_count(self.warmup, "warmup", 0)

@@ -14,12 +14,24 @@ import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
-__all__ = ["STAT_NAMES", "RoundStats", "compute_stats", "median"]
+__all__ = ["STATISTICS", "RoundStats", "Statistic", "as_statistic", "compute_stats", "median"]
 
-#: The statistics a budget may be compared with.
-STAT_NAMES = ("min", "max", "mean", "median")
+#: The statistics a budget, a setting or a comparison may name.
+Statistic = Literal["min", "max", "mean", "median"]
+STATISTICS: tuple[Statistic, ...] = get_args(Statistic)
+
+
+def as_statistic(value: object) -> Statistic | None:
+    """``value`` as one of :data:`STATISTICS`, or ``None`` when it names none.
+
+    The one check of a statistic's name; callers say what was wrong, and where.
+    """
+    for name in STATISTICS:
+        if value == name and isinstance(value, str):
+            return name
+    return None
 
 
 @dataclass(frozen=True)

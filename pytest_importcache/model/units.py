@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING
+
+from .errors import BudgetError
 
 if TYPE_CHECKING:
     from decimal import Decimal
@@ -18,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SUGGESTION_HEADROOM",
     "BudgetError",
+    "Figure",
     "cost_name",
     "fit",
     "format_cost",
@@ -47,12 +51,10 @@ _COUNT_HINT = "write 45_000_000, '45M', '1.2G' or '800k'"
 MAX_COUNT = 10**15
 # An hour: a larger time budget is an instruction count given without its metric.
 MAX_TIME_BUDGET = 3600.0
+# How a figure is shown: ``format_duration``, or ``format_cost`` bound to a metric.
+Figure = Callable[[float], str]
 # Suggested budgets leave this much room above the measured statistic.
 SUGGESTION_HEADROOM = 1.3
-
-
-class BudgetError(ValueError):
-    """A budget or marker argument is malformed; the message names the argument."""
 
 
 def shorten(value: object, limit: int = 60) -> str:

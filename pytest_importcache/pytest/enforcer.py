@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from pytest_importcache.engine.environment import ImportEnv
     from pytest_importcache.engine.measurer import MeasurementObserver, Measurer, RoundRunner
     from pytest_importcache.model.comparison import Comparison
-    from pytest_importcache.model.records import RoundReport
+    from pytest_importcache.model.records import RoundReport, SameRunBaseline, TreeRow
     from pytest_importcache.model.result import ImportResult
     from pytest_importcache.model.spec import Flavour, InvalidationMode, MeasurementSpec, Metric
     from pytest_importcache.render.report import BaselineLookup
@@ -65,7 +65,7 @@ class PendingMeasurement:
     budget: float | None = None
     passed: bool | None = None
     scale: float = 1.0
-    baseline: dict[str, Any] | None = None
+    baseline: SameRunBaseline | None = None
     unjudged: str = ""
 
 
@@ -646,7 +646,7 @@ class BudgetEnforcer:
 
         def lookup(
             result: ImportResult,
-        ) -> tuple[str, Sequence[tuple[str, float, float, str | None]]] | None:
+        ) -> tuple[str, Sequence[TreeRow]] | None:
             suffix = measurement_suffix(result.module, result.label, result.metric)
             return baseline_tree(self.config, f"{item.nodeid}[{suffix}]")
 

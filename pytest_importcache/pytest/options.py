@@ -27,12 +27,14 @@ from pytest_importcache.model.spec import (
     DEFAULT_TIMEOUT,
     DEFAULT_WARMUP,
     METRICS,
+    STATISTICS,
     Metric,
     Statistic,
+    as_metric,
     default_rounds,
     default_warmup,
 )
-from pytest_importcache.model.stats import STAT_NAMES
+from pytest_importcache.model.stats import as_statistic
 from pytest_importcache.model.units import BudgetError, parse_duration, parse_percentage
 
 if TYPE_CHECKING:
@@ -70,20 +72,19 @@ def parse_whole_number(minimum: int) -> Callable[[str], int | None]:
     return parse
 
 
-def parse_stat(text: str) -> str:
+def parse_stat(text: str) -> Statistic:
     """One of the statistics a time budget may be compared with."""
-    if text not in STAT_NAMES:
-        raise ValueError(f"expected one of {', '.join(STAT_NAMES)}, got {text!r}")
-    return text
+    statistic = as_statistic(text)
+    if statistic is None:
+        raise ValueError(f"expected one of {', '.join(STATISTICS)}, got {text!r}")
+    return statistic
 
 
 def parse_metric(text: str) -> Metric:
     """``time`` or ``instructions``."""
-    metric = text.strip()
-    if metric == "time":
-        return "time"
-    if metric == "instructions":
-        return "instructions"
+    metric = as_metric(text.strip())
+    if metric is not None:
+        return metric
     raise ValueError(f"expected one of {', '.join(METRICS)}, got {text!r}")
 
 

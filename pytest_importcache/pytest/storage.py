@@ -32,6 +32,7 @@ from typing import Any
 import pytest
 
 from pytest_importcache.model.outcome import MeasurementOutcome
+from pytest_importcache.model.records import TreeRow
 from pytest_importcache.model.spec import measurement_suffix
 from pytest_importcache.render.runs import SELF_COST_KEYS, ImportComparison, RunError, compare_entry
 
@@ -94,15 +95,15 @@ def extra_info(record: MeasurementOutcome) -> dict[str, Any]:
     """
     info = _plain_extra_info(record)
     if record.baseline is not None:
-        info["baseline"] = record.baseline
+        info["baseline"] = record.baseline.to_json()
     if record.noise:
         info["noise"] = record.noise
     if record.reused is not None:
         # A count reused from the count store: when and where it was counted.
         info["reused"] = True
-        info["counted_at"] = record.reused["counted_at"]
-        info["counted_on"] = record.reused["counted_on"]
-        info["count_store"] = record.reused["store"]
+        info["counted_at"] = record.reused.counted_at
+        info["counted_on"] = record.reused.counted_on
+        info["count_store"] = record.reused.store
     return info
 
 
@@ -117,14 +118,14 @@ def _plain_extra_info(record: MeasurementOutcome) -> dict[str, Any]:
         "budget": record.budget,
         "modules_loaded": record.module_count,
         "slowest_modules": [
-            {"module": name, "self": self_cost, "cumulative": cumulative}
-            for name, self_cost, cumulative in record.slowest
+            {"module": row.name, "self": row.self_cost, "cumulative": row.cumulative_cost}
+            for row in record.slowest
         ],
         SELF_COST_KEYS[record.metric]: record.self_costs,
         "python_version": record.python_version,
         # Enough to rebuild the outcome later (pytest-importcache report, history):
         # every module as [name, self, cumulative, importer], the verdict and the rounds.
-        "import_tree": [list(row) for row in record.modules],
+        "import_tree": [row.to_json() for row in record.modules],
         "passed": record.verdict,
         "scale": record.scale,
         "values": list(record.values),  # each counted round's figure
@@ -213,9 +214,7 @@ def _lock_saves(session: Any, problems: list[str]) -> None:
     storage._importcache_locked = True
 
 
-def baseline_tree(
-    config: pytest.Config, fullname: str
-) -> tuple[str, tuple[tuple[str, float, float, str | None], ...]] | None:
+def baseline_tree(config: pytest.Config, fullname: str) -> tuple[str, tuple[TreeRow, ...]] | None:
     """The run file name and tree rows of ``fullname`` in the ``--benchmark-compare`` baseline.
 
     pytest-benchmark loads the baseline in every process (workers too) when it

@@ -15,23 +15,21 @@ that came or went. A move is listed only when both importers are loaded on
 both sides; otherwise the module sits inside a new or gone subtree, whose own
 edge names it.
 
-Pure functions on the ``(name, self, cumulative, importer)`` rows an outcome
-carries and a saved entry stores; the figure's formatting is a parameter, so
+Pure functions on the :class:`~pytest_importcache.model.records.TreeRow` rows
+an outcome carries and a saved entry stores; the figure's formatting is a parameter, so
 the same lines serve seconds or counts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from pytest_importcache.model.units import format_duration
+from pytest_importcache.model.records import TreeRow
+from pytest_importcache.model.units import Figure, format_duration
 
-__all__ = ["EDGES_SHOWN", "EdgeChange", "TreeRow", "edge_changes", "edge_lines"]
-
-# (module, self cost, cumulative cost, importer); importer is None for a root.
-TreeRow = tuple[str, float, float, "str | None"]
+__all__ = ["EDGES_SHOWN", "EdgeChange", "edge_changes", "edge_lines"]
 
 EDGES_SHOWN = 5
 
@@ -52,7 +50,7 @@ class EdgeChange:
     delta: float
     was: str = ""
 
-    def line(self, figure: Callable[[float], str] = format_duration) -> str:
+    def line(self, figure: Figure = format_duration) -> str:
         """``mylib.cli -> asyncio (new): +12.3ms cumulative``.
 
         A move reads ``typing: now via pydantic._internal (was pydantic): +10us cumulative``.
@@ -69,32 +67,30 @@ class EdgeChange:
         )
 
 
-def _edges(rows: Iterable[Sequence[object]], measured: str) -> dict[tuple[str, str], float]:
+def _edges(rows: Iterable[TreeRow], measured: str) -> dict[tuple[str, str], float]:
     """(importer, module) -> the module's cumulative cost; roots and ``measured`` left out."""
-    edges: dict[tuple[str, str], float] = {}
-    for row in rows:
-        name, _self_cost, cumulative, importer = row[0], row[1], row[2], row[3]
-        if importer is None or name == measured:
-            continue
-        edges[(str(importer), str(name))] = float(cumulative)  # type: ignore[arg-type]
-    return edges
+    return {
+        (row.importer, row.name): row.cumulative_cost
+        for row in rows
+        if row.importer is not None and row.name != measured
+    }
 
 
 def edge_changes(
-    before: Iterable[Sequence[object]], after: Iterable[Sequence[object]], measured: str
+    before: Iterable[TreeRow], after: Iterable[TreeRow], measured: str
 ) -> list[EdgeChange]:
     """The edges only one side has, whose importer both sides loaded, biggest cost first.
 
-    ``before`` and ``after`` are tree rows ``(name, self, cumulative, importer)``
-    of the same measurement (module ``measured``) in a baseline and a later run.
+    ``before`` and ``after`` are the tree rows of the same measurement (module
+    ``measured``) in a baseline and a later run.
     A new edge's module was not loaded before, a gone edge's module is not
     loaded after; a module both sides loaded through different importers, each
     loaded on both sides, is moved (see the module's docstring).
     """
     before_rows, after_rows = list(before), list(after)
     before_edges, after_edges = _edges(before_rows, measured), _edges(after_rows, measured)
-    before_names = {str(row[0]) for row in before_rows}
-    after_names = {str(row[0]) for row in after_rows}
+    before_names = {row.name for row in before_rows}
+    after_names = {row.name for row in after_rows}
     both = before_names & after_names
     changes = [
         EdgeChange(importer, module, "new", cost)
@@ -135,12 +131,12 @@ def edge_changes(
 
 
 def edge_lines(
-    before: Iterable[Sequence[object]],
-    after: Iterable[Sequence[object]],
+    before: Iterable[TreeRow],
+    after: Iterable[TreeRow],
     measured: str,
     *,
     count: int = EDGES_SHOWN,
-    figure: Callable[[float], str] = format_duration,
+    figure: Figure = format_duration,
 ) -> list[str]:
     """At most ``count`` lines, one per new, gone or moved edge (see :func:`edge_changes`)."""
     return [change.line(figure) for change in edge_changes(before, after, measured)[:count]]

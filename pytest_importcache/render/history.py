@@ -21,14 +21,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
-from pytest_importcache.model.units import format_cost
+from pytest_importcache.model.units import Figure, format_cost
 
 from .runs import RunError, entry_metric, entry_statistic, import_entries, load_run
 
 __all__ = ["STEP", "Point", "Series", "history_lines", "history_page", "load_history"]
 
 STEP = 0.10
-Figure = Callable[[float], str]
 
 
 @dataclass(frozen=True)

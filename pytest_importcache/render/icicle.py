@@ -26,22 +26,27 @@ from __future__ import annotations
 
 import hashlib
 import html
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
-from pytest_importcache.model.units import format_cost, format_headroom, format_significant
+from pytest_importcache.model.records import TreeRow
+from pytest_importcache.model.units import (
+    Figure,
+    format_cost,
+    format_headroom,
+    format_significant,
+)
 
 if TYPE_CHECKING:
     from pytest_importcache.model.outcome import MeasurementOutcome
 
 __all__ = ["Baseline", "Box", "icicle_page", "layout", "same_run_baseline"]
 
-# (run name, tree rows (module, self, cumulative, importer)) of a measurement's baseline.
-Baseline = tuple[str, Sequence[tuple[str, float, float, "str | None"]]]
-Figure = Callable[[float], str]
-Rows = Sequence[tuple[str, float, float, "str | None"]]
+# (run name, tree rows) of a measurement's baseline.
+Baseline = tuple[str, Sequence[TreeRow]]
+Rows = Sequence[TreeRow]
 
 ROW_HEIGHT = 20
 # Widths shown by the table, in this order.
@@ -51,17 +56,12 @@ _TABLE_HEADER = "<tr><th>module</th><th>importer</th><th>self</th><th>cumulative
 def same_run_baseline(outcome: MeasurementOutcome) -> Baseline | None:
     """The tree of the revision ``outcome`` was measured against in the same run, if any.
 
-    Kept in the outcome (``baseline["base_modules"]``) and so in its saved
+    Kept in the outcome (``baseline.base_modules``) and so in its saved
     entry: the in-run report and ``pytest-importcache report`` draw the same diff.
     """
-    rows = (outcome.baseline or {}).get("base_modules")
-    if not rows or outcome.baseline is None:
+    if outcome.baseline is None or not outcome.baseline.base_modules:
         return None
-    name = f"{outcome.baseline.get('revision', 'the baseline revision')} (same run)"
-    return name, [
-        (str(module), float(self_cost), float(cumulative), importer)
-        for module, self_cost, cumulative, importer in rows
-    ]
+    return f"{outcome.baseline.revision} (same run)", outcome.baseline.base_modules
 
 
 @dataclass(frozen=True)
@@ -85,41 +85,43 @@ def layout(module: str, rows: Rows) -> tuple[list[Box], float, int]:
     more than their importer's (medians of rounds need not add up). The
     measured ``module`` is always a root, as in the terminal's tree.
     """
-    # (name, self, cumulative, importer) by importer, biggest cumulative cost first.
-    children: dict[str | None, list[tuple[str, float, float, str | None]]] = {}
-    for name, self_cost, cumulative, importer in rows:
-        if cumulative > 0:
-            parent = None if name == module else importer
-            children.setdefault(parent, []).append((name, self_cost, cumulative, importer))
+    # Rows by importer, biggest cumulative cost first.
+    children: dict[str | None, list[TreeRow]] = {}
+    for row in rows:
+        if row.cumulative_cost > 0:
+            parent = None if row.name == module else row.importer
+            children.setdefault(parent, []).append(row)
     for siblings in children.values():
-        siblings.sort(key=lambda row: -row[2])
+        siblings.sort(key=lambda row: -row.cumulative_cost)
     roots = children.get(None, [])
-    total = sum(root[2] for root in roots)
+    total = sum(root.cumulative_cost for root in roots)
     boxes: list[Box] = []
     if total <= 0:
         return boxes, 0.0, len(rows)
     seen: set[str] = set()
     # (row, x, width, depth), popped depth-first, biggest child first.
-    stack: list[tuple[tuple[str, float, float, str | None], float, float, int]] = []
+    stack: list[tuple[TreeRow, float, float, int]] = []
     placed_roots = []
     offset = 0.0
     for root in roots:
-        placed_roots.append((root, offset, root[2] / total, 0))
-        offset += root[2] / total
+        placed_roots.append((root, offset, root.cumulative_cost / total, 0))
+        offset += root.cumulative_cost / total
     stack.extend(reversed(placed_roots))
     while stack:
-        (name, self_cost, cumulative, importer), x, width, depth = stack.pop()
+        row, x, width, depth = stack.pop()
+        name, cumulative = row.name, row.cumulative_cost
         if name in seen:
             continue
         seen.add(name)
-        boxes.append(Box(name, importer if depth else None, self_cost, cumulative, x, width, depth))
-        kids = [kid for kid in children.get(name, []) if kid[0] not in seen]
-        kid_total = sum(kid[2] for kid in kids)
+        importer = row.importer if depth else None
+        boxes.append(Box(name, importer, row.self_cost, cumulative, x, width, depth))
+        kids = [kid for kid in children.get(name, []) if kid.name not in seen]
+        kid_total = sum(kid.cumulative_cost for kid in kids)
         shrink = min(1.0, cumulative / kid_total) if kid_total else 1.0
         placed = []
         kid_x = x
         for kid in kids:
-            kid_width = width * kid[2] / cumulative * shrink
+            kid_width = width * kid.cumulative_cost / cumulative * shrink
             placed.append((kid, kid_x, kid_width, depth + 1))
             kid_x += kid_width
         stack.extend(reversed(placed))
@@ -274,9 +276,9 @@ def _diff_html(
 ) -> list[str]:
     """The diff icicle: this tree, each box coloured by its self cost's change."""
     source, before_rows = baseline
-    before = {row[0]: row for row in before_rows}
+    before = {row.name: row for row in before_rows}
     deltas = {
-        box.name: box.self_cost - (before[box.name][1] if box.name in before else 0.0)
+        box.name: box.self_cost - (before[box.name].self_cost if box.name in before else 0.0)
         for box in boxes
     }
     largest = max((abs(delta) for delta in deltas.values()), default=0.0) or 1.0
@@ -287,16 +289,18 @@ def _diff_html(
         hue = 0 if delta > 0 else 215
         fill = f"hsl({hue},75%,{95 - 45 * strength:.0f}%)" if delta else "hsl(0,0%,88%)"
         new = box.name not in before
-        was = "new" if new else f"was {figure(before[box.name][1])}"
+        was = "new" if new else f"was {figure(before[box.name].self_cost)}"
         sign = "+" if delta >= 0 else "-"
         tip = f"{_tip(box, total, figure)}; self {sign}{figure(abs(delta))} ({was})"
         body.append(_box_svg(box, total, tip, fill, " new" if new else ""))
     drawn = {box.name for box in boxes}
-    gone = [row for row in before_rows if row[0] not in drawn and row[2] > 0]
-    gone.sort(key=lambda row: -row[2])
+    gone = [row for row in before_rows if row.name not in drawn and row.cumulative_cost > 0]
+    gone.sort(key=lambda row: -row.cumulative_cost)
     gone_text = (
         "gone since then: "
-        + ", ".join(f"{html.escape(row[0])} (-{figure(row[2])})" for row in gone[:30])
+        + ", ".join(
+            f"{html.escape(row.name)} (-{figure(row.cumulative_cost)})" for row in gone[:30]
+        )
         + (f" and {len(gone) - 30} more" if len(gone) > 30 else "")
         if gone
         else "no module gone since then"

@@ -13,11 +13,11 @@ parameter, so the same table serves seconds or counts.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import partial
 from typing import TYPE_CHECKING
 
-from pytest_importcache.model.units import format_cost, format_headroom
+from pytest_importcache.model.units import Figure, format_cost, format_headroom
 
 from .edges import edge_changes
 
@@ -56,9 +56,7 @@ def _row(cells: Sequence[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def _budget_table(
-    outcomes: Sequence[MeasurementOutcome], figure: Callable[[float], str] | None
-) -> list[str]:
+def _budget_table(outcomes: Sequence[MeasurementOutcome], figure: Figure | None) -> list[str]:
     stats = {outcome.stat for outcome in outcomes}
     stat = stats.pop() if len(stats) == 1 else "figure"
     lines = [
@@ -87,9 +85,7 @@ def _budget_table(
     return lines
 
 
-def _regression_table(
-    comparisons: Sequence[ImportComparison], figure: Callable[[float], str] | None
-) -> list[str]:
+def _regression_table(comparisons: Sequence[ImportComparison], figure: Figure | None) -> list[str]:
     lines = [
         _row(["import", f"{comparisons[0].stat} before", "after", "change"]),
         _row(["---", "---:", "---:", "---:"]),
@@ -130,7 +126,7 @@ def markdown_summary(
     outcomes: Sequence[MeasurementOutcome],
     slower: Sequence[ImportComparison] = (),
     *,
-    figure: Callable[[float], str] | None = None,
+    figure: Figure | None = None,
 ) -> str:
     """The markdown for the run: its budgets, then the imports ``slower`` than the baseline.
 

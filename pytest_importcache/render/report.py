@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import astuple
 from functools import partial
 from typing import TYPE_CHECKING
 
 from pytest_importcache.model.budget import Verdict
 from pytest_importcache.model.outcome import MeasurementOutcome
+from pytest_importcache.model.records import TreeRow
 from pytest_importcache.model.result import ImportResult, cost_changes
 from pytest_importcache.model.spec import metric_label
 from pytest_importcache.model.units import (
@@ -20,7 +20,7 @@ from pytest_importcache.model.units import (
     suggest_cost_budget,
 )
 
-from .edges import TreeRow, edge_lines
+from .edges import edge_lines
 
 if TYPE_CHECKING:
     from pytest_importcache.model.comparison import Comparison
@@ -74,9 +74,7 @@ def _heaviest_subtrees(result: ImportResult, count: int = 10) -> list[str]:
 
 # The baseline of a measurement, for a failure's "import edges" lines: the run
 # file's name and its tree rows, or None.
-BaselineLookup = Callable[
-    [ImportResult], "tuple[str, Sequence[tuple[str, float, float, str | None]]] | None"
-]
+BaselineLookup = Callable[[ImportResult], "tuple[str, Sequence[TreeRow]] | None"]
 
 
 def _edge_block(result: ImportResult, baseline: BaselineLookup | None) -> list[str]:
@@ -85,10 +83,8 @@ def _edge_block(result: ImportResult, baseline: BaselineLookup | None) -> list[s
     if found is None:
         return []
     source, rows = found
-    # (name, self, cumulative, importer): a timing's first four fields.
-    after = [astuple(timing)[:4] for timing in result.modules.values()]
     lines = edge_lines(
-        rows, after, result.module, figure=partial(format_cost, metric=result.metric)
+        rows, result.tree, result.module, figure=partial(format_cost, metric=result.metric)
     )
     return (
         [f"  import edges new, gone or moved since {source}:", *(f"    {line}" for line in lines)]
@@ -189,11 +185,8 @@ def baseline_failure_text(comparison: Comparison, threshold: float) -> str:
 
 
 def tree_rows(result: ImportResult) -> list[TreeRow]:
-    """A result's tree as rows (module, self cost, cumulative cost, importer)."""
-    return [
-        (timing.name, timing.self_cost, timing.cumulative_cost, timing.parent)
-        for timing in result.modules.values()
-    ]
+    """A result's tree as rows (``result.tree``; kept for the command line)."""
+    return list(result.tree)
 
 
 def explanation_heading(metric: str, label: str = "") -> str:
@@ -205,8 +198,8 @@ def explanation_heading(metric: str, label: str = "") -> str:
 
 
 def explanation_lines(
-    before: Sequence[Sequence[object]],
-    after: Sequence[Sequence[object]],
+    before: Sequence[TreeRow],
+    after: Sequence[TreeRow],
     module: str,
     metric: str,
     *,
@@ -219,8 +212,8 @@ def explanation_lines(
     First the import edges new, gone or moved (:func:`~pytest_importcache.render.edges.edge_lines`,
     ``app.models -> asyncio (new): +12.3ms cumulative``) when both trees are
     known, then the ``modules`` modules whose self cost changed most
-    (``+12.4ms app.heavy (new)``). ``before`` and ``after`` are tree rows
-    ``(module, self, cumulative, importer)`` of the measurement of ``module``;
+    (``+12.4ms app.heavy (new)``). ``before`` and ``after`` are the tree rows
+    of the measurement of ``module``;
     self costs come from them unless ``before_costs``/``after_costs`` are given
     (entries saved before trees were stored kept only their self costs). The
     one explanation of the stored compare, the same-run failure and ``--against``.
@@ -231,9 +224,9 @@ def explanation_lines(
         else []
     )
     if before_costs is None:
-        before_costs = {str(row[0]): float(row[1]) for row in before}  # type: ignore[arg-type]
+        before_costs = {row.name: row.self_cost for row in before}
     if after_costs is None:
-        after_costs = {str(row[0]): float(row[1]) for row in after}  # type: ignore[arg-type]
+        after_costs = {row.name: row.self_cost for row in after}
     return lines + self_time_changes(after_costs, before_costs, modules, metric)
 
 
@@ -268,7 +261,7 @@ def _ratio_cell(record: MeasurementOutcome) -> str:
     """``x1.034`` (``~`` when the interval cannot decide), ``-`` without a baseline."""
     if record.baseline is None:
         return "-"
-    return f"x{record.baseline['ratio']:.3f}" + (NOISE_MARK if record.baseline["noise"] else "")
+    return f"x{record.baseline.ratio:.3f}" + (NOISE_MARK if record.baseline.noise else "")
 
 
 def summary_lines(records: Sequence[MeasurementOutcome]) -> list[str]:
@@ -302,10 +295,10 @@ def summary_lines(records: Sequence[MeasurementOutcome]) -> list[str]:
             notes.append(f"{NOISE_MARK} {record.module} ({label}): {noise}")
         if record.reused is not None:
             measured += REUSED_MARK
-            when = record.reused["counted_at"][:16].replace("T", " ")
+            when = record.reused.counted_at[:16].replace("T", " ")
             notes.append(
                 f"{REUSED_MARK} {record.module} ({label}): reused, counted {when} UTC on "
-                f"{record.reused['counted_on']}"
+                f"{record.reused.counted_on}"
             )
         budget = format_cost(record.budget, record.metric) if record.budget is not None else "-"
         headroom = format_headroom(record.headroom) if record.headroom is not None else "-"
@@ -313,9 +306,9 @@ def summary_lines(records: Sequence[MeasurementOutcome]) -> list[str]:
         ratio = f" {_ratio_cell(record):>7}" if with_baseline else ""
         if record.unjudged:
             unjudged.append(_unjudged_note(record))
-        if record.baseline is not None and record.baseline["noise"]:
+        if record.baseline is not None and record.baseline.noise:
             notes.append(
-                f"{NOISE_MARK} {record.module} ({record.label}) vs base: {record.baseline['noise']}"
+                f"{NOISE_MARK} {record.module} ({record.label}) vs base: {record.baseline.noise}"
             )
         lines.append(
             f"{fit(record.module, width):<{width}} {fit(label, 12):<12} "
@@ -323,11 +316,7 @@ def summary_lines(records: Sequence[MeasurementOutcome]) -> list[str]:
             f"{record.module_count:>7}{ratio} {verdict}"
         )
     revisions = {
-        (
-            record.baseline["revision"],
-            record.baseline["commit"][:12],
-            record.baseline.get("estimator", "pairs"),
-        )
+        (record.baseline.revision, record.baseline.commit[:12], record.baseline.estimator)
         for record in records
         if record.baseline is not None
     }
@@ -347,7 +336,7 @@ def summary_lines(records: Sequence[MeasurementOutcome]) -> list[str]:
             str(name)
             for record in records
             if record.baseline is not None
-            for name in record.baseline.get("served", ())
+            for name in record.baseline.served
         }
     )
     if served:

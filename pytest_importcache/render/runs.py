@@ -8,11 +8,13 @@ import entries are the ones whose ``extra_info`` pytest-importcache wrote.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from pytest_importcache.model.errors import RecordError, RunError
+from pytest_importcache.model.records import SameRunBaseline, TreeRow, cost_number
 
 if TYPE_CHECKING:
     from pytest_importcache.model.outcome import MeasurementOutcome
@@ -44,10 +46,6 @@ SELF_COST_KEYS = {"time": "module_self_seconds", "instructions": "module_self_in
 RUN_GLOB = "[0-9][0-9][0-9][0-9]_*.json"
 
 
-class RunError(ValueError):
-    """A run cannot be found or read; the message names it."""
-
-
 @dataclass(frozen=True)
 class ImportComparison:
     """One import measurement in a baseline run and in a later run.
@@ -66,11 +64,11 @@ class ImportComparison:
     after_self_costs: Mapping[str, float]
     regressed: bool | None = None
     metric: str = "time"
-    # Tree rows (module, self, cumulative, importer) on each side; empty when a
-    # side did not record its tree (runs saved before trees were stored).
+    # Tree rows on each side; empty when a side did not record its tree (runs
+    # saved before trees were stored).
     module: str = ""
-    before_modules: tuple[tuple[str, float, float, str | None], ...] = ()
-    after_modules: tuple[tuple[str, float, float, str | None], ...] = ()
+    before_modules: tuple[TreeRow, ...] = ()
+    after_modules: tuple[TreeRow, ...] = ()
     # The entry's full name (node id and measurement), unique where ``name`` is not.
     fullname: str = ""
 
@@ -82,15 +80,10 @@ class ImportComparison:
 
 def _number(value: object, what: str) -> float:
     """``value`` as a figure (seconds or a count), or :class:`RunError` saying ``what`` holds."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value < 0
-    ):
-        shown = json.dumps(value, default=repr)
-        raise RunError(f"{what} is {shown}, not a non-negative number")
-    return float(value)
+    try:
+        return cost_number(value, what)
+    except RecordError as exc:
+        raise RunError(str(exc)) from None
 
 
 def entry_metric(entry: Mapping[str, Any]) -> str:
@@ -126,23 +119,16 @@ def entry_self_costs(entry: Mapping[str, Any]) -> dict[str, float]:
     }
 
 
-def _tree_row(row: object, where: str) -> tuple[str, float, float, str | None]:
-    """One stored tree row as (name, self, cumulative, importer), or :class:`RunError`."""
-    if not (isinstance(row, list | tuple) and len(row) == 4 and isinstance(row[0], str)):
-        raise RunError(f"{where}: {json.dumps(row, default=repr)[:80]} is not a tree row")
-    name, self_cost, cumulative, importer = row
-    if importer is not None and not isinstance(importer, str):
-        raise RunError(f"{where}: the importer of {name!r} is not a module name")
-    return (
-        name,
-        _number(self_cost, f"{where}: self cost of {name!r}"),
-        _number(cumulative, f"{where}: cumulative cost of {name!r}"),
-        importer,
-    )
+def _tree_row(row: object, where: str) -> TreeRow:
+    """One stored tree row, or :class:`RunError` naming ``where``."""
+    try:
+        return TreeRow.from_json(row, where)
+    except RecordError as exc:
+        raise RunError(str(exc)) from None
 
 
-def entry_tree(entry: Mapping[str, Any]) -> tuple[tuple[str, float, float, str | None], ...] | None:
-    """Every module an import entry recorded as (name, self, cumulative, importer).
+def entry_tree(entry: Mapping[str, Any]) -> tuple[TreeRow, ...] | None:
+    """Every module an import entry recorded, as tree rows.
 
     ``None`` for an entry saved before pytest-importcache stored the tree;
     :class:`RunError` names the entry and the row when the tree is malformed.
@@ -287,7 +273,7 @@ def compare_entry(
     after: float,
     after_self_costs: Mapping[str, float],
     regressed: bool | None = None,
-    after_modules: Sequence[Sequence[object]] = (),
+    after_modules: Sequence[TreeRow] = (),
 ) -> ImportComparison:
     """A measurement (``after``, its ``stat``) against its entry ``before`` in a saved run.
 
@@ -308,7 +294,7 @@ def compare_entry(
         regressed=regressed,
         module=module,
         before_modules=entry_tree(before) or (),
-        after_modules=tuple(_tree_row(row, f"{fullname!r}: after") for row in after_modules),
+        after_modules=tuple(after_modules),
         metric=entry_metric(before),
         fullname=fullname,
     )
@@ -415,20 +401,17 @@ def outcome_from_entry(entry: Mapping[str, Any], where: str) -> MeasurementOutco
         raise RunError(f"{where}: entry {fullname!r} is malformed: {exc}") from None
 
 
-def _same_run_record(record: object, fullname: str) -> dict[str, Any] | None:
-    """An entry's same-run comparison (``extra_info["baseline"]``), its base tree checked.
+def _same_run_record(record: object, fullname: str) -> SameRunBaseline | None:
+    """An entry's same-run comparison (``extra_info["baseline"]``), or :class:`RunError`.
 
     ``None`` for an entry measured without a baseline revision.
     """
     if not isinstance(record, dict):
         return None
-    rows = record.get("base_modules")
-    if rows is not None:
-        where = f"entry {fullname!r}: baseline.base_modules"
-        if not isinstance(rows, list):
-            raise RunError(f"{where} is not a list")
-        record = {**record, "base_modules": [list(_tree_row(row, where)) for row in rows]}
-    return record
+    try:
+        return SameRunBaseline.from_json(record, f"entry {fullname!r}: baseline")
+    except RecordError as exc:
+        raise RunError(str(exc)) from None
 
 
 def run_outcomes(path: Path) -> list[MeasurementOutcome]:

@@ -21,13 +21,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FAKE_ROUNDS_CONFTEST, FakeRoundRunner, MakeTree, fake_rounds, run_tests
-from pytest_importcache.engine.countstore import (
-    CountStore,
-    count_key,
-    input_digest,
-    report_from_json,
-    report_to_json,
-)
+from pytest_importcache.engine.countstore import CountStore, count_key, input_digest
 from pytest_importcache.engine.locate import locate_package
 from pytest_importcache.engine.measurer import Measurer, resolve_python
 from pytest_importcache.model.records import RoundReport
@@ -427,7 +421,7 @@ def test_a_report_survives_the_store(world: Path, tmp_path: Path) -> None:
         description="d",
         metric="instructions",
     )
-    again = report_from_json(json.loads(json.dumps(report_to_json(report))))
+    again = RoundReport.from_json(json.loads(json.dumps(report.to_json())))
     assert again == dataclasses.replace(report, inputs=())
 
 

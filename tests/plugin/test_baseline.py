@@ -10,6 +10,7 @@ from gitrepos import git, make_repo, tree_state
 
 from conftest import make_outcome, quick_ini, write_tree
 from pytest_importcache.cli.main import main
+from pytest_importcache.model.records import SameRunBaseline
 from pytest_importcache.pytest.storage import extra_info
 from pytest_importcache.render.report import summary_lines
 
@@ -127,14 +128,26 @@ def test_bad_settings_are_usage_errors(
     result.stderr.fnmatch_lines([message])
 
 
-def _baseline(ratio: float, noise: str = "", slower: bool = False) -> dict[str, object]:
-    return {
-        "revision": "main",
-        "commit": "0123456789abcdef",
-        "ratio": ratio,
-        "noise": noise,
-        "slower": slower,
-    }
+def _baseline(ratio: float, noise: str = "", slower: bool = False) -> SameRunBaseline:
+    return SameRunBaseline(
+        revision="main",
+        commit="0123456789abcdef",
+        ratio=ratio,
+        low=ratio * 0.99,
+        high=ratio * 1.01,
+        confidence=0.95,
+        method="bootstrap",
+        statistic="min",
+        head=0.01 * ratio,
+        base=0.01,
+        head_values=(0.01 * ratio,),
+        base_values=(0.01,),
+        head_median=0.01 * ratio,
+        base_median=0.01,
+        threshold=0.1,
+        slower=slower,
+        noise=noise,
+    )
 
 
 def test_the_summary_marks_noisy_figures_and_undecided_ratios() -> None:

@@ -21,6 +21,7 @@ import pytest
 
 from conftest import FAKE_ROUNDS_CONFTEST, fake_rounds, quick_ini, write_tree
 from pytest_importcache.model.outcome import MeasurementOutcome
+from pytest_importcache.model.records import TreeRow
 from pytest_importcache.pytest.storage import benchmark_names
 from pytest_importcache.render.report import self_time_changes
 
@@ -343,7 +344,7 @@ def record(nodeid: str, module: str, flavour: str = "warm") -> MeasurementOutcom
         values=(0.1,),
         python_version="3.11.7",
         file="/x.py",
-        modules=((module, 0.1, 0.1, None),),
+        modules=(TreeRow(module, 0.1, 0.1, None),),
     )
 
 
@@ -463,8 +464,8 @@ def test_a_saved_run_gives_back_its_outcomes(project: pytest.Pytester) -> None:
     assert (warm.stat, warm.budget, warm.passed) == ("min", 10.0, True)
     assert warm.statistic == pytest.approx(0.6)
     assert warm.values == pytest.approx((0.6, 0.6, 0.6))
-    assert [row[0] for row in warm.modules] == ["steady.slowpart", "steady"]
-    assert warm.modules[0][3] == "steady"
+    assert [row.name for row in warm.modules] == ["steady.slowpart", "steady"]
+    assert warm.modules[0].importer == "steady"
     assert outcomes["cold"].budget is None
     assert outcomes["cold"].passed is None
 

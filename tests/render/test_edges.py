@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from conftest import tree
 from pytest_importcache.render.edges import EdgeChange, edge_changes, edge_lines
 
-BEFORE = (
+BEFORE = tree(
     ("mylib.core", 0.002, 0.002, "mylib"),
     ("json", 0.001, 0.001, "mylib.cli"),
     ("mylib.cli", 0.001, 0.002, "mylib"),
     ("mylib", 0.001, 0.005, None),
 )
 # mylib.cli now imports asyncio (which pulls in ssl), and no longer json.
-AFTER = (
+AFTER = tree(
     ("mylib.core", 0.002, 0.002, "mylib"),
     ("ssl", 0.004, 0.004, "asyncio"),
     ("asyncio", 0.0083, 0.0123, "mylib.cli"),
@@ -40,7 +41,7 @@ def test_unchanged_trees_have_no_edge_lines() -> None:
 
 def test_a_module_still_loaded_through_another_importer_is_moved_not_gone() -> None:
     # json is now imported first by mylib.core: it moved, it did not come or go.
-    moved = (
+    moved = tree(
         ("json", 0.001, 0.0015, "mylib.core"),
         ("mylib.core", 0.002, 0.0035, "mylib"),
         ("mylib.cli", 0.001, 0.001, "mylib"),
@@ -56,13 +57,13 @@ def test_a_module_still_loaded_through_another_importer_is_moved_not_gone() -> N
 
 # pydantic's tree, in short: typing was first imported by pydantic, now by
 # pydantic._internal; annotated_types is no longer imported at all.
-PYDANTIC_BEFORE = (
+PYDANTIC_BEFORE = tree(
     ("typing", 0.004, 0.004, "pydantic"),
     ("annotated_types", 0.002, 0.002, "pydantic"),
     ("pydantic._internal", 0.003, 0.003, "pydantic"),
     ("pydantic", 0.001, 0.010, None),
 )
-PYDANTIC_AFTER = (
+PYDANTIC_AFTER = tree(
     ("typing", 0.004, 0.004, "pydantic._internal"),
     ("pydantic._internal", 0.003, 0.007, "pydantic"),
     ("pydantic", 0.001, 0.008, None),
@@ -83,7 +84,7 @@ def test_only_a_module_no_longer_loaded_is_gone() -> None:
 
 def test_a_move_into_a_new_subtree_is_named_by_the_new_edge_alone() -> None:
     # typing is now imported by the new pydantic.v2, whose own edge is the cause.
-    after = (
+    after = tree(
         ("typing", 0.004, 0.004, "pydantic.v2"),
         ("pydantic.v2", 0.001, 0.005, "pydantic"),
         ("annotated_types", 0.002, 0.002, "pydantic"),
@@ -102,6 +103,6 @@ def test_the_figure_formatter_and_the_count_are_parameters() -> None:
 
 def test_the_measured_module_and_roots_are_no_edges() -> None:
     # The measured module's own importer (its parent package) is no edge of the import.
-    before = (("pkg.mod", 0.001, 0.001, None),)
-    after = (("pkg.mod", 0.001, 0.001, "pkg"),)
+    before = tree(("pkg.mod", 0.001, 0.001, None))
+    after = tree(("pkg.mod", 0.001, 0.001, "pkg"))
     assert edge_changes(before, after, "pkg.mod") == []

@@ -8,13 +8,21 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FAKE_ROUNDS_CONFTEST, Browser, fake_rounds, make_outcome, quick_ini, write_tree
+from conftest import (
+    FAKE_ROUNDS_CONFTEST,
+    Browser,
+    fake_rounds,
+    make_outcome,
+    quick_ini,
+    tree,
+    write_tree,
+)
 from pytest_importcache.model.outcome import MeasurementOutcome
 from pytest_importcache.render.icicle import icicle_page, layout
 
 # mylib (7 ms) imports mylib.core (3.1 ms: re, enum) and mylib.cli (3 ms: typing, json);
 # typing.io is an alias row of no cost.
-WARM = (
+WARM = tree(
     ("re._parser", 0.0006, 0.0006, "re"),
     ("re._compiler", 0.0004, 0.0004, "re"),
     ("re", 0.0003, 0.0013, "mylib.core"),
@@ -27,7 +35,7 @@ WARM = (
     ("mylib.cli", 0.0006, 0.003, "mylib"),
     ("mylib", 0.0009, 0.007, None),
 )
-COLD = tuple((name, own * 3, total * 3, importer) for name, own, total, importer in WARM)
+COLD = tree(*((row.name, row.self_cost * 3, row.cumulative_cost * 3, row.importer) for row in WARM))
 HOSTILE = "a<b>&\"q'"
 
 
@@ -84,7 +92,7 @@ def test_boxes_are_as_wide_as_their_cumulative_share() -> None:
 def test_children_costing_more_than_their_importer_are_scaled_into_it() -> None:
     # Medians need not add up: 2 + 2 ms of children under a 3 ms importer.
     rows = (("a", 0.002, 0.002, "top"), ("b", 0.002, 0.002, "top"), ("top", 0.0, 0.003, None))
-    boxes, _, _ = layout("top", rows)
+    boxes, _, _ = layout("top", tree(*rows))
     children = [box for box in boxes if box.depth == 1]
     assert sum(box.width for box in children) == pytest.approx(1.0)
     assert children[1].x + children[1].width <= 1.0 + 1e-12
@@ -92,14 +100,14 @@ def test_children_costing_more_than_their_importer_are_scaled_into_it() -> None:
 
 def test_an_empty_tree_and_an_all_zero_tree_draw_nothing() -> None:
     assert layout("m", ()) == ([], 0.0, 0)
-    assert layout("m", (("m", 0.0, 0.0, None), ("n", 0.0, 0.0, "m"))) == ([], 0.0, 2)
+    assert layout("m", tree(("m", 0.0, 0.0, None), ("n", 0.0, 0.0, "m"))) == ([], 0.0, 2)
     page = icicle_page([make_outcome(modules=())])
     assert "no module with a cost to draw" in page
 
 
 def test_an_importer_cycle_does_not_hang_the_layout() -> None:
     rows = (("a", 0.001, 0.002, "b"), ("b", 0.001, 0.002, "a"), ("m", 0.001, 0.001, None))
-    boxes, _, _ = layout("m", rows)
+    boxes, _, _ = layout("m", tree(*rows))
     assert [box.name for box in boxes] == ["m"]
 
 
@@ -107,7 +115,7 @@ def test_thousands_of_modules_lay_out_inside_their_importers() -> None:
     rows: list[tuple[str, float, float, str | None]] = [("big", 0.0, 1.0, None)]
     rows += [(f"big.m{index}", 0.0002, 0.0002, "big") for index in range(2500)]
     rows += [(f"big.m{index}.sub", 0.0001, 0.0001, f"big.m{index}") for index in range(2500)]
-    boxes, _, dropped = layout("big", rows)
+    boxes, _, dropped = layout("big", tree(*rows))
     assert (len(boxes), dropped) == (5001, 0)
     for box in boxes:
         assert box.x >= 0.0
@@ -355,8 +363,8 @@ def test_the_diff_icicle_marks_new_modules_and_lists_gone_ones(
 ) -> None:
     # The baseline had no json (nor json.decoder) but argparse under mylib.cli.
     before = (
-        *(row for row in WARM if not row[0].startswith("json")),
-        ("argparse", 0.001, 0.001, "mylib.cli"),
+        *(row for row in WARM if not row.name.startswith("json")),
+        *tree(("argparse", 0.001, 0.001, "mylib.cli")),
     )
     page = tmp_path / "diff.html"
     page.write_text(icicle_page(outcomes()[:2], [None, ("0001_base.json", before)]))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FAKE_ROUNDS_CONFTEST, fake_rounds, make_outcome, quick_ini, write_tree
+from conftest import FAKE_ROUNDS_CONFTEST, fake_rounds, make_outcome, quick_ini, tree, write_tree
 from pytest_importcache.render.markdown import MAX_ROWS, code, escape, markdown_summary
 
 EXPECTED = Path(__file__).parent.parent / "data" / "markdown_expected.md"
@@ -177,13 +177,13 @@ def test_a_moved_import_is_named_with_its_former_importer() -> None:
         before_self_costs={},
         after_self_costs={},
         module="m",
-        before_modules=(
+        before_modules=tree(
             ("json", 0.001, 0.001, "m.a"),
             ("m.a", 0.0, 0.001, "m"),
             ("m.b", 0.0, 0.0, "m"),
             ("m", 0.009, 0.01, None),
         ),
-        after_modules=(
+        after_modules=tree(
             ("json", 0.002, 0.002, "m.b"),
             ("m.a", 0.0, 0.0, "m"),
             ("m.b", 0.0, 0.002, "m"),

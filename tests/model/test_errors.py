@@ -1,0 +1,78 @@
+"""One error base: ``except ImportCacheError`` catches every error the package defines."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+
+import pytest
+
+import pytest_importcache
+from pytest_importcache.model.errors import ImportCacheError
+
+# Not errors: warnings, and the interrupt that must pass ``except Exception``
+# (a KeyboardInterrupt, as SIGTERM and SIGHUP arrive).
+NOT_ERRORS = (Warning,)
+# The command line is being split into one module per subcommand; its UsageError
+# joins the base with that change (delete this entry then: strict xfail says when).
+PENDING = {"pytest_importcache.cli.main.UsageError"}
+
+
+def _defined_exceptions() -> list[type[BaseException]]:
+    """Every exception class defined in a module of the package (``__main__`` aside)."""
+    found: dict[str, type[BaseException]] = {}
+    for info in pkgutil.walk_packages(pytest_importcache.__path__, "pytest_importcache."):
+        if info.name.endswith("__main__"):
+            continue
+        module = importlib.import_module(info.name)
+        for _, value in inspect.getmembers(module, inspect.isclass):
+            if issubclass(value, BaseException) and value.__module__ == module.__name__:
+                found[f"{value.__module__}.{value.__qualname__}"] = value
+    return [found[name] for name in sorted(found)]
+
+
+EXCEPTIONS = _defined_exceptions()
+
+
+def test_the_walk_finds_the_errors_of_every_layer() -> None:
+    names = {error.__name__ for error in EXCEPTIONS}
+    assert {"BudgetError", "RunError", "RecordError", "LocateError", "UsageError"} <= names
+    assert "MeasurementStopped" in names
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        pytest.param(
+            error,
+            marks=pytest.mark.xfail(
+                strict=True, reason="cli's UsageError moves to the base with the cli split"
+            ),
+        )
+        if f"{error.__module__}.{error.__qualname__}" in PENDING
+        else error
+        for error in EXCEPTIONS
+        if issubclass(error, Exception) and not issubclass(error, NOT_ERRORS)
+    ],
+    ids=lambda error: f"{error.__module__}.{error.__qualname__}",
+)
+def test_every_error_of_the_package_derives_from_the_base(error: type[Exception]) -> None:
+    assert issubclass(error, ImportCacheError)
+
+
+def test_errors_long_caught_as_value_errors_still_are() -> None:
+    from pytest_importcache.model.errors import BudgetError, RecordError, RunError
+    from pytest_importcache.model.units import BudgetError as units_budget_error
+    from pytest_importcache.render.runs import RunError as runs_run_error
+
+    assert units_budget_error is BudgetError
+    assert runs_run_error is RunError
+    for error in (BudgetError, RunError, RecordError):
+        assert issubclass(error, ValueError)
+
+
+def test_the_interrupt_is_no_exception() -> None:
+    from pytest_importcache.engine.lifecycle import RoundsInterrupted
+
+    assert not issubclass(RoundsInterrupted, Exception)
