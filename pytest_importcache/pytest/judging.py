@@ -138,7 +138,7 @@ class BudgetCheck:
             # judge() takes max_modules and forbid from the warm measurement when there is one.
             untimed = keys.get("warm") or keys["cold"]
             verdicts += [
-                (keys.get(verdict.kind, untimed), verdict)  # type: ignore[call-overload]
+                (keys.get(verdict.kind, untimed), verdict)  # type: ignore[arg-type]
                 for verdict in judge(budget, results, stat=stat, scale=scale)
             ]
         return verdicts
