@@ -43,9 +43,27 @@ if TYPE_CHECKING:
     from .lookahead import CountAhead
     from .scales import BudgetScales
 
-__all__ = ["ENFORCER_KEY", "BudgetEnforcer", "ImportEnvFactory"]
+__all__ = ["ENFORCER_KEY", "BudgetEnforcer", "ImportEnvFactory", "count_store"]
 
 ENFORCER_KEY = pytest.StashKey["BudgetEnforcer"]()
+
+
+def count_store(config: pytest.Config, settings: Settings) -> CountStore | None:
+    """The store ``importcache_store`` names, or ``None`` for the per-user one, maybe fresh."""
+    if settings.store is None and not settings.fresh:
+        return None
+    # Only a run that measures pays for the engine (pytest start-up stays cheap).
+    from pytest_importcache.engine.cache import (  # noqa: PLC0415 - start-up cost
+        default_cache_dir,
+    )
+    from pytest_importcache.engine.countstore import (  # noqa: PLC0415 - start-up cost
+        CountStore,
+        default_store_path,
+    )
+
+    if settings.store is None:
+        return CountStore(default_store_path(default_cache_dir()), fresh=True)
+    return CountStore(config.invocation_params.dir / settings.store, fresh=settings.fresh)
 
 
 class ImportEnvFactory:
@@ -154,32 +172,15 @@ class BudgetEnforcer:
         observers = self._observers(item, recording=recording)
         if self.round_runner is None:
             return Measurer(
-                lock=self._timed_lock, observers=observers, count_store=self.count_store()
+                lock=self._timed_lock,
+                observers=observers,
+                count_store=count_store(self.config, self.settings),
             )
         return Measurer(
             lock=self._timed_lock,
             observers=observers,
             round_runner=self.round_runner,
-            count_store=self.count_store(),
-        )
-
-    def count_store(self) -> CountStore | None:
-        """The store ``importcache_store`` names, or ``None`` for the per-user one, maybe fresh."""
-        if self.settings.store is None and not self.settings.fresh:
-            return None
-        # Only a run that measures pays for the engine (pytest start-up stays cheap).
-        from pytest_importcache.engine.cache import (  # noqa: PLC0415 - start-up cost
-            default_cache_dir,
-        )
-        from pytest_importcache.engine.countstore import (  # noqa: PLC0415 - start-up cost
-            CountStore,
-            default_store_path,
-        )
-
-        if self.settings.store is None:
-            return CountStore(default_store_path(default_cache_dir()), fresh=True)
-        return CountStore(
-            self.config.invocation_params.dir / self.settings.store, fresh=self.settings.fresh
+            count_store=count_store(self.config, self.settings),
         )
 
     def counting(self) -> CountAhead:
@@ -188,7 +189,10 @@ class BudgetEnforcer:
             from .lookahead import CountAhead  # noqa: PLC0415 - start-up cost (the engine)
 
             self._count_ahead = CountAhead(
-                self.config, self.settings, self.round_runner, self.count_store
+                self.config,
+                self.settings,
+                self.round_runner,
+                functools.partial(count_store, self.config, self.settings),
             )
         return self._count_ahead
 
