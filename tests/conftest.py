@@ -199,7 +199,7 @@ class FakeRoundRunner:
 
 
 # A pytester project's conftest that feeds fixed rounds to the plugin through its
-# seam (BudgetEnforcer.round_runner): no interpreter starts, no import sleeps.
+# hook (pytest_importcache_round_runner): no interpreter starts, no import sleeps.
 # Each module's round time and the submodules it loads (with their own time) are
 # read from fake_rounds.json beside the conftest, at every round, so a test can
 # make an import "slower" between two runs by rewriting that file.
@@ -207,9 +207,7 @@ FAKE_ROUNDS_CONFTEST = """
 import json
 from pathlib import Path
 
-import pytest
 
-from pytest_importcache.pytest.enforcer import ENFORCER_KEY
 from pytest_importcache.model.records import RoundReport, TracedImport
 
 TABLE = Path(__file__).with_name("fake_rounds.json")
@@ -240,9 +238,8 @@ def fake_round(
     )
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_configure(config):
-    config.stash[ENFORCER_KEY].round_runner = fake_round
+def pytest_importcache_round_runner(config):
+    return fake_round
 """
 
 

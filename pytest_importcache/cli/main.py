@@ -816,7 +816,7 @@ def _calibrate(arguments: argparse.Namespace) -> int:
 
 
 def _compare(arguments: argparse.Namespace) -> int:
-    from pytest_importcache.pytest.storage import CompareFailCheck
+    from pytest_importcache.pytest.benchmark import CompareFailCheck
     from pytest_importcache.render.report import regression_lines
     from pytest_importcache.render.runs import RunError, compare_runs, load_run
 

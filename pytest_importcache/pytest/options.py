@@ -10,13 +10,15 @@ import contextlib
 import errno
 import math
 import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import pytest
 
+from pytest_importcache.engine.reference import Calibration
 from pytest_importcache.model.spec import (
     DEFAULT_INSTRUCTION_ROUNDS,
     DEFAULT_INSTRUCTION_WARMUP,
@@ -36,9 +38,6 @@ from pytest_importcache.model.spec import (
 )
 from pytest_importcache.model.stats import as_statistic
 from pytest_importcache.model.units import BudgetError, parse_duration, parse_percentage
-
-if TYPE_CHECKING:
-    from pytest_importcache.engine.reference import Calibration
 
 #: The slowdown against ``importcache_baseline`` that fails a test, by default.
 DEFAULT_BASELINE_FAIL = DEFAULT_SLOWDOWN_THRESHOLD
@@ -124,8 +123,6 @@ def parse_scale(text: str) -> float | Literal["auto"]:
 
 def parse_calibration(text: str) -> Calibration | None:
     """The line ``pytest-importcache calibrate`` prints, or nothing."""
-    from pytest_importcache.engine.reference import Calibration
-
     return Calibration.parse(text) if text.strip() else None
 
 
@@ -411,8 +408,6 @@ def unwritable_reason(directory: Path) -> str | None:
     which this process can create a file, which a short-lived probe file
     checks (``os.access`` would not see a read-only file system).
     """
-    import tempfile
-
     existing = directory
     try:
         while not existing.exists():

@@ -29,9 +29,16 @@ _MARKER_HELP = (
 )
 
 
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    """Register the hook a test suite implements to feed its own rounds."""
+    from . import hooks  # noqa: PLC0415 - cheap entry point: loaded when pytest asks
+
+    pluginmanager.add_hookspecs(hooks)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     """Register every ``--importcache-*`` flag and ``importcache_*`` ini key."""
-    from .options import add_options
+    from .options import add_options  # noqa: PLC0415 - cheap entry point: loaded when pytest asks
 
     add_options(parser)
 
@@ -45,11 +52,12 @@ def pytest_configure(config: pytest.Config) -> None:
     :class:`~pytest_importcache.pytest.reporter.OutcomeReporter`, and with pytest-xdist
     the hooks that hand the run directory to workers.
     """
-    from pytest_importcache.model.budget import MARKER_SIGNATURE
+    # The entry point stays cheap to import: what configure needs is loaded here.
+    from pytest_importcache.model.budget import MARKER_SIGNATURE  # noqa: PLC0415 - cheap entry point
 
-    from .enforcer import ENFORCER_KEY, BudgetEnforcer
-    from .options import read_settings
-    from .runpaths import RunPaths
+    from .enforcer import ENFORCER_KEY, BudgetEnforcer  # noqa: PLC0415 - cheap entry point
+    from .options import read_settings  # noqa: PLC0415 - cheap entry point
+    from .runpaths import RunPaths  # noqa: PLC0415 - cheap entry point
 
     config.addinivalue_line("markers", _MARKER_HELP.format(signature=MARKER_SIGNATURE))
     settings = read_settings(config)
@@ -58,16 +66,18 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[ENFORCER_KEY] = enforcer
     config.pluginmanager.register(enforcer, "importcache-enforcer")
     if hasattr(config, "workerinput"):
-        from pytest_importcache.engine.lifecycle import end_rounds_when_parent_exits
+        from pytest_importcache.engine.lifecycle import (  # noqa: PLC0415 - workers only
+            end_rounds_when_parent_exits,
+        )
 
         # SIGTERM or SIGKILL to the controller reaches no worker: its rounds end when it does.
         end_rounds_when_parent_exits()
         return
-    from .reporter import OutcomeReporter
+    from .reporter import OutcomeReporter  # noqa: PLC0415 - cheap entry point
 
     config.pluginmanager.register(OutcomeReporter(config, settings), "importcache-reporter")
     if config.pluginmanager.hasplugin("xdist"):
-        from .xdist import RunDirectoryForWorkers
+        from .xdist import RunDirectoryForWorkers  # noqa: PLC0415 - only with pytest-xdist
 
         config.pluginmanager.register(RunDirectoryForWorkers(paths), "importcache-xdist")
 
@@ -79,7 +89,7 @@ def import_env_factory(request: pytest.FixtureRequest) -> ImportEnvFactory:
     Environments use the run's settings (rounds, warm-up, timeout), share the
     per-user cache of copies, and record every measurement like a marker's.
     """
-    from .enforcer import ENFORCER_KEY, ImportEnvFactory
+    from .enforcer import ENFORCER_KEY, ImportEnvFactory  # noqa: PLC0415 - cheap entry point
 
     return ImportEnvFactory(request.config.stash[ENFORCER_KEY], request.node)
 

@@ -13,17 +13,19 @@ from __future__ import annotations
 import os
 from collections.abc import Generator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
-from .enforcer import REPORT_ATTRIBUTE
 from .options import Settings
+from .recording import REPORT_ATTRIBUTE
 
 if TYPE_CHECKING:
     from pytest_importcache.model.outcome import MeasurementOutcome
     from pytest_importcache.render.icicle import Baseline
     from pytest_importcache.render.runs import ImportComparison
+
+    from .benchmark import CountsOutOfBenchmarkTable
 
 __all__ = ["OutcomeReporter"]
 
@@ -40,9 +42,13 @@ class OutcomeReporter:
         self.report_problem = ""
         self.report_lost = False
         self.markdown_paths: list[Path] = []
-        self.counts_left_out = 0
+        self.counts_table: CountsOutOfBenchmarkTable | None = None
         if config.pluginmanager.hasplugin("benchmark"):  # its hooks are known
-            config.pluginmanager.register(_CountsOutOfBenchmarkTable(self), "importcache-counts")
+            # pytest-benchmark is loaded already; the adapter's hook must be known before it runs.
+            from .benchmark import CountsOutOfBenchmarkTable  # noqa: PLC0415 - start-up cost
+
+            self.counts_table = CountsOutOfBenchmarkTable()
+            config.pluginmanager.register(self.counts_table, "importcache-counts")
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Collect the outcomes a report carries.
@@ -54,7 +60,9 @@ class OutcomeReporter:
             return
         carried = getattr(report, REPORT_ATTRIBUTE, None)
         if carried:
-            from pytest_importcache.model.outcome import MeasurementOutcome
+            from pytest_importcache.model.outcome import (  # noqa: PLC0415 - start-up cost
+                MeasurementOutcome,
+            )
 
             self.outcomes.extend(MeasurementOutcome.from_json(entry) for entry in carried)
 
@@ -67,32 +75,36 @@ class OutcomeReporter:
         is one line in the summary, and what the run measured is still shown.
         """
         if self.outcomes:
-            from .storage import publish
+            from .benchmark import publish  # noqa: PLC0415 - start-up cost
 
             self.comparisons = publish(self.config, self.outcomes, stat=self.settings.stat)
             if self.settings.report is not None:
                 self._write_html(self.config.invocation_params.dir / self.settings.report)
             self._write_markdown()
         yield
-        from .storage import storage_problems
-
-        if (self.report_lost or storage_problems(self.config)) and session.exitstatus == 0:
+        if (self.report_lost or self._storage_problems()) and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def _storage_problems(self) -> list[str]:
+        """What went wrong handing the outcomes to pytest-benchmark (nothing without outcomes)."""
+        if not self.outcomes:
+            return []
+        from .benchmark import storage_problems  # noqa: PLC0415 - start-up cost
+
+        return storage_problems(self.config)
 
     def _notes(self) -> list[tuple[str, bool]]:
         """The lines under the summary table: files written, problems (``True``), pointers."""
-        from .storage import storage_problems
-
         notes = []
         if self.report_path is not None:
             notes.append((f"import trees written to {self.report_path}", False))
         if self.report_problem:
             notes.append((self.report_problem, True))
-        notes += [(problem, True) for problem in storage_problems(self.config)]
+        notes += [(problem, True) for problem in self._storage_problems()]
         notes += [
             (f"import budgets' markdown written to {path}", False) for path in self.markdown_paths
         ]
-        if self.counts_left_out:
+        if self.counts_table is not None and self.counts_table.counts_left_out:
             notes.append(
                 (
                     "instruction counts are in this table, not in pytest-benchmark's (whose "
@@ -120,7 +132,9 @@ class OutcomeReporter:
             targets.append((Path(step_summary), "a"))
         if not targets:
             return
-        from pytest_importcache.render.markdown import markdown_summary
+        from pytest_importcache.render.markdown import (  # noqa: PLC0415 - start-up cost
+            markdown_summary,
+        )
 
         text = markdown_summary(self.outcomes, self.slower())
         for path, mode in targets:
@@ -141,9 +155,11 @@ class OutcomeReporter:
         A same-run revision (``importcache_baseline``) comes first; otherwise the
         ``--benchmark-compare`` run's entry.
         """
-        from pytest_importcache.render.icicle import same_run_baseline
+        from pytest_importcache.render.icicle import (  # noqa: PLC0415 - start-up cost
+            same_run_baseline,
+        )
 
-        from .storage import benchmark_names
+        from .storage import benchmark_names  # noqa: PLC0415 - start-up cost
 
         # By full name: two test files may hold tests of the same name.
         by_name = {
@@ -162,7 +178,7 @@ class OutcomeReporter:
         ]
 
     def _write_html(self, path: Path) -> None:
-        from pytest_importcache.render.icicle import icicle_page
+        from pytest_importcache.render.icicle import icicle_page  # noqa: PLC0415 - start-up cost
 
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -182,7 +198,11 @@ class OutcomeReporter:
         """
         if not self.outcomes:
             return
-        from pytest_importcache.render.report import regression_lines, scale_line, summary_lines
+        from pytest_importcache.render.report import (  # noqa: PLC0415 - start-up cost
+            regression_lines,
+            scale_line,
+            summary_lines,
+        )
 
         terminalreporter.write_sep("-", "import budgets")
         scaled = scale_line(self.outcomes)
@@ -198,53 +218,3 @@ class OutcomeReporter:
             terminalreporter.write_sep("-", f"slower imports than {slower[0].source}")
             for line in regression_lines(slower):
                 terminalreporter.write_line(line)
-
-
-class _CountsOutOfBenchmarkTable:
-    """Keeps instruction counts out of pytest-benchmark's table, which reads every figure as time.
-
-    Only the table: the entries are saved, written to ``--benchmark-json`` and
-    compared (``--benchmark-compare``, ``--benchmark-compare-fail``) as before.
-    """
-
-    def __init__(self, reporter: OutcomeReporter) -> None:
-        self.reporter = reporter
-        self.emptied = False
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_benchmark_group_stats(
-        self, config: pytest.Config, benchmarks: object, group_by: str
-    ) -> Generator[None, list[tuple[str, list[Any]]], list[tuple[str, list[Any]]]]:
-        """The groups pytest-benchmark will show, without instruction counts."""
-        groups = yield
-        kept = []
-        for name, entries in groups:
-            timed = [entry for entry in entries if not _is_count(entry)]
-            self.reporter.counts_left_out += len(entries) - len(timed)
-            if timed:
-                kept.append((name, timed))
-        self.emptied = bool(groups) and not kept
-        return kept
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        """Judge ``--benchmark-compare-fail`` when only counts were measured.
-
-        pytest-benchmark judges it while showing its table, and shows no table
-        without groups.
-        """
-        if self.emptied:
-            from .storage import benchmark_session
-
-            session = benchmark_session(terminalreporter.config)
-            if session is not None:
-                session.check_regressions()
-
-
-def _is_count(entry: Any) -> bool:
-    """Whether a benchmark (a dict, or pytest-benchmark's Metadata) holds instruction counts."""
-    if isinstance(entry, dict):
-        info = entry.get("extra_info")
-    else:
-        info = getattr(entry, "extra_info", None)
-    return isinstance(info, dict) and info.get("metric") == "instructions"

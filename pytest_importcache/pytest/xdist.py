@@ -23,5 +23,5 @@ class RunDirectoryForWorkers:
         self.paths = paths
 
     def pytest_configure_node(self, node: Any) -> None:
-        """Put the run directory into the worker's ``workerinput``."""
-        node.workerinput[WORKERINPUT_KEY] = str(self.paths.run_dir)
+        """Put the run directory's path into the worker's ``workerinput`` (made when first used)."""
+        node.workerinput[WORKERINPUT_KEY] = str(self.paths.chosen_dir)

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import busy_cores, coefficient_of_variation, make_package, print_table, stop
 
 from pytest_importcache import ImportEnv
-from pytest_importcache.pytest.storage import CompareFailCheck
+from pytest_importcache.pytest.benchmark import CompareFailCheck
 
 SYNTHETIC = "benchpkg"
 

@@ -29,17 +29,15 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 
-import pytest_importcache.pytest.enforcer as enforcer_module
-from pytest_importcache.pytest.enforcer import ENFORCER_KEY
+import pytest_importcache.pytest.lookahead as lookahead_module
 from pytest_importcache.model.errors import ImportRaisedError
 from pytest_importcache.model.records import RoundReport, TracedImport
 
 STATE = {"counting": 0, "most": 0, "overlap": 0, "rounds": 0}
 LOCK = threading.Lock()
 LOG = Path(__file__).with_name("concurrency.json")
-enforcer_module.PROGRESS_AFTER = 0.2
+lookahead_module.PROGRESS_AFTER = 0.2
 
 
 def slow_round(
@@ -76,9 +74,8 @@ def slow_round(
             LOG.write_text(json.dumps(STATE))
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_configure(config):
-    config.stash[ENFORCER_KEY].round_runner = slow_round
+def pytest_importcache_round_runner(config):
+    return slow_round
 """
 
 FOUR_COUNTED = """

@@ -86,7 +86,7 @@ def test_under_xdist_the_scale_line_shows_and_nothing_is_left_in_tmpdir(
 
 
 def test_the_command_lines_fail_threshold_is_pytest_benchmarks_own() -> None:
-    from pytest_importcache.pytest.storage import CompareFailCheck
+    from pytest_importcache.pytest.benchmark import CompareFailCheck
 
     percent = CompareFailCheck("median:10%")
     assert (percent.stat, str(percent)) == ("median", "median:10%")

@@ -625,3 +625,23 @@ def test_without_the_tmpdir_plugin_a_run_leaves_no_directory_behind(
     result.assert_outcomes(passed=1)
     # Only the bounded, per-user cache of copies remains.
     assert [path.name for path in temp.iterdir()] == [f"pytest-importcache-{os.getuid()}"]
+
+
+def test_what_was_measured_before_a_failed_measurement_is_still_reported(
+    fake_project: pytest.Pytester,
+) -> None:
+    result = run_tests(
+        fake_project,
+        """
+        import pytest
+
+        @pytest.mark.import_budget("sleepy", warm="10s")
+        @pytest.mark.import_budget("nowhere_to_be_found", warm="10s")
+        def test_two_modules():
+            pass
+        """,
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*import_budget('nowhere_to_be_found'): *"])
+    # sleepy was measured first: its rounds are reported, not judged.
+    result.stdout.re_match_lines([r"-+ import budgets -+", r".*", r"sleepy +warm +300ms +- .*"])

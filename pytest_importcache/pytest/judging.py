@@ -1,0 +1,206 @@
+"""Measuring a test's budgets and judging them, before the test body runs.
+
+Each measurement the budgets need is taken once (counted ones from the
+look-ahead pool, timed ones against the baseline revision when one is set),
+every budget is judged, and each measurement is recorded with its verdict
+and same-run baseline as it is made. An overspent budget, or a slowdown
+past ``importcache_baseline_fail``, fails the test with one readable text.
+Imported at the first budgeted test (the engine is not part of pytest's start-up).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import pytest
+
+from pytest_importcache.engine.against import measure_against
+from pytest_importcache.engine.measurer import Measurer
+from pytest_importcache.model.budget import MARKER_NAME, ImportBudget, Verdict, judge
+from pytest_importcache.model.comparison import Comparison
+from pytest_importcache.model.errors import ImportCacheError, LocateError
+from pytest_importcache.model.outcome import baseline_record
+from pytest_importcache.model.records import TreeRow
+from pytest_importcache.model.result import ImportResult
+from pytest_importcache.model.spec import MeasurementSpec, measurement_suffix, metric_label
+from pytest_importcache.render.report import (
+    BaselineLookup,
+    baseline_failure_text,
+    failure_text,
+    unjudged_line,
+)
+
+from .benchmark import baseline_tree
+from .markers import MeasurementKey, measurement_keys, specs_for, timed_keys
+from .options import Settings
+from .recording import RecordedMeasurement, record
+from .scales import BudgetScales
+
+__all__ = ["BudgetCheck"]
+
+
+@dataclass
+class BudgetCheck:
+    """One test's budgets: measured, judged, recorded; the test fails on an overspent one.
+
+    ``measurer`` takes the timed measurements (its observers do not record:
+    this check records each measurement with its verdict); ``count`` hands a
+    counted one over from the look-ahead pool.
+    """
+
+    item: pytest.Item
+    budgets: list[ImportBudget]
+    settings: Settings
+    measurer: Measurer
+    count: Callable[[MeasurementSpec], ImportResult]
+    scales: BudgetScales
+
+    def run(self) -> None:
+        """Measure, judge and record every budget; fail the test on any overspent one.
+
+        With ``importcache_baseline``, every timed measurement is taken against
+        the revision too (rounds interleaved), and a slowdown past
+        ``importcache_baseline_fail`` fails the test as well.
+        """
+        measured: dict[MeasurementKey, ImportResult] = {}
+        comparisons: dict[MeasurementKey, Comparison] = {}
+        try:
+            self._measure_budgets(measured, comparisons)
+            verdicts = self._judge(measured)
+        except BaseException:
+            # What was measured before the failure is still reported, unjudged.
+            for result in measured.values():
+                record(self.item, RecordedMeasurement(result, stat=self.settings.stat))
+            raise
+        recorded = self._records(measured, comparisons, verdicts)
+        for entry in recorded:
+            record(self.item, entry)
+        threshold = self.settings.baseline_fail
+        failures = [verdict for _, verdict in verdicts if not verdict.passed]
+        slower = [each for each in comparisons.values() if each.slower(threshold)]
+        if failures or slower:
+            blocks = [failure_text(failures, self._baseline_lookup())] if failures else []
+            blocks += [baseline_failure_text(comparison, threshold) for comparison in slower]
+            blocks += _unjudged_lines(recorded)
+            pytest.fail("\n\n".join(blocks), pytrace=False)
+
+    def _measure_budgets(
+        self,
+        measured: dict[MeasurementKey, ImportResult],
+        comparisons: dict[MeasurementKey, Comparison],
+    ) -> None:
+        """Every measurement the budgets need; timed ones against the baseline, if set."""
+        timed = timed_keys(self.budgets)
+        for key, spec in specs_for(self.budgets, self.settings).items():
+            if self.settings.baseline is not None and key in timed:
+                comparisons[key] = self._compare(spec)
+                measured[key] = comparisons[key].head
+            else:
+                measured[key] = self._measure(spec)
+
+    def _measure(self, spec: MeasurementSpec) -> ImportResult:
+        """Measure ``spec``; a failed measurement fails the test in one line."""
+        try:
+            if spec.metric == "instructions":
+                return self.count(spec)
+            return self.measurer.measure(spec)
+        except ImportCacheError as exc:
+            problem = f"{MARKER_NAME}({spec.module!r}): {exc}"
+        pytest.fail(problem, pytrace=False)
+
+    def _compare(self, spec: MeasurementSpec) -> Comparison:
+        """Measure ``spec`` against the baseline revision; a failure fails the test in one line."""
+        assert self.settings.baseline is not None
+        try:
+            return measure_against(self.measurer, spec, self.settings.baseline)
+        except LocateError as exc:
+            # The working tree's module is not found: no fault of the baseline's.
+            problem = f"{MARKER_NAME}({spec.module!r}): {str(exc).splitlines()[0]}"
+        except ImportCacheError as exc:
+            problem = (
+                f"{MARKER_NAME}({spec.module!r}): baseline {self.settings.baseline}: "
+                f"{str(exc).splitlines()[0]}"
+            )
+        pytest.fail(problem, pytrace=False)
+
+    def _judge(
+        self, measured: dict[MeasurementKey, ImportResult]
+    ) -> list[tuple[MeasurementKey, Verdict]]:
+        """Every budget's verdicts, in order, each with the measurement it was judged on."""
+        verdicts: list[tuple[MeasurementKey, Verdict]] = []
+        for budget in self.budgets:
+            keys = measurement_keys(budget)
+            results = {flavour: measured[key] for flavour, key in keys.items()}
+            stat = budget.stat or self.settings.stat
+            # Only time budgets scale: module and instruction counts do not vary by machine.
+            scaled = bool(budget.timed_flavours) and budget.metric == "time"
+            scale = self.scales.get_or_fail() if scaled else 1.0
+            # judge() takes max_modules and forbid from the warm measurement when there is one.
+            untimed = keys.get("warm") or keys["cold"]
+            verdicts += [
+                (keys.get(verdict.kind, untimed), verdict)  # type: ignore[arg-type]
+                for verdict in judge(budget, results, stat=stat, scale=scale)
+            ]
+        return verdicts
+
+    def _records(
+        self,
+        measured: dict[MeasurementKey, ImportResult],
+        comparisons: dict[MeasurementKey, Comparison],
+        verdicts: list[tuple[MeasurementKey, Verdict]],
+    ) -> list[RecordedMeasurement]:
+        """One record per measurement, with its tightest timed verdict and same-run baseline."""
+        unjudged: dict[MeasurementKey, str] = {}
+        for budget in self.budgets:
+            keys = measurement_keys(budget)
+            for flavour, text in budget.unjudged:
+                unjudged.setdefault(keys[flavour], text)  # type: ignore[index]
+        threshold = self.settings.baseline_fail
+        recorded = []
+        for key, result in measured.items():
+            own = [verdict for judged, verdict in verdicts if judged == key]
+            timed = [verdict for verdict in own if verdict.kind in ("cold", "warm")]
+            tightest = min(timed, key=lambda verdict: verdict.limit) if timed else None
+            comparison = comparisons.get(key)
+            recorded.append(
+                RecordedMeasurement(
+                    result,
+                    stat=self.settings.stat if tightest is None else tightest.stat,
+                    timed=bool(timed) or bool(unjudged.get(key)) if own else True,
+                    budget=None if tightest is None else tightest.limit,
+                    passed=all(verdict.passed for verdict in own) if own else None,
+                    scale=1.0 if tightest is None else tightest.scale,
+                    baseline=(
+                        None if comparison is None else baseline_record(comparison, threshold)
+                    ),
+                    unjudged=unjudged.get(key, ""),
+                )
+            )
+        return recorded
+
+    def _baseline_lookup(self) -> BaselineLookup:
+        """Find a result's tree in the ``--benchmark-compare`` baseline by its full name."""
+        config, nodeid = self.item.config, self.item.nodeid
+
+        def lookup(
+            result: ImportResult,
+        ) -> tuple[str, Sequence[TreeRow]] | None:
+            suffix = measurement_suffix(result.module, result.label, result.metric)
+            return baseline_tree(config, f"{nodeid}[{suffix}]")
+
+        return lookup
+
+
+def _unjudged_lines(recorded: list[RecordedMeasurement]) -> list[str]:
+    """For a failure text: what to write for budgets measured in the other unit, not judged."""
+    lines = []
+    for entry in recorded:
+        if entry.unjudged:
+            result = entry.result
+            label = metric_label(result.label, result.metric).replace("instructions", "instr")
+            statistic = result.statistic(entry.stat)
+            lines.append(
+                unjudged_line(result.module, label, entry.unjudged, statistic, result.metric)
+            )
+    return lines
