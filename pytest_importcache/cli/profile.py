@@ -16,31 +16,22 @@ with 1 when, for any flavour, the whole interval lies above ``1 + PCT``.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-import warnings
 from pathlib import Path
 
-from pytest_importcache.engine.locate import ImportLocationWarning
-from pytest_importcache.model.comparison import Comparison
 from pytest_importcache.model.spec import (
     DEFAULT_INSTRUCTION_ROUNDS,
     DEFAULT_INSTRUCTION_WARMUP,
     DEFAULT_METRIC,
     DEFAULT_ROUNDS,
-    DEFAULT_SLOWDOWN_THRESHOLD,
     DEFAULT_TIMEOUT,
     DEFAULT_WARMUP,
     METRICS,
-    Flavour,
     default_rounds,
     default_warmup,
 )
 from pytest_importcache.model.units import BudgetError, parse_duration, parse_percentage
 
 from .common import PROG, Parser, UsageError
-from .profile_measure import Progress, measure_all
-from .profile_output import add_comparisons_json, comparison_lines, profile_json, text_report
 
 __all__ = ["make_parser", "run"]
 
@@ -158,55 +149,10 @@ def _check_profile_arguments(arguments: argparse.Namespace) -> None:
         raise UsageError("--fail needs --against REV: it judges the comparison with a revision")
 
 
-def _search_path_without_own_entry() -> list[str]:
-    """``sys.path`` without the entry Python added for this command itself.
-
-    That first entry is the script's directory (``pytest-importcache``) or the
-    current directory (``python -m pytest_importcache``): where the command
-    was started from, not where the user's modules are. Without it, both forms
-    measure the same import (``--path`` names a source tree).
-    """
-    own_entry = not getattr(sys.flags, "safe_path", False)
-    return sys.path[1:] if own_entry else list(sys.path)
-
-
 def run(arguments: argparse.Namespace) -> int:
     """Measure, print the report; 1 when ``--fail`` finds a flavour slower than the revision."""
     _check_profile_arguments(arguments)
-    comparisons: dict[str, dict[str, Comparison]] = {}
-    search_path = [*map(str, arguments.path), *_search_path_without_own_entry()]
-    flavours: list[tuple[Flavour, bool]] = [("cold", False), ("warm", False)]
-    if arguments.closure:
-        flavours.append(("cold", True))
-    progress = Progress(sys.stderr, lines=arguments.progress)
-    # Which file is measured, when this process imported another one, is a note.
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ImportLocationWarning)
-        results_by_module = measure_all(arguments, flavours, search_path, progress, comparisons)
-    served = [
-        comparison.served_note
-        for by_label in comparisons.values()
-        for comparison in by_label.values()
-        if comparison.served
-    ]
-    for message in dict.fromkeys([*(str(warning.message) for warning in caught), *served]):
-        print(f"{PROG}: note: {message}", file=sys.stderr)
-    threshold = DEFAULT_SLOWDOWN_THRESHOLD if arguments.fail is None else arguments.fail
-    if arguments.json:
-        document = profile_json(results_by_module)
-        if comparisons:
-            add_comparisons_json(document, comparisons, threshold)
-        print(json.dumps(document, indent=2))
-    else:
-        blocks = [
-            text_report(module, results)
-            + comparison_lines(comparisons.get(module, {}), threshold, arguments.fail is not None)
-            for module, results in results_by_module.items()
-        ]
-        print("\n\n".join("\n".join(block) for block in blocks))
-    slower = any(
-        comparison.slower(threshold)
-        for by_label in comparisons.values()
-        for comparison in by_label.values()
-    )
-    return 1 if arguments.fail is not None and slower else 0
+    # The engine and the renderers load once the command line is known to be good.
+    from .profile_run import profile  # noqa: PLC0415 - 70 modules that --help and usage errors skip
+
+    return profile(arguments)

@@ -1,8 +1,10 @@
-"""The measuring behind ``pytest-importcache MODULE``: the engine, its progress line, its store.
+"""``pytest-importcache MODULE`` once its arguments are good: measure, then print.
 
-Profiling measures cold and warm (and closure-cold with ``--closure``) with the
-plugin's engine and defaults (10 rounds after 1 warm-up round). ``--against
-REV`` also measures the package as it was at git revision ``REV`` (see
+Loaded by :func:`pytest_importcache.cli.profile.run` only, so that ``--help``
+and a usage error do not load the engine. Profiling measures cold and warm
+(and closure-cold with ``--closure``) with the plugin's engine and defaults
+(10 rounds after 1 warm-up round). ``--against REV`` also measures the
+package as it was at git revision ``REV`` (see
 :mod:`pytest_importcache.engine.against`), rounds interleaved with the working
 tree's.
 """
@@ -10,25 +12,34 @@ tree's.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import IO
 
 from pytest_importcache.engine.against import measure_against
 from pytest_importcache.engine.countstore import CountStore, default_store_path
+from pytest_importcache.engine.locate import ImportLocationWarning
 from pytest_importcache.engine.measurer import Measurer
 from pytest_importcache.model.comparison import Comparison
 from pytest_importcache.model.errors import ImportCacheError, LocateError
 from pytest_importcache.model.records import RoundReport
 from pytest_importcache.model.result import ImportResult
-from pytest_importcache.model.spec import Flavour, MeasurementSpec, metric_label
+from pytest_importcache.model.spec import (
+    DEFAULT_SLOWDOWN_THRESHOLD,
+    Flavour,
+    MeasurementSpec,
+    metric_label,
+)
 
 from .cache import cache_dir_argument
 from .common import PROG, WIDTH, UsageError
+from .profile_output import add_comparisons_json, comparison_lines, profile_json, text_report
 
-__all__ = ["Progress", "measure_all"]
+__all__ = ["Progress", "measure_all", "profile"]
 
 # How locate's error for a module found nowhere begins.
 NOT_FOUND = "cannot find module "
@@ -153,3 +164,59 @@ def _count_store(arguments: argparse.Namespace) -> CountStore:
     else:
         directory = default_store_path(cache_dir_argument(None))
     return CountStore(directory, fresh=arguments.fresh, warn=_store_warning)
+
+
+def _search_path_without_own_entry() -> list[str]:
+    """``sys.path`` without the entry Python added for this command itself.
+
+    That first entry is the script's directory (``pytest-importcache``) or the
+    current directory (``python -m pytest_importcache``): where the command
+    was started from, not where the user's modules are. Without it, both forms
+    measure the same import (``--path`` names a source tree).
+    """
+    own_entry = not getattr(sys.flags, "safe_path", False)
+    return sys.path[1:] if own_entry else list(sys.path)
+
+
+def profile(arguments: argparse.Namespace) -> int:
+    """Measure, print the report; 1 when ``--fail`` finds a flavour slower than the revision.
+
+    ``arguments`` are the default action's, checked.
+    """
+    comparisons: dict[str, dict[str, Comparison]] = {}
+    search_path = [*map(str, arguments.path), *_search_path_without_own_entry()]
+    flavours: list[tuple[Flavour, bool]] = [("cold", False), ("warm", False)]
+    if arguments.closure:
+        flavours.append(("cold", True))
+    progress = Progress(sys.stderr, lines=arguments.progress)
+    # Which file is measured, when this process imported another one, is a note.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ImportLocationWarning)
+        results_by_module = measure_all(arguments, flavours, search_path, progress, comparisons)
+    served = [
+        comparison.served_note
+        for by_label in comparisons.values()
+        for comparison in by_label.values()
+        if comparison.served
+    ]
+    for message in dict.fromkeys([*(str(warning.message) for warning in caught), *served]):
+        print(f"{PROG}: note: {message}", file=sys.stderr)
+    threshold = DEFAULT_SLOWDOWN_THRESHOLD if arguments.fail is None else arguments.fail
+    if arguments.json:
+        document = profile_json(results_by_module)
+        if comparisons:
+            add_comparisons_json(document, comparisons, threshold)
+        print(json.dumps(document, indent=2))
+    else:
+        blocks = [
+            text_report(module, results)
+            + comparison_lines(comparisons.get(module, {}), threshold, arguments.fail is not None)
+            for module, results in results_by_module.items()
+        ]
+        print("\n\n".join("\n".join(block) for block in blocks))
+    slower = any(
+        comparison.slower(threshold)
+        for by_label in comparisons.values()
+        for comparison in by_label.values()
+    )
+    return 1 if arguments.fail is not None and slower else 0
