@@ -245,6 +245,43 @@ def test_every_help_surface_exits_0(subcommand: str) -> None:
     assert "%%" not in completed.stdout
 
 
+# Runs the command line's main() in a fresh interpreter, then names every module loaded on stderr.
+LIST_MODULES = """\
+import sys
+from pytest_importcache.cli.main import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+sys.stderr.write("\\n".join(sys.modules))
+"""
+
+
+def modules_imported(*args: str) -> set[str]:
+    """The modules loaded once ``pytest-importcache ARGS`` has run, in a fresh interpreter."""
+    completed = subprocess.run(
+        [sys.executable, "-c", LIST_MODULES, *args], capture_output=True, text=True, check=False
+    )
+    return set(completed.stderr.splitlines())
+
+
+@pytest.mark.parametrize("subcommand", ["", *SUBCOMMANDS])
+def test_help_loads_its_own_action_and_neither_the_engine_nor_pytest(subcommand: str) -> None:
+    """The dispatcher imports the chosen action's module only; ``--help`` stays light."""
+    imported = modules_imported(*filter(None, [subcommand]), "--help")
+    own = f"pytest_importcache.cli.{SUBCOMMANDS.get(subcommand, 'profile')}"
+    actions = {
+        f"pytest_importcache.cli.{name}"
+        for name in [*SUBCOMMANDS.values(), "profile", "profile_run", "profile_output"]
+    }
+    assert imported & actions == {own}
+    assert "pytest" not in imported
+    if not subcommand:
+        assert "pytest_importcache.engine.measurer" not in imported
+        # Nor does a usage error of the default action.
+        assert "pytest_importcache.engine.measurer" not in modules_imported("--rounds", "0", "json")
+
+
 @pytest.mark.parametrize(
     "args", [["--rounds", "x", "json"], ["--rounds", "0", "json"], ["--bogus", "json"], []]
 )
