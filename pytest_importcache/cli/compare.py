@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pytest_importcache.model.spec import DEFAULT_STATISTIC
 from pytest_importcache.model.units import fit
@@ -30,6 +31,9 @@ from pytest_importcache.render.runs import (
 )
 
 from .common import PROG, WIDTH, Parser, UsageError, add_storage_argument
+
+if TYPE_CHECKING:
+    from pytest_importcache.pytest.storage import CompareFailCheck
 
 __all__ = ["make_parser", "run"]
 
@@ -48,12 +52,9 @@ def make_parser() -> argparse.ArgumentParser:
 
 def run(arguments: argparse.Namespace) -> int:
     """Print the comparison of two runs; 1 when ``--fail`` finds an import slower, else 0."""
-    # pytest-benchmark's threshold syntax, parsed by the storage adapter: it loads pytest.
-    from pytest_importcache.pytest.storage import CompareFailCheck  # noqa: PLC0415 - 180 modules
-
     storage = Path(arguments.storage)
     try:
-        threshold = CompareFailCheck(arguments.fail) if arguments.fail else None
+        threshold = _fail_check(arguments.fail) if arguments.fail else None
     except ValueError as exc:
         raise UsageError(f"--fail: {exc}") from None
     if len(arguments.runs) > 2:
@@ -91,6 +92,14 @@ def run(arguments: argparse.Namespace) -> int:
         return 1
     print(f"no import slower than {threshold}")
     return 0
+
+
+def _fail_check(text: str) -> CompareFailCheck:
+    """``--fail``'s threshold, in pytest-benchmark's syntax (``median:10%``, ``min:0.001``)."""
+    # The storage adapter parses it as pytest-benchmark does, and loads pytest to do so.
+    from pytest_importcache.pytest.storage import CompareFailCheck  # noqa: PLC0415 - ~190 modules
+
+    return CompareFailCheck(text)
 
 
 def _runs_to_compare(runs: Sequence[str], storage: Path) -> list[Path]:

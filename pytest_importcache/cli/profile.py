@@ -152,7 +152,7 @@ def _check_profile_arguments(arguments: argparse.Namespace) -> None:
 def run(arguments: argparse.Namespace) -> int:
     """Measure, print the report; 1 when ``--fail`` finds a flavour slower than the revision."""
     _check_profile_arguments(arguments)
-    # The engine and the renderers load once the command line is known to be good.
-    from .profile_run import profile  # noqa: PLC0415 - 70 modules that --help and usage errors skip
+    # The engine and the renderers (~100 modules) load once the command line is known to be good.
+    from .profile_run import profile  # noqa: PLC0415 - spares --help and usage errors the engine
 
     return profile(arguments)

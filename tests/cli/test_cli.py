@@ -282,6 +282,13 @@ def test_help_loads_its_own_action_and_neither_the_engine_nor_pytest(subcommand:
         assert "pytest_importcache.engine.measurer" not in modules_imported("--rounds", "0", "json")
 
 
+def test_compare_loads_pytest_only_to_read_a_fail_threshold(tmp_path: Path) -> None:
+    """``--fail`` is pytest-benchmark's syntax, read with pytest; a plain compare skips pytest."""
+    storage = str(tmp_path / "nothing saved")
+    assert "pytest" not in modules_imported("compare", "--storage", storage)
+    assert "pytest" in modules_imported("compare", "--storage", storage, "--fail", "median:10%")
+
+
 @pytest.mark.parametrize(
     "args", [["--rounds", "x", "json"], ["--rounds", "0", "json"], ["--bogus", "json"], []]
 )
