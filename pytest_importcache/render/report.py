@@ -36,7 +36,6 @@ __all__ = [
     "scale_line",
     "self_time_changes",
     "summary_lines",
-    "tree_rows",
     "unjudged_line",
 ]
 
@@ -176,17 +175,12 @@ def baseline_failure_text(comparison: Comparison, threshold: float) -> str:
         f"  {head.rounds} rounds each, interleaved with the baseline's",
     ]
     explained = explanation_lines(
-        tree_rows(base), tree_rows(head), head.module, metric, modules=SLOWEST_IN_FAILURE
+        base.tree, head.tree, head.module, metric, modules=SLOWEST_IN_FAILURE
     )
     if explained:
         lines.append(f"  {explanation_heading(metric)}:")
         lines += [f"    {line}" for line in explained]
     return "\n".join(lines)
-
-
-def tree_rows(result: ImportResult) -> list[TreeRow]:
-    """A result's tree as rows (``result.tree``; kept for the command line)."""
-    return list(result.tree)
 
 
 def explanation_heading(metric: str, label: str = "") -> str:

@@ -26,7 +26,8 @@ from conftest import (
     seconds,
     write_tree,
 )
-from pytest_importcache.cli.main import SUBCOMMANDS, format_age, format_bytes
+from pytest_importcache.cli.cache import format_age, format_bytes
+from pytest_importcache.cli.main import SUBCOMMANDS
 from pytest_importcache.render.runs import (
     RunError,
     compare_runs,
@@ -202,7 +203,7 @@ def test_a_module_not_in_the_given_path_does_not_hint_at_adding_one(tmp_path: Pa
 
 @pytest.mark.parametrize("timeout", ["500ms", "90s", "60"])
 def test_the_timeout_takes_units_as_the_ini_key_does(timeout: str) -> None:
-    from pytest_importcache.cli.main import _profile_parser
+    from pytest_importcache.cli.profile import make_parser as _profile_parser
 
     parsed = _profile_parser().parse_args(["json", "--timeout", timeout])
     assert parsed.timeout == {"500ms": 0.5, "90s": 90.0, "60": 60.0}[timeout]
@@ -242,6 +243,50 @@ def test_every_help_surface_exits_0(subcommand: str) -> None:
             assert f"pytest-importcache {name} " in completed.stdout
         assert "95% interval" in completed.stdout
     assert "%%" not in completed.stdout
+
+
+# Runs the command line's main() in a fresh interpreter, then names every module loaded on stderr.
+LIST_MODULES = """\
+import sys
+from pytest_importcache.cli.main import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+sys.stderr.write("\\n".join(sys.modules))
+"""
+
+
+def modules_imported(*args: str) -> set[str]:
+    """The modules loaded once ``pytest-importcache ARGS`` has run, in a fresh interpreter."""
+    completed = subprocess.run(
+        [sys.executable, "-c", LIST_MODULES, *args], capture_output=True, text=True, check=False
+    )
+    return set(completed.stderr.splitlines())
+
+
+@pytest.mark.parametrize("subcommand", ["", *SUBCOMMANDS])
+def test_help_loads_its_own_action_and_neither_the_engine_nor_pytest(subcommand: str) -> None:
+    """The dispatcher imports the chosen action's module only; ``--help`` stays light."""
+    imported = modules_imported(*filter(None, [subcommand]), "--help")
+    own = f"pytest_importcache.cli.{SUBCOMMANDS.get(subcommand, 'profile')}"
+    actions = {
+        f"pytest_importcache.cli.{name}"
+        for name in [*SUBCOMMANDS.values(), "profile", "profile_run", "profile_output"]
+    }
+    assert imported & actions == {own}
+    assert "pytest" not in imported
+    if not subcommand:
+        assert "pytest_importcache.engine.measurer" not in imported
+        # Nor does a usage error of the default action.
+        assert "pytest_importcache.engine.measurer" not in modules_imported("--rounds", "0", "json")
+
+
+def test_compare_loads_pytest_only_to_read_a_fail_threshold(tmp_path: Path) -> None:
+    """``--fail`` is pytest-benchmark's syntax, read with pytest; a plain compare skips pytest."""
+    storage = str(tmp_path / "nothing saved")
+    assert "pytest" not in modules_imported("compare", "--storage", storage)
+    assert "pytest" in modules_imported("compare", "--storage", storage, "--fail", "median:10%")
 
 
 @pytest.mark.parametrize(

@@ -14,9 +14,6 @@ from pytest_importcache.model.errors import ImportCacheError
 # Not errors: warnings, and the interrupt that must pass ``except Exception``
 # (a KeyboardInterrupt, as SIGTERM and SIGHUP arrive).
 NOT_ERRORS = (Warning,)
-# The command line is being split into one module per subcommand; its UsageError
-# joins the base with that change (delete this entry then: strict xfail says when).
-PENDING = {"pytest_importcache.cli.main.UsageError"}
 
 
 def _defined_exceptions() -> list[type[BaseException]]:
@@ -44,14 +41,7 @@ def test_the_walk_finds_the_errors_of_every_layer() -> None:
 @pytest.mark.parametrize(
     "error",
     [
-        pytest.param(
-            error,
-            marks=pytest.mark.xfail(
-                strict=True, reason="cli's UsageError moves to the base with the cli split"
-            ),
-        )
-        if f"{error.__module__}.{error.__qualname__}" in PENDING
-        else error
+        error
         for error in EXCEPTIONS
         if issubclass(error, Exception) and not issubclass(error, NOT_ERRORS)
     ],
