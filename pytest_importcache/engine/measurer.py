@@ -43,7 +43,8 @@ from .countstore import CountStore, ReusedCount, default_store_path, files_clock
 from .interpreter import check_interpreter
 from .lifecycle import adopt_orphans, signals_end_rounds, start_guardian
 from .locate import PackageLocation, locate_package, warn_if_imported_elsewhere
-from .runner import round_pycache_prefix, run_round
+from .roundcommand import round_pycache_prefix
+from .runner import run_round
 
 __all__ = [
     "MeasurementObserver",
