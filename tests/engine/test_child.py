@@ -99,3 +99,24 @@ def test_the_import_sees_a_main_module_as_under_dash_c(make_tree: MakeTree, tmp_
     assert not [entry for entry in path if entry in ("", ".") or entry.startswith(str(workdir))]
     assert path[0] == str(root)
     assert "main.py" not in raised.value.child_traceback, "the child's frames are left out"
+
+
+INTERPRETERS = [
+    path
+    for version in ("3.10", "3.11", "3.12", "3.13", "3.14", "3.15")
+    for path in sorted(Path.home().glob(f".pyenv/versions/{version}*/bin/python{version}"))[:1]
+]
+
+
+@pytest.mark.parametrize(
+    "python", INTERPRETERS or [Path(sys.executable)], ids=lambda path: path.parent.parent.name
+)
+def test_start_up_leaves_what_the_import_uses_to_the_import(
+    python: Path, make_tree: MakeTree, tmp_path: Path
+) -> None:
+    # 3.13's `-c` start-up loads linecache (to show -c's source in tracebacks);
+    # a script's does not, so an import using linecache pays for it everywhere.
+    root = make_tree({"lines.py": "import linecache\n"})
+    report = run_round("lines", [root], tmp_path, python=str(python))
+    assert "linecache" in report.loaded
+    assert not [name for name in report.loaded if name.startswith("pytest_importcache")]
