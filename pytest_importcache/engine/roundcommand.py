@@ -57,14 +57,14 @@ def child_command(
     """The command line of one round's child interpreter.
 
     ``import_path`` is searched after ``roots``; modules under ``source_only``
-    are compiled in every round (see :func:`run_round`).
+    are compiled in every round (see :func:`~pytest_importcache.engine.runner.run_round`).
     """
     # -S: start-up without .pth import lines or sitecustomize; the child runs `site` itself.
     if metric == "time":
         command = [python, "-I", "-S", *_optimize_flags(optimize), "-X", "importtime"]
     else:
         # Not -I, which would ignore PYTHONHASHSEED: the environment is cleaned
-        # instead (child_environment), and the child drops the current directory.
+        # instead (child_environment), and the child drops its script's directory (3.10).
         # No -X importtime: its rows would be counted with the import.
         command = [python, "-s", "-S", *_optimize_flags(optimize)]
     if pycache_prefix is not None:
@@ -170,7 +170,8 @@ def counted_round_command(
 ) -> list[str]:
     """The whole command line of an instructions round run in ``workdir``: callgrind, the child.
 
-    The one definition both the round (:func:`run_round`) and the key of its
+    The one definition both the round
+    (:func:`~pytest_importcache.engine.runner.run_round`) and the key of its
     stored count (:mod:`~pytest_importcache.engine.countstore`) use.
     """
     return [
