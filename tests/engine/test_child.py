@@ -15,6 +15,7 @@ from pytest_importcache.engine.child import (
     CHILD_SCRIPT,
     END_MARKER,
     HARNESS,
+    ROUND,
 )
 from pytest_importcache.engine.runner import run_round
 from pytest_importcache.model.errors import ImportRaisedError
@@ -51,14 +52,15 @@ def _runtime_imports(path: Path) -> set[str]:
 
 
 def test_the_child_imports_only_what_start_up_has_loaded() -> None:
-    assert _runtime_imports(CHILD_SCRIPT) <= STARTUP_MODULES
+    assert _runtime_imports(CHILD_SCRIPT) == {"sys"}
+    assert _runtime_imports(ROUND) <= STARTUP_MODULES
     # traceback too, only to describe the import's error once it is over.
     assert _runtime_imports(HARNESS) <= {*STARTUP_MODULES, "traceback"}
-    assert "sys" in _runtime_imports(CHILD_SCRIPT), "the check reads the imports"
+    assert "time" in _runtime_imports(ROUND), "the check reads the imports"
 
 
 def test_the_child_writes_the_markers_the_runner_looks_for() -> None:
-    source = CHILD_SCRIPT.read_text(encoding="utf-8")
+    source = ROUND.read_text(encoding="utf-8")
     assert f'_mark(b"\\n{BEGIN_MARKER}\\n")' in source
     assert f'_mark(b"\\n{END_MARKER}\\n")' in source
 
@@ -120,3 +122,18 @@ def test_start_up_leaves_what_the_import_uses_to_the_import(
     report = run_round("lines", [root], tmp_path, python=str(python))
     assert "linecache" in report.loaded
     assert not [name for name in report.loaded if name.startswith("pytest_importcache")]
+
+
+def test_a_warning_aimed_at_the_importer_points_at_dash_c_code(
+    make_tree: MakeTree, tmp_path: Path
+) -> None:
+    # As under `python -c`, the frame that imports is `<string>`: no file of the
+    # child's is read (and paid for by the import) to show a source line.
+    root = make_tree(
+        {"warns.py": "import warnings\nwarnings.warn('moved', DeprecationWarning, stacklevel=2)\n"}
+    )
+    report = run_round("warns", [root], tmp_path, python=sys.executable)
+    assert "<string>:" in report.stderr
+    assert "DeprecationWarning: moved" in report.stderr
+    assert "__import__(_module)" not in report.stderr
+    assert "child" not in report.stderr
