@@ -8,9 +8,9 @@ An entry is found in two steps, as a build system finds a cached artefact:
    measurement's settings (module, flavour, closure, optimisation level,
    invalidation mode, rounds, metric), the interpreter's binary (its bytes),
    valgrind's version and its option files, the exact command line of every
-   round (valgrind's options, the child's code and arguments, the copy's
-   and the rounds directory's paths), the environment the child is given,
-   and which round runner counts.
+   round (valgrind's options, the child's script and arguments, the copy's
+   and the rounds directory's paths), the child's code (its bytes), the
+   environment the child is given, and which round runner counts.
 2. The **manifest**, the inputs the rounds themselves reported
    (:attr:`~pytest_importcache.model.records.RoundReport.inputs`): every module's
    file (sources, extension modules), its bytecode, the directories the
@@ -22,7 +22,7 @@ An entry is found in two steps, as a build system finds a cached artefact:
    entry's existence) and checked again, by hashing, before an entry is used.
 
 The round's environment is part of the key as it is given to the child:
-counted rounds get a fixed one (``runner.child_environment``), so nothing of
+counted rounds get a fixed one (``roundcommand.child_environment``), so nothing of
 the caller's reaches it but ``LD_LIBRARY_PATH`` and the variables named in
 ``IMPORTCACHE_COUNTED_ENV``, which count by value.
 
@@ -69,9 +69,10 @@ from pytest_importcache.model.spec import MeasurementSpec
 
 from .cache import MAX_AGE_DAYS
 from .callgrind import find_valgrind
+from .child import child_digest
 from .copying import file_sha256
 from .interpreter import interpreter_binary
-from .runner import (
+from .roundcommand import (
     child_environment,
     counted_round_command,
     round_pycache_prefix,
@@ -339,6 +340,7 @@ def count_key(
         "environment": sorted(
             child_environment(_ROUND_TOKEN_PLACEHOLDER, metric=spec.metric).items()
         ),
+        "child": child_digest(),  # the commands name the child's script; these are its bytes
     }
     encoded = json.dumps(material, sort_keys=True, ensure_ascii=True).encode()
     return hashlib.sha256(encoded).hexdigest()

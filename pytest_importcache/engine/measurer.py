@@ -3,8 +3,11 @@
 A measurer holds what is shared by every measurement of a run: where copies
 are cached, where packages are looked for, the lock that keeps measurements
 apart, the observers told about each round and result, and the round runner.
-The round runner is :func:`~pytest_importcache.engine.runner.run_round` (a real
-interpreter per round); tests inject one that returns fixed reports.
+The round runner (:class:`~pytest_importcache.engine.rounds.RoundRunner`, the
+``round_runner`` argument) is :func:`~pytest_importcache.engine.runner.run_round`
+(a real interpreter per round); tests give one that returns fixed reports. Each
+measurement's rounds are run by a
+:class:`~pytest_importcache.engine.rounds.MeasurementRounds`.
 """
 
 from __future__ import annotations
@@ -17,33 +20,24 @@ import shutil
 import site
 import sys
 import sysconfig
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from pathlib import Path
-from typing import Literal, Protocol
-
-from filelock import FileLock
+from typing import Literal
 
 from pytest_importcache.model.errors import EnvironmentBuildError, InterpreterError
-from pytest_importcache.model.records import RoundReport
 from pytest_importcache.model.result import ImportResult, build_result
-from pytest_importcache.model.spec import MeasurementSpec, Metric
+from pytest_importcache.model.spec import MeasurementSpec
 
-from .cache import default_cache_dir, default_cache_path, discard_copy, remove_tree
+from .cache import default_cache_dir, default_cache_path
 from .callgrind import find_valgrind
-from .copying import (
-    PackageCopy,
-    clear_bytecode,
-    copy_state,
-    environment_dir_name,
-    prepare_copy,
-)
-from .countstore import CountStore, ReusedCount, default_store_path, files_clock_now
+from .copying import PackageCopy, environment_dir_name, prepare_copy
+from .countstore import CountStore, default_store_path, files_clock_now
 from .interpreter import check_interpreter
 from .lifecycle import adopt_orphans, signals_end_rounds, start_guardian
 from .locate import PackageLocation, locate_package, warn_if_imported_elsewhere
-from .runner import round_pycache_prefix, run_round
+from .rounds import MeasurementObserver, MeasurementRounds, RoundRunner, Side
+from .runner import run_round
 
 __all__ = [
     "MeasurementObserver",
@@ -52,92 +46,6 @@ __all__ = [
     "resolve_python",
     "round_import_path",
 ]
-
-
-@contextmanager
-def _rounds_directory(copy: PackageCopy) -> Iterator[Path]:
-    """The rounds' working directory, beside ``copy``, removed afterwards.
-
-    Its path is the same in every measurement of the copy (whose measurement
-    lock the caller holds, so no one else uses it at the same time): path
-    strings reach the import's dictionaries through their hashes, and a
-    random temporary name made instruction counts differ by a few hundred
-    from one measurement to the next.
-    """
-    directory = copy.directory.with_name(f"{copy.directory.name}.rounds")
-    remove_tree(directory)  # left behind by a measurement that was killed
-    directory.mkdir()
-    try:
-        yield directory
-    finally:
-        remove_tree(directory)
-
-
-@dataclass(frozen=True)
-class _Side:
-    """What one side of a measurement is given: whose files, its path, its source-only dirs."""
-
-    location: PackageLocation | None
-    import_path: tuple[str, ...]
-    source_only: tuple[str, ...] = ()
-    label: str = ""
-
-
-@dataclass
-class _SideState:
-    """One side of a measurement: whose files, its copy, that copy's state, its counted rounds.
-
-    ``import_path`` is what the side's rounds search after the copy; modules
-    under ``source_only`` are compiled in every round.
-    """
-
-    location: PackageLocation | None
-    import_path: tuple[str, ...]
-    source_only: tuple[str, ...]
-    label: str
-    copy: PackageCopy
-    pristine: frozenset[tuple[str, int, int]]
-    reports: list[RoundReport] = field(default_factory=list)
-    key: str = ""
-    reused: ReusedCount | None = None
-
-
-class RoundRunner(Protocol):
-    """Runs one round; :func:`~pytest_importcache.engine.runner.run_round` is the real one."""
-
-    def __call__(
-        self,
-        module: str,
-        roots: Sequence[Path],
-        workdir: Path,
-        *,
-        python: str,
-        optimize: int,
-        timeout: float,
-        pycache_prefix: Path | None,
-        description: str,
-        metric: Metric,
-        module_costs: bool,
-        import_path: Sequence[str],
-        source_only: Sequence[str],
-    ) -> RoundReport:
-        """Import ``module`` once with ``roots``, then ``import_path``, on ``sys.path``.
-
-        Modules under ``source_only`` are compiled in every round.
-        """
-        ...
-
-
-class MeasurementObserver(Protocol):
-    """Told what measurements do: the raw-rounds writer, the recorder, a progress bar."""
-
-    def round_done(self, spec: MeasurementSpec, index: int, report: RoundReport) -> None:
-        """Round ``index`` (0-based, warm-up rounds first) of ``spec`` finished."""
-        ...
-
-    def measured(self, spec: MeasurementSpec, result: ImportResult) -> None:
-        """``spec`` was measured."""
-        ...
 
 
 @functools.lru_cache(maxsize=64)
@@ -202,6 +110,31 @@ def round_import_path(entries: Sequence[str]) -> tuple[str, ...]:
     return tuple(kept)
 
 
+def _enter_rounds(
+    spec: MeasurementSpec,
+    stack: ExitStack,
+    lock: Callable[[], AbstractContextManager[object]] | None,
+    *,
+    round_runner: RoundRunner,
+) -> None:
+    """What every measurement's rounds run under, entered on ``stack``.
+
+    Signals end the rounds, orphans are adopted, and timed rounds hold the
+    measurement ``lock``. Counted rounds need valgrind (with the real
+    ``round_runner``), checked first, and no lock: what else runs does not
+    change their counts.
+    """
+    __tracebackhide__ = True
+    counting = spec.metric == "instructions"
+    if counting and inspect.unwrap(round_runner) is run_round:
+        find_valgrind()
+    stack.enter_context(signals_end_rounds())
+    stack.enter_context(adopt_orphans())
+    stack.enter_context(lock() if lock and not counting else nullcontext())
+    # Under the lock: its interpreter's start-up must not overlap another's timed round.
+    start_guardian()
+
+
 class Measurer:
     """Measures specs: copies cached under ``cache_dir``, packages found on ``search_path``.
 
@@ -211,7 +144,9 @@ class Measurer:
     it after the copy (:func:`round_import_path`), unless a spec names its own
     ``import_path``. ``lock`` wraps every measurement (the pytest plugin passes a
     cross-process lock); ``observers`` are told about rounds and results.
-    ``count_store`` keeps instruction counts for reuse while their inputs are
+    ``round_runner`` runs each round (:class:`~pytest_importcache.engine.rounds.RoundRunner`:
+    :func:`run_round` by default, a fake one in tests). ``count_store`` keeps
+    instruction counts for reuse while their inputs are
     unchanged (:mod:`~pytest_importcache.engine.countstore`): by default the store in
     the cache directory when the rounds are real (:func:`run_round`), none with
     another round runner unless one is given; ``False`` counts every time.
@@ -286,31 +221,6 @@ class Measurer:
                 f"{exc.strerror or exc}"
             ) from None
 
-    def _copy_in_use(
-        self,
-        spec: MeasurementSpec,
-        stack: ExitStack,
-        held: Path | None = None,
-        location: PackageLocation | None = None,
-    ) -> PackageCopy:
-        """:meth:`copy_for`, holding the copy's measurement lock until ``stack`` closes.
-
-        The lock keeps the cache's pruning (another process's) away from the copy
-        and keeps two measurements of one cold copy apart. ``held`` is a copy
-        whose lock this measurement already holds (taking it twice would wait forever).
-        """
-        __tracebackhide__ = True
-        while True:
-            copy = self.copy_for(spec, location)
-            if copy.directory == held:
-                return copy
-            lock = FileLock(f"{copy.directory}.measure.lock")
-            lock.acquire()
-            if copy.directory.is_dir():
-                stack.callback(lock.release)
-                return copy
-            lock.release()  # pruned between building and locking: build it again
-
     def measure(self, spec: MeasurementSpec) -> ImportResult:
         """Import ``spec.module`` in ``warmup`` + ``rounds`` fresh interpreters and summarise.
 
@@ -322,7 +232,7 @@ class Measurer:
         what else runs does not change their counts.
         """
         __tracebackhide__ = True
-        return self._measure_sides(spec, [_Side(None, self.import_path_for(spec))])[0]
+        return self._measure_sides(spec, [Side(None, self.import_path_for(spec))])[0]
 
     def measure_pair(
         self,
@@ -356,8 +266,8 @@ class Measurer:
         head, base_result = self._measure_sides(
             spec,
             [
-                _Side(None, head_path, tuple(source_only[0])),
-                _Side(base, base_path, tuple(source_only[1]), base_label),
+                Side(None, head_path, tuple(source_only[0])),
+                Side(base, base_path, tuple(source_only[1]), base_label),
             ],
         )
         return head, base_result
@@ -365,7 +275,7 @@ class Measurer:
     def _measure_sides(
         self,
         spec: MeasurementSpec,
-        sides: Sequence[_Side],
+        sides: Sequence[Side],
     ) -> list[ImportResult]:
         """``spec`` measured on each side's files (``None``: located), rounds interleaved.
 
@@ -374,226 +284,39 @@ class Measurer:
         __tracebackhide__ = True
         python = resolve_python(spec.python)
         with ExitStack() as stack:
-            self._enter_rounds(spec, stack)
-            # Built under the measurement lock too: compiling a copy would slow down
-            # another process's rounds. Sides with the same files (an unchanged
-            # package) share one copy.
-            states: list[_SideState] = []
-            for side in sides:
-                held = states[0].copy.directory if states else None
-                copy = self._copy_in_use(spec, stack, held=held, location=side.location)
-                states.append(
-                    _SideState(
-                        side.location,
-                        side.import_path,
-                        side.source_only,
-                        side.label,
-                        copy,
-                        copy_state(copy),
-                    )
-                )
-            workdirs = self._rounds_directories(states, stack)
+            _enter_rounds(spec, stack, self.lock, round_runner=self.round_runner)
+            # Copies are built under the measurement lock too: compiling a copy
+            # would slow down another process's rounds.
+            rounds = MeasurementRounds(
+                spec,
+                python,
+                sides,
+                stack,
+                copy_for=self.copy_for,
+                round_runner=self.round_runner,
+                observers=self.observers,
+            )
             store = self.store_for(spec)
             if store is not None:
-                self._reuse_counts(spec, python, store, states, workdirs)
-            rounds_started_ns = files_clock_now(workdirs[states[0].copy.directory])
-            self._run_rounds(spec, states, stack, workdirs, python)
-            if spec.flavour == "cold":
-                for state in states:
-                    clear_bytecode(state.copy.roots)
+                rounds.reuse_counts(store, self._runner_name())
+            rounds_started_ns = files_clock_now(rounds.head_workdir)
+            rounds.run()
             if store is not None:
-                for state in states:
-                    if state.reused is None and state.key:
-                        # The environment directory holds the copies and the rounds
-                        # directories: what the rounds write there is not an input edited.
-                        store.save(
-                            state.key,
-                            spec,
-                            state.reports,
-                            rounds_started_ns=rounds_started_ns,
-                            own=(state.copy.directory.parent,),
-                        )
+                rounds.save_counts(store, rounds_started_ns)
         results = [
             dataclasses.replace(
                 build_result(
-                    spec.module,
-                    spec.flavour,
-                    spec.closure,
-                    python,
-                    state.reports,
-                    metric=spec.metric,
+                    spec.module, spec.flavour, spec.closure, python, reports, metric=spec.metric
                 ),
-                reused=state.reused,
+                reused=reused,
             )
-            for state in states
+            for reports, reused in rounds.side_reports()
         ]
         for observer in self.observers:
             observer.measured(spec, results[0])
         return results
 
-    @staticmethod
-    def _rounds_directories(states: Sequence[_SideState], stack: ExitStack) -> dict[Path, Path]:
-        """Each copy's rounds directory, entered on ``stack``, by copy directory.
-
-        Each copy's rounds run in its own directory, so that a side's command
-        lines (and its stored count's key) depend on its own files only: a
-        baseline revision's count is reused whatever the head's files are.
-        """
-        workdirs: dict[Path, Path] = {}
-        for state in states:
-            if state.copy.directory not in workdirs:
-                workdirs[state.copy.directory] = stack.enter_context(_rounds_directory(state.copy))
-        return workdirs
-
-    def _run_rounds(
-        self,
-        spec: MeasurementSpec,
-        states: Sequence[_SideState],
-        stack: ExitStack,
-        workdirs: dict[Path, Path],
-        python: str,
-    ) -> None:
-        """Every side's rounds, interleaved, but for reused counts; observers hear the head's."""
-        __tracebackhide__ = True
-        counting = [state for state in states if state.reused is None]
-        for index in range(spec.total_rounds):
-            for state in counting:
-                workdir = workdirs[state.copy.directory]
-                report = self._side_round(
-                    spec, state, stack, workdir=workdir, python=python, index=index
-                )
-                if state is states[0]:
-                    for observer in self.observers:
-                        observer.round_done(spec, index, report)
-        if states[0].reused is not None:
-            for index, report in enumerate(states[0].reports, start=spec.warmup):
-                for observer in self.observers:
-                    observer.round_done(spec, index, report)
-
-    def _reuse_counts(
-        self,
-        spec: MeasurementSpec,
-        python: str,
-        store: CountStore,
-        states: Sequence[_SideState],
-        workdirs: dict[Path, Path],
-    ) -> None:
-        """Give each side the stored counts whose inputs are unchanged; note the others' keys."""
+    def _runner_name(self) -> str:
+        """The round runner's qualified name, part of a stored count's key."""
         runner = getattr(self.round_runner, "__qualname__", type(self.round_runner).__qualname__)
-        runner = f"{getattr(self.round_runner, '__module__', '')}.{runner}"
-        for state in states:
-            state.key = store.key(
-                spec,
-                python,
-                state.copy.roots,
-                workdirs[state.copy.directory],
-                runner=runner,
-                import_path=state.import_path,
-                source_only=state.source_only,
-            )
-            found = store.lookup(state.key)
-            if found is not None:
-                state.reports, state.reused = list(found[0]), found[1]
-
-    def _side_round(
-        self,
-        spec: MeasurementSpec,
-        state: _SideState,
-        stack: ExitStack,
-        *,
-        workdir: Path,
-        python: str,
-        index: int,
-    ) -> RoundReport:
-        """Round ``index`` on one side's copy, kept when counted; a copy written to is rebuilt."""
-        __tracebackhide__ = True
-        report = self._round(
-            spec,
-            state.copy,
-            workdir,
-            python,
-            index,
-            side=state.label,
-            import_path=state.import_path,
-            source_only=state.source_only,
-        )
-        if copy_state(state.copy) != state.pristine:
-            # The import wrote into its own package: the next round, and the
-            # next measurement, start from a fresh copy, as after an install.
-            stale = state.copy.directory
-            discard_copy(stale)
-            state.copy = self._copy_in_use(spec, stack, held=stale, location=state.location)
-            state.pristine = copy_state(state.copy)
-        if index >= spec.warmup:
-            state.reports.append(report)
-        return report
-
-    def _enter_rounds(self, spec: MeasurementSpec, stack: ExitStack) -> None:
-        """What every measurement's rounds run under, entered on ``stack``.
-
-        Signals end the rounds, orphans are adopted, and timed rounds hold the
-        measurement lock. Counted rounds need valgrind, checked first, and no
-        lock: what else runs does not change their counts.
-        """
-        __tracebackhide__ = True
-        counting = spec.metric == "instructions"
-        if counting and inspect.unwrap(self.round_runner) is run_round:
-            find_valgrind()
-        stack.enter_context(signals_end_rounds())
-        stack.enter_context(adopt_orphans())
-        stack.enter_context(self.lock() if self.lock and not counting else nullcontext())
-        # Under the lock: its interpreter's start-up must not overlap another's timed round.
-        start_guardian()
-
-    def _round(
-        self,
-        spec: MeasurementSpec,
-        copy: PackageCopy,
-        workdir: Path,
-        python: str,
-        index: int,
-        *,
-        side: str = "",
-        import_path: tuple[str, ...] = (),
-        source_only: tuple[str, ...] = (),
-    ) -> RoundReport:
-        """Round ``index`` of ``spec`` on ``copy``: cold bytecode cleared, named in errors.
-
-        ``side`` names whose files the copy holds, in errors (``"at main (8d19...)"``);
-        ``import_path`` is what the round searches after the copy; modules under
-        ``source_only`` are compiled in every round.
-        """
-        __tracebackhide__ = True
-        if spec.flavour == "cold":
-            clear_bytecode(copy.roots)
-        prefix = round_pycache_prefix(workdir, index, closure=spec.closure)
-        if prefix is not None:
-            shutil.rmtree(prefix, ignore_errors=True)
-        if index < spec.warmup:
-            phase = f"warm-up round {index + 1} of {spec.warmup}"
-        else:
-            phase = f"round {index - spec.warmup + 1} of {spec.rounds}"
-        try:
-            report = self.round_runner(
-                spec.module,
-                copy.roots,
-                workdir,
-                python=python,
-                optimize=spec.optimize,
-                timeout=spec.timeout,
-                pycache_prefix=prefix,
-                description=f"{spec.label} {phase}" + (f", {side}" if side else ""),
-                metric=spec.metric,
-                module_costs=spec.counts_modules(index),
-                import_path=import_path,
-                source_only=source_only,
-            )
-        finally:
-            if prefix is not None:
-                shutil.rmtree(prefix, ignore_errors=True)
-        if spec.flavour == "cold" and report.origin.endswith((".pyc", ".pyo")):
-            raise EnvironmentBuildError(
-                f"{spec.module!r} is a sourceless module ({Path(report.origin).name}): it has "
-                "no source to compile, so it cannot be measured cold; measure it warm"
-            )
-        return report
+        return f"{getattr(self.round_runner, '__module__', '')}.{runner}"

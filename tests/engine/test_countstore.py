@@ -692,7 +692,7 @@ def test_importing_results_loads_no_store() -> None:
 
 def test_the_key_holds_the_command_lines_the_rounds_run(world: Path, tmp_path: Path) -> None:
     from pytest_importcache.engine.countstore import _round_commands
-    from pytest_importcache.engine.runner import counted_round_command, round_pycache_prefix
+    from pytest_importcache.engine.roundcommand import counted_round_command, round_pycache_prefix
 
     runner = ReadingRunner()
     spec = counted(MeasurementSpec("pkg", flavour="cold", closure=True)).replace(warmup=1)

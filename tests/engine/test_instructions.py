@@ -34,8 +34,9 @@ from conftest import (
 from pytest_importcache import ImportEnv
 from pytest_importcache.engine.callgrind import MarkCosts, find_valgrind, read_dump_counts
 from pytest_importcache.engine.measurer import Measurer
+from pytest_importcache.engine.roundcommand import child_environment
 from pytest_importcache.engine.runner import _check_count as check_count
-from pytest_importcache.engine.runner import child_environment, run_round
+from pytest_importcache.engine.runner import run_round
 from pytest_importcache.model.budget import ImportBudget
 from pytest_importcache.model.errors import (
     ImportRaisedError,

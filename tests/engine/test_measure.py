@@ -22,7 +22,7 @@ from pytest_importcache import (
     WrongOriginError,
 )
 from pytest_importcache.engine.lifecycle import ROUND_TOKEN_VARIABLE
-from pytest_importcache.engine.runner import child_environment
+from pytest_importcache.engine.roundcommand import child_environment
 
 EnvFor = Callable[..., ImportEnv]
 
