@@ -33,7 +33,7 @@ from pytest_importcache.render.runs import (
 from .common import PROG, WIDTH, Parser, UsageError, add_storage_argument
 
 if TYPE_CHECKING:
-    from pytest_importcache.pytest.storage import CompareFailCheck
+    from pytest_importcache.pytest.benchmark import CompareFailCheck
 
 __all__ = ["make_parser", "run"]
 
@@ -97,7 +97,7 @@ def run(arguments: argparse.Namespace) -> int:
 def _fail_check(text: str) -> CompareFailCheck:
     """``--fail``'s threshold, in pytest-benchmark's syntax (``median:10%``, ``min:0.001``)."""
     # The storage adapter parses it as pytest-benchmark does, and loads pytest to do so.
-    from pytest_importcache.pytest.storage import CompareFailCheck
+    from pytest_importcache.pytest.benchmark import CompareFailCheck
 
     return CompareFailCheck(text)
 
