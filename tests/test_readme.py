@@ -98,3 +98,33 @@ def test_the_histogram_extra_brings_what_histogram_needs() -> None:
         requirement.startswith("pytest-benchmark[histogram]") for requirement in extras["histogram"]
     )
     assert 'pip install "pytest-importcache[histogram]"' in README.read_text()
+
+
+def _module_map_rows() -> dict[str, set[str]]:
+    """The README's module map: subpackage -> the module names its rows list."""
+    section = README.read_text(encoding="utf-8").split("## Module map", 1)[1].split("\n## ", 1)[0]
+    listed: dict[str, set[str]] = {}
+    subpackage = ""
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) != 3 or cells[0] in ("subpackage", "---"):
+            continue
+        if cells[0]:
+            subpackage = cells[0].strip("`/")
+        listed.setdefault(subpackage, set()).update(re.findall(r"`([\w/]+)`", cells[1]))
+    return listed
+
+
+def test_the_module_map_names_every_module_of_the_tree() -> None:
+    package = README.parent / "pytest_importcache"
+    on_disk = {
+        folder.name: {
+            path.stem if path.is_file() else f"{path.name}/"
+            for path in folder.iterdir()
+            if (path.suffix == ".py" and path.stem != "__init__")
+            or (path.is_dir() and (path / "__init__.py").exists())
+        }
+        for folder in package.iterdir()
+        if (folder / "__init__.py").exists()
+    }
+    assert _module_map_rows() == on_disk
