@@ -14,13 +14,17 @@ from pytest_importcache.model.errors import ImportCacheError
 # Not errors: warnings, and the interrupt that must pass ``except Exception``
 # (a KeyboardInterrupt, as SIGTERM and SIGHUP arrive).
 NOT_ERRORS = (Warning,)
+CHILD_SCRIPTS = "pytest_importcache.engine.child."
 
 
 def _defined_exceptions() -> list[type[BaseException]]:
-    """Every exception class defined in a module of the package (``__main__`` aside)."""
+    """Every exception class defined in a module of the package.
+
+    Not ``__main__``, nor the round's child code: both are scripts, run and not imported.
+    """
     found: dict[str, type[BaseException]] = {}
     for info in pkgutil.walk_packages(pytest_importcache.__path__, "pytest_importcache."):
-        if info.name.endswith("__main__"):
+        if info.name.endswith("__main__") or info.name.startswith(CHILD_SCRIPTS):
             continue
         module = importlib.import_module(info.name)
         for _, value in inspect.getmembers(module, inspect.isclass):
