@@ -97,7 +97,7 @@ def run(arguments: argparse.Namespace) -> int:
 def _fail_check(text: str) -> CompareFailCheck:
     """``--fail``'s threshold, in pytest-benchmark's syntax (``median:10%``, ``min:0.001``)."""
     # The storage adapter parses it as pytest-benchmark does, and loads pytest to do so.
-    from pytest_importcache.pytest.benchmark import CompareFailCheck
+    from pytest_importcache.pytest.benchmark import CompareFailCheck  # noqa: PLC0415 - loads pytest (~190 modules): only with --fail
 
     return CompareFailCheck(text)
 

@@ -135,7 +135,7 @@ def _prctl() -> Any:
     if not sys.platform.startswith("linux"):
         return None
     try:
-        import ctypes
+        import ctypes  # noqa: PLC0415 - Linux only, and pytest's start-up loads this module
 
         return ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
@@ -152,7 +152,7 @@ def adopt_orphans() -> Iterator[None]:
     if prctl is None:
         yield
         return
-    import ctypes
+    import ctypes  # noqa: PLC0415 - Linux only, and pytest's start-up loads this module
 
     previous = ctypes.c_int(0)
     prctl(_PR_GET_CHILD_SUBREAPER, ctypes.byref(previous), 0, 0, 0)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import sys
+import sysconfig
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -101,8 +102,6 @@ def _describe(spec: ModuleSpec) -> str:
 
 
 def _stdlib_dirs() -> tuple[str, ...]:
-    import sysconfig
-
     paths = sysconfig.get_paths()
     return tuple(
         os.path.join(os.path.realpath(paths[name]), "") for name in ("stdlib", "platstdlib")
@@ -110,8 +109,6 @@ def _stdlib_dirs() -> tuple[str, ...]:
 
 
 def _site_dirs() -> tuple[str, ...]:
-    import sysconfig
-
     paths = sysconfig.get_paths()
     return tuple(os.path.join(os.path.realpath(paths[name]), "") for name in ("purelib", "platlib"))
 

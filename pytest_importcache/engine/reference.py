@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_importcache.model.spec import DEFAULT_ROUNDS, DEFAULT_WARMUP, MeasurementSpec
-from pytest_importcache.model.units import format_significant
+from pytest_importcache.model.units import BudgetError, format_significant, parse_duration
+
+from .measurer import Measurer
 
 __all__ = ["REFERENCE_PACKAGE", "Calibration", "measure_reference", "write_reference_package"]
 
@@ -75,8 +77,6 @@ class Calibration:
     @classmethod
     def parse(cls, text: str) -> Calibration:
         """Read :meth:`to_text`'s format; raises ``ValueError`` naming the expected form."""
-        from pytest_importcache.model.units import BudgetError, parse_duration
-
         match = _CALIBRATION.match(text)
         if match is None:
             raise ValueError(f"expected 'cold=DURATION warm=DURATION', got {text!r}")
@@ -109,8 +109,6 @@ def measure_reference(
     warmup: int = DEFAULT_WARMUP,
 ) -> Calibration:
     """Measure the reference import cold and warm, with copies cached under ``cache_dir``."""
-    from .measurer import Measurer
-
     search_path = [str(write_reference_package(cache_dir / "reference-source"))]
     measurer = Measurer(cache_dir=cache_dir, search_path=search_path)
     medians = {

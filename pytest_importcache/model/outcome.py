@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 from .errors import RecordError
+from .noise import count_disagreement, measurement_noise
 from .records import SameRunBaseline, TreeRow
 from .result import ImportResult, ModuleTiming, ReusedCount
 from .spec import Metric, flavour_label, metric_label
@@ -175,8 +176,6 @@ class MeasurementOutcome:
         """
         if not self.timed:
             return ""
-        from .noise import count_disagreement, measurement_noise
-
         if self.metric == "instructions" and (disagreement := count_disagreement(self.values)):
             return disagreement
         return measurement_noise(self.values, self.headroom)

@@ -315,7 +315,7 @@ def suggest_budget(seconds: float) -> str:
 
 def _with_headroom(value: float) -> Decimal:
     """``value`` (as written: its shortest decimal form) times 1.3, exactly."""
-    from decimal import Decimal
+    from decimal import Decimal  # noqa: PLC0415 - only suggestions need decimal (start-up cost)
 
     return Decimal(repr(float(value))) * Decimal(str(SUGGESTION_HEADROOM))
 
@@ -327,7 +327,7 @@ def _round_up(target: Decimal, scale: float, smallest_step: int = 0) -> str:
     never below ``target / scale``, and float noise (``0.1 * 1.3`` is
     ``0.13000000000000003``) never adds a step, so no tolerance is needed.
     """
-    from decimal import ROUND_CEILING, Context, Decimal
+    from decimal import ROUND_CEILING, Context, Decimal  # noqa: PLC0415 - as above
 
     exact = Context(prec=60)
     amount = exact.divide(target, Decimal(repr(float(scale))))

@@ -7,6 +7,8 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from pytest_importcache.model.budget import Verdict
+from pytest_importcache.model.interval import ESTIMATOR_LABELS
+from pytest_importcache.model.noise import suggestion_caveat
 from pytest_importcache.model.outcome import MeasurementOutcome
 from pytest_importcache.model.records import TreeRow
 from pytest_importcache.model.result import ImportResult, cost_changes
@@ -119,8 +121,6 @@ def _time_block(verdict: Verdict, baseline: BaselineLookup | None = None) -> lis
 
 def _noisy_note(values: Sequence[float]) -> str:
     """`` (from a noisy measurement: ...)`` after a suggestion from noisy rounds, else ``""``."""
-    from pytest_importcache.model.noise import suggestion_caveat
-
     caveat = suggestion_caveat(values)
     return f" ({caveat})" if caveat else ""
 
@@ -315,8 +315,6 @@ def summary_lines(records: Sequence[MeasurementOutcome]) -> list[str]:
         if record.baseline is not None
     }
     for name, commit, estimator in sorted(revisions):
-        from pytest_importcache.model.interval import ESTIMATOR_LABELS
-
         shown = commit if commit.startswith(name) else f"{name} ({commit})"
         label = ESTIMATOR_LABELS.get(estimator, estimator)
         lines.append(fit(f"vs base: {label} against {shown}, same run", SUMMARY_WIDTH))

@@ -11,13 +11,11 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pytest_importcache.model.errors import RecordError, RunError
+from pytest_importcache.model.outcome import MeasurementOutcome
 from pytest_importcache.model.records import SameRunBaseline, TreeRow, cost_number
-
-if TYPE_CHECKING:
-    from pytest_importcache.model.outcome import MeasurementOutcome
 
 __all__ = [
     "ImportComparison",
@@ -361,8 +359,6 @@ def outcome_from_entry(entry: Mapping[str, Any], where: str) -> MeasurementOutco
     :class:`RunError` (prefixed with ``where``, e.g. the run file) for an entry
     saved before pytest-importcache stored the tree, or a malformed one.
     """
-    from pytest_importcache.model.outcome import MeasurementOutcome
-
     fullname = str(entry.get("fullname"))
     try:
         tree = entry_tree(entry)

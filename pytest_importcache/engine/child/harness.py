@@ -323,7 +323,7 @@ def describe_error(error: BaseException) -> "tuple[str, str]":
     """The import's error: its one-line summary and its traceback (the child's frame left out)."""
     skipped = error.__traceback__.tb_next if error.__traceback__ is not None else None
     try:
-        import traceback
+        import traceback  # noqa: PLC0415 - loaded only after the measured import is over
 
         summary = "".join(traceback.format_exception_only(type(error), error)).strip()
         text = "".join(traceback.format_exception(type(error), error, skipped))
