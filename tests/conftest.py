@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import html
 import json
 import os
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_benchmark.plugin as benchmark_plugin
+from process_audit import ProcessAudit
 
 from pytest_importcache import ImportEnv
 from pytest_importcache.model.outcome import MeasurementOutcome
@@ -23,6 +26,24 @@ from pytest_importcache.model.records import RoundReport, TracedImport
 from pytest_importcache.model.result import Flavour
 
 MakeTree = Callable[[dict[str, str]], Path]
+
+
+_CPU_ONCE = pytest.MonkeyPatch()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Fail a test that starts a process without being marked ``slow``; read the CPU once."""
+    config.pluginmanager.register(ProcessAudit(), "process-audit")
+    # pytest-benchmark reads the CPU (py-cpuinfo: lscpu, dmesg, another interpreter;
+    # a quarter of a second or more) at each save of each pytester run. The machine
+    # does not change during the suite: read it once per process, before any test.
+    cpu = benchmark_plugin.get_cpu_info()
+    _CPU_ONCE.setattr(benchmark_plugin, "get_cpu_info", lambda: copy.deepcopy(cpu))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Give pytest-benchmark back its own CPU reader."""
+    _CPU_ONCE.undo()
 
 
 @pytest.fixture(scope="session", autouse=True)
