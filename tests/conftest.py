@@ -37,7 +37,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # pytest-benchmark reads the CPU (py-cpuinfo: lscpu, dmesg, another interpreter;
     # a quarter of a second or more) at each save of each pytester run. The machine
     # does not change during the suite: read it once per process, before any test.
-    cpu = benchmark_plugin.get_cpu_info()
+    cpu = benchmark_plugin.get_cpu_info()  # type: ignore[no-untyped-call]
     _CPU_ONCE.setattr(benchmark_plugin, "get_cpu_info", lambda: copy.deepcopy(cpu))
 
 

@@ -109,7 +109,7 @@ def test_real_process_starts_are_heard(pytester: pytest.Pytester) -> None:
 
 def test_pytest_benchmarks_own_git_probe_is_not_the_tests() -> None:
     # pytest-benchmark's get_tag asks git and hg who the project is, in every session.
-    assert get_tag()
+    assert get_tag()  # type: ignore[no-untyped-call]
 
 
 @pytest.mark.parametrize(
