@@ -62,10 +62,10 @@ def test_an_unmarked_test_hearing_a_process_start_fails_naming_it(
     result.assert_outcomes(passed=2, failed=2, errors=1)
     result.stdout.fnmatch_lines(
         [
+            "*test_fixture_starts started a process in its setup (os.system: b'make all')*",
             "*test_popen started a process in its call (subprocess.Popen: git status) "
             "but is not marked slow*",
             "*test_fork started a process in its call (os.fork)*",
-            "*test_fixture_starts started a process in its setup (os.system: b'make all')*",
         ]
     )
     result.stdout.no_fnmatch_line("*test_marked started*")

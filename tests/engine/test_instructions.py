@@ -266,6 +266,7 @@ class RefusingLock:
         return None
 
 
+@pytest.mark.slow
 def test_counted_measurements_count_modules_once_and_take_no_lock(
     make_tree: MakeTree, tmp_path: Path
 ) -> None:
@@ -309,6 +310,7 @@ def fake_project(pytester: pytest.Pytester) -> pytest.Pytester:
     return pytester
 
 
+@pytest.mark.slow
 def test_an_overspent_count_fails_naming_the_modules_and_a_budget(
     fake_project: pytest.Pytester,
 ) -> None:
@@ -338,6 +340,7 @@ def test_an_overspent_count_fails_naming_the_modules_and_a_budget(
     assert "Traceback" not in result.stdout.str()
 
 
+@pytest.mark.slow
 def test_the_run_metric_applies_to_every_budget_and_fixture(
     fake_project: pytest.Pytester,
 ) -> None:
@@ -371,6 +374,7 @@ def test_the_run_metric_applies_to_every_budget_and_fixture(
     )
 
 
+@pytest.mark.slow
 def test_a_failing_test_names_its_unjudged_budget_too(fake_project: pytest.Pytester) -> None:
     result = run_tests(
         fake_project,
@@ -396,6 +400,7 @@ def test_a_failing_test_names_its_unjudged_budget_too(fake_project: pytest.Pytes
     assert shown.count(note) == 2
 
 
+@pytest.mark.slow
 def test_counts_are_stored_as_their_own_benchmark_entries(
     fake_project: pytest.Pytester,
 ) -> None:
@@ -426,6 +431,7 @@ def test_counts_are_stored_as_their_own_benchmark_entries(
     assert timed["stats"]["min"] == pytest.approx(0.4)
 
 
+@pytest.mark.slow
 def test_compare_fail_catches_a_grown_count(fake_project: pytest.Pytester) -> None:
     source = """
     import pytest
@@ -465,6 +471,7 @@ def test_compare_fail_catches_a_grown_count(fake_project: pytest.Pytester) -> No
     assert "a difference in seconds cannot judge instruction counts" in absolute.stderr
 
 
+@pytest.mark.slow
 def test_counts_stay_out_of_the_benchmark_table_and_are_still_saved_and_compared(
     fake_project: pytest.Pytester,
 ) -> None:
@@ -500,6 +507,7 @@ def test_counts_stay_out_of_the_benchmark_table_and_are_still_saved_and_compared
     assert "test_counted[steady-warm-instructions]" in listed.stdout
 
 
+@pytest.mark.slow
 def test_raw_rounds_of_counts_are_kept_apart_from_timed_ones(
     fake_project: pytest.Pytester,
 ) -> None:
@@ -562,6 +570,7 @@ def counted_env(cache_dir: Path, make_tree: MakeTree) -> Callable[..., ImportEnv
 
 
 @needs_valgrind
+@pytest.mark.slow
 def test_real_counts_repeat_exactly_and_split_by_module(
     counted_env: Callable[..., ImportEnv],
 ) -> None:
@@ -582,6 +591,7 @@ def test_real_counts_repeat_exactly_and_split_by_module(
 
 
 @needs_valgrind
+@pytest.mark.slow
 def test_an_import_that_calls_the_fence_is_one_line(
     counted_env: Callable[..., ImportEnv],
 ) -> None:
@@ -593,6 +603,7 @@ def test_an_import_that_calls_the_fence_is_one_line(
 
 
 @needs_valgrind
+@pytest.mark.slow
 def test_a_hung_counted_round_is_killed_after_the_scaled_timeout(
     counted_env: Callable[..., ImportEnv],
 ) -> None:
@@ -602,6 +613,7 @@ def test_a_hung_counted_round_is_killed_after_the_scaled_timeout(
 
 
 @needs_valgrind
+@pytest.mark.slow
 def test_valgrind_options_from_the_environment_change_nothing(
     counted_env: Callable[..., ImportEnv], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -612,6 +624,7 @@ def test_valgrind_options_from_the_environment_change_nothing(
 
 
 @needs_valgrind
+@pytest.mark.slow
 def test_the_command_line_counts_and_says_so(make_tree: MakeTree) -> None:
     tree = make_tree(PACKAGE)
     completed = subprocess.run(
@@ -635,6 +648,7 @@ def test_the_command_line_counts_and_says_so(make_tree: MakeTree) -> None:
     assert bytecode_files(tree) == []
 
 
+@pytest.mark.slow
 def test_the_command_line_without_valgrind_is_one_line(make_tree: MakeTree, tmp_path: Path) -> None:
     tree = make_tree(PACKAGE)
     completed = subprocess.run(
@@ -710,6 +724,7 @@ def count_in(workdir: Path, tree: Path) -> int | None:
 
 
 @needs_valgrind
+@pytest.mark.slow
 def test_valgrind_configuration_in_home_the_round_directory_and_the_environment_is_ignored(
     make_tree: MakeTree, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -728,6 +743,7 @@ def test_valgrind_configuration_in_home_the_round_directory_and_the_environment_
 
 
 @needs_valgrind
+@pytest.mark.slow
 def test_the_command_line_under_a_valgrindrc_that_stops_counting_still_counts(
     make_tree: MakeTree, tmp_path: Path
 ) -> None:
@@ -759,6 +775,7 @@ def test_a_count_no_import_could_give_is_one_line_not_a_pass() -> None:
 
 
 @needs_valgrind
+@pytest.mark.slow
 def test_an_import_counts_the_same_from_the_command_line_and_from_pytest(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -812,6 +829,7 @@ def test_counted_rounds_that_disagree_are_marked_in_the_summary() -> None:
 
 
 @needs_valgrind
+@pytest.mark.slow
 def test_an_import_that_needs_a_withheld_variable_says_how_to_pass_it(
     counted_env: Callable[..., ImportEnv], monkeypatch: pytest.MonkeyPatch
 ) -> None:
