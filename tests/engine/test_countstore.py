@@ -118,6 +118,7 @@ def test_a_changed_byte_of_the_package_counts_again(world: Path, tmp_path: Path)
     assert result.reused is None
 
 
+@pytest.mark.slow
 def test_a_changed_byte_of_a_dependency_counts_again(world: Path, tmp_path: Path) -> None:
     dependency = world / "dep" / "__init__.py"
     runner = ReadingRunner([(dependency, "")])
@@ -388,6 +389,7 @@ def test_a_same_run_baseline_is_reused_whatever_the_head(
     assert base_result.reused is not None
 
 
+@pytest.mark.slow
 def test_the_caller_variables_change_no_key_but_those_named_for_counted_rounds(
     world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -719,6 +721,7 @@ def test_importing_results_loads_no_store() -> None:
     assert loaded.strip() == "[]"
 
 
+@pytest.mark.slow
 def test_the_key_holds_the_command_lines_the_rounds_run(world: Path, tmp_path: Path) -> None:
     from pytest_importcache.engine.countstore import _round_commands
     from pytest_importcache.engine.runner import counted_round_command, round_pycache_prefix
