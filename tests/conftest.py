@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import html
 import json
 import os
@@ -16,13 +17,38 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_benchmark.plugin as benchmark_plugin
+from process_audit import ProcessAudit
 
 from pytest_importcache import ImportEnv
+from pytest_importcache.engine.lifecycle import start_guardian
 from pytest_importcache.model.outcome import MeasurementOutcome
 from pytest_importcache.model.records import RoundReport, TracedImport, TreeRow
 from pytest_importcache.model.result import Flavour
 
 MakeTree = Callable[[dict[str, str]], Path]
+
+
+_CPU_ONCE = pytest.MonkeyPatch()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Fail a test that starts a process unless marked ``slow``; once-per-process probes first."""
+    config.pluginmanager.register(ProcessAudit(), "process-audit")
+    # pytest-benchmark reads the CPU (py-cpuinfo: lscpu, dmesg, another interpreter;
+    # a quarter of a second or more) at each save of each pytester run. The machine
+    # does not change during the suite: read it once per process, before any test.
+    cpu = benchmark_plugin.get_cpu_info()  # type: ignore[no-untyped-call]
+    _CPU_ONCE.setattr(benchmark_plugin, "get_cpu_info", lambda: copy.deepcopy(cpu))
+    # The engine's guardian is one process per test process, started by the first
+    # measurement, fake rounds too: start it before any test, so that which test
+    # comes first does not decide whether that test starts a process.
+    start_guardian()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Give pytest-benchmark back its own CPU reader."""
+    _CPU_ONCE.undo()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -31,6 +31,7 @@ MYLIB = {
 }
 
 
+@pytest.mark.slow
 def test_the_fixture_examples_hold(pytester: pytest.Pytester) -> None:
     """Their assertions hold on every run: no cold-versus-warm race on mylib's own bytecode."""
     write_tree(pytester.path, MYLIB)
@@ -52,6 +53,7 @@ def _command(line: str) -> list[str]:
     return [sys.executable, "-m", module, *words[1:]]
 
 
+@pytest.mark.slow
 def test_the_ci_recipe_fails_cleanly_on_a_slower_import(tmp_path: Path) -> None:
     recipe = readme_block("yaml", "# on pull requests")
     main_part, _, pull_request_part = recipe.partition("# on pull requests")

@@ -70,6 +70,7 @@ def package_dir(make_tree: MakeTree) -> Path:
     return make_tree(PACKAGE)
 
 
+@pytest.mark.slow
 def test_profiling_prints_stats_tree_and_a_marker(package_dir: Path) -> None:
     completed = run_cli("clipkg", "--path", str(package_dir), "--rounds", "3")
     assert completed.returncode == 0, completed.stderr
@@ -101,6 +102,7 @@ def test_profiling_prints_stats_tree_and_a_marker(package_dir: Path) -> None:
     assert completed.stderr == ""
 
 
+@pytest.mark.slow
 def test_a_terminal_gets_a_progress_bar(package_dir: Path) -> None:
     controller, terminal = pty.openpty()
     try:
@@ -125,6 +127,7 @@ def test_a_terminal_gets_a_progress_bar(package_dir: Path) -> None:
     assert "[#" not in completed.stdout
 
 
+@pytest.mark.slow
 def test_progress_prints_a_line_per_round_without_a_terminal(package_dir: Path) -> None:
     completed = run_cli(
         "clipkg", "--path", str(package_dir), "--rounds", "2", "--warmup", "1", "--progress"
@@ -139,6 +142,7 @@ def test_progress_prints_a_line_per_round_without_a_terminal(package_dir: Path) 
     # Without --progress, a log gets nothing on stderr (tested above: stderr == "").
 
 
+@pytest.mark.slow
 def test_json_output_follows_the_documented_schema(package_dir: Path) -> None:
     completed = run_cli(
         "clipkg", "--path", str(package_dir), "--rounds", "2", "--closure", "--json"
@@ -177,6 +181,7 @@ def test_json_output_follows_the_documented_schema(package_dir: Path) -> None:
     assert entry["suggested_marker"].endswith("closure=True)")
 
 
+@pytest.mark.slow
 def test_a_missing_module_is_one_line_and_exit_2() -> None:
     completed = run_cli("no_such_module_here")
     assert completed.returncode == 2
@@ -191,6 +196,7 @@ def test_a_missing_module_is_one_line_and_exit_2() -> None:
     )
 
 
+@pytest.mark.slow
 def test_a_module_not_in_the_given_path_does_not_hint_at_adding_one(tmp_path: Path) -> None:
     completed = run_cli("no_such_module_here", "--path", str(tmp_path))
     assert completed.returncode == 2
@@ -209,6 +215,7 @@ def test_the_timeout_takes_units_as_the_ini_key_does(timeout: str) -> None:
     assert parsed.timeout == {"500ms": 0.5, "90s": 90.0, "60": 60.0}[timeout]
 
 
+@pytest.mark.slow
 def test_a_malformed_timeout_is_one_line() -> None:
     completed = run_cli("json", "--timeout", "soon")
     assert completed.returncode == 2
@@ -217,6 +224,7 @@ def test_a_malformed_timeout_is_one_line() -> None:
     )
 
 
+@pytest.mark.slow
 def test_a_path_that_names_the_package_itself_is_pointed_at_its_parent(
     package_dir: Path,
 ) -> None:
@@ -231,6 +239,7 @@ def test_a_path_that_names_the_package_itself_is_pointed_at_its_parent(
 
 
 @pytest.mark.parametrize("subcommand", ["", *SUBCOMMANDS])
+@pytest.mark.slow
 def test_every_help_surface_exits_0(subcommand: str) -> None:
     """``--help`` of the command line and of each subcommand (as the dispatcher knows them)."""
     completed = run_cli(*filter(None, [subcommand]), "--help")
@@ -292,6 +301,7 @@ def test_compare_loads_pytest_only_to_read_a_fail_threshold(tmp_path: Path) -> N
 @pytest.mark.parametrize(
     "args", [["--rounds", "x", "json"], ["--rounds", "0", "json"], ["--bogus", "json"], []]
 )
+@pytest.mark.slow
 def test_a_bad_option_is_one_line_and_exit_2(args: list[str]) -> None:
     completed = run_cli(*args)
     assert completed.returncode == 2
@@ -299,6 +309,7 @@ def test_a_bad_option_is_one_line_and_exit_2(args: list[str]) -> None:
     assert completed.stderr.startswith("pytest-importcache: error: ")
 
 
+@pytest.mark.slow
 def test_the_installed_script_measures_a_stdlib_module() -> None:
     script = Path(sys.executable).with_name("pytest-importcache")
     if not script.exists():
@@ -310,6 +321,7 @@ def test_the_installed_script_measures_a_stdlib_module() -> None:
     assert completed.stdout.startswith("json  (Python ")
 
 
+@pytest.mark.slow
 def test_another_interpreter_can_be_measured(package_dir: Path) -> None:
     others = [
         path
@@ -380,6 +392,7 @@ def saved_runs(saved_runs_once: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(saved_runs_once, tmp_path / "project"))
 
 
+@pytest.mark.slow
 def test_compare_shows_the_change_and_the_modules_behind_it(saved_runs: Path) -> None:
     completed = run_cli("compare", cwd=saved_runs)
     assert completed.returncode == 0, completed.stderr
@@ -393,6 +406,7 @@ def test_compare_shows_the_change_and_the_modules_behind_it(saved_runs: Path) ->
     ]
 
 
+@pytest.mark.slow
 def test_compare_fail_exits_1_on_a_regression_and_0_without(saved_runs: Path) -> None:
     regressed = run_cli("compare", "0001", "0002", "--fail=median:10%", cwd=saved_runs)
     assert regressed.returncode == 1
@@ -412,6 +426,7 @@ def test_compare_fail_exits_1_on_a_regression_and_0_without(saved_runs: Path) ->
         (["json", "--path", "/no/such/dir"], "--path /no/such/dir: not a directory"),
     ],
 )
+@pytest.mark.slow
 def test_errors_are_one_line_and_exit_2(saved_runs: Path, args: list[str], message: str) -> None:
     completed = run_cli(*args, cwd=saved_runs)
     assert completed.returncode == 2
@@ -419,6 +434,7 @@ def test_errors_are_one_line_and_exit_2(saved_runs: Path, args: list[str], messa
     assert message in completed.stderr
 
 
+@pytest.mark.slow
 def test_compare_stays_within_one_machine_directory(saved_runs: Path) -> None:
     # Runs of another interpreter, saved later, in a directory of their own.
     storage = saved_runs / ".benchmarks"
@@ -436,6 +452,7 @@ def test_compare_stays_within_one_machine_directory(saved_runs: Path) -> None:
     assert "matches several runs" in ambiguous.stderr
 
 
+@pytest.mark.slow
 def test_a_closed_pipe_ends_quietly(package_dir: Path) -> None:
     command = cli_command("clipkg", "--path", str(package_dir), "--rounds", "1")
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
@@ -447,6 +464,7 @@ def test_a_closed_pipe_ends_quietly(package_dir: Path) -> None:
     assert b"Traceback" not in errors
 
 
+@pytest.mark.slow
 def test_a_corrupt_run_file_is_named(saved_runs: Path) -> None:
     (run,) = (saved_runs / ".benchmarks").glob("*/0002_*.json")
     run.write_text('{"benchmarks": [')
@@ -477,6 +495,7 @@ LAZY_PACKAGE = {
 }
 
 
+@pytest.mark.slow
 def test_lazily_created_modules_and_start_up_are_reported(make_tree: MakeTree) -> None:
     tree = make_tree(LAZY_PACKAGE)
     common = ["lazypkg", "--path", str(tree), "--rounds", "1", "--warmup", "0"]
@@ -494,12 +513,14 @@ def test_lazily_created_modules_and_start_up_are_reported(make_tree: MakeTree) -
     assert f"{entry['startup_modules']} at start-up" in header
 
 
+@pytest.mark.slow
 def test_a_stdlib_module_named_profile_is_measured() -> None:
     completed = run_cli("profile", "--rounds", "1", "--warmup", "0", "--json")
     assert completed.returncode == 0, completed.stderr
     assert [entry["module"] for entry in json.loads(completed.stdout)["modules"]] == ["profile"]
 
 
+@pytest.mark.slow
 def test_a_module_named_like_a_subcommand_is_measured_after_a_double_dash(
     make_tree: MakeTree,
 ) -> None:
@@ -513,6 +534,7 @@ def test_a_module_named_like_a_subcommand_is_measured_after_a_double_dash(
     )
 
 
+@pytest.mark.slow
 def test_help_lists_the_subcommands_and_the_double_dash() -> None:
     completed = run_cli("--help")
     assert completed.returncode == 0
@@ -557,6 +579,7 @@ def save_runs(directory: Path, *runs: dict[str, Any]) -> list[Path]:
 @pytest.mark.parametrize(
     ("minimum", "shown"), [("fast", '"fast"'), (None, "null"), (True, "true"), (-1, "-1")]
 )
+@pytest.mark.slow
 def test_a_statistic_that_is_not_a_number_names_the_file_and_the_entry(
     tmp_path: Path, minimum: object, shown: str
 ) -> None:
@@ -593,6 +616,7 @@ def test_a_missing_statistic_and_a_nameless_entry_name_the_run() -> None:
         compare_runs(fake_run(), nameless, "0001")
 
 
+@pytest.mark.slow
 def test_a_machine_directory_is_accepted_as_storage(tmp_path: Path) -> None:
     machine = tmp_path / ".benchmarks" / "Linux-CPython-3.11-64bit"
     save_runs(machine, fake_run(0.01), fake_run(0.02))
@@ -603,6 +627,7 @@ def test_a_machine_directory_is_accepted_as_storage(tmp_path: Path) -> None:
     assert named.returncode == 0, named.stderr
 
 
+@pytest.mark.slow
 def test_too_few_runs_names_every_directory_searched(tmp_path: Path) -> None:
     storage = tmp_path / ".benchmarks"
     older = storage / "Linux-CPython-3.11-64bit"
@@ -635,6 +660,7 @@ def test_storage_is_described_by_what_each_directory_holds(tmp_path: Path) -> No
     assert describe_storage(tmp_path) == f"found {tmp_path / 'Linux-B'}: 1 run"
 
 
+@pytest.mark.slow
 def test_no_run_matching_says_what_the_storage_holds(tmp_path: Path) -> None:
     save_runs(tmp_path / ".benchmarks" / "Linux-X", fake_run(), fake_run())
     completed = run_cli("compare", "0007", cwd=tmp_path)
@@ -672,6 +698,7 @@ def fake_cache(tmp_path: Path) -> Path:
     return cache
 
 
+@pytest.mark.slow
 def test_cache_lists_copies_newest_first_with_bounds_and_total(fake_cache: Path) -> None:
     completed = run_cli("cache", "--dir", str(fake_cache))
     assert completed.returncode == 0, completed.stderr
@@ -690,6 +717,7 @@ def test_cache_lists_copies_newest_first_with_bounds_and_total(fake_cache: Path)
     assert all(len(line) <= 80 for line in lines[1:])  # the first holds a path
 
 
+@pytest.mark.slow
 def test_cache_json_lists_every_copy(fake_cache: Path) -> None:
     completed = run_cli("cache", "--dir", str(fake_cache), "--json")
     assert completed.returncode == 0, completed.stderr
@@ -711,6 +739,7 @@ def test_cache_json_lists_every_copy(fake_cache: Path) -> None:
     assert "removed" not in document
 
 
+@pytest.mark.slow
 def test_cache_clear_removes_copies_not_in_use(fake_cache: Path) -> None:
     in_use = fake_cache / "cold-0123456789ab" / "other-8b7a6f5e4d3c2b1a"
     with FileLock(f"{in_use}.measure.lock"):
@@ -725,6 +754,7 @@ def test_cache_clear_removes_copies_not_in_use(fake_cache: Path) -> None:
     assert run_cli("cache", "--dir", str(fake_cache)).stdout.splitlines()[-1] == "no copies"
 
 
+@pytest.mark.slow
 def test_cache_of_a_missing_directory_says_so(tmp_path: Path) -> None:
     completed = run_cli("cache", "--dir", str(tmp_path / "none"))
     assert completed.returncode == 0, completed.stderr
@@ -735,6 +765,7 @@ def test_cache_of_a_missing_directory_says_so(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.slow
 def test_cache_dir_that_is_a_file_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     completed = run_cli("cache", "--dir", str(tmp_path / "file"))
@@ -745,6 +776,7 @@ def test_cache_dir_that_is_a_file_is_one_line(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_the_default_cache_is_the_per_user_one(tmp_path: Path) -> None:
     # TMPDIR points at tmp_path (see private_temp_dir), so the per-user cache is there.
     completed = run_cli("cache", "--json")
@@ -771,6 +803,7 @@ def test_ages_read_coarsely(seconds: float, text: str) -> None:
 # -- report: the icicle page from saved runs ---------------------------------------------
 
 
+@pytest.mark.slow
 def test_report_draws_the_newest_run_from_storage(saved_runs: Path) -> None:
     completed = run_cli("report", "--output", "out/imports.html", cwd=saved_runs)
     assert completed.returncode == 0, completed.stderr
@@ -785,6 +818,7 @@ def test_report_draws_the_newest_run_from_storage(saved_runs: Path) -> None:
     assert "icicle diff" not in page
 
 
+@pytest.mark.slow
 def test_report_against_a_run_draws_the_diff(saved_runs: Path) -> None:
     completed = run_cli("report", "0002", "--against", "0001", "--output", "d.html", cwd=saved_runs)
     assert completed.returncode == 0, completed.stderr
@@ -800,6 +834,7 @@ def _strip_trees(run: Path) -> None:
     run.write_text(json.dumps(data))
 
 
+@pytest.mark.slow
 def test_report_of_a_run_saved_before_trees_is_one_line(saved_runs: Path) -> None:
     (old,) = (saved_runs / ".benchmarks").glob("*/0001_*.json")
     _strip_trees(old)
@@ -826,6 +861,7 @@ def test_report_of_a_run_saved_before_trees_is_one_line(saved_runs: Path) -> Non
         ([], "the following arguments are required: --output"),
     ],
 )
+@pytest.mark.slow
 def test_report_errors_are_one_line(saved_runs: Path, args: list[str], message: str) -> None:
     completed = run_cli("report", *args, cwd=saved_runs)
     assert completed.returncode == 2
@@ -833,6 +869,7 @@ def test_report_errors_are_one_line(saved_runs: Path, args: list[str], message: 
     assert message in completed.stderr
 
 
+@pytest.mark.slow
 def test_report_of_a_corrupt_tree_names_the_module(saved_runs: Path) -> None:
     (run,) = (saved_runs / ".benchmarks").glob("*/0002_*.json")
     data = json.loads(run.read_text())
@@ -847,6 +884,7 @@ def test_report_of_a_corrupt_tree_names_the_module(saved_runs: Path) -> None:
 # -- history: each import over the saved runs --------------------------------------------
 
 
+@pytest.mark.slow
 def test_history_prints_a_table_and_writes_the_charts(saved_runs: Path) -> None:
     completed = run_cli("history", "--output", "h/history.html", cwd=saved_runs)
     assert completed.returncode == 0, completed.stderr
@@ -863,6 +901,7 @@ def test_history_prints_a_table_and_writes_the_charts(saved_runs: Path) -> None:
     assert 'class="point up"' in page
 
 
+@pytest.mark.slow
 def test_history_of_no_runs_is_one_line(saved_runs: Path, tmp_path: Path) -> None:
     empty = run_cli("history", "--storage", str(tmp_path / "none"), cwd=saved_runs)
     assert empty.returncode == 2
@@ -870,6 +909,7 @@ def test_history_of_no_runs_is_one_line(saved_runs: Path, tmp_path: Path) -> Non
     assert "no saved runs: " in empty.stderr
 
 
+@pytest.mark.slow
 def test_history_skips_a_corrupt_run_in_one_line_and_shows_the_rest(saved_runs: Path) -> None:
     (run,) = (saved_runs / ".benchmarks").glob("*/0001_*.json")
     run.write_text("not json{")

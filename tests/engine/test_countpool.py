@@ -20,6 +20,8 @@ from pytest_importcache.engine.measurer import Measurer
 from pytest_importcache.model.errors import ImportCacheError
 from pytest_importcache.model.spec import MeasurementSpec
 
+pytestmark = pytest.mark.slow
+
 # Rounds that take 0.4 s and say how many counted rounds ran at once, and
 # whether a timed round ever ran while one was counted. ``broken*`` raises,
 # ``slow*`` takes 1.5 s.

@@ -86,6 +86,7 @@ def measurer_for(
     )
 
 
+@pytest.mark.slow
 def test_an_unchanged_count_is_reused_without_running_a_round(world: Path, tmp_path: Path) -> None:
     runner = ReadingRunner([(world / "dep" / "__init__.py", "")])
     spec = counted(MeasurementSpec("pkg"))
@@ -100,6 +101,7 @@ def test_an_unchanged_count_is_reused_without_running_a_round(world: Path, tmp_p
     assert list(second.modules) == list(first.modules)
 
 
+@pytest.mark.slow
 def test_a_changed_byte_of_the_package_counts_again(world: Path, tmp_path: Path) -> None:
     runner = ReadingRunner()
     spec = counted(MeasurementSpec("pkg"))
@@ -110,6 +112,7 @@ def test_a_changed_byte_of_the_package_counts_again(world: Path, tmp_path: Path)
     assert result.reused is None
 
 
+@pytest.mark.slow
 def test_a_changed_byte_of_a_dependency_counts_again(world: Path, tmp_path: Path) -> None:
     dependency = world / "dep" / "__init__.py"
     runner = ReadingRunner([(dependency, "")])
@@ -143,6 +146,7 @@ class EditingRunner(ReadingRunner):
         return super().__call__(module, roots, *args, **kwargs)
 
 
+@pytest.mark.slow
 def test_a_dependency_edited_during_the_rounds_stores_no_count(world: Path, tmp_path: Path) -> None:
     dependency = world / "dep" / "__init__.py"
     runner = EditingRunner(dependency, "SETTING = 2\n")
@@ -159,6 +163,7 @@ def test_a_dependency_edited_during_the_rounds_stores_no_count(world: Path, tmp_
     assert runner.calls == 4
 
 
+@pytest.mark.slow
 def test_a_dependencys_stale_bytecode_counts_again_but_a_touched_source_does_not(
     world: Path, tmp_path: Path
 ) -> None:
@@ -191,6 +196,7 @@ def test_a_dependencys_stale_bytecode_counts_again_but_a_touched_source_does_not
     ],
     ids=lambda change: "-".join(f"{key}={value}" for key, value in change.items()),
 )
+@pytest.mark.slow
 def test_other_settings_count_again(world: Path, tmp_path: Path, change: dict[str, object]) -> None:
     runner = ReadingRunner()
     spec = counted(MeasurementSpec("pkg"))
@@ -202,6 +208,7 @@ def test_other_settings_count_again(world: Path, tmp_path: Path, change: dict[st
 
 
 @pytest.mark.skipif(not OTHER_PYTHON.exists(), reason="needs pyenv's Python 3.12.1")
+@pytest.mark.slow
 def test_another_interpreter_counts_again(world: Path, tmp_path: Path) -> None:
     runner = ReadingRunner()
     spec = counted(MeasurementSpec("pkg"))
@@ -211,6 +218,7 @@ def test_another_interpreter_counts_again(world: Path, tmp_path: Path) -> None:
     assert runner.calls == 4
 
 
+@pytest.mark.slow
 def test_fresh_counts_again_and_refreshes_the_entry(world: Path, tmp_path: Path) -> None:
     runner = ReadingRunner()
     spec = counted(MeasurementSpec("pkg"))
@@ -224,6 +232,7 @@ def test_fresh_counts_again_and_refreshes_the_entry(world: Path, tmp_path: Path)
     assert len(list((tmp_path / "store").rglob("*.json"))) == 1, "the entry was replaced"
 
 
+@pytest.mark.slow
 def test_timed_measurements_are_never_stored(world: Path, tmp_path: Path) -> None:
     runner = ReadingRunner()
     spec = MeasurementSpec("pkg", rounds=2, warmup=0)
@@ -232,6 +241,7 @@ def test_timed_measurements_are_never_stored(world: Path, tmp_path: Path) -> Non
     assert not (tmp_path / "store").exists()
 
 
+@pytest.mark.slow
 def test_made_up_rounds_never_reach_the_default_store(world: Path, tmp_path: Path) -> None:
     measurer = Measurer(cache_dir=tmp_path, search_path=[str(world)], round_runner=ReadingRunner())
     measurer.measure(counted(MeasurementSpec("pkg")))
@@ -250,6 +260,7 @@ def test_made_up_rounds_never_reach_the_default_store(world: Path, tmp_path: Pat
     ],
     ids=["truncated", "wrong-types", "wrong-inputs", "other-format", "not-an-entry"],
 )
+@pytest.mark.slow
 def test_a_corrupt_entry_is_ignored_with_one_warning(
     world: Path, tmp_path: Path, damage: object
 ) -> None:
@@ -275,6 +286,7 @@ def test_a_corrupt_entry_is_ignored_with_one_warning(
     assert len(said) == 1
 
 
+@pytest.mark.slow
 def test_an_unwritable_store_is_said_once_and_counting_goes_on(world: Path, tmp_path: Path) -> None:
     (tmp_path / "store").write_text("a file, not a directory")
     said: list[str] = []
@@ -289,6 +301,7 @@ def test_an_unwritable_store_is_said_once_and_counting_goes_on(world: Path, tmp_
     assert "cannot save counts" in said[0]
 
 
+@pytest.mark.slow
 def test_each_kind_of_store_problem_is_said_once(world: Path, tmp_path: Path) -> None:
     runner = ReadingRunner()
     spec = counted(MeasurementSpec("pkg"))
@@ -328,6 +341,7 @@ for _ in range(200):
 """
 
 
+@pytest.mark.slow
 def test_concurrent_writers_of_one_key_leave_a_valid_entry(tmp_path: Path) -> None:
     source = tmp_path / "pkg.py"
     source.write_text("")
@@ -352,6 +366,7 @@ def test_concurrent_writers_of_one_key_leave_a_valid_entry(tmp_path: Path) -> No
     assert len(report.loaded) == report.instructions
 
 
+@pytest.mark.slow
 def test_a_same_run_baseline_is_reused_whatever_the_head(
     make_tree: MakeTree, world: Path, tmp_path: Path
 ) -> None:
@@ -368,6 +383,7 @@ def test_a_same_run_baseline_is_reused_whatever_the_head(
     assert base_result.reused is not None
 
 
+@pytest.mark.slow
 def test_the_caller_variables_change_no_key_but_those_named_for_counted_rounds(
     world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -428,6 +444,7 @@ def test_a_report_survives_the_store(world: Path, tmp_path: Path) -> None:
 # -- pytest and the command line -------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_pytest_says_reused_in_the_summary_and_in_storage(pytester: pytest.Pytester) -> None:
     pytester.makeconftest(FAKE_ROUNDS_CONFTEST)
     fake_rounds(pytester.path, {"steady": {"seconds": 0.3}})
@@ -460,6 +477,7 @@ def test_pytest_says_reused_in_the_summary_and_in_storage(pytester: pytest.Pytes
     assert "reused, counted" not in fresh.stdout.str()
 
 
+@pytest.mark.slow
 def test_the_cache_command_counts_and_clears_stored_counts(
     world: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -474,6 +492,7 @@ def test_the_cache_command_counts_and_clears_stored_counts(
     assert not list((tmp_path / "store").rglob("*.json"))
 
 
+@pytest.mark.slow
 def test_a_store_named_over_a_users_files_prunes_and_clears_only_its_own(
     world: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -511,6 +530,7 @@ def test_a_store_named_over_a_users_files_prunes_and_clears_only_its_own(
 # -- real rounds under valgrind -----------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_reused_count_is_the_count_a_fresh_round_gives(
     make_tree: MakeTree, tmp_path: Path
 ) -> None:
@@ -543,6 +563,7 @@ def test_a_reused_count_is_the_count_a_fresh_round_gives(
     assert measure()[1] is False
 
 
+@pytest.mark.slow
 def test_a_counted_round_reports_what_its_count_depends_on(make_tree: MakeTree) -> None:
     from pytest_importcache.engine.runner import run_round
 
@@ -562,6 +583,7 @@ def test_a_counted_round_reports_what_its_count_depends_on(make_tree: MakeTree) 
     assert any(source.endswith("json/__init__.py") for _, source in bytecode)
 
 
+@pytest.mark.slow
 def test_a_corrupt_entry_warns_and_never_stops_a_measurement_under_w_error(
     world: Path, tmp_path: Path
 ) -> None:
@@ -584,6 +606,7 @@ def test_a_corrupt_entry_warns_and_never_stops_a_measurement_under_w_error(
         assert CountStore(tmp_path / "store2").lookup(key) is None
 
 
+@pytest.mark.slow
 def test_xdist_workers_share_one_store(pytester: pytest.Pytester) -> None:
     pytester.makeconftest(FAKE_ROUNDS_CONFTEST)
     fake_rounds(pytester.path, {"steady": {"seconds": 0.3}, "other": {"seconds": 0.2}})
@@ -628,6 +651,7 @@ print("CLEARED", store.clear())
     os.geteuid() != 0 or not Path("/usr/bin/setpriv").exists(),
     reason="drops root's capabilities with setpriv",
 )
+@pytest.mark.slow
 def test_a_store_folder_that_cannot_be_listed_is_said_once_and_skipped(tmp_path: Path) -> None:
     # Root reads every folder; without its capabilities (as another CI user) it cannot.
     source = tmp_path / "pkg.py"
@@ -667,6 +691,7 @@ def test_a_store_folder_that_cannot_be_listed_is_said_once_and_skipped(tmp_path:
     assert (locked / ("cd" + "0" * 62 + "-0.json")).exists()
 
 
+@pytest.mark.slow
 def test_importing_results_loads_no_store() -> None:
     loaded = subprocess.run(
         [
@@ -690,6 +715,7 @@ def test_importing_results_loads_no_store() -> None:
     assert loaded.strip() == "[]"
 
 
+@pytest.mark.slow
 def test_the_key_holds_the_command_lines_the_rounds_run(world: Path, tmp_path: Path) -> None:
     from pytest_importcache.engine.countstore import _round_commands
     from pytest_importcache.engine.roundcommand import counted_round_command, round_pycache_prefix

@@ -59,6 +59,7 @@ def test_a_cold_copy_has_sources_and_data_but_no_bytecode(
 @pytest.mark.parametrize(
     ("optimize", "suffix"), [(0, ".pyc"), (1, ".opt-1.pyc"), (2, ".opt-2.pyc")]
 )
+@pytest.mark.slow
 def test_a_warm_copy_is_compiled_at_the_rounds_optimisation_level(
     make_tree: MakeTree, tmp_path: Path, optimize: int, suffix: str
 ) -> None:
@@ -71,6 +72,7 @@ def test_a_warm_copy_is_compiled_at_the_rounds_optimisation_level(
 @pytest.mark.parametrize(
     ("mode", "flags"), [("timestamp", 0), ("checked-hash", 3), ("unchecked-hash", 1)]
 )
+@pytest.mark.slow
 def test_the_invalidation_mode_is_written_into_the_bytecode(
     make_tree: MakeTree, tmp_path: Path, mode: str, flags: int
 ) -> None:
@@ -79,6 +81,7 @@ def test_the_invalidation_mode_is_written_into_the_bytecode(
     assert int.from_bytes(pyc.read_bytes()[4:8], "little") == flags
 
 
+@pytest.mark.slow
 def test_bytecode_is_written_even_when_the_caller_forbids_it(
     make_tree: MakeTree, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -124,6 +127,7 @@ def test_namespace_portions_are_copied_side_by_side(make_tree: MakeTree, tmp_pat
     ]
 
 
+@pytest.mark.slow
 def test_concurrent_builders_share_one_copy(make_tree: MakeTree, tmp_path: Path) -> None:
     tree = make_tree(
         {f"pkg/mod{index}.py": "X = 1\n" for index in range(300)} | {"pkg/__init__.py": ""}
@@ -153,6 +157,7 @@ def test_concurrent_builders_share_one_copy(make_tree: MakeTree, tmp_path: Path)
     assert leftovers == [Path(directory).name]
 
 
+@pytest.mark.slow
 def test_the_source_tree_is_never_written(make_tree: MakeTree, tmp_path: Path) -> None:
     tree = make_tree(PACKAGE)
     before = snapshot(tree)
@@ -162,6 +167,7 @@ def test_the_source_tree_is_never_written(make_tree: MakeTree, tmp_path: Path) -
     assert snapshot(tree) == before
 
 
+@pytest.mark.slow
 def test_a_read_only_source_tree_gives_a_writable_copy(make_tree: MakeTree, tmp_path: Path) -> None:
     tree = make_tree(PACKAGE)
     for path in [*(tree / "pkg").rglob("*"), tree / "pkg"]:
@@ -198,6 +204,7 @@ def test_a_default_cache_directory_others_can_write_is_refused(
     assert default_cache_dir() == planted
 
 
+@pytest.mark.slow
 def test_an_edit_that_keeps_size_and_mtime_still_gets_a_new_copy(
     make_tree: MakeTree, tmp_path: Path
 ) -> None:
@@ -218,6 +225,7 @@ def cached_warm_copy(tree: Path, cache: Path) -> PackageCopy:
     return prepare_copy(location, cache / "warm-test", flavour="warm", python=sys.executable)
 
 
+@pytest.mark.slow
 def test_the_cache_keeps_a_few_copies_per_package(make_tree: MakeTree, tmp_path: Path) -> None:
     from pytest_importcache.engine.cache import MAX_COPIES_PER_PACKAGE, cached_copies
 
@@ -234,6 +242,7 @@ def test_the_cache_keeps_a_few_copies_per_package(make_tree: MakeTree, tmp_path:
     assert directories == sorted(copy.path.name for copy in copies)
 
 
+@pytest.mark.slow
 def test_copies_unused_for_long_are_pruned_but_a_copy_in_use_is_not(
     make_tree: MakeTree, tmp_path: Path
 ) -> None:
@@ -251,6 +260,7 @@ def test_copies_unused_for_long_are_pruned_but_a_copy_in_use_is_not(
     assert [copy.path for copy in cached_copies(tmp_path)] == [busy.directory]
 
 
+@pytest.mark.slow
 def test_a_copy_without_its_completion_mark_is_built_again(
     make_tree: MakeTree, tmp_path: Path
 ) -> None:
@@ -266,6 +276,7 @@ def test_a_copy_without_its_completion_mark_is_built_again(
     assert (again.roots[0] / "pkg" / "core.py").read_text() == "VALUE = 1\n"
 
 
+@pytest.mark.slow
 def test_leftovers_of_dead_processes_are_pruned(make_tree: MakeTree, tmp_path: Path) -> None:
     from pytest_importcache.engine.cache import prune_cache
 

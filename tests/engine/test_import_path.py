@@ -38,6 +38,7 @@ def app_and_core(root: Path, core_source: str = "VALUE = 1\n") -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_a_sibling_package_on_the_search_path_is_imported(tmp_path: Path) -> None:
     src = app_and_core(tmp_path / "src")
     env = ImportEnv(
@@ -52,6 +53,7 @@ def test_a_sibling_package_on_the_search_path_is_imported(tmp_path: Path) -> Non
     assert not list(src.rglob("__pycache__"))
 
 
+@pytest.mark.slow
 def test_a_heavy_sibling_shows_in_the_measurement(tmp_path: Path) -> None:
     src = app_and_core(tmp_path / "src", "import time\ntime.sleep(0.3)\nimport decimal\n")
     env = ImportEnv(
@@ -65,6 +67,7 @@ def test_a_heavy_sibling_shows_in_the_measurement(tmp_path: Path) -> None:
     assert result.modules["app"].cumulative_cost >= 0.3
 
 
+@pytest.mark.slow
 def test_a_namespace_package_gets_no_portion_from_its_original_directory(tmp_path: Path) -> None:
     # The directory holding the original is on the round's path (for `core`): a
     # namespace package would collect it as a portion unless the copy alone serves it.
@@ -86,6 +89,7 @@ def test_a_namespace_package_gets_no_portion_from_its_original_directory(tmp_pat
     assert "core" in env.measure("nsapp.mod").modules
 
 
+@pytest.mark.slow
 def test_an_explicit_import_path_in_the_spec_reaches_the_round(tmp_path: Path) -> None:
     from pytest_importcache.engine.measurer import Measurer
 
@@ -119,6 +123,7 @@ def test_the_round_path_keeps_project_entries_in_order_and_drops_the_installatio
     assert round_import_path(entries) == ("/b/src", str(tmp_path), "/a", str(tmp_path / "rel"))
 
 
+@pytest.mark.slow
 def test_pytests_pythonpath_setting_reaches_the_round(pytester: pytest.Pytester) -> None:
     app_and_core(pytester.path / "src")
     pytester.makeini(quick_ini(1).replace("pythonpath = .", "pythonpath = src"))
@@ -136,6 +141,7 @@ def test_pytests_pythonpath_setting_reaches_the_round(pytester: pytest.Pytester)
     assert not list((pytester.path / "src").rglob("__pycache__"))
 
 
+@pytest.mark.slow
 def test_the_rootdir_conftest_insertion_reaches_the_round(pytester: pytest.Pytester) -> None:
     # rootdir/conftest.py (prepend import mode) puts the rootdir on sys.path:
     # `app` and its sibling `core` are found there, and nowhere else.
@@ -158,6 +164,7 @@ def test_the_rootdir_conftest_insertion_reaches_the_round(pytester: pytest.Pytes
     result.assert_outcomes(passed=1)
 
 
+@pytest.mark.slow
 def test_pythonpath_variable_reaches_the_round(tmp_path: Path) -> None:
     src = app_and_core(tmp_path / "src")
     environment = {**os.environ, "PYTHONPATH": str(src), "TMPDIR": str(tmp_path)}
@@ -173,6 +180,7 @@ def test_pythonpath_variable_reaches_the_round(tmp_path: Path) -> None:
     assert "No module named" not in completed.stdout + completed.stderr
 
 
+@pytest.mark.slow
 def test_the_command_lines_path_option_finds_siblings(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

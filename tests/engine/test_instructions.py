@@ -267,6 +267,7 @@ class RefusingLock:
         return None
 
 
+@pytest.mark.slow
 def test_counted_measurements_count_modules_once_and_take_no_lock(
     make_tree: MakeTree, tmp_path: Path
 ) -> None:
@@ -310,6 +311,7 @@ def fake_project(pytester: pytest.Pytester) -> pytest.Pytester:
     return pytester
 
 
+@pytest.mark.slow
 def test_an_overspent_count_fails_naming_the_modules_and_a_budget(
     fake_project: pytest.Pytester,
 ) -> None:
@@ -339,6 +341,7 @@ def test_an_overspent_count_fails_naming_the_modules_and_a_budget(
     assert "Traceback" not in result.stdout.str()
 
 
+@pytest.mark.slow
 def test_the_run_metric_applies_to_every_budget_and_fixture(
     fake_project: pytest.Pytester,
 ) -> None:
@@ -372,6 +375,7 @@ def test_the_run_metric_applies_to_every_budget_and_fixture(
     )
 
 
+@pytest.mark.slow
 def test_a_failing_test_names_its_unjudged_budget_too(fake_project: pytest.Pytester) -> None:
     result = run_tests(
         fake_project,
@@ -397,6 +401,7 @@ def test_a_failing_test_names_its_unjudged_budget_too(fake_project: pytest.Pytes
     assert shown.count(note) == 2
 
 
+@pytest.mark.slow
 def test_counts_are_stored_as_their_own_benchmark_entries(
     fake_project: pytest.Pytester,
 ) -> None:
@@ -427,6 +432,7 @@ def test_counts_are_stored_as_their_own_benchmark_entries(
     assert timed["stats"]["min"] == pytest.approx(0.4)
 
 
+@pytest.mark.slow
 def test_compare_fail_catches_a_grown_count(fake_project: pytest.Pytester) -> None:
     source = """
     import pytest
@@ -466,6 +472,7 @@ def test_compare_fail_catches_a_grown_count(fake_project: pytest.Pytester) -> No
     assert "a difference in seconds cannot judge instruction counts" in absolute.stderr
 
 
+@pytest.mark.slow
 def test_counts_stay_out_of_the_benchmark_table_and_are_still_saved_and_compared(
     fake_project: pytest.Pytester,
 ) -> None:
@@ -501,6 +508,7 @@ def test_counts_stay_out_of_the_benchmark_table_and_are_still_saved_and_compared
     assert "test_counted[steady-warm-instructions]" in listed.stdout
 
 
+@pytest.mark.slow
 def test_raw_rounds_of_counts_are_kept_apart_from_timed_ones(
     fake_project: pytest.Pytester,
 ) -> None:
@@ -563,6 +571,7 @@ def counted_env(cache_dir: Path, make_tree: MakeTree) -> Callable[..., ImportEnv
 
 
 @needs_valgrind
+@pytest.mark.slow
 def test_real_counts_repeat_exactly_and_split_by_module(
     counted_env: Callable[..., ImportEnv],
 ) -> None:
@@ -583,6 +592,7 @@ def test_real_counts_repeat_exactly_and_split_by_module(
 
 
 @needs_valgrind
+@pytest.mark.slow
 def test_an_import_that_calls_the_fence_is_one_line(
     counted_env: Callable[..., ImportEnv],
 ) -> None:
@@ -594,6 +604,7 @@ def test_an_import_that_calls_the_fence_is_one_line(
 
 
 @needs_valgrind
+@pytest.mark.slow
 def test_a_hung_counted_round_is_killed_after_the_scaled_timeout(
     counted_env: Callable[..., ImportEnv],
 ) -> None:
@@ -603,6 +614,7 @@ def test_a_hung_counted_round_is_killed_after_the_scaled_timeout(
 
 
 @needs_valgrind
+@pytest.mark.slow
 def test_valgrind_options_from_the_environment_change_nothing(
     counted_env: Callable[..., ImportEnv], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -613,6 +625,7 @@ def test_valgrind_options_from_the_environment_change_nothing(
 
 
 @needs_valgrind
+@pytest.mark.slow
 def test_the_command_line_counts_and_says_so(make_tree: MakeTree) -> None:
     tree = make_tree(PACKAGE)
     completed = subprocess.run(
@@ -636,6 +649,7 @@ def test_the_command_line_counts_and_says_so(make_tree: MakeTree) -> None:
     assert bytecode_files(tree) == []
 
 
+@pytest.mark.slow
 def test_the_command_line_without_valgrind_is_one_line(make_tree: MakeTree, tmp_path: Path) -> None:
     tree = make_tree(PACKAGE)
     completed = subprocess.run(
@@ -711,6 +725,7 @@ def count_in(workdir: Path, tree: Path) -> int | None:
 
 
 @needs_valgrind
+@pytest.mark.slow
 def test_valgrind_configuration_in_home_the_round_directory_and_the_environment_is_ignored(
     make_tree: MakeTree, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -729,6 +744,7 @@ def test_valgrind_configuration_in_home_the_round_directory_and_the_environment_
 
 
 @needs_valgrind
+@pytest.mark.slow
 def test_the_command_line_under_a_valgrindrc_that_stops_counting_still_counts(
     make_tree: MakeTree, tmp_path: Path
 ) -> None:
@@ -760,6 +776,7 @@ def test_a_count_no_import_could_give_is_one_line_not_a_pass() -> None:
 
 
 @needs_valgrind
+@pytest.mark.slow
 def test_an_import_counts_the_same_from_the_command_line_and_from_pytest(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -813,6 +830,7 @@ def test_counted_rounds_that_disagree_are_marked_in_the_summary() -> None:
 
 
 @needs_valgrind
+@pytest.mark.slow
 def test_an_import_that_needs_a_withheld_variable_says_how_to_pass_it(
     counted_env: Callable[..., ImportEnv], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -20,7 +20,10 @@ import pytest
 
 from conftest import is_alive, quick_ini, write_tree
 
-pytestmark = pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc"),
+]
 
 # The pid is written whole and renamed into place: a reader never sees part of it.
 HANGING = """\

@@ -32,6 +32,7 @@ LIGHT_PACKAGE = {
 }
 
 
+@pytest.mark.slow
 def test_a_measurement_reports_rounds_stats_modules_and_file(
     make_tree: MakeTree, env_for: EnvFor
 ) -> None:
@@ -48,6 +49,7 @@ def test_a_measurement_reports_rounds_stats_modules_and_file(
     assert result.label == "warm"
 
 
+@pytest.mark.slow
 def test_the_callers_bytecode_settings_do_not_change_the_result(
     make_tree: MakeTree, env_for: EnvFor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -61,6 +63,7 @@ def test_the_callers_bytecode_settings_do_not_change_the_result(
     assert cold.median > 2 * warm.median
 
 
+@pytest.mark.slow
 def test_the_budget_of_a_sleeping_import_shows_in_the_median(
     make_tree: MakeTree, env_for: EnvFor
 ) -> None:
@@ -72,6 +75,7 @@ def test_the_budget_of_a_sleeping_import_shows_in_the_median(
     assert result.slowest(1)[0].name == "sleepy"
 
 
+@pytest.mark.slow
 def test_cold_rounds_start_without_bytecode_and_leave_none(
     make_tree: MakeTree, env_for: EnvFor
 ) -> None:
@@ -83,6 +87,7 @@ def test_cold_rounds_start_without_bytecode_and_leave_none(
     assert bytecode_files(tree) == []
 
 
+@pytest.mark.slow
 def test_closure_cold_compiles_the_dependencies_too(make_tree: MakeTree, env_for: EnvFor) -> None:
     tree = make_tree({"usesemail.py": "import email.mime.text\n"})
     cold = env_for(tree, "cold", rounds=3).measure("usesemail")
@@ -91,6 +96,7 @@ def test_closure_cold_compiles_the_dependencies_too(make_tree: MakeTree, env_for
     assert closure.median > 1.5 * cold.median
 
 
+@pytest.mark.slow
 def test_an_import_that_raises_reports_the_childs_traceback(
     make_tree: MakeTree, env_for: EnvFor
 ) -> None:
@@ -105,6 +111,7 @@ def test_an_import_that_raises_reports_the_childs_traceback(
     assert "traced_find_and_load" not in caught.value.child_traceback
 
 
+@pytest.mark.slow
 def test_a_missing_submodule_is_an_import_error_of_the_child(
     make_tree: MakeTree, env_for: EnvFor
 ) -> None:
@@ -130,6 +137,7 @@ time.sleep(60)
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc")
+@pytest.mark.slow
 def test_a_hung_import_is_killed_with_its_children(
     make_tree: MakeTree, env_for: EnvFor, tmp_path: Path
 ) -> None:
@@ -170,6 +178,7 @@ def test_a_hung_import_is_killed_with_its_children(
             os.kill(leftover, signal.SIGKILL)
 
 
+@pytest.mark.slow
 def test_an_interpreter_that_exits_early_is_reported_with_its_stderr(
     make_tree: MakeTree, env_for: EnvFor
 ) -> None:
@@ -180,6 +189,7 @@ def test_an_interpreter_that_exits_early_is_reported_with_its_stderr(
         env_for(tree).measure("quits")
 
 
+@pytest.mark.slow
 def test_a_module_loaded_from_outside_the_environment_is_a_wrong_origin(
     make_tree: MakeTree, env_for: EnvFor
 ) -> None:
@@ -198,6 +208,7 @@ def test_a_start_up_module_cannot_be_measured(env_for: EnvFor, make_tree: MakeTr
         env_for(make_tree({})).measure("codecs")
 
 
+@pytest.mark.slow
 def test_rows_written_to_stderr_do_not_change_the_tree(
     make_tree: MakeTree, env_for: EnvFor
 ) -> None:
@@ -223,6 +234,7 @@ def test_rows_written_to_stderr_do_not_change_the_tree(
     assert colorsys.cumulative_seconds <= result.modules["noisy"].cumulative_seconds
 
 
+@pytest.mark.slow
 def test_a_package_importing_the_requested_submodule_keeps_one_tree(
     make_tree: MakeTree, env_for: EnvFor
 ) -> None:
@@ -243,6 +255,7 @@ def test_a_package_importing_the_requested_submodule_keeps_one_tree(
     assert package.cumulative_seconds >= 0.3
 
 
+@pytest.mark.slow
 def test_imports_in_another_thread_keep_their_own_importers(
     make_tree: MakeTree, env_for: EnvFor
 ) -> None:
@@ -272,6 +285,7 @@ def test_imports_in_another_thread_keep_their_own_importers(
     assert foreground.self_seconds < side.self_seconds
 
 
+@pytest.mark.slow
 def test_the_import_sees_no_arguments(
     make_tree: MakeTree, env_for: EnvFor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -291,6 +305,7 @@ def test_the_import_sees_no_arguments(
     assert seen.read_text() == "['-c']"
 
 
+@pytest.mark.slow
 def test_a_module_that_replaces_itself_keeps_its_file(make_tree: MakeTree, env_for: EnvFor) -> None:
     tree = make_tree(
         {
@@ -309,6 +324,7 @@ def test_a_module_that_replaces_itself_keeps_its_file(make_tree: MakeTree, env_f
     assert result.file.endswith("wrapped.py")
 
 
+@pytest.mark.slow
 def test_warmup_rounds_are_not_counted(make_tree: MakeTree, env_for: EnvFor) -> None:
     tree = make_tree({"tiny.py": ""})
     assert env_for(tree, warmup=2, rounds=3).measure("tiny").rounds == 3
@@ -332,6 +348,7 @@ def test_bad_settings_are_rejected_by_name(arguments: dict[str, object], message
         ImportEnv(**arguments)  # type: ignore[arg-type]
 
 
+@pytest.mark.slow
 def test_another_interpreter_can_run_the_rounds(make_tree: MakeTree, env_for: EnvFor) -> None:
     other = next(
         (
@@ -349,6 +366,7 @@ def test_another_interpreter_can_run_the_rounds(make_tree: MakeTree, env_for: En
     assert result.python_version != sys.version.split()[0]
 
 
+@pytest.mark.slow
 def test_import_module_keeps_the_true_importer_chain(make_tree: MakeTree, env_for: EnvFor) -> None:
     # -X importtime gives no row for a module imported by importlib.import_module.
     tree = make_tree(
@@ -366,6 +384,7 @@ def test_import_module_keeps_the_true_importer_chain(make_tree: MakeTree, env_fo
     assert package.cumulative_seconds >= heavy.cumulative_seconds
 
 
+@pytest.mark.slow
 def test_every_cold_round_starts_without_bytecode(
     make_tree: MakeTree, env_for: EnvFor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -394,6 +413,7 @@ def test_every_cold_round_starts_without_bytecode(
     assert stamps.read_text().split() == ["True"] * 4
 
 
+@pytest.mark.slow
 def test_the_processes_a_hung_import_started_are_killed(
     make_tree: MakeTree, env_for: EnvFor, tmp_path: Path
 ) -> None:
@@ -418,6 +438,7 @@ def test_the_processes_a_hung_import_started_are_killed(
     assert not status.exists() or "State:\tZ" in status.read_text()
 
 
+@pytest.mark.slow
 def test_a_relative_cache_dir_works(
     make_tree: MakeTree, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

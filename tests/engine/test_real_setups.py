@@ -24,6 +24,8 @@ import pytest
 import pytest_importcache
 from conftest import write_tree
 
+pytestmark = pytest.mark.slow
+
 PROJECTS = {
     # Unrelated to anything measured: only its start-up finder matters.
     "unrelated": {

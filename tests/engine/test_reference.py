@@ -66,11 +66,13 @@ def test_the_reference_package_is_written_once(tmp_path: Path) -> None:
     assert len(files) == 13
 
 
+@pytest.mark.slow
 def test_measuring_the_reference_gives_cold_above_warm(tmp_path: Path) -> None:
     calibration = measure_reference(tmp_path, rounds=3)
     assert calibration.cold > calibration.warm > 0
 
 
+@pytest.mark.slow
 def test_calibrate_prints_the_ini_lines() -> None:
     completed = subprocess.run(
         [sys.executable, "-m", "pytest_importcache", "calibrate", "--rounds", "2"],
@@ -111,6 +113,7 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
     return pytester
 
 
+@pytest.mark.slow
 def test_auto_scales_budgets_up_on_a_slower_machine(project: pytest.Pytester) -> None:
     # Recorded on an imaginary machine 10x faster than any real one: budgets grow
     # by this machine's reference time over 1ms, far above the 3x the test needs.
@@ -125,6 +128,7 @@ def test_auto_scales_budgets_up_on_a_slower_machine(project: pytest.Pytester) ->
     result.stdout.re_match_lines([r"time budgets scaled by the reference import: warm x\d+$"])
 
 
+@pytest.mark.slow
 def test_auto_scales_budgets_down_on_a_faster_machine(project: pytest.Pytester) -> None:
     project.makeini(
         INI + "importcache_calibration = cold=100s warm=100s\nimportcache_budget_scale = auto\n"

@@ -18,6 +18,8 @@ from pytest_importcache.engine.revision import find_repository, resolve_revision
 from pytest_importcache.model.errors import RevisionError
 from pytest_importcache.model.spec import MeasurementSpec
 
+pytestmark = pytest.mark.slow
+
 
 def test_the_revision_tree_holds_the_files_as_committed(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo", {"pkg/__init__.py": "X = 1\n", "pkg/sub/m.py": ""})

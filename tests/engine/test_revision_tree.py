@@ -20,6 +20,8 @@ from pytest_importcache.model.comparison import Comparison
 from pytest_importcache.model.errors import RevisionError
 from pytest_importcache.model.spec import MeasurementSpec
 
+pytestmark = pytest.mark.slow
+
 SLEEPS = "import time\ntime.sleep(0.06)\n"
 APP = {"src/app/__init__.py": "import core\n", "src/core/__init__.py": "X = 1\n"}
 

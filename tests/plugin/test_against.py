@@ -10,6 +10,8 @@ from gitrepos import git, make_repo, tree_state
 
 from pytest_importcache.cli.main import main
 
+pytestmark = pytest.mark.slow
+
 SLOW = "import time\ntime.sleep(0.05)\nX = 1\n"
 
 

@@ -32,6 +32,7 @@ def baseline_project(pytester: pytest.Pytester, module: str) -> Path:
     return make_repo(pytester.path, {})
 
 
+@pytest.mark.slow
 def test_a_slowdown_against_the_baseline_fails_the_test(pytester: pytest.Pytester) -> None:
     repo = baseline_project(pytester, "baselineslow")
     (repo / "baselineslow/__init__.py").write_text(SLOW)
@@ -83,6 +84,7 @@ def test_a_slowdown_against_the_baseline_fails_the_test(pytester: pytest.Pyteste
     assert tree_state(repo)[0].splitlines()[0] == " M baselineslow/__init__.py"
 
 
+@pytest.mark.slow
 def test_an_unchanged_import_passes_with_its_ratio_shown(pytester: pytest.Pytester) -> None:
     baseline_project(pytester, "baselinesame")
     result = pytester.runpytest("--importcache-baseline=main", "--importcache-baseline-fail=200%")
@@ -90,6 +92,7 @@ def test_an_unchanged_import_passes_with_its_ratio_shown(pytester: pytest.Pytest
     result.stdout.fnmatch_lines(["baselinesame *warm * x* PASS"])
 
 
+@pytest.mark.slow
 def test_an_unknown_revision_fails_the_test_in_one_line(pytester: pytest.Pytester) -> None:
     baseline_project(pytester, "baselineunknown")
     result = pytester.runpytest("-o", "importcache_baseline=v0.0.0")
@@ -100,6 +103,7 @@ def test_an_unknown_revision_fails_the_test_in_one_line(pytester: pytest.Pyteste
     result.stdout.no_fnmatch_line("*Traceback*")
 
 
+@pytest.mark.slow
 def test_a_module_the_head_cannot_find_is_not_blamed_on_the_baseline(
     pytester: pytest.Pytester,
 ) -> None:
@@ -175,6 +179,7 @@ def test_a_budget_within_the_rounds_spread_is_called_noisy() -> None:
     assert "baseline" not in extra_info(outcome)
 
 
+@pytest.mark.slow
 def test_under_xdist_workers_share_the_revision_and_the_controller_stores_it(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -222,6 +227,7 @@ def test_a_slowdown_against_the_baseline_fails_the_verdict_everywhere() -> None:
     assert extra_info(slower)["passed"] is False
 
 
+@pytest.mark.slow
 def test_the_failure_names_the_import_edge_that_changed(pytester: pytest.Pytester) -> None:
     pytester.makeini(quick_ini(5))  # five rounds a side: the fewest that judge a timed A/B
     write_tree(pytester.path, {"app/__init__.py": "from . import models\n", "app/models.py": ""})

@@ -22,6 +22,7 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
     return pytester
 
 
+@pytest.mark.slow
 def test_a_time_budget_and_a_count_budget_on_one_import_measure_it_once(
     project: pytest.Pytester,
 ) -> None:
@@ -56,6 +57,7 @@ def test_extra_info_keeps_the_flavour_and_the_label_apart() -> None:
     assert (info["flavour"], info["closure"], info["label"]) == ("cold", True, "closure-cold")
 
 
+@pytest.mark.slow
 def test_under_xdist_the_scale_line_shows_and_nothing_is_left_in_tmpdir(
     project: pytest.Pytester,
     monkeypatch: pytest.MonkeyPatch,

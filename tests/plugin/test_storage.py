@@ -69,6 +69,7 @@ def entries(path: Path) -> dict[str, dict[str, Any]]:
     return {entry["fullname"]: entry for entry in json.loads(path.read_text())["benchmarks"]}
 
 
+@pytest.mark.slow
 def test_autosave_writes_an_entry_per_measurement(project: pytest.Pytester) -> None:
     project.runpytest("--benchmark-autosave").assert_outcomes(passed=2)
     (run,) = saved_runs(project)
@@ -126,6 +127,7 @@ def test_autosave_writes_an_entry_per_measurement(project: pytest.Pytester) -> N
     assert saved["test_imports.py::test_fixture[steady-cold]"]["extra_info"]["budget"] is None
 
 
+@pytest.mark.slow
 def test_a_real_import_is_saved_as_measured(pytester: pytest.Pytester) -> None:
     # End to end: real interpreters time an import that sleeps, and the rounds land
     # in pytest-benchmark's storage as measured.
@@ -145,6 +147,7 @@ def test_a_real_import_is_saved_as_measured(pytester: pytest.Pytester) -> None:
     assert info["module_self_seconds"]["steady"] >= 0.05
 
 
+@pytest.mark.slow
 def test_save_and_json_write_the_same_entries(project: pytest.Pytester) -> None:
     project.runpytest("--benchmark-save=named", "--benchmark-json=out.json").assert_outcomes(
         passed=2
@@ -156,6 +159,7 @@ def test_save_and_json_write_the_same_entries(project: pytest.Pytester) -> None:
     assert all(len(entry["stats"]["data"]) == 3 for entry in from_json.values())
 
 
+@pytest.mark.slow
 def test_compare_fail_catches_a_slower_import_and_names_what_changed(
     project: pytest.Pytester,
 ) -> None:
@@ -184,6 +188,7 @@ def test_compare_fail_catches_a_slower_import_and_names_what_changed(
     assert "test_steady[steady-warm]" in output
 
 
+@pytest.mark.slow
 def test_pytest_benchmarks_own_cli_reads_the_runs(project: pytest.Pytester) -> None:
     project.runpytest("--benchmark-autosave").assert_outcomes(passed=2)
     project.runpytest("--benchmark-autosave").assert_outcomes(passed=2)
@@ -204,6 +209,7 @@ def test_pytest_benchmarks_own_cli_reads_the_runs(project: pytest.Pytester) -> N
     assert list(project.path.glob("hist*.svg"))
 
 
+@pytest.mark.slow
 def test_under_xdist_the_controller_saves_each_measurement_once(project: pytest.Pytester) -> None:
     project.makepyfile(
         test_more=textwrap.dedent(
@@ -269,6 +275,7 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
 """
 
 
+@pytest.mark.slow
 def test_two_runs_saving_at_once_both_land(project: pytest.Pytester) -> None:
     project.makeconftest(FAKE_ROUNDS_CONFTEST + RACING_CONFTEST)
     command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--benchmark-autosave"]
@@ -286,6 +293,7 @@ def test_two_runs_saving_at_once_both_land(project: pytest.Pytester) -> None:
     assert len(entries(first)) == len(entries(second)) == 2
 
 
+@pytest.mark.slow
 def test_benchmark_disable_keeps_budgets_but_saves_nothing(project: pytest.Pytester) -> None:
     project.makepyfile(
         test_overspent=textwrap.dedent(
@@ -303,6 +311,7 @@ def test_benchmark_disable_keeps_budgets_but_saves_nothing(project: pytest.Pytes
     assert saved_runs(project) == []
 
 
+@pytest.mark.slow
 def test_benchmark_skip_and_only_treat_import_tests_as_benchmarks(
     project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -314,6 +323,7 @@ def test_benchmark_skip_and_only_treat_import_tests_as_benchmarks(
     project.runpytest("--benchmark-only").assert_outcomes(passed=2, skipped=1)
 
 
+@pytest.mark.slow
 def test_ordinary_benchmarks_keep_working_in_the_same_run(
     project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -375,6 +385,7 @@ def test_self_time_changes_rank_by_size_and_tag_new_and_gone() -> None:
     ]
 
 
+@pytest.mark.slow
 def test_module_count_only_measurements_are_not_stored(project: pytest.Pytester) -> None:
     project.makepyfile(
         test_count=textwrap.dedent(
@@ -393,6 +404,7 @@ def test_module_count_only_measurements_are_not_stored(project: pytest.Pytester)
     assert not any("test_count" in name for name in entries(project.path / "out.json"))
 
 
+@pytest.mark.slow
 def test_a_rerun_test_is_stored_once(project: pytest.Pytester) -> None:
     flaky = project.path / "flaky.txt"
     project.makepyfile(
@@ -415,6 +427,7 @@ def test_a_rerun_test_is_stored_once(project: pytest.Pytester) -> None:
 
 
 @pytest.mark.parametrize("xdist", [["-p", "no:xdist"], ["-n", "2"]], ids=["serial", "xdist"])
+@pytest.mark.slow
 def test_a_failure_names_the_import_edge_new_since_the_baseline(
     project: pytest.Pytester, xdist: list[str]
 ) -> None:
@@ -448,6 +461,7 @@ def test_a_failure_names_the_import_edge_new_since_the_baseline(
     assert "import edges" not in alone.stdout.str()
 
 
+@pytest.mark.slow
 def test_a_saved_run_gives_back_its_outcomes(project: pytest.Pytester) -> None:
     from pytest_importcache.render.runs import run_outcomes
 
@@ -480,6 +494,7 @@ def test_a_saved_run_gives_back_its_outcomes(project: pytest.Pytester) -> None:
     ],
     ids=["under /proc", "a regular file", "under a regular file"],
 )
+@pytest.mark.slow
 def test_a_storage_that_cannot_be_created_is_one_line_and_the_run_is_still_shown(
     project: pytest.Pytester, storage: str, reason: str
 ) -> None:
@@ -530,6 +545,7 @@ def corrupt_first_entry(run: Path, change: Any) -> str:
     ids=["median is text", "min is null", "median missing", "ops is text", "tree not a list"],
 )
 @pytest.mark.parametrize("compare_fail", [[], ["--benchmark-compare-fail=min:10%"]])
+@pytest.mark.slow
 def test_a_baseline_entry_that_is_not_numbers_is_one_line_and_the_run_is_kept(
     project: pytest.Pytester, change: Any, reason: str, compare_fail: list[str]
 ) -> None:
@@ -554,6 +570,7 @@ def test_a_baseline_entry_that_is_not_numbers_is_one_line_and_the_run_is_kept(
     assert len(entries(saved_runs(project)[1])) == 2
 
 
+@pytest.mark.slow
 def test_a_report_that_cannot_be_written_at_the_end_is_one_line_and_fails_the_run(
     project: pytest.Pytester,
 ) -> None:
@@ -579,6 +596,7 @@ def test_a_report_that_cannot_be_written_at_the_end_is_one_line_and_fails_the_ru
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
 
 
+@pytest.mark.slow
 def test_a_newest_run_that_cannot_be_loaded_is_named_when_comparing_with_the_latest(
     project: pytest.Pytester,
 ) -> None:

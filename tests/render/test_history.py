@@ -125,6 +125,7 @@ return {charts: charts.length, points: points, zero: axis.top,
 """
 
 
+@pytest.mark.slow
 def test_the_browser_draws_each_run_in_order_and_in_proportion(
     browser: Browser, tmp_path: Path
 ) -> None:

@@ -211,6 +211,7 @@ def page(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_the_browser_draws_boxes_in_proportion(browser: Browser, page: Path) -> None:
     value, errors, _ = browser.check(page, PROPORTIONS)
     assert errors == []
@@ -241,6 +242,7 @@ return {before: before, zoomed: zoomed, back: back};
 """
 
 
+@pytest.mark.slow
 def test_a_click_zooms_into_a_box_and_back_returns(browser: Browser, page: Path) -> None:
     value, errors, _ = browser.check(page, ZOOM)
     assert errors == []
@@ -276,6 +278,7 @@ return {hits: hits, dimmed: dimmed, lit: lit, count: count,
 """
 
 
+@pytest.mark.slow
 def test_search_highlights_matching_modules(browser: Browser, page: Path) -> None:
     value, errors, _ = browser.check(page, SEARCH)
     assert errors == []
@@ -286,6 +289,7 @@ def test_search_highlights_matching_modules(browser: Browser, page: Path) -> Non
     assert value["after"] == 0
 
 
+@pytest.mark.slow
 def test_a_hostile_and_a_huge_page_load_without_errors(browser: Browser, tmp_path: Path) -> None:
     rows: list[tuple[str, float, float, str | None]] = [("big", 0.0, 1.0, None)]
     rows += [(f"big.m{index}", 0.0004, 0.0004, "big") for index in range(2500)]
@@ -314,6 +318,7 @@ def test_a_hostile_and_a_huge_page_load_without_errors(browser: Browser, tmp_pat
 # -- from a pytest run -------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_compared_run_draws_a_diff_icicle_with_the_new_module(
     pytester: pytest.Pytester,
 ) -> None:
@@ -358,6 +363,7 @@ return {newNames: newNames, fill: fill, gone: diff.querySelector(".gone").textCo
 """
 
 
+@pytest.mark.slow
 def test_the_diff_icicle_marks_new_modules_and_lists_gone_ones(
     browser: Browser, tmp_path: Path
 ) -> None:

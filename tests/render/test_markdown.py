@@ -55,6 +55,7 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
     return pytester
 
 
+@pytest.mark.slow
 def test_the_markdown_of_a_compared_run_matches_the_pinned_file(
     project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -73,6 +74,7 @@ def test_the_markdown_of_a_compared_run_matches_the_pinned_file(
     result.stdout.fnmatch_lines([f"import budgets' markdown written to {step_summary}"])
 
 
+@pytest.mark.slow
 def test_under_xdist_the_controller_writes_the_markdown_once(
     project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -88,6 +90,7 @@ def test_under_xdist_the_controller_writes_the_markdown_once(
     assert rows[0] == "| `light` | cold | 10ms | 5ms | -100% | **FAIL** |"
 
 
+@pytest.mark.slow
 def test_without_either_target_nothing_is_written(
     project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -99,6 +102,7 @@ def test_without_either_target_nothing_is_written(
     assert not list(project.path.glob("*.md"))
 
 
+@pytest.mark.slow
 def test_an_unwritable_step_summary_is_one_line_and_the_run_goes_on(
     project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
