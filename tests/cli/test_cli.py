@@ -274,6 +274,7 @@ def modules_imported(*args: str) -> set[str]:
     return set(completed.stderr.splitlines())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("subcommand", ["", *SUBCOMMANDS])
 def test_help_loads_its_own_action_and_neither_the_engine_nor_pytest(subcommand: str) -> None:
     """The dispatcher imports the chosen action's module only; ``--help`` stays light."""
@@ -291,6 +292,7 @@ def test_help_loads_its_own_action_and_neither_the_engine_nor_pytest(subcommand:
         assert "pytest_importcache.engine.measurer" not in modules_imported("--rounds", "0", "json")
 
 
+@pytest.mark.slow
 def test_compare_loads_pytest_only_to_read_a_fail_threshold(tmp_path: Path) -> None:
     """``--fail`` is pytest-benchmark's syntax, read with pytest; a plain compare skips pytest."""
     storage = str(tmp_path / "nothing saved")

@@ -65,6 +65,7 @@ def test_the_child_writes_the_markers_the_runner_looks_for() -> None:
     assert f'_mark(b"\\n{END_MARKER}\\n")' in source
 
 
+@pytest.mark.slow
 def test_a_stored_count_is_keyed_on_the_childs_bytes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -79,6 +80,7 @@ def test_a_stored_count_is_keyed_on_the_childs_bytes(
     assert key() != before
 
 
+@pytest.mark.slow
 def test_the_import_sees_a_main_module_as_under_dash_c(make_tree: MakeTree, tmp_path: Path) -> None:
     # The measured import sees what `python -c` would show it: argv ["-c"], no
     # program file, and neither the child's directory nor the round's on its path.
@@ -113,6 +115,7 @@ INTERPRETERS = [
 @pytest.mark.parametrize(
     "python", INTERPRETERS or [Path(sys.executable)], ids=lambda path: path.parent.parent.name
 )
+@pytest.mark.slow
 def test_start_up_leaves_what_the_import_uses_to_the_import(
     python: Path, make_tree: MakeTree, tmp_path: Path
 ) -> None:
@@ -124,6 +127,7 @@ def test_start_up_leaves_what_the_import_uses_to_the_import(
     assert not [name for name in report.loaded if name.startswith("pytest_importcache")]
 
 
+@pytest.mark.slow
 def test_a_warning_aimed_at_the_importer_points_at_dash_c_code(
     make_tree: MakeTree, tmp_path: Path
 ) -> None:

@@ -19,6 +19,7 @@ def readme_conftest() -> str:
     return str(blocks[0])
 
 
+@pytest.mark.slow
 def test_the_readmes_conftest_feeds_every_round(pytester: pytest.Pytester) -> None:
     pytester.makeini(quick_ini())
     pytester.makeconftest(readme_conftest())

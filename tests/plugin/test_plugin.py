@@ -647,6 +647,7 @@ def test_without_the_tmpdir_plugin_a_run_leaves_no_directory_behind(
     assert [path.name for path in temp.iterdir()] == [f"pytest-importcache-{os.getuid()}"]
 
 
+@pytest.mark.slow
 def test_what_was_measured_before_a_failed_measurement_is_still_reported(
     fake_project: pytest.Pytester,
 ) -> None:

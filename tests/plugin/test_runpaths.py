@@ -48,6 +48,7 @@ def private_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return temp
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("xdist", XDIST)
 def test_a_session_without_budgets_makes_no_run_directory(
     pytester: pytest.Pytester, private_temp: Path, xdist: tuple[str, ...]
@@ -61,6 +62,7 @@ def test_a_session_without_budgets_makes_no_run_directory(
     assert list(private_temp.glob("pytest-importcache-run-*")) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("xdist", XDIST)
 def test_budgets_share_one_run_directory_made_on_demand_and_removed(
     pytester: pytest.Pytester, private_temp: Path, xdist: tuple[str, ...]
