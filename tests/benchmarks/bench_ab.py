@@ -46,7 +46,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import PYTHON, busy_cores, cpu_count, make_package, print_table, stop, timed
 
 from pytest_importcache import ImportEnv
-from pytest_importcache.model.noise import relative_spread
+from pytest_importcache.engine.against import measure_against
+from pytest_importcache.engine.measurer import Measurer
+from pytest_importcache.model.interval import ratio_interval
+from pytest_importcache.model.noise import NOISY_SPREAD, relative_spread
+from pytest_importcache.model.spec import MeasurementSpec
 
 BUDGET_TEST = """\
 import pytest
@@ -256,9 +260,6 @@ def analyse(dump: dict[str, Any], threshold: float = 0.05) -> None:
 
 def analyse_spread(dumps: Sequence[dict[str, Any]], threshold: float = 0.05) -> None:
     """How the rounds' spread (the noise rule's figure) predicts an interval too wide to decide."""
-    from pytest_importcache.model.interval import ratio_interval
-    from pytest_importcache.model.noise import NOISY_SPREAD
-
     groups: dict[str, list[tuple[float, bool]]] = {"quiet": [], "noisy": []}
     for dump in dumps:
         for trials in ("unchanged", "slowed"):
@@ -298,11 +299,6 @@ def order_experiment(project: Path, trials: int, rounds: int, block: int) -> Non
     order gives narrower intervals and ratios closer to 1. The two orders
     alternate trial by trial, so they see the same machine.
     """
-    from pytest_importcache.engine.against import measure_against
-    from pytest_importcache.engine.measurer import Measurer
-    from pytest_importcache.model.interval import ratio_interval
-    from pytest_importcache.model.spec import MeasurementSpec
-
     measurer = Measurer(search_path=[str(project)])
     spec = MeasurementSpec("abbench", rounds=rounds, warmup=1)
     results: dict[str, list[tuple[float, float]]] = {"interleaved": [], "blocks": []}

@@ -28,6 +28,7 @@ from conftest import (
 )
 from pytest_importcache.cli.cache import format_age, format_bytes
 from pytest_importcache.cli.main import SUBCOMMANDS
+from pytest_importcache.cli.profile import make_parser as _profile_parser
 from pytest_importcache.render.runs import (
     RunError,
     compare_runs,
@@ -209,8 +210,6 @@ def test_a_module_not_in_the_given_path_does_not_hint_at_adding_one(tmp_path: Pa
 
 @pytest.mark.parametrize("timeout", ["500ms", "90s", "60"])
 def test_the_timeout_takes_units_as_the_ini_key_does(timeout: str) -> None:
-    from pytest_importcache.cli.profile import make_parser as _profile_parser
-
     parsed = _profile_parser().parse_args(["json", "--timeout", timeout])
     assert parsed.timeout == {"500ms": 0.5, "90s": 90.0, "60": 60.0}[timeout]
 

@@ -12,9 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from filelock import FileLock
 
 from conftest import MakeTree, bytecode_files
-from pytest_importcache.engine.cache import default_cache_dir
+from pytest_importcache.engine.cache import (
+    MAX_AGE_DAYS,
+    MAX_COPIES_PER_PACKAGE,
+    cached_copies,
+    complete_marker,
+    default_cache_dir,
+    prune_cache,
+)
 from pytest_importcache.engine.copying import PackageCopy, prepare_copy, source_fingerprint
 from pytest_importcache.engine.locate import locate_package
 from pytest_importcache.model.errors import EnvironmentBuildError
@@ -227,8 +235,6 @@ def cached_warm_copy(tree: Path, cache: Path) -> PackageCopy:
 
 @pytest.mark.slow
 def test_the_cache_keeps_a_few_copies_per_package(make_tree: MakeTree, tmp_path: Path) -> None:
-    from pytest_importcache.engine.cache import MAX_COPIES_PER_PACKAGE, cached_copies
-
     tree = make_tree(PACKAGE)
     for edit in range(MAX_COPIES_PER_PACKAGE + 3):
         (tree / "pkg" / "core.py").write_text(f"VALUE = {edit}\n")
@@ -246,9 +252,6 @@ def test_the_cache_keeps_a_few_copies_per_package(make_tree: MakeTree, tmp_path:
 def test_copies_unused_for_long_are_pruned_but_a_copy_in_use_is_not(
     make_tree: MakeTree, tmp_path: Path
 ) -> None:
-    from filelock import FileLock
-
-    from pytest_importcache.engine.cache import MAX_AGE_DAYS, cached_copies, prune_cache
 
     old = cached_warm_copy(make_tree({"pkg/__init__.py": "A = 1\n"}), tmp_path)
     busy = cached_warm_copy(make_tree({"pkg/__init__.py": "B = 1\n"}), tmp_path)
@@ -264,8 +267,6 @@ def test_copies_unused_for_long_are_pruned_but_a_copy_in_use_is_not(
 def test_a_copy_without_its_completion_mark_is_built_again(
     make_tree: MakeTree, tmp_path: Path
 ) -> None:
-    from pytest_importcache.engine.cache import complete_marker
-
     tree = make_tree(PACKAGE)
     first = cached_warm_copy(tree, tmp_path)
     # What a process that died halfway through deleting (or building) it leaves.
@@ -278,8 +279,6 @@ def test_a_copy_without_its_completion_mark_is_built_again(
 
 @pytest.mark.slow
 def test_leftovers_of_dead_processes_are_pruned(make_tree: MakeTree, tmp_path: Path) -> None:
-    from pytest_importcache.engine.cache import prune_cache
-
     copy = cached_warm_copy(make_tree(PACKAGE), tmp_path)
     staging = copy.directory.with_name(f"{copy.directory.name}.abc123")
     (staging / "copy").mkdir(parents=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from conftest import quick_ini, run_tests, write_tree
 from pytest_importcache import ImportEnv
 from pytest_importcache.cli.main import main
-from pytest_importcache.engine.measurer import round_import_path
+from pytest_importcache.engine.measurer import Measurer, round_import_path
 from pytest_importcache.model.spec import MeasurementSpec
 
 
@@ -91,8 +92,6 @@ def test_a_namespace_package_gets_no_portion_from_its_original_directory(tmp_pat
 
 @pytest.mark.slow
 def test_an_explicit_import_path_in_the_spec_reaches_the_round(tmp_path: Path) -> None:
-    from pytest_importcache.engine.measurer import Measurer
-
     src = app_and_core(tmp_path / "src")
     elsewhere = write_tree(tmp_path / "elsewhere", {"core/__init__.py": "import app.sub\n"})
     measurer = Measurer(cache_dir=tmp_path / "cache", search_path=[str(src)])
@@ -113,8 +112,6 @@ def test_the_import_path_is_validated() -> None:
 def test_the_round_path_keeps_project_entries_in_order_and_drops_the_installation(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import sysconfig
-
     monkeypatch.chdir(tmp_path)
     stdlib = sysconfig.get_paths()["stdlib"]
     purelib = sysconfig.get_paths()["purelib"]

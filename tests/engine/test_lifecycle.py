@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from conftest import is_alive, quick_ini, write_tree
+from pytest_importcache.engine.callgrind import find_valgrind
 
 pytestmark = [
     pytest.mark.slow,
@@ -220,7 +221,6 @@ def test_rounds_end_with_the_xdist_controller(
     tmp_path: Path, temp: Path, signal_number: int
 ) -> None:
     pytest.importorskip("xdist")
-    from pytest_importcache.engine.callgrind import find_valgrind
 
     try:
         find_valgrind()

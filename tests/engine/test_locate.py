@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.machinery
 import importlib.util
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -88,7 +89,6 @@ def test_a_package_that_shadows_an_imported_standard_library_module_is_named(
 ) -> None:
     # pytest's `pythonpath = src` with a `src/json`: this process imported the
     # standard library's json before src went first on the path.
-    import json
 
     tree = make_tree({"src/json/__init__.py": "import decimal\n"})
     monkeypatch.syspath_prepend(str(tree / "src"))

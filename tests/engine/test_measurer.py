@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FakeRoundRunner, MakeTree
+from pytest_importcache import ImportEnv
 from pytest_importcache.engine.measurer import Measurer
 from pytest_importcache.model.records import RoundReport
 from pytest_importcache.model.result import ImportResult
@@ -71,8 +72,6 @@ def test_the_defaults_live_in_the_spec() -> None:
 def test_an_environments_path_and_repr_create_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pytest_importcache import ImportEnv
-
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.setattr("tempfile.tempdir", None)
     env = ImportEnv("warm")

@@ -23,6 +23,10 @@ import pytest
 
 import pytest_importcache
 from conftest import write_tree
+from pytest_importcache import ImportEnv
+from pytest_importcache.cli.main import main
+from pytest_importcache.engine.locate import ImportLocationWarning
+from pytest_importcache.engine.runner import run_round
 
 pytestmark = pytest.mark.slow
 
@@ -283,9 +287,6 @@ OTHER_PYTHON = _other_python()
 @pytest.mark.skipif(OTHER_PYTHON is None, reason="no second CPython 3.9+ under pyenv")
 @pytest.mark.parametrize("module", ["json", "decimal"])
 def test_another_interpreter_measures_its_own_standard_library(tmp_path: Path, module: str) -> None:
-    from pytest_importcache import ImportEnv
-    from pytest_importcache.engine.locate import ImportLocationWarning
-
     assert OTHER_PYTHON is not None
     __import__(module)
     with pytest.warns(ImportLocationWarning, match=r"finds its own\); this process imported"):
@@ -305,8 +306,6 @@ def test_another_interpreter_measures_its_own_standard_library(tmp_path: Path, m
 def test_the_command_line_notes_which_file_another_interpreter_measured(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pytest_importcache.cli.main import main
-
     assert OTHER_PYTHON is not None
     monkeypatch.setenv("TMPDIR", str(tmp_path))  # the command line's cache of copies
     monkeypatch.setattr("tempfile.tempdir", None)
@@ -484,7 +483,6 @@ def test_a_counted_round_reports_the_start_up_finders_it_ran_as_inputs(
     # loaded while the round is paused, but its find_spec runs during the counted
     # import: re-pointing the mapping must change the stored count's inputs.
     pytest.importorskip("pytest_importcache.engine.callgrind").find_valgrind()
-    from pytest_importcache.engine.runner import run_round
 
     tree = write_tree(tmp_path / "tree", {"usesflat.py": "import flatdep\n"})
     workdir = tmp_path / "rounds"

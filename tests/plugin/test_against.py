@@ -9,6 +9,8 @@ import pytest
 from gitrepos import git, make_repo, tree_state
 
 from pytest_importcache.cli.main import main
+from pytest_importcache.engine.locate import locate_package
+from pytest_importcache.engine.revision import revision_location, revision_trees
 
 pytestmark = pytest.mark.slow
 
@@ -103,9 +105,6 @@ def test_not_a_repository_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixt
 def test_the_cache_command_lists_and_clears_extracted_revisions(
     repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from pytest_importcache.engine.locate import locate_package
-    from pytest_importcache.engine.revision import revision_location, revision_trees
-
     cache = tmp_path / "cache"
     cache.mkdir(mode=0o700)
     revision_location(locate_package("abpkg", [str(repo / "sub/src")]), "HEAD", cache)

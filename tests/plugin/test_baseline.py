@@ -12,6 +12,7 @@ from conftest import make_outcome, quick_ini, write_tree
 from pytest_importcache.cli.main import main
 from pytest_importcache.model.records import SameRunBaseline
 from pytest_importcache.pytest.storage import extra_info
+from pytest_importcache.render.markdown import markdown_summary
 from pytest_importcache.render.report import summary_lines
 
 SLOW = "import time\ntime.sleep(0.1)\n"
@@ -217,9 +218,6 @@ def test_under_xdist_workers_share_the_revision_and_the_controller_stores_it(
 
 
 def test_a_slowdown_against_the_baseline_fails_the_verdict_everywhere() -> None:
-    from pytest_importcache.pytest.storage import extra_info
-    from pytest_importcache.render.markdown import markdown_summary
-
     slower = make_outcome(budget=1.0, passed=True, baseline=_baseline(1.5, slower=True))
     assert slower.verdict is False
     assert "| `m` | warm | 10ms | 1s | +99% | **FAIL** |" in markdown_summary([slower], [])

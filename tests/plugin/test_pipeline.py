@@ -8,6 +8,7 @@ import os
 import pytest
 
 from conftest import FAKE_ROUNDS_CONFTEST, fake_rounds, make_outcome, quick_ini, write_tree
+from pytest_importcache.pytest.benchmark import CompareFailCheck
 from pytest_importcache.pytest.storage import extra_info
 from pytest_importcache.render.report import scale_line
 
@@ -88,8 +89,6 @@ def test_under_xdist_the_scale_line_shows_and_nothing_is_left_in_tmpdir(
 
 
 def test_the_command_lines_fail_threshold_is_pytest_benchmarks_own() -> None:
-    from pytest_importcache.pytest.benchmark import CompareFailCheck
-
     percent = CompareFailCheck("median:10%")
     assert (percent.stat, str(percent)) == ("median", "median:10%")
     assert percent.fails(0.100, 0.111)

@@ -24,6 +24,7 @@ from pytest_importcache.model.outcome import MeasurementOutcome
 from pytest_importcache.model.records import TreeRow
 from pytest_importcache.pytest.storage import benchmark_names
 from pytest_importcache.render.report import self_time_changes
+from pytest_importcache.render.runs import run_outcomes
 
 # Hypothesis' plugin is of no use to these projects; left on, it would be imported
 # (and its asserts rewritten) afresh in every run of theirs, a second each.
@@ -463,8 +464,6 @@ def test_a_failure_names_the_import_edge_new_since_the_baseline(
 
 @pytest.mark.slow
 def test_a_saved_run_gives_back_its_outcomes(project: pytest.Pytester) -> None:
-    from pytest_importcache.render.runs import run_outcomes
-
     fake_rounds(project.path, SLOWED)
     project.runpytest("--benchmark-autosave").assert_outcomes(passed=2)
     (run,) = saved_runs(project)

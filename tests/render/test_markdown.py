@@ -8,6 +8,7 @@ import pytest
 
 from conftest import FAKE_ROUNDS_CONFTEST, fake_rounds, make_outcome, quick_ini, tree, write_tree
 from pytest_importcache.render.markdown import MAX_ROWS, code, escape, markdown_summary
+from pytest_importcache.render.runs import ImportComparison
 
 EXPECTED = Path(__file__).parent.parent / "data" / "markdown_expected.md"
 
@@ -170,8 +171,6 @@ def test_the_figure_formatter_is_a_parameter() -> None:
 
 
 def test_a_moved_import_is_named_with_its_former_importer() -> None:
-    from pytest_importcache.render.runs import ImportComparison
-
     moved = ImportComparison(
         name="test_m[m-warm]",
         source="0001_base.json",
