@@ -276,6 +276,7 @@ def _round_commands(
     *,
     import_path: Sequence[str],
     source_only: Sequence[str],
+    module_counts: bool,
 ) -> list[list[str]]:
     """Every round's command line, as the measurer's rounds run them."""
     return [
@@ -287,7 +288,7 @@ def _round_commands(
             workdir,
             optimize=spec.optimize,
             pycache_prefix=round_pycache_prefix(workdir, index, closure=spec.closure),
-            module_costs=spec.counts_modules(index),
+            module_costs=spec.counts_modules(index) and module_counts,
             import_path=import_path,
             source_only=source_only,
         )
@@ -304,12 +305,14 @@ def count_key(
     runner: str,
     import_path: Sequence[str] = (),
     source_only: Sequence[str] = (),
+    module_counts: bool = True,
 ) -> str:
     """The key of ``spec``'s count: a digest of what is known before its rounds run.
 
     ``python`` is the resolved interpreter, ``roots`` the copy's ``sys.path``
     entries, ``workdir`` the rounds directory, ``runner`` names the round runner;
-    ``import_path`` and ``source_only`` are the round's (see ``run_round``).
+    ``import_path`` and ``source_only`` are the round's (see ``run_round``);
+    ``module_counts`` whether a round counts every module (the measurer's).
     """
     binary = interpreter_binary(python)
     valgrind, version = _valgrind_identity()
@@ -337,6 +340,7 @@ def count_key(
             workdir,
             import_path=import_path,
             source_only=source_only,
+            module_counts=module_counts,
         ),
         "environment": sorted(
             child_environment(_ROUND_TOKEN_PLACEHOLDER, metric=spec.metric).items()
@@ -451,6 +455,7 @@ class CountStore:
         runner: str = "",
         import_path: Sequence[str] = (),
         source_only: Sequence[str] = (),
+        module_counts: bool = True,
     ) -> str:
         """:func:`count_key`."""
         return count_key(
@@ -461,6 +466,7 @@ class CountStore:
             runner=runner,
             import_path=import_path,
             source_only=source_only,
+            module_counts=module_counts,
         )
 
     def _entries_for(self, key: str) -> list[Path]:

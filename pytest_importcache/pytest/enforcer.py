@@ -11,6 +11,7 @@ controller prints and saves is :mod:`pytest_importcache.pytest.reporter`'s job.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import shutil
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from pytest_importcache.engine.countstore import CountStore
     from pytest_importcache.engine.environment import ImportEnv
     from pytest_importcache.engine.measurer import MeasurementObserver, Measurer, RoundRunner
+    from pytest_importcache.model.budget import Verdict
     from pytest_importcache.model.comparison import Comparison
     from pytest_importcache.model.records import RoundReport
     from pytest_importcache.model.result import ImportResult
@@ -218,13 +220,41 @@ class BudgetEnforcer:
             observers.append(_RawRounds(self._raw_dir_for(item)))
         if self.round_runner is None:
             return Measurer(
-                lock=self._timed_lock, observers=observers, count_store=self.count_store()
+                lock=self._timed_lock,
+                observers=observers,
+                count_store=self.count_store(),
+                module_counts=self.module_counts(),
             )
         return Measurer(
             lock=self._timed_lock,
             observers=observers,
             round_runner=self.round_runner,
             count_store=self.count_store(),
+            module_counts=self.module_counts(),
+        )
+
+    def module_counts(self) -> bool:
+        """Whether counted rounds count every module: only when this run shows or keeps them.
+
+        The HTML report, the markdown, and pytest-benchmark's files and
+        comparisons hold per-module counts; without them a counted round counts
+        the import alone (two to three times cheaper, the same total), and a
+        failing counted budget is counted again in detail for its explanation.
+        """
+        from .storage import user_disabled
+
+        settings = self.settings
+        stored = any(
+            self.config.getoption(name, None)
+            for name in (
+                "benchmark_json",
+                "benchmark_autosave",
+                "benchmark_save",
+                "benchmark_compare",
+            )
+        )
+        return bool(
+            settings.report or settings.markdown or (stored and not user_disabled(self.config))
         )
 
     def count_store(self) -> CountStore | None:
@@ -259,7 +289,10 @@ class BudgetEnforcer:
             from pytest_importcache.engine.countpool import CountPool
 
             self._count_pool = CountPool(
-                self.count_jobs(), self.round_runner, count_store=self.count_store()
+                self.count_jobs(),
+                self.round_runner,
+                count_store=self.count_store(),
+                module_counts=self.module_counts(),
             )
         return self._count_pool
 
@@ -630,13 +663,43 @@ class BudgetEnforcer:
             for comparison in comparisons:
                 if comparison.head is entry.result:
                     entry.baseline = baseline_record(comparison, threshold)
-        failures = [verdict for verdict in verdicts if not verdict.passed]
+        failures = [self._in_detail(item, verdict) for verdict in verdicts if not verdict.passed]
         slower = [comparison for comparison in comparisons if comparison.slower(threshold)]
         if failures or slower:
             blocks = [failure_text(failures, self._baseline_for(item))] if failures else []
             blocks += [baseline_failure_text(comparison, threshold) for comparison in slower]
             blocks += _unjudged_lines(item.stash.get(_PENDING_KEY, []))
             pytest.fail("\n\n".join(blocks), pytrace=False)
+
+    def _in_detail(self, item: pytest.Item, verdict: Verdict) -> Verdict:
+        """``verdict`` with its count's modules counted, for the failure's explanation.
+
+        A counted round without per-module counts (:meth:`module_counts`) is
+        counted again in detail; its total is the same.
+        """
+        result = verdict.result
+        if result.metric != "instructions" or self.module_counts():
+            return verdict
+        from pytest_importcache.engine.measurer import Measurer
+        from pytest_importcache.model.errors import ImportCacheError
+        from pytest_importcache.model.spec import MeasurementSpec
+
+        spec = MeasurementSpec(
+            result.module,
+            flavour=result.flavour,
+            closure=result.closure,
+            rounds=1,
+            warmup=0,
+            timeout=self.settings.timeout,
+            metric="instructions",
+        )
+        measurer = Measurer(count_store=self.count_store())
+        if self.round_runner is not None:
+            measurer.round_runner = self.round_runner
+        try:
+            return dataclasses.replace(verdict, result=measurer.measure(spec))
+        except ImportCacheError:
+            return verdict
 
     def _baseline_for(self, item: pytest.Item) -> BaselineLookup:
         """Find a result's tree in the ``--benchmark-compare`` baseline by its full name."""
