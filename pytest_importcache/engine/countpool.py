@@ -23,7 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pytest_importcache.model.errors import ImportCacheError
 from pytest_importcache.model.records import RoundReport
@@ -96,7 +96,7 @@ class CountPool:
         *,
         cache_dir: Path | None = None,
         search_path: Sequence[str] | None = None,
-        count_store: CountStore | None = None,
+        count_store: CountStore | Literal[False] | None = None,
         module_counts: bool = True,
     ) -> None:
         self.jobs = jobs
