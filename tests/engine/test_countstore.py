@@ -697,7 +697,7 @@ def test_importing_results_loads_no_store() -> None:
 
 
 def test_the_key_holds_the_command_lines_the_rounds_run(world: Path, tmp_path: Path) -> None:
-    from pytest_importcache.engine.countstore import _round_commands
+    from pytest_importcache.engine.countkey import _round_commands
     from pytest_importcache.engine.runner import counted_round_command, round_pycache_prefix
 
     runner = ReadingRunner()
