@@ -23,7 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pytest_importcache.model.errors import ImportCacheError
 from pytest_importcache.model.records import RoundReport
@@ -82,7 +82,7 @@ class CountPool:
     """Runs counted measurements on ``jobs`` threads; results are taken by key.
 
     ``round_runner`` runs each round (the real one by default); ``cache_dir``,
-    ``search_path`` and ``count_store`` are the
+    ``search_path``, ``count_store`` and ``module_counts`` are the
     :class:`~pytest_importcache.engine.measurer.Measurer`'s. While the pool
     is open, SIGTERM and SIGHUP raise ``RoundsInterrupted`` in the main thread
     (as during a foreground measurement) and this process adopts orphans;
@@ -96,9 +96,11 @@ class CountPool:
         *,
         cache_dir: Path | None = None,
         search_path: Sequence[str] | None = None,
-        count_store: CountStore | None = None,
+        count_store: CountStore | Literal[False] | None = None,
+        module_counts: bool = True,
     ) -> None:
         self.jobs = jobs
+        self.module_counts = module_counts
         self._cache_dir = cache_dir
         self._search_path = search_path
         self._count_store = count_store
@@ -200,6 +202,7 @@ class CountPool:
                 observers=[job],
                 round_runner=self._stopping_runner,
                 count_store=self._count_store,
+                module_counts=self.module_counts,
             )
             return measurer.measure(job.spec)
         finally:

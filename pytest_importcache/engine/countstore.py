@@ -1,6 +1,7 @@
 """Reuse instruction counts whose inputs are unchanged: a content-addressed store.
 
-A count is a function of its inputs, so a count whose inputs have not changed
+A count is a function of its inputs (the key and the manifest are
+:mod:`~pytest_importcache.engine.countkey`'s), so a count whose inputs have not changed
 need not be counted again (each counted round costs seconds under valgrind).
 An entry is found in two steps, as a build system finds a cached artefact:
 
@@ -45,37 +46,32 @@ entries in all, the least recently used going first. Using an entry refreshes it
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import json
 import os
 import re
 import socket
-import stat
-import subprocess
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
-from pytest_importcache.model.errors import MetricUnavailableError
 from pytest_importcache.model.records import RoundReport
 from pytest_importcache.model.result import ReusedCount
 from pytest_importcache.model.spec import MeasurementSpec
 
 from .cache import MAX_AGE_DAYS
-from .callgrind import find_valgrind
-from .child import child_digest
-from .copying import file_sha256
-from .interpreter import interpreter_binary
-from .roundcommand import (
-    child_environment,
-    counted_round_command,
-    round_pycache_prefix,
+from .countkey import (
+    STORE_FORMAT,
+    changed_since,
+    count_key,
+    files_clock_now,
+    input_digest,
+    manifest_inputs,
+    typed,
 )
 
 __all__ = [
@@ -92,21 +88,13 @@ __all__ = [
     "input_digest",
 ]
 
-STORE_FORMAT = 1
 MAX_ENTRIES = 2000
 MAX_VARIANTS = 4
 # The names the store writes, and the only ones it lists, prunes or clears.
 _FOLDER_NAME = re.compile(r"[0-9a-f]{2}")
 _ENTRY_NAME = re.compile(r"[0-9a-f]{64}-[0-9a-f]{16}\.json")
 _LEFTOVER_NAME = re.compile(r"\.tmp-[A-Za-z0-9_]+\.json")
-_ROUND_TOKEN_PLACEHOLDER = "0" * 16  # the length of a real round's token
-# Paths mapped into a process under valgrind that name the process, not an input.
-_PROCESS_PATHS = re.compile(r"/vgdb-pipe-[^/]*$")
 _LEFTOVER_AGE = 3600
-_EXISTS = "<exists>"
-# How far a file's times may lag time.time_ns(): the kernel stamps files with a
-# clock that advances once per tick (up to 10 ms).
-_TIMESTAMP_LAG_NS = 10_000_000
 
 # (store, kind of problem) said already in this process.
 _warned_stores: set[tuple[Path, str]] = set()
@@ -130,229 +118,6 @@ class StoredCount:
 def default_store_path(cache_dir: Path) -> Path:
     """The store inside the per-user cache directory ``cache_dir``."""
     return cache_dir / "counts"
-
-
-# -- digests of inputs -----------------------------------------------------------
-
-
-def _bytecode_digest(path: str, source: str) -> str:
-    """What a count depends on in a ``.pyc``: its body, and whether it is valid for ``source``.
-
-    A timestamp ``.pyc`` records its source's modification time and size: only
-    whether they still match counts (a stale file is recompiled), not the
-    time itself, so a checkout with new times but the same bytes still matches.
-    """
-    data = Path(path).read_bytes()
-    if len(data) >= 16 and int.from_bytes(data[4:8], "little") == 0:
-        try:
-            status = os.stat(source)
-            valid = (
-                int.from_bytes(data[8:12], "little") == int(status.st_mtime) & 0xFFFFFFFF
-                and int.from_bytes(data[12:16], "little") == status.st_size & 0xFFFFFFFF
-            )
-        except OSError:
-            valid = False
-        data = data[:8] + (b"valid" if valid else b"stale") + data[16:]
-    return "pyc:" + hashlib.sha256(data).hexdigest()
-
-
-def input_digest(path: str, source: str = "") -> str:
-    """The digest of one input as the count depends on it; ``"absent"`` when it is not there.
-
-    ``source`` is ``""`` (a file's bytes, a directory's names),
-    ``"<exists>"`` (only whether it exists) or, for bytecode, the source file.
-    """
-    try:
-        status = os.stat(path)
-    except OSError:
-        return "absent"
-    digest = "other"
-    try:
-        if source == _EXISTS:
-            digest = "exists"
-        elif source:
-            digest = _bytecode_digest(path, source)
-        elif stat.S_ISDIR(status.st_mode):
-            names = "\0".join(sorted(os.listdir(path)))
-            digest = "dir:" + hashlib.sha256(os.fsencode(names)).hexdigest()
-        elif stat.S_ISREG(status.st_mode):
-            digest = "file:" + file_sha256(path, status).hex()
-    except OSError:
-        digest = "unreadable"
-    return digest
-
-
-def files_clock_now(directory: Path) -> int:
-    """Now, in nanoseconds, as the clock that stamps files' times says: a file's time read back.
-
-    Files are stamped by the kernel's coarse clock (one tick, up to 10 ms, behind
-    :func:`time.time_ns`): compared with it, a file written just before the
-    rounds would look written during them. Without a writable ``directory``,
-    :func:`time.time_ns` a tick early.
-    """
-    probe = directory / ".files-clock"
-    try:
-        probe.touch()
-        try:
-            return probe.stat().st_mtime_ns
-        finally:
-            probe.unlink()
-    except OSError:
-        return time.time_ns() - _TIMESTAMP_LAG_NS
-
-
-def changed_since(
-    inputs: Iterable[tuple[str, str]], started_ns: int, own: Sequence[Path] = ()
-) -> str | None:
-    """An input changed (or replaced) at or after ``started_ns``, or ``None``.
-
-    ``started_ns`` is :func:`files_clock_now` before the first round.
-    ``own`` are directories the measurement itself writes (the package's copy,
-    the rounds directory), which are not inputs a user edits. Times, not
-    digests: the inputs are known only once a round has reported them, so
-    digests before the first round cannot be taken, while a write during the
-    rounds always leaves a modification or change time after their start
-    (the change time cannot be set back). A file written just before the
-    start, in the same tick of the files' clock, is taken for one written
-    during the rounds: the count is then not stored, and counted again next
-    time, which costs time, never truth.
-    """
-    exempt = tuple(os.path.join(directory, "") for directory in own)
-    for path, source in inputs:
-        if source == _EXISTS or path.startswith(exempt):
-            continue
-        for status_of in (os.lstat, os.stat):  # a re-pointed link, or its target
-            try:
-                status = status_of(path)
-            except OSError:
-                continue
-            if max(status.st_mtime_ns, status.st_ctime_ns) >= started_ns:
-                return path
-    return None
-
-
-def _manifest_inputs(reports: Iterable[RoundReport]) -> list[tuple[str, str]]:
-    """The rounds' inputs, each once, in a stable order; paths that name a process dropped."""
-    found = {
-        (path, source)
-        for report in reports
-        for path, source in report.inputs
-        if os.path.isabs(path) and not _PROCESS_PATHS.search(path)
-    }
-    return sorted(found)
-
-
-# -- the key ------------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=8)
-def _valgrind_identity() -> tuple[str, str]:
-    """valgrind's path and ``--version``; ("", "") without valgrind."""
-    try:
-        valgrind = find_valgrind()
-    except MetricUnavailableError:
-        return "", ""
-    try:
-        version = subprocess.run(
-            [valgrind, "--version"],
-            capture_output=True,
-            text=True,
-            check=False,
-            stdin=subprocess.DEVNULL,
-            timeout=60,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        version = "unknown"
-    return valgrind, version
-
-
-def _round_commands(
-    spec: MeasurementSpec,
-    binary: str,
-    valgrind: str,
-    roots: Sequence[Path],
-    workdir: Path,
-    *,
-    import_path: Sequence[str],
-    source_only: Sequence[str],
-) -> list[list[str]]:
-    """Every round's command line, as the measurer's rounds run them."""
-    return [
-        counted_round_command(
-            valgrind,
-            binary,
-            spec.module,
-            roots,
-            workdir,
-            optimize=spec.optimize,
-            pycache_prefix=round_pycache_prefix(workdir, index, closure=spec.closure),
-            module_costs=spec.counts_modules(index),
-            import_path=import_path,
-            source_only=source_only,
-        )
-        for index in range(spec.total_rounds)
-    ]
-
-
-def count_key(
-    spec: MeasurementSpec,
-    python: str,
-    roots: Sequence[Path],
-    workdir: Path,
-    *,
-    runner: str,
-    import_path: Sequence[str] = (),
-    source_only: Sequence[str] = (),
-) -> str:
-    """The key of ``spec``'s count: a digest of what is known before its rounds run.
-
-    ``python`` is the resolved interpreter, ``roots`` the copy's ``sys.path``
-    entries, ``workdir`` the rounds directory, ``runner`` names the round runner;
-    ``import_path`` and ``source_only`` are the round's (see ``run_round``).
-    """
-    binary = interpreter_binary(python)
-    valgrind, version = _valgrind_identity()
-    material = {
-        "format": STORE_FORMAT,
-        "runner": runner,
-        "spec": {
-            "module": spec.module,
-            "flavour": spec.flavour,
-            "closure": spec.closure,
-            "optimize": spec.optimize,
-            "invalidation_mode": spec.invalidation_mode,
-            "rounds": spec.rounds,
-            "warmup": spec.warmup,
-            "metric": spec.metric,
-        },
-        "python": python,
-        "binary": [binary, input_digest(binary)],
-        "valgrind": [valgrind, version],
-        "commands": _round_commands(
-            spec,
-            binary,
-            valgrind,
-            roots,
-            workdir,
-            import_path=import_path,
-            source_only=source_only,
-        ),
-        "environment": sorted(
-            child_environment(_ROUND_TOKEN_PLACEHOLDER, metric=spec.metric).items()
-        ),
-        "child": child_digest(),  # the commands name the child's script; these are its bytes
-    }
-    encoded = json.dumps(material, sort_keys=True, ensure_ascii=True).encode()
-    return hashlib.sha256(encoded).hexdigest()
-
-
-# -- round reports as JSON ---------------------------------------------------------
-
-
-def _typed(value: object, kind: type | tuple[type, ...], what: str) -> Any:
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
-        raise ValueError(f"{what} is {type(value).__name__}")
-    return value
 
 
 # -- the store -----------------------------------------------------------------------
@@ -391,6 +156,7 @@ class CountStore:
         runner: str = "",
         import_path: Sequence[str] = (),
         source_only: Sequence[str] = (),
+        module_counts: bool = True,
     ) -> str:
         """:func:`count_key`."""
         return count_key(
@@ -401,6 +167,7 @@ class CountStore:
             runner=runner,
             import_path=import_path,
             source_only=source_only,
+            module_counts=module_counts,
         )
 
     def _entries_for(self, key: str) -> list[Path]:
@@ -442,16 +209,15 @@ class CountStore:
                 if entry["key"] != key:
                     raise ValueError("its key does not match its name")
                 inputs = [
-                    (_typed(p, str, "path"), _typed(s, str, "kind"), _typed(d, str, "digest"))
-                    for p, s, d in _typed(entry["inputs"], list, "inputs")
+                    (typed(p, str, "path"), typed(s, str, "kind"), typed(d, str, "digest"))
+                    for p, s, d in typed(entry["inputs"], list, "inputs")
                 ]
                 reports = [
-                    RoundReport.from_json(item)
-                    for item in _typed(entry["reports"], list, "reports")
+                    RoundReport.from_json(item) for item in typed(entry["reports"], list, "reports")
                 ]
                 origin = ReusedCount(
-                    _typed(entry["counted_at"], str, "counted_at"),
-                    _typed(entry["counted_on"], str, "counted_on"),
+                    typed(entry["counted_at"], str, "counted_at"),
+                    typed(entry["counted_on"], str, "counted_on"),
                     str(self.directory),
                 )
             except FileNotFoundError:
@@ -486,13 +252,13 @@ class CountStore:
         measurement writes itself) changed since then: the digests taken now
         would pair its new content with a count made (partly) with the old.
         """
-        manifest_inputs = _manifest_inputs(reports)
+        reported = manifest_inputs(reports)
         if (
             rounds_started_ns is not None
-            and changed_since(manifest_inputs, rounds_started_ns, own) is not None
+            and changed_since(reported, rounds_started_ns, own) is not None
         ):
             return
-        inputs = [[path, source, input_digest(path, source)] for path, source in manifest_inputs]
+        inputs = [[path, source, input_digest(path, source)] for path, source in reported]
         manifest = hashlib.sha256(json.dumps(inputs).encode()).hexdigest()[:16]
         entry = {
             "format": STORE_FORMAT,

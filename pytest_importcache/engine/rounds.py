@@ -168,7 +168,8 @@ class MeasurementRounds:
 
     Each side's copy is built (sides with the same files share one) and
     locked, and its rounds directory made, on ``stack``; ``round_runner`` runs
-    the rounds, ``observers`` hear about the head's (the first side's).
+    the rounds, ``observers`` hear about the head's (the first side's);
+    ``module_counts=False`` makes counted rounds plain (no per-module counts).
     """
 
     def __init__(
@@ -181,6 +182,7 @@ class MeasurementRounds:
         copy_for: CopyMaker,
         round_runner: RoundRunner,
         observers: Sequence[MeasurementObserver],
+        module_counts: bool = True,
     ) -> None:
         __tracebackhide__ = True
         self.spec = spec
@@ -189,6 +191,7 @@ class MeasurementRounds:
         self.copy_for = copy_for
         self.round_runner = round_runner
         self.observers = observers
+        self.module_counts = module_counts
         self.states: list[_SideState] = []
         for side in sides:
             held = self.states[0].copy.directory if self.states else None
@@ -239,6 +242,7 @@ class MeasurementRounds:
                 runner=runner,
                 import_path=state.import_path,
                 source_only=state.source_only,
+                module_counts=self.module_counts,
             )
             found = store.lookup(state.key)
             if found is not None:
@@ -326,7 +330,7 @@ class MeasurementRounds:
                 pycache_prefix=prefix,
                 description=f"{spec.label} {phase}" + (f", {state.label}" if state.label else ""),
                 metric=spec.metric,
-                module_costs=spec.counts_modules(index),
+                module_costs=spec.counts_modules(index) and self.module_counts,
                 import_path=state.import_path,
                 source_only=state.source_only,
             )

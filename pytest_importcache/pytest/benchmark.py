@@ -61,6 +61,7 @@ __all__ = [
     "adjust_for_skip_and_only",
     "baseline_tree",
     "benchmark_session",
+    "keeps_module_rows",
     "publish",
     "storage_problems",
     "user_disabled",
@@ -81,6 +82,18 @@ def user_disabled(config: pytest.Config) -> bool:
         config.getoption("benchmark_disable", False)
         and not config.getoption("benchmark_enable", False)
     )
+
+
+def keeps_module_rows(config: pytest.Config) -> bool:
+    """Whether this run writes pytest-benchmark files or compares with one (they hold modules).
+
+    Its JSON (``--benchmark-json``), saved runs (``--benchmark-autosave``,
+    ``--benchmark-save``) and comparisons (``--benchmark-compare``) keep every
+    module's figure; a user's ``--benchmark-disable`` writes none of them.
+    """
+    options = ("benchmark_json", "benchmark_autosave", "benchmark_save", "benchmark_compare")
+    stored = any(config.getoption(name, None) for name in options)
+    return stored and not user_disabled(config)
 
 
 def _metadata(record: MeasurementOutcome, name: str, fullname: str) -> Any:

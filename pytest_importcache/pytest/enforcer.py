@@ -168,19 +168,16 @@ class BudgetEnforcer:
         from pytest_importcache.engine.measurer import (  # noqa: PLC0415 - start-up cost
             Measurer,
         )
+        from pytest_importcache.engine.runner import run_round  # noqa: PLC0415 - as above
 
-        observers = self._observers(item, recording=recording)
-        if self.round_runner is None:
-            return Measurer(
-                lock=self._timed_lock,
-                observers=observers,
-                count_store=count_store(self.config, self.settings),
-            )
+        from .lookahead import counts_every_module  # noqa: PLC0415 - as above
+
         return Measurer(
             lock=self._timed_lock,
-            observers=observers,
-            round_runner=self.round_runner,
+            observers=self._observers(item, recording=recording),
+            round_runner=self.round_runner or run_round,
             count_store=count_store(self.config, self.settings),
+            module_counts=counts_every_module(self.config, self.settings),
         )
 
     def counting(self) -> CountAhead:

@@ -10,6 +10,7 @@ Imported at the first budgeted test (the engine is not part of pytest's start-up
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -77,7 +78,9 @@ class BudgetCheck:
         for entry in recorded:
             record(self.item, entry)
         threshold = self.settings.baseline_fail
-        failures = [verdict for _, verdict in verdicts if not verdict.passed]
+        failures = [
+            self._in_detail(key, verdict) for key, verdict in verdicts if not verdict.passed
+        ]
         slower = [each for each in comparisons.values() if each.slower(threshold)]
         if failures or slower:
             blocks = [failure_text(failures, self._baseline_lookup())] if failures else []
@@ -178,6 +181,24 @@ class BudgetCheck:
                 )
             )
         return recorded
+
+    def _in_detail(self, key: MeasurementKey, verdict: Verdict) -> Verdict:
+        """``verdict`` with its count's modules counted, for the failure's explanation.
+
+        A counted round that counted the import alone (the run shows and keeps
+        no per-module counts) is counted again, one round in detail; its total
+        is the same. Should that count fail, the explanation goes without.
+        """
+        if verdict.result.metric != "instructions" or self.measurer.module_counts:
+            return verdict
+        spec = dataclasses.replace(specs_for(self.budgets, self.settings)[key], rounds=1, warmup=0)
+        detailed = Measurer(
+            round_runner=self.measurer.round_runner, count_store=self.measurer.count_store
+        )
+        try:
+            return dataclasses.replace(verdict, result=detailed.measure(spec))
+        except ImportCacheError:
+            return verdict
 
     def _baseline_lookup(self) -> BaselineLookup:
         """Find a result's tree in the ``--benchmark-compare`` baseline by its full name."""

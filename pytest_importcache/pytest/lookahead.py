@@ -20,6 +20,7 @@ from pytest_importcache.engine.measurer import MeasurementObserver, RoundRunner
 from pytest_importcache.model.result import ImportResult
 from pytest_importcache.model.spec import MeasurementSpec
 
+from .benchmark import keeps_module_rows
 from .markers import counted_specs
 from .options import Settings
 
@@ -30,6 +31,18 @@ PROGRESS_AFTER = 3.0
 PROGRESS_EVERY = 15.0
 # Counts started ahead of their tests, per thread of the pool, at most.
 LOOK_AHEAD = 4
+
+
+def counts_every_module(config: pytest.Config, settings: Settings) -> bool:
+    """Whether counted rounds count every module: only when this run shows or keeps them.
+
+    The HTML report, the markdown, and pytest-benchmark's files and
+    comparisons hold per-module counts; without them a counted round counts
+    the import alone (two to three times cheaper, the same total), and a
+    failing counted budget is counted again in detail for its explanation
+    (:class:`~pytest_importcache.pytest.judging.BudgetCheck`).
+    """
+    return bool(settings.report or settings.markdown or keeps_module_rows(config))
 
 
 class CountAhead:
@@ -66,7 +79,10 @@ class CountAhead:
         """The pool counted budgets are measured in, opened at the first one."""
         if self._count_pool is None:
             self._count_pool = CountPool(
-                self.jobs(), self.round_runner, count_store=self.count_store()
+                self.jobs(),
+                self.round_runner,
+                count_store=self.count_store(),
+                module_counts=counts_every_module(self.config, self.settings),
             )
         return self._count_pool
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import MakeTree
-from pytest_importcache.engine import countstore
+from pytest_importcache.engine import countkey
 from pytest_importcache.engine.child import (
     BEGIN_MARKER,
     CHILD_SCRIPT,
@@ -72,11 +72,11 @@ def test_a_stored_count_is_keyed_on_the_childs_bytes(
     spec = MeasurementSpec("json", metric="instructions")
 
     def key() -> str:
-        return countstore.count_key(spec, sys.executable, [tmp_path], tmp_path, runner="real")
+        return countkey.count_key(spec, sys.executable, [tmp_path], tmp_path, runner="real")
 
     before = key()
     assert key() == before
-    monkeypatch.setattr(countstore, "child_digest", lambda: "another child")
+    monkeypatch.setattr(countkey, "child_digest", lambda: "another child")
     assert key() != before
 
 

@@ -130,7 +130,9 @@ def test_counted_budgets_are_measured_at_once_with_the_same_verdicts_and_order(
     concurrent = slow_project.runpytest("--importcache-jobs=4", "-p", "no:cacheprovider")
     state = _state(slow_project)
     assert state["most"] >= 3, state
-    assert state["rounds"] == 4  # each count once, none started twice
+    # Each count once, none started twice, and the failing one (m2) once more in
+    # detail (per module) for its explanation.
+    assert state["rounds"] == 5
     for result in (serial, concurrent):
         result.assert_outcomes(passed=3, failed=1)
         result.stdout.fnmatch_lines(
@@ -312,24 +314,41 @@ def test_concurrent_counts_are_the_counts_of_a_serial_run(
         for flavour in ("cold", "warm")
     ]
     search_path = [str(tree), *sys.path]
-    serial = [Measurer(cache_dir=cache, search_path=search_path).measure(spec) for spec in specs]
+    # Nothing reused: every count below is taken afresh.
+    serial = [
+        Measurer(cache_dir=cache, search_path=search_path, count_store=False).measure(spec)
+        for spec in specs
+    ]
     # A count started ahead of its test runs while pytest names another test (or
     # phase) in the environment: the counts must not see it.
     monkeypatch.setenv("PYTEST_CURRENT_TEST", "test_other.py::test_with_a_much_longer_name (setup)")
     monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw12")
-    pool = CountPool(4, cache_dir=cache, search_path=search_path)
-    try:
-        for spec in specs:
-            pool.submit(spec, spec)
-        concurrent = [pool.take(spec).future.result() for spec in specs]
-    finally:
-        pool.close()
-    assert [result.instructions for result in concurrent] == [
-        result.instructions for result in serial
-    ]
+    concurrent = {}
+    for module_counts in (True, False):
+        pool = CountPool(
+            4,
+            cache_dir=cache,
+            search_path=search_path,
+            count_store=False,
+            module_counts=module_counts,
+        )
+        try:
+            for spec in specs:
+                pool.submit(spec, spec)
+            concurrent[module_counts] = [pool.take(spec).future.result() for spec in specs]
+        finally:
+            pool.close()
+    expected = [result.instructions for result in serial]
+    # Plain rounds (the import's count alone) count what detailed ones count.
+    assert [result.instructions for result in concurrent[True]] == expected
+    assert [result.instructions for result in concurrent[False]] == expected
+    assert all(result.reused is None for result in concurrent[True] + concurrent[False])
     assert [
-        {name: timing.self_cost for name, timing in result.modules.items()} for result in concurrent
+        {name: timing.self_cost for name, timing in result.modules.items()}
+        for result in concurrent[True]
     ] == [{name: timing.self_cost for name, timing in result.modules.items()} for result in serial]
+    assert all(timing.self_cost for timing in serial[0].modules.values())
+    assert not any(timing.self_cost for timing in concurrent[False][0].modules.values())
 
 
 @pytest.mark.skipif(not (sys.platform.startswith("linux") and _valgrind()), reason="valgrind")

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from conftest import FAKE_ROUNDS_CONFTEST, FakeRoundRunner, MakeTree, fake_rounds, run_tests
-from pytest_importcache.engine.countstore import CountStore, count_key, input_digest
+from pytest_importcache.engine.countkey import count_key, input_digest
+from pytest_importcache.engine.countstore import CountStore
 from pytest_importcache.engine.locate import locate_package
 from pytest_importcache.engine.measurer import Measurer, resolve_python
 from pytest_importcache.model.records import RoundReport
@@ -717,7 +718,7 @@ def test_importing_results_loads_no_store() -> None:
 
 @pytest.mark.slow
 def test_the_key_holds_the_command_lines_the_rounds_run(world: Path, tmp_path: Path) -> None:
-    from pytest_importcache.engine.countstore import _round_commands
+    from pytest_importcache.engine.countkey import _round_commands
     from pytest_importcache.engine.roundcommand import counted_round_command, round_pycache_prefix
 
     runner = ReadingRunner()

@@ -341,6 +341,54 @@ def test_an_overspent_count_fails_naming_the_modules_and_a_budget(
     assert "Traceback" not in result.stdout.str()
 
 
+# The fake rounds, logging whether each counted one was asked for every module's count.
+MODULE_COSTS_LOG = """
+
+_counted_round = fake_round
+
+
+def fake_round(module, roots, workdir, **options):
+    if options.get("metric") == "instructions":
+        with Path(__file__).with_name("module_costs.log").open("a") as log:
+            log.write(f"{options.get('module_costs', True)}\\n")
+    return _counted_round(module, roots, workdir, **options)
+"""
+
+
+@pytest.mark.parametrize(
+    ("options", "passing", "expected"),
+    [
+        ((), True, ["False"]),
+        ((), False, ["False", "True"]),  # counted again in detail for the explanation
+        (("--importcache-report=report.html",), True, ["True"]),
+        (("--importcache-markdown=summary.md",), True, ["True"]),
+        (("--benchmark-json=out.json",), True, ["True"]),
+        (("--benchmark-json=out.json", "--benchmark-disable"), True, ["False"]),
+    ],
+)
+def test_modules_are_counted_only_when_the_run_shows_or_keeps_them(
+    fake_project: pytest.Pytester, options: tuple[str, ...], passing: bool, expected: list[str]
+) -> None:
+    conftest = fake_project.path / "conftest.py"
+    conftest.write_text(conftest.read_text() + MODULE_COSTS_LOG)
+    budget = "1G" if passing else "100M"
+    result = run_tests(
+        fake_project,
+        f"""
+        import pytest
+
+        @pytest.mark.import_budget("steady", warm="{budget}", metric="instructions")
+        def test_counted():
+            pass
+        """,
+        *options,
+    )
+    result.assert_outcomes(passed=1) if passing else result.assert_outcomes(failed=1)
+    assert (fake_project.path / "module_costs.log").read_text().split() == expected
+    if not passing:
+        result.stdout.fnmatch_lines(["*300M     400M  steady", "*100M     100M  steady_dep"])
+
+
 @pytest.mark.slow
 def test_the_run_metric_applies_to_every_budget_and_fixture(
     fake_project: pytest.Pytester,
