@@ -355,6 +355,7 @@ def fake_round(module, roots, workdir, **options):
 """
 
 
+@pytest.mark.slow  # builds a warm copy (compileall) unless an earlier test did
 @pytest.mark.parametrize(
     ("options", "passing", "expected"),
     [
