@@ -80,6 +80,7 @@ __all__ = [
     "STORE_FORMAT",
     "CountStore",
     "ReusedCount",
+    "StoreFolder",
     "StoreWarning",
     "StoredCount",
     "changed_since",
@@ -127,57 +128,16 @@ def _default_warn(message: str) -> None:
     warnings.warn(message, StoreWarning, stacklevel=4)
 
 
-class CountStore:
-    """Counts kept under ``directory``, reused while their inputs are unchanged.
+class StoreFolder:
+    """The folder of a count store: its entries listed, bounded and cleared.
 
-    With ``fresh``, nothing is reused but every new count is still saved
-    (replacing the entry it would have reused). ``warn`` receives the one
-    line said about unusable entries (default: a :class:`StoreWarning`).
+    Only names the store writes are touched. ``warn`` receives the one line
+    said about a problem of the folder (default: a :class:`StoreWarning`).
     """
 
-    def __init__(
-        self,
-        directory: Path | str,
-        *,
-        fresh: bool = False,
-        warn: Callable[[str], None] | None = None,
-    ) -> None:
+    def __init__(self, directory: Path | str, *, warn: Callable[[str], None] | None = None) -> None:
         self.directory = Path(directory).absolute()
-        self.fresh = fresh
         self._warn = warn or _default_warn
-
-    def key(
-        self,
-        spec: MeasurementSpec,
-        python: str,
-        roots: Sequence[Path],
-        workdir: Path,
-        *,
-        runner: str = "",
-        import_path: Sequence[str] = (),
-        source_only: Sequence[str] = (),
-        module_counts: bool = True,
-    ) -> str:
-        """:func:`count_key`."""
-        return count_key(
-            spec,
-            python,
-            roots,
-            workdir,
-            runner=runner,
-            import_path=import_path,
-            source_only=source_only,
-            module_counts=module_counts,
-        )
-
-    def _entries_for(self, key: str) -> list[Path]:
-        """``key``'s entries, most recently used first."""
-        folder = self.directory / key[:2]
-        try:
-            candidates = [entry for entry in folder.glob(f"{key}-*.json") if entry.is_file()]
-        except OSError:
-            return []
-        return sorted(candidates, key=_mtime, reverse=True)
 
     def _skip(self, path: Path, reason: str) -> None:
         """Say once per store and process that an entry is skipped, and why."""
@@ -196,100 +156,6 @@ class CountStore:
         _warned_stores.add((self.directory, kind))
         with contextlib.suppress(Exception):
             self._warn(message)
-
-    def lookup(self, key: str) -> tuple[list[RoundReport], ReusedCount] | None:
-        """The counted rounds stored for ``key`` whose inputs all match today's, or ``None``."""
-        if self.fresh:
-            return None
-        for path in self._entries_for(key):
-            try:
-                entry = json.loads(path.read_text(encoding="utf-8"))
-                if not isinstance(entry, dict) or entry.get("format") != STORE_FORMAT:
-                    raise ValueError("not an entry of this version's count store")
-                if entry["key"] != key:
-                    raise ValueError("its key does not match its name")
-                inputs = [
-                    (typed(p, str, "path"), typed(s, str, "kind"), typed(d, str, "digest"))
-                    for p, s, d in typed(entry["inputs"], list, "inputs")
-                ]
-                reports = [
-                    RoundReport.from_json(item) for item in typed(entry["reports"], list, "reports")
-                ]
-                origin = ReusedCount(
-                    typed(entry["counted_at"], str, "counted_at"),
-                    typed(entry["counted_on"], str, "counted_on"),
-                    str(self.directory),
-                )
-            except FileNotFoundError:
-                continue  # pruned by another process meanwhile
-            except (OSError, ValueError, TypeError, KeyError, RecursionError) as exc:
-                self._skip(path, str(exc) or type(exc).__name__)
-                continue
-            if not reports:
-                self._skip(path, "it holds no rounds")
-                continue
-            if all(input_digest(p, s) == digest for p, s, digest in inputs):
-                with contextlib.suppress(OSError):
-                    os.utime(path)
-                return reports, origin
-        return None
-
-    def save(
-        self,
-        key: str,
-        spec: MeasurementSpec,
-        reports: Sequence[RoundReport],
-        *,
-        rounds_started_ns: int | None = None,
-        own: Sequence[Path] = (),
-    ) -> None:
-        """Store ``reports`` (the counted rounds of ``spec``) under ``key``, atomically.
-
-        The manifest is the rounds' inputs hashed now; a store that cannot be
-        written is said once and skipped: counting goes on without it. With
-        ``rounds_started_ns`` (:func:`files_clock_now` before the first round),
-        nothing is stored when an input outside ``own`` (the directories the
-        measurement writes itself) changed since then: the digests taken now
-        would pair its new content with a count made (partly) with the old.
-        """
-        reported = manifest_inputs(reports)
-        if (
-            rounds_started_ns is not None
-            and changed_since(reported, rounds_started_ns, own) is not None
-        ):
-            return
-        inputs = [[path, source, input_digest(path, source)] for path, source in reported]
-        manifest = hashlib.sha256(json.dumps(inputs).encode()).hexdigest()[:16]
-        entry = {
-            "format": STORE_FORMAT,
-            "key": key,
-            "module": spec.module,
-            "label": spec.label,
-            "counted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "counted_on": socket.gethostname(),
-            "inputs": inputs,
-            "reports": [report.to_json() for report in reports],
-        }
-        folder = self.directory / key[:2]
-        target = folder / f"{key}-{manifest}.json"
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
-            try:
-                with os.fdopen(handle, "w", encoding="utf-8") as file:
-                    json.dump(entry, file)
-                os.replace(temporary, target)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(temporary)
-                raise
-        except OSError as exc:
-            self._say_once(
-                "save",
-                f"importcache: cannot save counts in {self.directory}: {exc.strerror or exc}",
-            )
-            return
-        self.prune(keep=target)
 
     def _entry_paths(self) -> list[Path]:
         """The store's own files: entries and leftover temporary files, by their names.
@@ -384,6 +250,152 @@ class CountStore:
                 path.unlink()
                 removed += not _is_leftover(path)
         return removed
+
+
+class CountStore(StoreFolder):
+    """Counts kept under ``directory``, reused while their inputs are unchanged.
+
+    With ``fresh``, nothing is reused but every new count is still saved
+    (replacing the entry it would have reused). ``warn`` receives the one
+    line said about unusable entries (default: a :class:`StoreWarning`).
+    """
+
+    def __init__(
+        self,
+        directory: Path | str,
+        *,
+        fresh: bool = False,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
+        super().__init__(directory, warn=warn)
+        self.fresh = fresh
+
+    def key(
+        self,
+        spec: MeasurementSpec,
+        python: str,
+        roots: Sequence[Path],
+        workdir: Path,
+        *,
+        runner: str = "",
+        import_path: Sequence[str] = (),
+        source_only: Sequence[str] = (),
+        module_counts: bool = True,
+    ) -> str:
+        """:func:`count_key`."""
+        return count_key(
+            spec,
+            python,
+            roots,
+            workdir,
+            runner=runner,
+            import_path=import_path,
+            source_only=source_only,
+            module_counts=module_counts,
+        )
+
+    def _entries_for(self, key: str) -> list[Path]:
+        """``key``'s entries, most recently used first."""
+        folder = self.directory / key[:2]
+        try:
+            candidates = [entry for entry in folder.glob(f"{key}-*.json") if entry.is_file()]
+        except OSError:
+            return []
+        return sorted(candidates, key=_mtime, reverse=True)
+
+    def lookup(self, key: str) -> tuple[list[RoundReport], ReusedCount] | None:
+        """The counted rounds stored for ``key`` whose inputs all match today's, or ``None``."""
+        if self.fresh:
+            return None
+        for path in self._entries_for(key):
+            try:
+                entry = json.loads(path.read_text(encoding="utf-8"))
+                if not isinstance(entry, dict) or entry.get("format") != STORE_FORMAT:
+                    raise ValueError("not an entry of this version's count store")
+                if entry["key"] != key:
+                    raise ValueError("its key does not match its name")
+                inputs = [
+                    (typed(p, str, "path"), typed(s, str, "kind"), typed(d, str, "digest"))
+                    for p, s, d in typed(entry["inputs"], list, "inputs")
+                ]
+                reports = [
+                    RoundReport.from_json(item) for item in typed(entry["reports"], list, "reports")
+                ]
+                origin = ReusedCount(
+                    typed(entry["counted_at"], str, "counted_at"),
+                    typed(entry["counted_on"], str, "counted_on"),
+                    str(self.directory),
+                )
+            except FileNotFoundError:
+                continue  # pruned by another process meanwhile
+            except (OSError, ValueError, TypeError, KeyError, RecursionError) as exc:
+                self._skip(path, str(exc) or type(exc).__name__)
+                continue
+            if not reports:
+                self._skip(path, "it holds no rounds")
+                continue
+            if all(input_digest(p, s) == digest for p, s, digest in inputs):
+                with contextlib.suppress(OSError):
+                    os.utime(path)
+                return reports, origin
+        return None
+
+    def save(
+        self,
+        key: str,
+        spec: MeasurementSpec,
+        reports: Sequence[RoundReport],
+        *,
+        rounds_started_ns: int | None = None,
+        own: Sequence[Path] = (),
+    ) -> None:
+        """Store ``reports`` (the counted rounds of ``spec``) under ``key``, atomically.
+
+        The manifest is the rounds' inputs hashed now; a store that cannot be
+        written is said once and skipped: counting goes on without it. With
+        ``rounds_started_ns`` (:func:`files_clock_now` before the first round),
+        nothing is stored when an input outside ``own`` (the directories the
+        measurement writes itself) changed since then: the digests taken now
+        would pair its new content with a count made (partly) with the old.
+        """
+        reported = manifest_inputs(reports)
+        if (
+            rounds_started_ns is not None
+            and changed_since(reported, rounds_started_ns, own) is not None
+        ):
+            return
+        inputs = [[path, source, input_digest(path, source)] for path, source in reported]
+        manifest = hashlib.sha256(json.dumps(inputs).encode()).hexdigest()[:16]
+        entry = {
+            "format": STORE_FORMAT,
+            "key": key,
+            "module": spec.module,
+            "label": spec.label,
+            "counted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "counted_on": socket.gethostname(),
+            "inputs": inputs,
+            "reports": [report.to_json() for report in reports],
+        }
+        folder = self.directory / key[:2]
+        target = folder / f"{key}-{manifest}.json"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
+            try:
+                with os.fdopen(handle, "w", encoding="utf-8") as file:
+                    json.dump(entry, file)
+                os.replace(temporary, target)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(temporary)
+                raise
+        except OSError as exc:
+            self._say_once(
+                "save",
+                f"importcache: cannot save counts in {self.directory}: {exc.strerror or exc}",
+            )
+            return
+        self.prune(keep=target)
 
 
 def _is_leftover(path: Path) -> bool:
