@@ -10,6 +10,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from shutil import which
 
 import pytest
 
@@ -290,8 +291,6 @@ def test_closing_the_pool_ends_its_rounds(tmp_path: Path) -> None:
 
 
 def _valgrind() -> bool:
-    from shutil import which
-
     return which("valgrind") is not None
 
 

@@ -11,20 +11,27 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import py_compile
+import shutil
 import subprocess
 import sys
 import textwrap
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from conftest import FAKE_ROUNDS_CONFTEST, FakeRoundRunner, MakeTree, fake_rounds, run_tests
-from pytest_importcache.engine.countkey import count_key, input_digest
-from pytest_importcache.engine.countstore import CountStore
+from pytest_importcache.cli.main import main
+from pytest_importcache.engine import copying
+from pytest_importcache.engine.countkey import _round_commands, count_key, input_digest
+from pytest_importcache.engine.countstore import CountStore, StoreWarning
 from pytest_importcache.engine.locate import locate_package
 from pytest_importcache.engine.measurer import Measurer, resolve_python
+from pytest_importcache.engine.roundcommand import counted_round_command, round_pycache_prefix
+from pytest_importcache.engine.runner import run_round
 from pytest_importcache.model.records import RoundReport
 from pytest_importcache.model.spec import MeasurementSpec
 
@@ -168,8 +175,6 @@ def test_a_dependency_edited_during_the_rounds_stores_no_count(world: Path, tmp_
 def test_a_dependencys_stale_bytecode_counts_again_but_a_touched_source_does_not(
     world: Path, tmp_path: Path
 ) -> None:
-    import py_compile
-
     dependency = world / "dep" / "__init__.py"
     bytecode = Path(str(py_compile.compile(str(dependency), doraise=True)))
     wait_for_the_files_clock(bytecode)
@@ -482,8 +487,6 @@ def test_pytest_says_reused_in_the_summary_and_in_storage(pytester: pytest.Pytes
 def test_the_cache_command_counts_and_clears_stored_counts(
     world: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from pytest_importcache.cli.main import main
-
     measurer_for(world, tmp_path, ReadingRunner()).measure(counted(MeasurementSpec("pkg")))
     store = ["--dir", str(tmp_path / "cache"), "--store", str(tmp_path / "store")]
     assert main(["cache", *store, "--json"]) == 0
@@ -497,8 +500,6 @@ def test_the_cache_command_counts_and_clears_stored_counts(
 def test_a_store_named_over_a_users_files_prunes_and_clears_only_its_own(
     world: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from pytest_importcache.cli.main import main
-
     store = tmp_path / "project"
     users = {
         "js/package.json": "{}",
@@ -566,8 +567,6 @@ def test_a_reused_count_is_the_count_a_fresh_round_gives(
 
 @pytest.mark.slow
 def test_a_counted_round_reports_what_its_count_depends_on(make_tree: MakeTree) -> None:
-    from pytest_importcache.engine.runner import run_round
-
     tree = make_tree({"pkg/__init__.py": "import dep, json\n", "dep.py": "", "pth/x.pth": ""})
     workdir = tree / "rounds"
     workdir.mkdir()
@@ -588,10 +587,6 @@ def test_a_counted_round_reports_what_its_count_depends_on(make_tree: MakeTree) 
 def test_a_corrupt_entry_warns_and_never_stops_a_measurement_under_w_error(
     world: Path, tmp_path: Path
 ) -> None:
-    import shutil
-    import warnings
-
-    from pytest_importcache.engine.countstore import StoreWarning
 
     runner = ReadingRunner()
     spec = counted(MeasurementSpec("pkg"))
@@ -718,9 +713,6 @@ def test_importing_results_loads_no_store() -> None:
 
 @pytest.mark.slow
 def test_the_key_holds_the_command_lines_the_rounds_run(world: Path, tmp_path: Path) -> None:
-    from pytest_importcache.engine.countkey import _round_commands
-    from pytest_importcache.engine.roundcommand import counted_round_command, round_pycache_prefix
-
     runner = ReadingRunner()
     spec = counted(MeasurementSpec("pkg", flavour="cold", closure=True)).replace(warmup=1)
     measurer_for(world, tmp_path, runner).measure(spec)
@@ -747,8 +739,6 @@ def test_the_key_holds_the_command_lines_the_rounds_run(world: Path, tmp_path: P
 
 
 def test_the_store_and_the_copies_share_one_digest_per_file(tmp_path: Path) -> None:
-    from pytest_importcache.engine import copying
-
     source = tmp_path / "a.py"
     source.write_text("x = 1\n")
     assert input_digest(str(source)) == "file:" + copying.file_sha256(source).hex()

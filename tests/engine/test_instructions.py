@@ -52,7 +52,9 @@ from pytest_importcache.model.units import (
     parse_count,
     suggest_cost_budget,
 )
-from pytest_importcache.render.report import scale_line
+from pytest_importcache.render.icicle import icicle_page
+from pytest_importcache.render.markdown import markdown_summary
+from pytest_importcache.render.report import scale_line, summary_lines, unjudged_line
 
 needs_valgrind = pytest.mark.skipif(
     shutil.which("valgrind") is None, reason="valgrind is not installed (apt-get install valgrind)"
@@ -739,9 +741,6 @@ def test_a_counted_budget_without_valgrind_fails_its_test_and_the_session_goes_o
 
 
 def test_the_report_and_the_markdown_say_counts_are_instructions() -> None:
-    from pytest_importcache.render.icicle import icicle_page
-    from pytest_importcache.render.markdown import markdown_summary
-
     counted = make_outcome(
         metric="instructions",
         statistic=4e8,
@@ -866,8 +865,6 @@ def test_an_import_counts_the_same_from_the_command_line_and_from_pytest(
 
 
 def test_counted_rounds_that_disagree_are_marked_in_the_summary() -> None:
-    from pytest_importcache.render.report import summary_lines
-
     steady = make_outcome(metric="instructions", statistic=4e8, values=(4e8, 4e8))
     varying = make_outcome(
         module="pydantic", metric="instructions", statistic=189_707_806,
@@ -896,8 +893,6 @@ def test_an_import_that_needs_a_withheld_variable_says_how_to_pass_it(
 
 
 def test_a_count_budget_under_the_time_metric_is_named_an_instruction_count_budget() -> None:
-    from pytest_importcache.render.report import unjudged_line
-
     assert unjudged_line("json", "warm", "warm='45M'", 0.025, "time") == (
         "json (warm): warm='45M' is an instruction-count budget, not judged in time; "
         "write warm=('45M', '33ms')"
