@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         RevisionError,
         RoundCrashedError,
         RoundTimeoutError,
+        SpecError,
         WrongOriginError,
     )
     from .model.result import Flavour, ImportResult, ModuleTiming
@@ -53,6 +54,7 @@ __all__ = [
     "RoundStats",
     "RoundTimeoutError",
     "RoundsInterrupted",
+    "SpecError",
     "WrongOriginError",
 ]
 
@@ -72,6 +74,7 @@ _HOMES = {
     "RevisionError": "model.errors",
     "RoundCrashedError": "model.errors",
     "RoundTimeoutError": "model.errors",
+    "SpecError": "model.errors",
     "WrongOriginError": "model.errors",
     "RoundsInterrupted": "engine.lifecycle",
     "ImportLocationWarning": "engine.locate",

@@ -100,14 +100,15 @@ def watching(item: pytest.Item, phase: str) -> Iterator[None]:
     finally:
         # By identity: two watches that heard nothing are equal lists.
         del _WATCHES[next(i for i, watch in enumerate(_WATCHES) if watch is heard)]
-        if heard and item.get_closest_marker("slow") is None:
-            started = "; ".join(dict.fromkeys(heard))
-            pytest.fail(
-                f"{item.nodeid} started a process in its {phase} ({started}) but is not "
-                "marked slow: mark it @pytest.mark.slow (the fast tier, -m 'not slow', "
-                "starts none)",
-                pytrace=False,
-            )
+    # Only after a block that ended well: a test's own failure is not replaced by this one.
+    if heard and item.get_closest_marker("slow") is None:
+        started = "; ".join(dict.fromkeys(heard))
+        pytest.fail(
+            f"{item.nodeid} started a process in its {phase} ({started}) but is not "
+            "marked slow: mark it @pytest.mark.slow (the fast tier, -m 'not slow', "
+            "starts none)",
+            pytrace=False,
+        )
 
 
 class ProcessAudit:

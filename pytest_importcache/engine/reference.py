@@ -14,23 +14,18 @@ and the interpreter, not a library's version.
 
 from __future__ import annotations
 
-import json
-import os
-import re
-from dataclasses import dataclass
 from pathlib import Path
 
+from pytest_importcache.model.calibration import Calibration
 from pytest_importcache.model.spec import DEFAULT_ROUNDS, DEFAULT_WARMUP, MeasurementSpec
-from pytest_importcache.model.units import BudgetError, format_significant, parse_duration
 
 from .measurer import Measurer
 
-__all__ = ["REFERENCE_PACKAGE", "Calibration", "measure_reference", "write_reference_package"]
+__all__ = ["REFERENCE_PACKAGE", "measure_reference", "write_reference_package"]
 
 REFERENCE_PACKAGE = "importcache_reference"
 _MODULES = 12
 _FUNCTIONS = 120
-_CALIBRATION = re.compile(r"^\s*cold\s*=\s*(?P<cold>\S+)\s+warm\s*=\s*(?P<warm>\S+)\s*$")
 
 
 def _module_source(index: int) -> str:
@@ -59,46 +54,6 @@ def write_reference_package(directory: Path) -> Path:
     if not init_path.exists() or init_path.read_text(encoding="utf-8") != init:
         init_path.write_text(init, encoding="utf-8")
     return directory
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """Median cold and warm seconds of the reference import on one machine."""
-
-    cold: float
-    warm: float
-
-    def to_text(self) -> str:
-        """The ini value: ``cold=52.31ms warm=16.12ms``."""
-        cold = format_significant(self.cold * 1e3, 4)
-        warm = format_significant(self.warm * 1e3, 4)
-        return f"cold={cold}ms warm={warm}ms"
-
-    @classmethod
-    def parse(cls, text: str) -> Calibration:
-        """Read :meth:`to_text`'s format; raises ``ValueError`` naming the expected form."""
-        match = _CALIBRATION.match(text)
-        if match is None:
-            raise ValueError(f"expected 'cold=DURATION warm=DURATION', got {text!r}")
-        try:
-            return cls(parse_duration(match["cold"]), parse_duration(match["warm"]))
-        except BudgetError as exc:
-            raise ValueError(str(exc)) from None
-
-    @classmethod
-    def read(cls, path: Path) -> Calibration:
-        """A calibration saved by :meth:`write`."""
-        return cls(**json.loads(path.read_text(encoding="utf-8")))
-
-    def write(self, path: Path) -> None:
-        """Save to ``path``, aside and then renamed, so no reader ever sees half a file."""
-        partial = path.with_suffix(".partial")
-        partial.write_text(json.dumps({"cold": self.cold, "warm": self.warm}), encoding="utf-8")
-        os.replace(partial, path)
-
-    def scales(self, recorded: Calibration) -> dict[str, float]:
-        """Budget factors for this machine against a ``recorded`` calibration."""
-        return {"cold": self.cold / recorded.cold, "warm": self.warm / recorded.warm}
 
 
 def measure_reference(

@@ -21,7 +21,7 @@ from typing import Protocol
 
 from filelock import FileLock
 
-from pytest_importcache.model.errors import EnvironmentBuildError
+from pytest_importcache.model.errors import EnvironmentBuildError, RoundCrashedError
 from pytest_importcache.model.records import RoundReport
 from pytest_importcache.model.result import ImportResult
 from pytest_importcache.model.spec import MeasurementSpec, Metric
@@ -337,6 +337,11 @@ class MeasurementRounds:
         finally:
             if prefix is not None:
                 shutil.rmtree(prefix, ignore_errors=True)
+        if not isinstance(report, RoundReport):
+            runner = getattr(self.round_runner, "__qualname__", repr(self.round_runner))
+            raise RoundCrashedError(
+                f"the round runner {runner} returned {type(report).__name__}, not a RoundReport"
+            )
         if spec.flavour == "cold" and report.origin.endswith((".pyc", ".pyo")):
             raise EnvironmentBuildError(
                 f"{spec.module!r} is a sourceless module ({Path(report.origin).name}): it has "

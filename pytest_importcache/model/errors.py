@@ -23,6 +23,7 @@ __all__ = [
     "RoundCrashedError",
     "RoundTimeoutError",
     "RunError",
+    "SpecError",
     "WrongOriginError",
 ]
 
@@ -94,3 +95,7 @@ class RecordError(ImportCacheError, ValueError):
 
     The message names the record and the field.
     """
+
+
+class SpecError(ImportCacheError, ValueError):
+    """A measurement's settings are invalid (a flavour, a metric, a number of rounds...)."""

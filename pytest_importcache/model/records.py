@@ -45,21 +45,28 @@ def cost_number(value: object, what: str) -> float:
 
     A figure is a finite, non-negative number (a bool is none).
     """
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value < 0
-    ):
+    number = _float(value)
+    if number is None or not math.isfinite(number) or number < 0:
         raise RecordError(f"{what} is {_shown(value)}, not a non-negative number")
-    return float(value)
+    return number
 
 
 def _real(value: object, what: str) -> float:
     """``value`` as a number (a ratio or a change: any sign), or :class:`RecordError`."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    number = _float(value)
+    if number is None:
         raise RecordError(f"{what} is {_shown(value)}, not a number")
-    return float(value)
+    return number
+
+
+def _float(value: object) -> float | None:
+    """``value`` as a float; ``None`` for what is no number (a bool, text) or too large for one."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return None
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from .errors import LocateError
+from .errors import LocateError, SpecError
 from .stats import STATISTICS, Statistic
 
 __all__ = [
@@ -105,7 +105,7 @@ def measurement_suffix(module: str, label: str, metric: str) -> str:
 
 def _check_count(value: object, name: str, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be a whole number >= {minimum}, not {value!r}")
+        raise SpecError(f"{name} must be a whole number >= {minimum}, not {value!r}")
 
 
 def _check_import_path(value: object) -> None:
@@ -114,7 +114,7 @@ def _check_import_path(value: object) -> None:
     if not isinstance(value, tuple) or not all(
         isinstance(entry, str) and os.path.isabs(entry) and "\0" not in entry for entry in value
     ):
-        raise ValueError(
+        raise SpecError(
             f"import_path must be a tuple of absolute directory paths, or None, not {value!r}"
         )
 
@@ -159,23 +159,23 @@ class MeasurementSpec:
         __tracebackhide__ = True
         check_module_name(self.module)
         if self.flavour not in get_args(Flavour):
-            raise ValueError(f"flavour must be 'cold' or 'warm', not {self.flavour!r}")
+            raise SpecError(f"flavour must be 'cold' or 'warm', not {self.flavour!r}")
         if self.closure and self.flavour != "cold":
-            raise ValueError("closure=True measures a cold import: use it with flavour='cold'")
+            raise SpecError("closure=True measures a cold import: use it with flavour='cold'")
         if isinstance(self.optimize, bool) or self.optimize not in (0, 1, 2):
-            raise ValueError(f"optimize must be 0, 1 or 2, not {self.optimize!r}")
+            raise SpecError(f"optimize must be 0, 1 or 2, not {self.optimize!r}")
         if self.invalidation_mode not in get_args(InvalidationMode):
             choices = ", ".join(get_args(InvalidationMode))
-            raise ValueError(
+            raise SpecError(
                 f"invalidation_mode must be one of {choices}, not {self.invalidation_mode!r}"
             )
         if as_metric(self.metric) is None:
-            raise ValueError(f"metric must be 'time' or 'instructions', not {self.metric!r}")
+            raise SpecError(f"metric must be 'time' or 'instructions', not {self.metric!r}")
         _check_count(self.rounds, "rounds", 1)
         _check_count(self.warmup, "warmup", 0)
         timeout: object = self.timeout
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
-            raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+            raise SpecError(f"timeout must be a positive number of seconds, not {timeout!r}")
         _check_import_path(self.import_path)
 
     @property

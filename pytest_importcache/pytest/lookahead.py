@@ -36,13 +36,14 @@ LOOK_AHEAD = 4
 def counts_every_module(config: pytest.Config, settings: Settings) -> bool:
     """Whether counted rounds count every module: only when this run shows or keeps them.
 
-    The HTML report, the markdown, and pytest-benchmark's files and
-    comparisons hold per-module counts; without them a counted round counts
-    the import alone (two to three times cheaper, the same total), and a
+    The HTML report, the markdown, a same-run baseline's explanation, and
+    pytest-benchmark's files and comparisons hold per-module counts; without
+    them a counted round counts the import alone (two to three times cheaper, the same total), and a
     failing counted budget is counted again in detail for its explanation
     (:class:`~pytest_importcache.pytest.judging.BudgetCheck`).
     """
-    return bool(settings.report or settings.markdown or keeps_module_rows(config))
+    shown = settings.report or settings.markdown or settings.baseline is not None
+    return bool(shown or keeps_module_rows(config))
 
 
 class CountAhead:

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import pytest
 
-from pytest_importcache.engine.reference import Calibration
+from pytest_importcache.model.calibration import Calibration
 from pytest_importcache.model.spec import (
     DEFAULT_INSTRUCTION_ROUNDS,
     DEFAULT_INSTRUCTION_WARMUP,

@@ -14,7 +14,8 @@ import pytest
 from filelock import FileLock
 
 from pytest_importcache.engine.cache import default_cache_dir
-from pytest_importcache.engine.reference import Calibration, measure_reference
+from pytest_importcache.engine.reference import measure_reference
+from pytest_importcache.model.calibration import Calibration
 from pytest_importcache.model.errors import ImportCacheError
 
 from .options import Settings

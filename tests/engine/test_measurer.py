@@ -9,6 +9,7 @@ import pytest
 from conftest import FakeRoundRunner, MakeTree
 from pytest_importcache import ImportEnv
 from pytest_importcache.engine.measurer import Measurer
+from pytest_importcache.model.errors import ImportCacheError, RoundCrashedError
 from pytest_importcache.model.records import RoundReport
 from pytest_importcache.model.result import ImportResult
 from pytest_importcache.model.spec import DEFAULT_ROUNDS, DEFAULT_WARMUP, MeasurementSpec
@@ -78,3 +79,39 @@ def test_an_environments_path_and_repr_create_nothing(
     assert env.path.is_relative_to(tmp_path)
     assert "ImportEnv('warm'" in repr(env)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_round_runner_that_returns_no_report_is_one_error(
+    make_tree: MakeTree, tmp_path: Path
+) -> None:
+    def forgetful_runner(module: str, roots: object, workdir: object, **options: object) -> None:
+        return None
+
+    measurer = Measurer(
+        cache_dir=tmp_path,
+        search_path=[str(make_tree({"pkg/__init__.py": ""}))],
+        round_runner=forgetful_runner,  # type: ignore[arg-type]
+    )
+    with pytest.raises(RoundCrashedError) as caught:
+        measurer.measure(MeasurementSpec("pkg", flavour="cold", rounds=1, warmup=0))
+    assert str(caught.value) == (
+        "the round runner test_a_round_runner_that_returns_no_report_is_one_error.<locals>."
+        "forgetful_runner returned NoneType, not a RoundReport"
+    )
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"flavour": "tepid"},
+        {"timeout": -1},
+        {"metric": "cycles"},
+        {"flavour": "warm", "closure": True},
+        {"rounds": 0},
+    ],
+)
+def test_invalid_settings_are_errors_of_the_package(settings: dict[str, object]) -> None:
+    with pytest.raises(ImportCacheError) as caught:
+        MeasurementSpec("json", **settings)  # type: ignore[arg-type]
+    assert isinstance(caught.value, ValueError)
+    assert "\n" not in str(caught.value)

@@ -19,10 +19,10 @@ from conftest import (
 )
 from pytest_importcache.engine.reference import (
     REFERENCE_PACKAGE,
-    Calibration,
     measure_reference,
     write_reference_package,
 )
+from pytest_importcache.model.calibration import Calibration
 
 
 def test_the_calibration_line_round_trips() -> None:

@@ -120,6 +120,12 @@ def test_an_outcome_carries_its_tree_and_baseline_through_json() -> None:
         (TreeRow.from_json, [1, 2], r"^tree row: \[1, 2\] is not a tree row$"),
         (TreeRow.from_json, ["m", -1, 0, None], r"^tree row: self cost of 'm' is -1, not a non"),
         (TreeRow.from_json, ["m", 1, 1, 5], r"^tree row: the importer of 'm' is not a module"),
+        (TreeRow.from_json, ["m", 10**400, 1, None], r"^tree row: self cost of 'm' is 1000"),
+        (
+            SameRunBaseline.from_json,
+            {**BASELINE.to_json(), "ratio": 10**400},
+            r"^baseline\.ratio is 1000\d+, not a number$",
+        ),
         (SameRunBaseline.from_json, {"revision": "main"}, r"^baseline has no 'commit'$"),
         (SameRunBaseline.from_json, [], r"^baseline is \[\], not an object$"),
         (

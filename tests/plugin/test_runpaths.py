@@ -79,3 +79,19 @@ def test_budgets_share_one_run_directory_made_on_demand_and_removed(
     # The conftest's rounds (300 ms) were measured, in the workers too.
     result.stdout.re_match_lines([r"tiny +warm +300ms +10s"])
     assert list(private_temp.glob("pytest-importcache-run-*")) == []
+
+
+@pytest.mark.slow
+def test_a_session_without_budgets_loads_no_engine(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        """
+        import sys
+
+        def pytest_sessionfinish(session):
+            engine = sorted(m for m in sys.modules if m.startswith("pytest_importcache.engine"))
+            session.config.rootpath.joinpath("engine.txt").write_text(" ".join(engine))
+        """
+    )
+    pytester.makepyfile("def test_plain():\n    pass\n")
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    assert (pytester.path / "engine.txt").read_text() == ""
