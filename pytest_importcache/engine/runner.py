@@ -232,8 +232,28 @@ class MeasuredPackage:
         return _external.PathFinder.find_spec(name, cls.roots, target)
 
 
+def _defer_pth_imports(state):
+    entrypoints = getattr(state, "_entrypoints", {})
+    for fullname, lines in getattr(state, "_importexecs", {}).items():
+        if fullname.rpartition(".")[0] + ".start" not in entrypoints:
+            deferred.extend((os.path.dirname(fullname), fullname, line) for line in lines)
+
+
+def _defer_start_entrypoints(state):
+    for fullname, entrypoints in getattr(state, "_entrypoints", {}).items():
+        for entrypoint in entrypoints:
+            line = "import pkgutil; pkgutil.resolve_name(%r, strict=True)()" % entrypoint
+            deferred.append((os.path.dirname(fullname), fullname, line))
+
+
 def start_up(roots, import_path, top):
     site.addpackage = _read_pth_file
+    state = getattr(site, "StartupState", None)
+    if state is not None:
+        # 3.15 (PEP 829): site.main() reads .pth and .start files into a
+        # StartupState, which runs their import lines and entry points itself.
+        state._exec_imports = _defer_pth_imports
+        state._execute_start_entrypoints = _defer_start_entrypoints
     site.execsitecustomize = lambda: None
     site.execusercustomize = lambda: None
     site.main()
