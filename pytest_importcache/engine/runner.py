@@ -282,13 +282,14 @@ def compile_from_source(directories):
     )
     cache_from_source = _external.cache_from_source
 
-    def source_only_cache(path, debug_override=None, *, optimization=None):
+    # The caller's arguments as they are: 3.15 has no debug_override.
+    def source_only_cache(path, *arguments, **keywords):
         for entry in entries:
             if path.startswith(entry):
                 if entry in chosen:
                     raise NotImplementedError(path)
                 break
-        return cache_from_source(path, debug_override, optimization=optimization)
+        return cache_from_source(path, *arguments, **keywords)
 
     _external.cache_from_source = source_only_cache
 
