@@ -677,6 +677,23 @@ CASES = [
         message="did not finish within 1 s",
     ),
     Case(
+        "a package joining a thread that imports its submodule (deadlocks from 3.14 on)",
+        files(
+            {
+                "thrsub/__init__.py": "import importlib, threading\n"
+                "worker = threading.Thread(target=importlib.import_module, args=('thrsub.side',))\n"
+                "worker.start()\nworker.join()\n",
+                "thrsub/side.py": "import colorsys\n",
+            }
+        ),
+        "thrsub",
+        options={"timeout": 2.0},
+        # As plain CPython: 3.14 makes thrsub.side's import wait for thrsub's __init__.
+        error=RoundTimeoutError if sys.version_info >= (3, 14) else None,
+        message="did not finish within 2 s" if sys.version_info >= (3, 14) else "",
+        loads=() if sys.version_info >= (3, 14) else ("thrsub", "thrsub.side", "colorsys"),
+    ),
+    Case(
         "fork",
         files({"forks/__init__.py": FORKED_SLEEPER}),
         "forks",

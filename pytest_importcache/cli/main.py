@@ -72,7 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             arguments = arguments[1:]
         else:
             make_parser, run = _action(PROFILE)
-        return run(make_parser().parse_args(arguments))
+        status = run(make_parser().parse_args(arguments))
+        sys.stdout.flush()  # a closed pipe shows here, not at exit (when stdout is buffered)
+        return status
     except UsageError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2

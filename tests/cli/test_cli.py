@@ -456,7 +456,12 @@ def test_compare_stays_within_one_machine_directory(saved_runs: Path) -> None:
 @pytest.mark.slow
 def test_a_closed_pipe_ends_quietly(package_dir: Path) -> None:
     command = cli_command("clipkg", "--path", str(package_dir), "--rounds", "1")
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+    # Buffered, as stdout on a pipe is unless PYTHONUNBUFFERED is set: the report
+    # reaches the pipe when the command flushes it.
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment
+    ) as process:
         assert process.stdout is not None
         assert process.stderr is not None
         process.stdout.close()

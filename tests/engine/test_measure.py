@@ -259,30 +259,66 @@ def test_a_package_importing_the_requested_submodule_keeps_one_tree(
 def test_imports_in_another_thread_keep_their_own_importers(
     make_tree: MakeTree, env_for: EnvFor
 ) -> None:
-    # While the main thread imports thr.foreground, a thread imports thr.side,
-    # which sleeps longer than foreground does, then imports email.
+    # While the main thread imports thr.foreground, a thread imports thrside,
+    # which sleeps longer than foreground does, then imports email. (A module of
+    # its own, not thr.side: from 3.14 on, importing a submodule waits for its
+    # package to finish, which is waiting for the thread; see the test below.)
     tree = make_tree(
         {
             "thr/__init__.py": """\
             import importlib, threading
-            worker = threading.Thread(target=importlib.import_module, args=("thr.side",))
+            worker = threading.Thread(target=importlib.import_module, args=("thrside",))
             worker.start()
             from . import foreground
             worker.join()
             """,
             "thr/foreground.py": "import time\ntime.sleep(0.1)\nimport fractions\n",
-            "thr/side.py": "import time\ntime.sleep(0.2)\nimport email.mime.text\n",
+            "thrside.py": "import time\ntime.sleep(0.2)\nimport email.mime.text\n",
         }
     )
     result = env_for(tree).measure("thr")
     # The thread's imports start their own tree, whatever the main thread was doing.
-    assert result.chain("email.mime.base")[:2] == ["thr.side", "email.mime.text"]
-    assert result.modules["thr.side"].parent is None
+    assert result.chain("email.mime.base")[:2] == ["thrside", "email.mime.text"]
+    assert result.modules["thrside"].parent is None
     assert result.chain("fractions") == ["thr", "thr.foreground", "fractions"]
-    foreground, side = result.modules["thr.foreground"], result.modules["thr.side"]
+    foreground, side = result.modules["thr.foreground"], result.modules["thrside"]
     assert foreground.self_seconds >= 0.1
     # The other thread's longer sleep, which overlapped foreground's, is not foreground's.
     assert foreground.self_seconds < side.self_seconds
+
+
+THREAD_IMPORTING_A_SUBMODULE = {
+    "thrsub/__init__.py": """\
+    import importlib, threading
+    worker = threading.Thread(target=importlib.import_module, args=("thrsub.side",))
+    worker.start()
+    worker.join()
+    """,
+    "thrsub/side.py": "import colorsys\n",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.version_info < (3, 14), reason="deadlocks from CPython 3.14 on")
+def test_a_package_joining_a_thread_that_imports_its_submodule_times_out_from_3_14(
+    make_tree: MakeTree, env_for: EnvFor
+) -> None:
+    # CPython 3.14 makes a submodule's import wait for its package's __init__,
+    # which here waits for that import's thread: plain `python -c "import thrsub"`
+    # hangs too, and the round times out as it would.
+    tree = make_tree(THREAD_IMPORTING_A_SUBMODULE)
+    with pytest.raises(RoundTimeoutError, match=r"'thrsub' did not finish within 2 s"):
+        env_for(tree, timeout=2.0, warmup=0, rounds=1).measure("thrsub")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.version_info >= (3, 14), reason="deadlocks from CPython 3.14 on")
+def test_a_package_joining_a_thread_that_imports_its_submodule_is_measured_before_3_14(
+    make_tree: MakeTree, env_for: EnvFor
+) -> None:
+    tree = make_tree(THREAD_IMPORTING_A_SUBMODULE)
+    result = env_for(tree, timeout=30.0, warmup=0, rounds=1).measure("thrsub")
+    assert result.chain("colorsys") == ["thrsub.side", "colorsys"]
 
 
 @pytest.mark.slow

@@ -183,6 +183,36 @@ def test_an_unrelated_start_up_finder_changes_nothing(sandbox: Sandbox, tmp_path
     assert "re" in polluted["modules"]  # json's own imports count, though the finder loaded them
 
 
+@pytest.mark.skipif(sys.version_info < (3, 15), reason="PEP 829's .start files are 3.15's")
+def test_a_start_up_entry_point_runs_no_earlier_than_an_import_line(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    # A .start file (PEP 829) names a callable that plain start-up imports and
+    # calls; in a round it waits, as an import line does, and its module's
+    # imports stay the measured import's own.
+    tree = write_tree(tmp_path / "tree", {"usescolorsys.py": "import colorsys\n"})
+    clean = sandbox.measure(tmp_path, tmp_path / "cache", "usescolorsys", prepend=[str(tree)])
+    entry_point = sandbox.site_packages / "zzstartprobe.start"
+    hook = sandbox.site_packages / "zzstartprobe.py"
+    hook.write_text("import colorsys\n\ndef hook():\n    pass\n")
+    entry_point.write_text("zzstartprobe:hook\n")
+    try:
+        plain = subprocess.check_output(
+            [sandbox.python, "-c", "import sys; print('colorsys' in sys.modules)"], text=True
+        )
+        polluted = sandbox.measure(
+            tmp_path, tmp_path / "cache", "usescolorsys", prepend=[str(tree)]
+        )
+    finally:
+        entry_point.unlink()
+        hook.unlink()
+    assert plain.strip() == "True"  # plain start-up ran the entry point
+    assert "error" not in polluted, polluted
+    assert "colorsys" in polluted["modules"]
+    assert polluted["modules"] == clean["modules"]
+    assert polluted["startup"] == clean["startup"]
+
+
 def test_a_package_only_its_finder_knows_is_located_and_measured(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
@@ -330,6 +360,9 @@ def test_interpreters_the_import_starts_write_no_bytecode_either(
 
 def test_a_sitecustomize_is_not_run_in_the_rounds(sandbox: Sandbox, tmp_path: Path) -> None:
     """A ``sitecustomize`` in site-packages runs at every start-up of the sandbox, not in rounds."""
+    own = Path(sysconfig.get_paths()["stdlib"]) / "sitecustomize.py"
+    if own.exists():
+        pytest.skip(f"{own} (the distribution's own, Debian's) shadows one in site-packages")
     marker = tmp_path / "sitecustomize-ran.txt"
     customize = sandbox.site_packages / "sitecustomize.py"
     customize.write_text(

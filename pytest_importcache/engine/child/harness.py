@@ -217,10 +217,32 @@ class MeasuredPackage:
         return _external.PathFinder.find_spec(name, cls.roots, target)
 
 
+def _defer_pth_imports(state: "Any") -> None:
+    """3.15's start-up state: keep its ``.pth`` import lines aside (as ``_read_pth_file``)."""
+    entrypoints = getattr(state, "_entrypoints", {})
+    for fullname, lines in getattr(state, "_importexecs", {}).items():
+        if fullname.rpartition(".")[0] + ".start" not in entrypoints:
+            deferred.extend((os.path.dirname(fullname), fullname, line) for line in lines)
+
+
+def _defer_start_entrypoints(state: "Any") -> None:
+    """3.15's start-up state: keep its ``.start`` entry points aside, as import lines."""
+    for fullname, entrypoints in getattr(state, "_entrypoints", {}).items():
+        for entrypoint in entrypoints:
+            line = f"import pkgutil; pkgutil.resolve_name({entrypoint!r}, strict=True)()"
+            deferred.append((os.path.dirname(fullname), fullname, line))
+
+
 def start_up(roots: "list[str]", import_path: "list[str]", top: str) -> None:
     """A clean ``site`` start-up, then ``roots`` and ``import_path`` on the path, finders in."""
     # site's undocumented functions, replaced as site's own tests do.
     site.addpackage = _read_pth_file  # type: ignore[assignment]
+    state = getattr(site, "StartupState", None)
+    if state is not None:
+        # 3.15 (PEP 829): site.main() reads .pth and .start files into a
+        # StartupState, which runs their import lines and entry points itself.
+        state._exec_imports = _defer_pth_imports
+        state._execute_start_entrypoints = _defer_start_entrypoints
     site.execsitecustomize = lambda: None
     site.execusercustomize = lambda: None
     site.main()
@@ -249,15 +271,14 @@ def compile_from_source(directories: "list[str]") -> None:
     )
     cache_from_source = _external.cache_from_source
 
-    def source_only_cache(
-        path: str, debug_override: "bool | None" = None, *, optimization: "Any" = None
-    ) -> str:
+    # The caller's arguments as they are: 3.15 has no debug_override.
+    def source_only_cache(path: str, *arguments: "Any", **keywords: "Any") -> str:
         for entry in entries:
             if path.startswith(entry):
                 if entry in chosen:
                     raise NotImplementedError(path)
                 break
-        return cache_from_source(path, debug_override, optimization=optimization)
+        return cache_from_source(path, *arguments, **keywords)
 
     # An importlib function whose overloads typeshed keeps for callers, not replacements.
     _external.cache_from_source = source_only_cache  # type: ignore[assignment]
