@@ -10,28 +10,36 @@ unchanged afterwards (content and modification time of every file, no
 
 from __future__ import annotations
 
+import _json
 import contextlib
 import importlib.util
 import json
 import os
+import py_compile
 import re
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import warnings
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-from gitrepos import commit_all, git, make_repo
+from gitrepos import commit_all, git, make_repo, tree_state
 
-from conftest import is_alive, write_tree
+from conftest import FAKE_ROUNDS_CONFTEST, fake_rounds, is_alive, quick_ini, write_tree
 from pytest_importcache import ImportEnv, ImportResult
+from pytest_importcache.engine.against import measure_against
 from pytest_importcache.engine.locate import ImportLocationWarning
+from pytest_importcache.engine.measurer import Measurer
+from pytest_importcache.engine.runner import _exit_description
+from pytest_importcache.model.comparison import Comparison
 from pytest_importcache.model.errors import (
     EnvironmentBuildError,
     ImportCacheError,
@@ -41,6 +49,7 @@ from pytest_importcache.model.errors import (
     RoundCrashedError,
     RoundTimeoutError,
 )
+from pytest_importcache.model.spec import MeasurementSpec
 
 needs_proc = pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
 
@@ -101,8 +110,6 @@ def with_links(
 
 def sourceless(world: Path) -> Path:
     """A package whose submodule ``secret`` ships only as ``secret.pyc``."""
-    import py_compile
-
     write_tree(world, {"shy/__init__.py": "from . import secret\n"})
     source = world / "secret_source.py"
     source.write_text("import decimal\n", encoding="utf-8")
@@ -113,8 +120,6 @@ def sourceless(world: Path) -> Path:
 
 def sourceless_module(world: Path) -> Path:
     """A top-level module that exists only as ``alone.pyc``."""
-    import py_compile
-
     source = world / "alone_source.py"
     source.write_text("VALUE = 1\n", encoding="utf-8")
     py_compile.compile(str(source), cfile=str(world / "alone.pyc"), doraise=True)
@@ -146,8 +151,6 @@ def hollow_subpackage(world: Path) -> Path:
 
 def zipped(world: Path) -> Path:
     """A package inside a zip archive on the path."""
-    import zipfile
-
     archive = world / "bundle.zip"
     with zipfile.ZipFile(archive, "w") as bundle:
         bundle.writestr("zipped/__init__.py", "VALUE = 1\n")
@@ -156,8 +159,6 @@ def zipped(world: Path) -> Path:
 
 def extension_module(world: Path) -> Path:
     """A copy of the standard library's ``_json`` extension module, found first."""
-    import _json
-
     origin = getattr(_json, "__file__", None)
     if origin is None:
         pytest.skip("_json is built into this interpreter: no extension file to copy")
@@ -1086,8 +1087,6 @@ def test_the_corpus_is_large_enough() -> None:
 
 
 def test_signal_numbers_are_named_in_crash_messages() -> None:
-    from pytest_importcache.engine.runner import _exit_description
-
     assert _exit_description(-signal.SIGKILL) == "signal SIGKILL"
     assert _exit_description(3) == "exit code 3"
 
@@ -1095,9 +1094,6 @@ def test_signal_numbers_are_named_in_crash_messages() -> None:
 @needs_proc
 @pytest.mark.slow
 def test_children_the_caller_starts_during_a_round_are_left_alone(tmp_path: Path) -> None:
-    import subprocess
-    import threading
-
     started: list[subprocess.Popen[bytes]] = []
     stop = threading.Event()
 
@@ -1184,8 +1180,6 @@ BAD_RUN_FILES: list[tuple[str, Callable[[Any], Any]]] = [
 @pytest.fixture
 def damaged_storage(pytester: pytest.Pytester) -> pytest.Pytester:
     """A fake-rounds project with one saved run (0001) of one budget, cold and warm."""
-    from conftest import FAKE_ROUNDS_CONFTEST, fake_rounds, quick_ini
-
     write_tree(pytester.path, {"steady/__init__.py": ""})
     pytester.makeconftest(FAKE_ROUNDS_CONFTEST)
     fake_rounds(pytester.path, {"steady": {"seconds": 0.2}})
@@ -1481,12 +1475,6 @@ REVISION_CASES = [
 def test_hostile_repository(
     case: RevisionCase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from gitrepos import tree_state
-
-    from pytest_importcache.engine.against import measure_against
-    from pytest_importcache.engine.measurer import Measurer
-    from pytest_importcache.model.comparison import Comparison
-    from pytest_importcache.model.spec import MeasurementSpec
 
     repo = make_repo(tmp_path / "repo", case.committed)
     case.change(repo, monkeypatch)
