@@ -200,6 +200,7 @@ def test_a_module_loaded_from_outside_the_environment_is_a_wrong_origin(
         env_for(tree).measure("redirect.sub")
 
 
+@pytest.mark.slow  # on 3.10, whose codecs is no frozen module, it builds a warm copy
 def test_a_start_up_module_cannot_be_measured(env_for: EnvFor, make_tree: MakeTree) -> None:
     # Frozen from Python 3.11 on (found as such), a file before (seen loaded in the child).
     with pytest.raises(
