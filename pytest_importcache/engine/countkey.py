@@ -19,7 +19,6 @@ import subprocess
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
 from pytest_importcache.model.errors import MetricUnavailableError
 from pytest_importcache.model.records import RoundReport
@@ -42,7 +41,6 @@ __all__ = [
     "files_clock_now",
     "input_digest",
     "manifest_inputs",
-    "typed",
 ]
 
 STORE_FORMAT = 1
@@ -271,10 +269,3 @@ def count_key(
     }
     encoded = json.dumps(material, sort_keys=True, ensure_ascii=True).encode()
     return hashlib.sha256(encoded).hexdigest()
-
-
-def typed(value: object, kind: type | tuple[type, ...], what: str) -> Any:
-    """``value`` when it is a ``kind`` (a bool is no int); ``ValueError`` naming ``what`` if not."""
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
-        raise ValueError(f"{what} is {type(value).__name__}")
-    return value

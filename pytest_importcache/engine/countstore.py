@@ -59,7 +59,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from pytest_importcache.model.records import RoundReport
+from pytest_importcache.model.records import RoundReport, typed
 from pytest_importcache.model.result import ReusedCount
 from pytest_importcache.model.spec import MeasurementSpec
 
@@ -71,7 +71,6 @@ from .countkey import (
     files_clock_now,
     input_digest,
     manifest_inputs,
-    typed,
 )
 
 __all__ = [
@@ -315,7 +314,11 @@ class CountStore(StoreFolder):
                 if entry["key"] != key:
                     raise ValueError("its key does not match its name")
                 inputs = [
-                    (typed(p, str, "path"), typed(s, str, "kind"), typed(d, str, "digest"))
+                    (
+                        typed(p, str, "path"),
+                        typed(s, str, "kind"),
+                        typed(d, str, "digest"),
+                    )
                     for p, s, d in typed(entry["inputs"], list, "inputs")
                 ]
                 reports = [

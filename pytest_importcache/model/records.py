@@ -18,7 +18,13 @@ from typing import Any
 
 from .errors import RecordError
 
-__all__ = ["RoundReport", "SameRunBaseline", "TracedImport", "TreeRow"]
+__all__ = [
+    "RoundReport",
+    "SameRunBaseline",
+    "TracedImport",
+    "TreeRow",
+    "typed",
+]
 
 
 def _shown(value: object) -> str:
@@ -26,7 +32,7 @@ def _shown(value: object) -> str:
     return json.dumps(value, default=repr)[:80]
 
 
-def _typed(value: object, kind: type | tuple[type, ...], what: str) -> Any:
+def typed(value: object, kind: type | tuple[type, ...], what: str) -> Any:
     """``value`` when it is a ``kind`` (a bool is no int), else :class:`RecordError`."""
     if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, float)):
         raise RecordError(f"{what} is {type(value).__name__}")
@@ -147,46 +153,46 @@ class RoundReport:
     @classmethod
     def from_json(cls, data: object) -> RoundReport:
         """The inverse of :meth:`to_json`; :class:`RecordError` names the bad field."""
-        fields = _typed(data, dict, "round report")
+        fields = typed(data, dict, "round report")
 
         def field(key: str) -> Any:
             return _field(fields, key, "round report")
 
         instructions = field("instructions")
         return cls(
-            wall_ns=_typed(field("wall_ns"), int, "wall_ns"),
-            cpu_ns=_typed(field("cpu_ns"), int, "cpu_ns"),
-            origin=_typed(field("origin"), str, "origin"),
+            wall_ns=typed(field("wall_ns"), int, "wall_ns"),
+            cpu_ns=typed(field("cpu_ns"), int, "cpu_ns"),
+            origin=typed(field("origin"), str, "origin"),
             loaded=_strings(field("loaded"), "loaded"),
-            python_version=_typed(field("python_version"), str, "python_version"),
-            traced=tuple(_traced_from_json(row) for row in _typed(field("traced"), list, "traced")),
-            stderr=_typed(field("stderr"), str, "stderr"),
+            python_version=typed(field("python_version"), str, "python_version"),
+            traced=tuple(_traced_from_json(row) for row in typed(field("traced"), list, "traced")),
+            stderr=typed(field("stderr"), str, "stderr"),
             lazy=_strings(field("lazy"), "lazy"),
-            startup_modules=_typed(field("startup_modules"), int, "startup_modules"),
+            startup_modules=typed(field("startup_modules"), int, "startup_modules"),
             instructions=(
-                None if instructions is None else _typed(instructions, int, "instructions")
+                None if instructions is None else typed(instructions, int, "instructions")
             ),
         )
 
 
 def _traced_from_json(row: object) -> TracedImport:
     """One traced call from ``[call_id, parent_id, name, loaded, ns, instructions]``."""
-    fields = _typed(row, list, "traced")
+    fields = typed(row, list, "traced")
     if len(fields) != 6:
         raise RecordError(f"traced call {_shown(row)} does not have 6 fields")
     call_id, parent_id, name, loaded, nanoseconds, instructions = fields
     return TracedImport(
-        _typed(call_id, int, "call id"),
-        _typed(parent_id, int, "parent id"),
-        _typed(name, str, "module name"),
-        _typed(loaded, bool, "loaded"),
-        _typed(nanoseconds, int, "nanoseconds"),
-        None if instructions is None else _typed(instructions, int, "instructions"),
+        typed(call_id, int, "call id"),
+        typed(parent_id, int, "parent id"),
+        typed(name, str, "module name"),
+        typed(loaded, bool, "loaded"),
+        typed(nanoseconds, int, "nanoseconds"),
+        None if instructions is None else typed(instructions, int, "instructions"),
     )
 
 
 def _strings(value: object, what: str) -> tuple[str, ...]:
-    return tuple(_typed(item, str, what) for item in _typed(value, list, what))
+    return tuple(typed(item, str, what) for item in typed(value, list, what))
 
 
 @dataclass(frozen=True)
@@ -314,12 +320,12 @@ class SameRunBaseline:
 
         def text(key: str, default: str | None = None) -> str:
             value = data.get(key, default) if default is not None else field(key)
-            return str(_typed(value, str, f"{where}.{key}"))
+            return str(typed(value, str, f"{where}.{key}"))
 
         def values(key: str) -> tuple[float, ...]:
             return tuple(
                 cost_number(value, f"{where}.{key}")
-                for value in _typed(field(key), list, f"{where}.{key}")
+                for value in typed(field(key), list, f"{where}.{key}")
             )
 
         # The tree first: the diff icicle is what a damaged record breaks.
@@ -340,11 +346,11 @@ class SameRunBaseline:
             head_median=number("head_median"),
             base_median=number("base_median"),
             threshold=number("threshold"),
-            slower=_typed(field("slower"), bool, f"{where}.slower"),
+            slower=typed(field("slower"), bool, f"{where}.slower"),
             noise=text("noise"),
             changed=tuple(
                 _change_from_json(change, f"{where}.changed")
-                for change in _typed(data.get("changed", []), list, f"{where}.changed")
+                for change in typed(data.get("changed", []), list, f"{where}.changed")
             ),
             base_modules=base_modules,
             estimator=text("estimator", "pairs"),
@@ -358,7 +364,7 @@ def _change_from_json(data: object, where: str) -> tuple[str, float, str]:
         raise RecordError(f"{where}: {_shown(data)} is not [module, change, tag]")
     name, delta, tag = data
     return (
-        str(_typed(name, str, f"{where}: module")),
+        str(typed(name, str, f"{where}: module")),
         _real(delta, f"{where}: change of {name!r}"),
-        str(_typed(tag, str, f"{where}: tag of {name!r}")),
+        str(typed(tag, str, f"{where}: tag of {name!r}")),
     )
