@@ -21,10 +21,10 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from pytest_importcache.model.budget import ImportBudget, judge
+from pytest_importcache.model.errors import BudgetError
 from pytest_importcache.model.result import ImportResult, ModuleTiming
 from pytest_importcache.model.stats import STATISTICS, compute_stats
 from pytest_importcache.model.units import (
-    BudgetError,
     format_duration,
     format_headroom,
     parse_duration,

@@ -16,11 +16,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pytest_importcache.model.errors import RunError
 from pytest_importcache.model.spec import DEFAULT_STATISTIC
 from pytest_importcache.model.units import fit
 from pytest_importcache.render.report import regression_lines
 from pytest_importcache.render.runs import (
-    RunError,
     compare_runs,
     describe_storage,
     latest_runs,

@@ -11,10 +11,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from pytest_importcache.model.errors import RunError
 from pytest_importcache.model.spec import DEFAULT_STATISTIC, STATISTICS
 from pytest_importcache.model.units import fit
 from pytest_importcache.render.history import history_lines, history_page, load_history
-from pytest_importcache.render.runs import RunError, describe_storage, latest_runs, runs_beside
+from pytest_importcache.render.runs import describe_storage, latest_runs, runs_beside
 
 from .common import PROG, WIDTH, Parser, UsageError, add_storage_argument, count
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pytest_importcache.model.errors import BudgetError
 from pytest_importcache.model.spec import (
     DEFAULT_INSTRUCTION_ROUNDS,
     DEFAULT_INSTRUCTION_WARMUP,
@@ -29,7 +30,7 @@ from pytest_importcache.model.spec import (
     default_rounds,
     default_warmup,
 )
-from pytest_importcache.model.units import BudgetError, parse_duration, parse_percentage
+from pytest_importcache.model.units import parse_duration, parse_percentage
 
 from .common import PROG, Parser, UsageError
 

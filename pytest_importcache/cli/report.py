@@ -11,9 +11,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from pytest_importcache.model.errors import RunError
 from pytest_importcache.render.icicle import Baseline, icicle_page, same_run_baseline
 from pytest_importcache.render.runs import (
-    RunError,
     describe_storage,
     entry_tree,
     import_entries,

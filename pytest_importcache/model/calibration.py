@@ -14,7 +14,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .units import BudgetError, format_significant, parse_duration
+from .errors import BudgetError
+from .units import format_significant, parse_duration
 
 __all__ = ["Calibration"]
 

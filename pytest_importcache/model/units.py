@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SUGGESTION_HEADROOM",
-    "BudgetError",
     "Figure",
     "cost_name",
     "fit",

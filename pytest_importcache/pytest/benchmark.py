@@ -40,10 +40,10 @@ from filelock import FileLock
 from pytest_benchmark.stats import Metadata
 from pytest_benchmark.utils import parse_compare_fail
 
+from pytest_importcache.model.errors import RunError
 from pytest_importcache.model.outcome import MeasurementOutcome
 from pytest_importcache.model.records import TreeRow
 from pytest_importcache.render.runs import (
-    RunError,
     compare_entry,
     entry_tree,
     load_run,

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_importcache.model.budget import MARKER_NAME
-from pytest_importcache.model.units import BudgetError
+from pytest_importcache.model.errors import BudgetError
 
 from .markers import BUDGETS_KEY, DISABLED_REASON, IMPORT_FIXTURES, read_budgets
 from .options import Settings

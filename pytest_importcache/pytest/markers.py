@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from pytest_importcache.model.budget import MARKER_NAME, ImportBudget
+from pytest_importcache.model.errors import BudgetError
 from pytest_importcache.model.spec import MeasurementSpec
-from pytest_importcache.model.units import BudgetError
 
 if TYPE_CHECKING:
     from pytest_importcache.model.spec import Flavour, Metric

@@ -19,6 +19,7 @@ from typing import Any, Literal
 import pytest
 
 from pytest_importcache.model.calibration import Calibration
+from pytest_importcache.model.errors import BudgetError
 from pytest_importcache.model.spec import (
     DEFAULT_INSTRUCTION_ROUNDS,
     DEFAULT_INSTRUCTION_WARMUP,
@@ -37,7 +38,7 @@ from pytest_importcache.model.spec import (
     default_warmup,
 )
 from pytest_importcache.model.stats import as_statistic
-from pytest_importcache.model.units import BudgetError, parse_duration, parse_percentage
+from pytest_importcache.model.units import parse_duration, parse_percentage
 
 #: The slowdown against ``importcache_baseline`` that fails a test, by default.
 DEFAULT_BASELINE_FAIL = DEFAULT_SLOWDOWN_THRESHOLD

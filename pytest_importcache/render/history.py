@@ -21,9 +21,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
+from pytest_importcache.model.errors import RunError
 from pytest_importcache.model.units import Figure, format_cost
 
-from .runs import RunError, entry_metric, entry_statistic, import_entries, load_run
+from .runs import entry_metric, entry_statistic, import_entries, load_run
 
 __all__ = ["STEP", "Point", "Series", "history_lines", "history_page", "load_history"]
 

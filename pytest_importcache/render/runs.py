@@ -19,7 +19,6 @@ from pytest_importcache.model.records import SameRunBaseline, TreeRow, cost_numb
 
 __all__ = [
     "ImportComparison",
-    "RunError",
     "compare_entry",
     "compare_runs",
     "describe_storage",

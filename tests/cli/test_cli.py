@@ -29,8 +29,8 @@ from conftest import (
 from pytest_importcache.cli.cache import format_age, format_bytes
 from pytest_importcache.cli.main import SUBCOMMANDS
 from pytest_importcache.cli.profile import make_parser as _profile_parser
+from pytest_importcache.model.errors import RunError
 from pytest_importcache.render.runs import (
-    RunError,
     compare_runs,
     describe_storage,
     machine_directories,

@@ -39,6 +39,7 @@ from pytest_importcache.engine.runner import _check_count as check_count
 from pytest_importcache.engine.runner import run_round
 from pytest_importcache.model.budget import ImportBudget
 from pytest_importcache.model.errors import (
+    BudgetError,
     ImportRaisedError,
     MetricUnavailableError,
     RoundCrashedError,
@@ -46,7 +47,6 @@ from pytest_importcache.model.errors import (
 )
 from pytest_importcache.model.spec import MeasurementSpec
 from pytest_importcache.model.units import (
-    BudgetError,
     format_count,
     parse_cost,
     parse_count,

@@ -10,10 +10,10 @@ from typing import Any, Literal
 import pytest
 
 from pytest_importcache.model.budget import ImportBudget, judge
+from pytest_importcache.model.errors import BudgetError
 from pytest_importcache.model.result import ImportResult, ModuleTiming
 from pytest_importcache.model.stats import compute_stats
 from pytest_importcache.model.units import (
-    BudgetError,
     format_duration,
     format_headroom,
     parse_duration,

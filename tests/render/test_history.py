@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from conftest import Browser
+from pytest_importcache.model.errors import RunError
 from pytest_importcache.render.history import history_lines, history_page, load_history
-from pytest_importcache.render.runs import RunError
 
 # ms per run: steady, then a lasting step up at run 4, a one-run spike at run 6.
 FIGURES = [100.0, 102.0, 99.0, 130.0, 131.0, 190.0, 129.0]
