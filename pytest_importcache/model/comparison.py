@@ -82,22 +82,7 @@ class Comparison:
         base's whole tree.
         """
         return SameRunBaseline(
-            revision=self.revision.name,
-            commit=self.revision.commit,
-            ratio=self.interval.ratio,
-            low=self.interval.low,
-            high=self.interval.high,
-            confidence=self.interval.confidence,
-            method=self.interval.method,
-            estimator=self.interval.estimator,
-            statistic=self.statistic,
-            head=self.figures[0],
-            base=self.figures[1],
-            head_values=self.head.values,
-            base_values=self.base.values,
-            head_median=self.head.median,
-            base_median=self.base.median,
-            served=self.served,
+            **self._shared_fields(),
             threshold=threshold,
             slower=self.slower(threshold),
             noise=self.noise(threshold),
@@ -112,6 +97,13 @@ class Comparison:
         (The command line's ``--json``; outcomes keep :meth:`same_run_baseline`.)
         """
         return {
+            key: list(value) if isinstance(value, tuple) else value
+            for key, value in self._shared_fields().items()
+        }
+
+    def _shared_fields(self) -> dict[str, Any]:
+        """What the JSON and the record share: the revision, the ratio, each side's rounds."""
+        return {
             "revision": self.revision.name,
             "commit": self.revision.commit,
             "ratio": self.interval.ratio,
@@ -123,11 +115,11 @@ class Comparison:
             "statistic": self.statistic,
             "head": self.figures[0],
             "base": self.figures[1],
-            "head_values": list(self.head.values),
-            "base_values": list(self.base.values),
+            "head_values": tuple(self.head.values),
+            "base_values": tuple(self.base.values),
             "head_median": self.head.median,
             "base_median": self.base.median,
-            "served": list(self.served),
+            "served": tuple(self.served),
         }
 
 
