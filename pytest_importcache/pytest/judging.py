@@ -11,6 +11,7 @@ Imported at the first budgeted test (the engine is not part of pytest's start-up
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -88,6 +89,11 @@ class BudgetCheck:
             blocks += _unjudged_lines(recorded)
             pytest.fail("\n\n".join(blocks), pytrace=False)
 
+    @functools.cached_property
+    def _specs(self) -> dict[MeasurementKey, MeasurementSpec]:
+        """The measurements the budgets need, one spec each."""
+        return specs_for(self.budgets, self.settings)
+
     def _measure_budgets(
         self,
         measured: dict[MeasurementKey, ImportResult],
@@ -95,7 +101,7 @@ class BudgetCheck:
     ) -> None:
         """Every measurement the budgets need; timed ones against the baseline, if set."""
         timed = timed_keys(self.budgets)
-        for key, spec in specs_for(self.budgets, self.settings).items():
+        for key, spec in self._specs.items():
             if self.settings.baseline is not None and key in timed:
                 comparisons[key] = self._compare(spec)
                 measured[key] = comparisons[key].head
@@ -191,7 +197,7 @@ class BudgetCheck:
         """
         if verdict.result.metric != "instructions" or self.measurer.module_counts:
             return verdict
-        spec = dataclasses.replace(specs_for(self.budgets, self.settings)[key], rounds=1, warmup=0)
+        spec = dataclasses.replace(self._specs[key], rounds=1, warmup=0)
         detailed = Measurer(
             round_runner=self.measurer.round_runner, count_store=self.measurer.count_store
         )
