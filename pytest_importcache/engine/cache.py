@@ -128,11 +128,21 @@ def _environment_dirs(cache_dir: Path) -> Iterator[Path]:
 
 
 def _iter_copy_dirs(cache_dir: Path) -> Iterator[Path]:
-    """Every copy directory under ``cache_dir`` (two levels down, no staging or lock files)."""
+    """Every copy directory under ``cache_dir`` (two levels down, no staging or lock files).
+
+    A copy is one the cache finished building (its :func:`complete_marker`
+    beside it): a directory the cache did not build, in a folder named as the
+    cache by mistake, is neither listed nor removed.
+    """
     for environment in _environment_dirs(cache_dir):
         for entry in sorted(environment.iterdir()):
             # Staging and trash directories have a dot in their names; copies have none.
-            if entry.is_dir() and not entry.is_symlink() and "." not in entry.name:
+            if (
+                entry.is_dir()
+                and not entry.is_symlink()
+                and "." not in entry.name
+                and complete_marker(entry).is_file()
+            ):
                 yield entry
 
 

@@ -687,6 +687,7 @@ def fake_copy(cache: Path, environment: str, name: str, size: int, age: float) -
     copy = cache / environment / name
     copy.mkdir(parents=True)
     (copy / "__init__.py").write_bytes(b"#" * size)
+    Path(f"{copy}.complete").touch()
     stamp = time.time() - age
     os.utime(copy, (stamp, stamp))
     return copy
@@ -701,6 +702,8 @@ def fake_cache(tmp_path: Path) -> Path:
     fake_copy(cache, "cold-0123456789ab", "other-8b7a6f5e4d3c2b1a", 2_500_000, 2 * 3600)
     (cache / "cold-0123456789ab" / "mylib-0000.staging").mkdir()  # being built: no copy
     (cache / "notes").mkdir()  # no environment
+    (cache / "warm-x" / "y").mkdir(parents=True)  # a directory the cache did not build
+    (cache / "warm-x" / "y" / "file.py").write_text("KEEP = 1\n")
     return cache
 
 
@@ -758,6 +761,9 @@ def test_cache_clear_removes_copies_not_in_use(fake_cache: Path) -> None:
     document = json.loads(after.stdout)
     assert (document["removed"], document["freed_bytes"], document["kept"]) == (1, 2_500_000, 0)
     assert run_cli("cache", "--dir", str(fake_cache)).stdout.splitlines()[-1] == "no copies"
+    # What the cache did not build stays, whatever its folder is named.
+    assert (fake_cache / "warm-x" / "y" / "file.py").read_text() == "KEEP = 1\n"
+    assert sorted(path.name for path in (fake_cache / "warm-x").iterdir()) == ["y"]
 
 
 @pytest.mark.slow
