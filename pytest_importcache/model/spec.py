@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shlex
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -24,12 +25,15 @@ __all__ = [
     "DEFAULT_STATISTIC",
     "DEFAULT_TIMEOUT",
     "DEFAULT_WARMUP",
+    "LAZY_IMPORTS_MODES",
     "METRICS",
     "STATISTICS",
     "Flavour",
     "InvalidationMode",
+    "LazyImportsMode",
     "MeasurementSpec",
     "Metric",
+    "StartupCommand",
     "Statistic",
     "as_metric",
     "check_module_name",
@@ -44,6 +48,9 @@ Flavour = Literal["cold", "warm"]
 InvalidationMode = Literal["timestamp", "checked-hash", "unchecked-hash"]
 Metric = Literal["time", "instructions"]
 METRICS: tuple[Metric, ...] = get_args(Metric)
+# PEP 810's ``-X lazy_imports`` modes (CPython 3.15+); ``None`` leaves the interpreter's default.
+LazyImportsMode = Literal["normal", "all"]
+LAZY_IMPORTS_MODES: tuple[LazyImportsMode, ...] = get_args(LazyImportsMode)
 
 
 def as_metric(value: object) -> Metric | None:
@@ -127,6 +134,59 @@ def check_module_name(module: object) -> None:
 
 
 @dataclass(frozen=True)
+class StartupCommand:
+    """What a start-up round runs from exec to exit: a command line or a ``code`` snippet.
+
+    ``argv`` is the command as given (a string is split as a POSIX shell
+    would): its first word is a console script of an installed distribution
+    or ``python``. ``code`` is a snippet run as ``python -c`` would run it.
+    Exactly one of the two is given.
+    """
+
+    argv: tuple[str, ...] = ()
+    code: str | None = None
+
+    def __post_init__(self) -> None:
+        __tracebackhide__ = True
+        if self.code is not None:
+            if self.argv:
+                raise SpecError("give a command or code=..., not both")
+            if not isinstance(self.code, str) or not self.code.strip() or "\0" in self.code:
+                raise SpecError(f"code must be a non-empty snippet of Python, not {self.code!r}")
+            return
+        if not self.argv:
+            raise SpecError("a start-up budget needs a command or code=...")
+        if not all(isinstance(word, str) and word and "\0" not in word for word in self.argv):
+            raise SpecError(f"a command's words must be non-empty strings, not {self.argv!r}")
+
+    @classmethod
+    def parse(cls, command: object = None, code: object = None) -> StartupCommand:
+        """The command from a string (split like a shell), a list of words, or ``code``."""
+        __tracebackhide__ = True
+        if command is None:
+            return cls(code=code)  # type: ignore[arg-type]
+        if code is not None:
+            raise SpecError("give a command or code=..., not both")
+        if isinstance(command, str):
+            try:
+                words = tuple(shlex.split(command))
+            except ValueError as exc:
+                raise SpecError(f"command {command!r} cannot be split into words: {exc}") from None
+            return cls(argv=words)
+        if isinstance(command, list | tuple):
+            return cls(argv=tuple(command))
+        raise SpecError(f"a command is a string or a list of words, not {command!r}")
+
+    @property
+    def label(self) -> str:
+        """How the command is shown: ``mycli --help``, or ``code: import mylib; ...``."""
+        if self.code is not None:
+            text = " ".join(self.code.split())
+            return f"code: {text if len(text) <= 50 else text[:47] + '...'}"
+        return shlex.join(self.argv)
+
+
+@dataclass(frozen=True)
 class MeasurementSpec:
     """What to measure and how: module, flavour, interpreter, compilation, rounds.
 
@@ -139,8 +199,13 @@ class MeasurementSpec:
     (standard library, site-packages): absolute directories, in order; ``None``
     (the default) is the measuring process's import path when the measurement
     starts (``sys.path``, or the measurer's search path), see
-    :func:`~pytest_importcache.engine.measurer.round_import_path`. An invalid value
-    raises ``ValueError`` naming the field.
+    :func:`~pytest_importcache.engine.measurer.round_import_path`.
+    ``command`` makes the round a start-up round: it runs the command from
+    exec to exit instead of importing ``module``, which is then the package
+    under test (the one whose cold or warm copy the round uses); the command
+    must exit with ``exit_code``. ``lazy_imports`` runs the round under
+    ``-X lazy_imports=MODE`` (PEP 810, CPython 3.15+); ``None`` leaves the
+    interpreter's default. An invalid value raises ``ValueError`` naming the field.
     """
 
     module: str
@@ -154,6 +219,9 @@ class MeasurementSpec:
     timeout: float = DEFAULT_TIMEOUT
     metric: Metric = DEFAULT_METRIC
     import_path: tuple[str, ...] | None = None
+    command: StartupCommand | None = None
+    exit_code: int = 0
+    lazy_imports: LazyImportsMode | None = None
 
     def __post_init__(self) -> None:
         __tracebackhide__ = True
@@ -177,6 +245,13 @@ class MeasurementSpec:
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
             raise SpecError(f"timeout must be a positive number of seconds, not {timeout!r}")
         _check_import_path(self.import_path)
+        if self.command is not None and not isinstance(self.command, StartupCommand):
+            raise SpecError(f"command must be a StartupCommand or None, not {self.command!r}")
+        exit_code: object = self.exit_code
+        if isinstance(exit_code, bool) or not isinstance(exit_code, int):
+            raise SpecError(f"exit_code must be a whole number, not {exit_code!r}")
+        if self.lazy_imports is not None and self.lazy_imports not in LAZY_IMPORTS_MODES:
+            raise SpecError(f"lazy_imports must be 'normal' or 'all', not {self.lazy_imports!r}")
 
     @property
     def label(self) -> str:
