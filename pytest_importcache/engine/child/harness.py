@@ -54,7 +54,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from importlib.machinery import ModuleSpec
-    from types import ModuleType
+    from types import FrameType, ModuleType
     from typing import Any
 
 # (call, parent call, name, loaded, nanoseconds, first mark, last mark) per import call.
@@ -76,9 +76,15 @@ _stacks: "dict[int, list[int]]" = {}
 _next_id = [0]
 _paused = [False]
 _deferred_ran = [False]
+# PEP 810 (3.15+): a lazy import reified during the measured import, as
+# (name, file, line, instruction), noted when importlib is asked for a name
+# still pending in sys.lazy_modules; reified() keeps the real reifications.
+reifying: "list[tuple[str, str, int, int]]" = []
+_has_lazy_imports = hasattr(sys, "lazy_modules")
 # Private functions of importlib, which typeshed does not describe.
 _find_and_load = _bootstrap._find_and_load  # type: ignore[attr-defined]
 _load_unlocked = _bootstrap._load_unlocked  # type: ignore[attr-defined]
+_gcd_import = _bootstrap._gcd_import  # type: ignore[attr-defined]
 
 
 def count_with(
@@ -311,6 +317,8 @@ def traced_find_and_load(name: str, import_: "Callable[..., object]") -> "Any":
     call = _next_id[0]
     parent = stack[-1] if stack else 0
     present = name in sys.modules
+    if _has_lazy_imports and not present and import_ is not _gcd_import and name in _lazy_names():
+        _note_reification(name)
     stack.append(call)
     excluded_before = excluded[0]
     first_mark = import_mark() if _counting[0] else 0
@@ -323,6 +331,52 @@ def traced_find_and_load(name: str, import_: "Callable[..., object]") -> "Any":
         stack.pop()
         loaded = not present and name in sys.modules
         calls.append((call, parent, name, loaded, elapsed, first_mark, last_mark))
+
+
+def _lazy_names() -> "set[str]":
+    """``sys.lazy_modules`` (3.15+), which typeshed does not describe yet."""
+    names: set[str] = sys.lazy_modules  # type: ignore[attr-defined]
+    return names
+
+
+def _note_reification(name: str) -> None:
+    """Note where pending lazy ``name`` is imported: the first frame outside importlib."""
+    frame: FrameType | None = sys._getframe(2)
+    while frame is not None and frame.f_code.co_filename.startswith("<frozen importlib"):
+        frame = frame.f_back
+    if frame is not None:
+        code = frame.f_code
+        instruction = code.co_code[frame.f_lasti] if 0 <= frame.f_lasti < len(code.co_code) else -1
+        reifying.append((name, code.co_filename, frame.f_lineno or 0, instruction))
+
+
+def reified(roots: "list[str]") -> "list[list[str]]":
+    """The noted imports as [name, "file:line", instruction name]; called after the import.
+
+    A file under ``roots`` is named relative to its root. The instruction tells
+    an ``import`` statement (``IMPORT_NAME``) or a call apart from a use that
+    reified a lazy import (``LOAD_NAME``, ``LOAD_GLOBAL``, ``LOAD_ATTR``...).
+    """
+    if not reifying:
+        return []
+    names: list[str] = []
+    try:
+        from opcode import opname  # noqa: PLC0415 - loaded only after the measured import is over
+
+        names = list(opname)
+    except BaseException:
+        pass
+    prefixes = [os.path.join(root, "") for root in roots]
+    noted = []
+    for name, path, line, instruction in reifying:
+        shown = path
+        for prefix in prefixes:
+            if path.startswith(prefix):
+                shown = path[len(prefix) :]
+                break
+        known = 0 <= instruction < len(names)
+        noted.append([name, f"{shown}:{line}", names[instruction] if known else str(instruction)])
+    return noted
 
 
 def traced_load_unlocked(spec: "ModuleSpec") -> "Any":
