@@ -65,8 +65,8 @@ class Case:
     makes a meta-path finder from the world, put on ``sys.meta_path`` while
     the case is measured (an editable install's): first (scikit-build-core's
     place), or last with ``finder_first=False`` (setuptools'). ``pending``, when
-    given, is what the PEP 810 lazy imports still pending must include;
-    ``requires`` is ``"pep810"`` (CPython 3.15+) or ``"no-pep810"`` (before it).
+    given, is what the PEP 810 lazy imports still pending must include, and
+    ``reified`` the lazy imports the import itself reified; ``requires`` is ``"pep810"`` (CPython 3.15+) or ``"no-pep810"`` (before it).
     """
 
     id: str
@@ -85,6 +85,7 @@ class Case:
     finder_first: bool = True
     pending: tuple[str, ...] | None = None
     requires: str = ""
+    reified: tuple[tuple[str, str], ...] | None = None
 
 
 def files(tree: dict[str, str], entry: str = "") -> Callable[[Path], Path]:
@@ -944,6 +945,21 @@ CASES = [
         requires="pep810",
     ),
     Case(
+        # 3.15 resolves it through _find_and_load(..., lazy_submodule=True).
+        "a lazy from-import of a submodule, used during the import",
+        files(
+            {
+                "lazysub/__init__.py": "",
+                "lazysub/helper.py": "X = 1\n",
+                "lazyuser.py": "lazy from lazysub import helper\nVALUE = helper.X\n",
+            }
+        ),
+        "lazyuser",
+        loads=("lazyuser", "lazysub", "lazysub.helper"),
+        reified=(("lazysub.helper", "lazyuser.py:2"),),
+        requires="pep810",
+    ),
+    Case(
         "__lazy_modules__ makes a plain import lazy",
         files({"lazylist.py": "__lazy_modules__ = ['decimal']\nimport decimal\n"}),
         "lazylist",
@@ -1085,6 +1101,8 @@ def check_measured(case: Case, outcome: ImportResult, cache: Path) -> None:
     if case.pending is not None:
         assert set(case.pending) <= set(outcome.pending_lazy), outcome.pending_lazy
         assert not set(case.pending) & set(outcome.modules)
+    if case.reified is not None:
+        assert outcome.reified == case.reified
 
 
 def check_case(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, metric: str) -> None:

@@ -308,10 +308,14 @@ def guard_bytecode(roots: "list[str]") -> None:
     _external.SourceFileLoader.set_data = guarded_set_data  # type: ignore[method-assign,assignment]
 
 
-def traced_find_and_load(name: str, import_: "Callable[..., object]") -> "Any":
-    """importlib's ``_find_and_load``, the call recorded (and marked when counting)."""
+def traced_find_and_load(name: str, import_: "Callable[..., object]", **keywords: "Any") -> "Any":
+    """importlib's ``_find_and_load``, the call recorded (and marked when counting).
+
+    ``keywords``: 3.15's ``lazy_submodule=True``, from ``_find_and_load_lazy_submodule``
+    (a PEP 810 ``lazy from package import name`` resolved).
+    """
     if _paused[0]:
-        return _find_and_load(name, import_)
+        return _find_and_load(name, import_, **keywords)
     stack = _stacks.setdefault(get_ident(), [])
     _next_id[0] += 1
     call = _next_id[0]
@@ -324,7 +328,7 @@ def traced_find_and_load(name: str, import_: "Callable[..., object]") -> "Any":
     first_mark = import_mark() if _counting[0] else 0
     start = _clock()
     try:
-        return _find_and_load(name, import_)
+        return _find_and_load(name, import_, **keywords)
     finally:
         elapsed = _clock() - start - (excluded[0] - excluded_before)
         last_mark = import_mark() if _counting[0] else 0
