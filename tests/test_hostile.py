@@ -66,7 +66,8 @@ class Case:
     the case is measured (an editable install's): first (scikit-build-core's
     place), or last with ``finder_first=False`` (setuptools'). ``pending``, when
     given, is what the PEP 810 lazy imports still pending must include, and
-    ``reified`` the lazy imports the import itself reified; ``requires`` is ``"pep810"`` (CPython 3.15+) or ``"no-pep810"`` (before it).
+    ``reified`` the lazy imports the import itself reified; ``requires`` is
+    ``"pep810"`` (CPython 3.15+) or ``"no-pep810"`` (before it).
     """
 
     id: str
