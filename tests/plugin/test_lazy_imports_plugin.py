@@ -55,7 +55,7 @@ def test_forbid_and_max_modules_count_only_executed_lazy_imports(
         """
         import pytest
 
-        @pytest.mark.import_budget("lazypkg", forbid=["decimal"], max_modules=40)
+        @pytest.mark.import_budget("lazypkg", warm="10s", forbid=["decimal"], max_modules=40)
         def test_unused_lazy_import_is_not_loaded():
             pass
 
