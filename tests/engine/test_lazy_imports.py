@@ -114,7 +114,8 @@ def test_lazy_imports_all_defers_what_the_import_does_not_use(make_tree: MakeTre
     normal = measure(tree, "eagerpkg")
     every = measure(tree, "eagerpkg", lazy_imports="all")
     assert "decimal" in normal.modules
-    assert normal.pending_lazy == ()
+    # The standard library's own lazy imports (copy, heapq...) may be pending: not decimal.
+    assert "decimal" not in normal.pending_lazy
     assert "decimal" not in every.modules
     assert "decimal" in every.pending_lazy
     # json is used at import time: under "all" its lazy import is reified there.
