@@ -32,7 +32,9 @@ the caller's bytecode settings.
 The tracer wraps ``_find_and_load``, which the ``import`` statement and
 ``importlib.import_module`` both go through, to record every import call: an
 id, the id of the call it happened in (per thread), whether it loaded the
-module, and its nanoseconds. It also wraps ``_load_unlocked`` to note which
+module, and its nanoseconds; on 3.15, where importlib is asked for a name
+still pending as a PEP 810 lazy import, it notes the first frame outside
+importlib (``reified``). It also wraps ``_load_unlocked`` to note which
 file each module was really loaded from, whatever the module later puts in
 sys.modules.
 

@@ -12,7 +12,10 @@ Before the measured import it uses only modules that a normal start-up loads
 the list of modules the import loads is exact; it imports nothing from
 pytest_importcache. A module created by ``importlib.util.LazyLoader`` that
 never executed is still a ``_LazyModule`` (looked at with ``type()``, which
-does not trigger it): it is reported apart from the loaded ones.
+does not trigger it): it is reported apart from the loaded ones. So are PEP
+810's lazy imports still pending (3.15+: the names ``sys.lazy_modules`` gained,
+which are no modules), and the lazy imports the import itself reified
+(``harness.reified``).
 
 The statements between the two fences are what a counted round counts: they
 stay module-level code named ``<string>``, as they were when this was ``-c``
