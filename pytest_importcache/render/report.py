@@ -167,6 +167,9 @@ def failure_text(verdicts: Iterable[Verdict], baseline: BaselineLookup | None = 
 
 # How many pending lazy imports a line names before "and N more".
 PENDING_SHOWN = 8
+# How many reified lazy imports get a line (under -X lazy_imports=all, every
+# import the import uses at once is one): the JSON and extra_info hold them all.
+REIFIED_SHOWN = 10
 
 
 def lazy_import_lines(
@@ -177,7 +180,8 @@ def lazy_import_lines(
     ``lazy imports pending (not executed, not counted): decimal, fractions``,
     then one line per lazy import the import itself reified, where it did
     (``mylib/core.py:12 reified lazy import decimal during the import``): nothing
-    was deferred there. ``module`` (``"mylib: "``) starts each line when given.
+    was deferred there. The first :data:`REIFIED_SHOWN` of them, then how many
+    more. ``module`` (``"mylib: "``) starts each line when given.
     """
     start = f"{module}: " if module else ""
     lines = []
@@ -186,7 +190,10 @@ def lazy_import_lines(
         more = len(pending) - PENDING_SHOWN
         shown += f" and {more} more" if more > 0 else ""
         lines.append(f"{start}lazy imports pending (not executed, not counted): {shown}")
-    lines += [f"{start}{reified_note(name, where)}" for name, where in reified]
+    lines += [f"{start}{reified_note(name, where)}" for name, where in reified[:REIFIED_SHOWN]]
+    if len(reified) > REIFIED_SHOWN:
+        more = len(reified) - REIFIED_SHOWN
+        lines.append(f"{start}and {more} more lazy imports reified during the import")
     return lines
 
 

@@ -158,6 +158,14 @@ def test_a_long_pending_list_is_cut_with_a_count() -> None:
     assert line.endswith("m06, m07 and 3 more")
 
 
+def test_many_reified_lazy_imports_are_cut_with_a_count() -> None:
+    reified = tuple((f"m{index:02}", f"pkg/core.py:{index}") for index in range(13))
+    lines = lazy_import_lines((), reified, "pkg")
+    assert len(lines) == 11
+    assert lines[9] == "pkg: pkg/core.py:9 reified lazy import m09 during the import"
+    assert lines[10] == "pkg: and 3 more lazy imports reified during the import"
+
+
 def test_outcomes_and_extra_info_keep_the_lazy_imports() -> None:
     outcome = make_outcome(
         pending_lazy=("decimal",), reified=(("json", "mylib/core.py:12"),), module="mylib"
