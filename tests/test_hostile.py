@@ -941,8 +941,9 @@ CASES = [
         files({"lazyfails.py": "lazy import nosuchmod_xyz\nnosuchmod_xyz.anything\n"}),
         "lazyfails",
         error=ImportRaisedError,
+        # Without 3.15's hint that site is disabled: the round ran it.
         message=r"^importing 'lazyfails' raised ModuleNotFoundError: No module named "
-        "'nosuchmod_xyz'",
+        r"'nosuchmod_xyz'(?!\. Site)",
         requires="pep810",
     ),
     Case(

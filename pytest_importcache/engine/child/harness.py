@@ -400,6 +400,12 @@ def traced_load_unlocked(spec: "ModuleSpec") -> "Any":
     return _load_unlocked(spec)
 
 
+_NO_SITE_HINT = (
+    ". Site initialization is disabled, did you forget to add the site-packages directory "
+    "to sys.path or to enable your virtual environment?"
+)
+
+
 def describe_error(error: BaseException) -> "tuple[str, str]":
     """The import's error: its one-line summary and its traceback (the child's frame left out)."""
     skipped = error.__traceback__.tb_next if error.__traceback__ is not None else None
@@ -408,7 +414,8 @@ def describe_error(error: BaseException) -> "tuple[str, str]":
 
         summary = "".join(traceback.format_exception_only(type(error), error)).strip()
         text = "".join(traceback.format_exception(type(error), error, skipped))
-        return summary, text
+        # 3.15's traceback blames -S for any ModuleNotFoundError; the round ran site itself.
+        return summary.replace(_NO_SITE_HINT, ""), text.replace(_NO_SITE_HINT, "")
     except BaseException:
         pass
     try:
