@@ -65,3 +65,13 @@ def test_lazy_imports_all_without_pep_810_is_one_usage_line(make_tree: MakeTree)
     (line,) = completed.stderr.splitlines()
     assert "lazy_imports='all' needs PEP 810's lazy imports (Python 3.15 or newer)" in line
     assert completed.stdout == ""
+
+
+@pytest.mark.slow
+def test_compare_with_a_revision_too_is_one_usage_line() -> None:
+    completed = run_cli("json", "--lazy-imports", "compare", "--against", "HEAD")
+    assert completed.returncode == 2
+    assert completed.stderr.splitlines()[-1].endswith(
+        "--lazy-imports compare and --against compare two different things"
+    )
+    assert completed.stdout == ""
