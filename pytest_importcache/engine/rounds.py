@@ -333,6 +333,8 @@ class MeasurementRounds:
                 module_costs=spec.counts_modules(index) and self.module_counts,
                 import_path=state.import_path,
                 source_only=state.source_only,
+                # Only when asked: a round runner written before PEP 810 takes no such keyword.
+                **({"lazy_imports": spec.lazy_imports} if spec.lazy_imports == "all" else {}),
             )
         finally:
             if prefix is not None:

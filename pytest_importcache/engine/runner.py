@@ -41,8 +41,13 @@ from pytest_importcache.model.errors import (
     RoundTimeoutError,
     WrongOriginError,
 )
-from pytest_importcache.model.records import RoundReport, TracedImport
-from pytest_importcache.model.spec import Metric
+from pytest_importcache.model.records import (
+    RoundReport,
+    TracedImport,
+    pending_lazy_imports,
+    reified_lazy_imports,
+)
+from pytest_importcache.model.spec import LazyImportsMode, Metric
 
 from .callgrind import MarkCosts, read_dump_counts
 from .child import BEGIN_MARKER, END_MARKER
@@ -104,6 +109,7 @@ def run_round(
     module_costs: bool = True,
     import_path: Sequence[str] = (),
     source_only: Sequence[str] = (),
+    lazy_imports: LazyImportsMode | None = None,
 ) -> RoundReport:
     """Import ``module`` once in a fresh interpreter whose ``sys.path`` starts with ``roots``.
 
@@ -117,6 +123,7 @@ def run_round(
     error messages. With ``metric="instructions"`` the child runs under
     callgrind (``timeout`` is then multiplied by valgrind's slowdown), and
     ``module_costs`` asks for every module's count, not only the import's.
+    ``lazy_imports="all"`` runs the child under ``-X lazy_imports=all`` (PEP 810).
     Raises :class:`ImportRaisedError`, :class:`RoundTimeoutError`,
     :class:`RoundCrashedError`, :class:`WrongOriginError` or (no valgrind)
     :class:`~pytest_importcache.model.errors.MetricUnavailableError`.
@@ -143,6 +150,7 @@ def run_round(
             module_costs=module_costs,
             import_path=import_path,
             source_only=source_only,
+            lazy_imports=lazy_imports,
         )
         pid, returncode, stderr_text = _run_child(
             command,
@@ -328,4 +336,6 @@ def _round_report(
             import_costs.between(first_fence, last_fence) if import_costs is not None else None
         ),
         inputs=tuple((str(path), str(source)) for path, source in report.get("inputs", ())),
+        pending_lazy=pending_lazy_imports(report.get("pending_lazy", ()), report["loaded"]),
+        reified=reified_lazy_imports(report.get("reified", ())),
     )

@@ -147,6 +147,10 @@ class ImportResult:
     import began (its clean start-up, the same for every import on that
     interpreter). ``lazy_modules`` names the modules the import created lazily
     (``importlib.util.LazyLoader``) but never executed: they are not in ``modules``.
+    ``pending_lazy`` names the PEP 810 lazy imports (3.15+) still pending after
+    the import, never executed and not in ``modules`` either; ``reified`` the
+    lazy imports the import itself reified, as (module, ``"file.py:LINE"``):
+    nothing was deferred for them.
     ``reused`` says where a count reused from the count store came from
     (:mod:`~pytest_importcache.engine.countstore`); ``None`` for one counted now.
     """
@@ -166,6 +170,8 @@ class ImportResult:
     metric: Metric = "time"
     reused: ReusedCount | None = None
     instructions: tuple[int, ...] = ()
+    pending_lazy: tuple[str, ...] = ()
+    reified: tuple[tuple[str, str], ...] = ()
 
     @property
     def values(self) -> tuple[float, ...]:
@@ -355,4 +361,6 @@ def build_result(
         lazy_modules=reports[0].lazy,
         metric=metric,
         instructions=instructions if metric == "instructions" else (),
+        pending_lazy=reports[0].pending_lazy,
+        reified=reports[0].reified,
     )
