@@ -268,7 +268,7 @@ def run_startup_round(
     return _round_report(
         report,
         values,
-        costs,
+        costs if module_costs else None,  # a plain round dumps at its fences only
         stderr=stderr,
         label=command.label,
         exited=exited,
