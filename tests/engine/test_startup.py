@@ -11,7 +11,7 @@ import pytest
 from gitrepos import make_repo
 from startupworld import SCRIPT, make_venv_with_script
 
-from conftest import is_alive
+from conftest import FakeRoundRunner, is_alive
 from pytest_importcache.engine.against import measure_against
 from pytest_importcache.engine.measurer import Measurer
 from pytest_importcache.engine.startup import first_imported_package, startup_spec
@@ -285,3 +285,19 @@ def test_a_command_is_compared_with_a_git_revision_of_its_package(tmp_path: Path
     assert comparison.slower(0.5)
     assert min(comparison.head.values) > 0.15 > min(comparison.base.values)
     assert os.path.realpath(comparison.base.file) != os.path.realpath(comparison.head.file)
+
+
+def test_a_command_spec_reaches_the_round_runner_and_its_phases_the_result(
+    tmp_path: Path,
+) -> None:
+    runner = FakeRoundRunner([0.040])
+    measurer = Measurer(cache_dir=tmp_path / "cache", round_runner=runner)
+    # Cold: a warm copy would start compileall.
+    result = measurer.measure(_spec("python -m json.tool --help", rounds=3, flavour="cold"))
+    assert result.command == "python -m json.tool --help"
+    assert [name for name, _ in result.phases] == list(PHASES)
+    assert dict(result.phases)["run"] == (0.010,) * 3
+    assert result.peak_memory == (20_000_000,) * 3
+    # An import spec does not pass the command's arguments: import-only runners keep working.
+    import_spec = MeasurementSpec("json", flavour="cold", rounds=1, warmup=0)
+    assert measurer.measure(import_spec).command is None
