@@ -28,6 +28,7 @@ standard input gets end-of-file, which the error points out.
 from __future__ import annotations
 
 import ast
+import re
 import secrets
 import shutil
 import subprocess
@@ -164,8 +165,17 @@ def read_tail(path: Path, limit: int = KEPT_OUTPUT) -> str:
     return text if size <= limit else text.partition("\n")[2]
 
 
+# valgrind's own lines on the command's stderr (a counted round): "==123== ...".
+_VALGRIND_LINE = re.compile(r"==\d+== ")
+
+
 def _last_lines(text: str, count: int = _STDERR_LINES) -> str:
-    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    """The last ``count`` non-empty lines of the command's stderr, on one line."""
+    lines = [
+        line.rstrip()
+        for line in text.splitlines()
+        if line.strip() and not _VALGRIND_LINE.match(line)
+    ]
     return " | ".join(lines[-count:]) if lines else "nothing on stderr"
 
 
