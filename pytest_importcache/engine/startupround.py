@@ -66,6 +66,7 @@ __all__ = [
     "KEPT_OUTPUT",
     "PHASES",
     "counted_startup_command",
+    "read_tail",
     "run_startup_round",
     "startup_child_command",
 ]

@@ -15,7 +15,7 @@ from conftest import FakeRoundRunner, is_alive
 from pytest_importcache.engine.against import measure_against
 from pytest_importcache.engine.measurer import Measurer
 from pytest_importcache.engine.startup import first_imported_package, startup_spec
-from pytest_importcache.engine.startupround import KEPT_OUTPUT, PHASES
+from pytest_importcache.engine.startupround import KEPT_OUTPUT, PHASES, read_tail
 from pytest_importcache.model.errors import (
     CommandExitError,
     CommandNotFoundError,
@@ -301,3 +301,36 @@ def test_a_command_spec_reaches_the_round_runner_and_its_phases_the_result(
     # An import spec does not pass the command's arguments: import-only runners keep working.
     import_spec = MeasurementSpec("json", flavour="cold", rounds=1, warmup=0)
     assert measurer.measure(import_spec).command is None
+
+
+@pytest.mark.slow
+def test_a_counted_start_up_is_reused_until_its_package_changes(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    (tree / "storedpkg").mkdir(parents=True)
+    (tree / "storedpkg/__init__.py").write_text("")
+    main = tree / "storedpkg/__main__.py"
+    main.write_text("import decimal\n")
+    measurer = Measurer(cache_dir=tmp_path / "cache", search_path=[str(tree), *sys.path])
+    spec = _spec("python -m storedpkg", metric="instructions", rounds=1)
+
+    first = measurer.measure(spec)
+    again = measurer.measure(spec)
+    main.write_text("import decimal, fractions\n")
+    changed = measurer.measure(spec)
+
+    assert first.reused is None
+    assert again.reused is not None
+    assert again.instructions == first.instructions
+    assert again.phases == first.phases
+    assert changed.reused is None
+    assert changed.instructions[0] > first.instructions[0]
+
+
+def test_only_the_tail_of_a_commands_output_is_read(tmp_path: Path) -> None:
+    output = tmp_path / "stderr.txt"
+    output.write_text("".join(f"line {number}\n" for number in range(200_000)))
+    tail = read_tail(output, limit=1000)
+    assert len(tail) <= 1000
+    assert tail.startswith("line ")  # cut at a line's start, not inside one
+    assert tail.endswith("line 199999\n")
+    assert read_tail(tmp_path / "missing.txt") == ""
