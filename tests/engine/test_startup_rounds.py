@@ -135,12 +135,15 @@ def test_a_cold_start_compiles_what_the_command_imports(
 def test_a_counted_start_up_counts_the_whole_process_the_same_twice(
     venv_python: str, measurer: Measurer
 ) -> None:
-    spec = _spec(f"{SCRIPT} --help", python=venv_python, metric="instructions", rounds=2)
+    spec = _spec(f"{SCRIPT} --help", python=venv_python, metric="instructions", rounds=3)
     result = measurer.measure(spec)
-    first, second = result.instructions
+    detailed, first, second = result.instructions
+    # Plain rounds (the second on) count exactly the same; the first, which also counts
+    # each module, may differ by a few dozen instructions in a whole process of millions.
     assert first == second
+    assert abs(detailed - first) <= first * 1e-5
     phases = dict(result.phases)
-    assert sum(values[0] for values in phases.values()) == first
+    assert sum(values[1] for values in phases.values()) == first
     # Interpreter start-up alone is millions of instructions; every phase counted something.
     assert phases["start-up"][0] > 1_000_000
     assert all(values[0] > 0 for values in phases.values())
