@@ -70,7 +70,10 @@ class Case:
     the case is measured (an editable install's): first (scikit-build-core's
     place), or last with ``finder_first=False`` (setuptools'). ``command`` or
     ``code`` make it a start-up case: that command runs, ``module`` being the
-    package under test it is expected to find.
+    package under test it is expected to find. ``pending``, when
+    given, is what the PEP 810 lazy imports still pending must include, and
+    ``reified`` the lazy imports the import itself reified; ``requires`` is
+    ``"pep810"`` (CPython 3.15+) or ``"no-pep810"`` (before it).
     """
 
     id: str
@@ -90,6 +93,9 @@ class Case:
     # A start-up case: the command (or code snippet) runs from exec to exit instead.
     command: str | None = None
     code: str | None = None
+    pending: tuple[str, ...] | None = None
+    requires: str = ""
+    reified: tuple[tuple[str, str], ...] | None = None
 
 
 def files(tree: dict[str, str], entry: str = "") -> Callable[[Path], Path]:
@@ -997,6 +1003,59 @@ CASES = [
         if OLD_PYTHON
         else []
     ),
+    # PEP 810 (CPython 3.15+): `lazy import` is a syntax error before it.
+    Case(
+        "a lazy import of a missing module, never used",
+        files({"lazymissing.py": "lazy import nosuchmod_xyz\n"}),
+        "lazymissing",
+        loads=("lazymissing",),
+        pending=("nosuchmod_xyz",),
+        requires="pep810",
+    ),
+    Case(
+        "a lazy import of a missing module, used during the import",
+        files({"lazyfails.py": "lazy import nosuchmod_xyz\nnosuchmod_xyz.anything\n"}),
+        "lazyfails",
+        error=ImportRaisedError,
+        # Without 3.15's hint that site is disabled: the round ran it.
+        message=r"^importing 'lazyfails' raised ModuleNotFoundError: No module named "
+        r"'nosuchmod_xyz'(?!\. Site)",
+        requires="pep810",
+    ),
+    Case(
+        # 3.15 resolves it through _find_and_load(..., lazy_submodule=True).
+        "a lazy from-import of a submodule, used during the import",
+        files(
+            {
+                "lazysub/__init__.py": "",
+                "lazysub/helper.py": "X = 1\n",
+                "lazyuser.py": "lazy from lazysub import helper\nVALUE = helper.X\n",
+            }
+        ),
+        "lazyuser",
+        loads=("lazyuser", "lazysub", "lazysub.helper"),
+        reified=(("lazysub.helper", "lazyuser.py:2"),),
+        requires="pep810",
+    ),
+    Case(
+        "__lazy_modules__ makes a plain import lazy",
+        files({"lazylist.py": "__lazy_modules__ = ['decimal']\nimport decimal\n"}),
+        "lazylist",
+        loads=("lazylist",),
+        skips=("decimal",),
+        pending=("decimal",),
+        requires="pep810",
+    ),
+    Case(
+        "lazy_imports='all' without PEP 810",
+        files({"fine.py": "import decimal\n"}),
+        "fine",
+        options={"lazy_imports": "all"},
+        error=InterpreterError,
+        message=r"^lazy_imports='all' needs PEP 810's lazy imports \(Python 3\.15 or newer\); "
+        r".* is Python 3\.1[0-4]\.\d+$",
+        requires="no-pep810",
+    ),
 ]
 
 
@@ -1062,7 +1121,19 @@ REFUSED_BEFORE_ANY_PROCESS = {
     "a dotted name with an empty part",
     "an interpreter that does not exist",
     "a snippet that imports no package",
+    "lazy_imports='all' without PEP 810",
 }
+
+PEP_810 = sys.version_info >= (3, 15)
+
+
+def version_marks(case: Case) -> list[pytest.MarkDecorator]:
+    """Skip a case written for, or against, PEP 810 where it cannot apply, saying why."""
+    if case.requires == "pep810" and not PEP_810:
+        return [pytest.mark.skip(reason="PEP 810 lazy imports need CPython 3.15+")]
+    if case.requires == "no-pep810" and PEP_810:
+        return [pytest.mark.skip(reason="this interpreter has PEP 810")]
+    return []
 
 
 @needs_proc
@@ -1072,7 +1143,10 @@ REFUSED_BEFORE_ANY_PROCESS = {
         pytest.param(
             case,
             id=case.id,
-            marks=() if case.id in REFUSED_BEFORE_ANY_PROCESS else pytest.mark.slow,
+            marks=[
+                *version_marks(case),
+                *(() if case.id in REFUSED_BEFORE_ANY_PROCESS else [pytest.mark.slow]),
+            ],
         )
         for case in CASES
     ],
@@ -1117,6 +1191,21 @@ def measure_case(case: Case, search_path: list[str], settings: dict[str, object]
     return measurer.measure(spec)
 
 
+def check_measured(case: Case, outcome: ImportResult, cache: Path) -> None:
+    """The measurement of ``case``: from the cache's copy, the modules and lazy imports expected."""
+    assert case.error is None, f"expected {case.error.__name__}, measured {outcome.file}"
+    assert Path(outcome.file).is_relative_to(cache)
+    missing = [name for name in case.loads if name not in outcome.modules]
+    assert not missing, f"not loaded: {missing}; loaded: {list(outcome.modules)}"
+    assert not [name for name in case.skips if name in outcome.modules]
+    assert outcome.lazy_modules == case.lazy
+    if case.pending is not None:
+        assert set(case.pending) <= set(outcome.pending_lazy), outcome.pending_lazy
+        assert not set(case.pending) & set(outcome.modules)
+    if case.reified is not None:
+        assert outcome.reified == case.reified
+
+
 def check_case(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, metric: str) -> None:
     """Measure ``case`` in ``metric`` and check its outcome, its world and its processes."""
     pids = tmp_path / "pids.txt"  # where imports that start processes note their pids
@@ -1154,12 +1243,7 @@ def check_case(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, m
         assert "\n" not in getattr(outcome, "message", first_line)
         assert re.search(case.message, first_line), first_line
     else:
-        assert case.error is None, f"expected {case.error.__name__}, measured {outcome.file}"
-        assert Path(outcome.file).is_relative_to(tmp_path / "cache")
-        missing = [name for name in case.loads if name not in outcome.modules]
-        assert not missing, f"not loaded: {missing}; loaded: {list(outcome.modules)}"
-        assert not [name for name in case.skips if name in outcome.modules]
-        assert outcome.lazy_modules == case.lazy
+        check_measured(case, outcome, tmp_path / "cache")
     assert snapshot(world) == before, "the measured tree changed"
     deadline = time.monotonic() + 2
     while round_processes_mentioning(str(tmp_path)) and time.monotonic() < deadline:

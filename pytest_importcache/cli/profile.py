@@ -34,7 +34,10 @@ from pytest_importcache.model.units import parse_duration, parse_percentage
 
 from .common import PROG, Parser, UsageError
 
-__all__ = ["make_parser", "run"]
+__all__ = ["LAZY_IMPORTS_CHOICES", "make_parser", "run"]
+
+#: ``--lazy-imports``: PEP 810's modes, and both side by side.
+LAZY_IMPORTS_CHOICES = ("normal", "all", "compare")
 
 _PROFILE_EPILOG = f"""\
 subcommands (must be the first argument; each has --help):
@@ -109,6 +112,13 @@ def make_parser() -> argparse.ArgumentParser:
         help="count instructions again instead of reusing stored counts",
     )
     parser.add_argument(
+        "--lazy-imports",
+        choices=LAZY_IMPORTS_CHOICES,
+        help="PEP 810 (CPython 3.15+): measure under -X lazy_imports=all (every import lazy), "
+        "or 'compare': normal and all side by side, the saving all would bring "
+        "(default: normal)",
+    )
+    parser.add_argument(
         "--fail",
         metavar="PCT",
         type=_threshold_argument,
@@ -147,6 +157,8 @@ def _check_profile_arguments(arguments: argparse.Namespace) -> None:
             raise UsageError(f"--path {directory}: not a directory")
     if arguments.store is not None and Path(arguments.store).is_file():
         raise UsageError(f"--store {arguments.store}: not a directory")
+    if arguments.lazy_imports == "compare" and arguments.against:
+        raise UsageError("--lazy-imports compare and --against compare two different things")
     if arguments.fail is not None and not arguments.against:
         raise UsageError("--fail needs --against REV: it judges the comparison with a revision")
 

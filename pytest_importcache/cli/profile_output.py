@@ -23,13 +23,20 @@ from pytest_importcache.model.result import ImportResult, ModuleTiming, importer
 from pytest_importcache.model.spec import DEFAULT_METRIC, DEFAULT_STATISTIC
 from pytest_importcache.model.units import fit, format_cost, suggest_cost_budget
 from pytest_importcache.render.edges import edge_changes
-from pytest_importcache.render.report import explanation_heading, explanation_lines
+from pytest_importcache.render.report import (
+    explanation_heading,
+    explanation_lines,
+    lazy_import_lines,
+)
 
 from .common import JSON_SCHEMA_VERSION, WIDTH, count
 
 __all__ = [
+    "ALL_SUFFIX",
     "add_comparisons_json",
     "comparison_lines",
+    "lazy_saving",
+    "lazy_saving_lines",
     "profile_json",
     "suggested_marker",
     "text_report",
@@ -39,6 +46,8 @@ TREE_LINES = 25
 # A module is shown in the tree when its cumulative time is at least this share of the import.
 TREE_SHARE = 0.02
 CHANGED_MODULES = 8
+# After a flavour's label for its measurement under -X lazy_imports=all (--lazy-imports compare).
+ALL_SUFFIX = " all"
 
 
 def _tree_lines(result: ImportResult) -> list[str]:
@@ -62,7 +71,9 @@ def _tree_lines(result: ImportResult) -> list[str]:
     return lines
 
 
-def suggested_marker(module: str, results: dict[str, ImportResult]) -> str:
+def suggested_marker(
+    module: str, results: dict[str, ImportResult], lazy_imports: str | None = None
+) -> str:
     """A ready-to-paste ``import_budget`` marker with budgets 30% above the budget statistic.
 
     The statistic is the one budgets are compared with by default (the fastest
@@ -81,15 +92,26 @@ def suggested_marker(module: str, results: dict[str, ImportResult]) -> str:
         arguments.append("closure=True")
     if metric != DEFAULT_METRIC:
         arguments.append(f'metric="{metric}"')
+    if lazy_imports == "all":
+        arguments.append('lazy_imports="all"')
     return f"@pytest.mark.import_budget({', '.join(arguments)})"
 
 
-def text_report(module: str, results: dict[str, ImportResult]) -> list[str]:
-    """The text block of one module: statistics, tree, suggested marker, noise warnings."""
-    any_result = next(iter(results.values()))
+def text_report(
+    module: str, results: dict[str, ImportResult], lazy_imports: str | None = None
+) -> list[str]:
+    """The text block of one module: statistics, tree, suggested marker, noise warnings.
+
+    ``lazy_imports`` is the PEP 810 mode the rounds ran under (``--lazy-imports``);
+    measurements labelled ``"cold all"``... (``compare``) are shown beside the
+    others, and the saving below them (:func:`lazy_saving_lines`).
+    """
+    normal = {label: result for label, result in results.items() if not label.endswith(ALL_SUFFIX)}
+    any_result = next(iter(normal.values()))
+    mode = "; -X lazy_imports=all" if lazy_imports == "all" else ""
     lines = [
         f"{module}  (Python {any_result.python_version}, {count(len(any_result.modules))} "
-        f"loaded, plus {any_result.startup_modules} at start-up)"
+        f"loaded, plus {any_result.startup_modules} at start-up{mode})"
     ]
     if any_result.lazy_modules:
         lines += textwrap.wrap(
@@ -98,6 +120,10 @@ def text_report(module: str, results: dict[str, ImportResult]) -> list[str]:
             initial_indent="  ",
             subsequent_indent="    ",
             break_on_hyphens=False,
+        )
+    for line in lazy_import_lines(any_result.pending_lazy, any_result.reified):
+        lines += textwrap.wrap(
+            line, WIDTH, initial_indent="  ", subsequent_indent="    ", break_on_hyphens=False
         )
     metric = any_result.metric
     unit = " (instructions)" if metric == "instructions" else ""
@@ -114,8 +140,50 @@ def text_report(module: str, results: dict[str, ImportResult]) -> list[str]:
     lines.append(f"  where {where} ({tree_source.label}; self, cumulative):")
     lines += _tree_lines(tree_source)
     lines.append("  suggested budget:")
-    lines.append(f"    {suggested_marker(module, results)}")
+    lines.append(f"    {suggested_marker(module, normal, lazy_imports)}")
     lines += _noise_lines(results)
+    return lines + lazy_saving_lines(results)
+
+
+def lazy_saving(results: dict[str, ImportResult]) -> dict[str, dict[str, float]]:
+    """Per flavour measured both ways (``--lazy-imports compare``): normal and all, side by side.
+
+    ``{"cold": {"normal": median, "all": median, "saving": fraction,
+    "modules_normal": n, "modules_all": n}}``: what ``-X lazy_imports=all``
+    takes off the import, the most a package can hope for from PEP 810.
+    """
+    saving = {}
+    for label, result in results.items():
+        every = results.get(label + ALL_SUFFIX)
+        if label.endswith(ALL_SUFFIX) or every is None:
+            continue
+        before, after = result.median, every.median
+        saving[label] = {
+            "normal": before,
+            "all": after,
+            "saving": (before - after) / before if before > 0 else 0.0,
+            "modules_normal": len(result.modules),
+            "modules_all": len(every.modules),
+        }
+    return saving
+
+
+def lazy_saving_lines(results: dict[str, ImportResult]) -> list[str]:
+    """The ``--lazy-imports compare`` table: each flavour's median normal and all, the saving."""
+    saving = lazy_saving(results)
+    if not saving:
+        return []
+    metric = next(iter(results.values())).metric
+    lines = [
+        "  -X lazy_imports=all (PEP 810), medians:",
+        f"    {'':<13} {'normal':>8} {'all':>8} {'saving':>7} {'modules':>9}",
+    ]
+    for label, row in saving.items():
+        lines.append(
+            f"    {label:<13} {format_cost(row['normal'], metric):>8} "
+            f"{format_cost(row['all'], metric):>8} {row['saving']:>7.0%} "
+            f"{int(row['modules_normal']):>4} -> {int(row['modules_all'])}"
+        )
     return lines
 
 
@@ -134,7 +202,9 @@ def _noise_lines(results: dict[str, ImportResult]) -> list[str]:
     ]
 
 
-def profile_json(results_by_module: dict[str, dict[str, ImportResult]]) -> dict[str, Any]:
+def profile_json(
+    results_by_module: dict[str, dict[str, ImportResult]], lazy_imports: str | None = None
+) -> dict[str, Any]:
     """The ``--json`` document.
 
     ``{"schema": 1, "modules": [{"module", "python", "python_version",
@@ -149,8 +219,17 @@ def profile_json(results_by_module: dict[str, dict[str, ImportResult]]) -> dict[
     modules the import loaded; ``startup_modules`` those the interpreter had
     loaded before it (its start-up); ``lazy_modules`` names the modules the
     import created lazily but never executed (not counted in ``modules_loaded``).
-    ``startup_modules``, ``lazy_modules``, ``metric`` and ``instructions``
-    were added within schema 1.
+    ``lazy_imports`` is ``"all"`` when the rounds ran under ``-X
+    lazy_imports=all`` (``--lazy-imports all``), else ``null``;
+    ``pending_lazy`` names the PEP 810 lazy imports still pending after the
+    import (not in ``modules_loaded``),
+    ``reified`` the lazy imports the import itself reified (``{"module",
+    "where": "file.py:LINE"}``), ``lazy_imports_saving`` (``--lazy-imports
+    compare``, whose flavours then include ``"cold all"``...) maps a flavour to
+    its medians ``normal`` and ``all``, the ``saving`` (a fraction) and
+    ``modules_normal``/``modules_all``.
+    ``startup_modules``, ``lazy_modules``, ``metric``, ``instructions`` and
+    the lazy imports' keys were added within schema 1.
     """
     modules = []
     for module, results in results_by_module.items():
@@ -164,6 +243,10 @@ def profile_json(results_by_module: dict[str, dict[str, ImportResult]]) -> dict[
                 "modules_loaded": len(any_result.modules),
                 "startup_modules": any_result.startup_modules,
                 "lazy_modules": list(any_result.lazy_modules),
+                "lazy_imports": "all" if lazy_imports == "all" else None,
+                "pending_lazy": list(any_result.pending_lazy),
+                "reified": [{"module": name, "where": where} for name, where in any_result.reified],
+                "lazy_imports_saving": lazy_saving(results),
                 "flavours": {
                     label: {
                         "metric": result.metric,
@@ -191,7 +274,11 @@ def profile_json(results_by_module: dict[str, dict[str, ImportResult]]) -> dict[
                     }
                     for timing in tree_source.slowest(20)
                 ],
-                "suggested_marker": suggested_marker(module, results),
+                "suggested_marker": suggested_marker(
+                    module,
+                    {k: v for k, v in results.items() if not k.endswith(ALL_SUFFIX)},
+                    lazy_imports,
+                ),
             }
         )
     return {"schema": JSON_SCHEMA_VERSION, "modules": modules}

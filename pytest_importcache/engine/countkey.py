@@ -217,6 +217,7 @@ def _round_commands(
                 module_costs=spec.counts_modules(index) and module_counts,
                 import_path=import_path,
                 source_only=source_only,
+                lazy_imports=spec.lazy_imports,
             )
             for index in range(spec.total_rounds)
         ]
@@ -232,6 +233,7 @@ def _round_commands(
             module_costs=spec.counts_modules(index) and module_counts,
             import_path=import_path,
             source_only=source_only,
+            lazy_imports=spec.lazy_imports,
         )
         for index in range(spec.total_rounds)
     ]

@@ -18,6 +18,7 @@ from pytest_importcache.model.spec import (
     DEFAULT_TIMEOUT,
     Flavour,
     InvalidationMode,
+    LazyImportsMode,
     MeasurementSpec,
     Metric,
     default_rounds,
@@ -49,6 +50,8 @@ class ImportEnv:
     search after the copy (sibling packages). ``measurer`` replaces
     both with a configured :class:`~pytest_importcache.engine.measurer.Measurer`
     (the pytest plugin passes one with its lock and observers).
+    ``lazy_imports="all"`` runs the rounds under ``-X lazy_imports=all``
+    (PEP 810, CPython 3.15+).
     """
 
     def __init__(
@@ -66,6 +69,7 @@ class ImportEnv:
         cache_dir: Path | str | None = None,
         search_path: Sequence[str] | None = None,
         measurer: Measurer | None = None,
+        lazy_imports: LazyImportsMode | None = None,
     ) -> None:
         __tracebackhide__ = True
         self.settings = MeasurementSpec(
@@ -79,6 +83,7 @@ class ImportEnv:
             warmup=default_warmup(metric) if warmup is None else warmup,
             timeout=timeout,
             metric=metric,
+            lazy_imports=lazy_imports,
         )
         self.measurer = measurer or Measurer(cache_dir=cache_dir, search_path=search_path)
 

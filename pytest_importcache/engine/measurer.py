@@ -36,6 +36,7 @@ from .countstore import CountStore, default_store_path, files_clock_now
 from .interpreter import check_interpreter
 from .lifecycle import adopt_orphans, signals_end_rounds, start_guardian
 from .locate import PackageLocation, locate_package, warn_if_imported_elsewhere
+from .roundcommand import check_lazy_imports
 from .rounds import MeasurementObserver, MeasurementRounds, RoundRunner, Side
 from .runner import run_round
 
@@ -287,6 +288,7 @@ class Measurer:
         """
         __tracebackhide__ = True
         python = resolve_python(spec.python)
+        check_lazy_imports(python, spec.lazy_imports)
         with ExitStack() as stack:
             _enter_rounds(spec, stack, self.lock, round_runner=self.round_runner)
             # Copies are built under the measurement lock too: compiling a copy

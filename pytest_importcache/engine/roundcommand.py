@@ -15,18 +15,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pytest_importcache.model.spec import Metric
+from pytest_importcache.model.errors import InterpreterError
+from pytest_importcache.model.spec import LazyImportsMode, Metric
 
 from .callgrind import VALGRIND_SLOWDOWN, callgrind_command, find_valgrind
 from .child import CHILD_SCRIPT
-from .interpreter import interpreter_binary
+from .interpreter import check_interpreter, interpreter_binary
 from .lifecycle import ROUND_TOKEN_VARIABLE
 
 __all__ = [
     "COUNTED_ENVIRONMENT_VARIABLE",
     "DUMPS_NAME",
+    "LAZY_IMPORTS_VERSION",
     "REPORT_NAME",
     "RoundCommand",
+    "check_lazy_imports",
     "child_command",
     "child_environment",
     "counted_round_command",
@@ -53,11 +56,16 @@ def child_command(
     metric: Metric = "time",
     import_path: Sequence[str] = (),
     source_only: Sequence[str] = (),
+    lazy_imports: LazyImportsMode | None = None,
 ) -> list[str]:
     """The command line of one round's child interpreter.
 
     ``import_path`` is searched after ``roots``; modules under ``source_only``
     are compiled in every round (see :func:`~pytest_importcache.engine.runner.run_round`).
+    ``lazy_imports="all"`` runs it under ``-X lazy_imports=all`` (PEP 810);
+    ``"normal"`` is what a round does without the option (its environment
+    holds no ``PYTHON_LAZY_IMPORTS``), so it adds nothing and keys a stored count
+    as no mode does.
     """
     # -S: start-up without .pth import lines or sitecustomize; the child runs `site` itself.
     if metric == "time":
@@ -69,6 +77,8 @@ def child_command(
         command = [python, "-s", "-S", *_optimize_flags(optimize)]
     if pycache_prefix is not None:
         command += ["-X", f"pycache_prefix={pycache_prefix}"]
+    if lazy_imports == "all":
+        command += ["-X", "lazy_imports=all"]
     return [
         *command,
         str(CHILD_SCRIPT),
@@ -150,6 +160,27 @@ def child_environment(
     return environment
 
 
+# The first CPython with PEP 810's lazy imports and -X lazy_imports.
+LAZY_IMPORTS_VERSION = (3, 15)
+
+
+def check_lazy_imports(python: str, lazy_imports: LazyImportsMode | None) -> None:
+    """Raise :class:`InterpreterError` in one line when ``python`` cannot run ``lazy_imports``.
+
+    ``"all"`` needs PEP 810 (CPython 3.15+): an older interpreter ignores an
+    unknown ``-X`` option and would measure normal imports under that name.
+    """
+    __tracebackhide__ = True
+    if lazy_imports != "all":
+        return
+    version = check_interpreter(python)
+    if tuple(version[:2]) < LAZY_IMPORTS_VERSION:
+        raise InterpreterError(
+            f"lazy_imports='all' needs PEP 810's lazy imports (Python 3.15 or newer); "
+            f"{python} is Python {'.'.join(map(str, version))}"
+        )
+
+
 def round_pycache_prefix(workdir: Path, index: int, *, closure: bool) -> Path | None:
     """Round ``index``'s bytecode directory in its rounds directory ``workdir`` (closure only)."""
     return workdir / f"pycache-{index}" if closure else None
@@ -167,6 +198,7 @@ def counted_round_command(
     module_costs: bool,
     import_path: Sequence[str],
     source_only: Sequence[str],
+    lazy_imports: LazyImportsMode | None = None,
 ) -> list[str]:
     """The whole command line of an instructions round run in ``workdir``: callgrind, the child.
 
@@ -186,6 +218,7 @@ def counted_round_command(
             metric="instructions",
             import_path=import_path,
             source_only=source_only,
+            lazy_imports=lazy_imports,
         ),
     ]
 
@@ -212,13 +245,17 @@ def round_command(
     module_costs: bool,
     import_path: Sequence[str],
     source_only: Sequence[str],
+    lazy_imports: LazyImportsMode | None = None,
 ) -> RoundCommand:
     """The round's command line: the interpreter, under callgrind for instructions.
 
     A counted round's dumps directory is created in ``workdir``; raises
-    :class:`~pytest_importcache.model.errors.MetricUnavailableError` without valgrind.
+    :class:`~pytest_importcache.model.errors.MetricUnavailableError` without valgrind,
+    :class:`~pytest_importcache.model.errors.InterpreterError` for ``lazy_imports="all"``
+    under an interpreter without PEP 810 (:func:`check_lazy_imports`).
     """
     __tracebackhide__ = True
+    check_lazy_imports(python, lazy_imports)
     if metric == "time":
         argv = child_command(
             python,
@@ -229,6 +266,7 @@ def round_command(
             pycache_prefix=pycache_prefix,
             import_path=import_path,
             source_only=source_only,
+            lazy_imports=lazy_imports,
         )
         return RoundCommand(argv, timeout, f"{timeout:g} s")
     valgrind = find_valgrind()
@@ -244,6 +282,7 @@ def round_command(
         module_costs=module_costs,
         import_path=import_path,
         source_only=source_only,
+        lazy_imports=lazy_imports,
     )
     return RoundCommand(
         argv, timeout * VALGRIND_SLOWDOWN, f"{timeout:g} s x {VALGRIND_SLOWDOWN} for valgrind"

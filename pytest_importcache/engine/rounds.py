@@ -340,6 +340,8 @@ class MeasurementRounds:
                 import_path=state.import_path,
                 source_only=state.source_only,
                 **startup,
+                # Only when asked: a round runner written before PEP 810 takes no such keyword.
+                **({"lazy_imports": spec.lazy_imports} if spec.lazy_imports == "all" else {}),
             )
         finally:
             if prefix is not None:

@@ -40,8 +40,13 @@ from pytest_importcache.model.errors import (
     RoundTimeoutError,
     WrongOriginError,
 )
-from pytest_importcache.model.records import RoundReport, TracedImport
-from pytest_importcache.model.spec import Metric, StartupCommand
+from pytest_importcache.model.records import (
+    RoundReport,
+    TracedImport,
+    pending_lazy_imports,
+    reified_lazy_imports,
+)
+from pytest_importcache.model.spec import LazyImportsMode, Metric, StartupCommand
 
 from .callgrind import MarkCosts, read_dump_counts
 from .child import BEGIN_MARKER, END_MARKER
@@ -92,6 +97,7 @@ def run_round(
     source_only: Sequence[str] = (),
     command: StartupCommand | None = None,
     exit_code: int = 0,
+    lazy_imports: LazyImportsMode | None = None,
 ) -> RoundReport:
     """Import ``module`` once in a fresh interpreter whose ``sys.path`` starts with ``roots``.
 
@@ -105,6 +111,7 @@ def run_round(
     error messages. With ``metric="instructions"`` the child runs under
     callgrind (``timeout`` is then multiplied by valgrind's slowdown), and
     ``module_costs`` asks for every module's count, not only the import's.
+    ``lazy_imports="all"`` runs the child under ``-X lazy_imports=all`` (PEP 810).
     Raises :class:`ImportRaisedError`, :class:`RoundTimeoutError`,
     :class:`RoundCrashedError`, :class:`WrongOriginError` or (no valgrind)
     :class:`~pytest_importcache.model.errors.MetricUnavailableError`.
@@ -130,6 +137,7 @@ def run_round(
             import_path=import_path,
             source_only=source_only,
             exit_code=exit_code,
+            lazy_imports=lazy_imports,
         )
     where = f" ({description})" if description else ""
     report_path = workdir / REPORT_NAME
@@ -152,6 +160,7 @@ def run_round(
             module_costs=module_costs,
             import_path=import_path,
             source_only=source_only,
+            lazy_imports=lazy_imports,
         )
         pid, exited, stderr_text = _run_child(
             child,
@@ -342,4 +351,6 @@ def _round_report(
             import_costs.between(first_fence, last_fence) if import_costs is not None else None
         ),
         inputs=tuple((str(path), str(source)) for path, source in report.get("inputs", ())),
+        pending_lazy=pending_lazy_imports(report.get("pending_lazy", ()), report["loaded"]),
+        reified=reified_lazy_imports(report.get("reified", ())),
     )

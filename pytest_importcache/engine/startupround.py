@@ -44,7 +44,7 @@ from pytest_importcache.model.errors import (
     WrongOriginError,
 )
 from pytest_importcache.model.records import RoundReport, TracedImport
-from pytest_importcache.model.spec import Metric, StartupCommand
+from pytest_importcache.model.spec import LazyImportsMode, Metric, StartupCommand
 
 from .callgrind import (
     VALGRIND_SLOWDOWN,
@@ -59,7 +59,7 @@ from .interpreter import interpreter_binary
 from .lifecycle import clock_ticks_now, kill_round_processes, round_running
 from .processwait import OWN_PROCESS_GROUP, Exited, wait_for_exit
 from .processwait import exit_description as _exit_description
-from .roundcommand import DUMPS_NAME, REPORT_NAME, child_environment
+from .roundcommand import DUMPS_NAME, REPORT_NAME, check_lazy_imports, child_environment
 from .startup import StartupTarget, resolve_target
 
 __all__ = [
@@ -94,14 +94,20 @@ def startup_child_command(
     metric: Metric = "time",
     import_path: Sequence[str] = (),
     source_only: Sequence[str] = (),
+    lazy_imports: LazyImportsMode | None = None,
 ) -> list[str]:
-    """The command line of a start-up round's interpreter (``top``: the package under test)."""
+    """The command line of a start-up round's interpreter (``top``: the package under test).
+
+    ``lazy_imports="all"`` runs it under ``-X lazy_imports=all`` (PEP 810).
+    """
     # As import rounds: -I -S timed; -s -S counted, in a fixed environment (no -I,
     # which would ignore the fixed hash seed). No -X importtime: the tracer gives the tree.
     flags = ["-I", "-S"] if metric == "time" else ["-s", "-S"]
     command = [python, *flags, *_optimize_flags(optimize)]
     if pycache_prefix is not None:
         command += ["-X", f"pycache_prefix={pycache_prefix}"]
+    if lazy_imports == "all":
+        command += ["-X", "lazy_imports=all"]
     return [
         *command,
         str(STARTUP_SCRIPT),
@@ -134,6 +140,7 @@ def counted_startup_command(
     module_costs: bool,
     import_path: Sequence[str],
     source_only: Sequence[str],
+    lazy_imports: LazyImportsMode | None = None,
 ) -> list[str]:
     """A counted start-up round's whole command line: callgrind, the child (one definition)."""
     return [
@@ -149,6 +156,7 @@ def counted_startup_command(
             metric="instructions",
             import_path=import_path,
             source_only=source_only,
+            lazy_imports=lazy_imports,
         ),
     ]
 
@@ -196,6 +204,7 @@ def run_startup_round(
     import_path: Sequence[str] = (),
     source_only: Sequence[str] = (),
     exit_code: int = 0,
+    lazy_imports: LazyImportsMode | None = None,
 ) -> RoundReport:
     """Run ``command`` once, from exec to exit, with the copy of ``top`` first on its path.
 
@@ -206,6 +215,7 @@ def run_startup_round(
     """
     __tracebackhide__ = True
     where = f" ({description})" if description else ""
+    check_lazy_imports(python, lazy_imports)
     target = resolve_target(command, python, tuple(import_path))
     report_path = workdir / REPORT_NAME
     report_path.unlink(missing_ok=True)
@@ -225,6 +235,7 @@ def run_startup_round(
                 pycache_prefix=pycache_prefix,
                 import_path=import_path,
                 source_only=source_only,
+                lazy_imports=lazy_imports,
             )
             allowed, allowed_text = timeout, f"{timeout:g} s"
         else:
@@ -242,6 +253,7 @@ def run_startup_round(
                 module_costs=module_costs,
                 import_path=import_path,
                 source_only=source_only,
+                lazy_imports=lazy_imports,
             )
             allowed = timeout * VALGRIND_SLOWDOWN
             allowed_text = f"{timeout:g} s x {VALGRIND_SLOWDOWN} for valgrind"

@@ -49,7 +49,9 @@ class MeasurementOutcome:
     :class:`~pytest_importcache.model.result.ReusedCount`); ``None`` for one
     counted now. ``unjudged`` is
     a budget the marker wrote only in the other metric's unit (``"warm='25ms'"``
-    for a count), measured but not judged.
+    for a count), measured but not judged. ``pending_lazy`` and ``reified`` are
+    the result's PEP 810 lazy imports (see
+    :class:`~pytest_importcache.model.result.ImportResult`).
     """
 
     nodeid: str
@@ -73,6 +75,8 @@ class MeasurementOutcome:
     baseline: SameRunBaseline | None = None
     reused: ReusedCount | None = None
     unjudged: str = ""
+    pending_lazy: tuple[str, ...] = ()
+    reified: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_result(
@@ -112,6 +116,8 @@ class MeasurementOutcome:
             baseline=baseline,
             reused=result.reused,
             unjudged=unjudged,
+            pending_lazy=result.pending_lazy,
+            reified=result.reified,
         )
 
     @property
@@ -185,6 +191,8 @@ class MeasurementOutcome:
         data = {field.name: getattr(self, field.name) for field in fields(self)}
         data["values"] = list(self.values)
         data["lazy_modules"] = list(self.lazy_modules)
+        data["pending_lazy"] = list(self.pending_lazy)
+        data["reified"] = [list(pair) for pair in self.reified]
         data["modules"] = [row.to_json() for row in self.modules]
         data["baseline"] = None if self.baseline is None else self.baseline.to_json()
         data["reused"] = None if self.reused is None else self.reused.to_json()
@@ -203,6 +211,8 @@ class MeasurementOutcome:
             raise RecordError(f"{where}: modules is not a list")
         given["modules"] = tuple(TreeRow.from_json(row, f"{where}: modules") for row in modules)
         given["lazy_modules"] = tuple(given.get("lazy_modules", ()))
+        given["pending_lazy"] = tuple(given.get("pending_lazy", ()))
+        given["reified"] = tuple(tuple(pair) for pair in given.get("reified", ()))
         if given.get("reused") is not None:
             given["reused"] = ReusedCount.from_json(given["reused"], f"{where}: reused")
         if given.get("baseline") is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,9 @@ __all__ = [
     "SameRunBaseline",
     "TracedImport",
     "TreeRow",
+    "pending_lazy_imports",
+    "reified_lazy_imports",
+    "reified_note",
     "typed",
 ]
 
@@ -111,10 +114,16 @@ class RoundReport:
     file, a mapped binary or library, with source ``""``; a ``sys.path``
     entry, whose existence alone counts, with ``"<exists>"``; a module's
     bytecode with the source file it was compiled from. ``peak_memory`` is the
-    round process's peak resident set in bytes (``ru_maxrss`` from ``os.wait4``),
+    round process's peak resident set in bytes (the child's ``VmHWM``, else
+    ``os.wait4``'s ``ru_maxrss``),
     ``None`` when unknown (a made-up round, a platform without it). ``command``
     is a start-up round's label (``None`` for an import), and ``phases`` its
     figure split into named stretches (``("start-up", ns or instructions)``, ...).
+    ``pending_lazy`` names
+    the PEP 810 lazy imports (3.15+) still pending after the import: never
+    executed, not in ``loaded`` (:func:`pending_lazy_imports`); ``reified``
+    the lazy imports the import itself reified, as (module, ``"file.py:LINE"``)
+    (:func:`reified_lazy_imports`).
     """
 
     wall_ns: int
@@ -131,6 +140,8 @@ class RoundReport:
     peak_memory: int | None = None
     command: str | None = None
     phases: tuple[tuple[str, int], ...] = ()
+    pending_lazy: tuple[str, ...] = ()
+    reified: tuple[tuple[str, str], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON types; ``inputs`` stay out (the count store's manifest holds them)."""
@@ -158,6 +169,8 @@ class RoundReport:
             "peak_memory": self.peak_memory,
             "command": self.command,
             "phases": [[name, value] for name, value in self.phases],
+            "pending_lazy": list(self.pending_lazy),
+            "reified": [list(pair) for pair in self.reified],
         }
 
     @classmethod
@@ -191,6 +204,12 @@ class RoundReport:
                     _pair(row, "phase") for row in typed(fields.get("phases", []), list, "phases")
                 )
             ),
+            # Absent from reports stored before PEP 810 was understood.
+            pending_lazy=_strings(fields.get("pending_lazy", []), "pending_lazy"),
+            reified=tuple(
+                _string_pair(pair, "reified")
+                for pair in typed(fields.get("reified", []), list, "reified")
+            ),
         )
 
 
@@ -207,6 +226,74 @@ def _pair(value: object, what: str) -> tuple[object, object]:
     if len(row) != 2:
         raise RecordError(f"{what} {_shown(value)} does not have 2 fields")
     return row[0], row[1]
+
+
+def _string_pair(value: object, what: str) -> tuple[str, str]:
+    """``[text, text]`` as a pair, or :class:`RecordError` naming ``what``."""
+    items = _strings(value, what)
+    if len(items) != 2:
+        raise RecordError(f"{what} holds {_shown(value)}, not a pair")
+    return items[0], items[1]
+
+
+def pending_lazy_imports(names: Iterable[str], loaded: Iterable[str] = ()) -> tuple[str, ...]:
+    """The PEP 810 lazy imports still pending, from the names ``sys.lazy_modules`` added.
+
+    ``sys.lazy_modules`` holds a name per pending ``lazy import a.b`` (``a``,
+    ``a.b``) and per ``lazy from a import x`` (``a``, and ``a.x``, which may
+    be an attribute): a name under a pending or ``loaded`` package is left out
+    (the package says it), and so is a name in ``loaded``. Sorted.
+    """
+    known = set(loaded)
+    pending = {name for name in names if name not in known}
+    return tuple(
+        sorted(
+            name
+            for name in pending
+            if not any(parent in pending or parent in known for parent in _parents(name))
+        )
+    )
+
+
+def _parents(name: str) -> list[str]:
+    """``"a.b.c"``'s packages: ``["a", "a.b"]``."""
+    parts = name.split(".")
+    return [".".join(parts[:end]) for end in range(1, len(parts))]
+
+
+# Instructions under which importlib is asked for a pending lazy name without
+# anything having used it: an import statement, or a call (importlib.import_module,
+# __import__); any other (LOAD_NAME, LOAD_GLOBAL, LOAD_ATTR...) is a use.
+_NOT_A_USE = ("IMPORT_NAME", "CALL")
+
+
+def reified_lazy_imports(
+    noted: Iterable[Sequence[str]],
+) -> tuple[tuple[str, str], ...]:
+    """The lazy imports a use reified, from the child's ``[module, "file:line", instruction]``.
+
+    Notes taken under an import statement or a call are no reification. Of
+    the modules reified at one place (``lazy import a.b`` reifies ``a.b``,
+    then ``a``), the deepest is kept. In the order they happened.
+    """
+    uses = [
+        (str(name), str(where))
+        for name, where, instruction in noted
+        if not str(instruction).startswith(_NOT_A_USE)
+    ]
+    kept: list[tuple[str, str]] = []
+    for name, where in uses:
+        deeper = [other for other, other_where in uses if other_where == where]
+        if any(other.startswith(name + ".") for other in deeper):
+            continue
+        if (name, where) not in kept:
+            kept.append((name, where))
+    return tuple(kept)
+
+
+def reified_note(module: str, where: str) -> str:
+    """How a reified lazy import is shown: ``"mylib/core.py:12 reified lazy import decimal..."``."""
+    return f"{where} reified lazy import {module} during the import"
 
 
 def _traced_from_json(row: object) -> TracedImport:

@@ -147,6 +147,10 @@ class ImportResult:
     import began (its clean start-up, the same for every import on that
     interpreter). ``lazy_modules`` names the modules the import created lazily
     (``importlib.util.LazyLoader``) but never executed: they are not in ``modules``.
+    ``pending_lazy`` names the PEP 810 lazy imports (3.15+) still pending after
+    the import, never executed and not in ``modules`` either; ``reified`` the
+    lazy imports the import itself reified, as (module, ``"file.py:LINE"``):
+    nothing was deferred for them.
     ``reused`` says where a count reused from the count store came from
     (:mod:`~pytest_importcache.engine.countstore`); ``None`` for one counted now.
     ``peak_memory`` holds each counted round's peak resident set in bytes (the
@@ -176,6 +180,8 @@ class ImportResult:
     peak_memory: tuple[int, ...] = ()
     command: str | None = None
     phases: tuple[tuple[str, tuple[float, ...]], ...] = ()
+    pending_lazy: tuple[str, ...] = ()
+    reified: tuple[tuple[str, str], ...] = ()
 
     @property
     def peak_memory_max(self) -> int | None:
@@ -378,6 +384,8 @@ def build_result(
         ),
         command=reports[0].command,
         phases=_phases(reports, metric),
+        pending_lazy=reports[0].pending_lazy,
+        reified=reports[0].reified,
     )
 
 

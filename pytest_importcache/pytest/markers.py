@@ -97,6 +97,7 @@ def specs_for(
             warmup=settings.warmup_for(key[3]) if timed else 0,
             timeout=settings.timeout,
             metric=key[3],
+            lazy_imports=settings.lazy_imports,
         )
         for key, (rounds, timed) in needs.items()
     }

@@ -29,8 +29,10 @@ from pytest_importcache.model.spec import (
     DEFAULT_STATISTIC,
     DEFAULT_TIMEOUT,
     DEFAULT_WARMUP,
+    LAZY_IMPORTS_MODES,
     METRICS,
     STATISTICS,
+    LazyImportsMode,
     Metric,
     Statistic,
     as_metric,
@@ -86,6 +88,17 @@ def parse_metric(text: str) -> Metric:
     if metric is not None:
         return metric
     raise ValueError(f"expected one of {', '.join(METRICS)}, got {text!r}")
+
+
+def parse_lazy_imports(text: str) -> LazyImportsMode | None:
+    """``normal`` or ``all`` (PEP 810's ``-X lazy_imports``); empty: the interpreter's default."""
+    mode = text.strip()
+    if not mode:
+        return None
+    for known in LAZY_IMPORTS_MODES:
+        if mode == known:
+            return known
+    raise ValueError(f"expected one of {', '.join(LAZY_IMPORTS_MODES)}, got {text!r}")
 
 
 def parse_jobs(text: str) -> int | Literal["auto"]:
@@ -302,6 +315,13 @@ SETTINGS = (
         "false",
         is_flag=True,
     ),
+    Setting(
+        "lazy-imports",
+        "PEP 810 lazy imports mode of the rounds when a marker gives none: normal, or all "
+        "(every import lazy, -X lazy_imports=all; CPython 3.15+) (default: normal)",
+        parse_lazy_imports,
+        "",
+    ),
 )
 
 
@@ -329,6 +349,7 @@ class Settings:
     baseline_fail: float = DEFAULT_BASELINE_FAIL
     store: str | None = None
     fresh: bool = False
+    lazy_imports: LazyImportsMode | None = None
 
     def rounds_for(self, metric: Metric) -> int:
         """Counted rounds for a measurement in ``metric``: the setting, or the metric's default."""

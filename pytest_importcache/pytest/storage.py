@@ -85,4 +85,6 @@ def _plain_extra_info(record: MeasurementOutcome) -> dict[str, Any]:
         "file": record.file,
         "startup_modules": record.startup_modules,
         "lazy_modules": list(record.lazy_modules),
+        "pending_lazy": list(record.pending_lazy),
+        "reified": [{"module": module, "where": where} for module, where in record.reified],
     }

@@ -10,7 +10,7 @@ from pytest_importcache.model.budget import Verdict
 from pytest_importcache.model.interval import ESTIMATOR_LABELS
 from pytest_importcache.model.noise import suggestion_caveat
 from pytest_importcache.model.outcome import MeasurementOutcome
-from pytest_importcache.model.records import TreeRow
+from pytest_importcache.model.records import TreeRow, reified_note
 from pytest_importcache.model.result import ImportResult, cost_changes
 from pytest_importcache.model.spec import metric_label
 from pytest_importcache.model.units import (
@@ -34,6 +34,7 @@ __all__ = [
     "explanation_heading",
     "explanation_lines",
     "failure_text",
+    "lazy_import_lines",
     "regression_lines",
     "scale_line",
     "self_time_changes",
@@ -157,7 +158,43 @@ def failure_text(verdicts: Iterable[Verdict], baseline: BaselineLookup | None = 
             blocks.append(_module_count_block(verdict))
         else:
             blocks.append(_forbidden_block(verdict))
+        result = verdict.result
+        blocks[-1] += [
+            f"  {line}" for line in lazy_import_lines(result.pending_lazy, result.reified)
+        ]
     return "\n\n".join("\n".join(block) for block in blocks)
+
+
+# How many pending lazy imports a line names before "and N more".
+PENDING_SHOWN = 8
+# How many reified lazy imports get a line (under -X lazy_imports=all, every
+# import the import uses at once is one): the JSON and extra_info hold them all.
+REIFIED_SHOWN = 10
+
+
+def lazy_import_lines(
+    pending: Sequence[str], reified: Sequence[tuple[str, str]], module: str = ""
+) -> list[str]:
+    """What an import left to PEP 810 (3.15+): its pending lazy imports, the ones it reified.
+
+    ``lazy imports pending (not executed, not counted): decimal, fractions``,
+    then one line per lazy import the import itself reified, where it did
+    (``mylib/core.py:12 reified lazy import decimal during the import``): nothing
+    was deferred there. The first :data:`REIFIED_SHOWN` of them, then how many
+    more. ``module`` (``"mylib: "``) starts each line when given.
+    """
+    start = f"{module}: " if module else ""
+    lines = []
+    if pending:
+        shown = ", ".join(pending[:PENDING_SHOWN])
+        more = len(pending) - PENDING_SHOWN
+        shown += f" and {more} more" if more > 0 else ""
+        lines.append(f"{start}lazy imports pending (not executed, not counted): {shown}")
+    lines += [f"{start}{reified_note(name, where)}" for name, where in reified[:REIFIED_SHOWN]]
+    if len(reified) > REIFIED_SHOWN:
+        more = len(reified) - REIFIED_SHOWN
+        lines.append(f"{start}and {more} more lazy imports reified during the import")
+    return lines
 
 
 def baseline_failure_text(comparison: Comparison, threshold: float) -> str:
@@ -337,7 +374,17 @@ def summary_lines(records: Sequence[MeasurementOutcome]) -> list[str]:
             "vs base: served from the working tree to both sides (git ignores them, the "
             f"revision has none): {', '.join(served)}"
         )
-    return lines + [fit(note, SUMMARY_WIDTH) for note in notes] + unjudged
+    return lines + [fit(note, SUMMARY_WIDTH) for note in notes] + unjudged + _lazy_notes(records)
+
+
+def _lazy_notes(records: Sequence[MeasurementOutcome]) -> list[str]:
+    """:func:`lazy_import_lines` of every measured module, once each, whole (files not cut)."""
+    notes: list[str] = []
+    for record in records:
+        for line in lazy_import_lines(record.pending_lazy, record.reified, record.module):
+            if line not in notes:
+                notes.append(line)
+    return notes
 
 
 def _unjudged_note(record: MeasurementOutcome) -> str:

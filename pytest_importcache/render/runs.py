@@ -389,6 +389,12 @@ def outcome_from_entry(entry: Mapping[str, Any], where: str) -> MeasurementOutco
             lazy_modules=tuple(map(str, info.get("lazy_modules") or ())),
             metric=entry_metric(entry),
             baseline=_same_run_record(info.get("baseline"), fullname),
+            pending_lazy=tuple(map(str, info.get("pending_lazy") or ())),
+            reified=tuple(
+                (str(item.get("module")), str(item.get("where")))
+                for item in info.get("reified") or ()
+                if isinstance(item, dict)
+            ),
         )
     except RunError as exc:
         raise RunError(f"{where}: {exc}") from None

@@ -32,7 +32,9 @@ the caller's bytecode settings.
 The tracer wraps ``_find_and_load``, which the ``import`` statement and
 ``importlib.import_module`` both go through, to record every import call: an
 id, the id of the call it happened in (per thread), whether it loaded the
-module, and its nanoseconds. It also wraps ``_load_unlocked`` to note which
+module, and its nanoseconds; on 3.15, where importlib is asked for a name
+still pending as a PEP 810 lazy import, it notes the first frame outside
+importlib (``reified``). It also wraps ``_load_unlocked`` to note which
 file each module was really loaded from, whatever the module later puts in
 sys.modules.
 
@@ -54,7 +56,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from importlib.machinery import ModuleSpec
-    from types import ModuleType
+    from types import FrameType, ModuleType
     from typing import Any
 
 # (call, parent call, name, loaded, nanoseconds, first mark, last mark) per import call.
@@ -76,9 +78,15 @@ _stacks: "dict[int, list[int]]" = {}
 _next_id = [0]
 _paused = [False]
 _deferred_ran = [False]
+# PEP 810 (3.15+): a lazy import reified during the measured import, as
+# (name, file, line, instruction), noted when importlib is asked for a name
+# still pending in sys.lazy_modules; reified() keeps the real reifications.
+reifying: "list[tuple[str, str, int, int]]" = []
+_has_lazy_imports = hasattr(sys, "lazy_modules")
 # Private functions of importlib, which typeshed does not describe.
 _find_and_load = _bootstrap._find_and_load  # type: ignore[attr-defined]
 _load_unlocked = _bootstrap._load_unlocked  # type: ignore[attr-defined]
+_gcd_import = _bootstrap._gcd_import  # type: ignore[attr-defined]
 
 
 def count_with(
@@ -302,27 +310,79 @@ def guard_bytecode(roots: "list[str]") -> None:
     _external.SourceFileLoader.set_data = guarded_set_data  # type: ignore[method-assign,assignment]
 
 
-def traced_find_and_load(name: str, import_: "Callable[..., object]") -> "Any":
-    """importlib's ``_find_and_load``, the call recorded (and marked when counting)."""
+def traced_find_and_load(name: str, import_: "Callable[..., object]", **keywords: "Any") -> "Any":
+    """importlib's ``_find_and_load``, the call recorded (and marked when counting).
+
+    ``keywords``: 3.15's ``lazy_submodule=True``, from ``_find_and_load_lazy_submodule``
+    (a PEP 810 ``lazy from package import name`` resolved).
+    """
     if _paused[0]:
-        return _find_and_load(name, import_)
+        return _find_and_load(name, import_, **keywords)
     stack = _stacks.setdefault(get_ident(), [])
     _next_id[0] += 1
     call = _next_id[0]
     parent = stack[-1] if stack else 0
     present = name in sys.modules
+    if _has_lazy_imports and not present and import_ is not _gcd_import and name in _lazy_names():
+        _note_reification(name)
     stack.append(call)
     excluded_before = excluded[0]
     first_mark = import_mark() if _counting[0] else 0
     start = _clock()
     try:
-        return _find_and_load(name, import_)
+        return _find_and_load(name, import_, **keywords)
     finally:
         elapsed = _clock() - start - (excluded[0] - excluded_before)
         last_mark = import_mark() if _counting[0] else 0
         stack.pop()
         loaded = not present and name in sys.modules
         calls.append((call, parent, name, loaded, elapsed, first_mark, last_mark))
+
+
+def _lazy_names() -> "set[str]":
+    """``sys.lazy_modules`` (3.15+), which typeshed does not describe yet."""
+    names: set[str] = sys.lazy_modules  # type: ignore[attr-defined]
+    return names
+
+
+def _note_reification(name: str) -> None:
+    """Note where pending lazy ``name`` is imported: the first frame outside importlib."""
+    frame: FrameType | None = sys._getframe(2)
+    while frame is not None and frame.f_code.co_filename.startswith("<frozen importlib"):
+        frame = frame.f_back
+    if frame is not None:
+        code = frame.f_code
+        instruction = code.co_code[frame.f_lasti] if 0 <= frame.f_lasti < len(code.co_code) else -1
+        reifying.append((name, code.co_filename, frame.f_lineno or 0, instruction))
+
+
+def reified(roots: "list[str]") -> "list[list[str]]":
+    """The noted imports as [name, "file:line", instruction name]; called after the import.
+
+    A file under ``roots`` is named relative to its root. The instruction tells
+    an ``import`` statement (``IMPORT_NAME``) or a call apart from a use that
+    reified a lazy import (``LOAD_NAME``, ``LOAD_GLOBAL``, ``LOAD_ATTR``...).
+    """
+    if not reifying:
+        return []
+    names: list[str] = []
+    try:
+        from opcode import opname  # noqa: PLC0415 - loaded only after the measured import is over
+
+        names = list(opname)
+    except BaseException:
+        pass
+    prefixes = [os.path.join(root, "") for root in roots]
+    noted = []
+    for name, path, line, instruction in reifying:
+        shown = path
+        for prefix in prefixes:
+            if path.startswith(prefix):
+                shown = path[len(prefix) :]
+                break
+        known = 0 <= instruction < len(names)
+        noted.append([name, f"{shown}:{line}", names[instruction] if known else str(instruction)])
+    return noted
 
 
 def traced_load_unlocked(spec: "ModuleSpec") -> "Any":
@@ -340,6 +400,12 @@ def traced_load_unlocked(spec: "ModuleSpec") -> "Any":
     return _load_unlocked(spec)
 
 
+_NO_SITE_HINT = (
+    ". Site initialization is disabled, did you forget to add the site-packages directory "
+    "to sys.path or to enable your virtual environment?"
+)
+
+
 def describe_error(error: BaseException) -> "tuple[str, str]":
     """The import's error: its one-line summary and its traceback (the child's frame left out)."""
     skipped = error.__traceback__.tb_next if error.__traceback__ is not None else None
@@ -348,7 +414,8 @@ def describe_error(error: BaseException) -> "tuple[str, str]":
 
         summary = "".join(traceback.format_exception_only(type(error), error)).strip()
         text = "".join(traceback.format_exception(type(error), error, skipped))
-        return summary, text
+        # 3.15's traceback blames -S for any ModuleNotFoundError; the round ran site itself.
+        return summary.replace(_NO_SITE_HINT, ""), text.replace(_NO_SITE_HINT, "")
     except BaseException:
         pass
     try:

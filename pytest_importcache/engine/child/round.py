@@ -12,7 +12,10 @@ Before the measured import it uses only modules that a normal start-up loads
 the list of modules the import loads is exact; it imports nothing from
 pytest_importcache. A module created by ``importlib.util.LazyLoader`` that
 never executed is still a ``_LazyModule`` (looked at with ``type()``, which
-does not trigger it): it is reported apart from the loaded ones.
+does not trigger it): it is reported apart from the loaded ones. So are PEP
+810's lazy imports still pending (3.15+: the names ``sys.lazy_modules`` gained,
+which are no modules), and the lazy imports the import itself reified
+(``harness.reified``).
 
 The statements between the two fences are what a counted round counts: they
 stay module-level code named ``<string>``, as they were when this was ``-c``
@@ -67,6 +70,8 @@ def _mark(text: bytes) -> None:
         pass
 
 
+# PEP 810 (3.15+): the names of lazy imports still pending (not modules).
+_lazy_before = set(getattr(sys, "lazy_modules", ()))
 _mark(b"\nimportcache: begin\n")
 _harness["install"]()
 _cpu_start = _cpu()
@@ -87,6 +92,11 @@ _mark(b"\nimportcache: end\n")
 sys.path[:], sys.meta_path[:], _open = _saved
 _new = [name for name in list(sys.modules) if name not in _before]
 _lazy = [name for name in _new if type(sys.modules.get(name)).__name__ == "_LazyModule"]
+_pending = [
+    name
+    for name in getattr(sys, "lazy_modules", ())
+    if name not in _lazy_before and name not in sys.modules
+]
 _origin = _harness["origins"].get(_module)
 if _origin is None:
     try:
@@ -112,6 +122,8 @@ _report: "dict[str, object]" = {
     "fences": _harness["fences"],
     "excluded_marks": _harness["excluded_marks"],
     "import_fences": (_first_fence, _last_fence),
+    "pending_lazy": _pending,
+    "reified": _harness["reified"](_roots),
 }
 if _metric == "instructions":
     # What the count depends on besides the command line (countstore), gathered

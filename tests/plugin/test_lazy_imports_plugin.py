@@ -1,0 +1,123 @@
+"""PEP 810 in a pytest run: forbid and max_modules count what was executed, the run-wide mode.
+
+Real rounds under CPython 3.15 (skipped elsewhere); the option's parser on every version.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from conftest import quick_ini, run_tests, write_tree
+from pytest_importcache.pytest.options import parse_lazy_imports
+
+needs_pep_810 = pytest.mark.skipif(
+    sys.version_info < (3, 15), reason="PEP 810 lazy imports need CPython 3.15+"
+)
+
+PACKAGES = {
+    # decimal is never used (pending); fractions is used at import time (line 3).
+    "lazypkg/__init__.py": (
+        "lazy import decimal\nlazy import fractions\nHALF = fractions.Fraction(1, 2)\n"
+    ),
+    # An eager import nothing uses: under -X lazy_imports=all it is never executed.
+    "eagerpkg/__init__.py": "import decimal\n",
+}
+
+
+@pytest.mark.parametrize(("text", "mode"), [("all", "all"), (" normal ", "normal"), ("", None)])
+def test_the_lazy_imports_setting_is_normal_or_all(text: str, mode: str | None) -> None:
+    assert parse_lazy_imports(text) == mode
+
+
+@pytest.mark.parametrize("text", ["none", "ALL", "lazy"])
+def test_any_other_lazy_imports_mode_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match=r"^expected one of normal, all, got "):
+        parse_lazy_imports(text)
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    write_tree(pytester.path, PACKAGES)
+    pytester.makeini(quick_ini(rounds=1))
+    return pytester
+
+
+@needs_pep_810
+@pytest.mark.slow
+def test_forbid_and_max_modules_count_only_executed_lazy_imports(
+    project: pytest.Pytester,
+) -> None:
+    result = run_tests(
+        project,
+        """
+        import pytest
+
+        @pytest.mark.import_budget("lazypkg", warm="10s", forbid=["decimal"], max_modules=40)
+        def test_unused_lazy_import_is_not_loaded():
+            pass
+
+        @pytest.mark.import_budget("lazypkg", forbid=["fractions"])
+        def test_used_lazy_import_is_loaded():
+            pass
+        """,
+        "--benchmark-json=out.json",
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "import budget exceeded: lazypkg loaded forbidden modules:",
+            "    fractions: lazypkg -> fractions",
+            "  lazy imports pending (not executed, not counted): *decimal*",
+            "  lazypkg/__init__.py:3 reified lazy import fractions during the import",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        ["lazypkg: lazypkg/__init__.py:3 reified lazy import fractions during the import"]
+    )
+    saved = json.loads((project.path / "out.json").read_text())
+    info = saved["benchmarks"][0]["extra_info"]
+    assert "decimal" in info["pending_lazy"]
+    assert info["reified"] == [{"module": "fractions", "where": "lazypkg/__init__.py:3"}]
+
+
+@needs_pep_810
+@pytest.mark.slow
+def test_the_run_wide_lazy_imports_all_defers_unused_imports(project: pytest.Pytester) -> None:
+    source = """
+        import pytest
+
+        @pytest.mark.import_budget("eagerpkg", forbid=["decimal"])
+        def test_eagerpkg_without_decimal():
+            pass
+        """
+    run_tests(project, source).assert_outcomes(failed=1)
+    every = run_tests(project, source, "--importcache-lazy-imports", "all")
+    every.assert_outcomes(passed=1)
+    every.stdout.fnmatch_lines(["eagerpkg: lazy imports pending (not executed, not counted): *"])
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 15), reason="this interpreter has PEP 810")
+@pytest.mark.slow
+def test_the_run_wide_lazy_imports_all_without_pep_810_fails_the_test_in_one_line(
+    project: pytest.Pytester,
+) -> None:
+    result = run_tests(
+        project,
+        """
+        import pytest
+
+        @pytest.mark.import_budget("eagerpkg", max_modules=100)
+        def test_eagerpkg():
+            pass
+        """,
+        "--importcache-lazy-imports=all",
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*import_budget('eagerpkg'): lazy_imports='all' needs PEP 810's lazy imports*"]
+    )
+    assert "INTERNALERROR" not in result.stdout.str()
+    assert "Traceback" not in result.stdout.str()
