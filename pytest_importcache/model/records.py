@@ -113,7 +113,13 @@ class RoundReport:
     directory on the import path or that the importer listed, a ``.pth``
     file, a mapped binary or library, with source ``""``; a ``sys.path``
     entry, whose existence alone counts, with ``"<exists>"``; a module's
-    bytecode with the source file it was compiled from. ``pending_lazy`` names
+    bytecode with the source file it was compiled from. ``peak_memory`` is the
+    round process's peak resident set in bytes (the child's ``VmHWM``, else
+    ``os.wait4``'s ``ru_maxrss``),
+    ``None`` when unknown (a made-up round, a platform without it). ``command``
+    is a start-up round's label (``None`` for an import), and ``phases`` its
+    figure split into named stretches (``("start-up", ns or instructions)``, ...).
+    ``pending_lazy`` names
     the PEP 810 lazy imports (3.15+) still pending after the import: never
     executed, not in ``loaded`` (:func:`pending_lazy_imports`); ``reified``
     the lazy imports the import itself reified, as (module, ``"file.py:LINE"``)
@@ -131,6 +137,9 @@ class RoundReport:
     startup_modules: int = 0
     instructions: int | None = None
     inputs: tuple[tuple[str, str], ...] = ()
+    peak_memory: int | None = None
+    command: str | None = None
+    phases: tuple[tuple[str, int], ...] = ()
     pending_lazy: tuple[str, ...] = ()
     reified: tuple[tuple[str, str], ...] = ()
 
@@ -157,6 +166,9 @@ class RoundReport:
             "lazy": list(self.lazy),
             "startup_modules": self.startup_modules,
             "instructions": self.instructions,
+            "peak_memory": self.peak_memory,
+            "command": self.command,
+            "phases": [[name, value] for name, value in self.phases],
             "pending_lazy": list(self.pending_lazy),
             "reified": [list(pair) for pair in self.reified],
         }
@@ -183,6 +195,15 @@ class RoundReport:
             instructions=(
                 None if instructions is None else typed(instructions, int, "instructions")
             ),
+            # Added later: reports stored before them have none.
+            peak_memory=_optional_int(fields.get("peak_memory"), "peak_memory"),
+            command=_optional_str(fields.get("command"), "command"),
+            phases=tuple(
+                (typed(name, str, "phase name"), typed(value, int, "phase value"))
+                for name, value in (
+                    _pair(row, "phase") for row in typed(fields.get("phases", []), list, "phases")
+                )
+            ),
             # Absent from reports stored before PEP 810 was understood.
             pending_lazy=_strings(fields.get("pending_lazy", []), "pending_lazy"),
             reified=tuple(
@@ -190,6 +211,21 @@ class RoundReport:
                 for pair in typed(fields.get("reified", []), list, "reified")
             ),
         )
+
+
+def _optional_int(value: object, what: str) -> int | None:
+    return None if value is None else typed(value, int, what)
+
+
+def _optional_str(value: object, what: str) -> str | None:
+    return None if value is None else typed(value, str, what)
+
+
+def _pair(value: object, what: str) -> tuple[object, object]:
+    row = typed(value, list, what)
+    if len(row) != 2:
+        raise RecordError(f"{what} {_shown(value)} does not have 2 fields")
+    return row[0], row[1]
 
 
 def _string_pair(value: object, what: str) -> tuple[str, str]:
