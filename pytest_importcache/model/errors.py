@@ -12,11 +12,13 @@ from __future__ import annotations
 
 __all__ = [
     "BudgetError",
+    "ConfigError",
     "EnvironmentBuildError",
     "ImportCacheError",
     "ImportRaisedError",
     "InterpreterError",
     "LocateError",
+    "LockError",
     "MetricUnavailableError",
     "RecordError",
     "RevisionError",
@@ -99,3 +101,11 @@ class RecordError(ImportCacheError, ValueError):
 
 class SpecError(ImportCacheError, ValueError):
     """A measurement's settings are invalid (a flavour, a metric, a number of rounds...)."""
+
+
+class ConfigError(ImportCacheError, ValueError):
+    """``[tool.importcache]`` in pyproject.toml is malformed; the message names the file and key."""
+
+
+class LockError(ImportCacheError, ValueError):
+    """``importcache.lock`` cannot be read or written; the message names the file and the line."""

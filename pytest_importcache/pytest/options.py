@@ -302,6 +302,14 @@ SETTINGS = (
         "false",
         is_flag=True,
     ),
+    Setting(
+        "update-lock",
+        "write the modules each pyproject.toml budget's import loads into importcache.lock "
+        "(beside pyproject.toml) instead of checking them against it",
+        parse_bool,
+        "false",
+        is_flag=True,
+    ),
 )
 
 
@@ -329,6 +337,7 @@ class Settings:
     baseline_fail: float = DEFAULT_BASELINE_FAIL
     store: str | None = None
     fresh: bool = False
+    update_lock: bool = False
 
     def rounds_for(self, metric: Metric) -> int:
         """Counted rounds for a measurement in ``metric``: the setting, or the metric's default."""

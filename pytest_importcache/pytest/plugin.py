@@ -12,8 +12,11 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from pytest_importcache.engine.environment import ImportEnv
 
+    from .configitems import BudgetsFile
     from .enforcer import ImportEnvFactory
 
 _MARKER_HELP = (
@@ -80,6 +83,15 @@ def pytest_configure(config: pytest.Config) -> None:
         from .xdist import RunDirectoryForWorkers  # noqa: PLC0415 - only with pytest-xdist
 
         config.pluginmanager.register(RunDirectoryForWorkers(paths), "importcache-xdist")
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> BudgetsFile | None:
+    """Collect the budgets of the rootdir's pyproject.toml (``[tool.importcache] budgets``)."""
+    if file_path.name != "pyproject.toml":
+        return None
+    from .configitems import budgets_file  # noqa: PLC0415 - cheap entry point
+
+    return budgets_file(file_path, parent)
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ __all__ = [
     "attach_outcomes",
     "raw_dir_name",
     "record",
+    "recorded",
 ]
 
 REPORT_ATTRIBUTE = "importcache_outcomes"
@@ -58,6 +59,12 @@ class RecordedMeasurement:
 def record(item: pytest.Item, measurement: RecordedMeasurement) -> None:
     """Keep ``measurement`` for ``item``'s next report."""
     item.stash.setdefault(_RECORDED_KEY, []).append(measurement)
+
+
+def recorded(item: pytest.Item) -> list[RecordedMeasurement]:
+    """What ``item`` measured since its last report (its budgets' measurements, in its call)."""
+    measurements: list[RecordedMeasurement] = item.stash.get(_RECORDED_KEY, [])
+    return list(measurements)
 
 
 def attach_outcomes(item: pytest.Item, report: pytest.TestReport) -> None:
