@@ -9,9 +9,10 @@ Usage::
     pytest-importcache cache [--dir DIR] [--clear] [--json]
     pytest-importcache report [RUN] [--against RUN] --output FILE [--storage DIR]
     pytest-importcache history [--storage DIR] [--output FILE] [--stat STAT]
+    pytest-importcache check [--update] [--pyproject PATH] [--json]
 
 The first argument picks the action: ``compare``, ``calibrate``, ``cache``,
-``report`` and ``history`` are subcommands; anything else starts the default
+``report``, ``history`` and ``check`` are subcommands; anything else starts the default
 action, measuring the modules named. A module named like a subcommand is
 measured after ``--``: ``pytest-importcache -- compare`` measures the module
 ``compare`` (and ``pytest-importcache profile`` measures the standard
@@ -41,6 +42,7 @@ __all__ = ["SUBCOMMANDS", "main"]
 SUBCOMMANDS: dict[str, str] = {
     "cache": "cache",
     "calibrate": "calibrate",
+    "check": "check",
     "compare": "compare",
     "history": "history",
     "report": "report",
