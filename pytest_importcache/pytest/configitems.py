@@ -73,8 +73,31 @@ class BudgetsFile(pytest.File):
         except ConfigError as exc:
             # The table itself is unusable: no budget can be read from it.
             raise self.CollectError(str(exc).replace(str(self.path), self.path.name)) from None
+        lines = self.path.read_text(encoding="utf-8").splitlines()
         for budget in budgets:
-            yield BudgetItem.from_parent(self, name=budget.name, budget=budget)
+            # Given whole, the node id is parsed as --lf parses the ids it saved
+            # (pytest 9 reads "importcache[mylib]" as a name and its parameters).
+            nodeid = f"{self.nodeid}::{budget.name}"
+            yield BudgetItem.from_parent(
+                self,
+                name=budget.name,
+                nodeid=nodeid,
+                budget=budget,
+                line=_entry_line(lines, budget),
+            )
+
+
+def _entry_line(lines: list[str], budget: ConfigBudget) -> int:
+    """The line (0-based) of ``budget``'s entry, near enough for reports: where its target is."""
+    start = next(
+        (index for index, line in enumerate(lines) if line.strip().startswith("budgets")), 0
+    )
+    if budget.target:
+        quoted = (f'"{budget.target}"', f"'{budget.target}'")
+        for index in range(start, len(lines)):
+            if any(text in lines[index] for text in quoted):
+                return index
+    return start
 
 
 def _startup_marker_known(config: pytest.Config) -> bool:
@@ -85,8 +108,9 @@ def _startup_marker_known(config: pytest.Config) -> bool:
 class BudgetItem(pytest.Item):
     """One budget of pyproject.toml, judged like a test carrying its marker."""
 
-    def __init__(self, *, budget: ConfigBudget, **kwargs: Any) -> None:
+    def __init__(self, *, budget: ConfigBudget, line: int = 0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.line = line
         problem = budget.problem
         startup = budget.marker == STARTUP_MARKER_NAME
         if not problem and startup and not _startup_marker_known(self.config):
@@ -168,9 +192,9 @@ class BudgetItem(pytest.Item):
                 return f"{PYPROJECT} {self.budget.where}: {text}"
         return super().repr_failure(excinfo, style)
 
-    def reportinfo(self) -> tuple[Path, int | None, str]:
-        """Where the budget is: pyproject.toml, and the entry."""
-        return self.path, None, f"[tool.importcache] {self.budget.where}"
+    def reportinfo(self) -> tuple[Path, int, str]:
+        """Where the budget is: pyproject.toml, the entry's line, and the entry."""
+        return self.path, self.line, f"[tool.importcache] {self.budget.where}"
 
 
 def _modules_source(results: list[ImportResult]) -> ImportResult:
