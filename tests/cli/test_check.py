@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from gitrepos import commit_all, make_repo
 
 from conftest import write_tree
 from pytest_importcache.cli.main import main
@@ -229,3 +230,64 @@ def test_counts_are_reused_on_the_second_run(tmp_path: Path) -> None:
     assert measured["reused"] is None
     assert reused["reused"] is not None
     assert reused["values"] == measured["values"]
+
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not (REPOSITORY / ".git").exists(), reason="needs this repository's git checkout"
+)
+def test_the_pre_commit_hook_runs_check_in_a_real_repository(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``pre-commit try-repo`` runs this repository's hook as ``repo: ...`` would.
+
+    try-repo clones this repository (its uncommitted tracked changes included)
+    and installs the hook's environment from it, through pip's configured index:
+    no network beyond the package registry. The package under test is found in
+    the project's directory (a flat layout), not in the hook's environment.
+    """
+    pytest.importorskip("pre_commit")
+    monkeypatch.setenv("PRE_COMMIT_HOME", str(tmp_path / "pre-commit-home"))
+    repo = make_repo(
+        tmp_path / "project",
+        {
+            **PACKAGES,
+            "pyproject.toml": (
+                '[tool.importcache]\nbudgets = [{ module = "samepkg", warm = "10s" }]\n'
+            ),
+        },
+    )
+    assert check("--update", cwd=repo).returncode == 0
+    commit_all(repo, "lock")
+
+    def hook() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pre_commit",
+                "try-repo",
+                str(REPOSITORY),
+                "importcache-check",
+                "--all-files",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=repo,
+            check=False,
+        )
+
+    passed = hook()
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert "import budgets (pytest-importcache check)" in passed.stdout
+    write_tree(repo, {"samepkg/__init__.py": "import colorsys\nfrom . import core\n"})
+    commit_all(repo, "a new import")
+    failed = hook()
+    assert failed.returncode == 1
+    assert "    new: colorsys: samepkg -> colorsys" in failed.stdout
+    assert check("--update", cwd=repo).returncode == 0
+    commit_all(repo, "lock updated")
+    assert hook().returncode == 0
