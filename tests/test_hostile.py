@@ -1510,3 +1510,96 @@ def test_hostile_repository(
     monkeypatch.undo()
     assert tree_state(repo) == before
     assert not list(repo.rglob("__pycache__"))
+
+
+# -- budgets without tests: bad pyproject.toml tables and a corrupt lock ------------------
+# Each bad table is one line naming the entry (its index and module) and the key, in
+# pytest (that item's error; the good budget beside it still runs) and in `check` (exit 2).
+# Neither pyproject.toml nor the lock is changed.
+
+GOOD_ENTRY = '{ module = "steady", warm = "10s" }'
+
+# (id, the bad entry, a lock file's text or "", the line expected)
+BAD_TABLES = [
+    (
+        "unknown key",
+        '{ module = "other", colt = "1s" }',
+        "",
+        "pyproject.toml budgets[1] (module 'other'): unknown key 'colt'",
+    ),
+    (
+        "wrong type",
+        '{ module = "other", warm = true }',
+        "",
+        "pyproject.toml budgets[1] (module 'other'): warm=True is not a duration",
+    ),
+    (
+        "duplicate budget",
+        '{ module = "steady", cold = "1s" }',
+        "",
+        "pyproject.toml budgets[1] (module 'steady'): duplicate budget: budgets[0] budgets "
+        "'steady' already",
+    ),
+    ("not a table", '"steady"', "", "pyproject.toml budgets[1]: 'steady' is not a table"),
+    (
+        "module does not exist",
+        '{ module = "nosuch", warm = "1s" }',
+        "",
+        "pyproject.toml budgets[1] (module 'nosuch'): ",
+    ),
+    (
+        "corrupt lock",
+        '{ module = "other", warm = "10s" }',
+        "[steady]\npython = 3.11\n  not a module\n",
+        "importcache.lock:3: 'not a module' is not a module name",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("entry", "lock", "line"),
+    [case[1:] for case in BAD_TABLES],
+    ids=[case[0] for case in BAD_TABLES],
+)
+@pytest.mark.slow
+def test_a_bad_budgets_table_is_one_line_in_pytest_and_in_check(
+    pytester: pytest.Pytester, entry: str, lock: str, line: str
+) -> None:
+    pyproject = f"[tool.importcache]\nbudgets = [\n  {GOOD_ENTRY},\n  {entry},\n]\n"
+    write_tree(
+        pytester.path,
+        {"steady/__init__.py": "", "other/__init__.py": "", "pyproject.toml": pyproject},
+    )
+    if lock:
+        (pytester.path / "importcache.lock").write_text(lock)
+    pytester.makeconftest(FAKE_ROUNDS_CONFTEST)
+    fake_rounds(pytester.path, {"steady": {"seconds": 0.02}, "other": {"seconds": 0.02}})
+    pytester.makeini(quick_ini())
+
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    output = result.stdout.str()
+    assert "INTERNALERROR" not in output
+    assert "Traceback" not in output
+    shown = [each for each in output.splitlines() if line in each]
+    assert shown, output
+    assert "\n" not in shown[0]
+    outcomes = result.parseoutcomes()
+    if lock:  # the lock fails both budgets; each says so in its line
+        assert outcomes.get("failed") == 2
+    else:  # the good budget still runs and passes
+        assert outcomes.get("passed") == 1
+        assert outcomes.get("failed", 0) + outcomes.get("errors", outcomes.get("error", 0)) == 1
+
+    completed = subprocess.run(
+        [sys.executable, "-m", "pytest_importcache", "check"],
+        capture_output=True,
+        text=True,
+        cwd=pytester.path,
+        check=False,
+    )
+    assert completed.returncode == 2, completed.stdout + completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert completed.stderr.count("\n") == 1, completed.stderr
+    assert line in completed.stderr
+    assert (pytester.path / "pyproject.toml").read_text() == pyproject
+    assert not lock or (pytester.path / "importcache.lock").read_text() == lock
