@@ -18,8 +18,15 @@ from dataclasses import dataclass
 import pytest
 
 from pytest_importcache.engine.against import measure_against
+from pytest_importcache.engine.interpreter import stdlib_module_names
 from pytest_importcache.engine.measurer import Measurer
-from pytest_importcache.model.budget import MARKER_NAME, ImportBudget, Verdict, judge
+from pytest_importcache.model.budget import (
+    MARKER_NAME,
+    STARTUP_MARKER_NAME,
+    ImportBudget,
+    Verdict,
+    judge,
+)
 from pytest_importcache.model.comparison import Comparison
 from pytest_importcache.model.errors import ImportCacheError, LocateError
 from pytest_importcache.model.outcome import baseline_record
@@ -36,7 +43,7 @@ from pytest_importcache.render.report import (
 from .benchmark import baseline_tree
 from .markers import MeasurementKey, measurement_keys, specs_for, timed_keys
 from .options import Settings
-from .recording import RecordedMeasurement, record
+from .recording import RecordedMeasurement, bare_memory, record
 from .scales import BudgetScales
 
 __all__ = ["BudgetCheck"]
@@ -67,6 +74,14 @@ class BudgetCheck:
         """
         measured: dict[MeasurementKey, ImportResult] = {}
         comparisons: dict[MeasurementKey, Comparison] = {}
+        try:
+            self._specs  # noqa: B018 - a command that cannot be resolved fails here, in one line
+        except ImportCacheError as exc:
+            problem = str(exc)
+        else:
+            problem = ""
+        if problem:
+            pytest.fail(problem, pytrace=False)
         try:
             self._measure_budgets(measured, comparisons)
             verdicts = self._judge(measured)
@@ -115,7 +130,7 @@ class BudgetCheck:
                 return self.count(spec)
             return self.measurer.measure(spec)
         except ImportCacheError as exc:
-            problem = f"{MARKER_NAME}({spec.module!r}): {exc}"
+            problem = f"{_marker_label(spec)}: {exc}"
         pytest.fail(problem, pytrace=False)
 
     def _compare(self, spec: MeasurementSpec) -> Comparison:
@@ -125,10 +140,10 @@ class BudgetCheck:
             return measure_against(self.measurer, spec, self.settings.baseline)
         except LocateError as exc:
             # The working tree's module is not found: no fault of the baseline's.
-            problem = f"{MARKER_NAME}({spec.module!r}): {str(exc).splitlines()[0]}"
+            problem = f"{_marker_label(spec)}: {str(exc).splitlines()[0]}"
         except ImportCacheError as exc:
             problem = (
-                f"{MARKER_NAME}({spec.module!r}): baseline {self.settings.baseline}: "
+                f"{_marker_label(spec)}: baseline {self.settings.baseline}: "
                 f"{str(exc).splitlines()[0]}"
             )
         pytest.fail(problem, pytrace=False)
@@ -147,9 +162,15 @@ class BudgetCheck:
             scale = self.scales.get_or_fail() if scaled else 1.0
             # judge() takes max_modules and forbid from the warm measurement when there is one.
             untimed = keys.get("warm") or keys["cold"]
+            stdlib = _stdlib_names(results[untimed.flavour]) if budget.allow else frozenset()
+            bare = None
+            if budget.max_memory is not None:
+                bare = bare_memory(results["max_memory"])
             verdicts += [
-                (keys.get(verdict.kind, untimed), verdict)  # type: ignore[arg-type]
-                for verdict in judge(budget, results, stat=stat, scale=scale)
+                (keys.get(verdict.kind, untimed), verdict)
+                for verdict in judge(
+                    budget, results, stat=stat, scale=scale, stdlib=stdlib, bare_memory=bare
+                )
             ]
         return verdicts
 
@@ -184,6 +205,8 @@ class BudgetCheck:
                         None if comparison is None else baseline_record(comparison, threshold)
                     ),
                     unjudged=unjudged.get(key, ""),
+                    lazy_imports=key.lazy_imports,
+                    bare_peak_memory=bare_memory(result),
                 )
             )
         return recorded
@@ -217,6 +240,22 @@ class BudgetCheck:
             return baseline_tree(config, f"{nodeid}[{suffix}]")
 
         return lookup
+
+
+def _marker_label(spec: MeasurementSpec) -> str:
+    """The marker a measurement is for, as messages name it: ``import_budget('mylib')``."""
+    if spec.command is not None:
+        return f"{STARTUP_MARKER_NAME}({spec.command.label!r})"
+    return f"{MARKER_NAME}({spec.module!r})"
+
+
+def _stdlib_names(result: ImportResult) -> frozenset[str]:
+    """The standard library of the interpreter ``result`` was measured on; fails the test if unknown."""
+    try:
+        return stdlib_module_names(result.python)
+    except ImportCacheError as exc:
+        problem = f"allow: {str(exc).splitlines()[0]}"
+    pytest.fail(problem, pytrace=False)
 
 
 def _unjudged_lines(recorded: list[RecordedMeasurement]) -> list[str]:

@@ -28,6 +28,7 @@ __all__ = [
     "RecordedMeasurement",
     "Recorder",
     "attach_outcomes",
+    "bare_memory",
     "raw_dir_name",
     "record",
 ]
@@ -53,6 +54,8 @@ class RecordedMeasurement:
     scale: float = 1.0
     baseline: SameRunBaseline | None = None
     unjudged: str = ""
+    lazy_imports: str | None = None
+    bare_peak_memory: int | None = None
 
 
 def record(item: pytest.Item, measurement: RecordedMeasurement) -> None:
@@ -80,6 +83,8 @@ def attach_outcomes(item: pytest.Item, report: pytest.TestReport) -> None:
             scale=entry.scale,
             baseline=entry.baseline,
             unjudged=entry.unjudged,
+            lazy_imports=entry.lazy_imports,
+            bare_peak_memory=entry.bare_peak_memory,
         ).to_json()
         for entry in recorded
     ]
@@ -99,7 +104,33 @@ class Recorder:
 
     def measured(self, spec: MeasurementSpec, result: ImportResult) -> None:
         """Keep ``result`` until the test's report is made."""
-        record(self.item, RecordedMeasurement(result, stat=self.stat))
+        record(
+            self.item,
+            RecordedMeasurement(
+                result,
+                stat=self.stat,
+                lazy_imports=spec.lazy_imports,
+                bare_peak_memory=bare_memory(result),
+            ),
+        )
+
+
+def bare_memory(result: ImportResult) -> int | None:
+    """A bare interpreter's peak memory beside ``result``'s (same interpreter), when it has one.
+
+    ``None`` for a result without peak memory (a count), or when the bare
+    round cannot be made: the figure is context, never a reason to fail.
+    """
+    if result.peak_memory_max is None:
+        return None
+    # Only a measurement with peak memory pays for the engine's bare round.
+    from pytest_importcache.engine.memory import bare_interpreter_peak  # noqa: PLC0415 - start-up cost
+    from pytest_importcache.model.errors import ImportCacheError  # noqa: PLC0415 - start-up cost
+
+    try:
+        return bare_interpreter_peak(result.python)
+    except ImportCacheError:
+        return None
 
 
 def raw_dir_name(nodeid: str) -> str:
