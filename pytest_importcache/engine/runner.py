@@ -24,6 +24,7 @@ no clock inside the counted stretch.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import os
 import re
 import secrets
@@ -47,6 +48,7 @@ from pytest_importcache.model.spec import Metric
 from .callgrind import MarkCosts, read_dump_counts
 from .child import BEGIN_MARKER, END_MARKER
 from .lifecycle import clock_ticks_now, kill_round_processes, round_running
+from .processwait import Exited, wait_for_exit
 from .roundcommand import (
     COUNTED_ENVIRONMENT_VARIABLE,
     DUMPS_NAME,
@@ -61,7 +63,7 @@ __all__ = ["run_round"]
 
 # A process group of its own, so the round and what it spawns can be killed together;
 # not a session of its own, so an import may still call os.setpgrp() as under a shell.
-_OWN_PROCESS_GROUP: dict[str, Any] = (
+OWN_PROCESS_GROUP: dict[str, Any] = (
     {"process_group": 0} if sys.version_info >= (3, 11) else {"preexec_fn": os.setpgrp}
 )
 
@@ -144,7 +146,7 @@ def run_round(
             import_path=import_path,
             source_only=source_only,
         )
-        pid, returncode, stderr_text = _run_child(
+        pid, exited, stderr_text = _run_child(
             command,
             child_cwd=child_cwd,
             stderr_path=workdir / "stderr.txt",
@@ -162,7 +164,7 @@ def run_round(
             earlier = f"\nits stderr before that:\n{tail}" if tail else ""
             raise RoundCrashedError(
                 f"the interpreter importing {module!r} ended with "
-                f"{_exit_description(returncode)} before reporting{where}: {last}{earlier}"
+                f"{_exit_description(exited.returncode)} before reporting{where}: {last}{earlier}"
             ) from None
         _check_report(report, module, roots, where, metric=metric)
         costs = None
@@ -171,7 +173,12 @@ def run_round(
             _check_count(costs, report, module, where)
     finally:
         shutil.rmtree(dumps_dir, ignore_errors=True)
-    return _round_report(report, stderr_text, costs if module_costs else None, costs)
+    round_report = _round_report(report, stderr_text, costs if module_costs else None, costs)
+    if metric == "time":
+        # The child's own peak (VmHWM); wait4's ru_maxrss where it has none.
+        peak = report.get("peak_memory") or exited.peak_memory
+        return dataclasses.replace(round_report, peak_memory=peak)
+    return round_report
 
 
 def _run_child(
@@ -183,8 +190,8 @@ def _run_child(
     python: str,
     metric: Metric,
     where: str,
-) -> tuple[int, int, str]:
-    """Run the round's child to its end or its timeout: its pid, exit code and stderr."""
+) -> tuple[int, Exited, str]:
+    """Run the round's child to its end or its timeout: its pid, how it ended, its stderr."""
     __tracebackhide__ = True
     round_token = secrets.token_hex(8)
     with stderr_path.open("w+b") as stderr_file:
@@ -197,13 +204,13 @@ def _run_child(
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=stderr_file,
-                **_OWN_PROCESS_GROUP,
+                **OWN_PROCESS_GROUP,
             )
         except OSError as exc:
             raise RoundCrashedError(f"cannot start interpreter {python!r}{where}: {exc}") from None
         try:
             with round_running(process.pid, round_token, started):
-                returncode = process.wait(timeout=command.timeout)
+                exited = wait_for_exit(process, command.timeout)
         except subprocess.TimeoutExpired:
             # The finally below kills the round before this error leaves.
             raise RoundTimeoutError(
@@ -216,7 +223,7 @@ def _run_child(
             if process.returncode is None:
                 process.wait()
         stderr_file.seek(0)
-        return process.pid, returncode, stderr_file.read().decode("utf-8", errors="replace")
+        return process.pid, exited, stderr_file.read().decode("utf-8", errors="replace")
 
 
 def _withheld_variables(summary: str) -> list[str]:
