@@ -250,8 +250,7 @@ class BudgetEnforcer:
         measuring = [
             item
             for item in items
-            if has_budget(item)
-            or IMPORT_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+            if has_budget(item) or IMPORT_FIXTURES.intersection(getattr(item, "fixturenames", ()))
         ]
         if measuring:
             from .benchmark import adjust_for_skip_and_only  # noqa: PLC0415 - start-up cost

@@ -185,7 +185,7 @@ class BudgetCheck:
         for budget in self.budgets:
             keys = measurement_keys(budget)
             for flavour, text in budget.unjudged:
-                unjudged.setdefault(keys[flavour], text)  # type: ignore[index]
+                unjudged.setdefault(keys[flavour], text)
         threshold = self.settings.baseline_fail
         recorded = []
         for key, result in measured.items():
@@ -250,7 +250,7 @@ def _marker_label(spec: MeasurementSpec) -> str:
 
 
 def _stdlib_names(result: ImportResult) -> frozenset[str]:
-    """The standard library of the interpreter ``result`` was measured on; fails the test if unknown."""
+    """The standard library of the interpreter ``result`` was measured on (else the test fails)."""
     try:
         return stdlib_module_names(result.python)
     except ImportCacheError as exc:

@@ -26,9 +26,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BUDGETS_KEY",
+    "BUDGET_MARKERS",
     "DISABLED_REASON",
     "IMPORT_FIXTURES",
-    "BUDGET_MARKERS",
     "MeasurementKey",
     "counted_specs",
     "has_budget",

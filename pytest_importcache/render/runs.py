@@ -393,7 +393,10 @@ def outcome_from_entry(entry: Mapping[str, Any], where: str) -> MeasurementOutco
             peak_memory=_optional_int(info.get("peak_memory")),
             bare_peak_memory=_optional_int(info.get("bare_peak_memory")),
             phases=tuple(
-                (str(name), tuple(_number(value, f"entry {fullname!r}: phases") for value in values))
+                (
+                    str(name),
+                    tuple(_number(value, f"entry {fullname!r}: phases") for value in values),
+                )
                 for name, values in dict(info.get("phases") or {}).items()
             ),
             lazy_imports=None if info.get("lazy_imports") is None else str(info["lazy_imports"]),
