@@ -5,6 +5,7 @@ from __future__ import annotations
 from conftest import make_outcome
 from pytest_importcache.model.outcome import MeasurementOutcome
 from pytest_importcache.pytest.storage import benchmark_names, extra_info
+from pytest_importcache.render.icicle import icicle_page
 from pytest_importcache.render.markdown import markdown_summary
 from pytest_importcache.render.report import memory_lines, summary_lines
 from pytest_importcache.render.runs import outcome_from_entry
@@ -87,3 +88,10 @@ def test_a_saved_start_up_entry_reads_back_with_its_command_phases_and_memory() 
     read = outcome_from_entry(entry, "0001_run.json")
     assert (read.command, read.phases) == (outcome.command, outcome.phases)
     assert (read.peak_memory, read.bare_peak_memory) == (14_200_000, 10_500_000)
+
+
+def test_the_html_report_heads_a_start_up_by_its_command_with_its_peak() -> None:
+    page = icicle_page([startup_outcome(), make_outcome(module="mycli")])
+    assert "<h2>t.py::t: mycli --help</h2>" in page
+    assert "<h2>t.py::t: mycli</h2>" in page  # the import of the same package: apart
+    assert "peak memory 14.2MB (bare interpreter 10.5MB)" in page
