@@ -87,8 +87,9 @@ _PATTERN_EXAMPLES = {
 # object is shared by every test it applies to (a class or module ``pytestmark``)
 # and read once per test, so a generator must be read once per process and the
 # same patterns returned every time. The iterator is kept alive alongside its
-# patterns, so its id cannot be reused by another object.
-_MATERIALISED: dict[int, tuple[Iterator[object], tuple[object, ...]]] = {}
+# patterns, so its id cannot be reused by another object. One that raised keeps
+# its error (an exception), so every later read fails the same way.
+_MATERIALISED: dict[int, tuple[Iterator[object], tuple[object, ...] | Exception]] = {}
 
 
 def _patterns(prefix: str, value: object, name: str = "forbid") -> tuple[str, ...]:
@@ -111,8 +112,14 @@ def _patterns(prefix: str, value: object, name: str = "forbid") -> tuple[str, ..
         try:
             if isinstance(value, Iterator):
                 if id(value) not in _MATERIALISED:
-                    _MATERIALISED[id(value)] = (value, tuple(value))
-                patterns = _MATERIALISED[id(value)][1]
+                    try:
+                        _MATERIALISED[id(value)] = (value, tuple(value))
+                    except Exception as exc:
+                        _MATERIALISED[id(value)] = (value, exc)
+                read = _MATERIALISED[id(value)][1]
+                if isinstance(read, Exception):
+                    raise read
+                patterns = read
             else:
                 patterns = tuple(value)
         except Exception as exc:

@@ -236,7 +236,24 @@ class BudgetCheck:
         def lookup(
             result: ImportResult,
         ) -> tuple[str, Sequence[TreeRow]] | None:
-            suffix = measurement_suffix(result.module, result.label, result.metric)
+            # The lazy mode is the spec's, not the result's: find the spec it was measured by.
+            lazy_imports = next(
+                (
+                    spec.lazy_imports
+                    for spec in self._specs.values()
+                    if (spec.module, spec.label, spec.metric)
+                    == (result.module, result.label, result.metric)
+                    and (None if spec.command is None else spec.command.label) == result.command
+                ),
+                None,
+            )
+            suffix = measurement_suffix(
+                result.module,
+                result.label,
+                result.metric,
+                command=result.command,
+                lazy_imports=lazy_imports,
+            )
             return baseline_tree(config, f"{nodeid}[{suffix}]")
 
         return lookup

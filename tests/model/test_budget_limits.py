@@ -237,3 +237,12 @@ def test_malformed_startup_markers_are_one_line_naming_the_argument(
     with pytest.raises(BudgetError, match=message) as caught:
         StartupBudget.from_marker(args, kwargs)
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["forbid", "allow"])
+def test_an_iterator_that_raises_fails_the_same_way_at_every_read(name: str) -> None:
+    # The look-ahead reads markers before setup does: the second read must not see it empty.
+    kwargs = {name: map(int, ["x"])}
+    for _ in range(2):
+        with pytest.raises(BudgetError, match=rf"{name}=<map object .*> could not be read"):
+            ImportBudget.from_marker(("mylib",), kwargs)
