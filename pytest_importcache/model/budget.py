@@ -92,6 +92,19 @@ _PATTERN_EXAMPLES = {
 _MATERIALISED: dict[int, tuple[Iterator[object], tuple[object, ...] | Exception]] = {}
 
 
+def _read_once(iterator: Iterator[object]) -> tuple[object, ...]:
+    """What ``iterator`` yields, read at its first call; later calls get the same (or raise)."""
+    if id(iterator) not in _MATERIALISED:
+        try:
+            _MATERIALISED[id(iterator)] = (iterator, tuple(iterator))
+        except Exception as exc:
+            _MATERIALISED[id(iterator)] = (iterator, exc)
+    read = _MATERIALISED[id(iterator)][1]
+    if isinstance(read, Exception):
+        raise read
+    return read
+
+
 def _patterns(prefix: str, value: object, name: str = "forbid") -> tuple[str, ...]:
     """The ``forbid`` (or ``allow``) argument as a tuple of non-empty glob patterns.
 
@@ -110,18 +123,7 @@ def _patterns(prefix: str, value: object, name: str = "forbid") -> tuple[str, ..
         )
     else:
         try:
-            if isinstance(value, Iterator):
-                if id(value) not in _MATERIALISED:
-                    try:
-                        _MATERIALISED[id(value)] = (value, tuple(value))
-                    except Exception as exc:
-                        _MATERIALISED[id(value)] = (value, exc)
-                read = _MATERIALISED[id(value)][1]
-                if isinstance(read, Exception):
-                    raise read
-                patterns = read
-            else:
-                patterns = tuple(value)
+            patterns = _read_once(value) if isinstance(value, Iterator) else tuple(value)
         except Exception as exc:
             detail = f"{type(exc).__name__}: {''.join(str(exc).splitlines()[:1])}"
             raise BudgetError(

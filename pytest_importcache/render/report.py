@@ -165,27 +165,50 @@ def _forbidden_block(verdict: Verdict) -> list[str]:
 
 
 def _disallowed_block(verdict: Verdict) -> list[str]:
+    """Each module outside ``allow`` that came in first, with its chain, and what it pulled in.
+
+    A disallowed package's own imports (``requests.adapters`` under ``requests``)
+    would repeat its chain: they are named on one line below it.
+    """
     result = verdict.result
     patterns = ", ".join(repr(pattern) for pattern in verdict.budget.allow)
     lines = [
         f"{_exceeded(result)} loaded modules outside the standard library and allow=[{patterns}]:"
     ]
-    lines += [f"    {name}: {' -> '.join(chain)}" for name, chain in verdict.forbidden]
+    disallowed = {name for name, _ in verdict.forbidden}
+    chains = dict(verdict.forbidden)
+    followers: dict[str, list[str]] = {}
+    for name, chain in verdict.forbidden:
+        entry = next((module for module in chain if module in disallowed), name)
+        if entry != name:
+            followers.setdefault(entry, []).append(name)
+    pulled_in = {name for names in followers.values() for name in names}
+    for name in sorted(disallowed - pulled_in):
+        lines.append(f"    {name}: {' -> '.join(chains[name])}")
+        if name in followers:
+            pulled = sorted(followers[name])
+            lines.append(f"      and {len(pulled)} more through it: {', '.join(pulled)}")
     return lines
 
 
 def _memory_block(verdict: Verdict) -> list[str]:
+    """The highest round's peak against ``max_memory``, beside a bare interpreter's."""
     result = verdict.result
     if not result.peak_memory:
         return [
             f"{_exceeded(result)}: peak memory was not measured "
             f"(max_memory={format_memory(verdict.limit)} needs timed rounds)"
         ]
+    peaks = result.peak_memory
     lines = [
         f"{_exceeded(result)} ({result.label}): peak memory {format_memory(verdict.measured)} "
         f"> max_memory={format_memory(verdict.limit)}",
-        f"  {len(result.peak_memory)} rounds: lowest peak "
-        f"{format_memory(min(result.peak_memory))}, highest {format_memory(verdict.measured)}",
+        (
+            f"  {len(peaks)} rounds: lowest peak {format_memory(min(peaks))}, "
+            f"highest {format_memory(max(peaks))}"
+            if len(peaks) > 1
+            else f"  1 round: peak {format_memory(peaks[0])}"
+        ),
     ]
     if verdict.bare_memory is not None:
         added = verdict.measured - verdict.bare_memory
