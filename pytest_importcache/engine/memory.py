@@ -24,9 +24,8 @@ from pytest_importcache.model.errors import RoundCrashedError
 
 from .lifecycle import clock_ticks_now, kill_round_processes, round_running
 from .measurer import resolve_python
-from .processwait import wait_for_exit
+from .processwait import OWN_PROCESS_GROUP, wait_for_exit
 from .roundcommand import REPORT_NAME, child_command, child_environment
-from .runner import OWN_PROCESS_GROUP
 
 __all__ = ["bare_interpreter_peak"]
 

@@ -15,15 +15,33 @@ from __future__ import annotations
 
 import os
 import select
+import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["Exited", "wait_for_exit"]
+__all__ = ["OWN_PROCESS_GROUP", "Exited", "exit_description", "wait_for_exit"]
+
+# A process group of its own, so the round and what it spawns can be killed together;
+# not a session of its own, so an import may still call os.setpgrp() as under a shell.
+OWN_PROCESS_GROUP: dict[str, Any] = (
+    {"process_group": 0} if sys.version_info >= (3, 11) else {"preexec_fn": os.setpgrp}
+)
 
 # ru_maxrss is in KiB on Linux and the BSDs, in bytes on macOS.
 _MAXRSS_UNIT = 1 if sys.platform == "darwin" else 1024
+
+
+def exit_description(returncode: int) -> str:
+    """``exit code 3``, or ``signal SIGSEGV`` for a process killed by a signal."""
+    if returncode < 0:
+        try:
+            return f"signal {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"signal {-returncode}"
+    return f"exit code {returncode}"
 
 
 @dataclass(frozen=True)

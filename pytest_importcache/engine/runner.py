@@ -29,9 +29,7 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import subprocess
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -43,12 +41,12 @@ from pytest_importcache.model.errors import (
     WrongOriginError,
 )
 from pytest_importcache.model.records import RoundReport, TracedImport
-from pytest_importcache.model.spec import Metric
+from pytest_importcache.model.spec import Metric, StartupCommand
 
 from .callgrind import MarkCosts, read_dump_counts
 from .child import BEGIN_MARKER, END_MARKER
 from .lifecycle import clock_ticks_now, kill_round_processes, round_running
-from .processwait import Exited, wait_for_exit
+from .processwait import OWN_PROCESS_GROUP, Exited, exit_description, wait_for_exit
 from .roundcommand import (
     COUNTED_ENVIRONMENT_VARIABLE,
     DUMPS_NAME,
@@ -57,15 +55,11 @@ from .roundcommand import (
     child_environment,
     round_command,
 )
+from .startupround import run_startup_round
 
 __all__ = ["run_round"]
 
-
-# A process group of its own, so the round and what it spawns can be killed together;
-# not a session of its own, so an import may still call os.setpgrp() as under a shell.
-OWN_PROCESS_GROUP: dict[str, Any] = (
-    {"process_group": 0} if sys.version_info >= (3, 11) else {"preexec_fn": os.setpgrp}
-)
+_exit_description = exit_description  # its former name here
 
 
 def _stderr_lines(stderr_text: str) -> list[str]:
@@ -75,16 +69,6 @@ def _stderr_lines(stderr_text: str) -> list[str]:
         for line in stderr_text.splitlines()
         if line.strip() and "import time:" not in line and line not in (BEGIN_MARKER, END_MARKER)
     ]
-
-
-def _exit_description(returncode: int) -> str:
-    """``exit code 3``, or ``signal SIGSEGV`` for a child killed by a signal."""
-    if returncode < 0:
-        try:
-            return f"signal {signal.Signals(-returncode).name}"
-        except ValueError:
-            return f"signal {-returncode}"
-    return f"exit code {returncode}"
 
 
 def _is_within(path: Path, roots: Sequence[Path]) -> bool:
@@ -106,6 +90,8 @@ def run_round(
     module_costs: bool = True,
     import_path: Sequence[str] = (),
     source_only: Sequence[str] = (),
+    command: StartupCommand | None = None,
+    exit_code: int = 0,
 ) -> RoundReport:
     """Import ``module`` once in a fresh interpreter whose ``sys.path`` starts with ``roots``.
 
@@ -122,8 +108,29 @@ def run_round(
     Raises :class:`ImportRaisedError`, :class:`RoundTimeoutError`,
     :class:`RoundCrashedError`, :class:`WrongOriginError` or (no valgrind)
     :class:`~pytest_importcache.model.errors.MetricUnavailableError`.
+
+    With ``command``, the round runs that start-up command from exec to exit
+    instead (``module`` names the package under test; ``exit_code`` is the
+    status it must exit with): :func:`~pytest_importcache.engine.startupround.run_startup_round`.
     """
     __tracebackhide__ = True
+    if command is not None:
+        return run_startup_round(
+            command,
+            module.partition(".")[0],
+            roots,
+            workdir,
+            python=python,
+            optimize=optimize,
+            timeout=timeout,
+            pycache_prefix=pycache_prefix,
+            description=description,
+            metric=metric,
+            module_costs=module_costs,
+            import_path=import_path,
+            source_only=source_only,
+            exit_code=exit_code,
+        )
     where = f" ({description})" if description else ""
     report_path = workdir / REPORT_NAME
     report_path.unlink(missing_ok=True)
@@ -133,7 +140,7 @@ def run_round(
     dumps_dir = workdir / DUMPS_NAME
     shutil.rmtree(dumps_dir, ignore_errors=True)
     try:
-        command = round_command(
+        child = round_command(
             module,
             roots,
             workdir,
@@ -147,7 +154,7 @@ def run_round(
             source_only=source_only,
         )
         pid, exited, stderr_text = _run_child(
-            command,
+            child,
             child_cwd=child_cwd,
             stderr_path=workdir / "stderr.txt",
             module=module,

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 __all__ = [
     "BudgetError",
+    "CommandExitError",
+    "CommandNotFoundError",
     "EnvironmentBuildError",
     "ImportCacheError",
     "ImportRaisedError",
@@ -99,3 +101,14 @@ class RecordError(ImportCacheError, ValueError):
 
 class SpecError(ImportCacheError, ValueError):
     """A measurement's settings are invalid (a flavour, a metric, a number of rounds...)."""
+
+
+class CommandNotFoundError(LocateError):
+    """A start-up command's first word is no console script of the interpreter under test,
+    nor ``python``; or it names nothing a start-up round can run."""
+
+
+class CommandExitError(RunError):
+    """A start-up command exited with another status than expected: the message names the
+    command, the status and the last lines of its stderr. (A :class:`RunError`: the
+    command's run, not a saved run, failed.)"""
