@@ -247,7 +247,8 @@ def baseline_failure_text(comparison: Comparison, threshold: float) -> str:
     head, base = comparison.head, comparison.base
     metric = head.metric
     lines = [
-        f"import slower than baseline {comparison.revision}: {head.module} "
+        f"{'import' if head.command is None else 'start-up'} slower than baseline "
+        f"{comparison.revision}: {head.module if head.command is None else head.command} "
         f"({metric_label(head.label, metric)})",
         f"  {comparison.statistic} {format_cost(comparison.figures[0], metric)} vs "
         f"{format_cost(comparison.figures[1], metric)} at {comparison.revision.short}",
@@ -368,12 +369,12 @@ def summary_lines(records: Sequence[MeasurementOutcome]) -> list[str]:
         label = record.label_with_metric.replace("instructions", "(instr)")
         if noise:
             measured += NOISE_MARK
-            notes.append(f"{NOISE_MARK} {record.module} ({label}): {noise}")
+            notes.append(f"{NOISE_MARK} {record.measured} ({label}): {noise}")
         if record.reused is not None:
             measured += REUSED_MARK
             when = record.reused.counted_at[:16].replace("T", " ")
             notes.append(
-                f"{REUSED_MARK} {record.module} ({label}): reused, counted {when} UTC on "
+                f"{REUSED_MARK} {record.measured} ({label}): reused, counted {when} UTC on "
                 f"{record.reused.counted_on}"
             )
         budget = format_cost(record.budget, record.metric) if record.budget is not None else "-"
@@ -384,7 +385,7 @@ def summary_lines(records: Sequence[MeasurementOutcome]) -> list[str]:
             unjudged.append(_unjudged_note(record))
         if record.baseline is not None and record.baseline.noise:
             notes.append(
-                f"{NOISE_MARK} {record.module} ({record.label}) vs base: {record.baseline.noise}"
+                f"{NOISE_MARK} {record.measured} ({record.label}) vs base: {record.baseline.noise}"
             )
         lines.append(
             f"{fit(record.measured, width):<{width}} {fit(label, 12):<12} "
