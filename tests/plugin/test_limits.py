@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -148,3 +149,29 @@ def test_a_lazy_mode_gets_its_own_benchmark_name(pytester: pytest.Pytester) -> N
         for entry in json.loads(Path(pytester.path, "out.json").read_text())["benchmarks"]
     )
     assert names == ["test_both_modes[sleepy-warm-lazy-all]", "test_both_modes[sleepy-warm]"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_max_memory_in_a_counted_run_is_judged_on_a_timed_round(project: pytest.Pytester) -> None:
+    result = run_tests(
+        project,
+        """
+        import pytest
+
+        @pytest.mark.import_budget("hungry", warm="5G", max_memory="60MB")
+        def test_hungry_counted():
+            pass
+        """,
+        "--importcache-metric=instructions",
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.re_match_lines(
+        [
+            r"import budget exceeded: hungry \(warm\): peak memory 2\d\d(\.\d)?MB > "
+            r"max_memory=60MB",
+            r"  1 round: peak 2\d\d(\.\d)?MB",
+        ]
+    )
+    # The count is judged and passes; the memory round is a timed one, not a count under valgrind.
+    result.stdout.re_match_lines([r"hungry +warm \(instr\) .* PASS", r"hungry +warm +- .* FAIL"])
