@@ -236,3 +236,36 @@ def test_a_command_is_compared_with_a_git_revision_in_the_same_run(
         ]
     )
     result.stdout.fnmatch_lines(["python -m abcli *warm * 10s * x* FAIL"])
+
+
+@pytest.mark.slow
+def test_under_xdist_start_ups_travel_to_the_controller_and_are_stored_once(
+    project: pytest.Pytester,
+) -> None:
+    result = run_tests(
+        project,
+        """
+        import pytest
+
+        @pytest.mark.startup_budget("python -m hello", warm="10s", max_memory="1GB")
+        def test_hello():
+            pass
+
+        @pytest.mark.startup_budget(code="import lightpkg", warm="10s")
+        def test_snippet():
+            pass
+        """,
+        "-n",
+        "2",
+        "--benchmark-json=out.json",
+    )
+    result.assert_outcomes(passed=2)
+    result.stdout.re_match_lines([r"peak memory, highest round \(a bare interpreter: .*\):"])
+    entries = json.loads((project.path / "out.json").read_text())["benchmarks"]
+    assert sorted(entry["name"] for entry in entries) == [
+        "test_hello[python_-m_hello-warm]",
+        "test_snippet[code:_import_lightpkg-warm]",
+    ]
+    for entry in entries:
+        assert list(entry["extra_info"]["phases"]) == ["start-up", "site", "import", "run"]
+        assert entry["extra_info"]["peak_memory"] > 0
