@@ -530,11 +530,12 @@ def disallowed_modules(
 
 def judge(
     budget: ImportBudget,
-    results: Mapping[str, ImportResult],
+    results: Mapping[Literal["cold", "warm"], ImportResult],
     *,
     stat: str,
     scale: float | Mapping[str, float] = 1.0,
     stdlib: Collection[str] = frozenset(),
+    memory: ImportResult | None = None,
     bare_memory: int | None = None,
 ) -> list[Verdict]:
     """Judge every limit of ``budget``; ``results`` maps ``"cold"``/``"warm"`` to measurements.
@@ -544,7 +545,7 @@ def judge(
     ``forbid`` and ``allow`` use any measurement (they do not depend on
     timing); ``allow`` takes the standard library's top-level names from
     ``stdlib``. ``max_memory`` is judged on the highest round's peak of the
-    ``"max_memory"`` measurement (else the warm one, else the cold one), with
+    ``memory`` measurement (else the warm one, else the cold one), with
     ``bare_memory`` (a bare interpreter's peak) kept beside it.
     """
     verdicts: list[Verdict] = []
@@ -604,7 +605,7 @@ def judge(
             )
         )
     if budget.max_memory is not None:
-        memory_result = results.get("max_memory") or any_result
+        memory_result = memory or any_result
         peak = memory_result.peak_memory_max
         verdicts.append(
             Verdict(

@@ -14,6 +14,7 @@ import dataclasses
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import pytest
 
@@ -155,21 +156,29 @@ class BudgetCheck:
         verdicts: list[tuple[MeasurementKey, Verdict]] = []
         for budget in self.budgets:
             keys = measurement_keys(budget)
-            results = {flavour: measured[key] for flavour, key in keys.items()}
+            results: dict[Literal["cold", "warm"], ImportResult] = {
+                flavour: measured[key]  # type: ignore[misc]
+                for flavour, key in keys.items()
+                if flavour in ("cold", "warm")
+            }
             stat = budget.stat or self.settings.stat
             # Only time budgets scale: module and instruction counts do not vary by machine.
             scaled = bool(budget.timed_flavours) and budget.metric == "time"
             scale = self.scales.get_or_fail() if scaled else 1.0
             # judge() takes max_modules and forbid from the warm measurement when there is one.
             untimed = keys.get("warm") or keys["cold"]
-            stdlib = _stdlib_names(results[untimed.flavour]) if budget.allow else frozenset()
-            bare = None
-            if budget.max_memory is not None:
-                bare = bare_memory(results["max_memory"])
+            stdlib = _stdlib_names(measured[untimed]) if budget.allow else frozenset()
+            memory = measured[keys["max_memory"]] if "max_memory" in keys else None
             verdicts += [
                 (keys.get(verdict.kind, untimed), verdict)
                 for verdict in judge(
-                    budget, results, stat=stat, scale=scale, stdlib=stdlib, bare_memory=bare
+                    budget,
+                    results,
+                    stat=stat,
+                    scale=scale,
+                    stdlib=stdlib,
+                    memory=memory,
+                    bare_memory=None if memory is None else bare_memory(memory),
                 )
             ]
         return verdicts

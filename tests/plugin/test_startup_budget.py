@@ -55,14 +55,14 @@ def test_a_command_is_timed_from_exec_to_exit_with_its_phases(project: pytest.Py
         [
             r"start-up budget exceeded: python -m hello \(warm\)",
             r"  min \d+(\.\d+)?ms > budget 20ms",
-            r"  phases \(median of each\): start-up \S+, site \S+, import \S+, run 1\d\d(\.\d+)?ms",
+            r"  phases \(median of each\): start-up \S+, site \S+, import \S+, run \S+",
         ]
     )
     result.stdout.re_match_lines(
         [
-            r"python -m hello +warm +1\d\dms~? +20ms .* FAIL",
-            r"python -m hello +cold +1\d\dms~? +10s .* PASS",
-            r"python -m hello +warm +1\d\dms~? +10s .* PASS",
+            r"python -m hello +warm +\S+ms~? +20ms .* FAIL",
+            r"python -m hello +cold +\S+ms~? +10s .* PASS",
+            r"python -m hello +warm +\S+ms~? +10s .* PASS",
         ]
     )
     entries = json.loads((project.path / "out.json").read_text())["benchmarks"]
