@@ -1603,3 +1603,59 @@ def test_a_bad_budgets_table_is_one_line_in_pytest_and_in_check(
     assert line in completed.stderr
     assert (pytester.path / "pyproject.toml").read_text() == pyproject
     assert not lock or (pytester.path / "importcache.lock").read_text() == lock
+
+
+# Hostile marker arguments (issue 20): (id, marker, the one line expected at setup).
+BAD_MARKERS: list[tuple[str, str, str]] = [
+    ("allow a number", 'import_budget("steady", allow=3)', "allow=3 is not a list of module"),
+    ("allow bytes", 'import_budget("steady", allow=b"x")', "allow=b'x' is not a list"),
+    ("allow empty pattern", 'import_budget("steady", allow=["a", ""])', "'' is not a non-empty"),
+    (
+        "allow raising",
+        'import_budget("steady", allow=map(int, ["x"]))',
+        "allow=<map object at *> could not be read: ValueError: invalid literal",
+    ),
+    ("memory without B", 'import_budget("steady", max_memory="60M")', "max_memory='60M' is not a"),
+    (
+        "memory negative",
+        'import_budget("steady", max_memory=-1)',
+        "max_memory=-1 is not a positive",
+    ),
+    ("memory float", 'import_budget("steady", max_memory=1.5)', "max_memory=1.5 is not a memory"),
+    ("memory huge", 'import_budget("steady", max_memory=10**30)', "more memory than any"),
+    ("lazy mode", 'import_budget("steady", warm="1s", lazy_imports="none")', "lazy_imports='none'"),
+    ("startup nothing", 'startup_budget(warm="1s")', "startup_budget: a start-up budget needs"),
+    ("startup both", 'startup_budget("x", code="pass", warm="1s")', "give a command or code"),
+    ("startup quote", 'startup_budget("mycli \'open", warm="1s")', "cannot be split into words"),
+    ("startup type", 'startup_budget(3.5, warm="1s")', "a command is a string or a list of words"),
+    ("startup word", 'startup_budget(["mycli", None], warm="1s")', "words must be non-empty str"),
+    ("startup nul", 'startup_budget("my\\0cli", warm="1s")', "words must be non-empty strings"),
+    ("startup empty code", 'startup_budget(code="", warm="1s")', "code must be a non-empty"),
+    ("startup exit", 'startup_budget("mycli", warm="1s", exit_code=-1)', "exit_code=-1 is not an"),
+    ("startup closure", 'startup_budget("mycli", warm="1s", closure=True)', "unknown argument clo"),
+    ("startup no budget", 'startup_budget("mycli")', "startup_budget('mycli'): no budget given"),
+    ("startup memory", 'startup_budget("mycli", max_memory="lots")', "max_memory='lots' is not"),
+    ("startup allow", 'startup_budget(code="pass", allow=5)', "allow=5 is not a list of module"),
+]
+
+
+@pytest.mark.slow
+def test_hostile_marker_arguments_fail_their_own_test_in_one_line(
+    pytester: pytest.Pytester,
+) -> None:
+    write_tree(pytester.path, {"steady.py": ""})
+    pytester.makeconftest(FAKE_ROUNDS_CONFTEST)
+    fake_rounds(pytester.path, {"steady": {"seconds": 0.01}})
+    pytester.makeini(quick_ini())
+    source = "import pytest\n\n"
+    for index, (_, marker, _) in enumerate(BAD_MARKERS):
+        source += f"@pytest.mark.{marker}\ndef test_bad_{index}():\n    pass\n\n"
+    source += "def test_the_session_goes_on():\n    pass\n"
+    pytester.makepyfile(test_markers=source)
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1, errors=len(BAD_MARKERS))
+    for index, (_, _, message) in enumerate(BAD_MARKERS):
+        result.stdout.fnmatch_lines([f"*_ ERROR at setup of test_bad_{index} _*", f"*{message}*"])
+    output = result.stdout.str()
+    assert "INTERNALERROR" not in output
+    assert "Traceback" not in output

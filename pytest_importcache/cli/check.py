@@ -45,7 +45,6 @@ from .common import JSON_SCHEMA_VERSION, PROG, Parser, UsageError, count
 
 if TYPE_CHECKING:
     from pytest_importcache.engine.measurer import Measurer
-    from pytest_importcache.model.budget import ImportBudget, Verdict
     from pytest_importcache.model.lock import Lock
     from pytest_importcache.model.outcome import MeasurementOutcome
     from pytest_importcache.model.result import ImportResult
@@ -221,29 +220,26 @@ def _measure_all(
         each = BudgetRun(budget)
         if budget.problem:
             each.problem = f"{pyproject.name} {budget.problem}"
-        elif budget.marker == STARTUP_MARKER_NAME:
-            each.problem = (
-                f"{pyproject.name} {budget.where}: start-up budgets are not checked by this "
-                "version of check yet (run them with pytest)"
-            )
         else:
-            _check_import_budget(arguments, measurer, each, pyproject.name)
+            _check_budget(arguments, measurer, each, pyproject.name)
         runs.append(each)
     return runs
 
 
-def _check_import_budget(
+def _check_budget(
     arguments: argparse.Namespace, measurer: Measurer, each: BudgetRun, source: str
 ) -> None:
-    """Measure and judge one import budget, as its marker's test would be."""
-    from pytest_importcache.model.budget import ImportBudget, judge  # noqa: PLC0415
+    """Measure and judge one budget with the plugin's own planning, verdicts and records."""
+    from pytest_importcache.model.budget import ImportBudget, StartupBudget  # noqa: PLC0415
     from pytest_importcache.model.errors import (  # noqa: PLC0415
         BudgetError,
         ImportCacheError,
         LocateError,
     )
-    from pytest_importcache.pytest.markers import measurement_keys, specs_for  # noqa: PLC0415
+    from pytest_importcache.pytest.judging import judge_budgets, records_for  # noqa: PLC0415
+    from pytest_importcache.pytest.markers import specs_for  # noqa: PLC0415
     from pytest_importcache.pytest.options import Settings  # noqa: PLC0415
+    from pytest_importcache.pytest.recording import outcome_of  # noqa: PLC0415
     from pytest_importcache.render.report import failure_text  # noqa: PLC0415
 
     budget = each.budget
@@ -255,65 +251,32 @@ def _check_import_budget(
         timeout=arguments.timeout,
     )
     where = f"{source} {budget.where}"
-    try:
-        marker = ImportBudget.from_marker(budget.args, budget.kwargs, metric=settings.metric)
-    except BudgetError as exc:
-        each.problem = f"{where}: {exc}"
-        return
+    kind = StartupBudget if budget.marker == STARTUP_MARKER_NAME else ImportBudget
     measured: dict[Any, ImportResult] = {}
     try:
-        for key, spec in specs_for([marker], settings).items():
-            spec = dataclasses.replace(spec, python=arguments.python)  # noqa: PLW2901
-            measured[key] = measurer.measure(spec)
+        marker = kind.from_marker(budget.args, budget.kwargs, metric=settings.metric)
+        specs = specs_for([marker], settings)
+    except BudgetError as exc:  # a command that cannot be resolved, too
+        each.problem = f"{where}: {str(exc).splitlines()[0]}"
+        return
+    try:
+        for key, spec in specs.items():
+            measured[key] = measurer.measure(dataclasses.replace(spec, python=arguments.python))
+        verdicts = judge_budgets([marker], measured, stat=settings.stat)
     except LocateError as exc:
         each.problem = f"{where}: {str(exc).splitlines()[0]}"
         return
     except ImportCacheError as exc:
         each.failure = f"{where}: {exc}"
         return
-    keys = measurement_keys(marker)
-    results = {flavour: measured[key] for flavour, key in keys.items()}
-    verdicts = judge(marker, results, stat=marker.stat or settings.stat)
-    untimed = keys.get("warm") or keys["cold"]
-    judged = [(keys.get(verdict.kind, untimed), verdict) for verdict in verdicts]  # type: ignore[arg-type]
     each.results = list(measured.values())
-    each.outcomes = _outcomes(budget, marker, measured, judged, settings.stat)
-    failing = [verdict for verdict in verdicts if not verdict.passed]
+    each.outcomes = [
+        outcome_of(entry, f"{PYPROJECT}::{budget.name}", budget.name)
+        for entry in records_for([marker], measured, verdicts, stat=settings.stat)
+    ]
+    failing = [verdict for _, verdict in verdicts if not verdict.passed]
     if failing:
         each.failure = failure_text(failing)
-
-
-def _outcomes(
-    budget: ConfigBudget,
-    marker: ImportBudget,
-    measured: dict[Any, ImportResult],
-    judged: list[tuple[Any, Verdict]],
-    stat: str,
-) -> list[MeasurementOutcome]:
-    """One outcome per measurement, with its tightest timed verdict (as the plugin records)."""
-    from pytest_importcache.model.outcome import MeasurementOutcome  # noqa: PLC0415
-    from pytest_importcache.pytest.markers import measurement_keys  # noqa: PLC0415
-
-    keys = measurement_keys(marker)
-    unjudged = {keys[flavour]: text for flavour, text in marker.unjudged}  # type: ignore[index]
-    outcomes = []
-    for key, result in measured.items():
-        own = [verdict for judged_key, verdict in judged if judged_key == key]
-        timed = [verdict for verdict in own if verdict.kind in ("cold", "warm")]
-        tightest = min(timed, key=lambda verdict: verdict.limit) if timed else None
-        outcomes.append(
-            MeasurementOutcome.from_result(
-                result,
-                nodeid=f"{PYPROJECT}::{budget.name}",
-                test_name=budget.name,
-                stat=stat if tightest is None else tightest.stat,
-                budget=None if tightest is None else tightest.limit,
-                passed=all(verdict.passed for verdict in own) if own else None,
-                timed=bool(timed) or key in unjudged,
-                unjudged=unjudged.get(key, ""),
-            )
-        )
-    return outcomes
 
 
 def _lock_step(arguments: argparse.Namespace, lock_path: Path, runs: list[BudgetRun]) -> str:

@@ -34,6 +34,7 @@ __all__ = [
     "callgrind_command",
     "find_valgrind",
     "read_dump_counts",
+    "read_final_count",
 ]
 
 FENCE_FUNCTION = "getppid"
@@ -105,6 +106,16 @@ def read_dump_counts(out_dir: Path, pid: int) -> list[int]:
     return [counts[number] for number in sorted(counts)]
 
 
+def read_final_count(out_dir: Path, pid: int) -> int | None:
+    """The instructions of process ``pid``'s last dump, written at its exit (after the last
+    numbered one); ``None`` when there is none (the process was killed)."""
+    path = out_dir / f"{_OUT_PREFIX}.{pid}"
+    try:
+        return _summary_line(path)
+    except OSError:
+        return None
+
+
 class MarkCosts:
     """Instructions between the marks the child made, from callgrind's dumps.
 
@@ -136,6 +147,10 @@ class MarkCosts:
 
     def _raw(self, start: int, end: int) -> int:
         return self._running_total[end] - self._running_total[start]
+
+    def upto(self, mark: int) -> int:
+        """Instructions executed from the process's start to dumped mark ``mark``."""
+        return self._running_total[mark]
 
     def between(self, start: int, end: int) -> int:
         """Instructions executed after mark ``start`` and before mark ``end``, exclusions off."""

@@ -33,6 +33,8 @@ from .roundcommand import (
     counted_round_command,
     round_pycache_prefix,
 )
+from .startup import resolve_target
+from .startupround import counted_startup_command
 
 __all__ = [
     "STORE_FORMAT",
@@ -194,11 +196,30 @@ def _round_commands(
     roots: Sequence[Path],
     workdir: Path,
     *,
+    python: str = "",
     import_path: Sequence[str],
     source_only: Sequence[str],
     module_counts: bool = True,
 ) -> list[list[str]]:
     """Every round's command line, as the measurer's rounds run them."""
+    if spec.command is not None:
+        target = resolve_target(spec.command, python, tuple(import_path))
+        return [
+            counted_startup_command(
+                valgrind,
+                binary,
+                target,
+                top=spec.module.partition(".")[0],
+                roots=roots,
+                workdir=workdir,
+                optimize=spec.optimize,
+                pycache_prefix=round_pycache_prefix(workdir, index, closure=spec.closure),
+                module_costs=spec.counts_modules(index) and module_counts,
+                import_path=import_path,
+                source_only=source_only,
+            )
+            for index in range(spec.total_rounds)
+        ]
     return [
         counted_round_command(
             valgrind,
@@ -249,6 +270,12 @@ def count_key(
             "rounds": spec.rounds,
             "warmup": spec.warmup,
             "metric": spec.metric,
+            # Start-up rounds only (imports keep their keys): the command and its status.
+            **(
+                {"command": [list(spec.command.argv), spec.command.code], "exit": spec.exit_code}
+                if spec.command is not None
+                else {}
+            ),
         },
         "python": python,
         "binary": [binary, input_digest(binary)],
@@ -259,6 +286,7 @@ def count_key(
             valgrind,
             roots,
             workdir,
+            python=python,
             import_path=import_path,
             source_only=source_only,
             module_counts=module_counts,

@@ -319,6 +319,12 @@ class MeasurementRounds:
             phase = f"warm-up round {index + 1} of {spec.warmup}"
         else:
             phase = f"round {index - spec.warmup + 1} of {spec.rounds}"
+        # Only start-up rounds pass a command: round runners written for imports need not know it.
+        startup = (
+            {"command": spec.command, "exit_code": spec.exit_code}
+            if spec.command is not None
+            else {}
+        )
         try:
             report = self.round_runner(
                 spec.module,
@@ -333,6 +339,7 @@ class MeasurementRounds:
                 module_costs=spec.counts_modules(index) and self.module_counts,
                 import_path=state.import_path,
                 source_only=state.source_only,
+                **startup,
             )
         finally:
             if prefix is not None:

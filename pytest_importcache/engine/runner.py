@@ -24,13 +24,12 @@ no clock inside the counted stretch.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import os
 import re
 import secrets
 import shutil
-import signal
 import subprocess
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -42,11 +41,12 @@ from pytest_importcache.model.errors import (
     WrongOriginError,
 )
 from pytest_importcache.model.records import RoundReport, TracedImport
-from pytest_importcache.model.spec import Metric
+from pytest_importcache.model.spec import Metric, StartupCommand
 
 from .callgrind import MarkCosts, read_dump_counts
 from .child import BEGIN_MARKER, END_MARKER
 from .lifecycle import clock_ticks_now, kill_round_processes, round_running
+from .processwait import OWN_PROCESS_GROUP, Exited, exit_description, wait_for_exit
 from .roundcommand import (
     COUNTED_ENVIRONMENT_VARIABLE,
     DUMPS_NAME,
@@ -55,15 +55,11 @@ from .roundcommand import (
     child_environment,
     round_command,
 )
+from .startupround import run_startup_round
 
 __all__ = ["run_round"]
 
-
-# A process group of its own, so the round and what it spawns can be killed together;
-# not a session of its own, so an import may still call os.setpgrp() as under a shell.
-_OWN_PROCESS_GROUP: dict[str, Any] = (
-    {"process_group": 0} if sys.version_info >= (3, 11) else {"preexec_fn": os.setpgrp}
-)
+_exit_description = exit_description  # its former name here
 
 
 def _stderr_lines(stderr_text: str) -> list[str]:
@@ -73,16 +69,6 @@ def _stderr_lines(stderr_text: str) -> list[str]:
         for line in stderr_text.splitlines()
         if line.strip() and "import time:" not in line and line not in (BEGIN_MARKER, END_MARKER)
     ]
-
-
-def _exit_description(returncode: int) -> str:
-    """``exit code 3``, or ``signal SIGSEGV`` for a child killed by a signal."""
-    if returncode < 0:
-        try:
-            return f"signal {signal.Signals(-returncode).name}"
-        except ValueError:
-            return f"signal {-returncode}"
-    return f"exit code {returncode}"
 
 
 def _is_within(path: Path, roots: Sequence[Path]) -> bool:
@@ -104,6 +90,8 @@ def run_round(
     module_costs: bool = True,
     import_path: Sequence[str] = (),
     source_only: Sequence[str] = (),
+    command: StartupCommand | None = None,
+    exit_code: int = 0,
 ) -> RoundReport:
     """Import ``module`` once in a fresh interpreter whose ``sys.path`` starts with ``roots``.
 
@@ -120,8 +108,29 @@ def run_round(
     Raises :class:`ImportRaisedError`, :class:`RoundTimeoutError`,
     :class:`RoundCrashedError`, :class:`WrongOriginError` or (no valgrind)
     :class:`~pytest_importcache.model.errors.MetricUnavailableError`.
+
+    With ``command``, the round runs that start-up command from exec to exit
+    instead (``module`` names the package under test; ``exit_code`` is the
+    status it must exit with): :func:`~pytest_importcache.engine.startupround.run_startup_round`.
     """
     __tracebackhide__ = True
+    if command is not None:
+        return run_startup_round(
+            command,
+            module.partition(".")[0],
+            roots,
+            workdir,
+            python=python,
+            optimize=optimize,
+            timeout=timeout,
+            pycache_prefix=pycache_prefix,
+            description=description,
+            metric=metric,
+            module_costs=module_costs,
+            import_path=import_path,
+            source_only=source_only,
+            exit_code=exit_code,
+        )
     where = f" ({description})" if description else ""
     report_path = workdir / REPORT_NAME
     report_path.unlink(missing_ok=True)
@@ -131,7 +140,7 @@ def run_round(
     dumps_dir = workdir / DUMPS_NAME
     shutil.rmtree(dumps_dir, ignore_errors=True)
     try:
-        command = round_command(
+        child = round_command(
             module,
             roots,
             workdir,
@@ -144,8 +153,8 @@ def run_round(
             import_path=import_path,
             source_only=source_only,
         )
-        pid, returncode, stderr_text = _run_child(
-            command,
+        pid, exited, stderr_text = _run_child(
+            child,
             child_cwd=child_cwd,
             stderr_path=workdir / "stderr.txt",
             module=module,
@@ -162,7 +171,7 @@ def run_round(
             earlier = f"\nits stderr before that:\n{tail}" if tail else ""
             raise RoundCrashedError(
                 f"the interpreter importing {module!r} ended with "
-                f"{_exit_description(returncode)} before reporting{where}: {last}{earlier}"
+                f"{_exit_description(exited.returncode)} before reporting{where}: {last}{earlier}"
             ) from None
         _check_report(report, module, roots, where, metric=metric)
         costs = None
@@ -171,7 +180,12 @@ def run_round(
             _check_count(costs, report, module, where)
     finally:
         shutil.rmtree(dumps_dir, ignore_errors=True)
-    return _round_report(report, stderr_text, costs if module_costs else None, costs)
+    round_report = _round_report(report, stderr_text, costs if module_costs else None, costs)
+    if metric == "time":
+        # The child's own peak (VmHWM); wait4's ru_maxrss where it has none.
+        peak = report.get("peak_memory") or exited.peak_memory
+        return dataclasses.replace(round_report, peak_memory=peak)
+    return round_report
 
 
 def _run_child(
@@ -183,8 +197,8 @@ def _run_child(
     python: str,
     metric: Metric,
     where: str,
-) -> tuple[int, int, str]:
-    """Run the round's child to its end or its timeout: its pid, exit code and stderr."""
+) -> tuple[int, Exited, str]:
+    """Run the round's child to its end or its timeout: its pid, how it ended, its stderr."""
     __tracebackhide__ = True
     round_token = secrets.token_hex(8)
     with stderr_path.open("w+b") as stderr_file:
@@ -197,13 +211,13 @@ def _run_child(
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=stderr_file,
-                **_OWN_PROCESS_GROUP,
+                **OWN_PROCESS_GROUP,
             )
         except OSError as exc:
             raise RoundCrashedError(f"cannot start interpreter {python!r}{where}: {exc}") from None
         try:
             with round_running(process.pid, round_token, started):
-                returncode = process.wait(timeout=command.timeout)
+                exited = wait_for_exit(process, command.timeout)
         except subprocess.TimeoutExpired:
             # The finally below kills the round before this error leaves.
             raise RoundTimeoutError(
@@ -216,7 +230,7 @@ def _run_child(
             if process.returncode is None:
                 process.wait()
         stderr_file.seek(0)
-        return process.pid, returncode, stderr_file.read().decode("utf-8", errors="replace")
+        return process.pid, exited, stderr_file.read().decode("utf-8", errors="replace")
 
 
 def _withheld_variables(summary: str) -> list[str]:

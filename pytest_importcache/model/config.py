@@ -18,7 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .budget import MARKER_KEYWORDS, MARKER_NAME, ImportBudget
+from .budget import (
+    MARKER_KEYWORDS,
+    MARKER_NAME,
+    STARTUP_MARKER_KEYWORDS,
+    STARTUP_MARKER_NAME,
+    ImportBudget,
+    StartupBudget,
+)
 from .errors import BudgetError, ConfigError, SpecError
 from .spec import StartupCommand
 from .units import shorten
@@ -40,24 +47,9 @@ __all__ = [
 ]
 
 PYPROJECT = "pyproject.toml"
-STARTUP_MARKER_NAME = "startup_budget"
 # What an entry may hold: the markers' keyword arguments (DESIGN.md section 3).
 IMPORT_KEYS: tuple[str, ...] = ("module", *MARKER_KEYWORDS)
-STARTUP_KEYS: tuple[str, ...] = (
-    "command",
-    "code",
-    "cold",
-    "warm",
-    "max_modules",
-    "forbid",
-    "allow",
-    "max_memory",
-    "exit_code",
-    "stat",
-    "rounds",
-    "metric",
-    "lazy_imports",
-)
+STARTUP_KEYS: tuple[str, ...] = ("command", *STARTUP_MARKER_KEYWORDS)
 _EXAMPLE = '{ module = "mylib", warm = "25ms" }'
 
 
@@ -142,6 +134,11 @@ def _startup_entry(index: int, entry: Mapping[str, Any]) -> ConfigBudget:
         )
     rest = {key: value for key, value in entry.items() if key != "command"}
     args = (entry["command"],) if "command" in entry else ()
+    try:
+        StartupBudget.from_marker(args, rest)
+    except BudgetError as exc:
+        message = str(exc).removeprefix(f"{STARTUP_MARKER_NAME}({command.label!r}): ")
+        return _bad(index, message.replace("argument", "key"), command.label, kind)
     return ConfigBudget(index, command.label, kind, STARTUP_MARKER_NAME, args, rest)
 
 

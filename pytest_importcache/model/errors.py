@@ -12,6 +12,8 @@ from __future__ import annotations
 
 __all__ = [
     "BudgetError",
+    "CommandExitError",
+    "CommandNotFoundError",
     "ConfigError",
     "EnvironmentBuildError",
     "ImportCacheError",
@@ -109,3 +111,14 @@ class ConfigError(ImportCacheError, ValueError):
 
 class LockError(ImportCacheError, ValueError):
     """``importcache.lock`` cannot be read or written; the message names the file and the line."""
+
+
+class CommandNotFoundError(LocateError):
+    """A start-up command's first word is no console script of the interpreter under test,
+    nor ``python``; or it names nothing a start-up round can run."""
+
+
+class CommandExitError(RunError):
+    """A start-up command exited with another status than expected: the message names the
+    command, the status and the last lines of its stderr. (A :class:`RunError`: the
+    command's run, not a saved run, failed.)"""

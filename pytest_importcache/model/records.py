@@ -110,7 +110,11 @@ class RoundReport:
     directory on the import path or that the importer listed, a ``.pth``
     file, a mapped binary or library, with source ``""``; a ``sys.path``
     entry, whose existence alone counts, with ``"<exists>"``; a module's
-    bytecode with the source file it was compiled from.
+    bytecode with the source file it was compiled from. ``peak_memory`` is the
+    round process's peak resident set in bytes (``ru_maxrss`` from ``os.wait4``),
+    ``None`` when unknown (a made-up round, a platform without it). ``command``
+    is a start-up round's label (``None`` for an import), and ``phases`` its
+    figure split into named stretches (``("start-up", ns or instructions)``, ...).
     """
 
     wall_ns: int
@@ -124,6 +128,9 @@ class RoundReport:
     startup_modules: int = 0
     instructions: int | None = None
     inputs: tuple[tuple[str, str], ...] = ()
+    peak_memory: int | None = None
+    command: str | None = None
+    phases: tuple[tuple[str, int], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON types; ``inputs`` stay out (the count store's manifest holds them)."""
@@ -148,6 +155,9 @@ class RoundReport:
             "lazy": list(self.lazy),
             "startup_modules": self.startup_modules,
             "instructions": self.instructions,
+            "peak_memory": self.peak_memory,
+            "command": self.command,
+            "phases": [[name, value] for name, value in self.phases],
         }
 
     @classmethod
@@ -172,7 +182,31 @@ class RoundReport:
             instructions=(
                 None if instructions is None else typed(instructions, int, "instructions")
             ),
+            # Added later: reports stored before them have none.
+            peak_memory=_optional_int(fields.get("peak_memory"), "peak_memory"),
+            command=_optional_str(fields.get("command"), "command"),
+            phases=tuple(
+                (typed(name, str, "phase name"), typed(value, int, "phase value"))
+                for name, value in (
+                    _pair(row, "phase") for row in typed(fields.get("phases", []), list, "phases")
+                )
+            ),
         )
+
+
+def _optional_int(value: object, what: str) -> int | None:
+    return None if value is None else typed(value, int, what)
+
+
+def _optional_str(value: object, what: str) -> str | None:
+    return None if value is None else typed(value, str, what)
+
+
+def _pair(value: object, what: str) -> tuple[object, object]:
+    row = typed(value, list, what)
+    if len(row) != 2:
+        raise RecordError(f"{what} {_shown(value)} does not have 2 fields")
+    return row[0], row[1]
 
 
 def _traced_from_json(row: object) -> TracedImport:

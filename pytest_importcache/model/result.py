@@ -149,6 +149,13 @@ class ImportResult:
     (``importlib.util.LazyLoader``) but never executed: they are not in ``modules``.
     ``reused`` says where a count reused from the count store came from
     (:mod:`~pytest_importcache.engine.countstore`); ``None`` for one counted now.
+    ``peak_memory`` holds each counted round's peak resident set in bytes (the
+    round process's, from ``os.wait4``), empty for instructions rounds (under
+    valgrind the peak would be valgrind's) and where unknown. ``command`` is a
+    start-up measurement's label (``None`` for an import); its ``phases`` split
+    each counted round's figure, in the metric's unit, into ``"start-up"``
+    (exec to the first statement), ``"site"``, ``"import"`` (the entry module)
+    and ``"run"`` (the rest, to exit): ``(name, values per round)``.
     """
 
     module: str
@@ -166,6 +173,14 @@ class ImportResult:
     metric: Metric = "time"
     reused: ReusedCount | None = None
     instructions: tuple[int, ...] = ()
+    peak_memory: tuple[int, ...] = ()
+    command: str | None = None
+    phases: tuple[tuple[str, tuple[float, ...]], ...] = ()
+
+    @property
+    def peak_memory_max(self) -> int | None:
+        """The highest peak resident set of the counted rounds, bytes; ``None`` when unknown."""
+        return max(self.peak_memory, default=None)
 
     @property
     def values(self) -> tuple[float, ...]:
@@ -340,6 +355,7 @@ def build_result(
     if metric == "instructions" and any(report.instructions is None for report in reports):
         raise ValueError("an instructions result needs rounds that counted instructions")
     values = wall if metric == "time" else tuple(map(float, instructions))
+    peaks = [report.peak_memory for report in reports]
     return ImportResult(
         module=module,
         flavour=flavour,
@@ -355,4 +371,25 @@ def build_result(
         lazy_modules=reports[0].lazy,
         metric=metric,
         instructions=instructions if metric == "instructions" else (),
+        peak_memory=(
+            tuple(peak for peak in peaks if peak is not None)
+            if metric == "time" and None not in peaks
+            else ()
+        ),
+        command=reports[0].command,
+        phases=_phases(reports, metric),
+    )
+
+
+def _phases(
+    reports: Sequence[RoundReport], metric: Metric
+) -> tuple[tuple[str, tuple[float, ...]], ...]:
+    """Each phase's figure per round, in ``metric``'s unit (seconds or instructions)."""
+    if not reports[0].phases:
+        return ()
+    unit = 1e9 if metric == "time" else 1
+    names = [name for name, _ in reports[0].phases]
+    per_round = [dict(report.phases) for report in reports]
+    return tuple(
+        (name, tuple(phases.get(name, 0) / unit for phases in per_round)) for name in names
     )

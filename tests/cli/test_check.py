@@ -104,7 +104,8 @@ def test_malformed_entries_are_exit_2_one_line_each(
     captured = capsys.readouterr()
     assert captured.err.splitlines() == [
         "pyproject.toml budgets[0] (module 'samepkg'): unknown key 'colt' (an import budget "
-        "takes module, cold, warm, max_modules, forbid, stat, rounds, closure, metric)",
+        "takes module, cold, warm, max_modules, forbid, stat, rounds, closure, metric, allow, "
+        "max_memory, lazy_imports)",
         "pyproject.toml budgets[1] (module 'samepkg'): duplicate budget: budgets[0] budgets "
         "'samepkg' already (merge the two entries)",
         "pyproject.toml budgets[2]: 'samepkg' is not a table (write "

@@ -123,7 +123,8 @@ def test_a_malformed_entry_is_one_line_and_the_others_still_run(
         "pyproject.toml budgets[1] (module 'steady'): duplicate budget: budgets[0] budgets "
         "'steady' already (merge the two entries)",
         "pyproject.toml budgets[2] (module 'heavy'): unknown key 'colt' (an import budget takes "
-        "module, cold, warm, max_modules, forbid, stat, rounds, closure, metric)",
+        "module, cold, warm, max_modules, forbid, stat, rounds, closure, metric, allow, "
+        "max_memory, lazy_imports)",
         "pyproject.toml budgets[3] (module 'other'): rounds='3' is not a whole number >= 1",
         "pyproject.toml budgets[4]: 'steady' is not a table (write "
         '{ module = "mylib", warm = "25ms" })',

@@ -223,8 +223,11 @@ def test_the_marker_is_listed_with_its_full_signature(project: pytest.Pytester) 
     result.stdout.fnmatch_lines(
         [
             "@pytest.mark.import_budget(module, *, cold=None, warm=None, max_modules=None, "
-            "forbid=(), stat=None, rounds=None, closure=False, metric=None): "
-            "fail the test when importing*"
+            "forbid=(), stat=None, rounds=None, closure=False, metric=None, allow=(), "
+            "max_memory=None, lazy_imports=None): fail the test when importing*",
+            "@pytest.mark.startup_budget(command=None, *, code=None, cold=None, warm=None, "
+            "max_modules=None, forbid=(), allow=(), max_memory=None, exit_code=0, stat=None, "
+            "rounds=None, metric=None, lazy_imports=None): fail the test when running a command*",
         ]
     )
 

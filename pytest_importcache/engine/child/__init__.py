@@ -13,11 +13,21 @@ import functools
 import hashlib
 from pathlib import Path
 
-__all__ = ["BEGIN_MARKER", "CHILD_SCRIPT", "END_MARKER", "HARNESS", "ROUND", "child_digest"]
+__all__ = [
+    "BEGIN_MARKER",
+    "CHILD_SCRIPT",
+    "END_MARKER",
+    "HARNESS",
+    "ROUND",
+    "STARTUP_SCRIPT",
+    "child_digest",
+]
 
 CHILD_SCRIPT = Path(__file__).with_name("main.py")
 ROUND = Path(__file__).with_name("round.py")
 HARNESS = Path(__file__).with_name("harness.py")
+#: A start-up round's script (``startup.py``), run by path; it reads :data:`HARNESS` too.
+STARTUP_SCRIPT = Path(__file__).with_name("startup.py")
 #: The lines the child writes to stderr around the measured import (``round.py`` spells them).
 BEGIN_MARKER = "importcache: begin"
 END_MARKER = "importcache: end"
@@ -25,8 +35,8 @@ END_MARKER = "importcache: end"
 
 @functools.lru_cache(maxsize=1)
 def child_digest() -> str:
-    """A digest of the child's code (its three files): a count depends on every byte."""
+    """A digest of the child's code (its files): a count depends on every byte."""
     digest = hashlib.sha256()
-    for path in (CHILD_SCRIPT, ROUND, HARNESS):
+    for path in (CHILD_SCRIPT, ROUND, HARNESS, STARTUP_SCRIPT):
         digest.update(path.read_bytes())
     return digest.hexdigest()

@@ -404,6 +404,23 @@ def _mapped_files(opener: "Callable[..., Any]") -> "list[list[str]]":
     return mapped
 
 
+def peak_memory(opener: "Callable[..., Any]") -> "int | None":
+    """This process's peak resident set since its exec, bytes (``VmHWM``); ``None`` without /proc.
+
+    Not ``getrusage``/``wait4``'s ``ru_maxrss``: Linux carries the resident set
+    of the process that forked this one (the measuring process, pytest) into
+    it across exec, so a round started from a 200 MB parent would peak at 200 MB.
+    """
+    try:
+        with opener("/proc/self/status", "rb") as status:
+            for line in status.read().splitlines():
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def install() -> None:
     """Put the tracer in importlib's place."""
     _bootstrap._find_and_load = traced_find_and_load  # type: ignore[attr-defined]

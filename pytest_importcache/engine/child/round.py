@@ -119,6 +119,7 @@ if _metric == "instructions":
     # importer listed, the start-up's .pth files, every file mapped (binary,
     # libpython, extension modules, their libraries).
     _report["inputs"] = _harness["read_inputs"](_new, _open)
+_report["peak_memory"] = _harness["peak_memory"](_open)
 if _error is not None:
     _summary, _text = _harness["describe_error"](_error)
     _report["error"] = {"summary": _summary, "traceback": _text}

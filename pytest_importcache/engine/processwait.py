@@ -1,0 +1,106 @@
+"""Wait for a round's process: its exit status, its peak memory, the moment it ended.
+
+``subprocess.Popen.wait`` reaps the process and throws its resource usage
+away. :func:`wait_for_exit` reaps it with ``os.wait4`` instead, which gives
+the process's peak resident set (``ru_maxrss``: KiB on Linux, bytes on
+macOS). On Linux that figure is at least the measuring process's own resident
+set when it spawned the round (the kernel carries it across exec), so rounds
+report their own ``VmHWM`` and this one is the fallback. It notices the exit
+at once, without polling, through a pidfd (Linux 5.3+), so the moment it
+reads the clock is the moment the process ended (a start-up round's figure
+ends there); elsewhere it polls.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["OWN_PROCESS_GROUP", "Exited", "exit_description", "wait_for_exit"]
+
+# A process group of its own, so the round and what it spawns can be killed together;
+# not a session of its own, so an import may still call os.setpgrp() as under a shell.
+OWN_PROCESS_GROUP: dict[str, Any] = (
+    {"process_group": 0} if sys.version_info >= (3, 11) else {"preexec_fn": os.setpgrp}
+)
+
+# ru_maxrss is in KiB on Linux and the BSDs, in bytes on macOS.
+_MAXRSS_UNIT = 1 if sys.platform == "darwin" else 1024
+
+
+def exit_description(returncode: int) -> str:
+    """``exit code 3``, or ``signal SIGSEGV`` for a process killed by a signal."""
+    if returncode < 0:
+        try:
+            return f"signal {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"signal {-returncode}"
+    return f"exit code {returncode}"
+
+
+@dataclass(frozen=True)
+class Exited:
+    """How a process ended: its exit code (negative: the signal), peak memory, end time.
+
+    ``peak_memory`` is in bytes (``None`` where ``os.wait4`` is missing);
+    ``ended_ns`` is :func:`time.perf_counter_ns` when the exit was seen.
+    """
+
+    returncode: int
+    peak_memory: int | None
+    ended_ns: int
+
+
+def _reap(process: subprocess.Popen[bytes], flags: int) -> Exited | None:
+    """``os.wait4`` the process (``None`` while it runs, with ``WNOHANG``)."""
+    pid, status, usage = os.wait4(process.pid, flags)
+    if pid == 0:
+        return None
+    ended = time.perf_counter_ns()
+    returncode = os.waitstatus_to_exitcode(status)
+    # Reaped here: Popen must not wait for it again.
+    process.returncode = returncode
+    return Exited(returncode, usage.ru_maxrss * _MAXRSS_UNIT, ended)
+
+
+def wait_for_exit(process: subprocess.Popen[bytes], timeout: float) -> Exited:
+    """Wait up to ``timeout`` seconds for ``process`` to end and reap it.
+
+    Raises :class:`subprocess.TimeoutExpired` when it is still running then
+    (the caller kills it). A signal handler that raises (the rounds' SIGTERM
+    handler) interrupts the wait.
+    """
+    if not hasattr(os, "wait4"):  # pragma: no cover - Windows
+        returncode = process.wait(timeout=timeout)
+        return Exited(returncode, None, time.perf_counter_ns())
+    deadline = time.monotonic() + timeout
+    pidfd = -1
+    if hasattr(os, "pidfd_open"):
+        try:
+            pidfd = os.pidfd_open(process.pid)
+        except OSError:
+            pidfd = -1
+    try:
+        delay = 0.0005
+        while True:
+            exited = _reap(process, os.WNOHANG)
+            if exited is not None:
+                return exited
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise subprocess.TimeoutExpired(process.args, timeout)
+            if pidfd >= 0:
+                # Readable once the process has ended.
+                select.select([pidfd], [], [], left)
+            else:
+                time.sleep(min(delay, left))
+                delay = min(delay * 2, 0.05)
+    finally:
+        if pidfd >= 0:
+            os.close(pidfd)
