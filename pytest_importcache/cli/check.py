@@ -177,6 +177,10 @@ def run(arguments: argparse.Namespace) -> int:
     elapsed = time.monotonic() - started
     configuration = bool(lock_problem) or any(each.problem for each in runs)
     failed = [each for each in runs if not each.passed]
+    # Bad configuration: one line each on stderr, with --json too.
+    for line in [*(each.problem for each in runs if each.problem), lock_problem]:
+        if line:
+            print(line, file=sys.stderr)
     if arguments.json:
         document = {
             "schema": JSON_SCHEMA_VERSION,
@@ -343,11 +347,6 @@ def _print_text(
     """Problems and failures, the summary table, and one closing line with the time taken."""
     from pytest_importcache.render.report import summary_lines  # noqa: PLC0415
 
-    for each in runs:
-        if each.problem:
-            print(each.problem, file=sys.stderr)
-    if lock_problem:
-        print(lock_problem, file=sys.stderr)
     blocks = [f"{each.budget.name}\n{each.failure}" for each in runs if each.failure]
     outcomes = [outcome for each in runs for outcome in each.outcomes]
     if outcomes:

@@ -292,3 +292,32 @@ def test_the_pre_commit_hook_runs_check_in_a_real_repository(
     assert check("--update", cwd=repo).returncode == 0
     commit_all(repo, "lock updated")
     assert hook().returncode == 0
+
+
+@pytest.mark.slow
+def test_start_up_budgets_are_checked_and_locked(tmp_path: Path) -> None:
+    root = project(
+        tmp_path,
+        '  { code = "import samepkg", warm = "10s" },\n'
+        '  { command = "python -m samepkg", warm = "10s", max_modules = 0 },\n'
+        '  { command = "nosuchcli --help", warm = "1s" },\n',
+        {"samepkg/__main__.py": "VALUE = 2\n"},
+    )
+    completed = check("--json", cwd=root)
+    assert completed.returncode == 2, completed.stderr
+    assert completed.stderr.startswith(
+        "pyproject.toml budgets[2] (command 'nosuchcli --help'): startup_budget('nosuchcli --help')"
+    )
+    code, command, missing = json.loads(completed.stdout)["budgets"]
+    assert (code["target"], code["passed"]) == ("code: import samepkg", True)
+    assert command["failure"].startswith("start-up budget exceeded: python -m samepkg loaded")
+    assert missing["problem"] == completed.stderr.strip()
+    assert not missing["measurements"]
+    (root / "pyproject.toml").write_text(
+        '[tool.importcache]\nbudgets = [{ code = "import samepkg", warm = "10s" }]\n'
+    )
+    assert check("--update", cwd=root).returncode == 0
+    text = (root / "importcache.lock").read_text()
+    assert "[$ code: import samepkg]\n" in text
+    assert "  samepkg.core\n" in text
+    assert check(cwd=root).returncode == 0

@@ -101,3 +101,8 @@ def test_no_table_means_no_budgets_and_the_nearest_file_is_found(tmp_path: Path)
     assert find_pyproject(tmp_path / "a" / "b") == tmp_path / "pyproject.toml"
     assert load_budgets(tmp_path / "pyproject.toml") == []
     assert ConfigBudget(0, "m", "module").where == "budgets[0] (module 'm')"
+
+
+def test_a_start_up_entry_is_validated_as_its_marker() -> None:
+    (budget,) = read_budgets({"budgets": [{"command": "mycli", "exit_code": "zero"}]})
+    assert budget.problem.startswith("budgets[0] (command 'mycli'): exit_code='zero'")

@@ -213,3 +213,40 @@ def test_testpaths_name_the_file_to_collect_budgets(project: pytest.Pytester) ->
 def test_only_the_rootdir_pyproject_holds_budgets(project: pytest.Pytester) -> None:
     write_tree(project.path, {"sub/pyproject.toml": BUDGETS})
     project.runpytest().assert_outcomes(passed=1, failed=1)
+
+
+@pytest.mark.slow
+def test_start_up_budgets_are_items_too(pytester: pytest.Pytester) -> None:
+    """``command =`` and ``code =`` entries are ``startup_budget`` markers (real rounds)."""
+    write_tree(
+        pytester.path,
+        {
+            "clipkg/__init__.py": "from . import core\n",
+            "clipkg/core.py": "VALUE = 1\n",
+            "clipkg/__main__.py": "import clipkg\n",
+            "pyproject.toml": """\
+                [tool.importcache]
+                budgets = [
+                  { code = "import clipkg", warm = "10s" },
+                  { command = "python -m clipkg", warm = "10s", forbid = ["clipkg.core"] },
+                  { command = ["python", "-m", "clipkg"], exit_code = "zero" },
+                ]
+                """,
+        },
+    )
+    pytester.makeini(quick_ini())
+    result = pytester.runpytest("-v", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "pyproject.toml::importcache[[]code: import clipkg[]] PASSED*",
+            "pyproject.toml::importcache[[]python -m clipkg[]] FAILED*",
+            "pyproject.toml::importcache[[]budgets[[]2[]][]] ERROR*",
+            "*start-up budget exceeded: python -m clipkg loaded forbidden modules:",
+            "    clipkg.core: clipkg -> clipkg.core",
+        ]
+    )
+    assert (
+        "pyproject.toml budgets[2] (command 'python -m clipkg'): duplicate budget: budgets[1] "
+        "budgets 'python -m clipkg' already (merge the two entries)" in result.stdout.str()
+    )
