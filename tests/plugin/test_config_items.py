@@ -250,3 +250,27 @@ def test_start_up_budgets_are_items_too(pytester: pytest.Pytester) -> None:
         "pyproject.toml budgets[2] (command 'python -m clipkg'): duplicate budget: budgets[1] "
         "budgets 'python -m clipkg' already (merge the two entries)" in result.stdout.str()
     )
+
+
+@pytest.mark.slow
+def test_xdist_workers_write_one_lock_together(pytester: pytest.Pytester) -> None:
+    names = [f"pkg{index}" for index in range(6)]
+    entries = "".join(f'  {{ module = "{name}", warm = "10s" }},\n' for name in names)
+    write_tree(
+        pytester.path,
+        {
+            **{f"{name}/__init__.py": "" for name in names},
+            "pyproject.toml": f"[tool.importcache]\nbudgets = [\n{entries}]\n",
+        },
+    )
+    pytester.makeconftest(FAKE_ROUNDS_CONFTEST)
+    fake_rounds(pytester.path, {name: {"seconds": 0.01} for name in names})
+    pytester.makeini(quick_ini())
+    # A subprocess: xdist workers start their own interpreters anyway.
+    result = pytester.runpytest_subprocess("-n", "2", "--importcache-update-lock")
+    result.assert_outcomes(passed=6)
+    text = (pytester.path / "importcache.lock").read_text()
+    assert [line for line in text.splitlines() if line.startswith("[")] == [
+        f"[{name}]" for name in names
+    ]
+    pytester.runpytest_subprocess("-n", "2").assert_outcomes(passed=6)
