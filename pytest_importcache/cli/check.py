@@ -2,10 +2,11 @@
 
 Reads ``[tool.importcache] budgets`` from ``--pyproject PATH`` or from the
 nearest pyproject.toml in the current directory or above it, measures each
-budget as its marker would (the engine's :class:`~pytest_importcache.engine.measurer.Measurer`,
+budget (``module =``, or ``command =``/``code =`` for a start-up) as its marker
+would (the engine's :class:`~pytest_importcache.engine.measurer.Measurer`,
 counts reused from the count store while their inputs are unchanged), judges
-it with the model's :func:`~pytest_importcache.model.budget.judge`, checks the
-modules each import loads against ``importcache.lock`` beside pyproject.toml,
+it as the plugin does (:func:`~pytest_importcache.pytest.judging.judge_budgets`),
+checks the modules each import loads against ``importcache.lock`` beside pyproject.toml,
 and prints the failures, the summary table and how long it took. Exit 0 when
 every budget holds, 1 when one fails (a budget overspent, a module new or gone
 since the lock), 2 on bad configuration (a malformed entry, a module that is
@@ -27,9 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_importcache.model.budget import STARTUP_MARKER_NAME
 from pytest_importcache.model.config import (
     PYPROJECT,
-    STARTUP_MARKER_NAME,
     ConfigBudget,
     find_pyproject,
     load_budgets,

@@ -39,7 +39,6 @@ __all__ = [
     "IMPORT_KEYS",
     "PYPROJECT",
     "STARTUP_KEYS",
-    "STARTUP_MARKER_NAME",
     "ConfigBudget",
     "find_pyproject",
     "load_budgets",

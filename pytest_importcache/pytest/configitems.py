@@ -22,12 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_importcache.model.config import (
-    PYPROJECT,
-    STARTUP_MARKER_NAME,
-    ConfigBudget,
-    load_budgets,
-)
+from pytest_importcache.model.config import PYPROJECT, ConfigBudget, load_budgets
 from pytest_importcache.model.errors import ConfigError, LockError
 from pytest_importcache.model.lock import (
     LOCK_FILE,
@@ -100,31 +95,21 @@ def _entry_line(lines: list[str], budget: ConfigBudget) -> int:
     return start
 
 
-def _startup_marker_known(config: pytest.Config) -> bool:
-    """Whether this version of the plugin registers the ``startup_budget`` marker."""
-    return any(str(line).startswith(STARTUP_MARKER_NAME + "(") for line in config.getini("markers"))
-
-
 class BudgetItem(pytest.Item):
     """One budget of pyproject.toml, judged like a test carrying its marker."""
 
     def __init__(self, *, budget: ConfigBudget, line: int = 0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.line = line
-        problem = budget.problem
-        startup = budget.marker == STARTUP_MARKER_NAME
-        if not problem and startup and not _startup_marker_known(self.config):
-            problem = f"{budget.where}: start-up budgets need the startup_budget marker"
         self.budget = budget
-        self.problem = problem
-        if not problem:
+        if not budget.problem:
             marker = getattr(pytest.mark, budget.marker)
             self.add_marker(marker(*budget.args, **budget.kwargs))
 
     def setup(self) -> None:
         """A malformed entry errors here, in one line naming it and the key."""
-        if self.problem:
-            pytest.fail(f"{PYPROJECT} {self.problem}", pytrace=False)
+        if self.budget.problem:
+            pytest.fail(f"{PYPROJECT} {self.budget.problem}", pytrace=False)
 
     def runtest(self) -> None:
         """Check the modules the budget's import loaded against ``importcache.lock``.
