@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from pytest_importcache.model.lock import Lock
     from pytest_importcache.model.outcome import MeasurementOutcome
     from pytest_importcache.model.result import ImportResult
+    from pytest_importcache.model.spec import MeasurementSpec
 
 __all__ = ["BudgetRun", "make_parser", "run"]
 
@@ -266,7 +267,7 @@ def _check_budget(
         return
     try:
         for key, spec in specs.items():
-            measured[key] = measurer.measure(dataclasses.replace(spec, python=arguments.python))
+            measured[key] = measurer.measure(_under(spec, arguments.python))
         verdicts = judge_budgets([marker], measured, stat=settings.stat)
     except LocateError as exc:
         each.problem = f"{where}: {str(exc).splitlines()[0]}"
@@ -282,6 +283,22 @@ def _check_budget(
     failing = [verdict for _, verdict in verdicts if not verdict.passed]
     if failing:
         each.failure = failure_text(failing)
+
+
+def _under(spec: MeasurementSpec, python: str | None) -> MeasurementSpec:
+    """``spec`` measured by ``python`` (``--python``); a start-up's command resolved by it."""
+    if python is None:
+        return spec
+    if spec.command is None:
+        return dataclasses.replace(spec, python=python)
+    from pytest_importcache.engine.startup import startup_spec  # noqa: PLC0415 - not for --help
+
+    fields = {
+        each.name: getattr(spec, each.name)
+        for each in dataclasses.fields(spec)
+        if each.init and each.name not in ("module", "command")
+    }
+    return startup_spec(spec.command, **{**fields, "python": python})
 
 
 def _lock_step(arguments: argparse.Namespace, lock_path: Path, runs: list[BudgetRun]) -> str:

@@ -201,7 +201,8 @@ def test_a_corrupt_lock_is_exit_2_naming_the_file_and_the_line(tmp_path: Path) -
 def test_two_python_versions_share_one_lock(tmp_path: Path) -> None:
     root = project(
         tmp_path,
-        '  { module = "samepkg", warm = "10s" },\n  { module = "verpkg", warm = "10s" },\n',
+        '  { module = "samepkg", warm = "10s" },\n  { module = "verpkg", warm = "10s" },\n'
+        '  { code = "import verpkg", warm = "10s" },\n',
     )
     lock = root / "importcache.lock"
     assert check("--update", cwd=root).returncode == 0
@@ -214,6 +215,11 @@ def test_two_python_versions_share_one_lock(tmp_path: Path) -> None:
     assert f"[verpkg]\npython = {running}\n" in text
     assert "[verpkg]\npython = 3.12\n" in text
     assert "  colorsys\n" in text.split("[verpkg]\npython = 3.12\n")[1]
+    # The snippet runs under --python too: its 3.12 process loads colorsys.
+    snippet = text.split("[$ code: import verpkg]\n")
+    assert len(snippet) == 3  # a section per version
+    assert "  colorsys\n" not in snippet[1]
+    assert "  colorsys\n" in snippet[2]
     assert check(cwd=root).returncode == 0
     assert check("--python", str(OTHER_PYTHON), cwd=root).returncode == 0
 
