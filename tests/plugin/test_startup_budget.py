@@ -269,3 +269,27 @@ def test_under_xdist_start_ups_travel_to_the_controller_and_are_stored_once(
     for entry in entries:
         assert list(entry["extra_info"]["phases"]) == ["start-up", "site", "import", "run"]
         assert entry["extra_info"]["peak_memory"] > 0
+
+
+def test_disabled_measurements_skip_start_up_budgets_but_not_malformed_ones(
+    project: pytest.Pytester,
+) -> None:
+    result = run_tests(
+        project,
+        """
+        import pytest
+
+        @pytest.mark.startup_budget("python -m hello", warm="10s")
+        def test_hello():
+            pass
+
+        @pytest.mark.startup_budget("python -m hello", warm="fast")
+        def test_malformed():
+            pass
+        """,
+        "--importcache-disable",
+    )
+    result.assert_outcomes(skipped=1, errors=1)
+    result.stdout.fnmatch_lines(
+        ["*startup_budget('python -m hello'): warm='fast' is not a duration*"]
+    )
