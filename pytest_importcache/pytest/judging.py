@@ -56,7 +56,8 @@ class BudgetCheck:
 
     ``measurer`` takes the timed measurements (its observers do not record:
     this check records each measurement with its verdict); ``count`` hands a
-    counted one over from the look-ahead pool.
+    counted one over from the look-ahead pool. ``bare_peaks`` false (rounds
+    fed by a conftest's runner) leaves the bare interpreter's peak out.
     """
 
     item: pytest.Item
@@ -65,6 +66,7 @@ class BudgetCheck:
     measurer: Measurer
     count: Callable[[MeasurementSpec], ImportResult]
     scales: BudgetScales
+    bare_peaks: bool = True
 
     def run(self) -> None:
         """Measure, judge and record every budget; fail the test on any overspent one.
@@ -178,7 +180,7 @@ class BudgetCheck:
                     scale=scale,
                     stdlib=stdlib,
                     memory=memory,
-                    bare_memory=None if memory is None else bare_memory(memory),
+                    bare_memory=None if memory is None else self._bare_memory(memory),
                 )
             ]
         return verdicts
@@ -215,10 +217,14 @@ class BudgetCheck:
                     ),
                     unjudged=unjudged.get(key, ""),
                     lazy_imports=key.lazy_imports,
-                    bare_peak_memory=bare_memory(result),
+                    bare_peak_memory=self._bare_memory(result),
                 )
             )
         return recorded
+
+    def _bare_memory(self, result: ImportResult) -> int | None:
+        """A bare interpreter's peak beside ``result``'s; none beside fed rounds."""
+        return bare_memory(result) if self.bare_peaks else None
 
     def _in_detail(self, key: MeasurementKey, verdict: Verdict) -> Verdict:
         """``verdict`` with its count's modules counted, for the failure's explanation.
