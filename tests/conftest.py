@@ -25,6 +25,7 @@ from pytest_importcache.engine.lifecycle import start_guardian
 from pytest_importcache.model.outcome import MeasurementOutcome
 from pytest_importcache.model.records import RoundReport, TracedImport, TreeRow
 from pytest_importcache.model.result import Flavour
+from pytest_importcache.model.spec import StartupCommand
 
 MakeTree = Callable[[dict[str, str]], Path]
 
@@ -193,8 +194,10 @@ class FakeRoundRunner:
         module_costs: bool = True,
         import_path: Sequence[str] = (),
         source_only: Sequence[str] = (),
+        command: StartupCommand | None = None,
+        exit_code: int = 0,
     ) -> RoundReport:
-        """The next fixed round."""
+        """The next fixed round (a start-up round's figure split into four equal phases)."""
         wall = self.seconds[self.calls % len(self.seconds)]
         self.calls += 1
         self.metrics.append((metric, module_costs))
@@ -221,7 +224,21 @@ class FakeRoundRunner:
             traced=traced,
             stderr=description,
             instructions=int(wall * 1e9) if counting else None,
+            peak_memory=None if counting else 20_000_000,
+            command=command.label if command is not None else None,
+            phases=_fake_phases(int(wall * 1e9)) if command is not None else (),
         )
+
+
+def _fake_phases(total: int) -> tuple[tuple[str, int], ...]:
+    """``total`` in four phases, the last taking what the rounding leaves."""
+    quarter = total // 4
+    return (
+        ("start-up", quarter),
+        ("site", quarter),
+        ("import", quarter),
+        ("run", total - 3 * quarter),
+    )
 
 
 # A pytester project's conftest that feeds fixed rounds to the plugin through its
@@ -241,7 +258,7 @@ TABLE = Path(__file__).with_name("fake_rounds.json")
 
 def fake_round(
     module, roots, workdir, *, python, optimize, timeout, pycache_prefix, description,
-    metric="time", module_costs=True, import_path=(), source_only=(),
+    metric="time", module_costs=True, import_path=(), source_only=(), command=None, exit_code=0,
 ):
     # An instructions round counts a billion instructions per second of the table.
     entry = json.loads(TABLE.read_text())[module]
@@ -261,6 +278,13 @@ def fake_round(
         wall_ns=total, cpu_ns=total, origin=str(origin), loaded=(*extras, module),
         python_version="3.11.7", traced=tuple(calls), stderr=description,
         instructions=total if counted else None,
+        peak_memory=None if counted else 20_000_000,
+        command=command.label if command is not None else None,
+        phases=(
+            (("start-up", total // 4), ("site", total // 4), ("import", total // 4),
+             ("run", total - 3 * (total // 4)))
+            if command is not None else ()
+        ),
     )
 
 

@@ -39,8 +39,11 @@ from pytest_importcache.engine.against import measure_against
 from pytest_importcache.engine.locate import ImportLocationWarning
 from pytest_importcache.engine.measurer import Measurer
 from pytest_importcache.engine.runner import _exit_description
+from pytest_importcache.engine.startup import startup_spec
 from pytest_importcache.model.comparison import Comparison
 from pytest_importcache.model.errors import (
+    CommandExitError,
+    CommandNotFoundError,
     EnvironmentBuildError,
     ImportCacheError,
     ImportRaisedError,
@@ -48,8 +51,9 @@ from pytest_importcache.model.errors import (
     LocateError,
     RoundCrashedError,
     RoundTimeoutError,
+    SpecError,
 )
-from pytest_importcache.model.spec import MeasurementSpec
+from pytest_importcache.model.spec import MeasurementSpec, StartupCommand
 
 needs_proc = pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
 
@@ -64,7 +68,9 @@ class Case:
     ``skips``, and whose lazily created modules are ``lazy``. ``finder``
     makes a meta-path finder from the world, put on ``sys.meta_path`` while
     the case is measured (an editable install's): first (scikit-build-core's
-    place), or last with ``finder_first=False`` (setuptools').
+    place), or last with ``finder_first=False`` (setuptools'). ``command`` or
+    ``code`` make it a start-up case: that command runs, ``module`` being the
+    package under test it is expected to find.
     """
 
     id: str
@@ -81,6 +87,9 @@ class Case:
     spawns: bool = False
     finder: Callable[[Path], object] | None = None
     finder_first: bool = True
+    # A start-up case: the command (or code snippet) runs from exec to exit instead.
+    command: str | None = None
+    code: str | None = None
 
 
 def files(tree: dict[str, str], entry: str = "") -> Callable[[Path], Path]:
@@ -202,6 +211,16 @@ loader.exec_module(module)
 # The process an import starts sends its pid through a pipe once it runs, and
 # the import returns only then, having noted it: the round cannot end (and kill
 # it) before the test knows which process to look for.
+EXITS_THREE = "import sys\nprint('it broke', file=sys.stderr)\nsys.exit(3)\n"
+HANGS = "import time\ntime.sleep(600)\n"
+FLOODS = """\
+import sys
+line = "x" * 99 + "\\n"
+for _ in range(60_000):  # about 6 MB on each stream
+    sys.stdout.write(line)
+    sys.stderr.write(line)
+"""
+
 DAEMON = """\
 import os, time
 reading, writing = os.pipe()
@@ -862,6 +881,63 @@ CASES = [
         "app",
         loads=("core", "app.sub", "decimal"),
     ),
+    # -- start-up commands ----------------------------------------------------------
+    Case(
+        "a command that exits with another status",
+        files({"failing/__init__.py": "", "failing/__main__.py": EXITS_THREE}),
+        "failing",
+        command="python -m failing",
+        error=CommandExitError,
+        message=r"'python -m failing' exited with exit code 3, not 0 .*: it broke",
+    ),
+    Case(
+        "a command that waits for input",
+        files({"asking/__init__.py": "", "asking/__main__.py": "input('name? ')\n"}),
+        "asking",
+        command="python -m asking",
+        error=CommandExitError,
+        message=r"standard input, which is /dev/null.*EOFError",
+    ),
+    Case(
+        "a command that hangs",
+        files({"hanging/__init__.py": "", "hanging/__main__.py": HANGS}),
+        "hanging",
+        command="python -m hanging",
+        options={"timeout": 1.0},
+        error=RoundTimeoutError,
+        message=r"'python -m hanging' did not finish within 1 s",
+    ),
+    Case(
+        "a command that starts a daemon",
+        files({"spawner/__init__.py": "", "spawner/__main__.py": DAEMON}),
+        "spawner",
+        command="python -m spawner",
+        loads=("spawner",),
+        spawns=True,
+    ),
+    Case(
+        "a command that prints megabytes",
+        files({"flooder/__init__.py": "", "flooder/__main__.py": FLOODS}),
+        "flooder",
+        command="python -m flooder",
+        loads=("flooder",),
+    ),
+    Case(
+        "an unknown console script",
+        files({}),
+        "absent",
+        command="no-such-tool-xyz --help",
+        error=CommandNotFoundError,
+        message=r"command 'no-such-tool-xyz' not found",
+    ),
+    Case(
+        "a snippet that imports no package",
+        files({}),
+        "absent",
+        code="pass",
+        error=SpecError,
+        message=r"imports no package",
+    ),
     # -- bad names and interpreters ----------------------------------------------
     Case(
         "a missing module",
@@ -966,6 +1042,8 @@ COUNTED_CASES = (
     "the import replaces traceback and json, then raises",
     "the import makes itself a process group leader",
     "a sibling package beside the measured one",
+    "a command that starts a daemon",
+    "a command that exits with another status",
 )
 
 
@@ -983,6 +1061,7 @@ REFUSED_BEFORE_ANY_PROCESS = {
     "an invalid module name",
     "a dotted name with an empty part",
     "an interpreter that does not exist",
+    "a snippet that imports no package",
 }
 
 
@@ -1018,6 +1097,26 @@ def test_hostile_input_counted(case: Case, tmp_path: Path, monkeypatch: pytest.M
     check_case(case, tmp_path, monkeypatch, metric="instructions")
 
 
+def measure_case(case: Case, search_path: list[str], settings: dict[str, object]) -> ImportResult:
+    """``case`` measured with ``settings``: its module's import, or its start-up command."""
+    if case.command is None and case.code is None:
+        env = ImportEnv(case.flavour, search_path=search_path, **settings)  # type: ignore[arg-type]
+        with (
+            pytest.warns(ImportLocationWarning, match=case.warning)
+            if case.warning
+            else contextlib.nullcontext()
+        ):
+            return env.measure(case.module)
+    # A start-up case: its command resolved and run as a budget would run it.
+    fields = dict(settings)
+    measurer = Measurer(cache_dir=fields.pop("cache_dir"), search_path=search_path)  # type: ignore[arg-type]
+    spec = startup_spec(
+        StartupCommand.parse(case.command, case.code), flavour=case.flavour, **fields
+    )
+    assert spec.module == case.module
+    return measurer.measure(spec)
+
+
 def check_case(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, metric: str) -> None:
     """Measure ``case`` in ``metric`` and check its outcome, its world and its processes."""
     pids = tmp_path / "pids.txt"  # where imports that start processes note their pids
@@ -1045,13 +1144,7 @@ def check_case(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, m
             monkeypatch.setattr(sys, "path_hooks", [finder.path_hook, *sys.path_hooks])
     outcome: ImportResult | ImportCacheError
     try:
-        env = ImportEnv(case.flavour, search_path=[str(entry), *extra, *sys.path], **settings)  # type: ignore[arg-type]
-        with (
-            pytest.warns(ImportLocationWarning, match=case.warning)
-            if case.warning
-            else contextlib.nullcontext()
-        ):
-            outcome = env.measure(case.module)
+        outcome = measure_case(case, [str(entry), *extra, *sys.path], settings)
     except ImportCacheError as exc:
         outcome = exc
     if isinstance(outcome, ImportCacheError):

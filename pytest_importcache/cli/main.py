@@ -9,11 +9,12 @@ Usage::
     pytest-importcache cache [--dir DIR] [--clear] [--json]
     pytest-importcache report [RUN] [--against RUN] --output FILE [--storage DIR]
     pytest-importcache history [--storage DIR] [--output FILE] [--stat STAT]
+    pytest-importcache startup [--metric M] [--json] [--against REV] -- COMMAND...
     pytest-importcache check [--update] [--pyproject PATH] [--json]
 
 The first argument picks the action: ``compare``, ``calibrate``, ``cache``,
-``report``, ``history`` and ``check`` are subcommands; anything else starts the default
-action, measuring the modules named. A module named like a subcommand is
+``report``, ``history``, ``startup`` and ``check`` are subcommands; anything else starts
+the default action, measuring the modules named. A module named like a subcommand is
 measured after ``--``: ``pytest-importcache -- compare`` measures the module
 ``compare`` (and ``pytest-importcache profile`` measures the standard
 library's ``profile``).
@@ -46,6 +47,7 @@ SUBCOMMANDS: dict[str, str] = {
     "compare": "compare",
     "history": "history",
     "report": "report",
+    "startup": "startup",
 }
 # The module of the default action: measuring the modules named.
 PROFILE = "profile"
@@ -63,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status.
 
     A first argument that names a subcommand (``compare``, ``calibrate``,
-    ``cache``, ``report``, ``history``) runs it; anything else measures the
+    ``cache``, ``report``, ``history``, ``startup``) runs it; anything else measures the
     modules named, so ``pytest-importcache profile`` measures the module
     ``profile`` and ``pytest-importcache -- compare`` the module ``compare``.
     """

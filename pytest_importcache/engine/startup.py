@@ -91,9 +91,10 @@ def _top(module: str) -> str:
 def first_imported_package(code: str) -> str | None:
     """The top-level name of the first module ``code`` imports that has a package to copy.
 
-    In source order, the first import outside the standard library; else the
-    first standard library module that is not built into the interpreter;
-    else ``None``. Relative imports are skipped. :class:`SpecError` when
+    In source order (imports inside functions after the others), the first
+    import outside the standard library; else the first standard library
+    module that is not built into the interpreter; else ``None``. Relative
+    imports are skipped. :class:`SpecError` when
     ``code`` is not Python.
     """
     __tracebackhide__ = True
@@ -103,13 +104,21 @@ def first_imported_package(code: str) -> str | None:
         raise SpecError(
             f"code {code!r} is not valid Python: {exc.msg} (line {exc.lineno})"
         ) from None
-    imports: list[tuple[int, int, str]] = []
-    for node in ast.walk(tree):
+    executed: list[tuple[int, int, str]] = []  # run as the snippet runs
+    deferred: list[tuple[int, int, str]] = []  # inside a function: run when it is called
+    pending: list[tuple[ast.AST, bool]] = [(tree, False)]
+    while pending:
+        node, in_function = pending.pop()
+        found = executed if not in_function else deferred
         if isinstance(node, ast.Import):
-            imports += [(node.lineno, node.col_offset, _top(alias.name)) for alias in node.names]
+            found += [(node.lineno, node.col_offset, _top(alias.name)) for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            imports.append((node.lineno, node.col_offset, _top(node.module)))
-    names = [name for _, _, name in sorted(imports)]
+            found.append((node.lineno, node.col_offset, _top(node.module)))
+        inside = in_function or isinstance(
+            node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda
+        )
+        pending += [(child, inside) for child in ast.iter_child_nodes(node)]
+    names = [name for _, _, name in sorted(executed)] + [name for _, _, name in sorted(deferred)]
     stdlib: frozenset[str] = getattr(sys, "stdlib_module_names", frozenset())
     for name in names:
         if name not in stdlib and name not in sys.builtin_module_names:

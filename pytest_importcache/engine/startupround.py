@@ -28,6 +28,7 @@ standard input gets end-of-file, which the error points out.
 from __future__ import annotations
 
 import ast
+import re
 import secrets
 import shutil
 import subprocess
@@ -65,6 +66,7 @@ __all__ = [
     "KEPT_OUTPUT",
     "PHASES",
     "counted_startup_command",
+    "read_tail",
     "run_startup_round",
     "startup_child_command",
 ]
@@ -164,8 +166,17 @@ def read_tail(path: Path, limit: int = KEPT_OUTPUT) -> str:
     return text if size <= limit else text.partition("\n")[2]
 
 
+# valgrind's own lines on the command's stderr (a counted round): "==123== ...".
+_VALGRIND_LINE = re.compile(r"==\d+== ")
+
+
 def _last_lines(text: str, count: int = _STDERR_LINES) -> str:
-    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    """The last ``count`` non-empty lines of the command's stderr, on one line."""
+    lines = [
+        line.rstrip()
+        for line in text.splitlines()
+        if line.strip() and not _VALGRIND_LINE.match(line)
+    ]
     return " | ".join(lines[-count:]) if lines else "nothing on stderr"
 
 
@@ -268,7 +279,7 @@ def run_startup_round(
     return _round_report(
         report,
         values,
-        costs,
+        costs if module_costs else None,  # a plain round dumps at its fences only
         stderr=stderr,
         label=command.label,
         exited=exited,

@@ -154,7 +154,9 @@ class BudgetEnforcer:
         """Who hears of ``item``'s rounds: its recorder (fixtures only) and its raw rounds."""
         observers: list[MeasurementObserver] = []
         if recording:
-            observers.append(Recorder(item, self.settings.stat))
+            observers.append(
+                Recorder(item, self.settings.stat, bare_peaks=self.round_runner is None)
+            )
         if self.settings.raw_dir is not None:
             observers.append(RawRounds(self._raw_dir_for(item)))
         return observers
@@ -223,6 +225,7 @@ class BudgetEnforcer:
             self.measurer_for(item, recording=False),
             lambda spec: self.counting().take(item, spec, observers),
             self.budget_scales(),
+            bare_peaks=self.round_runner is None,
         ).run()
 
     # -- hooks ----------------------------------------------------------------

@@ -56,7 +56,8 @@ class BudgetCheck:
 
     ``measurer`` takes the timed measurements (its observers do not record:
     this check records each measurement with its verdict); ``count`` hands a
-    counted one over from the look-ahead pool.
+    counted one over from the look-ahead pool. ``bare_peaks`` false (rounds
+    fed by a conftest's runner) leaves the bare interpreter's peak out.
     """
 
     item: pytest.Item
@@ -65,6 +66,7 @@ class BudgetCheck:
     measurer: Measurer
     count: Callable[[MeasurementSpec], ImportResult]
     scales: BudgetScales
+    bare_peaks: bool = True
 
     def run(self) -> None:
         """Measure, judge and record every budget; fail the test on any overspent one.
@@ -161,7 +163,11 @@ class BudgetCheck:
 
         try:
             return judge_budgets(
-                self.budgets, measured, stat=self.settings.stat, scale_for=scale_for
+                self.budgets,
+                measured,
+                stat=self.settings.stat,
+                scale_for=scale_for,
+                bare_memory_of=self._bare_memory,
             )
         except ImportCacheError as exc:  # the standard library of the interpreter, for allow
             problem = f"allow: {str(exc).splitlines()[0]}"
@@ -181,7 +187,12 @@ class BudgetCheck:
             stat=self.settings.stat,
             comparisons=comparisons,
             threshold=self.settings.baseline_fail,
+            bare_memory_of=self._bare_memory,
         )
+
+    def _bare_memory(self, result: ImportResult) -> int | None:
+        """A bare interpreter's peak beside ``result``'s; none beside fed rounds."""
+        return bare_memory(result) if self.bare_peaks else None
 
     def _in_detail(self, key: MeasurementKey, verdict: Verdict) -> Verdict:
         """``verdict`` with its count's modules counted, for the failure's explanation.
@@ -237,6 +248,7 @@ def judge_budgets(
     *,
     stat: str,
     scale_for: Callable[[ImportBudget], float | Mapping[str, float]] = lambda budget: 1.0,
+    bare_memory_of: Callable[[ImportResult], int | None] = bare_memory,
 ) -> list[tuple[MeasurementKey, Verdict]]:
     """Every budget's verdicts, in order, each with the key of the measurement it was judged on.
 
@@ -268,7 +280,7 @@ def judge_budgets(
                 scale=scale_for(budget),
                 stdlib=stdlib,
                 memory=memory,
-                bare_memory=None if memory is None else bare_memory(memory),
+                bare_memory=None if memory is None else bare_memory_of(memory),
             )
         ]
     return verdicts
@@ -282,10 +294,12 @@ def records_for(
     stat: str,
     comparisons: Mapping[MeasurementKey, Comparison] | None = None,
     threshold: float = 0.0,
+    bare_memory_of: Callable[[ImportResult], int | None] = bare_memory,
 ) -> list[RecordedMeasurement]:
     """One record per measurement, with its tightest timed verdict and same-run baseline.
 
-    ``threshold`` is the slowdown against the baseline that fails (with ``comparisons``).
+    ``threshold`` is the slowdown against the baseline that fails (with ``comparisons``);
+    ``bare_memory_of`` gives the bare interpreter's peak beside a result's.
     """
     unjudged: dict[MeasurementKey, str] = {}
     for budget in budgets:
@@ -309,7 +323,7 @@ def records_for(
                 baseline=(None if comparison is None else baseline_record(comparison, threshold)),
                 unjudged=unjudged.get(key, ""),
                 lazy_imports=key.lazy_imports,
-                bare_peak_memory=bare_memory(result),
+                bare_peak_memory=bare_memory_of(result),
             )
         )
     return recorded

@@ -104,11 +104,16 @@ def attach_outcomes(item: pytest.Item, report: pytest.TestReport) -> None:
 
 
 class Recorder:
-    """Keeps every measurement a test's fixtures make for the test's report."""
+    """Keeps every measurement a test's fixtures make for the test's report.
 
-    def __init__(self, item: pytest.Item, stat: str) -> None:
+    ``bare_peaks`` false (rounds fed by a conftest's runner) leaves out the
+    bare interpreter's peak: it would be a real process's beside fed figures.
+    """
+
+    def __init__(self, item: pytest.Item, stat: str, *, bare_peaks: bool = True) -> None:
         self.item = item
         self.stat = stat
+        self.bare_peaks = bare_peaks
 
     def round_done(self, spec: MeasurementSpec, index: int, report: RoundReport) -> None:
         """Nothing to keep per round."""
@@ -121,7 +126,7 @@ class Recorder:
                 result,
                 stat=self.stat,
                 lazy_imports=spec.lazy_imports,
-                bare_peak_memory=bare_memory(result),
+                bare_peak_memory=bare_memory(result) if self.bare_peaks else None,
             ),
         )
 

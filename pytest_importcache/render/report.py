@@ -435,8 +435,8 @@ def memory_lines(records: Sequence[MeasurementOutcome]) -> list[str]:
             by_bare.setdefault(record.bare_peak_memory, []).append(record)
     lines = []
     for bare, measured in by_bare.items():
-        bare_text = "unknown" if bare is None else format_memory(bare)
-        lines.append(f"peak memory, highest round (a bare interpreter: {bare_text}):")
+        beside = "" if bare is None else f" (a bare interpreter: {format_memory(bare)})"
+        lines.append(f"peak memory, highest round{beside}:")
         for record in measured:
             assert record.peak_memory is not None
             added = (

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from gitrepos import make_repo
+from startupworld import SCRIPT, build_wheel
 
 from conftest import quick_ini, run_tests, write_tree
 from pytest_importcache.cli.main import main
@@ -269,3 +273,111 @@ def test_under_xdist_start_ups_travel_to_the_controller_and_are_stored_once(
     for entry in entries:
         assert list(entry["extra_info"]["phases"]) == ["start-up", "site", "import", "run"]
         assert entry["extra_info"]["peak_memory"] > 0
+
+
+def test_disabled_measurements_skip_start_up_budgets_but_not_malformed_ones(
+    project: pytest.Pytester,
+) -> None:
+    result = run_tests(
+        project,
+        """
+        import pytest
+
+        @pytest.mark.startup_budget("python -m hello", warm="10s")
+        def test_hello():
+            pass
+
+        @pytest.mark.startup_budget("python -m hello", warm="fast")
+        def test_malformed():
+            pass
+        """,
+        "--importcache-disable",
+    )
+    result.assert_outcomes(skipped=1, errors=1)
+    result.stdout.fnmatch_lines(
+        ["*startup_budget('python -m hello'): warm='fast' is not a duration*"]
+    )
+
+
+@pytest.mark.slow
+def test_a_pip_installed_console_script_is_run_through_its_entry_point(
+    pytester: pytest.Pytester,
+) -> None:
+    # pip installs the script's distribution into a folder on the project's pythonpath.
+    site = pytester.path / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-index",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "--target",
+            str(site),
+            str(build_wheel(pytester.mkdir("wheel"))),
+        ],
+        check=True,
+        stdin=subprocess.DEVNULL,
+    )
+    pytester.makeini(quick_ini().replace("pythonpath = .", "pythonpath = . site"))
+    result = run_tests(
+        pytester,
+        f"""
+        import pytest
+
+        @pytest.mark.startup_budget("{SCRIPT} --help", warm="10s", allow=["clipkg", "clipkg.*"])
+        def test_help():
+            pass
+
+        @pytest.mark.startup_budget("{SCRIPT} --help", max_modules=1, forbid=["decimal"])
+        def test_help_is_tiny():
+            pass
+
+        @pytest.mark.startup_budget("{SCRIPT} fail", warm="10s")
+        def test_fails():
+            pass
+        """,
+    )
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            f"start-up budget exceeded: {SCRIPT} --help loaded * modules > max_modules=1",
+            "*",
+            f"start-up budget exceeded: {SCRIPT} --help loaded forbidden modules:",
+            # Imported while the command ran, after the entry module's import.
+            "    decimal: *clipkg.lazy -> decimal",
+        ]
+    )
+    result.stdout.fnmatch_lines([f"startup_budget('{SCRIPT} fail'): *exit code 4*it broke badly*"])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_a_counted_start_up_is_judged_in_instructions_and_named_apart(
+    project: pytest.Pytester,
+) -> None:
+    result = run_tests(
+        project,
+        """
+        import pytest
+
+        @pytest.mark.startup_budget(code="import lightpkg", warm="1M", metric="instructions")
+        def test_counted():
+            pass
+        """,
+        "--benchmark-json=out.json",
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.re_match_lines(
+        [
+            r"start-up budget exceeded: code: import lightpkg \(warm instructions\)",
+            r"  min \d+(\.\d+)?M > budget 1M",
+            r"  phases \(median of each\): start-up \S+, site \S+, import \S+, run \S+",
+        ]
+    )
+    (entry,) = json.loads((project.path / "out.json").read_text())["benchmarks"]
+    assert entry["name"] == "test_counted[code:_import_lightpkg-warm-instructions]"
+    assert entry["extra_info"]["peak_memory"] is None  # a count has no peak of its own

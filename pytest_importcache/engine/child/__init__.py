@@ -19,6 +19,7 @@ __all__ = [
     "END_MARKER",
     "HARNESS",
     "ROUND",
+    "STARTUP_ROUND",
     "STARTUP_SCRIPT",
     "child_digest",
 ]
@@ -28,6 +29,7 @@ ROUND = Path(__file__).with_name("round.py")
 HARNESS = Path(__file__).with_name("harness.py")
 #: A start-up round's script (``startup.py``), run by path; it reads :data:`HARNESS` too.
 STARTUP_SCRIPT = Path(__file__).with_name("startup.py")
+STARTUP_ROUND = Path(__file__).with_name("startup_round.py")
 #: The lines the child writes to stderr around the measured import (``round.py`` spells them).
 BEGIN_MARKER = "importcache: begin"
 END_MARKER = "importcache: end"
@@ -37,6 +39,6 @@ END_MARKER = "importcache: end"
 def child_digest() -> str:
     """A digest of the child's code (its files): a count depends on every byte."""
     digest = hashlib.sha256()
-    for path in (CHILD_SCRIPT, ROUND, HARNESS, STARTUP_SCRIPT):
+    for path in (CHILD_SCRIPT, ROUND, HARNESS, STARTUP_SCRIPT, STARTUP_ROUND):
         digest.update(path.read_bytes())
     return digest.hexdigest()

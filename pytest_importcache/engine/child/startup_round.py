@@ -1,0 +1,138 @@
+"""The body of a start-up round, executed by ``startup.py`` in its namespace (never imported).
+
+``startup.py`` has taken the first point (``_first``, and the first fence when
+counting); this runs the rest, as ``startup.py``'s docstring describes.
+"""
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import sys
+    from collections.abc import Callable
+
+    _first: int
+    _counting: bool
+    _now: Callable[[], int]
+    _fence_function: Callable[[], int]
+else:
+    import sys
+# _first, _counting, _now and _fence_function are startup.py's (F821 below: ruff
+# does not see names this file is given by the namespace it is executed in).
+
+from os import _exit as _exit_now  # noqa: E402
+from os import getpid as _getpid  # noqa: E402
+from os import replace as _replace  # noqa: E402
+
+if TYPE_CHECKING:
+    from typing import Any
+
+_open, _repr, _pid = open, repr, _getpid()
+_harness: "dict[str, Any]" = {}
+with _open(__file__[: -len("startup.py")] + "harness.py", "rb") as _harness_file:
+    exec(compile(_harness_file.read(), "<frozen importlib._bootstrap>", "exec"), _harness)
+_points: "dict[str, int]" = {}
+if _counting:  # noqa: F821
+    sys.dont_write_bytecode = False  # as -I would have it
+    from os import getpgrp as _mark_function
+
+    _harness["count_with"](_fence_function, _mark_function)  # noqa: F821
+    _harness["marks"][0] = 1
+    _harness["fences"].append(1)
+    _points["first"] = 1
+else:
+    _points["first"] = _first  # noqa: F821
+
+
+def _point(name: str) -> None:
+    _points[name] = _harness["fence"]() if _counting else _now()  # noqa: F821
+
+
+_arguments = sys.argv[1:]
+_report_path, _metric, _top = _arguments[0], _arguments[1], _arguments[2]
+_rest = _arguments[3:]
+_roots = _rest[1 : 1 + int(_rest[0])]
+_rest = _rest[1 + int(_rest[0]) :]
+_import_path = _rest[1 : 1 + int(_rest[0])]
+_rest = _rest[1 + int(_rest[0]) :]
+_source_only = _rest[1 : 1 + int(_rest[0])]
+_kind, _target, _argv0, *_command_arguments = _rest[1 + int(_rest[0]) :]
+_point("harness")
+
+_harness["start_up"](_roots, _import_path, _top)
+_harness["guard_bytecode"](_roots)
+_harness["compile_from_source"](_source_only)
+_point("site")
+
+_before = set(sys.modules)
+sys.argv[:] = [_argv0, *_command_arguments]
+_harness["install"]()
+_entry: "Any" = None
+if _kind == "entry":
+    # What pip's console script wrapper does before calling the entry point.
+    import re as _re
+
+    sys.argv[0] = _re.sub(r"(-script\.pyw|\.exe)?$", "", sys.argv[0])
+    _entry_module, _, _attribute = _target.partition(":")
+    _entry = __import__(_entry_module, fromlist=["__name__"])
+    for _name in filter(None, _attribute.strip().split(".")):
+        _entry = getattr(_entry, _name)
+elif _kind == "module":
+    import runpy as _runpy
+    from importlib.util import find_spec as _find_spec
+
+    # The package runpy runs from (-m pkg runs pkg.__main__), or the module's parent:
+    # a plain module itself is executed once only, by runpy, as __main__.
+    _spec = _find_spec(_target)
+    if _spec is not None and _spec.submodule_search_locations is not None:
+        __import__(_target)
+_point("import")
+
+
+def _report(final: bool) -> None:
+    """Write the report (a Python literal) beside its final name, then move it there."""
+    if _getpid() != _pid:
+        return  # a process the command forked: only the round's own reports
+    new = [name for name in list(sys.modules) if name not in _before]
+    lazy = [name for name in new if type(sys.modules.get(name)).__name__ == "_LazyModule"]
+    report: dict[str, object] = {
+        "final": final,
+        "points": dict(_points),
+        "origin": _harness["origins"].get(_top),
+        "loaded": [name for name in new if name not in lazy],
+        "lazy": lazy,
+        "startup_modules": len(_before),
+        "traced": list(_harness["calls"]),
+        "python_version": sys.version.split()[0],
+        "marks": _harness["marks"][0],
+        "fences": list(_harness["fences"]),
+        "excluded_marks": list(_harness["excluded_marks"]),
+        "peak_memory": _harness["peak_memory"](_open),
+    }
+    if final and _counting:  # noqa: F821
+        report["inputs"] = _harness["read_inputs"](new, _open)
+    try:
+        with _open(_report_path + ".new", "w", encoding="utf-8") as file:
+            file.write(_repr(report))
+        _replace(_report_path + ".new", _report_path)
+    except BaseException:
+        pass
+
+
+_report(final=False)
+_point("prelim")
+try:
+    if _kind == "entry":
+        sys.exit(_entry())
+    # A __main__ of its own, as -m and -c give: not this script's namespace.
+    _main = type(sys)("__main__")
+    _main.__builtins__ = __builtins__  # type: ignore[attr-defined]
+    sys.modules["__main__"] = _main
+    if _kind == "module":
+        _runpy._run_module_as_main(_target, alter_argv=True)  # type: ignore[attr-defined]
+    else:
+        exec(compile(_target, "<string>", "exec"), _main.__dict__)
+finally:
+    _point("end")
+    _report(final=True)
+    _point("report")
+if _getpid() != _pid:
+    _exit_now(0)
