@@ -1687,3 +1687,152 @@ def test_hostile_repository(
     monkeypatch.undo()
     assert tree_state(repo) == before
     assert not list(repo.rglob("__pycache__"))
+
+
+# -- budgets without tests: bad pyproject.toml tables and a corrupt lock ------------------
+# Each bad table is one line naming the entry (its index and module) and the key, in
+# pytest (that item's error; the good budget beside it still runs) and in `check` (exit 2).
+# Neither pyproject.toml nor the lock is changed.
+
+GOOD_ENTRY = '{ module = "steady", warm = "10s" }'
+
+# (id, the bad entry, a lock file's text or "", the line expected)
+BAD_TABLES = [
+    (
+        "unknown key",
+        '{ module = "other", colt = "1s" }',
+        "",
+        "pyproject.toml budgets[1] (module 'other'): unknown key 'colt'",
+    ),
+    (
+        "wrong type",
+        '{ module = "other", warm = true }',
+        "",
+        "pyproject.toml budgets[1] (module 'other'): warm=True is not a duration",
+    ),
+    (
+        "duplicate budget",
+        '{ module = "steady", cold = "1s" }',
+        "",
+        "pyproject.toml budgets[1] (module 'steady'): duplicate budget: budgets[0] budgets "
+        "'steady' already",
+    ),
+    ("not a table", '"steady"', "", "pyproject.toml budgets[1]: 'steady' is not a table"),
+    (
+        "module does not exist",
+        '{ module = "nosuch", warm = "1s" }',
+        "",
+        "pyproject.toml budgets[1] (module 'nosuch'): ",
+    ),
+    (
+        "corrupt lock",
+        '{ module = "other", warm = "10s" }',
+        "[steady]\npython = 3.11\n  not a module\n",
+        "importcache.lock:3: 'not a module' is not a module name",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("entry", "lock", "line"),
+    [case[1:] for case in BAD_TABLES],
+    ids=[case[0] for case in BAD_TABLES],
+)
+@pytest.mark.slow
+def test_a_bad_budgets_table_is_one_line_in_pytest_and_in_check(
+    pytester: pytest.Pytester, entry: str, lock: str, line: str
+) -> None:
+    pyproject = f"[tool.importcache]\nbudgets = [\n  {GOOD_ENTRY},\n  {entry},\n]\n"
+    write_tree(
+        pytester.path,
+        {"steady/__init__.py": "", "other/__init__.py": "", "pyproject.toml": pyproject},
+    )
+    if lock:
+        (pytester.path / "importcache.lock").write_text(lock)
+    pytester.makeconftest(FAKE_ROUNDS_CONFTEST)
+    fake_rounds(pytester.path, {"steady": {"seconds": 0.02}, "other": {"seconds": 0.02}})
+    pytester.makeini(quick_ini())
+
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    output = result.stdout.str()
+    assert "INTERNALERROR" not in output
+    assert "Traceback" not in output
+    shown = [each for each in output.splitlines() if line in each]
+    assert shown, output
+    assert "\n" not in shown[0]
+    outcomes = result.parseoutcomes()
+    if lock:  # the lock fails both budgets; each says so in its line
+        assert outcomes.get("failed") == 2
+    else:  # the good budget still runs and passes
+        assert outcomes.get("passed") == 1
+        assert outcomes.get("failed", 0) + outcomes.get("errors", outcomes.get("error", 0)) == 1
+
+    completed = subprocess.run(
+        [sys.executable, "-m", "pytest_importcache", "check"],
+        capture_output=True,
+        text=True,
+        cwd=pytester.path,
+        check=False,
+    )
+    assert completed.returncode == 2, completed.stdout + completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert completed.stderr.count("\n") == 1, completed.stderr
+    assert line in completed.stderr
+    assert (pytester.path / "pyproject.toml").read_text() == pyproject
+    assert not lock or (pytester.path / "importcache.lock").read_text() == lock
+
+
+# Hostile marker arguments (issue 20): (id, marker, the one line expected at setup).
+BAD_MARKERS: list[tuple[str, str, str]] = [
+    ("allow a number", 'import_budget("steady", allow=3)', "allow=3 is not a list of module"),
+    ("allow bytes", 'import_budget("steady", allow=b"x")', "allow=b'x' is not a list"),
+    ("allow empty pattern", 'import_budget("steady", allow=["a", ""])', "'' is not a non-empty"),
+    (
+        "allow raising",
+        'import_budget("steady", allow=map(int, ["x"]))',
+        "allow=<map object at *> could not be read: ValueError: invalid literal",
+    ),
+    ("memory without B", 'import_budget("steady", max_memory="60M")', "max_memory='60M' is not a"),
+    (
+        "memory negative",
+        'import_budget("steady", max_memory=-1)',
+        "max_memory=-1 is not a positive",
+    ),
+    ("memory float", 'import_budget("steady", max_memory=1.5)', "max_memory=1.5 is not a memory"),
+    ("memory huge", 'import_budget("steady", max_memory=10**30)', "more memory than any"),
+    ("lazy mode", 'import_budget("steady", warm="1s", lazy_imports="none")', "lazy_imports='none'"),
+    ("startup nothing", 'startup_budget(warm="1s")', "startup_budget: a start-up budget needs"),
+    ("startup both", 'startup_budget("x", code="pass", warm="1s")', "give a command or code"),
+    ("startup quote", 'startup_budget("mycli \'open", warm="1s")', "cannot be split into words"),
+    ("startup type", 'startup_budget(3.5, warm="1s")', "a command is a string or a list of words"),
+    ("startup word", 'startup_budget(["mycli", None], warm="1s")', "words must be non-empty str"),
+    ("startup nul", 'startup_budget("my\\0cli", warm="1s")', "words must be non-empty strings"),
+    ("startup empty code", 'startup_budget(code="", warm="1s")', "code must be a non-empty"),
+    ("startup exit", 'startup_budget("mycli", warm="1s", exit_code=-1)', "exit_code=-1 is not an"),
+    ("startup closure", 'startup_budget("mycli", warm="1s", closure=True)', "unknown argument clo"),
+    ("startup no budget", 'startup_budget("mycli")', "startup_budget('mycli'): no budget given"),
+    ("startup memory", 'startup_budget("mycli", max_memory="lots")', "max_memory='lots' is not"),
+    ("startup allow", 'startup_budget(code="pass", allow=5)', "allow=5 is not a list of module"),
+]
+
+
+@pytest.mark.slow
+def test_hostile_marker_arguments_fail_their_own_test_in_one_line(
+    pytester: pytest.Pytester,
+) -> None:
+    write_tree(pytester.path, {"steady.py": ""})
+    pytester.makeconftest(FAKE_ROUNDS_CONFTEST)
+    fake_rounds(pytester.path, {"steady": {"seconds": 0.01}})
+    pytester.makeini(quick_ini())
+    source = "import pytest\n\n"
+    for index, (_, marker, _) in enumerate(BAD_MARKERS):
+        source += f"@pytest.mark.{marker}\ndef test_bad_{index}():\n    pass\n\n"
+    source += "def test_the_session_goes_on():\n    pass\n"
+    pytester.makepyfile(test_markers=source)
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1, errors=len(BAD_MARKERS))
+    for index, (_, _, message) in enumerate(BAD_MARKERS):
+        result.stdout.fnmatch_lines([f"*_ ERROR at setup of test_bad_{index} _*", f"*{message}*"])
+    output = result.stdout.str()
+    assert "INTERNALERROR" not in output
+    assert "Traceback" not in output

@@ -10,10 +10,11 @@ Usage::
     pytest-importcache report [RUN] [--against RUN] --output FILE [--storage DIR]
     pytest-importcache history [--storage DIR] [--output FILE] [--stat STAT]
     pytest-importcache startup [--metric M] [--json] [--against REV] -- COMMAND...
+    pytest-importcache check [--update] [--pyproject PATH] [--json]
 
 The first argument picks the action: ``compare``, ``calibrate``, ``cache``,
-``report``, ``history`` and ``startup`` are subcommands; anything else starts the default
-action, measuring the modules named. A module named like a subcommand is
+``report``, ``history``, ``startup`` and ``check`` are subcommands; anything else starts
+the default action, measuring the modules named. A module named like a subcommand is
 measured after ``--``: ``pytest-importcache -- compare`` measures the module
 ``compare`` (and ``pytest-importcache profile`` measures the standard
 library's ``profile``).
@@ -42,6 +43,7 @@ __all__ = ["SUBCOMMANDS", "main"]
 SUBCOMMANDS: dict[str, str] = {
     "cache": "cache",
     "calibrate": "calibrate",
+    "check": "check",
     "compare": "compare",
     "history": "history",
     "report": "report",

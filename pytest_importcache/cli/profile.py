@@ -47,6 +47,7 @@ subcommands (must be the first argument; each has --help):
   {PROG} report      draw the icicle page of a saved run
   {PROG} history     each import's figure over the saved runs
   {PROG} startup     profile a command's start-up, exec to exit
+  {PROG} check       the pyproject.toml budgets and their lock
 Any other first argument is a module to measure. To measure a module named
 like a subcommand, put -- before it: '{PROG} -- compare'.
 """

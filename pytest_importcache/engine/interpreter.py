@@ -30,6 +30,7 @@ __all__ = [
     "interpreter_binary",
     "is_running_interpreter",
     "probe_spec",
+    "stdlib_module_names",
 ]
 
 MINIMUM_VERSION = (3, 9)
@@ -42,6 +43,8 @@ import sys, json
 if sys.path and sys.path[0] in ("", "."):
     del sys.path[0]
 out = {"version": list(sys.version_info[:3]), "executable": sys.executable}
+if hasattr(sys, "stdlib_module_names"):
+    out["stdlib"] = sorted(sys.stdlib_module_names)
 if tuple(sys.version_info[:2]) >= tuple(json.loads(sys.argv[1])) and len(sys.argv) > 2:
     name = sys.argv[2]
     sys.path[0:0] = sys.argv[3:]
@@ -174,3 +177,24 @@ def probe_spec(python: str, top_level: str, extra_entries: tuple[str, ...]) -> P
         locations=tuple(map(str, locations)) if isinstance(locations, list) else None,
         builtin=False,
     )
+
+
+@functools.cache
+def stdlib_module_names(python: str) -> frozenset[str]:
+    """The top-level names of ``python``'s standard library (its ``sys.stdlib_module_names``).
+
+    Asked of that interpreter once per process: another version has another
+    standard library. :class:`InterpreterError` for one older than 3.10, which
+    does not know its own.
+    """
+    __tracebackhide__ = True
+    if is_running_interpreter(python):
+        return frozenset(sys.stdlib_module_names)
+    check_interpreter(python)
+    names = _run_probe(python, []).get("stdlib")
+    if not isinstance(names, list):
+        raise InterpreterError(
+            f"{python} does not list its standard library (sys.stdlib_module_names, "
+            "Python 3.10+): allow= cannot tell what is standard there"
+        )
+    return frozenset(map(str, names))

@@ -8,20 +8,29 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from .errors import BudgetError, LocateError
-from .spec import METRICS, Metric, as_metric, check_module_name
+from .errors import BudgetError, ImportCacheError, LocateError
+from .spec import (
+    LAZY_IMPORTS_MODES,
+    METRICS,
+    LazyImportsMode,
+    Metric,
+    StartupCommand,
+    as_metric,
+    check_module_name,
+)
 from .stats import STATISTICS, as_statistic
-from .units import cost_name, headroom, parse_cost, shorten
+from .units import cost_name, headroom, parse_cost, parse_memory, shorten
 
 if TYPE_CHECKING:
     from .result import ImportResult
 
 __all__ = [
     "ImportBudget",
+    "StartupBudget",
     "Verdict",
     "judge",
 ]
@@ -29,7 +38,8 @@ __all__ = [
 MARKER_NAME = "import_budget"
 MARKER_SIGNATURE = (
     "import_budget(module, *, cold=None, warm=None, max_modules=None, forbid=(), "
-    "stat=None, rounds=None, closure=False, metric=None)"
+    "stat=None, rounds=None, closure=False, metric=None, allow=(), max_memory=None, "
+    "lazy_imports=None)"
 )
 MARKER_KEYWORDS = (
     "cold",
@@ -40,21 +50,63 @@ MARKER_KEYWORDS = (
     "rounds",
     "closure",
     "metric",
+    "allow",
+    "max_memory",
+    "lazy_imports",
+)
+STARTUP_MARKER_NAME = "startup_budget"
+STARTUP_MARKER_SIGNATURE = (
+    "startup_budget(command=None, *, code=None, cold=None, warm=None, max_modules=None, "
+    "forbid=(), allow=(), max_memory=None, exit_code=0, stat=None, rounds=None, metric=None, "
+    "lazy_imports=None)"
+)
+STARTUP_MARKER_KEYWORDS = (
+    "code",
+    "cold",
+    "warm",
+    "max_modules",
+    "forbid",
+    "allow",
+    "max_memory",
+    "exit_code",
+    "stat",
+    "rounds",
+    "metric",
+    "lazy_imports",
 )
 
-Kind = Literal["cold", "warm", "max_modules", "forbid"]
+Kind = Literal["cold", "warm", "max_modules", "forbid", "allow", "max_memory"]
+# How each pattern list is shown in a message that says how to write it.
+_PATTERN_EXAMPLES = {
+    "forbid": "forbid=['numpy', 'pandas.*']",
+    "allow": "allow=['mylib', 'mylib.*']",
+}
 
 
 # One-shot iterators given as ``forbid``, by id, with what they yielded. A marker
 # object is shared by every test it applies to (a class or module ``pytestmark``)
 # and read once per test, so a generator must be read once per process and the
 # same patterns returned every time. The iterator is kept alive alongside its
-# patterns, so its id cannot be reused by another object.
-_MATERIALISED: dict[int, tuple[Iterator[object], tuple[object, ...]]] = {}
+# patterns, so its id cannot be reused by another object. One that raised keeps
+# its error (an exception), so every later read fails the same way.
+_MATERIALISED: dict[int, tuple[Iterator[object], tuple[object, ...] | Exception]] = {}
 
 
-def _forbid_patterns(prefix: str, value: object) -> tuple[str, ...]:
-    """The ``forbid`` argument as a tuple of non-empty glob patterns.
+def _read_once(iterator: Iterator[object]) -> tuple[object, ...]:
+    """What ``iterator`` yields, read at its first call; later calls get the same (or raise)."""
+    if id(iterator) not in _MATERIALISED:
+        try:
+            _MATERIALISED[id(iterator)] = (iterator, tuple(iterator))
+        except Exception as exc:
+            _MATERIALISED[id(iterator)] = (iterator, exc)
+    read = _MATERIALISED[id(iterator)][1]
+    if isinstance(read, Exception):
+        raise read
+    return read
+
+
+def _patterns(prefix: str, value: object, name: str = "forbid") -> tuple[str, ...]:
+    """The ``forbid`` (or ``allow``) argument as a tuple of non-empty glob patterns.
 
     A str is one pattern; any other iterable (a list, a tuple, a set, a
     generator, ``map(...)``, ``itertools.chain(...)``; a dict gives its keys)
@@ -66,21 +118,16 @@ def _forbid_patterns(prefix: str, value: object) -> tuple[str, ...]:
         patterns, shown = (value,), shorten(value)
     elif not isinstance(value, Iterable) or isinstance(value, bytes | bytearray):
         raise BudgetError(
-            f"{prefix}: forbid={shorten(value)} is not a list of module name patterns "
-            "(write forbid=['numpy', 'pandas.*'])"
+            f"{prefix}: {name}={shorten(value)} is not a list of module name patterns "
+            f"(write {_PATTERN_EXAMPLES[name]})"
         )
     else:
         try:
-            if isinstance(value, Iterator):
-                if id(value) not in _MATERIALISED:
-                    _MATERIALISED[id(value)] = (value, tuple(value))
-                patterns = _MATERIALISED[id(value)][1]
-            else:
-                patterns = tuple(value)
+            patterns = _read_once(value) if isinstance(value, Iterator) else tuple(value)
         except Exception as exc:
             detail = f"{type(exc).__name__}: {''.join(str(exc).splitlines()[:1])}"
             raise BudgetError(
-                f"{prefix}: forbid={shorten(value)} could not be read: {detail}"
+                f"{prefix}: {name}={shorten(value)} could not be read: {detail}"
             ) from None
         if isinstance(value, Iterator):
             shown = f"{type(value).__name__} yielding {shorten(list(patterns))}"
@@ -89,7 +136,7 @@ def _forbid_patterns(prefix: str, value: object) -> tuple[str, ...]:
     for pattern in patterns:
         if not (isinstance(pattern, str) and pattern):
             raise BudgetError(
-                f"{prefix}: forbid={shown} is not a list of module name patterns: "
+                f"{prefix}: {name}={shown} is not a list of module name patterns: "
                 f"{shorten(pattern)} is not a non-empty str"
             )
     return tuple(str(pattern) for pattern in patterns)
@@ -206,6 +253,71 @@ def _count_argument(prefix: str, name: str, value: object, minimum: int) -> int 
     return value
 
 
+def _check_known(prefix: str, arguments: Mapping[str, object], known: Sequence[str]) -> None:
+    """Raise :class:`BudgetError` naming the first argument not in ``known``."""
+    unknown = sorted(set(arguments) - set(known))
+    if unknown:
+        raise BudgetError(
+            f"{prefix}: unknown argument {unknown[0]}={shorten(arguments[unknown[0]])} "
+            f"(expected {', '.join(known)})"
+        )
+
+
+def _memory_argument(prefix: str, value: object) -> int | None:
+    """``max_memory`` in bytes, or ``None`` when not given."""
+    if value is None:
+        return None
+    try:
+        return parse_memory(value)
+    except BudgetError as exc:
+        raise BudgetError(f"{prefix}: max_memory={exc}") from None
+
+
+def _lazy_imports_argument(prefix: str, value: object) -> LazyImportsMode | None:
+    """``lazy_imports`` (``"normal"`` or ``"all"``), or ``None`` when not given."""
+    if value is None:
+        return None
+    for mode in LAZY_IMPORTS_MODES:
+        if value == mode and isinstance(value, str):
+            return mode
+    raise BudgetError(
+        f"{prefix}: lazy_imports={shorten(value)} is not one of {', '.join(LAZY_IMPORTS_MODES)}"
+    )
+
+
+def _limits(prefix: str, arguments: Mapping[str, object], metric: Metric) -> dict[str, Any]:
+    """The limits both markers share, validated, as :class:`ImportBudget` fields."""
+    stat = arguments.get("stat")
+    if stat is not None and as_statistic(stat) is None:
+        raise BudgetError(f"{prefix}: stat={shorten(stat)} is not one of {', '.join(STATISTICS)}")
+    chosen = _metric_argument(prefix, arguments.get("metric"), metric)
+    # Only the run's metric switches leniently; a marker's own metric is meant.
+    lenient = arguments.get("metric") is None
+    cold, cold_other = _flavour_budget(
+        prefix, "cold", arguments.get("cold"), chosen, lenient=lenient
+    )
+    warm, warm_other = _flavour_budget(
+        prefix, "warm", arguments.get("warm"), chosen, lenient=lenient
+    )
+    return {
+        "cold": cold,
+        "warm": warm,
+        "max_modules": _count_argument(prefix, "max_modules", arguments.get("max_modules"), 0),
+        "forbid": _patterns(prefix, arguments.get("forbid", ())),
+        "stat": stat if isinstance(stat, str) else None,
+        "rounds": _count_argument(prefix, "rounds", arguments.get("rounds"), 1),
+        "metric": chosen,
+        "unjudged": tuple(
+            (flavour, text)
+            for flavour, text in (("cold", cold_other), ("warm", warm_other))
+            if text and (cold if flavour == "cold" else warm) is None
+        ),
+        "allow": _patterns(prefix, arguments.get("allow", ()), "allow"),
+        "max_memory": _memory_argument(prefix, arguments.get("max_memory")),
+        "lazy_imports": _lazy_imports_argument(prefix, arguments.get("lazy_imports")),
+    }
+
+
 @dataclass(frozen=True)
 class ImportBudget:
     """One ``import_budget`` marker: the module and the limits its import must keep.
@@ -214,7 +326,12 @@ class ImportBudget:
     A budget the marker gives only in the other unit (``warm="25ms"`` in a run
     under ``--importcache-metric=instructions``) is in ``unjudged`` as
     (flavour, ``"warm='25ms'"``): that flavour is measured in ``metric`` and
-    not judged.
+    not judged. ``allow`` holds glob patterns of the modules the import may
+    load besides the standard library (matched as ``forbid``'s are: whole
+    dotted names, so ``"mylib"`` allows ``mylib`` alone and ``"mylib.*"`` its
+    submodules). ``max_memory`` is the peak resident memory (bytes) the
+    highest round may reach; ``lazy_imports`` the PEP 810 mode the rounds run
+    under (``None``: the run's).
     """
 
     module: str
@@ -227,6 +344,9 @@ class ImportBudget:
     closure: bool = False
     metric: Metric = "time"
     unjudged: tuple[tuple[str, str], ...] = ()
+    allow: tuple[str, ...] = ()
+    max_memory: int | None = None
+    lazy_imports: LazyImportsMode | None = None
 
     @classmethod
     def from_marker(
@@ -239,50 +359,30 @@ class ImportBudget:
         arguments = dict(kwargs)
         module = _marker_module(args, arguments)
         prefix = f"{MARKER_NAME}({module!r})"
-        unknown = sorted(set(arguments) - set(MARKER_KEYWORDS))
-        if unknown:
-            raise BudgetError(
-                f"{prefix}: unknown argument {unknown[0]}={shorten(arguments[unknown[0]])} "
-                f"(expected {', '.join(MARKER_KEYWORDS)})"
-            )
-        stat = arguments.get("stat")
-        if stat is not None and as_statistic(stat) is None:
-            raise BudgetError(
-                f"{prefix}: stat={shorten(stat)} is not one of {', '.join(STATISTICS)}"
-            )
+        _check_known(prefix, arguments, MARKER_KEYWORDS)
         closure = arguments.get("closure", False)
         if not isinstance(closure, bool):
             raise BudgetError(f"{prefix}: closure={shorten(closure)} is not True or False")
-        chosen = _metric_argument(prefix, arguments.get("metric"), metric)
-        # Only the run's metric switches leniently; a marker's own metric is meant.
-        lenient = arguments.get("metric") is None
-        cold, cold_other = _flavour_budget(
-            prefix, "cold", arguments.get("cold"), chosen, lenient=lenient
-        )
-        warm, warm_other = _flavour_budget(
-            prefix, "warm", arguments.get("warm"), chosen, lenient=lenient
-        )
-        budget = cls(
-            module=module,
-            cold=cold,
-            warm=warm,
-            max_modules=_count_argument(prefix, "max_modules", arguments.get("max_modules"), 0),
-            forbid=_forbid_patterns(prefix, arguments.get("forbid", ())),
-            stat=stat if isinstance(stat, str) else None,
-            rounds=_count_argument(prefix, "rounds", arguments.get("rounds"), 1),
-            closure=closure,
-            metric=chosen,
-            unjudged=tuple(
-                (flavour, text)
-                for flavour, text in (("cold", cold_other), ("warm", warm_other))
-                if text and (cold if flavour == "cold" else warm) is None
-            ),
-        )
+        budget = cls(module=module, closure=closure, **_limits(prefix, arguments, metric))
         if closure and "cold" not in budget.timed_flavours:
             raise BudgetError(f"{prefix}: closure=True applies to a cold budget; give cold=...")
-        if not (budget.timed_flavours or budget.max_modules is not None or budget.forbid):
-            raise BudgetError(f"{prefix}: no budget given (set cold, warm, max_modules or forbid)")
+        if not budget.has_limit:
+            raise BudgetError(
+                f"{prefix}: no budget given "
+                "(set cold, warm, max_modules, forbid, allow or max_memory)"
+            )
         return budget
+
+    @property
+    def has_limit(self) -> bool:
+        """Whether the budget limits anything (a marker without one is malformed)."""
+        return bool(
+            self.timed_flavours
+            or self.max_modules is not None
+            or self.forbid
+            or self.allow
+            or self.max_memory is not None
+        )
 
     @property
     def timed_flavours(self) -> tuple[Literal["cold", "warm"], ...]:
@@ -296,13 +396,85 @@ class ImportBudget:
         return tuple(flavours)
 
 
+# The dataclass needs a default after ImportBudget's; from_marker always gives the real one.
+_EMPTY_COMMAND = StartupCommand(code="pass")
+
+
+@dataclass(frozen=True)
+class StartupBudget(ImportBudget):
+    """One ``startup_budget`` marker: a command (or ``code=`` snippet) and its limits.
+
+    The limits are an :class:`ImportBudget`'s, judged on the whole process
+    from exec to exit: ``max_modules``, ``forbid`` and ``allow`` count every
+    module the process loaded. ``module`` is empty: the package under test is
+    found when the command is resolved (``engine.startup.startup_spec``).
+    ``exit_code`` is the status the command must exit with.
+    """
+
+    command: StartupCommand = _EMPTY_COMMAND
+    exit_code: int = 0
+
+    @classmethod
+    def from_marker(
+        cls, args: Sequence[object], kwargs: Mapping[str, object], *, metric: Metric = "time"
+    ) -> StartupBudget:
+        """Validate a ``startup_budget`` marker's arguments; :class:`BudgetError` names the bad one.
+
+        ``metric`` is the run's, used when the marker names none.
+        """
+        arguments = dict(kwargs)
+        if len(args) > 1:
+            raise BudgetError(
+                f"{STARTUP_MARKER_NAME}: takes one positional argument (the command), "
+                f"got {len(args)}; write a command as one string or one list"
+            )
+        if args and "command" in arguments:
+            raise BudgetError(
+                f"{STARTUP_MARKER_NAME}: command given both by position and as keyword"
+            )
+        given = args[0] if args else arguments.pop("command", None)
+        try:
+            command = StartupCommand.parse(given, arguments.get("code"))
+        except ImportCacheError as exc:
+            raise BudgetError(f"{STARTUP_MARKER_NAME}: {exc}") from None
+        prefix = f"{STARTUP_MARKER_NAME}({command.label!r})"
+        arguments.pop("code", None)
+        _check_known(prefix, arguments, STARTUP_MARKER_KEYWORDS)
+        exit_code = arguments.pop("exit_code", 0)
+        if (
+            isinstance(exit_code, bool)
+            or not isinstance(exit_code, int)
+            or not 0 <= exit_code <= 255
+        ):
+            raise BudgetError(
+                f"{prefix}: exit_code={shorten(exit_code)} is not an exit status (0 to 255)"
+            )
+        budget = cls(
+            module="", command=command, exit_code=exit_code, **_limits(prefix, arguments, metric)
+        )
+        if not budget.has_limit:
+            raise BudgetError(
+                f"{prefix}: no budget given "
+                "(set cold, warm, max_modules, forbid, allow or max_memory)"
+            )
+        return budget
+
+    @property
+    def label(self) -> str:
+        """How the budget is named in messages: ``startup_budget('mycli --help')``."""
+        return f"{STARTUP_MARKER_NAME}({self.command.label!r})"
+
+
 @dataclass(frozen=True)
 class Verdict:
     """The outcome of one budget against one measurement.
 
     ``measured`` and ``limit`` are in the budget's metric (seconds or
     instructions) for cold and warm budgets, and module counts for
-    ``max_modules``; ``forbidden`` lists (module, chain) pairs for ``forbid``.
+    ``max_modules``, bytes for ``max_memory``; ``forbidden`` lists (module,
+    chain) pairs for ``forbid``, and the modules outside the standard library
+    and every pattern for ``allow``. ``bare_memory`` is a bare interpreter's
+    peak beside a ``max_memory`` verdict's (``None`` when unknown).
     """
 
     budget: ImportBudget
@@ -314,6 +486,7 @@ class Verdict:
     stat: str = "min"
     scale: float = 1.0
     forbidden: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    bare_memory: int | None = None
 
     @property
     def headroom(self) -> float:
@@ -330,18 +503,50 @@ def forbidden_modules(result: ImportResult, patterns: Sequence[str]) -> list[str
     ]
 
 
+def is_stdlib(name: str, stdlib: Collection[str]) -> bool:
+    """Whether module ``name`` belongs to the standard library whose top-level names are ``stdlib``.
+
+    ``__main__`` (a command's script or ``-c`` code) counts as part of the
+    interpreter too.
+    """
+    return name == "__main__" or name.partition(".")[0] in stdlib
+
+
+def disallowed_modules(
+    result: ImportResult, patterns: Sequence[str], stdlib: Collection[str]
+) -> list[str]:
+    """Modules the import loaded outside the standard library that match none of ``patterns``.
+
+    ``stdlib`` is the interpreter's ``sys.stdlib_module_names``. Patterns match
+    as :func:`forbidden_modules`' do: ``"mylib"`` is ``mylib`` alone.
+    """
+    return [
+        name
+        for name in result.modules
+        if not is_stdlib(name, stdlib)
+        and not any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+    ]
+
+
 def judge(
     budget: ImportBudget,
     results: Mapping[Literal["cold", "warm"], ImportResult],
     *,
     stat: str,
     scale: float | Mapping[str, float] = 1.0,
+    stdlib: Collection[str] = frozenset(),
+    memory: ImportResult | None = None,
+    bare_memory: int | None = None,
 ) -> list[Verdict]:
     """Judge every limit of ``budget``; ``results`` maps ``"cold"``/``"warm"`` to measurements.
 
     Time budgets compare ``stat`` with the budget times ``scale`` (one factor, or
-    one per flavour: ``{"cold": 1.2, "warm": 1.1}``); ``max_modules``
-    and ``forbid`` use any measurement (they do not depend on timing).
+    one per flavour: ``{"cold": 1.2, "warm": 1.1}``); ``max_modules``,
+    ``forbid`` and ``allow`` use any measurement (they do not depend on
+    timing); ``allow`` takes the standard library's top-level names from
+    ``stdlib``. ``max_memory`` is judged on the highest round's peak of the
+    ``memory`` measurement (else the warm one, else the cold one), with
+    ``bare_memory`` (a bare interpreter's peak) kept beside it.
     """
     verdicts: list[Verdict] = []
     for flavour in budget.timed_flavours:
@@ -386,6 +591,31 @@ def judge(
                 not found,
                 any_result,
                 forbidden=tuple((name, tuple(any_result.chain(name))) for name in found),
+            )
+        )
+    if budget.allow:
+        found = disallowed_modules(any_result, budget.allow, stdlib)
+        verdicts.append(
+            Verdict(
+                budget,
+                "allow",
+                not found,
+                any_result,
+                forbidden=tuple((name, tuple(any_result.chain(name))) for name in found),
+            )
+        )
+    if budget.max_memory is not None:
+        memory_result = memory or any_result
+        peak = memory_result.peak_memory_max
+        verdicts.append(
+            Verdict(
+                budget,
+                "max_memory",
+                peak is not None and peak <= budget.max_memory,
+                memory_result,
+                measured=float(peak or 0),
+                limit=budget.max_memory,
+                bare_memory=bare_memory,
             )
         )
     return verdicts

@@ -14,11 +14,13 @@ __all__ = [
     "BudgetError",
     "CommandExitError",
     "CommandNotFoundError",
+    "ConfigError",
     "EnvironmentBuildError",
     "ImportCacheError",
     "ImportRaisedError",
     "InterpreterError",
     "LocateError",
+    "LockError",
     "MetricUnavailableError",
     "RecordError",
     "RevisionError",
@@ -101,6 +103,14 @@ class RecordError(ImportCacheError, ValueError):
 
 class SpecError(ImportCacheError, ValueError):
     """A measurement's settings are invalid (a flavour, a metric, a number of rounds...)."""
+
+
+class ConfigError(ImportCacheError, ValueError):
+    """``[tool.importcache]`` in pyproject.toml is malformed; the message names the file and key."""
+
+
+class LockError(ImportCacheError, ValueError):
+    """``importcache.lock`` cannot be read or written; the message names the file and the line."""
 
 
 class CommandNotFoundError(LocateError):

@@ -17,7 +17,7 @@ from .errors import RecordError
 from .noise import count_disagreement, measurement_noise
 from .records import SameRunBaseline, TreeRow
 from .result import ImportResult, ModuleTiming, ReusedCount
-from .spec import Metric, flavour_label, metric_label
+from .spec import Metric, flavour_label, measurement_suffix, metric_label
 from .stats import median
 from .units import headroom
 
@@ -52,6 +52,13 @@ class MeasurementOutcome:
     for a count), measured but not judged. ``pending_lazy`` and ``reified`` are
     the result's PEP 810 lazy imports (see
     :class:`~pytest_importcache.model.result.ImportResult`).
+    for a count), measured but not judged. ``command`` is a start-up
+    measurement's command label (``None`` for an import; ``module`` is then
+    the package under test), ``phases`` its breakdown (start-up, site,
+    import, run: values per round in the metric's unit). ``peak_memory`` is
+    the highest round's peak resident memory in bytes (``None`` for counts),
+    ``bare_peak_memory`` a bare interpreter's beside it. ``lazy_imports`` is
+    the PEP 810 mode the rounds ran under (``None``: the default).
     """
 
     nodeid: str
@@ -77,6 +84,11 @@ class MeasurementOutcome:
     unjudged: str = ""
     pending_lazy: tuple[str, ...] = ()
     reified: tuple[tuple[str, str], ...] = ()
+    command: str | None = None
+    peak_memory: int | None = None
+    bare_peak_memory: int | None = None
+    phases: tuple[tuple[str, tuple[float, ...]], ...] = ()
+    lazy_imports: str | None = None
 
     @classmethod
     def from_result(
@@ -92,8 +104,15 @@ class MeasurementOutcome:
         scale: float = 1.0,
         baseline: SameRunBaseline | None = None,
         unjudged: str = "",
+        lazy_imports: str | None = None,
+        bare_peak_memory: int | None = None,
     ) -> MeasurementOutcome:
-        """The outcome of ``result``, measured by the test ``nodeid``."""
+        """The outcome of ``result``, measured by the test ``nodeid``.
+
+        ``lazy_imports`` is the PEP 810 mode the spec asked for (``None``: the
+        interpreter's default); ``bare_peak_memory`` a bare interpreter's peak
+        beside the result's.
+        """
         return cls(
             nodeid=nodeid,
             test_name=test_name,
@@ -118,12 +137,36 @@ class MeasurementOutcome:
             unjudged=unjudged,
             pending_lazy=result.pending_lazy,
             reified=result.reified,
+            command=result.command,
+            peak_memory=result.peak_memory_max,
+            bare_peak_memory=bare_peak_memory,
+            phases=result.phases,
+            lazy_imports=lazy_imports,
         )
 
     @property
     def label(self) -> str:
         """``"cold"``, ``"warm"`` or ``"closure-cold"``."""
         return flavour_label(self.flavour, self.closure)
+
+    @property
+    def measured(self) -> str:
+        """What was measured, as shown: the module, or a start-up's command label."""
+        return self.module if self.command is None else self.command
+
+    @property
+    def name_suffix(self) -> str:
+        """The measurement in its benchmark's name: ``mylib-warm``, ``mycli_--help-warm``.
+
+        See :func:`~pytest_importcache.model.spec.measurement_suffix`.
+        """
+        return measurement_suffix(
+            self.module,
+            self.label,
+            self.metric,
+            command=self.command,
+            lazy_imports=self.lazy_imports,
+        )
 
     @property
     def verdict(self) -> bool | None:
@@ -196,6 +239,7 @@ class MeasurementOutcome:
         data["modules"] = [row.to_json() for row in self.modules]
         data["baseline"] = None if self.baseline is None else self.baseline.to_json()
         data["reused"] = None if self.reused is None else self.reused.to_json()
+        data["phases"] = [[name, list(values)] for name, values in self.phases]
         return data
 
     @classmethod
@@ -213,6 +257,13 @@ class MeasurementOutcome:
         given["lazy_modules"] = tuple(given.get("lazy_modules", ()))
         given["pending_lazy"] = tuple(given.get("pending_lazy", ()))
         given["reified"] = tuple(tuple(pair) for pair in given.get("reified", ()))
+        phases = given.get("phases", ())
+        if not isinstance(phases, list | tuple) or not all(
+            isinstance(phase, list | tuple) and len(phase) == 2 and isinstance(phase[0], str)
+            for phase in phases
+        ):
+            raise RecordError(f"{where}: phases is not a list of [name, values] pairs")
+        given["phases"] = tuple((str(name), tuple(values)) for name, values in phases)
         if given.get("reused") is not None:
             given["reused"] = ReusedCount.from_json(given["reused"], f"{where}: reused")
         if given.get("baseline") is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shlex
 from dataclasses import dataclass
 from typing import Literal, get_args
@@ -102,12 +103,30 @@ def metric_label(label: str, metric: str) -> str:
     return label if metric == DEFAULT_METRIC else f"{label} {metric}"
 
 
-def measurement_suffix(module: str, label: str, metric: str) -> str:
+def measurement_suffix(
+    module: str,
+    label: str,
+    metric: str,
+    *,
+    command: str | None = None,
+    lazy_imports: str | None = None,
+) -> str:
     """``mylib-warm`` or ``mylib-warm-instructions``: a measurement in a benchmark's name.
 
-    Counts get their own names, so they are never compared with times.
+    Counts get their own names, so they are never compared with times; so do
+    rounds under PEP 810's ``all`` mode (``mylib-warm-lazy-all``; ``normal`` is
+    the default mode, named as without one). A start-up
+    measurement is named by its ``command`` label, made safe for a name
+    (``mycli_--help-warm``): names are the keys runs are compared by.
     """
-    return f"{module}-{label}" if metric == DEFAULT_METRIC else f"{module}-{label}-{metric}"
+    what = module if command is None else _safe_name(command)
+    suffix = f"{what}-{label}" if metric == DEFAULT_METRIC else f"{what}-{label}-{metric}"
+    return suffix if lazy_imports in (None, "normal") else f"{suffix}-lazy-{lazy_imports}"
+
+
+def _safe_name(label: str) -> str:
+    """``label`` with runs of characters other than letters, digits and ``.,:=+/-`` as ``_``."""
+    return re.sub(r"[^\w.,:=+/-]+", "_", label).strip("_") or "_"
 
 
 def _check_count(value: object, name: str, minimum: int) -> None:

@@ -27,11 +27,13 @@ __all__ = [
     "format_count",
     "format_duration",
     "format_headroom",
+    "format_memory",
     "format_significant",
     "headroom",
     "parse_cost",
     "parse_count",
     "parse_duration",
+    "parse_memory",
     "parse_percentage",
     "shorten",
     "suggest_budget",
@@ -50,6 +52,24 @@ _COUNT_HINT = "write 45_000_000, '45M', '1.2G' or '800k'"
 MAX_COUNT = 10**15
 # An hour: a larger time budget is an instruction count given without its metric.
 MAX_TIME_BUDGET = 3600.0
+# Memory units: kB, MB, GB are powers of 1000 (as disk and cloud limits are written),
+# KiB, MiB, GiB powers of 1024; case does not matter ("60mb"), a bare number is bytes.
+_MEMORY_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+}
+_MEMORY = re.compile(
+    r"^\s*(?P<number>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>[kKmMgG]?(?:[iI])?[bB])?\s*$", re.ASCII
+)
+_MEMORY_HINT = "write '60MB', '1.5GB', '512KiB' or a number of bytes"
+# A pebibyte: no interpreter's start-up comes near; a larger limit is a typo.
+MAX_MEMORY = 2**50
 # How a figure is shown: ``format_duration``, or ``format_cost`` bound to a metric.
 Figure = Callable[[float], str]
 # Suggested budgets leave this much room above the measured statistic.
@@ -333,3 +353,37 @@ def _round_up(target: Decimal, scale: float, smallest_step: int = 0) -> str:
     step = max(Decimal(1).scaleb(amount.adjusted() - 1), Decimal(smallest_step))
     steps = exact.divide(amount, step).to_integral_value(rounding=ROUND_CEILING)
     return f"{exact.multiply(steps, step).normalize(exact):f}"
+
+
+def parse_memory(value: object) -> int:
+    """Bytes from ``"60MB"``, ``"1.5GB"``, ``"512KiB"``, ``"800kB"`` or a whole number of bytes.
+
+    ``kB``/``MB``/``GB`` are powers of 1000, ``KiB``/``MiB``/``GiB`` of 1024,
+    in any case. A bare suffix (``"800k"``, ``"60M"``) is refused: it reads as
+    an instruction count. Raises :class:`BudgetError` for anything else, and
+    for a size below one byte or above ``MAX_MEMORY``.
+    """
+    if isinstance(value, bool):
+        raise BudgetError(f"{shorten(value)} is not a memory size ({_MEMORY_HINT})")
+    if isinstance(value, int):
+        size = value
+    elif isinstance(value, str) and (match := _MEMORY.match(value)) is not None:
+        unit = (match["unit"] or "").lower()
+        if unit not in _MEMORY_UNITS:
+            raise BudgetError(f"{shorten(value)} is not a memory size ({_MEMORY_HINT})")
+        size = round(float(match["number"]) * _MEMORY_UNITS[unit])
+    else:
+        raise BudgetError(f"{shorten(value)} is not a memory size ({_MEMORY_HINT})")
+    if size < 1:
+        raise BudgetError(f"{shorten(value)} is not a positive memory size")
+    if size > MAX_MEMORY:
+        raise BudgetError(f"{shorten(value)} is more memory than any interpreter starts with")
+    return size
+
+
+def format_memory(size: float) -> str:
+    """A memory size in the units :func:`parse_memory` reads: ``"58.2MB"``, ``"912kB"``."""
+    for unit, factor in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if size >= factor:
+            return f"{format_significant(size / factor)}{unit}"
+    return f"{int(size)}B"

@@ -101,7 +101,7 @@ def _metadata(record: MeasurementOutcome, name: str, fullname: str) -> Any:
     source = SimpleNamespace(
         name=name,
         fullname=fullname,
-        group=f"import {record.module}"
+        group=(f"import {record.module}" if record.command is None else f"startup {record.command}")
         + (f" ({record.metric})" if record.metric != "time" else ""),
         param=None,
         params=None,

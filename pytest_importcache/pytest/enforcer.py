@@ -25,10 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_importcache.model.budget import MARKER_NAME
 from pytest_importcache.model.errors import BudgetError
 
-from .markers import BUDGETS_KEY, DISABLED_REASON, IMPORT_FIXTURES, read_budgets
+from .markers import BUDGETS_KEY, DISABLED_REASON, IMPORT_FIXTURES, has_budget, read_budgets
 from .options import Settings
 from .recording import RawRounds, Recorder, attach_outcomes, raw_dir_name
 from .runpaths import RunPaths
@@ -155,7 +154,9 @@ class BudgetEnforcer:
         """Who hears of ``item``'s rounds: its recorder (fixtures only) and its raw rounds."""
         observers: list[MeasurementObserver] = []
         if recording:
-            observers.append(Recorder(item, self.settings.stat))
+            observers.append(
+                Recorder(item, self.settings.stat, bare_peaks=self.round_runner is None)
+            )
         if self.settings.raw_dir is not None:
             observers.append(RawRounds(self._raw_dir_for(item)))
         return observers
@@ -224,6 +225,7 @@ class BudgetEnforcer:
             self.measurer_for(item, recording=False),
             lambda spec: self.counting().take(item, spec, observers),
             self.budget_scales(),
+            bare_peaks=self.round_runner is None,
         ).run()
 
     # -- hooks ----------------------------------------------------------------
@@ -239,7 +241,7 @@ class BudgetEnforcer:
         still fails at setup).
         """
         yield
-        budgeted = [item for item in items if item.get_closest_marker(MARKER_NAME) is not None]
+        budgeted = [item for item in items if has_budget(item)]
         self._budgeted = bool(budgeted)
         if self.settings.disable:
             for item in budgeted:
@@ -251,8 +253,7 @@ class BudgetEnforcer:
         measuring = [
             item
             for item in items
-            if item.get_closest_marker(MARKER_NAME) is not None
-            or IMPORT_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+            if has_budget(item) or IMPORT_FIXTURES.intersection(getattr(item, "fixturenames", ()))
         ]
         if measuring:
             from .benchmark import adjust_for_skip_and_only  # noqa: PLC0415 - start-up cost
@@ -271,8 +272,8 @@ class BudgetEnforcer:
             self._count_ahead.close()
 
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        """Validate the test's ``import_budget`` markers (when disabled, valid ones skipped)."""
-        if item.get_closest_marker(MARKER_NAME) is None:
+        """Validate the test's budget markers (when disabled, valid ones skipped)."""
+        if not has_budget(item):
             return
         try:
             budgets = read_budgets(item, self.settings.metric)

@@ -12,14 +12,22 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import pytest
 
 from pytest_importcache.engine.against import measure_against
+from pytest_importcache.engine.interpreter import stdlib_module_names
 from pytest_importcache.engine.measurer import Measurer
-from pytest_importcache.model.budget import MARKER_NAME, ImportBudget, Verdict, judge
+from pytest_importcache.model.budget import (
+    MARKER_NAME,
+    STARTUP_MARKER_NAME,
+    ImportBudget,
+    Verdict,
+    judge,
+)
 from pytest_importcache.model.comparison import Comparison
 from pytest_importcache.model.errors import ImportCacheError, LocateError
 from pytest_importcache.model.outcome import baseline_record
@@ -36,10 +44,10 @@ from pytest_importcache.render.report import (
 from .benchmark import baseline_tree
 from .markers import MeasurementKey, measurement_keys, specs_for, timed_keys
 from .options import Settings
-from .recording import RecordedMeasurement, record
+from .recording import RecordedMeasurement, bare_memory, record
 from .scales import BudgetScales
 
-__all__ = ["BudgetCheck"]
+__all__ = ["BudgetCheck", "judge_budgets", "records_for"]
 
 
 @dataclass
@@ -48,7 +56,8 @@ class BudgetCheck:
 
     ``measurer`` takes the timed measurements (its observers do not record:
     this check records each measurement with its verdict); ``count`` hands a
-    counted one over from the look-ahead pool.
+    counted one over from the look-ahead pool. ``bare_peaks`` false (rounds
+    fed by a conftest's runner) leaves the bare interpreter's peak out.
     """
 
     item: pytest.Item
@@ -57,6 +66,7 @@ class BudgetCheck:
     measurer: Measurer
     count: Callable[[MeasurementSpec], ImportResult]
     scales: BudgetScales
+    bare_peaks: bool = True
 
     def run(self) -> None:
         """Measure, judge and record every budget; fail the test on any overspent one.
@@ -67,6 +77,14 @@ class BudgetCheck:
         """
         measured: dict[MeasurementKey, ImportResult] = {}
         comparisons: dict[MeasurementKey, Comparison] = {}
+        try:
+            self._specs  # noqa: B018 - a command that cannot be resolved fails here, in one line
+        except ImportCacheError as exc:
+            problem = str(exc)
+        else:
+            problem = ""
+        if problem:
+            pytest.fail(problem, pytrace=False)
         try:
             self._measure_budgets(measured, comparisons)
             verdicts = self._judge(measured)
@@ -115,7 +133,7 @@ class BudgetCheck:
                 return self.count(spec)
             return self.measurer.measure(spec)
         except ImportCacheError as exc:
-            problem = f"{MARKER_NAME}({spec.module!r}): {exc}"
+            problem = f"{_marker_label(spec)}: {exc}"
         pytest.fail(problem, pytrace=False)
 
     def _compare(self, spec: MeasurementSpec) -> Comparison:
@@ -125,10 +143,10 @@ class BudgetCheck:
             return measure_against(self.measurer, spec, self.settings.baseline)
         except LocateError as exc:
             # The working tree's module is not found: no fault of the baseline's.
-            problem = f"{MARKER_NAME}({spec.module!r}): {str(exc).splitlines()[0]}"
+            problem = f"{_marker_label(spec)}: {str(exc).splitlines()[0]}"
         except ImportCacheError as exc:
             problem = (
-                f"{MARKER_NAME}({spec.module!r}): baseline {self.settings.baseline}: "
+                f"{_marker_label(spec)}: baseline {self.settings.baseline}: "
                 f"{str(exc).splitlines()[0]}"
             )
         pytest.fail(problem, pytrace=False)
@@ -137,21 +155,23 @@ class BudgetCheck:
         self, measured: dict[MeasurementKey, ImportResult]
     ) -> list[tuple[MeasurementKey, Verdict]]:
         """Every budget's verdicts, in order, each with the measurement it was judged on."""
-        verdicts: list[tuple[MeasurementKey, Verdict]] = []
-        for budget in self.budgets:
-            keys = measurement_keys(budget)
-            results = {flavour: measured[key] for flavour, key in keys.items()}
-            stat = budget.stat or self.settings.stat
+
+        def scale_for(budget: ImportBudget) -> float | Mapping[str, float]:
             # Only time budgets scale: module and instruction counts do not vary by machine.
             scaled = bool(budget.timed_flavours) and budget.metric == "time"
-            scale = self.scales.get_or_fail() if scaled else 1.0
-            # judge() takes max_modules and forbid from the warm measurement when there is one.
-            untimed = keys.get("warm") or keys["cold"]
-            verdicts += [
-                (keys.get(verdict.kind, untimed), verdict)  # type: ignore[arg-type]
-                for verdict in judge(budget, results, stat=stat, scale=scale)
-            ]
-        return verdicts
+            return self.scales.get_or_fail() if scaled else 1.0
+
+        try:
+            return judge_budgets(
+                self.budgets,
+                measured,
+                stat=self.settings.stat,
+                scale_for=scale_for,
+                bare_memory_of=self._bare_memory,
+            )
+        except ImportCacheError as exc:  # the standard library of the interpreter, for allow
+            problem = f"allow: {str(exc).splitlines()[0]}"
+        pytest.fail(problem, pytrace=False)
 
     def _records(
         self,
@@ -160,33 +180,19 @@ class BudgetCheck:
         verdicts: list[tuple[MeasurementKey, Verdict]],
     ) -> list[RecordedMeasurement]:
         """One record per measurement, with its tightest timed verdict and same-run baseline."""
-        unjudged: dict[MeasurementKey, str] = {}
-        for budget in self.budgets:
-            keys = measurement_keys(budget)
-            for flavour, text in budget.unjudged:
-                unjudged.setdefault(keys[flavour], text)  # type: ignore[index]
-        threshold = self.settings.baseline_fail
-        recorded = []
-        for key, result in measured.items():
-            own = [verdict for judged, verdict in verdicts if judged == key]
-            timed = [verdict for verdict in own if verdict.kind in ("cold", "warm")]
-            tightest = min(timed, key=lambda verdict: verdict.limit) if timed else None
-            comparison = comparisons.get(key)
-            recorded.append(
-                RecordedMeasurement(
-                    result,
-                    stat=self.settings.stat if tightest is None else tightest.stat,
-                    timed=bool(timed) or bool(unjudged.get(key)) if own else True,
-                    budget=None if tightest is None else tightest.limit,
-                    passed=all(verdict.passed for verdict in own) if own else None,
-                    scale=1.0 if tightest is None else tightest.scale,
-                    baseline=(
-                        None if comparison is None else baseline_record(comparison, threshold)
-                    ),
-                    unjudged=unjudged.get(key, ""),
-                )
-            )
-        return recorded
+        return records_for(
+            self.budgets,
+            measured,
+            verdicts,
+            stat=self.settings.stat,
+            comparisons=comparisons,
+            threshold=self.settings.baseline_fail,
+            bare_memory_of=self._bare_memory,
+        )
+
+    def _bare_memory(self, result: ImportResult) -> int | None:
+        """A bare interpreter's peak beside ``result``'s; none beside fed rounds."""
+        return bare_memory(result) if self.bare_peaks else None
 
     def _in_detail(self, key: MeasurementKey, verdict: Verdict) -> Verdict:
         """``verdict`` with its count's modules counted, for the failure's explanation.
@@ -213,10 +219,121 @@ class BudgetCheck:
         def lookup(
             result: ImportResult,
         ) -> tuple[str, Sequence[TreeRow]] | None:
-            suffix = measurement_suffix(result.module, result.label, result.metric)
+            # The lazy mode is the spec's, not the result's: find the spec it was measured by.
+            lazy_imports = next(
+                (
+                    spec.lazy_imports
+                    for spec in self._specs.values()
+                    if (spec.module, spec.label, spec.metric)
+                    == (result.module, result.label, result.metric)
+                    and (None if spec.command is None else spec.command.label) == result.command
+                ),
+                None,
+            )
+            suffix = measurement_suffix(
+                result.module,
+                result.label,
+                result.metric,
+                command=result.command,
+                lazy_imports=lazy_imports,
+            )
             return baseline_tree(config, f"{nodeid}[{suffix}]")
 
         return lookup
+
+
+def judge_budgets(
+    budgets: Sequence[ImportBudget],
+    measured: Mapping[MeasurementKey, ImportResult],
+    *,
+    stat: str,
+    scale_for: Callable[[ImportBudget], float | Mapping[str, float]] = lambda budget: 1.0,
+    bare_memory_of: Callable[[ImportResult], int | None] = bare_memory,
+) -> list[tuple[MeasurementKey, Verdict]]:
+    """Every budget's verdicts, in order, each with the key of the measurement it was judged on.
+
+    ``measured`` holds what :func:`~pytest_importcache.pytest.markers.specs_for`
+    asked for; ``stat`` is the run's statistic (a budget's own wins);
+    ``scale_for`` gives a budget's time scale. No pytest here:
+    ``pytest-importcache check`` judges with it too. ``ImportCacheError`` when
+    the standard library of the interpreter (for ``allow``) cannot be read.
+    """
+    verdicts: list[tuple[MeasurementKey, Verdict]] = []
+    for budget in budgets:
+        keys = measurement_keys(budget)
+        results: dict[Literal["cold", "warm"], ImportResult] = {
+            flavour: measured[key]  # type: ignore[misc]
+            for flavour, key in keys.items()
+            if flavour in ("cold", "warm")
+        }
+        # judge() takes max_modules and forbid from the warm measurement when there is one.
+        untimed = keys.get("warm") or keys["cold"]
+        untimed_result = measured[untimed]
+        stdlib = stdlib_module_names(untimed_result.python) if budget.allow else frozenset()
+        memory = measured[keys["max_memory"]] if "max_memory" in keys else None
+        verdicts += [
+            (keys.get(verdict.kind, untimed), verdict)
+            for verdict in judge(
+                budget,
+                results,
+                stat=budget.stat or stat,
+                scale=scale_for(budget),
+                stdlib=stdlib,
+                memory=memory,
+                bare_memory=None if memory is None else bare_memory_of(memory),
+            )
+        ]
+    return verdicts
+
+
+def records_for(
+    budgets: Sequence[ImportBudget],
+    measured: Mapping[MeasurementKey, ImportResult],
+    verdicts: Sequence[tuple[MeasurementKey, Verdict]],
+    *,
+    stat: str,
+    comparisons: Mapping[MeasurementKey, Comparison] | None = None,
+    threshold: float = 0.0,
+    bare_memory_of: Callable[[ImportResult], int | None] = bare_memory,
+) -> list[RecordedMeasurement]:
+    """One record per measurement, with its tightest timed verdict and same-run baseline.
+
+    ``threshold`` is the slowdown against the baseline that fails (with ``comparisons``);
+    ``bare_memory_of`` gives the bare interpreter's peak beside a result's.
+    """
+    unjudged: dict[MeasurementKey, str] = {}
+    for budget in budgets:
+        keys = measurement_keys(budget)
+        for flavour, text in budget.unjudged:
+            unjudged.setdefault(keys[flavour], text)
+    recorded = []
+    for key, result in measured.items():
+        own = [verdict for judged, verdict in verdicts if judged == key]
+        timed = [verdict for verdict in own if verdict.kind in ("cold", "warm")]
+        tightest = min(timed, key=lambda verdict: verdict.limit) if timed else None
+        comparison = (comparisons or {}).get(key)
+        recorded.append(
+            RecordedMeasurement(
+                result,
+                stat=stat if tightest is None else tightest.stat,
+                timed=bool(timed) or bool(unjudged.get(key)) if own else True,
+                budget=None if tightest is None else tightest.limit,
+                passed=all(verdict.passed for verdict in own) if own else None,
+                scale=1.0 if tightest is None else tightest.scale,
+                baseline=(None if comparison is None else baseline_record(comparison, threshold)),
+                unjudged=unjudged.get(key, ""),
+                lazy_imports=key.lazy_imports,
+                bare_peak_memory=bare_memory_of(result),
+            )
+        )
+    return recorded
+
+
+def _marker_label(spec: MeasurementSpec) -> str:
+    """The marker a measurement is for, as messages name it: ``import_budget('mylib')``."""
+    if spec.command is not None:
+        return f"{STARTUP_MARKER_NAME}({spec.command.label!r})"
+    return f"{MARKER_NAME}({spec.module!r})"
 
 
 def _unjudged_lines(recorded: list[RecordedMeasurement]) -> list[str]:

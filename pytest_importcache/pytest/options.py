@@ -322,6 +322,14 @@ SETTINGS = (
         parse_lazy_imports,
         "",
     ),
+    Setting(
+        "update-lock",
+        "write the modules each pyproject.toml budget's import loads into importcache.lock "
+        "(beside pyproject.toml) instead of checking them against it",
+        parse_bool,
+        "false",
+        is_flag=True,
+    ),
 )
 
 
@@ -350,6 +358,7 @@ class Settings:
     store: str | None = None
     fresh: bool = False
     lazy_imports: LazyImportsMode | None = None
+    update_lock: bool = False
 
     def rounds_for(self, metric: Metric) -> int:
         """Counted rounds for a measurement in ``metric``: the setting, or the metric's default."""

@@ -12,8 +12,11 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from pytest_importcache.engine.environment import ImportEnv
 
+    from .configitems import BudgetsFile
     from .enforcer import ImportEnvFactory
 
 _MARKER_HELP = (
@@ -21,11 +24,23 @@ _MARKER_HELP = (
     "overspends a budget: cold/warm time ('150ms', '1.5s', '800us' or seconds, compared "
     "with `stat` after --importcache-budget-scale), or with metric='instructions' "
     "instruction counts ('45M', '1.2G', counted under valgrind), max_modules (modules the "
-    "import loads), forbid (glob patterns of modules it must not load). Measured before "
+    "import loads), forbid (glob patterns of modules it must not load), allow (glob patterns "
+    "of the only modules it may load besides the standard library), max_memory (peak "
+    "resident memory of a round: '60MB', '512KiB'), lazy_imports ('normal' or 'all', PEP 810). "
+    "Measured before "
     "the test body runs; stack markers for several modules. A budget's unit says what it "
     "gates: cold/warm may carry a duration and a count together (warm=('25ms', '45M')); "
     "one in the other unit than the run's metric is measured, not judged, and the summary "
     "says what to write."
+)
+
+
+_STARTUP_MARKER_HELP = (
+    "{signature}: fail the test when running a command in a fresh process, from exec to exit, "
+    "overspends a budget: the command is a string (split like a shell) or a list whose first "
+    "word is a console script or `python`, or code= a snippet; the same limits as "
+    "import_budget (cold/warm, max_modules, forbid and allow over every module the process "
+    "loads, max_memory), and its exit status must be exit_code. Stack markers freely."
 )
 
 
@@ -53,13 +68,19 @@ def pytest_configure(config: pytest.Config) -> None:
     the hooks that hand the run directory to workers.
     """
     # The entry point stays cheap to import: what configure needs is loaded here.
-    from pytest_importcache.model.budget import MARKER_SIGNATURE  # noqa: PLC0415 - cheap entry point
+    from pytest_importcache.model.budget import (  # noqa: PLC0415 - cheap entry point
+        MARKER_SIGNATURE,
+        STARTUP_MARKER_SIGNATURE,
+    )
 
     from .enforcer import ENFORCER_KEY, BudgetEnforcer  # noqa: PLC0415 - cheap entry point
     from .options import read_settings  # noqa: PLC0415 - cheap entry point
     from .runpaths import RunPaths  # noqa: PLC0415 - cheap entry point
 
     config.addinivalue_line("markers", _MARKER_HELP.format(signature=MARKER_SIGNATURE))
+    config.addinivalue_line(
+        "markers", _STARTUP_MARKER_HELP.format(signature=STARTUP_MARKER_SIGNATURE)
+    )
     settings = read_settings(config)
     paths = RunPaths.from_config(config)
     enforcer = BudgetEnforcer(config, settings, paths)
@@ -80,6 +101,15 @@ def pytest_configure(config: pytest.Config) -> None:
         from .xdist import RunDirectoryForWorkers  # noqa: PLC0415 - only with pytest-xdist
 
         config.pluginmanager.register(RunDirectoryForWorkers(paths), "importcache-xdist")
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> BudgetsFile | None:
+    """Collect the budgets of the rootdir's pyproject.toml (``[tool.importcache] budgets``)."""
+    if file_path.name != "pyproject.toml":
+        return None
+    from .configitems import budgets_file  # noqa: PLC0415 - cheap entry point
+
+    return budgets_file(file_path, parent)
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from pytest_importcache.model.outcome import MeasurementOutcome
     from pytest_importcache.model.records import RoundReport, SameRunBaseline
     from pytest_importcache.model.result import ImportResult
     from pytest_importcache.model.spec import MeasurementSpec
@@ -28,8 +29,11 @@ __all__ = [
     "RecordedMeasurement",
     "Recorder",
     "attach_outcomes",
+    "bare_memory",
+    "outcome_of",
     "raw_dir_name",
     "record",
+    "recorded",
 ]
 
 REPORT_ATTRIBUTE = "importcache_outcomes"
@@ -53,6 +57,8 @@ class RecordedMeasurement:
     scale: float = 1.0
     baseline: SameRunBaseline | None = None
     unjudged: str = ""
+    lazy_imports: str | None = None
+    bare_peak_memory: int | None = None
 
 
 def record(item: pytest.Item, measurement: RecordedMeasurement) -> None:
@@ -60,46 +66,87 @@ def record(item: pytest.Item, measurement: RecordedMeasurement) -> None:
     item.stash.setdefault(_RECORDED_KEY, []).append(measurement)
 
 
+def recorded(item: pytest.Item) -> list[RecordedMeasurement]:
+    """What ``item`` measured since its last report (its budgets' measurements, in its call)."""
+    measurements: list[RecordedMeasurement] = item.stash.get(_RECORDED_KEY, [])
+    return list(measurements)
+
+
+def outcome_of(entry: RecordedMeasurement, nodeid: str, test_name: str) -> MeasurementOutcome:
+    """The outcome of a recorded measurement of the test ``nodeid``, as reports carry it."""
+    # Only a test that measured pays for the model's outcome (pytest start-up stays cheap).
+    from pytest_importcache.model.outcome import MeasurementOutcome  # noqa: PLC0415 - start-up cost
+
+    return MeasurementOutcome.from_result(
+        entry.result,
+        nodeid=nodeid,
+        test_name=test_name,
+        stat=entry.stat,
+        budget=entry.budget,
+        passed=entry.passed,
+        timed=entry.timed,
+        scale=entry.scale,
+        baseline=entry.baseline,
+        unjudged=entry.unjudged,
+        lazy_imports=entry.lazy_imports,
+        bare_peak_memory=entry.bare_peak_memory,
+    )
+
+
 def attach_outcomes(item: pytest.Item, report: pytest.TestReport) -> None:
     """Attach the measurements kept so far to ``report``, as outcomes, and forget them."""
     recorded = item.stash.get(_RECORDED_KEY, [])
     if not recorded:
         return
-    # Only a test that measured pays for the model's outcome (pytest start-up stays cheap).
-    from pytest_importcache.model.outcome import MeasurementOutcome  # noqa: PLC0415 - start-up cost
-
-    outcomes = [
-        MeasurementOutcome.from_result(
-            entry.result,
-            nodeid=item.nodeid,
-            test_name=item.name,
-            stat=entry.stat,
-            budget=entry.budget,
-            passed=entry.passed,
-            timed=entry.timed,
-            scale=entry.scale,
-            baseline=entry.baseline,
-            unjudged=entry.unjudged,
-        ).to_json()
-        for entry in recorded
-    ]
+    outcomes = [outcome_of(entry, item.nodeid, item.name).to_json() for entry in recorded]
     setattr(report, REPORT_ATTRIBUTE, outcomes)
     recorded.clear()
 
 
 class Recorder:
-    """Keeps every measurement a test's fixtures make for the test's report."""
+    """Keeps every measurement a test's fixtures make for the test's report.
 
-    def __init__(self, item: pytest.Item, stat: str) -> None:
+    ``bare_peaks`` false (rounds fed by a conftest's runner) leaves out the
+    bare interpreter's peak: it would be a real process's beside fed figures.
+    """
+
+    def __init__(self, item: pytest.Item, stat: str, *, bare_peaks: bool = True) -> None:
         self.item = item
         self.stat = stat
+        self.bare_peaks = bare_peaks
 
     def round_done(self, spec: MeasurementSpec, index: int, report: RoundReport) -> None:
         """Nothing to keep per round."""
 
     def measured(self, spec: MeasurementSpec, result: ImportResult) -> None:
         """Keep ``result`` until the test's report is made."""
-        record(self.item, RecordedMeasurement(result, stat=self.stat))
+        record(
+            self.item,
+            RecordedMeasurement(
+                result,
+                stat=self.stat,
+                lazy_imports=spec.lazy_imports,
+                bare_peak_memory=bare_memory(result) if self.bare_peaks else None,
+            ),
+        )
+
+
+def bare_memory(result: ImportResult) -> int | None:
+    """A bare interpreter's peak memory beside ``result``'s (same interpreter), when it has one.
+
+    ``None`` for a result without peak memory (a count), or when the bare
+    round cannot be made: the figure is context, never a reason to fail.
+    """
+    if result.peak_memory_max is None:
+        return None
+    # Only a measurement with peak memory pays for the engine's bare round.
+    from pytest_importcache.engine.memory import bare_interpreter_peak  # noqa: PLC0415 - start-up cost
+    from pytest_importcache.model.errors import ImportCacheError  # noqa: PLC0415 - start-up cost
+
+    try:
+        return bare_interpreter_peak(result.python)
+    except ImportCacheError:
+        return None
 
 
 def raw_dir_name(nodeid: str) -> str:

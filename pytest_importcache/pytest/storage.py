@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from pytest_importcache.model.outcome import MeasurementOutcome
-from pytest_importcache.model.spec import measurement_suffix
 from pytest_importcache.render.runs import SELF_COST_KEYS
 
 __all__ = ["benchmark_names", "extra_info"]
@@ -30,7 +29,7 @@ def benchmark_names(records: Sequence[MeasurementOutcome]) -> list[tuple[str, st
     seen: dict[str, int] = {}
     names = []
     for record in records:
-        suffix = measurement_suffix(record.module, record.label, record.metric)
+        suffix = record.name_suffix
         key = f"{record.nodeid}[{suffix}]"
         seen[key] = seen.get(key, 0) + 1
         if seen[key] > 1:
@@ -87,4 +86,10 @@ def _plain_extra_info(record: MeasurementOutcome) -> dict[str, Any]:
         "lazy_modules": list(record.lazy_modules),
         "pending_lazy": list(record.pending_lazy),
         "reified": [{"module": module, "where": where} for module, where in record.reified],
+        # Bytes: the highest round's peak resident memory, and a bare interpreter's.
+        "peak_memory": record.peak_memory,
+        "bare_peak_memory": record.bare_peak_memory,
+        "command": record.command,
+        "phases": {name: list(values) for name, values in record.phases},
+        "lazy_imports": record.lazy_imports,
     }

@@ -36,6 +36,7 @@ from pytest_importcache.model.units import (
     Figure,
     format_cost,
     format_headroom,
+    format_memory,
     format_significant,
 )
 
@@ -214,6 +215,12 @@ def _header(outcome: MeasurementOutcome, figure: Figure) -> str:
     rounds = len(outcome.values)
     parts.append(f"{rounds} round{'s' if rounds != 1 else ''}")
     parts.append(f"{outcome.module_count} modules")
+    if outcome.peak_memory is not None:
+        bare = outcome.bare_peak_memory
+        parts.append(
+            f"peak memory {format_memory(outcome.peak_memory)}"
+            + ("" if bare is None else f" (bare interpreter {format_memory(bare)})")
+        )
     if outcome.python_version:
         parts.append(f"Python {html.escape(outcome.python_version)}")
     return " · ".join(parts)
@@ -323,7 +330,7 @@ def _groups(outcomes: Sequence[MeasurementOutcome]) -> list[list[int]]:
     for index, outcome in enumerate(outcomes):
         # Figures in different metrics (seconds, instruction counts) never share a scale.
         metric = outcome.metric
-        groups.setdefault((outcome.nodeid, outcome.module, metric), []).append(index)
+        groups.setdefault((outcome.nodeid, outcome.measured, metric), []).append(index)
     return list(groups.values())
 
 
@@ -463,7 +470,7 @@ def icicle_page(
         # The diff icicles on a row of their own, below the measurements they belong to.
         diff_row = f'<div class="pair diffs">{"".join(diffs)}</div>' if diffs else ""
         sections.append(
-            f"<section><h2>{html.escape(first.nodeid)}: {html.escape(first.module)}</h2>"
+            f"<section><h2>{html.escape(first.nodeid)}: {html.escape(first.measured)}</h2>"
             f'<div class="pair">{"".join(figures)}</div>{diff_row}</section>'
         )
     if not sections:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from functools import partial
 from typing import TYPE_CHECKING
 
-from pytest_importcache.model.units import Figure, format_cost, format_headroom
+from pytest_importcache.model.units import Figure, format_cost, format_headroom, format_memory
 
 from .edges import edge_changes
 
@@ -59,9 +59,14 @@ def _row(cells: Sequence[str]) -> str:
 def _budget_table(outcomes: Sequence[MeasurementOutcome], figure: Figure | None) -> list[str]:
     stats = {outcome.stat for outcome in outcomes}
     stat = stats.pop() if len(stats) == 1 else "figure"
+    # Peak memory gets a column when a measurement has one (counts have none).
+    memory = any(outcome.peak_memory is not None for outcome in outcomes)
     lines = [
-        _row(["module", "flavour", stat, "budget", "headroom", "verdict"]),
-        _row(["---", "---", "---:", "---:", "---:", "---"]),
+        _row(
+            ["module", "flavour", stat, "budget", "headroom", "verdict"]
+            + (["peak memory (bare)"] if memory else [])
+        ),
+        _row(["---", "---", "---:", "---:", "---:", "---"] + (["---:"] if memory else [])),
     ]
     # Failures first, so a cut never hides one; otherwise the run's order.
     ranked = sorted(outcomes, key=lambda outcome: outcome.verdict is not False)
@@ -71,18 +76,29 @@ def _budget_table(outcomes: Sequence[MeasurementOutcome], figure: Figure | None)
         lines.append(
             _row(
                 [
-                    code(outcome.module),
+                    code(outcome.measured),
                     outcome.label_with_metric,
                     shown(outcome.statistic) if outcome.timed else "-",
                     shown(outcome.budget) if outcome.budget is not None else "-",
                     format_headroom(outcome.headroom) if outcome.headroom is not None else "-",
                     verdict,
                 ]
+                + ([_memory_cell(outcome)] if memory else [])
             )
         )
     if len(ranked) > MAX_ROWS:
         lines += ["", f"...and {len(ranked) - MAX_ROWS} more measurements."]
     return lines
+
+
+def _memory_cell(outcome: MeasurementOutcome) -> str:
+    """``14.2MB (10.5MB)``: the highest round's peak and a bare interpreter's; ``-`` without."""
+    if outcome.peak_memory is None:
+        return "-"
+    bare = outcome.bare_peak_memory
+    return format_memory(outcome.peak_memory) + (
+        "" if bare is None else f" ({format_memory(bare)})"
+    )
 
 
 def _regression_table(comparisons: Sequence[ImportComparison], figure: Figure | None) -> list[str]:

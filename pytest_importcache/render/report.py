@@ -13,11 +13,13 @@ from pytest_importcache.model.outcome import MeasurementOutcome
 from pytest_importcache.model.records import TreeRow, reified_note
 from pytest_importcache.model.result import ImportResult, cost_changes
 from pytest_importcache.model.spec import metric_label
+from pytest_importcache.model.stats import median
 from pytest_importcache.model.units import (
     cost_name,
     fit,
     format_cost,
     format_headroom,
+    format_memory,
     format_significant,
     suggest_cost_budget,
 )
@@ -35,6 +37,7 @@ __all__ = [
     "explanation_lines",
     "failure_text",
     "lazy_import_lines",
+    "memory_lines",
     "regression_lines",
     "scale_line",
     "self_time_changes",
@@ -95,6 +98,25 @@ def _edge_block(result: ImportResult, baseline: BaselineLookup | None) -> list[s
     )
 
 
+def _exceeded(result: ImportResult) -> str:
+    """How a failure block starts: ``import budget exceeded: mylib``, or a start-up's command."""
+    if result.command is not None:
+        return f"start-up budget exceeded: {result.command}"
+    return f"import budget exceeded: {result.module}"
+
+
+def _phase_lines(result: ImportResult, stat: str) -> list[str]:
+    """A start-up's breakdown: each phase's median (start-up, site, import, run)."""
+    if not result.phases:
+        return []
+    parts = [
+        f"{name} {format_cost(median(values), result.metric)}"
+        for name, values in result.phases
+        if values
+    ]
+    return [f"  phases (median of each): {', '.join(parts)}"] if parts else []
+
+
 def _time_block(verdict: Verdict, baseline: BaselineLookup | None = None) -> list[str]:
     result = verdict.result
     scaled = (
@@ -105,7 +127,7 @@ def _time_block(verdict: Verdict, baseline: BaselineLookup | None = None) -> lis
     # A budget to write in the marker, so before scaling.
     suggestion = suggest_cost_budget(verdict.measured / verdict.scale, metric)
     return [
-        f"import budget exceeded: {result.module} ({metric_label(result.label, metric)})",
+        f"{_exceeded(result)} ({metric_label(result.label, metric)})",
         f"  {verdict.stat} {format_cost(verdict.measured, metric)} > budget "
         f"{format_cost(verdict.limit, metric)}{scaled}",
         (
@@ -114,6 +136,7 @@ def _time_block(verdict: Verdict, baseline: BaselineLookup | None = None) -> lis
             if result.rounds > 1
             else f"  1 round: {format_cost(result.min, metric)}"
         ),
+        *_phase_lines(result, verdict.stat),
         *_edge_block(result, baseline),
         *_slowest_table(result, SLOWEST_IN_FAILURE),
         f'  suggested budget: {flavour_argument}="{suggestion}"{_noisy_note(result.values)}',
@@ -129,7 +152,7 @@ def _noisy_note(values: Sequence[float]) -> str:
 def _module_count_block(verdict: Verdict) -> list[str]:
     result = verdict.result
     return [
-        f"import budget exceeded: {result.module} loaded {len(result.modules)} modules "
+        f"{_exceeded(result)} loaded {len(result.modules)} modules "
         f"> max_modules={int(verdict.limit)}",
         *_heaviest_subtrees(result),
     ]
@@ -137,8 +160,63 @@ def _module_count_block(verdict: Verdict) -> list[str]:
 
 def _forbidden_block(verdict: Verdict) -> list[str]:
     result = verdict.result
-    lines = [f"import budget exceeded: {result.module} loaded forbidden modules:"]
+    lines = [f"{_exceeded(result)} loaded forbidden modules:"]
     lines += [f"    {name}: {' -> '.join(chain)}" for name, chain in verdict.forbidden]
+    return lines
+
+
+def _disallowed_block(verdict: Verdict) -> list[str]:
+    """Each module outside ``allow`` that came in first, with its chain, and what it pulled in.
+
+    A disallowed package's own imports (``requests.adapters`` under ``requests``)
+    would repeat its chain: they are named on one line below it.
+    """
+    result = verdict.result
+    patterns = ", ".join(repr(pattern) for pattern in verdict.budget.allow)
+    lines = [
+        f"{_exceeded(result)} loaded modules outside the standard library and allow=[{patterns}]:"
+    ]
+    disallowed = {name for name, _ in verdict.forbidden}
+    chains = dict(verdict.forbidden)
+    followers: dict[str, list[str]] = {}
+    for name, chain in verdict.forbidden:
+        entry = next((module for module in chain if module in disallowed), name)
+        if entry != name:
+            followers.setdefault(entry, []).append(name)
+    pulled_in = {name for names in followers.values() for name in names}
+    for name in sorted(disallowed - pulled_in):
+        lines.append(f"    {name}: {' -> '.join(chains[name])}")
+        if name in followers:
+            pulled = sorted(followers[name])
+            lines.append(f"      and {len(pulled)} more through it: {', '.join(pulled)}")
+    return lines
+
+
+def _memory_block(verdict: Verdict) -> list[str]:
+    """The highest round's peak against ``max_memory``, beside a bare interpreter's."""
+    result = verdict.result
+    if not result.peak_memory:
+        return [
+            f"{_exceeded(result)}: peak memory was not measured "
+            f"(max_memory={format_memory(verdict.limit)} needs timed rounds)"
+        ]
+    peaks = result.peak_memory
+    lines = [
+        f"{_exceeded(result)} ({result.label}): peak memory {format_memory(verdict.measured)} "
+        f"> max_memory={format_memory(verdict.limit)}",
+        (
+            f"  {len(peaks)} rounds: lowest peak {format_memory(min(peaks))}, "
+            f"highest {format_memory(max(peaks))}"
+            if len(peaks) > 1
+            else f"  1 round: peak {format_memory(peaks[0])}"
+        ),
+    ]
+    if verdict.bare_memory is not None:
+        added = verdict.measured - verdict.bare_memory
+        lines.append(
+            f"  a bare interpreter peaks at {format_memory(verdict.bare_memory)}: "
+            f"{'this added ' + format_memory(added) if added > 0 else 'nothing added'}"
+        )
     return lines
 
 
@@ -156,6 +234,10 @@ def failure_text(verdicts: Iterable[Verdict], baseline: BaselineLookup | None = 
             blocks.append(_time_block(verdict, baseline))
         elif verdict.kind == "max_modules":
             blocks.append(_module_count_block(verdict))
+        elif verdict.kind == "allow":
+            blocks.append(_disallowed_block(verdict))
+        elif verdict.kind == "max_memory":
+            blocks.append(_memory_block(verdict))
         else:
             blocks.append(_forbidden_block(verdict))
         result = verdict.result
@@ -202,7 +284,8 @@ def baseline_failure_text(comparison: Comparison, threshold: float) -> str:
     head, base = comparison.head, comparison.base
     metric = head.metric
     lines = [
-        f"import slower than baseline {comparison.revision}: {head.module} "
+        f"{'import' if head.command is None else 'start-up'} slower than baseline "
+        f"{comparison.revision}: {head.module if head.command is None else head.command} "
         f"({metric_label(head.label, metric)})",
         f"  {comparison.statistic} {format_cost(comparison.figures[0], metric)} vs "
         f"{format_cost(comparison.figures[1], metric)} at {comparison.revision.short}",
@@ -323,12 +406,12 @@ def summary_lines(records: Sequence[MeasurementOutcome]) -> list[str]:
         label = record.label_with_metric.replace("instructions", "(instr)")
         if noise:
             measured += NOISE_MARK
-            notes.append(f"{NOISE_MARK} {record.module} ({label}): {noise}")
+            notes.append(f"{NOISE_MARK} {record.measured} ({label}): {noise}")
         if record.reused is not None:
             measured += REUSED_MARK
             when = record.reused.counted_at[:16].replace("T", " ")
             notes.append(
-                f"{REUSED_MARK} {record.module} ({label}): reused, counted {when} UTC on "
+                f"{REUSED_MARK} {record.measured} ({label}): reused, counted {when} UTC on "
                 f"{record.reused.counted_on}"
             )
         budget = format_cost(record.budget, record.metric) if record.budget is not None else "-"
@@ -339,10 +422,10 @@ def summary_lines(records: Sequence[MeasurementOutcome]) -> list[str]:
             unjudged.append(_unjudged_note(record))
         if record.baseline is not None and record.baseline.noise:
             notes.append(
-                f"{NOISE_MARK} {record.module} ({record.label}) vs base: {record.baseline.noise}"
+                f"{NOISE_MARK} {record.measured} ({record.label}) vs base: {record.baseline.noise}"
             )
         lines.append(
-            f"{fit(record.module, width):<{width}} {fit(label, 12):<12} "
+            f"{fit(record.measured, width):<{width}} {fit(label, 12):<12} "
             f"{measured:>8} {budget:>8} {headroom:>8} "
             f"{record.module_count:>7}{ratio} {verdict}"
         )
@@ -374,7 +457,13 @@ def summary_lines(records: Sequence[MeasurementOutcome]) -> list[str]:
             "vs base: served from the working tree to both sides (git ignores them, the "
             f"revision has none): {', '.join(served)}"
         )
-    return lines + [fit(note, SUMMARY_WIDTH) for note in notes] + unjudged + _lazy_notes(records)
+    return (
+        lines
+        + [fit(note, SUMMARY_WIDTH) for note in notes]
+        + unjudged
+        + memory_lines(records)
+        + _lazy_notes(records)
+    )
 
 
 def _lazy_notes(records: Sequence[MeasurementOutcome]) -> list[str]:
@@ -385,6 +474,35 @@ def _lazy_notes(records: Sequence[MeasurementOutcome]) -> list[str]:
             if line not in notes:
                 notes.append(line)
     return notes
+
+
+def memory_lines(records: Sequence[MeasurementOutcome]) -> list[str]:
+    """Each measurement's peak memory (its highest round), beside a bare interpreter's.
+
+    One heading per bare figure (one per interpreter), then a line per
+    measurement that has a peak (counts have none): ``mylib (warm) 14.2MB (+4.4MB)``.
+    """
+    by_bare: dict[int | None, list[MeasurementOutcome]] = {}
+    for record in records:
+        if record.peak_memory is not None:
+            by_bare.setdefault(record.bare_peak_memory, []).append(record)
+    lines = []
+    for bare, measured in by_bare.items():
+        beside = "" if bare is None else f" (a bare interpreter: {format_memory(bare)})"
+        lines.append(f"peak memory, highest round{beside}:")
+        for record in measured:
+            assert record.peak_memory is not None
+            added = (
+                "" if bare is None else f" (+{format_memory(max(record.peak_memory - bare, 0))})"
+            )
+            lines.append(
+                fit(
+                    f"  {record.measured} ({record.label}) "
+                    f"{format_memory(record.peak_memory)}{added}",
+                    SUMMARY_WIDTH,
+                )
+            )
+    return lines
 
 
 def _unjudged_note(record: MeasurementOutcome) -> str:

@@ -395,11 +395,27 @@ def outcome_from_entry(entry: Mapping[str, Any], where: str) -> MeasurementOutco
                 for item in info.get("reified") or ()
                 if isinstance(item, dict)
             ),
+            command=None if info.get("command") is None else str(info["command"]),
+            peak_memory=_optional_int(info.get("peak_memory")),
+            bare_peak_memory=_optional_int(info.get("bare_peak_memory")),
+            phases=tuple(
+                (
+                    str(name),
+                    tuple(_number(value, f"entry {fullname!r}: phases") for value in values),
+                )
+                for name, values in dict(info.get("phases") or {}).items()
+            ),
+            lazy_imports=None if info.get("lazy_imports") is None else str(info["lazy_imports"]),
         )
     except RunError as exc:
         raise RunError(f"{where}: {exc}") from None
     except (TypeError, ValueError) as exc:
         raise RunError(f"{where}: entry {fullname!r} is malformed: {exc}") from None
+
+
+def _optional_int(value: object) -> int | None:
+    """A whole number saved in an entry (peak memory), or ``None`` when absent or not one."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _same_run_record(record: object, fullname: str) -> SameRunBaseline | None:

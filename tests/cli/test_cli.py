@@ -547,7 +547,7 @@ def test_a_module_named_like_a_subcommand_is_measured_after_a_double_dash(
 def test_help_lists_the_subcommands_and_the_double_dash() -> None:
     completed = run_cli("--help")
     assert completed.returncode == 0
-    for subcommand in ("compare", "calibrate", "cache", "report", "history"):
+    for subcommand in ("compare", "calibrate", "cache", "report", "history", "check"):
         assert f"pytest-importcache {subcommand}" in completed.stdout
     assert "'pytest-importcache -- compare'" in completed.stdout
     assert all(len(line) <= 80 for line in completed.stdout.splitlines())

@@ -73,7 +73,12 @@ def test_a_budget_kept_passes_and_shows_in_the_summary(fake_project: pytest.Pyte
     )
     start = next(index for index, line in enumerate(result.outlines) if "import budgets" in line)
     section = result.outlines[start : result.outlines.index("", start)]
-    assert len(section) == 4
+    # The table, then each measurement's peak memory (fed rounds: no bare interpreter beside).
+    assert section[4:] == [
+        "peak memory, highest round:",
+        "  sleepy (cold) 20MB",
+        "  sleepy (warm) 20MB",
+    ]
     assert all(len(line) <= 80 for line in section)
 
 
@@ -223,8 +228,11 @@ def test_the_marker_is_listed_with_its_full_signature(project: pytest.Pytester) 
     result.stdout.fnmatch_lines(
         [
             "@pytest.mark.import_budget(module, *, cold=None, warm=None, max_modules=None, "
-            "forbid=(), stat=None, rounds=None, closure=False, metric=None): "
-            "fail the test when importing*"
+            "forbid=(), stat=None, rounds=None, closure=False, metric=None, allow=(), "
+            "max_memory=None, lazy_imports=None): fail the test when importing*",
+            "@pytest.mark.startup_budget(command=None, *, code=None, cold=None, warm=None, "
+            "max_modules=None, forbid=(), allow=(), max_memory=None, exit_code=0, stat=None, "
+            "rounds=None, metric=None, lazy_imports=None): fail the test when running a command*",
         ]
     )
 

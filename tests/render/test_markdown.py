@@ -88,7 +88,7 @@ def test_under_xdist_the_controller_writes_the_markdown_once(
     assert "5 measurements: 3 passed, 1 failed, 1 without a budget." in text
     rows = [line for line in text.splitlines() if line.startswith("| `")]
     assert len(rows) == 5
-    assert rows[0] == "| `light` | cold | 10ms | 5ms | -100% | **FAIL** |"
+    assert rows[0] == "| `light` | cold | 10ms | 5ms | -100% | **FAIL** | 20MB |"
 
 
 @pytest.mark.slow

@@ -1,0 +1,291 @@
+"""``importcache.lock``: the modules each configured budget's import loads, per Python version.
+
+Written beside pyproject.toml by ``pytest-importcache check --update`` (or
+``pytest --importcache-update-lock``) and committed, so that a module that
+sneaks into an import shows up in code review as a diff, and fails ``check``
+and the budget's pytest item until the lock is updated. The format is plain
+text, one module per line, sorted::
+
+    # comments
+    [mylib]
+    python = 3.11 3.12
+    suggested = cold="150ms", warm="25ms"
+      argparse
+      mylib
+      mylib.core
+
+    [$ mycli --help]
+    python = 3.11
+      ...
+
+One section per budget (the module, or ``$`` and the command) and per set of
+modules: Python versions whose imports load the same modules share a section
+(``python = 3.11 3.12``); a version that loads another set has its own. The
+``suggested`` line is the budgets to write, from the measurement that wrote
+the section: informative, never compared. Pure: parsing and formatting only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import LocateError, LockError
+from .spec import DEFAULT_METRIC, DEFAULT_STATISTIC, check_module_name
+from .units import suggest_cost_budget
+
+if TYPE_CHECKING:
+    from .result import ImportResult
+
+__all__ = [
+    "LOCK_FILE",
+    "UPDATE_HINT",
+    "Lock",
+    "LockSection",
+    "changes_text",
+    "load_lock",
+    "lock_changes",
+    "python_key",
+    "save_lock",
+    "suggested_budgets",
+]
+
+LOCK_FILE = "importcache.lock"
+_HEADER = (
+    "# importcache.lock: the modules each budget in pyproject.toml loads, per Python version.\n"
+    "# Written by `pytest-importcache check --update` (or pytest --importcache-update-lock):\n"
+    "# commit it. A module that appears or goes fails the budget until the lock is updated.\n"
+)
+_VERSION = re.compile(r"\d+\.\d+")
+
+
+def python_key(version: str) -> str:
+    """The lock's key for a Python version: ``"3.11.7"`` -> ``"3.11"``."""
+    return ".".join(version.split(".")[:2])
+
+
+def _version_order(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
+
+
+@dataclass(frozen=True)
+class LockSection:
+    """The modules budget ``key``'s import loads under the Python versions ``pythons``."""
+
+    key: str
+    pythons: tuple[str, ...]
+    modules: tuple[str, ...]
+    suggested: str = ""
+
+    def lines(self) -> list[str]:
+        """The section as the file holds it."""
+        lines = [f"[{self.key}]", f"python = {' '.join(self.pythons)}"]
+        if self.suggested:
+            lines.append(f"suggested = {self.suggested}")
+        return lines + [f"  {module}" for module in self.modules]
+
+
+@dataclass(frozen=True)
+class Lock:
+    """The whole lock file: its sections, sorted by budget and then Python version."""
+
+    sections: tuple[LockSection, ...] = ()
+
+    def modules_for(self, key: str, python: str) -> tuple[str, ...] | None:
+        """The modules budget ``key`` loads under ``python`` (``3.11``); ``None``: not locked."""
+        for section in self.sections:
+            if section.key == key and python in section.pythons:
+                return section.modules
+        return None
+
+    def with_modules(
+        self, key: str, python: str, modules: Iterable[str], suggested: str = ""
+    ) -> Lock:
+        """The lock with budget ``key`` under ``python`` loading ``modules``.
+
+        The version joins a section of the same budget holding the same
+        modules, or gets its own; a section left without a version goes.
+        """
+        wanted = tuple(sorted(set(modules)))
+        sections: list[LockSection] = []
+        joined = False
+        for section in self.sections:
+            if section.key != key:
+                sections.append(section)
+                continue
+            pythons = tuple(version for version in section.pythons if version != python)
+            if section.modules == wanted and not joined:
+                joined = True
+                pythons = tuple(sorted((*pythons, python), key=_version_order))
+                suggested = suggested or section.suggested
+            if pythons:
+                sections.append(
+                    replace(
+                        section,
+                        pythons=pythons,
+                        suggested=suggested if section.modules == wanted else section.suggested,
+                    )
+                )
+        if not joined:
+            sections.append(LockSection(key, (python,), wanted, suggested))
+        return Lock(_sorted(sections))
+
+    def keeping(self, keys: Iterable[str]) -> Lock:
+        """The lock without the sections of budgets not in ``keys`` (removed from pyproject)."""
+        kept = set(keys)
+        return Lock(tuple(section for section in self.sections if section.key in kept))
+
+    def format(self) -> str:
+        """The file's text."""
+        blocks = ["\n".join(section.lines()) for section in self.sections]
+        return _HEADER + "".join(f"\n{block}\n" for block in blocks)
+
+    @classmethod
+    def parse(cls, text: str, source: str = LOCK_FILE) -> Lock:
+        """Read a lock file's text; :class:`LockError` ``"importcache.lock:7: ..."`` otherwise."""
+        sections: list[LockSection] = []
+        current: LockSection | None = None
+        start = 0
+        seen: set[tuple[str, str]] = set()
+        for number, raw in enumerate(text.splitlines(), start=1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            if line.startswith("["):
+                if not line.endswith("]") or len(line) < 3:
+                    raise LockError(f"{source}:{number}: {line!r} is not a section header [NAME]")
+                _close(current, f"{source}:{start}", sections, seen)
+                current, start = LockSection(line[1:-1].strip(), (), ()), number
+            elif current is None:
+                raise LockError(f"{source}:{number}: {line!r} comes before any [section]")
+            else:
+                current = _read_line(current, line, f"{source}:{number}")
+        _close(current, f"{source}:{start}", sections, seen)
+        return cls(_sorted(sections))
+
+
+def _close(
+    section: LockSection | None,
+    where: str,
+    sections: list[LockSection],
+    seen: set[tuple[str, str]],
+) -> None:
+    """Add the section just read to ``sections``, checked: a version, each locked once."""
+    if section is None:
+        return
+    if not section.pythons:
+        raise LockError(f"{where}: section [{section.key}] has no python = line")
+    for version in section.pythons:
+        if (section.key, version) in seen:
+            raise LockError(f"{where}: [{section.key}] is locked twice for Python {version}")
+        seen.add((section.key, version))
+    sections.append(section)
+
+
+def _read_line(section: LockSection, line: str, where: str) -> LockSection:
+    """``section`` with one more line of it read: ``python =``, ``suggested =`` or a module."""
+    name, equals, value = (part.strip() for part in line.partition("="))
+    if equals and name == "python":
+        versions = tuple(value.split())
+        if not versions or not all(_VERSION.fullmatch(version) for version in versions):
+            raise LockError(f"{where}: python = {value!r}: expected versions such as 3.11 3.12")
+        return replace(section, pythons=versions)
+    if equals and name == "suggested":
+        return replace(section, suggested=value)
+    if equals:
+        raise LockError(f"{where}: unknown key {name!r} (expected python, suggested)")
+    try:
+        check_module_name(line)
+    except LocateError:
+        raise LockError(f"{where}: {line!r} is not a module name") from None
+    return replace(section, modules=(*section.modules, line))
+
+
+def _sorted(sections: Iterable[LockSection]) -> tuple[LockSection, ...]:
+    """Sections in the file's order: by budget, then by first Python version."""
+    return tuple(
+        sorted(
+            (replace(section, modules=tuple(sorted(set(section.modules)))) for section in sections),
+            key=lambda section: (section.key, _version_order(section.pythons[0])),
+        )
+    )
+
+
+def lock_changes(locked: Sequence[str], loaded: Iterable[str]) -> tuple[list[str], list[str]]:
+    """The modules new since the lock (loaded, not locked) and gone (locked, not loaded), sorted."""
+    loaded_set, locked_set = set(loaded), set(locked)
+    return sorted(loaded_set - locked_set), sorted(locked_set - loaded_set)
+
+
+def suggested_budgets(results: Mapping[str, ImportResult]) -> str:
+    """The budgets to write for the measured flavours: ``cold="150ms", warm="25ms"``.
+
+    30% above the fastest round (the budgets' default statistic), as the
+    command line and failures suggest; ``results`` maps labels to results.
+    """
+    arguments = []
+    metric = DEFAULT_METRIC
+    for label in ("cold", "warm"):
+        result = results.get(label)
+        if result is not None and result.rounds:
+            metric = result.metric
+            figure = suggest_cost_budget(result.statistic(DEFAULT_STATISTIC), result.metric)
+            arguments.append(f'{label}="{figure}"')
+    if arguments and metric != DEFAULT_METRIC:
+        arguments.append(f'metric="{metric}"')
+    return ", ".join(arguments)
+
+
+def load_lock(path: Path) -> Lock | None:
+    """The lock file at ``path``, ``None`` when there is none; :class:`LockError` if unreadable."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise LockError(f"{path}: cannot read: {reason or exc}") from None
+    return Lock.parse(text, str(path))
+
+
+def save_lock(path: Path, lock: Lock) -> None:
+    """Write ``lock`` to ``path`` atomically: a reader sees the old file or the new one."""
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(lock.format())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def changes_text(
+    key: str,
+    python: str,
+    new: Sequence[tuple[str, Sequence[str]]],
+    gone: Sequence[str],
+    source: str = LOCK_FILE,
+) -> str:
+    """The failure of a budget whose import loads other modules than the lock says.
+
+    ``new`` holds each new module with its import chain.
+    """
+    lines = [f"{key} loads other modules than {source} says (Python {python}):"]
+    lines += [f"    new: {name}: {' -> '.join(chain)}" for name, chain in new]
+    lines += [f"    gone: {name}" for name in gone]
+    lines.append(f"  {UPDATE_HINT}")
+    return "\n".join(lines)
+
+
+UPDATE_HINT = (
+    "if that is intended, update the lock: pytest-importcache check --update "
+    "(or pytest --importcache-update-lock)"
+)

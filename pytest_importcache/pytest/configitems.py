@@ -1,0 +1,187 @@
+"""pyproject.toml budgets as pytest items: one per entry of ``[tool.importcache] budgets``.
+
+As pytest-mypy and pytest-ruff collect their checks from files, the plugin's
+``pytest_collect_file`` hands the rootdir's pyproject.toml to
+:class:`BudgetsFile`, which yields one :class:`BudgetItem` per entry, named
+``pyproject.toml::importcache[mylib]`` (stable, so ``-k``, ``--lf`` and xdist
+work on them). Each item carries the marker its entry stands for
+(:mod:`pytest_importcache.model.config`), so the worker's role
+(:mod:`~pytest_importcache.pytest.enforcer`) measures and judges it exactly as
+a marked test: the same failure texts, summary, storage, A/B, report and
+markdown. A malformed entry is an item that errors at setup in one line naming
+the entry and the key; the other budgets still run (a collection error would
+stop the whole session). The body of an item checks (or, with
+``--importcache-update-lock``, writes) ``importcache.lock``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_importcache.model.config import PYPROJECT, ConfigBudget, load_budgets
+from pytest_importcache.model.errors import ConfigError, LockError
+from pytest_importcache.model.lock import (
+    LOCK_FILE,
+    UPDATE_HINT,
+    Lock,
+    changes_text,
+    load_lock,
+    lock_changes,
+    python_key,
+    save_lock,
+    suggested_budgets,
+)
+
+from .enforcer import ENFORCER_KEY
+from .recording import recorded
+
+if TYPE_CHECKING:
+    from pytest_importcache.model.result import ImportResult
+
+__all__ = ["BudgetItem", "BudgetsFile", "budgets_file"]
+
+
+def budgets_file(file_path: Path, parent: pytest.Collector) -> BudgetsFile | None:
+    """The collector of ``file_path`` when it is the rootdir's pyproject.toml with budgets."""
+    if file_path.name != PYPROJECT or file_path.parent != parent.config.rootpath:
+        return None
+    try:
+        # A cheap look before parsing: most projects' pyproject.toml has no budgets.
+        if b"importcache" not in file_path.read_bytes():
+            return None
+    except OSError:
+        return None
+    return BudgetsFile.from_parent(parent, path=file_path)
+
+
+class BudgetsFile(pytest.File):
+    """pyproject.toml as a collector: one item per budget of ``[tool.importcache]``."""
+
+    def collect(self) -> Iterator[BudgetItem]:
+        """One item per entry, malformed ones included (they error at setup)."""
+        try:
+            budgets = load_budgets(self.path)
+        except ConfigError as exc:
+            # The table itself is unusable: no budget can be read from it.
+            raise self.CollectError(str(exc).replace(str(self.path), self.path.name)) from None
+        lines = self.path.read_text(encoding="utf-8").splitlines()
+        for budget in budgets:
+            # Given whole, the node id is parsed as --lf parses the ids it saved
+            # (pytest 9 reads "importcache[mylib]" as a name and its parameters).
+            nodeid = f"{self.nodeid}::{budget.name}"
+            yield BudgetItem.from_parent(
+                self,
+                name=budget.name,
+                nodeid=nodeid,
+                budget=budget,
+                line=_entry_line(lines, budget),
+            )
+
+
+def _entry_line(lines: list[str], budget: ConfigBudget) -> int:
+    """The line (0-based) of ``budget``'s entry, near enough for reports: where its target is."""
+    start = next(
+        (index for index, line in enumerate(lines) if line.strip().startswith("budgets")), 0
+    )
+    if budget.target:
+        quoted = (f'"{budget.target}"', f"'{budget.target}'")
+        for index in range(start, len(lines)):
+            if any(text in lines[index] for text in quoted):
+                return index
+    return start
+
+
+class BudgetItem(pytest.Item):
+    """One budget of pyproject.toml, judged like a test carrying its marker."""
+
+    def __init__(self, *, budget: ConfigBudget, line: int = 0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.line = line
+        self.budget = budget
+        if not budget.problem:
+            marker = getattr(pytest.mark, budget.marker)
+            self.add_marker(marker(*budget.args, **budget.kwargs))
+
+    def setup(self) -> None:
+        """A malformed entry errors here, in one line naming it and the key."""
+        if self.budget.problem:
+            pytest.fail(f"{PYPROJECT} {self.budget.problem}", pytrace=False)
+
+    def runtest(self) -> None:
+        """Check the modules the budget's import loaded against ``importcache.lock``.
+
+        The budget itself was measured and judged before (as a marked test's).
+        With ``--importcache-update-lock`` the lock is written instead.
+        """
+        results = [entry.result for entry in recorded(self)]
+        if not results:
+            return
+        enforcer = self.config.stash[ENFORCER_KEY]
+        lock_path = self.path.with_name(LOCK_FILE)
+        if enforcer.settings.update_lock:
+            from filelock import FileLock  # noqa: PLC0415 - start-up cost
+
+            # Workers of one run update the same file, one at a time.
+            with FileLock(enforcer.paths.run_dir / "importcache-lock-update.lock"):
+                self._update_lock(lock_path, results)
+            return
+        try:
+            lock = load_lock(lock_path)
+        except LockError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        if lock is not None:
+            self._check_lock(lock, results)
+
+    def _update_lock(self, lock_path: Path, results: list[ImportResult]) -> None:
+        """Write this budget's modules into the lock (other budgets and versions kept)."""
+        try:
+            lock = load_lock(lock_path) or Lock()
+        except LockError as exc:
+            pytest.fail(f"{exc} (fix or remove it to update it)", pytrace=False)
+        result = _modules_source(results)
+        suggested = suggested_budgets({each.label: each for each in results})
+        lock = lock.with_modules(
+            self.budget.lock_key, python_key(result.python_version), result.modules, suggested
+        )
+        save_lock(lock_path, lock)
+
+    def _check_lock(self, lock: Lock, results: list[ImportResult]) -> None:
+        """Fail when the import loads modules the lock does not list, or no longer loads some."""
+        result = _modules_source(results)
+        key, python = self.budget.lock_key, python_key(result.python_version)
+        locked = lock.modules_for(key, python)
+        if locked is None:
+            pytest.fail(
+                f"{LOCK_FILE} has no [{key}] section for Python {python}; {UPDATE_HINT}",
+                pytrace=False,
+            )
+        new, gone = lock_changes(locked, result.modules)
+        if new or gone:
+            chains = [(name, result.chain(name)) for name in new]
+            pytest.fail(changes_text(key, python, chains, gone), pytrace=False)
+
+    def repr_failure(
+        self,
+        excinfo: pytest.ExceptionInfo[BaseException],
+        style: Any = None,
+    ) -> Any:
+        """A one-line error names the entry first; budget-exceeded texts stay as tests show them."""
+        failed = excinfo.value
+        if isinstance(failed, pytest.fail.Exception) and not failed.pytrace:
+            text = str(failed.msg)
+            if "\n" not in text and not text.startswith(PYPROJECT):
+                return f"{PYPROJECT} {self.budget.where}: {text}"
+        return super().repr_failure(excinfo, style)
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        """Where the budget is: pyproject.toml, the entry's line, and the entry."""
+        return self.path, self.line, f"[tool.importcache] {self.budget.where}"
+
+
+def _modules_source(results: list[ImportResult]) -> ImportResult:
+    """The measurement whose modules the lock holds: the warm one, else the first."""
+    return next((result for result in results if result.label == "warm"), results[0])

@@ -1,0 +1,329 @@
+"""``pytest-importcache check``: the pyproject.toml budgets and the lock, without pytest."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from gitrepos import commit_all, make_repo
+
+from conftest import write_tree
+from pytest_importcache.cli.main import main
+
+OTHER_PYTHON = next(iter(sorted(Path("/root/.pyenv/versions").glob("3.12.*/bin/python"))), None)
+
+PACKAGES = {
+    # The same modules under every Python version.
+    "samepkg/__init__.py": "from . import core\n",
+    "samepkg/core.py": "VALUE = 1\n",
+    # Another module from 3.12 on: the lock keeps a section per set.
+    "verpkg/__init__.py": "import sys\nif sys.version_info >= (3, 12):\n    import colorsys\n",
+}
+
+
+@pytest.fixture(autouse=True)
+def private_temp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the command line's copy cache and count store in the test's temporary directory."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+
+
+def project(root: Path, budgets: str, files: dict[str, str] | None = None) -> Path:
+    """A project: packages in a flat layout and ``budgets`` as the ``budgets`` array's entries."""
+    write_tree(root, {**PACKAGES, **(files or {})})
+    (root / "pyproject.toml").write_text(f"[tool.importcache]\nbudgets = [\n{budgets}]\n")
+    return root
+
+
+def check(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``python -m pytest_importcache check ARGS``, as a pre-commit hook runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_importcache", "check", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        check=False,
+    )
+
+
+def test_help_describes_the_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["check", "--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: pytest-importcache check")
+    assert "--update" in out
+    assert "--pyproject PATH" in out
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[project]\nname = 'x'\n", "no [tool.importcache] budgets to check"),
+        ("[tool.importcache]\nbudgets = 3\n", "budgets = 3 is not an array of tables"),
+        ("[tool.importcache\n", "not valid TOML"),
+    ],
+)
+def test_a_configuration_without_budgets_is_exit_2_in_one_line(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    text: str,
+    message: str,
+) -> None:
+    (tmp_path / "pyproject.toml").write_text(text)
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")  # found upwards from the current directory
+    assert main(["check"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert message in err
+    assert str(tmp_path / "pyproject.toml") in err
+
+
+def test_no_pyproject_anywhere_is_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["check", "--pyproject", str(tmp_path / "nothing.toml")]) == 2
+    assert "nothing.toml: no such file" in capsys.readouterr().err
+
+
+def test_malformed_entries_are_exit_2_one_line_each(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project(
+        tmp_path,
+        '  { module = "samepkg", colt = "1s" },\n'
+        '  { module = "samepkg", warm = "fast" },\n'
+        '  "samepkg",\n',
+    )
+    assert main(["check", "--pyproject", str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        "pyproject.toml budgets[0] (module 'samepkg'): unknown key 'colt' (an import budget "
+        "takes module, cold, warm, max_modules, forbid, stat, rounds, closure, metric, allow, "
+        "max_memory, lazy_imports)",
+        "pyproject.toml budgets[1] (module 'samepkg'): duplicate budget: budgets[0] budgets "
+        "'samepkg' already (merge the two entries)",
+        "pyproject.toml budgets[2]: 'samepkg' is not a table (write "
+        '{ module = "mylib", warm = "25ms" })',
+    ]
+    assert captured.out.splitlines()[-1].endswith(": 3 not checked (configuration)")
+
+
+@pytest.mark.slow
+def test_budgets_are_judged_with_the_plugins_texts_and_json(tmp_path: Path) -> None:
+    root = project(
+        tmp_path,
+        '  { module = "samepkg", warm = "10s" },\n'
+        '  { module = "samepkg.core", max_modules = 0 },\n'
+        '  { module = "nosuch", warm = "1s" },\n',
+    )
+    (root / "deep").mkdir()
+    completed = check(cwd=root / "deep")
+    assert completed.returncode == 2, completed.stderr  # the missing module
+    assert completed.stderr.startswith(
+        "pyproject.toml budgets[2] (module 'nosuch'): cannot find module 'nosuch'"
+    )
+    assert completed.stderr.count("\n") == 1
+    out = completed.stdout
+    assert "importcache[samepkg.core]\nimport budget exceeded: samepkg.core loaded 2 modules" in out
+    assert "samepkg.core             warm                -        -        -       2 FAIL" in out
+    assert out.splitlines()[-1].startswith(f"checked 3 budgets of {root / 'pyproject.toml'} in ")
+    assert out.splitlines()[-1].endswith(" s: 1 failed, 1 not checked (configuration)")
+
+    (root / "pyproject.toml").write_text(
+        '[tool.importcache]\nbudgets = [{ module = "samepkg", warm = "10s", max_modules = 0 }]\n'
+    )
+    completed = check("--json", cwd=root)
+    assert completed.returncode == 1
+    document = json.loads(completed.stdout)
+    assert document["passed"] is False
+    assert document["seconds"] > 0
+    (budget,) = document["budgets"]
+    assert (budget["entry"], budget["target"], budget["passed"]) == (0, "samepkg", False)
+    assert budget["failure"].startswith("import budget exceeded: samepkg loaded 2 modules")
+    assert [entry["flavour"] for entry in budget["measurements"]] == ["warm"]
+
+
+@pytest.mark.slow
+def test_the_lock_catches_a_new_and_a_gone_module_until_updated(tmp_path: Path) -> None:
+    root = project(tmp_path, '  { module = "samepkg", warm = "10s" },\n')
+    lock = root / "importcache.lock"
+    assert check(cwd=root).returncode == 0  # no lock: only the budgets
+    updated = check("--update", cwd=root)
+    assert updated.returncode == 0, updated.stdout + updated.stderr
+    assert f"wrote {lock}" in updated.stdout
+    python = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    text = lock.read_text()
+    assert f"[samepkg]\npython = {python}\nsuggested = warm=" in text
+    assert text.endswith("  samepkg\n  samepkg.core\n")
+    assert check(cwd=root).returncode == 0
+
+    write_tree(root, {"samepkg/__init__.py": "import colorsys\n"})
+    completed = check(cwd=root)
+    assert completed.returncode == 1
+    assert (
+        f"samepkg loads other modules than importcache.lock says (Python {python}):\n"
+        "    new: colorsys: samepkg -> colorsys\n"
+        "    gone: samepkg.core\n"
+        "  if that is intended, update the lock: pytest-importcache check --update"
+    ) in completed.stdout
+    assert check("--update", cwd=root).returncode == 0
+    assert check(cwd=root).returncode == 0
+    assert lock.read_text().endswith("  colorsys\n  samepkg\n")
+    # A budget taken out of pyproject.toml leaves the lock at the next update.
+    (root / "pyproject.toml").write_text(
+        '[tool.importcache]\nbudgets = [{ module = "verpkg", warm = "10s" }]\n'
+    )
+    assert check("--update", cwd=root).returncode == 0
+    assert "[samepkg]" not in lock.read_text()
+
+
+@pytest.mark.slow
+def test_a_corrupt_lock_is_exit_2_naming_the_file_and_the_line(tmp_path: Path) -> None:
+    root = project(tmp_path, '  { module = "samepkg", warm = "10s" },\n')
+    (root / "importcache.lock").write_text("[samepkg]\npython = 3.11\n  not a module\n")
+    completed = check(cwd=root)
+    assert completed.returncode == 2
+    assert completed.stderr == (
+        f"{root / 'importcache.lock'}:3: 'not a module' is not a module name\n"
+    )
+    # --update does not overwrite what it cannot read.
+    assert check("--update", cwd=root).returncode == 2
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(OTHER_PYTHON is None, reason="needs a pyenv Python 3.12")
+def test_two_python_versions_share_one_lock(tmp_path: Path) -> None:
+    root = project(
+        tmp_path,
+        '  { module = "samepkg", warm = "10s" },\n  { module = "verpkg", warm = "10s" },\n'
+        '  { code = "import verpkg", warm = "10s" },\n',
+    )
+    lock = root / "importcache.lock"
+    assert check("--update", cwd=root).returncode == 0
+    completed = check("--update", "--python", str(OTHER_PYTHON), cwd=root)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    text = lock.read_text()
+    running = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    assert sys.version_info[:2] < (3, 12)
+    assert "[samepkg]\npython = " + " ".join(sorted({running, "3.12"})) in text
+    assert f"[verpkg]\npython = {running}\n" in text
+    assert "[verpkg]\npython = 3.12\n" in text
+    assert "  colorsys\n" in text.split("[verpkg]\npython = 3.12\n")[1]
+    # The snippet runs under --python too: its 3.12 process loads colorsys.
+    snippet = text.split("[$ code: import verpkg]\n")
+    assert len(snippet) == 3  # a section per version
+    assert "  colorsys\n" not in snippet[1]
+    assert "  colorsys\n" in snippet[2]
+    assert check(cwd=root).returncode == 0
+    assert check("--python", str(OTHER_PYTHON), cwd=root).returncode == 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_counts_are_reused_on_the_second_run(tmp_path: Path) -> None:
+    root = project(tmp_path, '  { module = "samepkg", warm = "100M" },\n')
+    store = str(tmp_path / "store")
+    first = check("--json", "--metric", "instructions", "--store", store, cwd=root)
+    second = check("--json", "--metric", "instructions", "--store", store, cwd=root)
+    assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+    (measured,) = json.loads(first.stdout)["budgets"][0]["measurements"]
+    (reused,) = json.loads(second.stdout)["budgets"][0]["measurements"]
+    assert measured["reused"] is None
+    assert reused["reused"] is not None
+    assert reused["values"] == measured["values"]
+
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not (REPOSITORY / ".git").exists(), reason="needs this repository's git checkout"
+)
+def test_the_pre_commit_hook_runs_check_in_a_real_repository(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``pre-commit try-repo`` runs this repository's hook as ``repo: ...`` would.
+
+    try-repo clones this repository (its uncommitted tracked changes included)
+    and installs the hook's environment from it, through pip's configured index:
+    no network beyond the package registry. The package under test is found in
+    the project's directory (a flat layout), not in the hook's environment.
+    """
+    pytest.importorskip("pre_commit")
+    monkeypatch.setenv("PRE_COMMIT_HOME", str(tmp_path / "pre-commit-home"))
+    repo = make_repo(
+        tmp_path / "project",
+        {
+            **PACKAGES,
+            "pyproject.toml": (
+                '[tool.importcache]\nbudgets = [{ module = "samepkg", warm = "10s" }]\n'
+            ),
+        },
+    )
+    assert check("--update", cwd=repo).returncode == 0
+    commit_all(repo, "lock")
+
+    def hook() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pre_commit",
+                "try-repo",
+                str(REPOSITORY),
+                "importcache-check",
+                "--all-files",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=repo,
+            check=False,
+        )
+
+    passed = hook()
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert "import budgets (pytest-importcache check)" in passed.stdout
+    write_tree(repo, {"samepkg/__init__.py": "import colorsys\nfrom . import core\n"})
+    commit_all(repo, "a new import")
+    failed = hook()
+    assert failed.returncode == 1
+    assert "    new: colorsys: samepkg -> colorsys" in failed.stdout
+    assert check("--update", cwd=repo).returncode == 0
+    commit_all(repo, "lock updated")
+    assert hook().returncode == 0
+
+
+@pytest.mark.slow
+def test_start_up_budgets_are_checked_and_locked(tmp_path: Path) -> None:
+    root = project(
+        tmp_path,
+        '  { code = "import samepkg", warm = "10s" },\n'
+        '  { command = "python -m samepkg", warm = "10s", max_modules = 0 },\n'
+        '  { command = "nosuchcli --help", warm = "1s" },\n',
+        {"samepkg/__main__.py": "VALUE = 2\n"},
+    )
+    completed = check("--json", cwd=root)
+    assert completed.returncode == 2, completed.stderr
+    assert completed.stderr.startswith(
+        "pyproject.toml budgets[2] (command 'nosuchcli --help'): startup_budget('nosuchcli --help')"
+    )
+    code, command, missing = json.loads(completed.stdout)["budgets"]
+    assert (code["target"], code["passed"]) == ("code: import samepkg", True)
+    assert command["failure"].startswith("start-up budget exceeded: python -m samepkg loaded")
+    assert missing["problem"] == completed.stderr.strip()
+    assert not missing["measurements"]
+    (root / "pyproject.toml").write_text(
+        '[tool.importcache]\nbudgets = [{ code = "import samepkg", warm = "10s" }]\n'
+    )
+    assert check("--update", cwd=root).returncode == 0
+    text = (root / "importcache.lock").read_text()
+    assert "[$ code: import samepkg]\n" in text
+    assert "  samepkg.core\n" in text
+    assert check(cwd=root).returncode == 0

@@ -1,0 +1,108 @@
+"""``[tool.importcache] budgets``: entries read into marker arguments, malformed ones named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_importcache.model.config import ConfigBudget, find_pyproject, load_budgets, read_budgets
+from pytest_importcache.model.errors import ConfigError
+
+
+def test_entries_become_marker_arguments() -> None:
+    budgets = read_budgets(
+        {
+            "budgets": [
+                {"module": "mylib", "cold": "150ms", "warm": "25ms", "forbid": ["numpy"]},
+                {"command": "mycli --help", "warm": "120ms"},
+                {"code": "import mylib", "warm": "60ms"},
+            ]
+        }
+    )
+    assert [(budget.marker, budget.args, dict(budget.kwargs)) for budget in budgets] == [
+        ("import_budget", ("mylib",), {"cold": "150ms", "warm": "25ms", "forbid": ["numpy"]}),
+        ("startup_budget", ("mycli --help",), {"warm": "120ms"}),
+        ("startup_budget", (), {"code": "import mylib", "warm": "60ms"}),
+    ]
+    assert [budget.name for budget in budgets] == [
+        "importcache[mylib]",
+        "importcache[mycli --help]",
+        "importcache[code: import mylib]",
+    ]
+    assert [budget.lock_key for budget in budgets] == [
+        "mylib",
+        "$ mycli --help",
+        "$ code: import mylib",
+    ]
+    assert not any(budget.problem for budget in budgets)
+
+
+@pytest.mark.parametrize(
+    ("entry", "problem"),
+    [
+        ({"module": "mylib", "colt": "1s"}, "budgets[0] (module 'mylib'): unknown key 'colt'"),
+        ({"module": "mylib", "cold": "fast"}, "budgets[0] (module 'mylib'): cold='fast'"),
+        (
+            {"module": "mylib", "rounds": "3", "warm": "1s"},
+            "budgets[0] (module 'mylib'): rounds='3'",
+        ),
+        ({"module": "mylib"}, "budgets[0] (module 'mylib'): no budget given"),
+        ({"module": 3, "warm": "1s"}, "budgets[0]: module=3 is not a module name"),
+        ({"module": "my lib", "warm": "1s"}, "budgets[0] (module 'my lib'): module="),
+        ("mylib", "budgets[0]: 'mylib' is not a table"),
+        ({"warm": "1s"}, "budgets[0]: no module, command or code key"),
+        ({"module": "m", "command": "c", "warm": "1s"}, "budgets[0]: give module"),
+        ({"command": 3}, "budgets[0]: command: a command is a string or a list of words"),
+        ({"command": "mycli", "colt": 1}, "budgets[0] (command 'mycli'): unknown key 'colt'"),
+    ],
+)
+def test_a_malformed_entry_names_its_index_target_and_key(entry: object, problem: str) -> None:
+    (budget,) = read_budgets({"budgets": [entry]})
+    assert budget.problem.startswith(problem), budget.problem
+    assert "\n" not in budget.problem
+    assert "import_budget(" not in budget.problem
+
+
+def test_a_duplicate_budget_is_named_and_keeps_a_name_of_its_own() -> None:
+    budgets = read_budgets(
+        {"budgets": [{"module": "m", "warm": "1s"}, {"module": "m", "cold": "1s"}]}
+    )
+    assert budgets[1].problem == (
+        "budgets[1] (module 'm'): duplicate budget: budgets[0] budgets 'm' already "
+        "(merge the two entries)"
+    )
+    assert [budget.name for budget in budgets] == ["importcache[m]", "importcache[budgets[1]]"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[tool.importcache]\nbudgets = 3\n", "budgets = 3 is not an array of tables"),
+        ("[tool.importcache]\nbudget = []\n", "unknown key 'budget'"),
+        ("[tool]\nimportcache = 3\n", "tool.importcache = 3 is not a table"),
+        ("[tool.importcache\n", "not valid TOML"),
+    ],
+)
+def test_an_unusable_table_is_one_line_naming_the_file(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = tmp_path / "pyproject.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as raised:
+        load_budgets(path)
+    assert str(raised.value).startswith(str(path))
+    assert message in str(raised.value)
+
+
+def test_no_table_means_no_budgets_and_the_nearest_file_is_found(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    assert find_pyproject(tmp_path / "a" / "b") == tmp_path / "pyproject.toml"
+    assert load_budgets(tmp_path / "pyproject.toml") == []
+    assert ConfigBudget(0, "m", "module").where == "budgets[0] (module 'm')"
+
+
+def test_a_start_up_entry_is_validated_as_its_marker() -> None:
+    (budget,) = read_budgets({"budgets": [{"command": "mycli", "exit_code": "zero"}]})
+    assert budget.problem.startswith("budgets[0] (command 'mycli'): exit_code='zero'")

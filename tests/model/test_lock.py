@@ -1,0 +1,119 @@
+"""importcache.lock: its text read and written, versions sharing a section, corrupt files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_importcache.model.errors import LockError
+from pytest_importcache.model.lock import (
+    Lock,
+    LockSection,
+    changes_text,
+    load_lock,
+    lock_changes,
+    python_key,
+    save_lock,
+)
+
+LOCKED = """\
+# a comment
+[mylib]
+python = 3.11 3.12
+suggested = warm="25ms"
+  json
+  mylib
+
+[$ mycli --help]
+python = 3.11
+  mycli
+"""
+
+
+def test_a_lock_reads_back_as_it_was_written() -> None:
+    lock = Lock.parse(LOCKED)
+    assert lock.modules_for("mylib", "3.12") == ("json", "mylib")
+    assert lock.modules_for("$ mycli --help", "3.11") == ("mycli",)
+    assert lock.modules_for("mylib", "3.13") is None
+    assert Lock.parse(lock.format()) == lock
+
+
+def test_the_text_is_one_module_a_line_sorted_for_diffs() -> None:
+    lock = Lock().with_modules("mylib", "3.11", ["mylib.core", "json", "mylib"], 'warm="9ms"')
+    assert lock.format().splitlines()[-6:] == [
+        "[mylib]",
+        "python = 3.11",
+        'suggested = warm="9ms"',
+        "  json",
+        "  mylib",
+        "  mylib.core",
+    ]
+
+
+def test_versions_loading_the_same_modules_share_a_section() -> None:
+    lock = Lock().with_modules("mylib", "3.12", ["mylib", "json"])
+    lock = lock.with_modules("mylib", "3.11", ["json", "mylib"])
+    assert lock.sections == (LockSection("mylib", ("3.11", "3.12"), ("json", "mylib")),)
+
+
+def test_a_version_loading_other_modules_gets_its_own_section() -> None:
+    lock = Lock().with_modules("mylib", "3.11", ["mylib", "tomli"])
+    lock = lock.with_modules("mylib", "3.12", ["mylib"])
+    assert [section.pythons for section in lock.sections] == [("3.11",), ("3.12",)]
+    # 3.11 then loads what 3.12 loads: it joins that section and its own goes.
+    lock = lock.with_modules("mylib", "3.11", ["mylib"])
+    assert lock.sections == (LockSection("mylib", ("3.11", "3.12"), ("mylib",)),)
+
+
+def test_keeping_drops_the_budgets_no_longer_configured() -> None:
+    lock = Lock.parse(LOCKED).keeping(["mylib"])
+    assert [section.key for section in lock.sections] == ["mylib"]
+
+
+def test_changes_are_new_and_gone_modules() -> None:
+    assert lock_changes(["json", "mylib"], ["mylib", "decimal"]) == (["decimal"], ["json"])
+    text = changes_text("mylib", "3.11", [("decimal", ["mylib", "decimal"])], ["json"])
+    assert text.splitlines()[:3] == [
+        "mylib loads other modules than importcache.lock says (Python 3.11):",
+        "    new: decimal: mylib -> decimal",
+        "    gone: json",
+    ]
+
+
+def test_python_key_is_major_and_minor() -> None:
+    assert python_key("3.12.1") == "3.12"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("  json\n", "importcache.lock:1: 'json' comes before any [section]"),
+        ("[mylib\n", "importcache.lock:1: '[mylib' is not a section header [NAME]"),
+        ("[mylib]\n  json\n", "importcache.lock:1: section [mylib] has no python = line"),
+        ("[m]\npython = three\n", "importcache.lock:2: python = 'three': expected versions"),
+        ("[m]\npython = 3.11\ncolour = red\n", "importcache.lock:3: unknown key 'colour'"),
+        ("[m]\npython = 3.11\n  not a module\n", "importcache.lock:3: 'not a module' is not a"),
+        (
+            "[m]\npython = 3.11\n  m\n[m]\npython = 3.11\n  n\n",
+            "importcache.lock:4: [m] is locked twice for Python 3.11",
+        ),
+    ],
+)
+def test_a_corrupt_lock_is_one_line_naming_the_file_and_the_line(text: str, message: str) -> None:
+    with pytest.raises(LockError) as raised:
+        Lock.parse(text)
+    assert str(raised.value).startswith(message)
+    assert "\n" not in str(raised.value)
+
+
+def test_the_file_is_written_atomically_and_read_back(tmp_path: Path) -> None:
+    path = tmp_path / "importcache.lock"
+    assert load_lock(path) is None
+    lock = Lock().with_modules("mylib", "3.11", ["mylib"])
+    save_lock(path, lock)
+    assert load_lock(path) == lock
+    assert [entry.name for entry in tmp_path.iterdir()] == ["importcache.lock"]
+    path.write_bytes(b"\xff\xfe")
+    with pytest.raises(LockError, match=r"importcache.lock: cannot read: not UTF-8"):
+        load_lock(path)

@@ -1,0 +1,276 @@
+"""pyproject.toml budgets as pytest items: collected, named, judged, selected, locked."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import FAKE_ROUNDS_CONFTEST, fake_rounds, quick_ini, write_tree
+
+BUDGETS = """\
+[tool.importcache]
+budgets = [
+  { module = "steady", warm = "10s" },
+  { module = "heavy", warm = "100ms" },
+]
+"""
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    """Fixed rounds: ``steady`` "takes" 20 ms, ``heavy`` 300 ms; two budgets in pyproject.toml."""
+    write_tree(
+        pytester.path,
+        {"steady/__init__.py": "", "heavy/__init__.py": "", "pyproject.toml": BUDGETS},
+    )
+    pytester.makeconftest(FAKE_ROUNDS_CONFTEST)
+    fake_rounds(pytester.path, {"steady": {"seconds": 0.02}, "heavy": {"seconds": 0.3}})
+    pytester.makeini(quick_ini())
+    return pytester
+
+
+def _failure_block(output: str, header: str) -> list[str]:
+    """The lines of one failure section, below its ``___ header ___`` line."""
+    lines = output.splitlines()
+    start = next(index for index, line in enumerate(lines) if header in line and "___" in line)
+    block = []
+    for line in lines[start + 1 :]:
+        if line.startswith(("___", "---", "===")):
+            break
+        block.append(line)
+    return block
+
+
+@pytest.mark.slow
+def test_each_budget_is_an_item_failing_as_a_marked_test_fails(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_marked="""
+        import pytest
+
+        @pytest.mark.import_budget("heavy", warm="100ms")
+        def test_heavy():
+            pass
+        """
+    )
+    result = project.runpytest("-v", "--benchmark-json=bench.json")
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "pyproject.toml::importcache[[]steady[]] PASSED*",
+            "pyproject.toml::importcache[[]heavy[]] FAILED*",
+        ]
+    )
+    output = result.stdout.str()
+    from_config = _failure_block(output, "budgets[1] (module 'heavy')")
+    from_marker = _failure_block(output, "test_heavy")
+    assert from_config[0] == "import budget exceeded: heavy (warm)"
+    assert from_config == from_marker
+    summary = output.split("import budgets", 1)[1].splitlines()
+    assert [line.split()[0] for line in summary[2:5]] == ["steady", "heavy", "heavy"]
+    names = {
+        entry["fullname"] for entry in json.loads(Path("bench.json").read_text())["benchmarks"]
+    }
+    assert "pyproject.toml::importcache[steady][steady-warm]" in names
+    assert "test_marked.py::test_heavy[heavy-warm]" in names
+
+
+@pytest.mark.slow
+def test_k_and_lf_select_budgets_by_name(project: pytest.Pytester) -> None:
+    project.runpytest("-k", "steady").assert_outcomes(passed=1, deselected=1)
+    project.runpytest().assert_outcomes(passed=1, failed=1)
+    rerun = project.runpytest("--lf", "-v")
+    rerun.assert_outcomes(failed=1)
+    rerun.stdout.fnmatch_lines(["pyproject.toml::importcache[[]heavy[]] FAILED*"])
+    # Only the budgets: the file as a path, or one budget by node id.
+    project.runpytest("pyproject.toml::importcache[steady]").assert_outcomes(passed=1)
+
+
+@pytest.mark.slow
+def test_budgets_run_under_xdist_and_report_once(project: pytest.Pytester) -> None:
+    # A subprocess: xdist workers start their own interpreters anyway.
+    result = project.runpytest_subprocess("-n", "2", "-p", "no:randomly")
+    result.assert_outcomes(passed=1, failed=1)
+    assert result.stdout.str().count("import budgets ---") == 1
+    result.stdout.fnmatch_lines(["*FAILED pyproject.toml::importcache[[]heavy[]]*"])
+
+
+MALFORMED = """\
+[tool.importcache]
+budgets = [
+  { module = "steady", warm = "10s" },
+  { module = "steady", cold = "10s" },
+  { module = "heavy", colt = "1s" },
+  { module = "other", rounds = "3", warm = "1s" },
+  "steady",
+  { module = "nosuch", warm = "1s" },
+]
+"""
+
+
+@pytest.mark.slow
+def test_a_malformed_entry_is_one_line_and_the_others_still_run(
+    project: pytest.Pytester,
+) -> None:
+    (project.path / "pyproject.toml").write_text(MALFORMED)
+    result = project.runpytest()
+    result.assert_outcomes(passed=1, failed=1, errors=4)
+    output = result.stdout.str()
+    assert "INTERNALERROR" not in output
+    assert "Traceback" not in output
+    for line in [
+        "pyproject.toml budgets[1] (module 'steady'): duplicate budget: budgets[0] budgets "
+        "'steady' already (merge the two entries)",
+        "pyproject.toml budgets[2] (module 'heavy'): unknown key 'colt' (an import budget takes "
+        "module, cold, warm, max_modules, forbid, stat, rounds, closure, metric, allow, "
+        "max_memory, lazy_imports)",
+        "pyproject.toml budgets[3] (module 'other'): rounds='3' is not a whole number >= 1",
+        "pyproject.toml budgets[4]: 'steady' is not a table (write "
+        '{ module = "mylib", warm = "25ms" })',
+    ]:
+        assert line in output.splitlines()
+    assert any(
+        line.startswith(
+            "pyproject.toml budgets[5] (module 'nosuch'): import_budget('nosuch'): "
+            "cannot find module 'nosuch'"
+        )
+        for line in output.splitlines()
+    )
+
+
+@pytest.mark.slow
+def test_a_table_that_is_not_an_array_is_a_collection_error(project: pytest.Pytester) -> None:
+    (project.path / "pyproject.toml").write_text("[tool.importcache]\nbudgets = 3\n")
+    result = project.runpytest()
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(
+        ["pyproject.toml: [[]tool.importcache[]] budgets = 3 is not an array of tables*"]
+    )
+    assert "Traceback" not in result.stdout.str()
+
+
+@pytest.mark.slow
+def test_the_lock_is_written_a_new_import_fails_until_it_is_updated(
+    project: pytest.Pytester,
+) -> None:
+    lock = project.path / "importcache.lock"
+    project.runpytest("-k", "steady").assert_outcomes(passed=1, deselected=1)
+    assert not lock.exists()  # no lock: nothing to check
+    project.runpytest("-k", "steady", "--importcache-update-lock").assert_outcomes(
+        passed=1, deselected=1
+    )
+    assert lock.read_text().splitlines()[-4:] == [
+        "[steady]",
+        "python = 3.11",
+        'suggested = warm="26ms"',
+        "  steady",
+    ]
+    fake_rounds(
+        project.path,
+        {"steady": {"seconds": 0.02, "modules": {"sneaky": 0.001}}, "heavy": {"seconds": 0.3}},
+    )
+    result = project.runpytest("-k", "steady")
+    result.assert_outcomes(failed=1, deselected=1)
+    result.stdout.fnmatch_lines(
+        [
+            "steady loads other modules than importcache.lock says (Python 3.11):",
+            "    new: sneaky: steady -> sneaky",
+            "  if that is intended, update the lock: pytest-importcache check --update*",
+        ]
+    )
+    project.runpytest("-k", "steady", "--importcache-update-lock").assert_outcomes(
+        passed=1, deselected=1
+    )
+    assert "  sneaky" in lock.read_text().splitlines()
+    project.runpytest("-k", "steady").assert_outcomes(passed=1, deselected=1)
+    # Budgets and lines are both checked: a corrupt lock is one line naming the line.
+    lock.write_text(lock.read_text().replace("python = 3.11", "python = eleven"))
+    result = project.runpytest("-k", "steady")
+    result.assert_outcomes(failed=1, deselected=1)
+    assert any(
+        line.endswith("importcache.lock:6: python = 'eleven': expected versions such as 3.11 3.12")
+        for line in result.stdout.str().splitlines()
+    )
+
+
+@pytest.mark.slow
+def test_budgets_are_skipped_when_measurements_are_disabled(project: pytest.Pytester) -> None:
+    project.runpytest("--importcache-disable").assert_outcomes(skipped=2)
+
+
+@pytest.mark.slow
+def test_testpaths_name_the_file_to_collect_budgets(project: pytest.Pytester) -> None:
+    (project.path / "tests").mkdir()
+    (project.path / "tests" / "test_nothing.py").write_text("def test_nothing():\n    pass\n")
+    project.makeini(quick_ini() + "testpaths = tests\n")
+    project.runpytest().assert_outcomes(passed=1)
+    project.makeini(quick_ini() + "testpaths = tests pyproject.toml\n")
+    project.runpytest().assert_outcomes(passed=2, failed=1)
+
+
+@pytest.mark.slow
+def test_only_the_rootdir_pyproject_holds_budgets(project: pytest.Pytester) -> None:
+    write_tree(project.path, {"sub/pyproject.toml": BUDGETS})
+    project.runpytest().assert_outcomes(passed=1, failed=1)
+
+
+@pytest.mark.slow
+def test_start_up_budgets_are_items_too(pytester: pytest.Pytester) -> None:
+    """``command =`` and ``code =`` entries are ``startup_budget`` markers (real rounds)."""
+    write_tree(
+        pytester.path,
+        {
+            "clipkg/__init__.py": "from . import core\n",
+            "clipkg/core.py": "VALUE = 1\n",
+            "clipkg/__main__.py": "import clipkg\n",
+            "pyproject.toml": """\
+                [tool.importcache]
+                budgets = [
+                  { code = "import clipkg", warm = "10s" },
+                  { command = "python -m clipkg", warm = "10s", forbid = ["clipkg.core"] },
+                  { command = ["python", "-m", "clipkg"], exit_code = "zero" },
+                ]
+                """,
+        },
+    )
+    pytester.makeini(quick_ini())
+    result = pytester.runpytest("-v", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "pyproject.toml::importcache[[]code: import clipkg[]] PASSED*",
+            "pyproject.toml::importcache[[]python -m clipkg[]] FAILED*",
+            "pyproject.toml::importcache[[]budgets[[]2[]][]] ERROR*",
+            "*start-up budget exceeded: python -m clipkg loaded forbidden modules:",
+            "    clipkg.core: clipkg -> clipkg.core",
+        ]
+    )
+    assert (
+        "pyproject.toml budgets[2] (command 'python -m clipkg'): duplicate budget: budgets[1] "
+        "budgets 'python -m clipkg' already (merge the two entries)" in result.stdout.str()
+    )
+
+
+@pytest.mark.slow
+def test_xdist_workers_write_one_lock_together(pytester: pytest.Pytester) -> None:
+    names = [f"pkg{index}" for index in range(6)]
+    entries = "".join(f'  {{ module = "{name}", warm = "10s" }},\n' for name in names)
+    write_tree(
+        pytester.path,
+        {
+            **{f"{name}/__init__.py": "" for name in names},
+            "pyproject.toml": f"[tool.importcache]\nbudgets = [\n{entries}]\n",
+        },
+    )
+    pytester.makeconftest(FAKE_ROUNDS_CONFTEST)
+    fake_rounds(pytester.path, {name: {"seconds": 0.01} for name in names})
+    pytester.makeini(quick_ini())
+    # A subprocess: xdist workers start their own interpreters anyway.
+    result = pytester.runpytest_subprocess("-n", "2", "--importcache-update-lock")
+    result.assert_outcomes(passed=6)
+    text = (pytester.path / "importcache.lock").read_text()
+    assert [line for line in text.splitlines() if line.startswith("[")] == [
+        f"[{name}]" for name in names
+    ]
+    pytester.runpytest_subprocess("-n", "2").assert_outcomes(passed=6)

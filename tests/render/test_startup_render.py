@@ -1,0 +1,97 @@
+"""Start-up measurements and peak memory in what users read: summary, markdown, names, JSON."""
+
+from __future__ import annotations
+
+from conftest import make_outcome
+from pytest_importcache.model.outcome import MeasurementOutcome
+from pytest_importcache.pytest.storage import benchmark_names, extra_info
+from pytest_importcache.render.icicle import icicle_page
+from pytest_importcache.render.markdown import markdown_summary
+from pytest_importcache.render.report import memory_lines, summary_lines
+from pytest_importcache.render.runs import outcome_from_entry
+
+PHASES = (("start-up", (0.010, 0.012)), ("site", (0.002, 0.002)), ("import", (0.05, 0.06)))
+
+
+def startup_outcome(**changes: object) -> MeasurementOutcome:
+    """A warm start-up outcome of ``mycli --help`` (package ``mycli``), 14.2MB at its peak."""
+    fields: dict[str, object] = {
+        "module": "mycli",
+        "command": "mycli --help",
+        "phases": PHASES,
+        "peak_memory": 14_200_000,
+        "bare_peak_memory": 10_500_000,
+    }
+    fields.update(changes)
+    return make_outcome(**fields)
+
+
+def test_a_start_up_is_shown_by_its_command_with_its_peak_beside_a_bare_one() -> None:
+    lines = summary_lines(
+        [startup_outcome(), make_outcome(peak_memory=11_000_000, bare_peak_memory=10_500_000)]
+    )
+    assert lines[1].startswith("mycli --help ")
+    assert lines[2].startswith("m ")
+    assert memory_lines([startup_outcome()]) == [
+        "peak memory, highest round (a bare interpreter: 10.5MB):",
+        "  mycli --help (warm) 14.2MB (+3.7MB)",
+    ]
+    assert "  m (warm) 11MB (+500kB)" in lines
+
+
+def test_counts_have_no_memory_lines_and_the_markdown_no_memory_column() -> None:
+    assert memory_lines([make_outcome(metric="instructions")]) == []
+    assert "peak memory" not in markdown_summary([make_outcome()])
+
+
+def test_markdown_names_the_command_and_its_peak() -> None:
+    text = markdown_summary([startup_outcome(budget=0.5, passed=True)])
+    assert "| module | flavour | min | budget | headroom | verdict | peak memory (bare) |" in text
+    assert "| `mycli --help` | warm | 10ms | 500ms | +98% | PASS | 14.2MB (10.5MB) |" in text
+
+
+def test_start_up_names_are_safe_stable_and_apart_from_imports_and_lazy_modes() -> None:
+    records = [
+        startup_outcome(),
+        startup_outcome(command="code: import mylib; mylib.load('x [1].csv')"),
+        make_outcome(module="mycli"),
+        make_outcome(module="mycli", lazy_imports="all"),
+        startup_outcome(),
+    ]
+    assert [name for name, _ in benchmark_names(records)] == [
+        "t[mycli_--help-warm]",
+        "t[code:_import_mylib_mylib.load_x_1_.csv-warm]",
+        "t[mycli-warm]",
+        "t[mycli-warm-lazy-all]",
+        "t[mycli_--help-warm-2]",
+    ]
+
+
+def test_extra_info_carries_the_command_phases_and_memory_and_json_round_trips() -> None:
+    outcome = startup_outcome(lazy_imports="all")
+    info = extra_info(outcome)
+    assert info["command"] == "mycli --help"
+    assert info["phases"]["import"] == [0.05, 0.06]
+    assert (info["peak_memory"], info["bare_peak_memory"]) == (14_200_000, 10_500_000)
+    assert info["lazy_imports"] == "all"
+    assert MeasurementOutcome.from_json(outcome.to_json()) == outcome
+
+
+def test_a_saved_start_up_entry_reads_back_with_its_command_phases_and_memory() -> None:
+    outcome = startup_outcome()
+    entry = {
+        "fullname": "t.py::t[mycli_--help-warm]",
+        "name": "t[mycli_--help-warm]",
+        "stats": {"min": 0.01, "max": 0.01, "mean": 0.01, "median": 0.01},
+        "extra_info": extra_info(outcome),
+    }
+    read = outcome_from_entry(entry, "0001_run.json")
+    assert (read.command, read.phases) == (outcome.command, outcome.phases)
+    assert (read.peak_memory, read.bare_peak_memory) == (14_200_000, 10_500_000)
+
+
+def test_the_html_report_heads_a_start_up_by_its_command_with_its_peak() -> None:
+    page = icicle_page([startup_outcome(), make_outcome(module="mycli")])
+    assert "<h2>t.py::t: mycli --help</h2>" in page
+    assert "<h2>t.py::t: mycli</h2>" in page  # the import of the same package: apart
+    assert "peak memory 14.2MB (bare interpreter 10.5MB)" in page
