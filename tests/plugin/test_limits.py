@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -126,6 +127,7 @@ def test_lazy_modes_and_commands_are_measured_apart() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(sys.version_info < (3, 15), reason="PEP 810 lazy imports need CPython 3.15+")
 def test_a_lazy_mode_gets_its_own_benchmark_name(pytester: pytest.Pytester) -> None:
     write_tree(pytester.path, {"sleepy.py": ""})
     pytester.makeconftest(FAKE_ROUNDS_CONFTEST)
