@@ -47,11 +47,15 @@ __all__ = ["StartupTarget", "first_imported_package", "resolve_target", "startup
 
 TargetKind = Literal["entry", "module", "code"]
 _PROBE_TIMEOUT = 60.0
+# Installers' wrappers are a few hundred bytes; anything far larger is not one.
+_WRAPPER_LIMIT = 64 * 1024
 _PYTHON_WORD = re.compile(r"python(\d+(\.\d+)?)?")
 
-# Runs in the interpreter under test: the console script's entry point, from metadata only.
+# Runs in the interpreter under test: the console script's entry point, from metadata
+# only, and the wrapper file its installer wrote (listed in the distribution's files,
+# else in the interpreter's scripts directory), if there is one.
 _ENTRY_POINT_PROBE = """\
-import json, sys
+import json, os, sys, sysconfig
 sys.path[0:0] = sys.argv[2:]
 from importlib.metadata import distributions
 found = None
@@ -61,6 +65,9 @@ for dist in distributions():
             found = {"value": entry.value, "distribution": dist.metadata["Name"]}
             break
     if found:
+        listed = [dist.locate_file(f) for f in dist.files or () if f.name == sys.argv[1]]
+        listed.append(os.path.join(sysconfig.get_path("scripts"), sys.argv[1]))
+        found["wrapper"] = next((str(p) for p in listed if os.path.isfile(p)), None)
         break
 sys.stdout.write(json.dumps(found))
 """
@@ -74,6 +81,10 @@ class StartupTarget:
     snippet; ``argv0`` is the ``sys.argv[0]`` the command sees and
     ``arguments`` follow it. ``package`` is the package under test's
     top-level name; ``distribution`` the console script's distribution.
+    ``wrapper`` is the console script's file as its installer wrote it, when
+    that is Python (see :func:`python_wrapper`): the round runs its code, so
+    what the wrapper imports (an older pip's wrapper imports ``re``, a newer
+    one does not) is counted as the user's command pays for it.
     """
 
     kind: TargetKind
@@ -82,6 +93,27 @@ class StartupTarget:
     arguments: tuple[str, ...]
     package: str | None
     distribution: str | None = None
+    wrapper: str | None = None
+
+
+def python_wrapper(path: object) -> str | None:
+    """``path`` when it is a console script wrapper made of Python source, else ``None``.
+
+    A wrapper is a small text file (``#!`` line, imports, ``sys.exit(main())``);
+    a binary launcher or a file that is not Python gives ``None``, and the
+    round calls the entry point itself.
+    """
+    if not isinstance(path, str):
+        return None
+    try:
+        with open(path, "rb") as file:
+            source = file.read(_WRAPPER_LIMIT + 1)
+        if len(source) > _WRAPPER_LIMIT:
+            return None
+        compile(source, path, "exec")
+    except (OSError, SyntaxError, ValueError):
+        return None
+    return path
 
 
 def _top(module: str) -> str:
@@ -220,6 +252,7 @@ def resolve_target(
         command.argv[1:],
         _top(value),
         str(found.get("distribution") or "") or None,
+        python_wrapper(found.get("wrapper")),
     )
 
 

@@ -122,7 +122,8 @@ def startup_child_command(
         *source_only,
         target.kind,
         target.target,
-        target.argv0,
+        target.wrapper or "",
+        target.wrapper or target.argv0,
         *target.arguments,
     ]
 

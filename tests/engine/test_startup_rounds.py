@@ -120,6 +120,25 @@ def test_the_script_sees_its_own_name_as_argv0(venv_python: str, measurer: Measu
 
 
 @pytest.mark.slow
+def test_the_installed_wrapper_runs_and_only_its_own_imports_count(
+    venv_python: str, measurer: Measurer
+) -> None:
+    # pip's wrapper today does not import re (older ones did): a round must not add it.
+    wrapper = Path(venv_python).parent / SCRIPT
+    assert "import re" not in wrapper.read_text()
+    plain = measurer.measure(_spec(f"{SCRIPT} --help", python=venv_python, rounds=1))
+    assert "re" not in plain.modules
+    original = wrapper.read_text()
+    try:
+        wrapper.write_text(original.replace("import sys", "import sys\nimport colorsys", 1))
+        edited = measurer.measure(_spec(f"{SCRIPT} --help", python=venv_python, rounds=1))
+    finally:
+        wrapper.write_text(original)
+    assert "colorsys" in edited.modules
+    assert "colorsys" not in plain.modules
+
+
+@pytest.mark.slow
 def test_a_cold_start_compiles_what_the_command_imports(
     venv_python: str, measurer: Measurer
 ) -> None:

@@ -8,15 +8,17 @@ arguments, in order: the report's path, the metric (``time`` or
 ``instructions``), the package under test's top-level name, the number of
 roots and the roots, the number of import path entries and the entries, the
 number of source-only directories and the directories, then what to run:
-``entry MODULE:ATTR``, ``module MODULE`` or ``code SNIPPET``, then the
+``entry MODULE:ATTR``, ``module MODULE`` or ``code SNIPPET``, the wrapper
+file's path (``""`` for none), then the
 ``sys.argv[0]`` the command sees and its arguments
 (``startupround.startup_command`` writes them).
 
 It runs the same clean start-up and tracer as an import round (``harness.py``,
 read and executed as ``main.py`` does), then imports the entry module (for
-``-m``, its package, and ``runpy``), then runs the command: the entry point
-called as pip's console script wrapper calls it (it imports ``re`` first, to
-tidy ``sys.argv[0]``, then ``sys.exit(main())``), the
+``-m``, its package, and ``runpy``), then runs the command: the wrapper file the
+console script's installer wrote, executed as ``__main__`` (it finds the
+entry module imported, and its own imports are the command's; without a
+Python wrapper the entry point is called as ``sys.exit(main())``), the
 module run as ``__main__`` by ``runpy``, or the snippet executed as ``-c``
 runs it. The tracer stays in for the whole process, so imports made while
 running are in the tree.

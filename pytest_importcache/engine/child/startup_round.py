@@ -54,7 +54,7 @@ _rest = _rest[1 + int(_rest[0]) :]
 _import_path = _rest[1 : 1 + int(_rest[0])]
 _rest = _rest[1 + int(_rest[0]) :]
 _source_only = _rest[1 : 1 + int(_rest[0])]
-_kind, _target, _argv0, *_command_arguments = _rest[1 + int(_rest[0]) :]
+_kind, _target, _wrapper, _argv0, *_command_arguments = _rest[1 + int(_rest[0]) :]
 _point("harness")
 
 _harness["start_up"](_roots, _import_path, _top)
@@ -67,10 +67,8 @@ sys.argv[:] = [_argv0, *_command_arguments]
 _harness["install"]()
 _entry: "Any" = None
 if _kind == "entry":
-    # What pip's console script wrapper does before calling the entry point.
-    import re as _re
-
-    sys.argv[0] = _re.sub(r"(-script\.pyw|\.exe)?$", "", sys.argv[0])
+    # The entry module first, for the import phase; the installer's wrapper (when it is
+    # Python) then runs as __main__ and finds it imported, its own imports counted.
     _entry_module, _, _attribute = _target.partition(":")
     _entry = __import__(_entry_module, fromlist=["__name__"])
     for _name in filter(None, _attribute.strip().split(".")):
@@ -120,14 +118,18 @@ def _report(final: bool) -> None:
 _report(final=False)
 _point("prelim")
 try:
-    if _kind == "entry":
+    if _kind == "entry" and not _wrapper:
         sys.exit(_entry())
-    # A __main__ of its own, as -m and -c give: not this script's namespace.
+    # A __main__ of its own, as -m, -c and a script give: not this script's namespace.
     _main = type(sys)("__main__")
     _main.__builtins__ = __builtins__  # type: ignore[attr-defined]
     sys.modules["__main__"] = _main
     if _kind == "module":
         _runpy._run_module_as_main(_target, alter_argv=True)  # type: ignore[attr-defined]
+    elif _kind == "entry":
+        _main.__file__ = _wrapper
+        with _open(_wrapper, "rb") as _wrapper_file:
+            exec(compile(_wrapper_file.read(), _wrapper, "exec"), _main.__dict__)
     else:
         exec(compile(_target, "<string>", "exec"), _main.__dict__)
 finally:
