@@ -348,6 +348,25 @@ def test_a_counted_start_up_is_reused_until_its_package_changes(tmp_path: Path) 
     assert changed.instructions[0] > first.instructions[0]
 
 
+@pytest.mark.slow
+def test_a_counted_console_script_is_counted_again_when_its_wrapper_changes(
+    venv_python: str, tmp_path: Path
+) -> None:
+    measurer = Measurer(cache_dir=tmp_path / "cache")
+    spec = _spec(f"{SCRIPT} --help", python=venv_python, metric="instructions", rounds=1)
+    wrapper = Path(venv_python).parent / SCRIPT
+    original = wrapper.read_text()
+    first = measurer.measure(spec)
+    try:
+        wrapper.write_text(original.replace("import sys", "import sys\nimport colorsys", 1))
+        changed = measurer.measure(spec)
+    finally:
+        wrapper.write_text(original)
+    assert first.reused is None
+    assert changed.reused is None
+    assert "colorsys" in changed.modules
+
+
 def test_only_the_tail_of_a_commands_output_is_read(tmp_path: Path) -> None:
     output = tmp_path / "stderr.txt"
     output.write_text("".join(f"line {number}\n" for number in range(200_000)))

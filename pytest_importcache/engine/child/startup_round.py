@@ -106,7 +106,8 @@ def _report(final: bool) -> None:
         "peak_memory": _harness["peak_memory"](_open),
     }
     if final and _counting:  # noqa: F821
-        report["inputs"] = _harness["read_inputs"](new, _open)
+        # The wrapper's code is run, not imported: its file is an input of the count too.
+        report["inputs"] = _harness["read_inputs"](new, _open) + ([[_wrapper, ""]] * bool(_wrapper))
     try:
         with _open(_report_path + ".new", "w", encoding="utf-8") as file:
             file.write(_repr(report))
