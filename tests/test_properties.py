@@ -20,7 +20,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from pytest_importcache.model.budget import ImportBudget, judge
+from pytest_importcache.model.budget import ImportBudget
 from pytest_importcache.model.errors import BudgetError
 from pytest_importcache.model.result import ImportResult, ModuleTiming
 from pytest_importcache.model.stats import STATISTICS, compute_stats
@@ -30,6 +30,7 @@ from pytest_importcache.model.units import (
     parse_duration,
     suggest_budget,
 )
+from pytest_importcache.model.verdict import judge
 
 # Pure functions, but no deadline: a loaded CI machine must not fail them.
 pure = settings(deadline=None)

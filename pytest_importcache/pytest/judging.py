@@ -21,19 +21,14 @@ import pytest
 from pytest_importcache.engine.against import measure_against
 from pytest_importcache.engine.interpreter import stdlib_module_names
 from pytest_importcache.engine.measurer import Measurer
-from pytest_importcache.model.budget import (
-    MARKER_NAME,
-    STARTUP_MARKER_NAME,
-    ImportBudget,
-    Verdict,
-    judge,
-)
+from pytest_importcache.model.budget import MARKER_NAME, STARTUP_MARKER_NAME, ImportBudget
 from pytest_importcache.model.comparison import Comparison
 from pytest_importcache.model.errors import ImportCacheError, LocateError
 from pytest_importcache.model.outcome import baseline_record
 from pytest_importcache.model.records import TreeRow
 from pytest_importcache.model.result import ImportResult
 from pytest_importcache.model.spec import MeasurementSpec, measurement_suffix, metric_label
+from pytest_importcache.model.verdict import Verdict, judge
 from pytest_importcache.render.report import (
     BaselineLookup,
     baseline_failure_text,

@@ -6,7 +6,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING
 
-from pytest_importcache.model.budget import Verdict
 from pytest_importcache.model.interval import ESTIMATOR_LABELS
 from pytest_importcache.model.noise import suggestion_caveat
 from pytest_importcache.model.outcome import MeasurementOutcome
@@ -23,6 +22,7 @@ from pytest_importcache.model.units import (
     format_significant,
     suggest_cost_budget,
 )
+from pytest_importcache.model.verdict import Verdict
 
 from .edges import edge_lines
 

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 import pytest
 
-from pytest_importcache.model.budget import ImportBudget, judge
+from pytest_importcache.model.budget import ImportBudget
 from pytest_importcache.model.errors import BudgetError
 from pytest_importcache.model.result import ImportResult, ModuleTiming
 from pytest_importcache.model.stats import compute_stats
@@ -19,6 +19,7 @@ from pytest_importcache.model.units import (
     parse_duration,
     suggest_budget,
 )
+from pytest_importcache.model.verdict import judge
 
 
 @pytest.mark.parametrize(

@@ -11,13 +11,13 @@ from pytest_importcache.model.budget import (
     STARTUP_MARKER_KEYWORDS,
     ImportBudget,
     StartupBudget,
-    judge,
 )
 from pytest_importcache.model.errors import BudgetError
 from pytest_importcache.model.result import ImportResult, ModuleTiming
 from pytest_importcache.model.spec import StartupCommand
 from pytest_importcache.model.stats import compute_stats
 from pytest_importcache.model.units import format_memory, parse_memory
+from pytest_importcache.model.verdict import judge
 
 STDLIB = frozenset({"decimal", "json", "os", "sys", "email"})
 

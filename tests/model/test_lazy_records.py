@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from conftest import make_outcome
-from pytest_importcache.model.budget import ImportBudget, judge
+from pytest_importcache.model.budget import ImportBudget
 from pytest_importcache.model.outcome import MeasurementOutcome
 from pytest_importcache.model.records import (
     RoundReport,
@@ -24,6 +24,7 @@ from pytest_importcache.model.records import (
     reified_lazy_imports,
 )
 from pytest_importcache.model.result import build_result
+from pytest_importcache.model.verdict import judge
 from pytest_importcache.pytest.storage import extra_info
 from pytest_importcache.render.report import failure_text, lazy_import_lines, summary_lines
 from pytest_importcache.render.runs import outcome_from_entry
