@@ -121,7 +121,7 @@ def _report(final: bool) -> None:
     if final or _harness["reifying"]:
         notes = _harness["reified"](_roots)
         report["reified"] = notes[:_import_notes]
-        report["reified_at_use"] = notes[_import_notes:]
+        report["reified_in_run"] = notes[_import_notes:]
     if final and _counting:  # noqa: F821
         report["inputs"] = _harness["read_inputs"](new, _open)
     try:
