@@ -83,7 +83,16 @@ def test_startup_lazy_imports_all_runs_the_command_with_every_import_lazy(
     make_tree: MakeTree,
 ) -> None:
     tree = make_tree(PACKAGES)
-    common = ["startup", "--code", "import eagerpkg", "--path", str(tree), "--rounds", "1"]
+    # Under "all" the snippet's own import is lazy too: eagerpkg.X reifies it.
+    common = [
+        "startup",
+        "--code",
+        "import eagerpkg; eagerpkg.X",
+        "--path",
+        str(tree),
+        "--rounds",
+        "1",
+    ]
     every = run_cli(*common, "--warmup", "0", "--lazy-imports", "all", "--json")
     assert every.returncode == 0, every.stderr
     document = json.loads(every.stdout)

@@ -36,7 +36,7 @@ PACKAGES = {
     ),
     "lazycli/__main__.py": "import lazycli\nlazycli.use()\n",
     # An eager import nothing uses: -X lazy_imports=all defers it past the exit.
-    "eagercli/__init__.py": "import decimal\n",
+    "eagercli/__init__.py": "import decimal\nVALUE = 1\n",
 }
 
 
@@ -134,9 +134,11 @@ def test_lazy_imports_all_defers_a_commands_unused_import_past_its_exit(
     make_tree: MakeTree,
 ) -> None:
     tree = make_tree(PACKAGES)
-    command = StartupCommand(code="import eagercli")
+    # Under "all" the snippet's own import is lazy too: eagercli.VALUE reifies it.
+    command = StartupCommand(code="import eagercli; eagercli.VALUE")
     normal = _measure(tree, command)
     every = _measure(tree, command, lazy_imports="all")
     assert "decimal" in normal.modules
     assert "decimal" not in every.modules
     assert "decimal" in every.pending_lazy
+    assert "eagercli" in every.modules

@@ -134,7 +134,7 @@ def test_a_first_use_start_up_loads_what_the_import_left_pending(
             # decimal is deferred by the import and reified by use() (line 4).
             "firstuse/__init__.py": "lazy import decimal\n\n\ndef use():\n"
             "    return decimal.Decimal(1)\n",
-            "eagerpkg/__init__.py": "import decimal\n",
+            "eagerpkg/__init__.py": "import decimal\nX = 1\n",
         },
     )
     pytester.makeini(quick_ini(rounds=1))
@@ -147,11 +147,16 @@ def test_a_first_use_start_up_loads_what_the_import_left_pending(
         def test_the_import_defers_decimal():
             pass
 
-        @pytest.mark.startup_budget(code="import firstuse; firstuse.use()", forbid=["decimal"])
+        @pytest.mark.startup_budget(
+            code="import firstuse; firstuse.use()", warm="10s", forbid=["decimal"]
+        )
         def test_the_first_use_loads_it():
             pass
 
-        @pytest.mark.startup_budget(code="import eagerpkg", lazy_imports="all", forbid=["decimal"])
+        # Under "all" the snippet's own import is lazy too: eagerpkg.X reifies it.
+        @pytest.mark.startup_budget(
+            code="import eagerpkg; eagerpkg.X", warm="10s", lazy_imports="all", forbid=["decimal"]
+        )
         def test_every_import_lazy_defers_it_past_the_exit():
             pass
         """,
@@ -174,4 +179,4 @@ def test_a_first_use_start_up_loads_what_the_import_left_pending(
     first_use = infos["code: import firstuse; firstuse.use()"]
     assert first_use["reified"] == []
     assert first_use["reified_in_run"] == [{"module": "decimal", "where": "firstuse/__init__.py:5"}]
-    assert "decimal" in infos["code: import eagerpkg"]["pending_lazy"]
+    assert "decimal" in infos["code: import eagerpkg; eagerpkg.X"]["pending_lazy"]
