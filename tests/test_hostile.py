@@ -1047,6 +1047,30 @@ CASES = [
         requires="pep810",
     ),
     Case(
+        # The start-up round's first report (written before the run) is all there is.
+        "a start-up that reifies a lazy import in its import, then leaves by os._exit",
+        files(
+            {
+                "lazyexit/__init__.py": "lazy import fractions\nHALF = fractions.Fraction(1, 2)\n",
+                "lazyexit/__main__.py": "import os\nos._exit(0)\n",
+            }
+        ),
+        "lazyexit",
+        command="python -m lazyexit",
+        loads=("lazyexit", "fractions"),
+        reified=(("fractions", "lazyexit/__init__.py:2"),),
+        requires="pep810",
+    ),
+    Case(
+        "a start-up whose command leaves a lazy import of a missing module pending",
+        files({"lazystart.py": "lazy import nosuchmod_xyz\n"}),
+        "lazystart",
+        code="import lazystart",
+        pending=("nosuchmod_xyz",),
+        reified=(),
+        requires="pep810",
+    ),
+    Case(
         "lazy_imports='all' without PEP 810",
         files({"fine.py": "import decimal\n"}),
         "fine",

@@ -8,7 +8,8 @@ for what a command may be: a console script, ``python -m MODULE``,
 peak memory beside a bare interpreter's, where the time goes in the whole
 process's import tree, and a ready-to-paste ``startup_budget`` marker.
 ``--json`` prints the same as one document; ``--against REV`` compares with
-the package at a git revision, rounds interleaved.
+the package at a git revision, rounds interleaved; ``--lazy-imports all``
+runs it under ``-X lazy_imports=all`` (PEP 810, 3.15+).
 
 The command comes after ``--`` (``startup -- mycli --help``), so that its own
 options are not read as this command's.
@@ -24,6 +25,7 @@ from pytest_importcache.model.spec import (
     DEFAULT_METRIC,
     DEFAULT_ROUNDS,
     DEFAULT_TIMEOUT,
+    LAZY_IMPORTS_MODES,
     METRICS,
     default_rounds,
     default_warmup,
@@ -97,6 +99,12 @@ def make_parser() -> argparse.ArgumentParser:
         "--path", action="append", default=[], metavar="DIR", help="find packages here first"
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.add_argument(
+        "--lazy-imports",
+        choices=LAZY_IMPORTS_MODES,
+        help="PEP 810 (CPython 3.15+): run it under -X lazy_imports=all (every import lazy) "
+        "(default: normal)",
+    )
     parser.add_argument(
         "--against",
         metavar="REV",

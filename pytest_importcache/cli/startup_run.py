@@ -30,6 +30,7 @@ from pytest_importcache.model.spec import (
 )
 from pytest_importcache.model.stats import median
 from pytest_importcache.model.units import format_cost, suggest_cost_budget
+from pytest_importcache.render.report import lazy_import_lines
 
 from .common import JSON_SCHEMA_VERSION, UsageError, count
 from .profile_output import _tree_lines, comparison_lines
@@ -45,7 +46,9 @@ def _megabytes(size: float) -> str:
     return f"{size / 2**20:.1f} MB"
 
 
-def suggested_startup_marker(command: StartupCommand, results: dict[str, ImportResult]) -> str:
+def suggested_startup_marker(
+    command: StartupCommand, results: dict[str, ImportResult], lazy_imports: str | None = None
+) -> str:
     """A ready-to-paste ``startup_budget`` marker, 30% above the budget statistic."""
     if command.code is not None:
         arguments = [f"code={json.dumps(command.code)}"]
@@ -57,13 +60,22 @@ def suggested_startup_marker(command: StartupCommand, results: dict[str, ImportR
         arguments.append(f'{label}="{suggestion}"')
     if metric != DEFAULT_METRIC:
         arguments.append(f'metric="{metric}"')
+    if lazy_imports == "all":
+        arguments.append('lazy_imports="all"')
     return f"@pytest.mark.startup_budget({', '.join(arguments)})"
 
 
 def startup_text(
-    command: StartupCommand, results: dict[str, ImportResult], bare_peak: int | None
+    command: StartupCommand,
+    results: dict[str, ImportResult],
+    bare_peak: int | None,
+    lazy_imports: str | None = None,
 ) -> list[str]:
-    """The text report: statistics, phases, peak memory, the import tree, a marker."""
+    """The text report: statistics, phases, peak memory, PEP 810, the import tree, a marker.
+
+    Under PEP 810 (3.15+), the lazy imports still pending at exit, those the
+    entry module's import reified, and those the run reified at first use.
+    """
     any_result = next(iter(results.values()))
     metric = any_result.metric
     lines = [
@@ -96,17 +108,26 @@ def startup_text(
             else ""
         )
         lines.append(f"  peak memory ({label}): {_megabytes(peak)}{beside}")
+    lines += [
+        f"  {line}"
+        for line in lazy_import_lines(
+            any_result.pending_lazy, any_result.reified, in_run=any_result.reified_in_run
+        )
+    ]
     tree_source = results.get("warm") or any_result
     where = "the instructions go" if metric == "instructions" else "the time goes"
     lines.append(f"  where {where} ({tree_source.label}; self, cumulative):")
     lines += _tree_lines(tree_source)
     lines.append("  suggested budget:")
-    lines.append(f"    {suggested_startup_marker(command, results)}")
+    lines.append(f"    {suggested_startup_marker(command, results, lazy_imports)}")
     return lines
 
 
 def startup_json(
-    command: StartupCommand, results: dict[str, ImportResult], bare_peak: int | None
+    command: StartupCommand,
+    results: dict[str, ImportResult],
+    bare_peak: int | None,
+    lazy_imports: str | None = None,
 ) -> dict[str, Any]:
     """The ``--json`` document.
 
@@ -115,8 +136,11 @@ def startup_json(
     {label: {"metric", "rounds", "min", "max", "mean", "median", "stddev",
     "iqr", "values", "phases": {name: [per round]}, "peak_memory": [bytes per
     round], "peak_memory_max", "file", "reused"}}, "slowest": [{"module",
-    "self", "cumulative", "parent"}], "suggested_marker"}``; figures in seconds
-    or instructions as ``metric`` says, memory in bytes.
+    "self", "cumulative", "parent"}], "suggested_marker", "lazy_imports",
+    "pending_lazy": [name], "reified": [{"module", "where"}], "reified_in_run":
+    [{"module", "where"}]}``; figures in seconds or instructions as ``metric``
+    says, memory in bytes. ``reified_in_run``: the lazy imports the run
+    reified at first use (PEP 810, 3.15+), expected.
     """
     any_result = next(iter(results.values()))
     tree_source = results.get("warm") or any_result
@@ -157,7 +181,13 @@ def startup_json(
             }
             for timing in tree_source.slowest(20)
         ],
-        "suggested_marker": suggested_startup_marker(command, results),
+        "suggested_marker": suggested_startup_marker(command, results, lazy_imports),
+        "lazy_imports": lazy_imports,
+        "pending_lazy": list(any_result.pending_lazy),
+        "reified": [{"module": name, "where": where} for name, where in any_result.reified],
+        "reified_in_run": [
+            {"module": name, "where": where} for name, where in any_result.reified_in_run
+        ],
     }
 
 
@@ -182,6 +212,7 @@ def _measure(
                 timeout=arguments.timeout,
                 metric=arguments.metric,
                 exit_code=arguments.exit_code,
+                lazy_imports=arguments.lazy_imports,
                 # What the measurer's rounds search: console scripts are looked up there too.
                 import_path=round_import_path(search_path),
             )
@@ -211,7 +242,7 @@ def profile_startup(arguments: argparse.Namespace) -> int:
             bare_peak = None
     threshold = DEFAULT_SLOWDOWN_THRESHOLD if arguments.fail is None else arguments.fail
     if arguments.json:
-        document = startup_json(command, results, bare_peak)
+        document = startup_json(command, results, bare_peak, arguments.lazy_imports)
         if comparisons:
             document["against"] = {
                 label: {
@@ -224,7 +255,7 @@ def profile_startup(arguments: argparse.Namespace) -> int:
             }
         print(json.dumps(document, indent=2))
     else:
-        lines = startup_text(command, results, bare_peak)
+        lines = startup_text(command, results, bare_peak, arguments.lazy_imports)
         lines += comparison_lines(comparisons, threshold, arguments.fail is not None)
         print("\n".join(lines))
     slower = any(comparison.slower(threshold) for comparison in comparisons.values())

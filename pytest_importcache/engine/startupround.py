@@ -43,7 +43,12 @@ from pytest_importcache.model.errors import (
     RoundTimeoutError,
     WrongOriginError,
 )
-from pytest_importcache.model.records import RoundReport, TracedImport
+from pytest_importcache.model.records import (
+    RoundReport,
+    TracedImport,
+    pending_lazy_imports,
+    reified_lazy_imports,
+)
 from pytest_importcache.model.spec import LazyImportsMode, Metric, StartupCommand
 
 from .callgrind import (
@@ -478,4 +483,7 @@ def _round_report(
         peak_memory=(report.get("peak_memory") or exited.peak_memory) if metric == "time" else None,
         command=label,
         phases=tuple(phases),
+        pending_lazy=pending_lazy_imports(report.get("pending_lazy", ()), report["loaded"]),
+        reified=reified_lazy_imports(report.get("reified", ())),
+        reified_in_run=reified_lazy_imports(report.get("reified_in_run", ())),
     )

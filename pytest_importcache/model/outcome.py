@@ -59,6 +59,8 @@ class MeasurementOutcome:
     the highest round's peak resident memory in bytes (``None`` for counts),
     ``bare_peak_memory`` a bare interpreter's beside it. ``lazy_imports`` is
     the PEP 810 mode the rounds ran under (``None``: the default).
+    ``reified_in_run`` are a start-up measurement's lazy imports reified by
+    the command's run, at first use (expected: shown, never judged).
     """
 
     nodeid: str
@@ -89,6 +91,7 @@ class MeasurementOutcome:
     bare_peak_memory: int | None = None
     phases: tuple[tuple[str, tuple[float, ...]], ...] = ()
     lazy_imports: str | None = None
+    reified_in_run: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_result(
@@ -137,6 +140,7 @@ class MeasurementOutcome:
             unjudged=unjudged,
             pending_lazy=result.pending_lazy,
             reified=result.reified,
+            reified_in_run=result.reified_in_run,
             command=result.command,
             peak_memory=result.peak_memory_max,
             bare_peak_memory=bare_peak_memory,
@@ -236,6 +240,7 @@ class MeasurementOutcome:
         data["lazy_modules"] = list(self.lazy_modules)
         data["pending_lazy"] = list(self.pending_lazy)
         data["reified"] = [list(pair) for pair in self.reified]
+        data["reified_in_run"] = [list(pair) for pair in self.reified_in_run]
         data["modules"] = [row.to_json() for row in self.modules]
         data["baseline"] = None if self.baseline is None else self.baseline.to_json()
         data["reused"] = None if self.reused is None else self.reused.to_json()
@@ -257,6 +262,7 @@ class MeasurementOutcome:
         given["lazy_modules"] = tuple(given.get("lazy_modules", ()))
         given["pending_lazy"] = tuple(given.get("pending_lazy", ()))
         given["reified"] = tuple(tuple(pair) for pair in given.get("reified", ()))
+        given["reified_in_run"] = tuple(tuple(pair) for pair in given.get("reified_in_run", ()))
         phases = given.get("phases", ())
         if not isinstance(phases, list | tuple) or not all(
             isinstance(phase, list | tuple) and len(phase) == 2 and isinstance(phase[0], str)

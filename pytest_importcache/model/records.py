@@ -123,7 +123,10 @@ class RoundReport:
     the PEP 810 lazy imports (3.15+) still pending after the import: never
     executed, not in ``loaded`` (:func:`pending_lazy_imports`); ``reified``
     the lazy imports the import itself reified, as (module, ``"file.py:LINE"``)
-    (:func:`reified_lazy_imports`).
+    (:func:`reified_lazy_imports`). A start-up round's ``reified`` are those its
+    entry module's import reified (the "import" phase); ``reified_in_run``
+    those its command's run reified: the deferred cost landing at first use,
+    expected, no problem (empty for an import round).
     """
 
     wall_ns: int
@@ -142,6 +145,7 @@ class RoundReport:
     phases: tuple[tuple[str, int], ...] = ()
     pending_lazy: tuple[str, ...] = ()
     reified: tuple[tuple[str, str], ...] = ()
+    reified_in_run: tuple[tuple[str, str], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON types; ``inputs`` stay out (the count store's manifest holds them)."""
@@ -171,6 +175,7 @@ class RoundReport:
             "phases": [[name, value] for name, value in self.phases],
             "pending_lazy": list(self.pending_lazy),
             "reified": [list(pair) for pair in self.reified],
+            "reified_in_run": [list(pair) for pair in self.reified_in_run],
         }
 
     @classmethod
@@ -209,6 +214,10 @@ class RoundReport:
             reified=tuple(
                 _string_pair(pair, "reified")
                 for pair in typed(fields.get("reified", []), list, "reified")
+            ),
+            reified_in_run=tuple(
+                _string_pair(pair, "reified_in_run")
+                for pair in typed(fields.get("reified_in_run", []), list, "reified_in_run")
             ),
         )
 

@@ -150,7 +150,9 @@ class ImportResult:
     ``pending_lazy`` names the PEP 810 lazy imports (3.15+) still pending after
     the import, never executed and not in ``modules`` either; ``reified`` the
     lazy imports the import itself reified, as (module, ``"file.py:LINE"``):
-    nothing was deferred for them.
+    nothing was deferred for them. A start-up measurement's ``reified`` are
+    those the entry module's import reified; ``reified_in_run`` those the
+    command's run reified (the deferred cost landing at first use, expected).
     ``reused`` says where a count reused from the count store came from
     (:mod:`~pytest_importcache.engine.countstore`); ``None`` for one counted now.
     ``peak_memory`` holds each counted round's peak resident set in bytes (the
@@ -182,6 +184,7 @@ class ImportResult:
     phases: tuple[tuple[str, tuple[float, ...]], ...] = ()
     pending_lazy: tuple[str, ...] = ()
     reified: tuple[tuple[str, str], ...] = ()
+    reified_in_run: tuple[tuple[str, str], ...] = ()
 
     @property
     def peak_memory_max(self) -> int | None:
@@ -386,6 +389,7 @@ def build_result(
         phases=_phases(reports, metric),
         pending_lazy=reports[0].pending_lazy,
         reified=reports[0].reified,
+        reified_in_run=reports[0].reified_in_run,
     )
 
 

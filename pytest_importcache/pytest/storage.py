@@ -92,4 +92,7 @@ def _plain_extra_info(record: MeasurementOutcome) -> dict[str, Any]:
         "command": record.command,
         "phases": {name: list(values) for name, values in record.phases},
         "lazy_imports": record.lazy_imports,
+        "reified_in_run": [
+            {"module": module, "where": where} for module, where in record.reified_in_run
+        ],
     }

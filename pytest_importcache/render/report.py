@@ -242,7 +242,10 @@ def failure_text(verdicts: Iterable[Verdict], baseline: BaselineLookup | None = 
             blocks.append(_forbidden_block(verdict))
         result = verdict.result
         blocks[-1] += [
-            f"  {line}" for line in lazy_import_lines(result.pending_lazy, result.reified)
+            f"  {line}"
+            for line in lazy_import_lines(
+                result.pending_lazy, result.reified, in_run=result.reified_in_run
+            )
         ]
     return "\n\n".join("\n".join(block) for block in blocks)
 
@@ -255,7 +258,10 @@ REIFIED_SHOWN = 10
 
 
 def lazy_import_lines(
-    pending: Sequence[str], reified: Sequence[tuple[str, str]], module: str = ""
+    pending: Sequence[str],
+    reified: Sequence[tuple[str, str]],
+    module: str = "",
+    in_run: Sequence[tuple[str, str]] = (),
 ) -> list[str]:
     """What an import left to PEP 810 (3.15+): its pending lazy imports, the ones it reified.
 
@@ -263,7 +269,10 @@ def lazy_import_lines(
     then one line per lazy import the import itself reified, where it did
     (``mylib/core.py:12 reified lazy import decimal during the import``): nothing
     was deferred there. The first :data:`REIFIED_SHOWN` of them, then how many
-    more. ``module`` (``"mylib: "``) starts each line when given.
+    more. ``module`` (``"mylib: "``) starts each line when given. ``in_run``
+    (a start-up measurement's) are the lazy imports the command's run reified:
+    the deferred cost landing at first use, expected; one line names them
+    (``first use reified lazy imports (run phase): decimal (mylib/__init__.py:5)``).
     """
     start = f"{module}: " if module else ""
     lines = []
@@ -276,6 +285,11 @@ def lazy_import_lines(
     if len(reified) > REIFIED_SHOWN:
         more = len(reified) - REIFIED_SHOWN
         lines.append(f"{start}and {more} more lazy imports reified during the import")
+    if in_run:
+        shown = ", ".join(f"{name} ({where})" for name, where in in_run[:REIFIED_SHOWN])
+        more = len(in_run) - REIFIED_SHOWN
+        shown += f" and {more} more" if more > 0 else ""
+        lines.append(f"{start}first use reified lazy imports (run phase): {shown}")
     return lines
 
 
@@ -470,7 +484,9 @@ def _lazy_notes(records: Sequence[MeasurementOutcome]) -> list[str]:
     """:func:`lazy_import_lines` of every measured module, once each, whole (files not cut)."""
     notes: list[str] = []
     for record in records:
-        for line in lazy_import_lines(record.pending_lazy, record.reified, record.module):
+        for line in lazy_import_lines(
+            record.pending_lazy, record.reified, record.module, record.reified_in_run
+        ):
             if line not in notes:
                 notes.append(line)
     return notes

@@ -395,6 +395,11 @@ def outcome_from_entry(entry: Mapping[str, Any], where: str) -> MeasurementOutco
                 for item in info.get("reified") or ()
                 if isinstance(item, dict)
             ),
+            reified_in_run=tuple(
+                (str(item.get("module")), str(item.get("where")))
+                for item in info.get("reified_in_run") or ()
+                if isinstance(item, dict)
+            ),
             command=None if info.get("command") is None else str(info["command"]),
             peak_memory=_optional_int(info.get("peak_memory")),
             bare_peak_memory=_optional_int(info.get("bare_peak_memory")),

@@ -75,3 +75,41 @@ def test_compare_with_a_revision_too_is_one_usage_line() -> None:
         "--lazy-imports compare and --against compare two different things"
     )
     assert completed.stdout == ""
+
+
+@pytest.mark.skipif(sys.version_info < (3, 15), reason="PEP 810 lazy imports need CPython 3.15+")
+@pytest.mark.slow
+def test_startup_lazy_imports_all_runs_the_command_with_every_import_lazy(
+    make_tree: MakeTree,
+) -> None:
+    tree = make_tree(PACKAGES)
+    # Under "all" the snippet's own import is lazy too: eagerpkg.X reifies it.
+    common = [
+        "startup",
+        "--code",
+        "import eagerpkg; eagerpkg.X",
+        "--path",
+        str(tree),
+        "--rounds",
+        "1",
+    ]
+    every = run_cli(*common, "--warmup", "0", "--lazy-imports", "all", "--json")
+    assert every.returncode == 0, every.stderr
+    document = json.loads(every.stdout)
+    assert document["lazy_imports"] == "all"
+    assert "decimal" in document["pending_lazy"]
+    assert document["suggested_marker"].endswith('lazy_imports="all")')
+    text = run_cli(*common, "--warmup", "0").stdout
+    # fractions is reified by the snippet's run (a snippet has no import phase).
+    assert "  first use reified lazy imports (run phase): fractions (eagerpkg/__init__.py:3)" in (
+        text.splitlines()
+    )
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 15), reason="this interpreter has PEP 810")
+@pytest.mark.slow
+def test_startup_lazy_imports_all_without_pep_810_is_one_usage_line() -> None:
+    completed = run_cli("startup", "--code", "import json", "--lazy-imports", "all")
+    assert completed.returncode == 2
+    (line,) = completed.stderr.strip().splitlines()
+    assert "lazy_imports='all' needs PEP 810's lazy imports (Python 3.15 or newer)" in line

@@ -194,3 +194,26 @@ def test_outcomes_and_extra_info_keep_the_lazy_imports() -> None:
         )
         == older
     )
+
+
+def test_a_start_ups_first_use_reifications_survive_every_record_and_get_one_line() -> None:
+    in_run = (("decimal", "mylib/__init__.py:6"),)
+    result = build_result(
+        "mylib", "warm", False, "python3.15", [round_report(reified=(), reified_in_run=in_run)]
+    )
+    assert result.reified_in_run == in_run
+    outcome = MeasurementOutcome.from_result(result, nodeid="t.py::t", test_name="t", stat="median")
+    assert outcome.reified_in_run == in_run
+    assert MeasurementOutcome.from_json(through_json(outcome.to_json())) == outcome
+    info = through_json(extra_info(outcome))
+    assert info["reified_in_run"] == [{"module": "decimal", "where": "mylib/__init__.py:6"}]
+    entry = {
+        "name": "t[mylib-warm]",
+        "fullname": "t.py::t[mylib-warm]",
+        "stats": {"min": 0.01, "median": 0.01, "data": [0.01]},
+        "extra_info": info,
+    }
+    assert outcome_from_entry(entry, "run 0001").reified_in_run == in_run
+    assert summary_lines([outcome])[-1] == (
+        "mylib: first use reified lazy imports (run phase): decimal (mylib/__init__.py:6)"
+    )

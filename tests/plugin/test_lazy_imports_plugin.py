@@ -121,3 +121,62 @@ def test_the_run_wide_lazy_imports_all_without_pep_810_fails_the_test_in_one_lin
     )
     assert "INTERNALERROR" not in result.stdout.str()
     assert "Traceback" not in result.stdout.str()
+
+
+@needs_pep_810
+@pytest.mark.slow
+def test_a_first_use_start_up_loads_what_the_import_left_pending(
+    pytester: pytest.Pytester,
+) -> None:
+    write_tree(
+        pytester.path,
+        {
+            # decimal is deferred by the import and reified by use() (line 4).
+            "firstuse/__init__.py": "lazy import decimal\n\n\ndef use():\n"
+            "    return decimal.Decimal(1)\n",
+            "eagerpkg/__init__.py": "import decimal\nX = 1\n",
+        },
+    )
+    pytester.makeini(quick_ini(rounds=1))
+    result = run_tests(
+        pytester,
+        """
+        import pytest
+
+        @pytest.mark.import_budget("firstuse", forbid=["decimal"])
+        def test_the_import_defers_decimal():
+            pass
+
+        @pytest.mark.startup_budget(
+            code="import firstuse; firstuse.use()", warm="10s", forbid=["decimal"]
+        )
+        def test_the_first_use_loads_it():
+            pass
+
+        # Under "all" the snippet's own import is lazy too: eagerpkg.X reifies it.
+        @pytest.mark.startup_budget(
+            code="import eagerpkg; eagerpkg.X", warm="10s", lazy_imports="all", forbid=["decimal"]
+        )
+        def test_every_import_lazy_defers_it_past_the_exit():
+            pass
+        """,
+        "--benchmark-json=out.json",
+    )
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*test_the_first_use_loads_it*",
+            "*forbidden modules:*",
+            "*decimal*",
+            "  first use reified lazy imports (run phase): decimal (firstuse/__init__.py:5)",
+        ]
+    )
+    assert "reified lazy import decimal during the import" not in result.stdout.str()
+    saved = json.loads((pytester.path / "out.json").read_text())
+    infos = {
+        bench["extra_info"].get("command"): bench["extra_info"] for bench in saved["benchmarks"]
+    }
+    first_use = infos["code: import firstuse; firstuse.use()"]
+    assert first_use["reified"] == []
+    assert first_use["reified_in_run"] == [{"module": "decimal", "where": "firstuse/__init__.py:5"}]
+    assert "decimal" in infos["code: import eagerpkg; eagerpkg.X"]["pending_lazy"]

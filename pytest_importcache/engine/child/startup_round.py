@@ -63,6 +63,8 @@ _harness["compile_from_source"](_source_only)
 _point("site")
 
 _before = set(sys.modules)
+# PEP 810 (3.15+): the names of lazy imports pending before the command (not modules).
+_lazy_before = set(getattr(sys, "lazy_modules", ()))
 sys.argv[:] = [_argv0, *_command_arguments]
 _harness["install"]()
 _entry: "Any" = None
@@ -83,6 +85,9 @@ elif _kind == "module":
     if _spec is not None and _spec.submodule_search_locations is not None:
         __import__(_target)
 _point("import")
+# The lazy imports reified so far were reified by the entry module's import; the
+# later ones by the command's run: the deferred cost landing at first use.
+_import_notes = len(_harness["reifying"])
 
 
 def _report(final: bool) -> None:
@@ -104,7 +109,17 @@ def _report(final: bool) -> None:
         "fences": list(_harness["fences"]),
         "excluded_marks": list(_harness["excluded_marks"]),
         "peak_memory": _harness["peak_memory"](_open),
+        "pending_lazy": [
+            name
+            for name in getattr(sys, "lazy_modules", ())
+            if name not in _lazy_before and name not in sys.modules
+        ],
     }
+    # reified() imports opcode: before the command runs, only when there is a note.
+    if final or _harness["reifying"]:
+        notes = _harness["reified"](_roots)
+        report["reified"] = notes[:_import_notes]
+        report["reified_in_run"] = notes[_import_notes:]
     if final and _counting:  # noqa: F821
         # The wrapper's code is run, not imported: its file is an input of the count too.
         report["inputs"] = _harness["read_inputs"](new, _open) + ([[_wrapper, ""]] * bool(_wrapper))
