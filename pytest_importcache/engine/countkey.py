@@ -34,7 +34,7 @@ from .roundcommand import (
     round_pycache_prefix,
 )
 from .startup import resolve_target
-from .startupround import counted_startup_command
+from .startupround import command_directory, counted_startup_command
 
 __all__ = [
     "STORE_FORMAT",
@@ -274,7 +274,11 @@ def count_key(
             "metric": spec.metric,
             # Start-up rounds only (imports keep their keys): the command and its status.
             **(
-                {"command": [list(spec.command.argv), spec.command.code], "exit": spec.exit_code}
+                {
+                    "command": [list(spec.command.argv), spec.command.code],
+                    "exit": spec.exit_code,
+                    "directory": str(command_directory()),  # where the command runs
+                }
                 if spec.command is not None
                 else {}
             ),

@@ -6,7 +6,8 @@ path under the same flags, environment, clean start-up and tracer as an
 import round (``-I -S`` timed, ``-s -S`` under callgrind counted), in the
 copy's environment. The command's stdin is ``/dev/null``; its stdout and
 stderr go to files in the rounds directory, never to the terminal, and only
-their last :data:`KEPT_OUTPUT` bytes are ever read back.
+their last :data:`KEPT_OUTPUT` bytes are ever read back. It runs in the
+directory the measurement starts from (:func:`command_directory`).
 
 The figure is the whole process. Timed: from just before the measuring
 process starts it to the moment it has exited (seen through a pidfd), read on
@@ -225,8 +226,8 @@ def run_startup_round(
     target = resolve_target(command, python, tuple(import_path))
     report_path = workdir / REPORT_NAME
     report_path.unlink(missing_ok=True)
-    child_cwd = workdir / "cwd"
-    child_cwd.mkdir(exist_ok=True)
+    home = workdir / "home"
+    home.mkdir(exist_ok=True)
     dumps_dir = workdir / DUMPS_NAME
     shutil.rmtree(dumps_dir, ignore_errors=True)
     try:
@@ -266,7 +267,7 @@ def run_startup_round(
         started_ns, pid, exited = _run(
             argv,
             workdir,
-            child_cwd=child_cwd,
+            home=home,
             metric=metric,
             label=command.label,
             allowed=allowed,
@@ -306,11 +307,27 @@ def run_startup_round(
     )
 
 
+def command_directory() -> Path:
+    """Where a start-up round's command runs: the directory the measurement starts from.
+
+    As the user types the command there (``mycli lint src/`` finds ``src``);
+    the copy still comes first on the import path (rounds run with ``-I``/``-s``,
+    so this directory is not on it). A counted round's ``HOME`` is the round's
+    own empty directory (its environment is fixed: see
+    :func:`~pytest_importcache.engine.roundcommand.child_environment`). A
+    directory that is gone gives the filesystem root.
+    """
+    try:
+        return Path.cwd()
+    except OSError:
+        return Path("/")
+
+
 def _run(
     argv: list[str],
     workdir: Path,
     *,
-    child_cwd: Path,
+    home: Path,
     metric: Metric,
     label: str,
     allowed: float,
@@ -330,8 +347,8 @@ def _run(
         try:
             process = subprocess.Popen(
                 argv,
-                cwd=child_cwd,
-                env=child_environment(token, metric=metric, home=child_cwd),
+                cwd=command_directory(),
+                env=child_environment(token, metric=metric, home=home),
                 stdin=subprocess.DEVNULL,
                 stdout=stdout,
                 stderr=stderr,

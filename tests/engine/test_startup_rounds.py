@@ -375,3 +375,21 @@ def test_only_the_tail_of_a_commands_output_is_read(tmp_path: Path) -> None:
     assert tail.startswith("line ")  # cut at a line's start, not inside one
     assert tail.endswith("line 199999\n")
     assert read_tail(tmp_path / "missing.txt") == ""
+
+
+@pytest.mark.slow
+def test_a_command_runs_where_the_measurement_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = tmp_path / "tree"
+    (tree / "wherepkg").mkdir(parents=True)
+    (tree / "wherepkg/__init__.py").write_text("")
+    project = tmp_path / "project"
+    (project / "src").mkdir(parents=True)
+    monkeypatch.chdir(project)
+    measurer = Measurer(cache_dir=tmp_path / "cache", search_path=[str(tree), *sys.path])
+    code = "import os, sys, wherepkg\nsys.exit(0 if os.path.isdir('src') else 9)"
+    measurer.measure(_spec(code=code, rounds=1))  # exit 9 would raise CommandExitError
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CommandExitError, match="exit code 9"):
+        measurer.measure(_spec(code=code, rounds=1))
