@@ -38,7 +38,7 @@ from pytest_importcache import ImportEnv, ImportResult
 from pytest_importcache.engine.against import measure_against
 from pytest_importcache.engine.locate import ImportLocationWarning
 from pytest_importcache.engine.measurer import Measurer
-from pytest_importcache.engine.runner import _exit_description
+from pytest_importcache.engine.processwait import exit_description
 from pytest_importcache.engine.startup import startup_spec
 from pytest_importcache.model.comparison import Comparison
 from pytest_importcache.model.errors import (
@@ -1288,8 +1288,8 @@ def test_the_corpus_is_large_enough() -> None:
 
 
 def test_signal_numbers_are_named_in_crash_messages() -> None:
-    assert _exit_description(-signal.SIGKILL) == "signal SIGKILL"
-    assert _exit_description(3) == "exit code 3"
+    assert exit_description(-signal.SIGKILL) == "signal SIGKILL"
+    assert exit_description(3) == "exit code 3"
 
 
 @needs_proc

@@ -22,9 +22,8 @@ from pathlib import Path
 
 from pytest_importcache.model.errors import RoundCrashedError
 
-from .lifecycle import clock_ticks_now, kill_round_processes, round_running
 from .measurer import resolve_python
-from .processwait import OWN_PROCESS_GROUP, wait_for_exit
+from .processwait import run_to_exit
 from .roundcommand import REPORT_NAME, child_command, child_environment
 
 __all__ = ["bare_interpreter_peak"]
@@ -38,30 +37,20 @@ def _bare_round(python: str, workdir: Path) -> int:
     """One bare round's peak resident set, bytes."""
     token = secrets.token_hex(8)
     argv = child_command(python, "sys", (), workdir / REPORT_NAME)
-    started = clock_ticks_now()
     try:
-        process = subprocess.Popen(
+        exited = run_to_exit(
             argv,
             cwd=workdir,
-            env=child_environment(token, home=workdir),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            **OWN_PROCESS_GROUP,
-        )
+            environment=child_environment(token, home=workdir),
+            token=token,
+            timeout=_BARE_TIMEOUT,
+        ).exited
     except OSError as exc:
         raise RoundCrashedError(f"cannot start interpreter {python!r}: {exc}") from None
-    try:
-        with round_running(process.pid, token, started):
-            exited = wait_for_exit(process, _BARE_TIMEOUT)
     except subprocess.TimeoutExpired:
         raise RoundCrashedError(
             f"the bare interpreter {python!r} did not exit within {_BARE_TIMEOUT:g} s"
         ) from None
-    finally:
-        kill_round_processes(process.pid, token, started)
-        if process.returncode is None:
-            process.wait()
     try:
         reported = ast.literal_eval((workdir / REPORT_NAME).read_text(encoding="utf-8"))
         peak = reported.get("peak_memory") or exited.peak_memory

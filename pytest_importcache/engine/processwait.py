@@ -9,6 +9,10 @@ report their own ``VmHWM`` and this one is the fallback. It notices the exit
 at once, without polling, through a pidfd (Linux 5.3+), so the moment it
 reads the clock is the moment the process ended (a start-up round's figure
 ends there); elsewhere it polls.
+
+:func:`run_to_exit` is the one way a round's process is started, waited for
+and ended with everything it started (import rounds, start-up rounds, the
+bare interpreter's round).
 """
 
 from __future__ import annotations
@@ -19,10 +23,21 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
-__all__ = ["OWN_PROCESS_GROUP", "Exited", "exit_description", "wait_for_exit"]
+from .lifecycle import clock_ticks_now, kill_round_processes, round_running
+
+__all__ = [
+    "OWN_PROCESS_GROUP",
+    "Exited",
+    "RoundProcess",
+    "exit_description",
+    "run_to_exit",
+    "wait_for_exit",
+]
 
 # A process group of its own, so the round and what it spawns can be killed together;
 # not a session of its own, so an import may still call os.setpgrp() as under a shell.
@@ -104,3 +119,54 @@ def wait_for_exit(process: subprocess.Popen[bytes], timeout: float) -> Exited:
     finally:
         if pidfd >= 0:
             os.close(pidfd)
+
+
+@dataclass(frozen=True)
+class RoundProcess:
+    """A round's process that has ended: its pid, how it ended, when it was started.
+
+    ``started_ns`` is :func:`time.perf_counter_ns` just before it was started.
+    """
+
+    pid: int
+    exited: Exited
+    started_ns: int
+
+
+def run_to_exit(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    environment: Mapping[str, str],
+    token: str,
+    timeout: float,
+    stdout: IO[bytes] | int = subprocess.DEVNULL,
+    stderr: IO[bytes] | int = subprocess.DEVNULL,
+) -> RoundProcess:
+    """Run ``argv`` as a round: its own process group, stdin ``/dev/null``, to its exit.
+
+    ``token`` is the round's token, which ``environment`` carries: whatever the
+    process started (daemons, a server, a grandchild that outlived it) is
+    found by it and killed afterwards, also when the wait ends by a timeout
+    (:class:`subprocess.TimeoutExpired`) or a signal. :class:`OSError` when
+    the process cannot be started.
+    """
+    ticks = clock_ticks_now()
+    started_ns = time.perf_counter_ns()
+    process = subprocess.Popen(
+        list(argv),
+        cwd=cwd,
+        env=dict(environment),
+        stdin=subprocess.DEVNULL,
+        stdout=stdout,
+        stderr=stderr,
+        **OWN_PROCESS_GROUP,
+    )
+    try:
+        with round_running(process.pid, token, ticks):
+            exited = wait_for_exit(process, timeout)
+    finally:
+        kill_round_processes(process.pid, token, ticks)
+        if process.returncode is None:
+            process.wait()
+    return RoundProcess(process.pid, exited, started_ns)

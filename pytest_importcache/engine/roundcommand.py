@@ -33,6 +33,7 @@ __all__ = [
     "child_command",
     "child_environment",
     "counted_round_command",
+    "optimize_flags",
     "round_command",
     "round_pycache_prefix",
 ]
@@ -41,7 +42,8 @@ REPORT_NAME = "report.json"
 DUMPS_NAME = "callgrind"
 
 
-def _optimize_flags(optimize: int) -> list[str]:
+def optimize_flags(optimize: int) -> list[str]:
+    """The interpreter flags of an optimisation level: none, ``-O`` or ``-OO``."""
     return ["-" + "O" * optimize] if optimize else []
 
 
@@ -69,12 +71,12 @@ def child_command(
     """
     # -S: start-up without .pth import lines or sitecustomize; the child runs `site` itself.
     if metric == "time":
-        command = [python, "-I", "-S", *_optimize_flags(optimize), "-X", "importtime"]
+        command = [python, "-I", "-S", *optimize_flags(optimize), "-X", "importtime"]
     else:
         # Not -I, which would ignore PYTHONHASHSEED: the environment is cleaned
         # instead (child_environment), and the child drops its script's directory (3.10).
         # No -X importtime: its rows would be counted with the import.
-        command = [python, "-s", "-S", *_optimize_flags(optimize)]
+        command = [python, "-s", "-S", *optimize_flags(optimize)]
     if pycache_prefix is not None:
         command += ["-X", f"pycache_prefix={pycache_prefix}"]
     if lazy_imports == "all":

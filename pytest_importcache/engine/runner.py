@@ -50,8 +50,7 @@ from pytest_importcache.model.spec import LazyImportsMode, Metric, StartupComman
 
 from .callgrind import MarkCosts, read_dump_counts
 from .child import BEGIN_MARKER, END_MARKER
-from .lifecycle import clock_ticks_now, kill_round_processes, round_running
-from .processwait import OWN_PROCESS_GROUP, Exited, exit_description, wait_for_exit
+from .processwait import Exited, exit_description, run_to_exit
 from .roundcommand import (
     COUNTED_ENVIRONMENT_VARIABLE,
     DUMPS_NAME,
@@ -63,8 +62,6 @@ from .roundcommand import (
 from .startupround import run_startup_round
 
 __all__ = ["run_round"]
-
-_exit_description = exit_description  # its former name here
 
 
 def _stderr_lines(stderr_text: str) -> list[str]:
@@ -180,7 +177,7 @@ def run_round(
             earlier = f"\nits stderr before that:\n{tail}" if tail else ""
             raise RoundCrashedError(
                 f"the interpreter importing {module!r} ended with "
-                f"{_exit_description(exited.returncode)} before reporting{where}: {last}{earlier}"
+                f"{exit_description(exited.returncode)} before reporting{where}: {last}{earlier}"
             ) from None
         _check_report(report, module, roots, where, metric=metric)
         costs = None
@@ -212,34 +209,24 @@ def _run_child(
     round_token = secrets.token_hex(8)
     with stderr_path.open("w+b") as stderr_file:
         try:
-            started = clock_ticks_now()
-            process = subprocess.Popen(
+            # Whatever the import left running (also a signal's unwinding) goes with the round.
+            ended = run_to_exit(
                 command.argv,
                 cwd=child_cwd,
-                env=child_environment(round_token, metric=metric, home=child_cwd),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
+                environment=child_environment(round_token, metric=metric, home=child_cwd),
+                token=round_token,
+                timeout=command.timeout,
                 stderr=stderr_file,
-                **OWN_PROCESS_GROUP,
             )
         except OSError as exc:
             raise RoundCrashedError(f"cannot start interpreter {python!r}{where}: {exc}") from None
-        try:
-            with round_running(process.pid, round_token, started):
-                exited = wait_for_exit(process, command.timeout)
         except subprocess.TimeoutExpired:
-            # The finally below kills the round before this error leaves.
             raise RoundTimeoutError(
                 f"importing {module!r} did not finish within {command.timeout_text}{where}; "
                 "the interpreter and its child processes were killed"
             ) from None
-        finally:
-            # Whatever the import left running (also a signal's unwinding) goes with the round.
-            kill_round_processes(process.pid, round_token, started)
-            if process.returncode is None:
-                process.wait()
         stderr_file.seek(0)
-        return process.pid, exited, stderr_file.read().decode("utf-8", errors="replace")
+        return ended.pid, ended.exited, stderr_file.read().decode("utf-8", errors="replace")
 
 
 def _withheld_variables(summary: str) -> list[str]:

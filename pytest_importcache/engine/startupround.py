@@ -33,7 +33,6 @@ import re
 import secrets
 import shutil
 import subprocess
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -62,10 +61,14 @@ from .callgrind import (
 )
 from .child import STARTUP_SCRIPT
 from .interpreter import interpreter_binary
-from .lifecycle import clock_ticks_now, kill_round_processes, round_running
-from .processwait import OWN_PROCESS_GROUP, Exited, wait_for_exit
-from .processwait import exit_description as _exit_description
-from .roundcommand import DUMPS_NAME, REPORT_NAME, check_lazy_imports, child_environment
+from .processwait import Exited, exit_description, run_to_exit
+from .roundcommand import (
+    DUMPS_NAME,
+    REPORT_NAME,
+    check_lazy_imports,
+    child_environment,
+    optimize_flags,
+)
 from .startup import StartupTarget, resolve_target
 
 __all__ = [
@@ -82,10 +85,6 @@ KEPT_OUTPUT = 64 * 1024
 #: The phases of a start-up figure, in order.
 PHASES = ("start-up", "site", "import", "run")
 _STDERR_LINES = 5
-
-
-def _optimize_flags(optimize: int) -> list[str]:
-    return ["-" + "O" * optimize] if optimize else []
 
 
 def startup_child_command(
@@ -109,7 +108,7 @@ def startup_child_command(
     # As import rounds: -I -S timed; -s -S counted, in a fixed environment (no -I,
     # which would ignore the fixed hash seed). No -X importtime: the tracer gives the tree.
     flags = ["-I", "-S"] if metric == "time" else ["-s", "-S"]
-    command = [python, *flags, *_optimize_flags(optimize)]
+    command = [python, *flags, *optimize_flags(optimize)]
     if pycache_prefix is not None:
         command += ["-X", f"pycache_prefix={pycache_prefix}"]
     if lazy_imports == "all":
@@ -283,7 +282,7 @@ def run_startup_round(
                 else ""
             )
             raise CommandExitError(
-                f"{command.label!r} exited with {_exit_description(exited.returncode)}, "
+                f"{command.label!r} exited with {exit_description(exited.returncode)}, "
                 f"not {exit_code}{where}{hint}: {_last_lines(stderr)}"
             )
         report = _read_report(report_path, command.label, exited, stderr, where)
@@ -342,34 +341,25 @@ def _run(
         (workdir / "stdout.txt").open("wb") as stdout,
         (workdir / "stderr.txt").open("wb") as stderr,
     ):
-        ticks = clock_ticks_now()
-        started_ns = time.perf_counter_ns()
         try:
-            process = subprocess.Popen(
+            # Whatever the command left running (daemons, a server) goes with the round.
+            ended = run_to_exit(
                 argv,
                 cwd=command_directory(),
-                env=child_environment(token, metric=metric, home=home),
-                stdin=subprocess.DEVNULL,
+                environment=child_environment(token, metric=metric, home=home),
+                token=token,
+                timeout=allowed,
                 stdout=stdout,
                 stderr=stderr,
-                **OWN_PROCESS_GROUP,
             )
         except OSError as exc:
             raise RoundCrashedError(f"cannot start interpreter {python!r}{where}: {exc}") from None
-        try:
-            with round_running(process.pid, token, ticks):
-                exited = wait_for_exit(process, allowed)
         except subprocess.TimeoutExpired:
             raise RoundTimeoutError(
                 f"{label!r} did not finish within {allowed_text}{where}; it and the processes "
                 "it started were killed"
             ) from None
-        finally:
-            # Whatever the command left running (daemons, a server) goes with the round.
-            kill_round_processes(process.pid, token, ticks)
-            if process.returncode is None:
-                process.wait()
-    return started_ns, process.pid, exited
+    return ended.started_ns, ended.pid, ended.exited
 
 
 def _read_report(
@@ -382,7 +372,7 @@ def _read_report(
     except (OSError, ValueError, SyntaxError, MemoryError, RecursionError):
         raise RoundCrashedError(
             f"the interpreter running {label!r} ended with "
-            f"{_exit_description(exited.returncode)} before it reached the command{where}: "
+            f"{exit_description(exited.returncode)} before it reached the command{where}: "
             f"{_last_lines(stderr)}"
         ) from None
     return report
