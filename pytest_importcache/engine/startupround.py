@@ -294,7 +294,7 @@ def run_startup_round(
         values,
         costs if module_costs else None,  # a plain round dumps at its fences only
         stderr=stderr,
-        label=command.label,
+        label=command.key,  # the result's command: its benchmark name
         exited=exited,
         metric=metric,
         wall_ns=wall_ns,
