@@ -59,7 +59,8 @@ def test_a_path_to_the_interpreter_under_test_is_named_python() -> None:
     assert spec.command.argv == ("python", "-m", "json.tool", "--help")
     assert spec.command.label == "python -m json.tool --help"
     plain = startup_spec(StartupCommand.parse("python3 -m json.tool"))
-    assert plain.command is not None and plain.command.argv[0] == "python3"
+    assert plain.command is not None
+    assert plain.command.argv[0] == "python3"
 
 
 @pytest.mark.parametrize("word", ["python2", "python3.9", "/usr/bin/python3.9", "/no/python"])

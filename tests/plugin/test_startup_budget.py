@@ -430,8 +430,7 @@ def test_snippets_that_begin_alike_get_names_of_their_own(project: pytest.Pytest
     )
     result.assert_outcomes(passed=1)
     names = sorted(
-        entry["name"]
-        for entry in json.loads((project.path / "out.json").read_text())["benchmarks"]
+        entry["name"] for entry in json.loads((project.path / "out.json").read_text())["benchmarks"]
     )
     assert "test_alike[code:_import_lightpkg-warm]" in names  # a short snippet's name as before
     # Each long one is named by its own snippet, not by its place (pytest-benchmark's "-2").
