@@ -136,3 +136,27 @@ def test_the_interpreters_path_is_shown_as_python(make_tree: MakeTree) -> None:
     assert document["suggested_marker"].startswith(
         '@pytest.mark.startup_budget("python -m startpkg"'
     )
+
+
+@pytest.mark.slow
+def test_check_reports_a_failing_command_as_a_failed_budget_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "badpkg").mkdir()
+    (tmp_path / "badpkg" / "__init__.py").write_text("")
+    (tmp_path / "badpkg" / "__main__.py").write_text("raise SystemExit('no config found')\n")
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.importcache]\nbudgets = [{ command = "python -m badpkg", warm = "10s" }]\n'
+    )
+    completed = subprocess.run(
+        [sys.executable, "-m", "pytest_importcache", "check", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    assert completed.returncode == 1, completed.stderr
+    (budget,) = json.loads(completed.stdout)["budgets"]
+    assert budget["passed"] is False
+    assert len(budget["failure"].splitlines()) == 1
+    assert "exited with exit code 1, not 0" in budget["failure"]
+    assert "no config found" in budget["failure"]
