@@ -85,7 +85,7 @@ for dist in distributions():
     if found:
         listed = [dist.locate_file(f) for f in dist.files or () if f.name == sys.argv[1]]
         listed.append(os.path.join(sysconfig.get_path("scripts"), sys.argv[1]))
-        found["wrapper"] = next((str(p) for p in listed if os.path.isfile(p)), None)
+        found["wrapper"] = next((os.path.normpath(p) for p in listed if os.path.isfile(p)), None)
         break
 sys.stdout.write(json.dumps(found))
 """
