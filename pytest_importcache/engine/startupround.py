@@ -39,6 +39,7 @@ from typing import Any
 
 from pytest_importcache.model.errors import (
     CommandExitError,
+    CommandNotFoundError,
     RoundCrashedError,
     RoundTimeoutError,
     WrongOriginError,
@@ -276,6 +277,12 @@ def run_startup_round(
                 if "EOFError" in stderr
                 else ""
             )
+            missing = re.search(r"^importcache: entry point (.*)$", stderr, re.MULTILINE)
+            if missing:  # the installed distribution's entry point, not in this copy
+                raise CommandNotFoundError(
+                    f"{command.label!r}: entry point {missing[1]}{where}: a console script's "
+                    "entry point and wrapper come from the installed distribution"
+                )
             raise CommandExitError(
                 f"{command.label!r} exited with {_exit_description(exited.returncode)}, "
                 f"not {exit_code}{where}{hint}: {_last_lines(stderr)}"

@@ -316,6 +316,35 @@ def test_a_command_is_compared_with_a_git_revision_of_its_package(tmp_path: Path
     assert os.path.realpath(comparison.base.file) != os.path.realpath(comparison.head.file)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("at_revision", "missing"),
+    [
+        ({}, "entry point abcli.cli:main: no module abcli.cli"),
+        ({"abcli/cli.py": "def other():\n    return 0\n"}, "abcli.cli:main: no attribute main"),
+    ],
+)
+def test_an_entry_point_missing_at_the_revision_is_one_line(
+    tmp_path: Path, at_revision: dict[str, str], missing: str
+) -> None:
+    repo = make_repo(tmp_path / "repo", {"abcli/__init__.py": "", **at_revision})
+    (repo / "abcli" / "cli.py").write_text("def main():\n    return 0\n")
+    info = tmp_path / "site" / "abcli_dist-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: abcli-dist\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[console_scripts]\nabcli-run = abcli.cli:main\n")
+    search_path = [str(repo), str(tmp_path / "site"), *sys.path]
+    measurer = Measurer(cache_dir=tmp_path / "cache", search_path=search_path)
+    spec = _spec("abcli-run", rounds=1, import_path=tuple(search_path))
+    assert measurer.measure(spec).rounds == 1  # the working tree has it
+    with pytest.raises(CommandNotFoundError) as caught:
+        measure_against(measurer, spec, "HEAD")
+    message = _one_line(caught.value)
+    assert missing in message
+    assert "at HEAD (" in message
+    assert "come from the installed distribution" in message
+
+
 def test_a_command_spec_reaches_the_round_runner_and_its_phases_the_result(
     tmp_path: Path,
 ) -> None:
