@@ -1813,6 +1813,11 @@ BAD_MARKERS: list[tuple[str, str, str]] = [
     ("startup no budget", 'startup_budget("mycli")', "startup_budget('mycli'): no budget given"),
     ("startup memory", 'startup_budget("mycli", max_memory="lots")', "max_memory='lots' is not"),
     ("startup allow", 'startup_budget(code="pass", allow=5)', "allow=5 is not a list of module"),
+    (
+        "startup surrogate word",
+        'startup_budget(["python", "-m", "json.tool", "\\ud800"], warm="1s")',
+        "word '\\ud800' cannot be passed to a process: surrogates not allowed",
+    ),
 ]
 
 

@@ -183,6 +183,13 @@ class StartupCommand:
             raise SpecError("a start-up budget needs a command or code=...")
         if not all(isinstance(word, str) and word and "\0" not in word for word in self.argv):
             raise SpecError(f"a command's words must be non-empty strings, not {self.argv!r}")
+        for word in self.argv:
+            try:
+                os.fsencode(word)  # what starting the process does with each word
+            except UnicodeEncodeError as exc:
+                raise SpecError(
+                    f"a command's word {word!r} cannot be passed to a process: {exc.reason}"
+                ) from None
 
     @classmethod
     def parse(cls, command: object = None, code: object = None) -> StartupCommand:
