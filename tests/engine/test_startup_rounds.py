@@ -130,11 +130,12 @@ def test_the_script_sees_its_own_name_as_argv0(
 def test_the_installed_wrapper_runs_and_only_its_own_imports_count(
     venv_python: str, measurer: Measurer
 ) -> None:
-    # pip's wrapper today does not import re (older ones did): a round must not add it.
+    # pip's wrapper today does not import re (older ones, pip 23 too, did): a round loads re
+    # exactly when the installer's wrapper does, never on its own.
     wrapper = Path(venv_python).parent / SCRIPT
-    assert "import re" not in wrapper.read_text()
+    wrapper_imports_re = "import re" in wrapper.read_text()
     plain = measurer.measure(_spec(f"{SCRIPT} --help", python=venv_python, rounds=1))
-    assert "re" not in plain.modules
+    assert ("re" in plain.modules) == wrapper_imports_re
     original = wrapper.read_text()
     try:
         wrapper.write_text(original.replace("import sys", "import sys\nimport colorsys", 1))
@@ -241,7 +242,7 @@ def test_an_unexpected_exit_names_the_command_the_status_and_the_last_stderr_lin
     with pytest.raises(CommandExitError) as caught:
         measurer.measure(_spec(f"{SCRIPT} fail", python=venv_python))
     message = _one_line(caught.value)
-    assert isinstance(caught.value, RunError)
+    assert not isinstance(caught.value, RunError)  # no saved run: the command failed
     assert f"'{SCRIPT} fail' exited with exit code 4, not 0" in message
     assert "second line | it broke badly" in message
 
