@@ -31,7 +31,9 @@ def main():
         print("usage: clipkg-run [--help]")
         return 0
     if mode == "argv0":
-        return 0 if sys.argv[0].rsplit("/", 1)[-1] == "clipkg-run" else 9
+        with open(sys.argv[2], "w") as file:
+            file.write(sys.argv[0])
+        return 0
     if mode == "fail":
         print("first line\\nsecond line\\nit broke badly", file=sys.stderr)
         return 4

@@ -1837,6 +1837,11 @@ BAD_MARKERS: list[tuple[str, str, str]] = [
     ("startup no budget", 'startup_budget("mycli")', "startup_budget('mycli'): no budget given"),
     ("startup memory", 'startup_budget("mycli", max_memory="lots")', "max_memory='lots' is not"),
     ("startup allow", 'startup_budget(code="pass", allow=5)', "allow=5 is not a list of module"),
+    (
+        "startup surrogate word",
+        'startup_budget(["python", "-m", "json.tool", "\\ud800"], warm="1s")',
+        "word '\\ud800' cannot be passed to a process: surrogates not allowed",
+    ),
 ]
 
 
@@ -1860,3 +1865,45 @@ def test_hostile_marker_arguments_fail_their_own_test_in_one_line(
     output = result.stdout.str()
     assert "INTERNALERROR" not in output
     assert "Traceback" not in output
+
+
+# Snippets ast.parse raises on with other errors than SyntaxError (issue 20): (id, marker,
+# the one line expected). They fail their own test in one line, in the look-ahead too.
+BAD_SNIPPETS: list[tuple[str, str, str]] = [
+    (
+        "a lone surrogate",
+        """startup_budget(code="import json; x = '\\ud800'", warm="1s")""",
+        "cannot be parsed: UnicodeEncodeError: 'utf-8' codec can't encode",
+    ),
+    (
+        "deep nesting",
+        'startup_budget(code="import json; x = " + "+".join(["1"] * 200000), warm="1s")',
+        "cannot be parsed: RecursionError",
+    ),
+    (
+        "the parser's memory",
+        'startup_budget(code="import json; x = " + "-" * 100000 + "1", warm="1s")',
+        "cannot be parsed: MemoryError",
+    ),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("metric", ["time", "instructions"])
+def test_unparsable_snippets_fail_their_own_test_in_one_line(
+    pytester: pytest.Pytester, metric: str
+) -> None:
+    pytester.makeini(quick_ini())
+    source = "import pytest\n\n"
+    for index, (_, marker, _) in enumerate(BAD_SNIPPETS):
+        source += f"@pytest.mark.{marker}\ndef test_bad_{index}():\n    pass\n\n"
+    source += "def test_the_session_goes_on():\n    pass\n"
+    pytester.makepyfile(test_snippets=source)
+    # Two jobs: the look-ahead reads every later test's budgets.
+    result = pytester.runpytest(f"--importcache-metric={metric}", "--importcache-jobs=2")
+    output = result.stdout.str()
+    assert "INTERNALERROR" not in output
+    assert "Traceback" not in output
+    result.assert_outcomes(passed=1, failed=len(BAD_SNIPPETS))
+    for index, (_, _, message) in enumerate(BAD_SNIPPETS):
+        result.stdout.fnmatch_lines([f"*_ test_bad_{index} _*", f"startup_budget(*{message}*"])

@@ -146,6 +146,8 @@ def _check_arguments(arguments: argparse.Namespace) -> None:
             raise UsageError(f"--path {directory}: not a directory")
     if arguments.store is not None and Path(arguments.store).is_file():
         raise UsageError(f"--store {arguments.store}: not a directory")
+    if not 0 <= arguments.exit_code <= 255:
+        raise UsageError(f"--exit-code {arguments.exit_code}: an exit status is 0 to 255")
     if arguments.fail is not None and not arguments.against:
         raise UsageError("--fail needs --against REV: it judges the comparison with a revision")
 

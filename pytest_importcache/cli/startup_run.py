@@ -193,8 +193,11 @@ def startup_json(
 
 def _measure(
     arguments: argparse.Namespace, command: StartupCommand, comparisons: dict[str, Comparison]
-) -> dict[str, ImportResult]:
-    """Each flavour measured (against the revision too, with ``--against``)."""
+) -> tuple[StartupCommand, dict[str, ImportResult]]:
+    """Each flavour measured (against the revision too, with ``--against``).
+
+    With the command as shown: a path to the interpreter under test as ``python``.
+    """
     search_path = [*map(str, arguments.path), *_search_path_without_own_entry()]
     progress = Progress(sys.stderr, lines=arguments.progress)
     measurer = Measurer(
@@ -216,6 +219,7 @@ def _measure(
                 # What the measurer's rounds search: console scripts are looked up there too.
                 import_path=round_import_path(search_path),
             )
+            command = spec.command or command
             if arguments.against:
                 comparison = measure_against(measurer, spec, arguments.against)
                 comparisons[spec.label] = comparison
@@ -226,14 +230,14 @@ def _measure(
         raise UsageError(str(exc).splitlines()[0]) from None
     finally:
         progress.clear()
-    return results
+    return command, results
 
 
 def profile_startup(arguments: argparse.Namespace) -> int:
     """Measure ``arguments``' command and print the report; 1 when ``--fail`` finds it slower."""
     command = StartupCommand.parse(arguments.command or None, arguments.code)
     comparisons: dict[str, Comparison] = {}
-    results = _measure(arguments, command, comparisons)
+    command, results = _measure(arguments, command, comparisons)
     bare_peak = None
     if arguments.metric == "time":
         try:

@@ -39,6 +39,7 @@ from typing import Any
 
 from pytest_importcache.model.errors import (
     CommandExitError,
+    CommandNotFoundError,
     RoundCrashedError,
     RoundTimeoutError,
     WrongOriginError,
@@ -281,6 +282,12 @@ def run_startup_round(
                 if "EOFError" in stderr
                 else ""
             )
+            missing = re.search(r"^importcache: entry point (.*)$", stderr, re.MULTILINE)
+            if missing:  # the installed distribution's entry point, not in this copy
+                raise CommandNotFoundError(
+                    f"{command.label!r}: entry point {missing[1]}{where}: a console script's "
+                    "entry point and wrapper come from the installed distribution"
+                )
             raise CommandExitError(
                 f"{command.label!r} exited with {exit_description(exited.returncode)}, "
                 f"not {exit_code}{where}{hint}: {_last_lines(stderr)}"
@@ -299,7 +306,7 @@ def run_startup_round(
         values,
         costs if module_costs else None,  # a plain round dumps at its fences only
         stderr=stderr,
-        label=command.label,
+        label=command.key,  # the result's command: its benchmark name
         exited=exited,
         metric=metric,
         wall_ns=wall_ns,

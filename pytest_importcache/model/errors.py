@@ -115,10 +115,12 @@ class LockError(ImportCacheError, ValueError):
 
 class CommandNotFoundError(LocateError):
     """A start-up command's first word is no console script of the interpreter under test,
-    nor ``python``; or it names nothing a start-up round can run."""
+    nor ``python``; or it names nothing a start-up round can run. (A :class:`LocateError`:
+    what the test names is not found, as a missing package under test, and is reported
+    as such a problem, not as a failed measurement.)"""
 
 
-class CommandExitError(RunError):
+class CommandExitError(ImportCacheError, ValueError):
     """A start-up command exited with another status than expected: the message names the
-    command, the status and the last lines of its stderr. (A :class:`RunError`: the
-    command's run, not a saved run, failed.)"""
+    command, the status and the last lines of its stderr. (Not a :class:`RunError`, which
+    is about saved runs: those who read saved runs must not take it for an unreadable one.)"""

@@ -117,7 +117,7 @@ class RoundReport:
     round process's peak resident set in bytes (the child's ``VmHWM``, else
     ``os.wait4``'s ``ru_maxrss``),
     ``None`` when unknown (a made-up round, a platform without it). ``command``
-    is a start-up round's label (``None`` for an import), and ``phases`` its
+    is a start-up round's key (``StartupCommand.key``; ``None`` for an import), and ``phases`` its
     figure split into named stretches (``("start-up", ns or instructions)``, ...).
     ``pending_lazy`` names
     the PEP 810 lazy imports (3.15+) still pending after the import: never

@@ -158,10 +158,10 @@ class ImportResult:
     ``peak_memory`` holds each counted round's peak resident set in bytes (the
     round process's, from ``os.wait4``), empty for instructions rounds (under
     valgrind the peak would be valgrind's) and where unknown. ``command`` is a
-    start-up measurement's label (``None`` for an import); its ``phases`` split
-    each counted round's figure, in the metric's unit, into ``"start-up"``
-    (exec to the first statement), ``"site"``, ``"import"`` (the entry module)
-    and ``"run"`` (the rest, to exit): ``(name, values per round)``.
+    start-up measurement's key (``StartupCommand.key``; ``None`` for an
+    import); its ``phases`` split each counted round's figure, in the metric's
+    unit, into ``"start-up"`` (exec to the first statement), ``"site"``,
+    ``"import"`` (the entry module) and ``"run"`` (the rest, to exit): ``(name, values per round)``.
     """
 
     module: str

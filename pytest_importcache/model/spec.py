@@ -8,6 +8,7 @@ The defaults live here and nowhere else.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import re
 import shlex
@@ -116,8 +117,9 @@ def measurement_suffix(
     Counts get their own names, so they are never compared with times; so do
     rounds under PEP 810's ``all`` mode (``mylib-warm-lazy-all``; ``normal`` is
     the default mode, named as without one). A start-up
-    measurement is named by its ``command`` label, made safe for a name
-    (``mycli_--help-warm``): names are the keys runs are compared by.
+    measurement is named by its ``command`` key (:attr:`StartupCommand.key`),
+    made safe for a name (``mycli_--help-warm``): names are the keys runs are
+    compared by.
     """
     what = module if command is None else _safe_name(command)
     suffix = f"{what}-{label}" if metric == DEFAULT_METRIC else f"{what}-{label}-{metric}"
@@ -152,6 +154,10 @@ def check_module_name(module: object) -> None:
         raise LocateError(f"{module!r} is not a valid dotted module name")
 
 
+# The longest snippet a label shows whole.
+_LABEL_TEXT = 50
+
+
 @dataclass(frozen=True)
 class StartupCommand:
     """What a start-up round runs from exec to exit: a command line or a ``code`` snippet.
@@ -177,6 +183,13 @@ class StartupCommand:
             raise SpecError("a start-up budget needs a command or code=...")
         if not all(isinstance(word, str) and word and "\0" not in word for word in self.argv):
             raise SpecError(f"a command's words must be non-empty strings, not {self.argv!r}")
+        for word in self.argv:
+            try:
+                os.fsencode(word)  # what starting the process does with each word
+            except UnicodeEncodeError as exc:
+                raise SpecError(
+                    f"a command's word {word!r} cannot be passed to a process: {exc.reason}"
+                ) from None
 
     @classmethod
     def parse(cls, command: object = None, code: object = None) -> StartupCommand:
@@ -201,8 +214,25 @@ class StartupCommand:
         """How the command is shown: ``mycli --help``, or ``code: import mylib; ...``."""
         if self.code is not None:
             text = " ".join(self.code.split())
-            return f"code: {text if len(text) <= 50 else text[:47] + '...'}"
+            return f"code: {text if len(text) <= _LABEL_TEXT else text[:47] + '...'}"
         return shlex.join(self.argv)
+
+    @property
+    def key(self) -> str:
+        """The command in benchmark names and stored keys: :attr:`label`, whole.
+
+        A snippet the label cuts short (two that begin alike would share it)
+        gets the first 8 hex digits of its SHA-256 after it (its words
+        joined by single spaces, so re-indenting keeps its key).
+        """
+        label = self.label
+        if self.code is None:
+            return label
+        text = " ".join(self.code.split())
+        if len(text) <= _LABEL_TEXT:
+            return label
+        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+        return f"{label} {digest[:8]}"
 
 
 @dataclass(frozen=True)

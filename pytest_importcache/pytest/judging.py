@@ -221,7 +221,7 @@ class BudgetCheck:
                     for spec in self._specs.values()
                     if (spec.module, spec.label, spec.metric)
                     == (result.module, result.label, result.metric)
-                    and (None if spec.command is None else spec.command.label) == result.command
+                    and (None if spec.command is None else spec.command.key) == result.command
                 ),
                 None,
             )

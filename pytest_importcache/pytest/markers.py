@@ -119,7 +119,7 @@ def timed_keys(budgets: list[ImportBudget]) -> set[MeasurementKey]:
 
 
 def specs_for(
-    budgets: list[ImportBudget], settings: Settings
+    budgets: list[ImportBudget], settings: Settings, *, counted_only: bool = False
 ) -> dict[MeasurementKey, MeasurementSpec]:
     """One spec per measurement the budgets need, most rounds asked.
 
@@ -127,6 +127,7 @@ def specs_for(
     ``max_memory`` need a single warm round (module lists do not vary); with a
     timed budget on the same import they use its rounds. A start-up budget's
     command is resolved here: ``ImportCacheError`` (one line) when it cannot be.
+    ``counted_only`` leaves out timed measurements (not built, commands not resolved).
     """
     needs: dict[MeasurementKey, tuple[int, bool]] = {}
     for budget in budgets:
@@ -138,6 +139,7 @@ def specs_for(
     return {
         key: _spec(key, settings, rounds=rounds, timed=timed)
         for key, (rounds, timed) in needs.items()
+        if not counted_only or key.metric != "time"
     }
 
 
@@ -176,7 +178,7 @@ def counted_specs(item: pytest.Item, settings: Settings) -> list[MeasurementSpec
     if item.get_closest_marker("skip") or item.get_closest_marker("skipif"):
         return []
     try:
-        specs = specs_for(read_budgets(item, settings.metric), settings)
+        specs = specs_for(read_budgets(item, settings.metric), settings, counted_only=True)
     except ImportCacheError:  # a BudgetError, or a command that cannot be resolved
         return []
-    return [spec for spec in specs.values() if spec.metric != "time"]
+    return list(specs.values())

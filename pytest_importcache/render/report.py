@@ -495,17 +495,26 @@ def _lazy_notes(records: Sequence[MeasurementOutcome]) -> list[str]:
 def memory_lines(records: Sequence[MeasurementOutcome]) -> list[str]:
     """Each measurement's peak memory (its highest round), beside a bare interpreter's.
 
-    One heading per bare figure (one per interpreter), then a line per
-    measurement that has a peak (counts have none): ``mylib (warm) 14.2MB (+4.4MB)``.
+    One heading per interpreter (its Python version, named when there are
+    several), with one bare figure: the median of those its measurements
+    report (under xdist each worker measures its own bare round); then a line
+    per measurement that has a peak (counts have none): ``mylib (warm) 14.2MB
+    (+4.4MB)``.
     """
-    by_bare: dict[int | None, list[MeasurementOutcome]] = {}
+    by_python: dict[str, list[MeasurementOutcome]] = {}
     for record in records:
         if record.peak_memory is not None:
-            by_bare.setdefault(record.bare_peak_memory, []).append(record)
+            by_python.setdefault(record.python_version, []).append(record)
     lines = []
-    for bare, measured in by_bare.items():
-        beside = "" if bare is None else f" (a bare interpreter: {format_memory(bare)})"
-        lines.append(f"peak memory, highest round{beside}:")
+    for python_version, measured in by_python.items():
+        bares = [record.bare_peak_memory for record in measured]
+        reported = [bare for bare in bares if bare is not None]
+        bare = round(median(reported)) if reported else None
+        about = [f"Python {python_version}"] if len(by_python) > 1 else []
+        if bare is not None:
+            about.append(f"a bare interpreter: {format_memory(bare)}")
+        beside = "; ".join(about)
+        lines.append(f"peak memory, highest round{f' ({beside})' if beside else ''}:")
         for record in measured:
             assert record.peak_memory is not None
             added = (

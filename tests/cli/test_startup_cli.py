@@ -98,6 +98,10 @@ def test_against_a_revision_shows_the_ratio_and_fails_on_a_slowdown(tmp_path: Pa
         (("--code", "pass"), "imports no package"),
         (("--", "python", "-X", "dev", "-m", "json"), "runs python with -m MODULE or -c CODE"),
         (("--fail", "5%", "--", "python", "-m", "json"), "--fail needs --against"),
+        (("--exit-code", "256", "--", "python", "-m", "json"), "an exit status is 0 to 255"),
+        (("--exit-code", "-1", "--", "python", "-m", "json"), "an exit status is 0 to 255"),
+        (("--", "python2", "-m", "json"), "not the interpreter under test"),
+        (("--", "/no/such/python3.9", "-m", "json"), "not the interpreter under test"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(arguments: tuple[str, ...], message: str) -> None:
@@ -118,3 +122,41 @@ def test_a_command_that_fails_is_one_line_naming_its_stderr(make_tree: MakeTree)
     assert len(completed.stderr.splitlines()) == 1
     assert "exited with exit code 1, not 0" in completed.stderr
     assert "no config found" in completed.stderr
+
+
+@pytest.mark.slow
+def test_the_interpreters_path_is_shown_as_python(make_tree: MakeTree) -> None:
+    tree = make_tree(MAIN_PACKAGE)
+    completed = run_cli(
+        "--json", "--rounds", "1", "--path", str(tree), "--", sys.executable, "-m", "startpkg"
+    )
+    assert completed.returncode == 0, completed.stderr
+    document = json.loads(completed.stdout)
+    assert document["command"] == "python -m startpkg"
+    assert document["suggested_marker"].startswith(
+        '@pytest.mark.startup_budget("python -m startpkg"'
+    )
+
+
+@pytest.mark.slow
+def test_check_reports_a_failing_command_as_a_failed_budget_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "badpkg").mkdir()
+    (tmp_path / "badpkg" / "__init__.py").write_text("")
+    (tmp_path / "badpkg" / "__main__.py").write_text("raise SystemExit('no config found')\n")
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.importcache]\nbudgets = [{ command = "python -m badpkg", warm = "10s" }]\n'
+    )
+    completed = subprocess.run(
+        [sys.executable, "-m", "pytest_importcache", "check", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    assert completed.returncode == 1, completed.stderr
+    (budget,) = json.loads(completed.stdout)["budgets"]
+    assert budget["passed"] is False
+    assert len(budget["failure"].splitlines()) == 1
+    assert "exited with exit code 1, not 0" in budget["failure"]
+    assert "no config found" in budget["failure"]

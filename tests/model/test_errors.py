@@ -10,7 +10,13 @@ import pytest
 
 import pytest_importcache
 from pytest_importcache.engine.lifecycle import RoundsInterrupted
-from pytest_importcache.model.errors import BudgetError, ImportCacheError, RecordError, RunError
+from pytest_importcache.model.errors import (
+    BudgetError,
+    CommandExitError,
+    ImportCacheError,
+    RecordError,
+    RunError,
+)
 
 # Not errors: warnings, and the interrupt that must pass ``except Exception``
 # (a KeyboardInterrupt, as SIGTERM and SIGHUP arrive).
@@ -63,3 +69,10 @@ def test_errors_long_caught_as_value_errors_still_are() -> None:
 
 def test_the_interrupt_is_no_exception() -> None:
     assert not issubclass(RoundsInterrupted, Exception)
+
+
+def test_a_command_that_fails_is_no_unreadable_saved_run() -> None:
+    """Code that reads saved runs catches RunError as "cannot be read": never a command."""
+    assert not issubclass(CommandExitError, RunError)
+    assert issubclass(CommandExitError, ImportCacheError)
+    assert issubclass(CommandExitError, ValueError)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -381,3 +382,58 @@ def test_a_counted_start_up_is_judged_in_instructions_and_named_apart(
     (entry,) = json.loads((project.path / "out.json").read_text())["benchmarks"]
     assert entry["name"] == "test_counted[code:_import_lightpkg-warm-instructions]"
     assert entry["extra_info"]["peak_memory"] is None  # a count has no peak of its own
+
+
+def test_the_look_ahead_resolves_only_counted_start_up_budgets(
+    pytester: pytest.Pytester,
+) -> None:
+    """Timed budgets are measured in the test's own call: resolving them ahead is waste."""
+    from pytest_importcache.engine.startup import resolve_target  # noqa: PLC0415
+    from pytest_importcache.pytest.markers import counted_specs  # noqa: PLC0415
+    from pytest_importcache.pytest.options import Settings  # noqa: PLC0415
+
+    item = pytester.getitem(
+        """
+        import pytest
+
+        @pytest.mark.startup_budget("python -m json.tool --lookahead-timed", warm="10s")
+        @pytest.mark.startup_budget(
+            "python -m json.tool --lookahead-counted", warm="1G", metric="instructions"
+        )
+        def test_func():
+            pass
+        """
+    )
+    resolve_target.cache_clear()
+    specs = counted_specs(item, Settings())
+    assert [(spec.metric, spec.command.argv[-1]) for spec in specs if spec.command] == [
+        ("instructions", "--lookahead-counted")
+    ]
+    assert resolve_target.cache_info().currsize == 1  # the counted one only
+
+
+@pytest.mark.slow
+def test_snippets_that_begin_alike_get_names_of_their_own(project: pytest.Pytester) -> None:
+    shared = "import lightpkg; x = [" + "1, " * 20
+    result = run_tests(
+        project,
+        f"""
+        import pytest
+
+        @pytest.mark.startup_budget(code="{shared}2]", warm="10s")
+        @pytest.mark.startup_budget(code="{shared}3]", warm="10s")
+        @pytest.mark.startup_budget(code="import lightpkg", warm="10s")
+        def test_alike():
+            pass
+        """,
+        "--benchmark-json=out.json",
+    )
+    result.assert_outcomes(passed=1)
+    names = sorted(
+        entry["name"] for entry in json.loads((project.path / "out.json").read_text())["benchmarks"]
+    )
+    assert "test_alike[code:_import_lightpkg-warm]" in names  # a short snippet's name as before
+    # Each long one is named by its own snippet, not by its place (pytest-benchmark's "-2").
+    for last in "23":
+        digest = hashlib.sha256(f"{shared}{last}]".strip().encode()).hexdigest()[:8]
+        assert any(name.endswith(f"..._{digest}-warm]") for name in names), names

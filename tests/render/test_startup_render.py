@@ -39,6 +39,29 @@ def test_a_start_up_is_shown_by_its_command_with_its_peak_beside_a_bare_one() ->
     assert "  m (warm) 11MB (+500kB)" in lines
 
 
+def test_one_memory_heading_per_interpreter_with_the_median_bare_figure() -> None:
+    # Under -n 2 each worker measures its own bare round: one interpreter, several figures.
+    records = [
+        startup_outcome(bare_peak_memory=10_000_000),
+        startup_outcome(command="mycli --version", bare_peak_memory=10_600_000),
+        startup_outcome(command="mycli run", bare_peak_memory=10_500_000),
+    ]
+    assert memory_lines(records) == [
+        "peak memory, highest round (a bare interpreter: 10.5MB):",
+        "  mycli --help (warm) 14.2MB (+3.7MB)",
+        "  mycli --version (warm) 14.2MB (+3.7MB)",
+        "  mycli run (warm) 14.2MB (+3.7MB)",
+    ]
+    other = startup_outcome(python_version="3.12.1", bare_peak_memory=9_000_000)
+    version = records[0].python_version
+    assert memory_lines([records[0], other]) == [
+        f"peak memory, highest round (Python {version}; a bare interpreter: 10MB):",
+        "  mycli --help (warm) 14.2MB (+4.2MB)",
+        "peak memory, highest round (Python 3.12.1; a bare interpreter: 9MB):",
+        "  mycli --help (warm) 14.2MB (+5.2MB)",
+    ]
+
+
 def test_counts_have_no_memory_lines_and_the_markdown_no_memory_column() -> None:
     assert memory_lines([make_outcome(metric="instructions")]) == []
     assert "peak memory" not in markdown_summary([make_outcome()])

@@ -72,9 +72,16 @@ if _kind == "entry":
     # The entry module first, for the import phase; the installer's wrapper (when it is
     # Python) then runs as __main__ and finds it imported, its own imports counted.
     _entry_module, _, _attribute = _target.partition(":")
-    _entry = __import__(_entry_module, fromlist=["__name__"])
+    try:
+        _entry = __import__(_entry_module, fromlist=["__name__"])
+    except ModuleNotFoundError as _error:  # the entry module itself, not one it imports
+        if not f"{_entry_module}.".startswith(f"{_error.name}."):
+            raise
+        sys.exit(f"importcache: entry point {_target}: no module {_error.name}")
     for _name in filter(None, _attribute.strip().split(".")):
-        _entry = getattr(_entry, _name)
+        _entry = getattr(_entry, _name, _point)  # _point: a sentinel, never an entry point
+        if _entry is _point:
+            sys.exit(f"importcache: entry point {_target}: no attribute {_name}")
 elif _kind == "module":
     import runpy as _runpy
     from importlib.util import find_spec as _find_spec
