@@ -52,6 +52,7 @@ from types import FrameType
 from typing import Any
 
 __all__ = [
+    "ROUND_SPAWN_LOCK",
     "ROUND_TOKEN_VARIABLE",
     "RoundsInterrupted",
     "adopt_orphans",
@@ -177,12 +178,16 @@ def _adopted_since(ticks: int, round_pid: int, token: str) -> list[int]:
     """Children of this process that a round left behind, started at or after ``ticks``.
 
     A child this process started itself (another thread's subprocess) stays in
-    this process's group, and another round carries its own token: neither is
-    taken. What a round leaves after leaving its group (``setsid``, a new
-    group) has neither, however its environment was changed.
+    this process's group, and another round carries its own token and is
+    registered by :func:`round_running`: neither is taken. What a round leaves
+    after leaving its group (``setsid``, a new group) has neither, however its
+    environment was changed.
     """
     me, my_group = os.getpid(), os.getpgrp()
     guardians = [guardian.pid for guardian in _GUARDIANS.values()]
+    # Another thread's round, also once it has exited and waits to be reaped by that
+    # thread (a zombie's environment reads empty: it would pass for an orphan).
+    guardians += [group for group, _ in list(_RUNNING_ROUNDS.values())]
     other_round = f"{ROUND_TOKEN_VARIABLE}=".encode()
     own_round = f"{ROUND_TOKEN_VARIABLE}={token}".encode()
     found = []
@@ -236,13 +241,20 @@ def kill_round_processes(process_group: int, token: str, started: int = 0) -> No
     if not started:
         return
     for _ in range(_MAX_SCANS):
-        orphans = _adopted_since(started, process_group, token)
+        # Not while another thread starts a round: between its fork and its exec, that
+        # round's process has this process's environment, no token, and would pass for
+        # an orphan (reaped here, its own thread's wait would find no child).
+        with ROUND_SPAWN_LOCK:
+            orphans = _adopted_since(started, process_group, token)
+            for pid in orphans:
+                _kill_and_reap(pid)
         if not orphans:
             return
-        for pid in orphans:
-            _kill_and_reap(pid)
 
 
+# Held while a round's process is started and registered (fork, exec, round_running),
+# and while orphans are looked for: no scan sees a round that is not registered yet.
+ROUND_SPAWN_LOCK = threading.RLock()  # re-entered by a signal handler ending rounds
 # The rounds running in this process, by token: (process group, start in clock ticks).
 _RUNNING_ROUNDS: dict[str, tuple[int, int]] = {}
 # The parent watch of this process (by pid: a forked child has none running).

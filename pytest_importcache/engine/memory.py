@@ -23,7 +23,7 @@ from pathlib import Path
 from pytest_importcache.model.errors import RoundCrashedError
 
 from .measurer import resolve_python
-from .processwait import run_to_exit
+from .processwait import ProcessStartError, run_to_exit
 from .roundcommand import REPORT_NAME, child_command, child_environment
 
 __all__ = ["bare_interpreter_peak"]
@@ -45,7 +45,7 @@ def _bare_round(python: str, workdir: Path) -> int:
             token=token,
             timeout=_BARE_TIMEOUT,
         ).exited
-    except OSError as exc:
+    except ProcessStartError as exc:
         raise RoundCrashedError(f"cannot start interpreter {python!r}: {exc}") from None
     except subprocess.TimeoutExpired:
         raise RoundCrashedError(

@@ -17,6 +17,7 @@ bare interpreter's round).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
@@ -28,11 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from .lifecycle import clock_ticks_now, kill_round_processes, round_running
+from .lifecycle import ROUND_SPAWN_LOCK, clock_ticks_now, kill_round_processes, round_running
 
 __all__ = [
     "OWN_PROCESS_GROUP",
     "Exited",
+    "ProcessStartError",
     "RoundProcess",
     "exit_description",
     "run_to_exit",
@@ -133,6 +135,16 @@ class RoundProcess:
     started_ns: int
 
 
+class ProcessStartError(OSError):
+    """A round's process could not be started (the interpreter is missing, not executable)."""
+
+
+def _end_round(process: subprocess.Popen[bytes], token: str, ticks: int) -> None:
+    kill_round_processes(process.pid, token, ticks)
+    if process.returncode is None:
+        process.wait()
+
+
 def run_to_exit(
     argv: Sequence[str],
     *,
@@ -148,25 +160,27 @@ def run_to_exit(
     ``token`` is the round's token, which ``environment`` carries: whatever the
     process started (daemons, a server, a grandchild that outlived it) is
     found by it and killed afterwards, also when the wait ends by a timeout
-    (:class:`subprocess.TimeoutExpired`) or a signal. :class:`OSError` when
-    the process cannot be started.
+    (:class:`subprocess.TimeoutExpired`) or a signal. :class:`ProcessStartError`
+    when the process cannot be started.
     """
     ticks = clock_ticks_now()
-    started_ns = time.perf_counter_ns()
-    process = subprocess.Popen(
-        list(argv),
-        cwd=cwd,
-        env=dict(environment),
-        stdin=subprocess.DEVNULL,
-        stdout=stdout,
-        stderr=stderr,
-        **OWN_PROCESS_GROUP,
-    )
-    try:
-        with round_running(process.pid, token, ticks):
-            exited = wait_for_exit(process, timeout)
-    finally:
-        kill_round_processes(process.pid, token, ticks)
-        if process.returncode is None:
-            process.wait()
+    with contextlib.ExitStack() as round_scope:
+        with ROUND_SPAWN_LOCK:  # see kill_round_processes: no orphan scan sees it unregistered
+            started_ns = time.perf_counter_ns()
+            try:
+                process = subprocess.Popen(
+                    list(argv),
+                    cwd=cwd,
+                    env=dict(environment),
+                    stdin=subprocess.DEVNULL,
+                    stdout=stdout,
+                    stderr=stderr,
+                    **OWN_PROCESS_GROUP,
+                )
+            except OSError as exc:
+                raise ProcessStartError(exc.errno, exc.strerror, exc.filename) from exc
+            # Last out: whatever the round started (also on a timeout or a signal) is killed.
+            round_scope.callback(_end_round, process, token, ticks)
+            round_scope.enter_context(round_running(process.pid, token, ticks))
+        exited = wait_for_exit(process, timeout)
     return RoundProcess(process.pid, exited, started_ns)

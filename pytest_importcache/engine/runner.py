@@ -50,7 +50,7 @@ from pytest_importcache.model.spec import LazyImportsMode, Metric, StartupComman
 
 from .callgrind import MarkCosts, read_dump_counts
 from .child import BEGIN_MARKER, END_MARKER
-from .processwait import Exited, exit_description, run_to_exit
+from .processwait import Exited, ProcessStartError, exit_description, run_to_exit
 from .roundcommand import (
     COUNTED_ENVIRONMENT_VARIABLE,
     DUMPS_NAME,
@@ -218,7 +218,7 @@ def _run_child(
                 timeout=command.timeout,
                 stderr=stderr_file,
             )
-        except OSError as exc:
+        except ProcessStartError as exc:
             raise RoundCrashedError(f"cannot start interpreter {python!r}{where}: {exc}") from None
         except subprocess.TimeoutExpired:
             raise RoundTimeoutError(

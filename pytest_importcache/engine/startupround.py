@@ -62,7 +62,7 @@ from .callgrind import (
 )
 from .child import STARTUP_SCRIPT
 from .interpreter import interpreter_binary
-from .processwait import Exited, exit_description, run_to_exit
+from .processwait import Exited, ProcessStartError, exit_description, run_to_exit
 from .roundcommand import (
     DUMPS_NAME,
     REPORT_NAME,
@@ -359,7 +359,7 @@ def _run(
                 stdout=stdout,
                 stderr=stderr,
             )
-        except OSError as exc:
+        except ProcessStartError as exc:
             raise RoundCrashedError(f"cannot start interpreter {python!r}{where}: {exc}") from None
         except subprocess.TimeoutExpired:
             raise RoundTimeoutError(
