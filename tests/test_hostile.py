@@ -1782,6 +1782,63 @@ def test_a_bad_budgets_table_is_one_line_in_pytest_and_in_check(
     assert not lock or (pytester.path / "importcache.lock").read_text() == lock
 
 
+# A [tool.importcache] table no budget can be read from: (id, pyproject.toml's text, the line).
+# In pytest one item errs in that line and the other tests still run (no collection error);
+# `check` exits 2 with it. Text that is not TOML stops pytest itself (it reads the rootdir's
+# pyproject.toml before any plugin), so that case is `check`'s alone.
+UNUSABLE_TABLES = [
+    (
+        "typo in the key",
+        f"[tool.importcache]\nbudgts = [{GOOD_ENTRY}]\n",
+        "pyproject.toml: [tool.importcache]: unknown key 'budgts' (expected budgets)",
+    ),
+    (
+        "budgets not an array",
+        "[tool.importcache]\nbudgets = 3\n",
+        "pyproject.toml: [tool.importcache] budgets = 3 is not an array of tables",
+    ),
+    (
+        "table not a table",
+        "[tool]\nimportcache = 3\n",
+        "pyproject.toml: tool.importcache = 3 is not a table",
+    ),
+    ("not TOML", f"[tool.importcache\nbudgets = [{GOOD_ENTRY}]\n", "pyproject.toml: not valid TOML"),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [case[1:] for case in UNUSABLE_TABLES],
+    ids=[case[0] for case in UNUSABLE_TABLES],
+)
+@pytest.mark.slow
+def test_an_unusable_budgets_table_is_one_line_and_the_session_goes_on(
+    pytester: pytest.Pytester, text: str, line: str
+) -> None:
+    write_tree(pytester.path, {"steady/__init__.py": "", "pyproject.toml": text})
+    pytester.makepyfile(test_other="def test_other():\n    pass\n")
+    pytester.makeini(quick_ini())
+    if "not valid TOML" not in line:
+        result = pytester.runpytest("-p", "no:cacheprovider")
+        output = result.stdout.str()
+        assert "INTERNALERROR" not in output
+        assert "Traceback" not in output
+        assert "Interrupted" not in output
+        result.assert_outcomes(passed=1, errors=1)
+        assert any(each.startswith(line) for each in output.splitlines()), output
+    completed = subprocess.run(
+        [sys.executable, "-m", "pytest_importcache", "check"],
+        capture_output=True,
+        text=True,
+        cwd=pytester.path,
+        check=False,
+    )
+    assert completed.returncode == 2, completed.stdout + completed.stderr
+    assert completed.stderr.count("\n") == 1, completed.stderr
+    assert line.split(": ", 1)[1] in completed.stderr
+    assert (pytester.path / "pyproject.toml").read_text() == text
+
+
 # Hostile marker arguments (issue 20): (id, marker, the one line expected at setup).
 BAD_MARKERS: list[tuple[str, str, str]] = [
     ("allow a number", 'import_budget("steady", allow=3)', "allow=3 is not a list of module"),

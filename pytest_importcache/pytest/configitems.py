@@ -10,7 +10,9 @@ work on them). Each item carries the marker its entry stands for
 a marked test: the same failure texts, summary, storage, A/B, report and
 markdown. A malformed entry is an item that errors at setup in one line naming
 the entry and the key; the other budgets still run (a collection error would
-stop the whole session). The body of an item checks (or, with
+stop the whole session). A table that cannot be read at all (not TOML, an
+unknown key in ``[tool.importcache]``, ``budgets`` not an array) is one
+:class:`TableErrorItem` erring at setup the same way. The body of an item checks (or, with
 ``--importcache-update-lock``, writes) ``importcache.lock``.
 """
 
@@ -42,7 +44,10 @@ from .recording import recorded
 if TYPE_CHECKING:
     from pytest_importcache.model.result import ImportResult
 
-__all__ = ["BudgetItem", "BudgetsFile", "budgets_file"]
+__all__ = ["BudgetItem", "BudgetsFile", "TableErrorItem", "budgets_file"]
+
+#: The name of the item standing for a ``[tool.importcache]`` table that cannot be read.
+TABLE_ITEM_NAME = "importcache[tool.importcache]"
 
 
 def budgets_file(file_path: Path, parent: pytest.Collector) -> BudgetsFile | None:
@@ -61,13 +66,20 @@ def budgets_file(file_path: Path, parent: pytest.Collector) -> BudgetsFile | Non
 class BudgetsFile(pytest.File):
     """pyproject.toml as a collector: one item per budget of ``[tool.importcache]``."""
 
-    def collect(self) -> Iterator[BudgetItem]:
+    def collect(self) -> Iterator[pytest.Item]:
         """One item per entry, malformed ones included (they error at setup)."""
         try:
             budgets = load_budgets(self.path)
         except ConfigError as exc:
-            # The table itself is unusable: no budget can be read from it.
-            raise self.CollectError(str(exc).replace(str(self.path), self.path.name)) from None
+            # The table itself is unusable: one item says so, and the session goes on
+            # (a collection error would interrupt it).
+            yield TableErrorItem.from_parent(
+                self,
+                name=TABLE_ITEM_NAME,
+                nodeid=f"{self.nodeid}::{TABLE_ITEM_NAME}",
+                problem=str(exc).replace(str(self.path), self.path.name),
+            )
+            return
         lines = self.path.read_text(encoding="utf-8").splitlines()
         for budget in budgets:
             # Given whole, the node id is parsed as --lf parses the ids it saved
@@ -80,6 +92,25 @@ class BudgetsFile(pytest.File):
                 budget=budget,
                 line=_entry_line(lines, budget),
             )
+
+
+class TableErrorItem(pytest.Item):
+    """A ``[tool.importcache]`` table no budget can be read from: errors at setup in one line."""
+
+    def __init__(self, *, problem: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.problem = problem
+
+    def setup(self) -> None:
+        """Fail with the table's problem, naming the file."""
+        pytest.fail(self.problem, pytrace=False)
+
+    def runtest(self) -> None:
+        """Never reached: setup fails."""
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        """Where the problem is: pyproject.toml's ``[tool.importcache]`` table."""
+        return self.path, 0, "[tool.importcache]"
 
 
 def _entry_line(lines: list[str], budget: ConfigBudget) -> int:

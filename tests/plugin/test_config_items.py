@@ -140,14 +140,35 @@ def test_a_malformed_entry_is_one_line_and_the_others_still_run(
 
 
 @pytest.mark.slow
-def test_a_table_that_is_not_an_array_is_a_collection_error(project: pytest.Pytester) -> None:
-    (project.path / "pyproject.toml").write_text("[tool.importcache]\nbudgets = 3\n")
-    result = project.runpytest()
-    assert result.ret == pytest.ExitCode.INTERRUPTED
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        (
+            "[tool.importcache]\nbudgets = 3\n",
+            "pyproject.toml: [[]tool.importcache[]] budgets = 3 is not an array of tables*",
+        ),
+        (
+            '[tool.importcache]\nbudgts = [{ module = "steady", warm = "10s" }]\n',
+            "pyproject.toml: [[]tool.importcache[]]: unknown key 'budgts' (expected budgets)",
+        ),
+        ("[tool]\nimportcache = 3\n", "pyproject.toml: tool.importcache = 3 is not a table"),
+    ],
+    # Not TOML at all: pytest itself stops at reading the rootdir's pyproject.toml.
+    ids=["not an array", "typo", "not a table"],
+)
+def test_an_unusable_table_is_one_item_erring_and_the_session_goes_on(
+    project: pytest.Pytester, text: str, line: str
+) -> None:
+    (project.path / "pyproject.toml").write_text(text)
+    project.makepyfile(test_other="def test_other():\n    pass\n")
+    result = project.runpytest("-v")
+    result.assert_outcomes(passed=1, errors=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(
-        ["pyproject.toml: [[]tool.importcache[]] budgets = 3 is not an array of tables*"]
+        ["pyproject.toml::importcache[[]tool.importcache[]] ERROR*", line]
     )
     assert "Traceback" not in result.stdout.str()
+    assert "Interrupted" not in result.stdout.str()
 
 
 @pytest.mark.slow
