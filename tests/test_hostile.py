@@ -1802,7 +1802,11 @@ UNUSABLE_TABLES = [
         "[tool]\nimportcache = 3\n",
         "pyproject.toml: tool.importcache = 3 is not a table",
     ),
-    ("not TOML", f"[tool.importcache\nbudgets = [{GOOD_ENTRY}]\n", "pyproject.toml: not valid TOML"),
+    (
+        "not TOML",
+        f"[tool.importcache\nbudgets = [{GOOD_ENTRY}]\n",
+        "pyproject.toml: not valid TOML",
+    ),
 ]
 
 
@@ -1837,6 +1841,31 @@ def test_an_unusable_budgets_table_is_one_line_and_the_session_goes_on(
     assert completed.stderr.count("\n") == 1, completed.stderr
     assert line.split(": ", 1)[1] in completed.stderr
     assert (pytester.path / "pyproject.toml").read_text() == text
+
+
+# `check --timeout`: anything but a positive, finite duration is one line, exit 2, before any
+# budget is measured (it was a SpecError traceback).
+BAD_CHECK_TIMEOUTS = ["-1", "0", "nan", "inf", "-5ms", "soon"]
+
+
+@pytest.mark.parametrize("timeout", BAD_CHECK_TIMEOUTS)
+def test_a_bad_check_timeout_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], timeout: str
+) -> None:
+    from pytest_importcache.cli.main import main  # noqa: PLC0415 - the command line in-process
+
+    write_tree(
+        tmp_path,
+        {
+            "steady/__init__.py": "",
+            "pyproject.toml": f"[tool.importcache]\nbudgets = [{GOOD_ENTRY}]\n",
+        },
+    )
+    assert main(["check", "--pyproject", str(tmp_path), f"--timeout={timeout}"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1, captured.err
+    assert f"--timeout: {timeout!r} is not a" in captured.err
+    assert not captured.out
 
 
 # Hostile marker arguments (issue 20): (id, marker, the one line expected at setup).

@@ -42,7 +42,7 @@ from pytest_importcache.model.spec import (
     STATISTICS,
 )
 
-from .common import JSON_SCHEMA_VERSION, PROG, Parser, UsageError, count
+from .common import JSON_SCHEMA_VERSION, PROG, Parser, UsageError, count, seconds_argument
 
 if TYPE_CHECKING:
     from pytest_importcache.engine.measurer import Measurer
@@ -97,9 +97,9 @@ def make_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=seconds_argument,
         default=DEFAULT_TIMEOUT,
-        help=f"seconds one round may take ({DEFAULT_TIMEOUT:g})",
+        help=f"time one round may take, e.g. 60, 90s or 500ms ({DEFAULT_TIMEOUT:g} seconds)",
     )
     parser.add_argument(
         "--store",
@@ -238,7 +238,6 @@ def _check_budget(
     """Measure and judge one budget with the plugin's own planning, verdicts and records."""
     from pytest_importcache.model.budget import ImportBudget, StartupBudget  # noqa: PLC0415
     from pytest_importcache.model.errors import (  # noqa: PLC0415
-        BudgetError,
         ImportCacheError,
         LocateError,
     )
@@ -262,7 +261,7 @@ def _check_budget(
     try:
         marker = kind.from_marker(budget.args, budget.kwargs, metric=settings.metric)
         specs = specs_for([marker], settings)
-    except BudgetError as exc:  # a command that cannot be resolved, too
+    except ImportCacheError as exc:  # bad settings (SpecError), an unknown command, too
         each.problem = f"{where}: {str(exc).splitlines()[0]}"
         return
     try:

@@ -327,3 +327,10 @@ def test_start_up_budgets_are_checked_and_locked(tmp_path: Path) -> None:
     assert "[$ code: import samepkg]\n" in text
     assert "  samepkg.core\n" in text
     assert check(cwd=root).returncode == 0
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("90s", 90.0), ("500ms", 0.5), ("60", 60.0)])
+def test_timeout_is_read_as_startup_reads_it(text: str, seconds: float) -> None:
+    from pytest_importcache.cli.check import make_parser  # noqa: PLC0415
+
+    assert make_parser().parse_args(["--timeout", text]).timeout == seconds
