@@ -302,19 +302,25 @@ def _under(spec: MeasurementSpec, python: str | None) -> MeasurementSpec:
 
 def _lock_step(arguments: argparse.Namespace, lock_path: Path, runs: list[BudgetRun]) -> str:
     """Check the runs against the lock, or write it (``--update``); a corrupt lock's line."""
+    from pytest_importcache.engine.cache import default_cache_dir  # noqa: PLC0415
     from pytest_importcache.model.errors import LockError  # noqa: PLC0415
-    from pytest_importcache.model.lock import Lock, load_lock, save_lock  # noqa: PLC0415
+    from pytest_importcache.model.lock import load_lock, update_lock  # noqa: PLC0415
+
+    def change(lock: Lock) -> Lock:
+        updated = lock.keeping(each.budget.lock_key for each in runs)
+        for each in runs:
+            updated = _lock_one(updated, each, write=True)
+        return updated
 
     try:
+        if arguments.update:
+            # One update at a time: two runs (two Python versions) keep each other's sections.
+            update_lock(lock_path, change, default_cache_dir())
+            return ""
         lock = load_lock(lock_path)
     except LockError as exc:
         return str(exc)
-    if arguments.update:
-        updated = (lock or Lock()).keeping(each.budget.lock_key for each in runs)
-        for each in runs:
-            updated = _lock_one(updated, each, write=True)
-        save_lock(lock_path, updated)
-    elif lock is not None:
+    if lock is not None:
         for each in runs:
             _lock_one(lock, each, write=False)
     return ""

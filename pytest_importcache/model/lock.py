@@ -28,10 +28,12 @@ the section: informative, never compared. Pure: parsing and formatting only.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
-import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+import secrets
+import stat
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -54,6 +56,8 @@ __all__ = [
     "python_key",
     "save_lock",
     "suggested_budgets",
+    "update_guard",
+    "update_lock",
 ]
 
 LOCK_FILE = "importcache.lock"
@@ -255,16 +259,51 @@ def load_lock(path: Path) -> Lock | None:
 
 
 def save_lock(path: Path, lock: Lock) -> None:
-    """Write ``lock`` to ``path`` atomically: a reader sees the old file or the new one."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    """Write ``lock`` to ``path`` atomically: a reader sees the old file or the new one.
+
+    The file keeps the old one's mode; a new one gets ``0o666`` less the umask,
+    as any file the user writes.
+    """
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
+    try:
+        old_mode: int | None = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        old_mode = None
+    # Created with 0o666, the umask applies: a new lock is as readable as the user's files.
+    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(lock.format())
+        if old_mode is not None:
+            os.chmod(temporary, old_mode)
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
+
+
+def update_guard(path: Path, guard_dir: Path) -> Path:
+    """The file lock in ``guard_dir`` that every update of the lock at ``path`` holds."""
+    digest = hashlib.sha256(str(path.absolute()).encode()).hexdigest()[:16]
+    return guard_dir / f"lock-update-{digest}.filelock"
+
+
+def update_lock(path: Path, change: Callable[[Lock], Lock], guard_dir: Path) -> Lock:
+    """Read the lock at ``path``, ``change`` it and write it back, one process at a time.
+
+    Every process updating the same lock file (the workers of one run, two
+    runs under two Python versions, ``check --update``) waits on one file lock
+    in ``guard_dir`` (the per-user cache) named after the lock's absolute path,
+    so that none loses the sections another wrote. Nothing is written beside
+    the user's files but the lock itself. :class:`LockError` for a corrupt lock.
+    """
+    from filelock import FileLock  # noqa: PLC0415 - only an update pays for it
+
+    with FileLock(update_guard(path, guard_dir)):
+        updated = change(load_lock(path) or Lock())
+        save_lock(path, updated)
+    return updated
 
 
 def changes_text(

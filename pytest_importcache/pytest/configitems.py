@@ -34,8 +34,8 @@ from pytest_importcache.model.lock import (
     load_lock,
     lock_changes,
     python_key,
-    save_lock,
     suggested_budgets,
+    update_lock,
 )
 
 from .enforcer import ENFORCER_KEY
@@ -154,11 +154,7 @@ class BudgetItem(pytest.Item):
         enforcer = self.config.stash[ENFORCER_KEY]
         lock_path = self.path.with_name(LOCK_FILE)
         if enforcer.settings.update_lock:
-            from filelock import FileLock  # noqa: PLC0415 - start-up cost
-
-            # Workers of one run update the same file, one at a time.
-            with FileLock(enforcer.paths.run_dir / "importcache-lock-update.lock"):
-                self._update_lock(lock_path, results)
+            self._update_lock(lock_path, results)
             return
         try:
             lock = load_lock(lock_path)
@@ -169,16 +165,23 @@ class BudgetItem(pytest.Item):
 
     def _update_lock(self, lock_path: Path, results: list[ImportResult]) -> None:
         """Write this budget's modules into the lock (other budgets and versions kept)."""
-        try:
-            lock = load_lock(lock_path) or Lock()
-        except LockError as exc:
-            pytest.fail(f"{exc} (fix or remove it to update it)", pytrace=False)
+        from pytest_importcache.engine.cache import (  # noqa: PLC0415 - start-up cost
+            default_cache_dir,
+        )
+
         result = _modules_source(results)
         suggested = suggested_budgets({each.label: each for each in results})
-        lock = lock.with_modules(
-            self.budget.lock_key, python_key(result.python_version), result.modules, suggested
-        )
-        save_lock(lock_path, lock)
+
+        def change(lock: Lock) -> Lock:
+            return lock.with_modules(
+                self.budget.lock_key, python_key(result.python_version), result.modules, suggested
+            )
+
+        try:
+            # Every process updating this lock (xdist workers, other runs) waits its turn.
+            update_lock(lock_path, change, default_cache_dir())
+        except LockError as exc:
+            pytest.fail(f"{exc} (fix or remove it to update it)", pytrace=False)
 
     def _check_lock(self, lock: Lock, results: list[ImportResult]) -> None:
         """Fail when the import loads modules the lock does not list, or no longer loads some."""

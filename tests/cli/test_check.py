@@ -334,3 +334,67 @@ def test_timeout_is_read_as_startup_reads_it(text: str, seconds: float) -> None:
     from pytest_importcache.cli.check import make_parser  # noqa: PLC0415
 
     assert make_parser().parse_args(["--timeout", text]).timeout == seconds
+
+
+THIRD_PYTHON = next(iter(sorted(Path("/root/.pyenv/versions").glob("3.13.*/bin/python"))), None)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    OTHER_PYTHON is None or THIRD_PYTHON is None, reason="needs pyenv Pythons 3.12 and 3.13"
+)
+def test_parallel_updates_under_two_pythons_keep_both_sections(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two ``check --update`` runs at once (tox -p) wait their turn: no section is lost.
+
+    The test holds the update's file lock first: neither run may write the lock
+    while it is held (both would read the lock empty and the last write win).
+    """
+    import tempfile  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    from filelock import FileLock  # noqa: PLC0415
+
+    from pytest_importcache.engine.cache import default_cache_dir  # noqa: PLC0415
+    from pytest_importcache.model.lock import load_lock, update_guard  # noqa: PLC0415
+
+    root = project(tmp_path, '  { module = "samepkg", warm = "10s" },\n')
+    lock = root / "importcache.lock"
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the runs' per-user cache
+    arguments = ["--update", "--rounds", "2", "--warmup", "0"]
+    with FileLock(update_guard(lock, default_cache_dir())):
+        runs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "pytest_importcache",
+                    "check",
+                    *arguments,
+                    "--python",
+                    str(python),
+                ],
+                cwd=root,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for python in (OTHER_PYTHON, THIRD_PYTHON)
+        ]
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                assert not lock.exists(), "a run wrote the lock while another update held it"
+                assert all(run.poll() is None for run in runs)
+                time.sleep(0.2)
+        except BaseException:
+            for run in runs:
+                run.kill()
+            raise
+    outputs = [run.communicate(timeout=120)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    parsed = load_lock(lock)
+    assert parsed is not None
+    (section,) = parsed.sections
+    assert [python.split("-")[0] for python in section.pythons] == ["3.12", "3.13"]

@@ -117,3 +117,24 @@ def test_the_file_is_written_atomically_and_read_back(tmp_path: Path) -> None:
     path.write_bytes(b"\xff\xfe")
     with pytest.raises(LockError, match=r"importcache.lock: cannot read: not UTF-8"):
         load_lock(path)
+
+
+def test_saving_keeps_the_mode_of_the_old_file_and_gives_a_new_one_the_umask(
+    tmp_path: Path,
+) -> None:
+    import os  # noqa: PLC0415
+    import stat  # noqa: PLC0415
+
+    lock = Lock().with_modules("mylib", "3.11", ["mylib"])
+    path = tmp_path / "importcache.lock"
+    umask = os.umask(0o027)
+    try:
+        save_lock(path, lock)
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640  # 0o666 less the umask, not 0o600
+    path.chmod(0o664)
+    save_lock(path, lock.with_modules("mylib", "3.12", ["mylib"]))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o664
+    assert "3.12" in path.read_text()
+    assert [each.name for each in tmp_path.iterdir()] == ["importcache.lock"]
