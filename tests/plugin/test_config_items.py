@@ -164,9 +164,7 @@ def test_an_unusable_table_is_one_item_erring_and_the_session_goes_on(
     result = project.runpytest("-v")
     result.assert_outcomes(passed=1, errors=1)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines(
-        ["pyproject.toml::importcache[[]tool.importcache[]] ERROR*", line]
-    )
+    result.stdout.fnmatch_lines(["pyproject.toml::importcache[[]tool.importcache[]] ERROR*", line])
     assert "Traceback" not in result.stdout.str()
     assert "Interrupted" not in result.stdout.str()
 
