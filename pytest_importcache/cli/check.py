@@ -320,6 +320,8 @@ def _lock_step(arguments: argparse.Namespace, lock_path: Path, runs: list[Budget
         lock = load_lock(lock_path)
     except LockError as exc:
         return str(exc)
+    except OSError as exc:
+        return f"{lock_path}: cannot write: {exc.strerror or exc}"
     if lock is not None:
         for each in runs:
             _lock_one(lock, each, write=False)

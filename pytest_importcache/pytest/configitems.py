@@ -181,7 +181,12 @@ class BudgetItem(pytest.Item):
             # Every process updating this lock (xdist workers, other runs) waits its turn.
             update_lock(lock_path, change, default_cache_dir())
         except LockError as exc:
-            pytest.fail(f"{exc} (fix or remove it to update it)", pytrace=False)
+            problem = f"{exc} (fix or remove it to update it)"
+        except OSError as exc:
+            problem = f"{lock_path}: cannot write: {exc.strerror or exc}"
+        else:
+            return
+        pytest.fail(problem, pytrace=False)
 
     def _check_lock(self, lock: Lock, results: list[ImportResult]) -> None:
         """Fail when the import loads modules the lock does not list, or no longer loads some."""

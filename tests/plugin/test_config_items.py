@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -293,3 +295,21 @@ def test_xdist_workers_write_one_lock_together(pytester: pytest.Pytester) -> Non
         f"[{name}]" for name in names
     ]
     pytester.runpytest_subprocess("-n", "2").assert_outcomes(passed=6)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("chattr") is None, reason="needs chattr")
+def test_a_lock_that_cannot_be_written_is_one_line_naming_it(project: pytest.Pytester) -> None:
+    """An immutable project directory (root writes anywhere else): the update fails in one line."""
+    if subprocess.run(["chattr", "+i", str(project.path)], check=False).returncode != 0:
+        pytest.skip("chattr +i is not supported here")
+    try:
+        result = project.runpytest(
+            "-k", "steady", "--importcache-update-lock", "-p", "no:cacheprovider"
+        )
+    finally:
+        subprocess.run(["chattr", "-i", str(project.path)], check=True)
+    result.assert_outcomes(failed=1, deselected=1)
+    output = result.stdout.str()
+    assert "Traceback" not in output
+    assert f"{project.path / 'importcache.lock'}: cannot write: Operation not permitted" in output
