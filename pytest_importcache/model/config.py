@@ -72,8 +72,10 @@ class ConfigBudget:
 
     @property
     def where(self) -> str:
-        """``budgets[2] (module 'mylib')``: the entry, as messages name it."""
-        shown = f" ({self.kind} {self.target!r})" if self.target else ""
+        """``budgets[2] (module 'mylib')``, ``budgets[3] (code 'import mylib')``: the entry."""
+        # A snippet's label already says "code: ": the kind is not said twice.
+        target = self.target.removeprefix("code: ") if self.kind == "code" else self.target
+        shown = f" ({self.kind} {target!r})" if self.target else ""
         return f"budgets[{self.index}]{shown}"
 
     @property

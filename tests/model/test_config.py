@@ -106,3 +106,12 @@ def test_no_table_means_no_budgets_and_the_nearest_file_is_found(tmp_path: Path)
 def test_a_start_up_entry_is_validated_as_its_marker() -> None:
     (budget,) = read_budgets({"budgets": [{"command": "mycli", "exit_code": "zero"}]})
     assert budget.problem.startswith("budgets[0] (command 'mycli'): exit_code='zero'")
+
+
+def test_a_snippet_entry_says_code_once() -> None:
+    snippet, command = read_budgets(
+        {"budgets": [{"code": "import mylib", "colt": 1}, {"command": "mycli", "colt": 1}]}
+    )
+    assert snippet.problem.startswith("budgets[0] (code 'import mylib'): unknown key 'colt'")
+    assert command.problem.startswith("budgets[1] (command 'mycli'): unknown key 'colt'")
+    assert snippet.name == "importcache[code: import mylib]"  # names are keys: unchanged
