@@ -1727,7 +1727,7 @@ BAD_TABLES = [
     (
         "corrupt lock",
         '{ module = "other", warm = "10s" }',
-        "[steady]\npython = 3.11\n  not a module\n",
+        "[steady]\npython = 3.11-linux\n  not a module\n",
         "importcache.lock:3: 'not a module' is not a module name",
     ),
 ]

@@ -123,6 +123,7 @@ class BudgetRun:
     failure: str = ""
     problem: str = ""
     lock: dict[str, Any] | None = None
+    lock_failed: bool = False
 
     @property
     def passed(self) -> bool:
@@ -330,33 +331,19 @@ def _lock_step(arguments: argparse.Namespace, lock_path: Path, runs: list[Budget
 
 def _lock_one(lock: Lock, each: BudgetRun, *, write: bool) -> Lock:
     """One budget against the lock: written into it, or checked (a change fails the budget)."""
-    from pytest_importcache.model.lock import (  # noqa: PLC0415
-        LOCK_FILE,
-        UPDATE_HINT,
-        changes_text,
-        lock_changes,
-        python_key,
-        suggested_budgets,
-    )
+    from pytest_importcache.model.lock import check_lock, lock_with  # noqa: PLC0415
+    from pytest_importcache.pytest.configitems import lock_place  # noqa: PLC0415
 
     if not each.results:
         return lock
-    result = next((one for one in each.results if one.label == "warm"), each.results[0])
-    key, python = each.budget.lock_key, python_key(result.python_version)
+    key, python = lock_place(each.budget, each.results)
     if write:
-        suggested = suggested_budgets({one.label: one for one in each.results})
-        return lock.with_modules(key, python, result.modules, suggested)
-    locked = lock.modules_for(key, python)
-    if locked is None:
-        text = f"{LOCK_FILE} has no [{key}] section for Python {python}; {UPDATE_HINT}"
-        each.lock = {"python": python, "new": sorted(result.modules), "gone": []}
-    else:
-        new, gone = lock_changes(locked, result.modules)
-        each.lock = {"python": python, "new": new, "gone": gone}
-        if not (new or gone):
-            return lock
-        text = changes_text(key, python, [(name, result.chain(name)) for name in new], gone)
-    each.failure = f"{each.failure}\n\n{text}" if each.failure else text
+        return lock_with(lock, key, python, each.results)
+    checked = check_lock(lock, key, python, each.results)
+    each.lock = checked.to_json()
+    if checked.failure:
+        each.lock_failed = True
+        each.failure = "\n\n".join(text for text in (each.failure, checked.failure) if text)
     return lock
 
 
@@ -373,7 +360,14 @@ def _print_text(
     from pytest_importcache.render.report import summary_lines  # noqa: PLC0415
 
     blocks = [f"{each.budget.name}\n{each.failure}" for each in runs if each.failure]
-    outcomes = [outcome for each in runs for outcome in each.outcomes]
+    # A budget that holds but loads other modules than the lock says fails: its rows say so.
+    outcomes = [
+        dataclasses.replace(outcome, passed=False)
+        if each.lock_failed and outcome.passed
+        else outcome
+        for each in runs
+        for outcome in each.outcomes
+    ]
     if outcomes:
         blocks.append("\n".join(summary_lines(outcomes)))
     if updated and not lock_problem:

@@ -157,7 +157,7 @@ def test_the_lock_catches_a_new_and_a_gone_module_until_updated(tmp_path: Path) 
     updated = check("--update", cwd=root)
     assert updated.returncode == 0, updated.stdout + updated.stderr
     assert f"wrote {lock}" in updated.stdout
-    python = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    python = f"{sys.version_info[0]}.{sys.version_info[1]}-{sys.platform}"
     text = lock.read_text()
     assert f"[samepkg]\npython = {python}\nsuggested = warm=" in text
     assert text.endswith("  samepkg\n  samepkg.core\n")
@@ -186,7 +186,9 @@ def test_the_lock_catches_a_new_and_a_gone_module_until_updated(tmp_path: Path) 
 @pytest.mark.slow
 def test_a_corrupt_lock_is_exit_2_naming_the_file_and_the_line(tmp_path: Path) -> None:
     root = project(tmp_path, '  { module = "samepkg", warm = "10s" },\n')
-    (root / "importcache.lock").write_text("[samepkg]\npython = 3.11\n  not a module\n")
+    (root / "importcache.lock").write_text(
+        f"[samepkg]\npython = 3.11-{sys.platform}\n  not a module\n"
+    )
     completed = check(cwd=root)
     assert completed.returncode == 2
     assert completed.stderr == (
@@ -209,12 +211,13 @@ def test_two_python_versions_share_one_lock(tmp_path: Path) -> None:
     completed = check("--update", "--python", str(OTHER_PYTHON), cwd=root)
     assert completed.returncode == 0, completed.stdout + completed.stderr
     text = lock.read_text()
-    running = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    running = f"{sys.version_info[0]}.{sys.version_info[1]}-{sys.platform}"
+    other = f"3.12-{sys.platform}"
     assert sys.version_info[:2] < (3, 12)
-    assert "[samepkg]\npython = " + " ".join(sorted({running, "3.12"})) in text
+    assert f"[samepkg]\npython = {running} {other}" in text
     assert f"[verpkg]\npython = {running}\n" in text
-    assert "[verpkg]\npython = 3.12\n" in text
-    assert "  colorsys\n" in text.split("[verpkg]\npython = 3.12\n")[1]
+    assert f"[verpkg]\npython = {other}\n" in text
+    assert "  colorsys\n" in text.split(f"[verpkg]\npython = {other}\n")[1]
     # The snippet runs under --python too: its 3.12 process loads colorsys.
     snippet = text.split("[$ code: import verpkg]\n")
     assert len(snippet) == 3  # a section per version

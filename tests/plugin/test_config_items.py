@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -183,7 +184,7 @@ def test_the_lock_is_written_a_new_import_fails_until_it_is_updated(
     )
     assert lock.read_text().splitlines()[-4:] == [
         "[steady]",
-        "python = 3.11",
+        f"python = 3.11-{sys.platform}",
         'suggested = warm="26ms"',
         "  steady",
     ]
@@ -195,7 +196,7 @@ def test_the_lock_is_written_a_new_import_fails_until_it_is_updated(
     result.assert_outcomes(failed=1, deselected=1)
     result.stdout.fnmatch_lines(
         [
-            "steady loads other modules than importcache.lock says (Python 3.11):",
+            f"steady loads other modules than importcache.lock says (Python 3.11-{sys.platform}):",
             "    new: sneaky: steady -> sneaky",
             "  if that is intended, update the lock: pytest-importcache check --update*",
         ]
@@ -206,11 +207,14 @@ def test_the_lock_is_written_a_new_import_fails_until_it_is_updated(
     assert "  sneaky" in lock.read_text().splitlines()
     project.runpytest("-k", "steady").assert_outcomes(passed=1, deselected=1)
     # Budgets and lines are both checked: a corrupt lock is one line naming the line.
-    lock.write_text(lock.read_text().replace("python = 3.11", "python = eleven"))
+    lock.write_text(lock.read_text().replace(f"python = 3.11-{sys.platform}", "python = eleven"))
     result = project.runpytest("-k", "steady")
     result.assert_outcomes(failed=1, deselected=1)
     assert any(
-        line.endswith("importcache.lock:6: python = 'eleven': expected versions such as 3.11 3.12")
+        line.endswith(
+            "importcache.lock:6: python = 'eleven': expected Python builds such as 3.11-linux "
+            "3.12-linux"
+        )
         for line in result.stdout.str().splitlines()
     )
 
