@@ -172,6 +172,9 @@ def test_the_lock_catches_a_new_and_a_gone_module_until_updated(tmp_path: Path) 
         "    gone: samepkg.core\n"
         "  if that is intended, update the lock: pytest-importcache check --update"
     ) in completed.stdout
+    # The budget holds, but the lock fails it: its row says so.
+    (row,) = [line for line in completed.stdout.splitlines() if line.startswith("samepkg  ")]
+    assert row.split()[-1] == "FAIL", completed.stdout
     assert check("--update", cwd=root).returncode == 0
     assert check(cwd=root).returncode == 0
     assert lock.read_text().endswith("  colorsys\n  samepkg\n")
