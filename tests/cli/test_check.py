@@ -404,3 +404,19 @@ def test_parallel_updates_under_two_pythons_keep_both_sections(
     assert parsed is not None
     (section,) = parsed.sections
     assert [python.split("-")[0] for python in section.pythons] == ["3.12", "3.13"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("chattr") is None, reason="needs chattr")
+def test_a_lock_that_cannot_be_written_is_exit_2_in_one_line(tmp_path: Path) -> None:
+    root = project(tmp_path / "project", '  { module = "samepkg", warm = "10s" },\n')
+    if subprocess.run(["chattr", "+i", str(root)], check=False).returncode != 0:
+        pytest.skip("chattr +i is not supported here")
+    try:
+        completed = check("--update", "--rounds", "2", cwd=root)
+    finally:
+        subprocess.run(["chattr", "-i", str(root)], check=True)
+    assert completed.returncode == 2, completed.stdout + completed.stderr
+    assert completed.stderr == (
+        f"{root / 'importcache.lock'}: cannot write: Operation not permitted\n"
+    )
