@@ -304,7 +304,7 @@ def _under(spec: MeasurementSpec, python: str | None) -> MeasurementSpec:
 def _lock_step(arguments: argparse.Namespace, lock_path: Path, runs: list[BudgetRun]) -> str:
     """Check the runs against the lock, or write it (``--update``); a corrupt lock's line."""
     from pytest_importcache.engine.cache import default_cache_dir  # noqa: PLC0415
-    from pytest_importcache.model.errors import LockError  # noqa: PLC0415
+    from pytest_importcache.model.errors import ImportCacheError, LockError  # noqa: PLC0415
     from pytest_importcache.model.lock import load_lock, update_lock  # noqa: PLC0415
 
     def change(lock: Lock) -> Lock:
@@ -319,13 +319,15 @@ def _lock_step(arguments: argparse.Namespace, lock_path: Path, runs: list[Budget
             update_lock(lock_path, change, default_cache_dir())
             return ""
         lock = load_lock(lock_path)
+        if lock is not None:  # no lock, no lock check
+            for each in runs:
+                _lock_one(lock, each, write=False)
     except LockError as exc:
         return str(exc)
     except OSError as exc:
         return f"{lock_path}: cannot write: {exc.strerror or exc}"
-    if lock is not None:
-        for each in runs:
-            _lock_one(lock, each, write=False)
+    except ImportCacheError as exc:  # the interpreter's build cannot be asked
+        return f"{lock_path}: {str(exc).splitlines()[0]}"
     return ""
 
 

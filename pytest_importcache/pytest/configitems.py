@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_importcache.model.config import PYPROJECT, ConfigBudget, load_budgets
-from pytest_importcache.model.errors import ConfigError, LockError
+from pytest_importcache.model.errors import ConfigError, ImportCacheError, LockError
 from pytest_importcache.model.lock import (
     LOCK_FILE,
     Lock,
@@ -161,11 +161,15 @@ class BudgetItem(pytest.Item):
         if results:
             enforcer = self.config.stash[ENFORCER_KEY]
             lock_path = self.path.with_name(LOCK_FILE)
-            key, python = lock_place(self.budget, results, enforcer.settings.lazy_imports)
-            if enforcer.settings.update_lock:
-                failures.append(_update_lock(lock_path, key, python, results))
+            try:
+                key, python = lock_place(self.budget, results, enforcer.settings.lazy_imports)
+            except ImportCacheError as exc:  # the interpreter's build cannot be asked
+                failures.append(f"{LOCK_FILE}: {str(exc).splitlines()[0]}")
             else:
-                failures.append(_check_lock(lock_path, key, python, results))
+                if enforcer.settings.update_lock:
+                    failures.append(_update_lock(lock_path, key, python, results))
+                else:
+                    failures.append(_check_lock(lock_path, key, python, results))
         text = "\n\n".join(failure for failure in failures if failure)
         if text:
             pytest.fail(text, pytrace=False)
