@@ -1751,7 +1751,7 @@ BAD_TABLES = [
     (
         "corrupt lock",
         '{ module = "other", warm = "10s" }',
-        "[steady]\npython = 3.11\n  not a module\n",
+        "[steady]\npython = 3.11-linux\n  not a module\n",
         "importcache.lock:3: 'not a module' is not a module name",
     ),
 ]
@@ -1804,6 +1804,92 @@ def test_a_bad_budgets_table_is_one_line_in_pytest_and_in_check(
     assert line in completed.stderr
     assert (pytester.path / "pyproject.toml").read_text() == pyproject
     assert not lock or (pytester.path / "importcache.lock").read_text() == lock
+
+
+# A [tool.importcache] table no budget can be read from: (id, pyproject.toml's text, the line).
+# In pytest one item errs in that line and the other tests still run (no collection error);
+# `check` exits 2 with it. Text that is not TOML stops pytest itself (it reads the rootdir's
+# pyproject.toml before any plugin), so that case is `check`'s alone.
+UNUSABLE_TABLES = [
+    (
+        "typo in the key",
+        f"[tool.importcache]\nbudgts = [{GOOD_ENTRY}]\n",
+        "pyproject.toml: [tool.importcache]: unknown key 'budgts' (expected budgets)",
+    ),
+    (
+        "budgets not an array",
+        "[tool.importcache]\nbudgets = 3\n",
+        "pyproject.toml: [tool.importcache] budgets = 3 is not an array of tables",
+    ),
+    (
+        "table not a table",
+        "[tool]\nimportcache = 3\n",
+        "pyproject.toml: tool.importcache = 3 is not a table",
+    ),
+    (
+        "not TOML",
+        f"[tool.importcache\nbudgets = [{GOOD_ENTRY}]\n",
+        "pyproject.toml: not valid TOML",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [case[1:] for case in UNUSABLE_TABLES],
+    ids=[case[0] for case in UNUSABLE_TABLES],
+)
+@pytest.mark.slow
+def test_an_unusable_budgets_table_is_one_line_and_the_session_goes_on(
+    pytester: pytest.Pytester, text: str, line: str
+) -> None:
+    write_tree(pytester.path, {"steady/__init__.py": "", "pyproject.toml": text})
+    pytester.makepyfile(test_other="def test_other():\n    pass\n")
+    pytester.makeini(quick_ini())
+    if "not valid TOML" not in line:
+        result = pytester.runpytest("-p", "no:cacheprovider")
+        output = result.stdout.str()
+        assert "INTERNALERROR" not in output
+        assert "Traceback" not in output
+        assert "Interrupted" not in output
+        result.assert_outcomes(passed=1, errors=1)
+        assert any(each.startswith(line) for each in output.splitlines()), output
+    completed = subprocess.run(
+        [sys.executable, "-m", "pytest_importcache", "check"],
+        capture_output=True,
+        text=True,
+        cwd=pytester.path,
+        check=False,
+    )
+    assert completed.returncode == 2, completed.stdout + completed.stderr
+    assert completed.stderr.count("\n") == 1, completed.stderr
+    assert line.split(": ", 1)[1] in completed.stderr
+    assert (pytester.path / "pyproject.toml").read_text() == text
+
+
+# `check --timeout`: anything but a positive, finite duration is one line, exit 2, before any
+# budget is measured (it was a SpecError traceback).
+BAD_CHECK_TIMEOUTS = ["-1", "0", "nan", "inf", "-5ms", "soon"]
+
+
+@pytest.mark.parametrize("timeout", BAD_CHECK_TIMEOUTS)
+def test_a_bad_check_timeout_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], timeout: str
+) -> None:
+    from pytest_importcache.cli.main import main  # noqa: PLC0415 - the command line in-process
+
+    write_tree(
+        tmp_path,
+        {
+            "steady/__init__.py": "",
+            "pyproject.toml": f"[tool.importcache]\nbudgets = [{GOOD_ENTRY}]\n",
+        },
+    )
+    assert main(["check", "--pyproject", str(tmp_path), f"--timeout={timeout}"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1, captured.err
+    assert f"--timeout: {timeout!r} is not a" in captured.err
+    assert not captured.out
 
 
 # Hostile marker arguments (issue 20): (id, marker, the one line expected at setup).

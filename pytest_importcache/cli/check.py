@@ -42,7 +42,7 @@ from pytest_importcache.model.spec import (
     STATISTICS,
 )
 
-from .common import JSON_SCHEMA_VERSION, PROG, Parser, UsageError, count
+from .common import JSON_SCHEMA_VERSION, PROG, Parser, UsageError, count, seconds_argument
 
 if TYPE_CHECKING:
     from pytest_importcache.engine.measurer import Measurer
@@ -97,9 +97,9 @@ def make_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=seconds_argument,
         default=DEFAULT_TIMEOUT,
-        help=f"seconds one round may take ({DEFAULT_TIMEOUT:g})",
+        help=f"time one round may take, e.g. 60, 90s or 500ms ({DEFAULT_TIMEOUT:g} seconds)",
     )
     parser.add_argument(
         "--store",
@@ -123,6 +123,7 @@ class BudgetRun:
     failure: str = ""
     problem: str = ""
     lock: dict[str, Any] | None = None
+    lock_failed: bool = False
 
     @property
     def passed(self) -> bool:
@@ -238,7 +239,6 @@ def _check_budget(
     """Measure and judge one budget with the plugin's own planning, verdicts and records."""
     from pytest_importcache.model.budget import ImportBudget, StartupBudget  # noqa: PLC0415
     from pytest_importcache.model.errors import (  # noqa: PLC0415
-        BudgetError,
         ImportCacheError,
         LocateError,
     )
@@ -262,7 +262,7 @@ def _check_budget(
     try:
         marker = kind.from_marker(budget.args, budget.kwargs, metric=settings.metric)
         specs = specs_for([marker], settings)
-    except BudgetError as exc:  # a command that cannot be resolved, too
+    except ImportCacheError as exc:  # bad settings (SpecError), an unknown command, too
         each.problem = f"{where}: {str(exc).splitlines()[0]}"
         return
     try:
@@ -303,53 +303,49 @@ def _under(spec: MeasurementSpec, python: str | None) -> MeasurementSpec:
 
 def _lock_step(arguments: argparse.Namespace, lock_path: Path, runs: list[BudgetRun]) -> str:
     """Check the runs against the lock, or write it (``--update``); a corrupt lock's line."""
-    from pytest_importcache.model.errors import LockError  # noqa: PLC0415
-    from pytest_importcache.model.lock import Lock, load_lock, save_lock  # noqa: PLC0415
+    from pytest_importcache.engine.cache import default_cache_dir  # noqa: PLC0415
+    from pytest_importcache.model.errors import ImportCacheError, LockError  # noqa: PLC0415
+    from pytest_importcache.model.lock import load_lock, update_lock  # noqa: PLC0415
 
-    try:
-        lock = load_lock(lock_path)
-    except LockError as exc:
-        return str(exc)
-    if arguments.update:
-        updated = (lock or Lock()).keeping(each.budget.lock_key for each in runs)
+    def change(lock: Lock) -> Lock:
+        updated = lock.keeping(each.budget.lock_key for each in runs)
         for each in runs:
             updated = _lock_one(updated, each, write=True)
-        save_lock(lock_path, updated)
-    elif lock is not None:
-        for each in runs:
-            _lock_one(lock, each, write=False)
+        return updated
+
+    try:
+        if arguments.update:
+            # One update at a time: two runs (two Python versions) keep each other's sections.
+            update_lock(lock_path, change, default_cache_dir())
+            return ""
+        lock = load_lock(lock_path)
+        if lock is not None:  # no lock, no lock check
+            for each in runs:
+                _lock_one(lock, each, write=False)
+    except LockError as exc:
+        return str(exc)
+    except OSError as exc:
+        return f"{lock_path}: cannot write: {exc.strerror or exc}"
+    except ImportCacheError as exc:  # the interpreter's build cannot be asked
+        return f"{lock_path}: {str(exc).splitlines()[0]}"
     return ""
 
 
 def _lock_one(lock: Lock, each: BudgetRun, *, write: bool) -> Lock:
     """One budget against the lock: written into it, or checked (a change fails the budget)."""
-    from pytest_importcache.model.lock import (  # noqa: PLC0415
-        LOCK_FILE,
-        UPDATE_HINT,
-        changes_text,
-        lock_changes,
-        python_key,
-        suggested_budgets,
-    )
+    from pytest_importcache.model.lock import check_lock, lock_with  # noqa: PLC0415
+    from pytest_importcache.pytest.configitems import lock_place  # noqa: PLC0415
 
     if not each.results:
         return lock
-    result = next((one for one in each.results if one.label == "warm"), each.results[0])
-    key, python = each.budget.lock_key, python_key(result.python_version)
+    key, python = lock_place(each.budget, each.results)
     if write:
-        suggested = suggested_budgets({one.label: one for one in each.results})
-        return lock.with_modules(key, python, result.modules, suggested)
-    locked = lock.modules_for(key, python)
-    if locked is None:
-        text = f"{LOCK_FILE} has no [{key}] section for Python {python}; {UPDATE_HINT}"
-        each.lock = {"python": python, "new": sorted(result.modules), "gone": []}
-    else:
-        new, gone = lock_changes(locked, result.modules)
-        each.lock = {"python": python, "new": new, "gone": gone}
-        if not (new or gone):
-            return lock
-        text = changes_text(key, python, [(name, result.chain(name)) for name in new], gone)
-    each.failure = f"{each.failure}\n\n{text}" if each.failure else text
+        return lock_with(lock, key, python, each.results)
+    checked = check_lock(lock, key, python, each.results)
+    each.lock = checked.to_json()
+    if checked.failure:
+        each.lock_failed = True
+        each.failure = "\n\n".join(text for text in (each.failure, checked.failure) if text)
     return lock
 
 
@@ -366,7 +362,14 @@ def _print_text(
     from pytest_importcache.render.report import summary_lines  # noqa: PLC0415
 
     blocks = [f"{each.budget.name}\n{each.failure}" for each in runs if each.failure]
-    outcomes = [outcome for each in runs for outcome in each.outcomes]
+    # A budget that holds but loads other modules than the lock says fails: its rows say so.
+    outcomes = [
+        dataclasses.replace(outcome, passed=False)
+        if each.lock_failed and outcome.passed
+        else outcome
+        for each in runs
+        for outcome in each.outcomes
+    ]
     if outcomes:
         blocks.append("\n".join(summary_lines(outcomes)))
     if updated and not lock_problem:

@@ -6,6 +6,7 @@ import argparse
 from typing import Any, NoReturn
 
 from pytest_importcache.model.errors import ImportCacheError
+from pytest_importcache.model.units import parse_duration
 
 __all__ = [
     "JSON_SCHEMA_VERSION",
@@ -15,6 +16,7 @@ __all__ = [
     "UsageError",
     "add_storage_argument",
     "count",
+    "seconds_argument",
 ]
 
 PROG = "pytest-importcache"
@@ -55,3 +57,14 @@ def add_storage_argument(parser: argparse.ArgumentParser) -> None:
 def count(number: int, noun: str = "module", plural: str | None = None) -> str:
     """``1 module``, ``2 modules``; ``plural`` for a noun that does not just take an s."""
     return f"{number} {noun if number == 1 else plural or noun + 's'}"
+
+
+def seconds_argument(text: str) -> float:
+    """``--timeout``'s type: ``"60"``, ``"90s"`` or ``"500ms"`` in seconds, positive and finite.
+
+    Read as ``importcache_timeout`` is; anything else is argparse's one-line error.
+    """
+    try:
+        return parse_duration(text)
+    except ValueError as exc:  # a BudgetError is a ValueError
+        raise argparse.ArgumentTypeError(str(exc)) from None

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pytest_importcache.model.errors import BudgetError
 from pytest_importcache.model.spec import (
     DEFAULT_INSTRUCTION_ROUNDS,
     DEFAULT_INSTRUCTION_WARMUP,
@@ -30,9 +29,9 @@ from pytest_importcache.model.spec import (
     default_rounds,
     default_warmup,
 )
-from pytest_importcache.model.units import parse_duration, parse_percentage
+from pytest_importcache.model.units import parse_percentage
 
-from .common import PROG, Parser, UsageError
+from .common import PROG, Parser, UsageError, seconds_argument
 
 __all__ = ["LAZY_IMPORTS_CHOICES", "make_parser", "run"]
 
@@ -80,7 +79,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--timeout",
-        type=_seconds_argument,
+        type=seconds_argument,
         default=DEFAULT_TIMEOUT,
         help=f"time one round may take, e.g. 60, 90s or 500ms ({DEFAULT_TIMEOUT:g} seconds)",
     )
@@ -134,14 +133,6 @@ def _threshold_argument(text: str) -> float:
     try:
         return parse_percentage(text)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _seconds_argument(text: str) -> float:
-    """``"60"``, ``"90s"`` or ``"500ms"`` in seconds, as ``importcache_timeout`` takes them."""
-    try:
-        return parse_duration(text)
-    except BudgetError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 

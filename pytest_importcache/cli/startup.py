@@ -30,9 +30,9 @@ from pytest_importcache.model.spec import (
     default_rounds,
     default_warmup,
 )
-from pytest_importcache.model.units import parse_duration, parse_percentage
+from pytest_importcache.model.units import parse_percentage
 
-from .common import PROG, Parser, UsageError
+from .common import PROG, Parser, UsageError, seconds_argument
 
 __all__ = ["make_parser", "run"]
 
@@ -41,14 +41,6 @@ def _threshold_argument(text: str) -> float:
     """``"5%"`` as a fraction, as the default action's ``--fail`` reads it."""
     try:
         return parse_percentage(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _seconds_argument(text: str) -> float:
-    """``"60"``, ``"90s"`` or ``"500ms"`` in seconds (a ``BudgetError`` is a ``ValueError``)."""
-    try:
-        return parse_duration(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -87,7 +79,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=int, help="warm-up rounds (1; 0 for instructions)")
     parser.add_argument(
         "--timeout",
-        type=_seconds_argument,
+        type=seconds_argument,
         default=DEFAULT_TIMEOUT,
         help=f"time one round may take, e.g. 60, 90s or 500ms ({DEFAULT_TIMEOUT:g} seconds)",
     )

@@ -28,6 +28,7 @@ __all__ = [
     "check_interpreter",
     "installation_dirs",
     "interpreter_binary",
+    "interpreter_build",
     "is_running_interpreter",
     "probe_spec",
     "stdlib_module_names",
@@ -43,6 +44,8 @@ import sys, json
 if sys.path and sys.path[0] in ("", "."):
     del sys.path[0]
 out = {"version": list(sys.version_info[:3]), "executable": sys.executable}
+out["platform"] = sys.platform
+out["abiflags"] = getattr(sys, "abiflags", "")
 if hasattr(sys, "stdlib_module_names"):
     out["stdlib"] = sorted(sys.stdlib_module_names)
 if tuple(sys.version_info[:2]) >= tuple(json.loads(sys.argv[1])) and len(sys.argv) > 2:
@@ -152,6 +155,25 @@ def interpreter_binary(python: str) -> str:
     check_interpreter(python)
     executable = _run_probe(python, []).get("executable")
     return executable if isinstance(executable, str) and executable else python
+
+
+@functools.cache
+def interpreter_build(python: str) -> tuple[str, bool]:
+    """``python``'s platform (``sys.platform``) and whether it is a free-threaded build.
+
+    What sets its standard library's modules apart, besides the version
+    (``importcache.lock`` keys its sections by them).
+    """
+    __tracebackhide__ = True
+    if is_running_interpreter(python):
+        return sys.platform, "t" in getattr(sys, "abiflags", "")
+    check_interpreter(python)
+    answer = _run_probe(python, [])
+    platform, abiflags = answer.get("platform"), answer.get("abiflags")
+    return (
+        platform if isinstance(platform, str) else sys.platform,
+        isinstance(abiflags, str) and "t" in abiflags,
+    )
 
 
 @functools.lru_cache(maxsize=256)

@@ -39,6 +39,7 @@ __all__ = [
     "IMPORT_KEYS",
     "PYPROJECT",
     "STARTUP_KEYS",
+    "VARIANT_KEYS",
     "ConfigBudget",
     "find_pyproject",
     "load_budgets",
@@ -50,6 +51,9 @@ PYPROJECT = "pyproject.toml"
 IMPORT_KEYS: tuple[str, ...] = ("module", *MARKER_KEYWORDS)
 STARTUP_KEYS: tuple[str, ...] = ("command", *STARTUP_MARKER_KEYWORDS)
 _EXAMPLE = '{ module = "mylib", warm = "25ms" }'
+#: The keys that make two entries of one target different budgets (lazy_imports last: the
+#: lock's lazy-all sections end with it).
+VARIANT_KEYS: tuple[str, ...] = ("closure", "metric", "lazy_imports")
 
 
 @dataclass(frozen=True)
@@ -72,19 +76,41 @@ class ConfigBudget:
 
     @property
     def where(self) -> str:
-        """``budgets[2] (module 'mylib')``: the entry, as messages name it."""
-        shown = f" ({self.kind} {self.target!r})" if self.target else ""
+        """``budgets[2] (module 'mylib')``, ``budgets[3] (code 'import mylib')``: the entry."""
+        # A snippet's label already says "code: ": the kind is not said twice.
+        target = self.target.removeprefix("code: ") if self.kind == "code" else self.target
+        shown = f" ({self.kind} {target!r})" if self.target else ""
         return f"budgets[{self.index}]{shown}"
 
     @property
+    def variant(self) -> str:
+        """What sets this budget apart from another of the same target: ``closure``,
+        ``metric=instructions``, ``lazy_imports=all`` (in that order); ``""`` for a plain one.
+
+        Two entries for one module may differ in these: they measure different imports.
+        """
+        parts = ["closure"] if self.kwargs.get("closure") is True else []
+        parts += [
+            f"{name}={self.kwargs[name]}"
+            for name in VARIANT_KEYS
+            if name != "closure" and isinstance(self.kwargs.get(name), str)
+        ]
+        return " ".join(parts)
+
+    @property
     def name(self) -> str:
-        """The pytest item's name: ``importcache[mylib]``; ``importcache[budgets[2]]`` without."""
-        return f"importcache[{self.target or f'budgets[{self.index}]'}]"
+        """The pytest item's name: ``importcache[mylib]``, ``importcache[mylib closure]``;
+        ``importcache[budgets[2]]`` without a target. A plain entry's name never changes:
+        it is a key across commits (``--lf``, stored runs)."""
+        label = " ".join(part for part in (self.target, self.variant) if part)
+        return f"importcache[{label or f'budgets[{self.index}]'}]"
 
     @property
     def lock_key(self) -> str:
-        """The budget's section name in ``importcache.lock``: the module, or ``$ COMMAND``."""
-        return self.target if self.kind == "module" else f"$ {self.target}"
+        """The budget's section name in ``importcache.lock``: the module, or ``$ COMMAND``,
+        and its variant (``mylib lazy_imports=all``)."""
+        key = self.target if self.kind == "module" else f"$ {self.target}"
+        return " ".join(part for part in (key, self.variant) if part)
 
 
 def _bad(index: int, text: str, target: str = "", kind: str = "") -> ConfigBudget:
@@ -176,14 +202,17 @@ def read_budgets(table: Mapping[str, Any], source: str = PYPROJECT) -> list[Conf
             f"(write budgets = [{_EXAMPLE}])"
         )
     budgets: list[ConfigBudget] = []
-    first: dict[tuple[str, str], int] = {}
+    first: dict[tuple[str, str, str], int] = {}
     for index, entry in enumerate(entries):
         budget = _entry(index, entry)
-        key = ("module" if budget.kind == "module" else "startup", budget.target)
+        key = ("module" if budget.kind == "module" else "startup", budget.target, budget.variant)
         if budget.target and key in first:
+            same = (
+                f"{budget.target!r} ({budget.variant})" if budget.variant else repr(budget.target)
+            )
             budget = _bad(
                 index,
-                f"duplicate budget: budgets[{first[key]}] budgets {budget.target!r} already "
+                f"duplicate budget: budgets[{first[key]}] budgets {same} already "
                 "(merge the two entries)",
                 budget.target,
                 budget.kind,

@@ -1,4 +1,4 @@
-"""``importcache.lock``: the modules each configured budget's import loads, per Python version.
+"""``importcache.lock``: the modules each configured budget's import loads, per Python build.
 
 Written beside pyproject.toml by ``pytest-importcache check --update`` (or
 ``pytest --importcache-update-lock``) and committed, so that a module that
@@ -8,30 +8,37 @@ text, one module per line, sorted::
 
     # comments
     [mylib]
-    python = 3.11 3.12
+    python = 3.11-linux 3.12-linux
     suggested = cold="150ms", warm="25ms"
       argparse
       mylib
       mylib.core
 
     [$ mycli --help]
-    python = 3.11
+    python = 3.11-linux
       ...
 
 One section per budget (the module, or ``$`` and the command) and per set of
-modules: Python versions whose imports load the same modules share a section
-(``python = 3.11 3.12``); a version that loads another set has its own. The
+modules: Python builds whose imports load the same modules share a section
+(``python = 3.11-linux 3.12-linux``); a build that loads another set has its
+own. A build is the version (``major.minor``, ``t`` after it for a
+free-threaded one) and the platform (``sys.platform``): the standard library's
+extension modules (``_json``, ``_decimal``, ``_scproxy`` on macOS) and its
+pure modules (``posixpath`` or ``ntpath``) differ by platform. The
 ``suggested`` line is the budgets to write, from the measurement that wrote
-the section: informative, never compared. Pure: parsing and formatting only.
+the section: informative, never compared. Pure: parsing and formatting only
+(and the one guarded read-modify-write, :func:`update_lock`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
-import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+import secrets
+import stat
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,34 +51,58 @@ if TYPE_CHECKING:
     from .result import ImportResult
 
 __all__ = [
+    "LAZY_ALL_SUFFIX",
     "LOCK_FILE",
     "UPDATE_HINT",
     "Lock",
+    "LockCheck",
     "LockSection",
     "changes_text",
+    "check_lock",
     "load_lock",
     "lock_changes",
+    "lock_source",
+    "lock_with",
     "python_key",
     "save_lock",
+    "section_key",
     "suggested_budgets",
+    "update_guard",
+    "update_lock",
 ]
 
 LOCK_FILE = "importcache.lock"
 _HEADER = (
-    "# importcache.lock: the modules each budget in pyproject.toml loads, per Python version.\n"
+    "# importcache.lock: the modules each budget in pyproject.toml loads, per Python build.\n"
     "# Written by `pytest-importcache check --update` (or pytest --importcache-update-lock):\n"
     "# commit it. A module that appears or goes fails the budget until the lock is updated.\n"
 )
-_VERSION = re.compile(r"\d+\.\d+")
+_VERSION = re.compile(r"(?P<major>\d+)\.(?P<minor>\d+)(?P<t>t?)-(?P<platform>[a-z][a-z0-9_]*)")
+#: The section key's suffix of a measurement under ``-X lazy_imports=all`` (PEP 810).
+LAZY_ALL_SUFFIX = " lazy_imports=all"
 
 
-def python_key(version: str) -> str:
-    """The lock's key for a Python version: ``"3.11.7"`` -> ``"3.11"``."""
-    return ".".join(version.split(".")[:2])
+def python_key(version: str, platform: str, *, free_threaded: bool = False) -> str:
+    """The lock's key for a Python build: ``("3.11.7", "linux")`` -> ``"3.11-linux"``.
+
+    A free-threaded build is ``"3.13t-linux"``: its standard library is built apart.
+    """
+    short = ".".join(version.split(".")[:2])
+    return f"{short}{'t' if free_threaded else ''}-{platform}"
 
 
-def _version_order(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in version.split("."))
+def section_key(budget_key: str, lazy_imports: str | None = None) -> str:
+    """The section of a budget measured under ``lazy_imports``: ``all`` has sections apart."""
+    if lazy_imports == "all" and not budget_key.endswith(LAZY_ALL_SUFFIX):
+        return budget_key + LAZY_ALL_SUFFIX
+    return budget_key
+
+
+def _version_order(version: str) -> tuple[int, int, str, str]:
+    match = _VERSION.fullmatch(version)
+    if match is None:  # pragma: no cover - parse() refuses such a version
+        return (0, 0, "", version)
+    return (int(match["major"]), int(match["minor"]), match["platform"], match["t"])
 
 
 @dataclass(frozen=True)
@@ -139,7 +170,13 @@ class Lock:
     def keeping(self, keys: Iterable[str]) -> Lock:
         """The lock without the sections of budgets not in ``keys`` (removed from pyproject)."""
         kept = set(keys)
-        return Lock(tuple(section for section in self.sections if section.key in kept))
+        return Lock(
+            tuple(
+                section
+                for section in self.sections
+                if section.key in kept or section.key.removesuffix(LAZY_ALL_SUFFIX) in kept
+            )
+        )
 
     def format(self) -> str:
         """The file's text."""
@@ -194,7 +231,9 @@ def _read_line(section: LockSection, line: str, where: str) -> LockSection:
     if equals and name == "python":
         versions = tuple(value.split())
         if not versions or not all(_VERSION.fullmatch(version) for version in versions):
-            raise LockError(f"{where}: python = {value!r}: expected versions such as 3.11 3.12")
+            raise LockError(
+                f"{where}: python = {value!r}: expected Python builds such as 3.11-linux 3.12-linux"
+            )
         return replace(section, pythons=versions)
     if equals and name == "suggested":
         return replace(section, suggested=value)
@@ -255,16 +294,51 @@ def load_lock(path: Path) -> Lock | None:
 
 
 def save_lock(path: Path, lock: Lock) -> None:
-    """Write ``lock`` to ``path`` atomically: a reader sees the old file or the new one."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    """Write ``lock`` to ``path`` atomically: a reader sees the old file or the new one.
+
+    The file keeps the old one's mode; a new one gets ``0o666`` less the umask,
+    as any file the user writes.
+    """
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
+    try:
+        old_mode: int | None = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        old_mode = None
+    # Created with 0o666, the umask applies: a new lock is as readable as the user's files.
+    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(lock.format())
+        if old_mode is not None:
+            os.chmod(temporary, old_mode)
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
+
+
+def update_guard(path: Path, guard_dir: Path) -> Path:
+    """The file lock in ``guard_dir`` that every update of the lock at ``path`` holds."""
+    digest = hashlib.sha256(str(path.absolute()).encode()).hexdigest()[:16]
+    return guard_dir / f"lock-update-{digest}.filelock"
+
+
+def update_lock(path: Path, change: Callable[[Lock], Lock], guard_dir: Path) -> Lock:
+    """Read the lock at ``path``, ``change`` it and write it back, one process at a time.
+
+    Every process updating the same lock file (the workers of one run, two
+    runs under two Python versions, ``check --update``) waits on one file lock
+    in ``guard_dir`` (the per-user cache) named after the lock's absolute path,
+    so that none loses the sections another wrote. Nothing is written beside
+    the user's files but the lock itself. :class:`LockError` for a corrupt lock.
+    """
+    from filelock import FileLock  # noqa: PLC0415 - only an update pays for it
+
+    with FileLock(update_guard(path, guard_dir)):
+        updated = change(load_lock(path) or Lock())
+        save_lock(path, updated)
+    return updated
 
 
 def changes_text(
@@ -283,6 +357,56 @@ def changes_text(
     lines += [f"    gone: {name}" for name in gone]
     lines.append(f"  {UPDATE_HINT}")
     return "\n".join(lines)
+
+
+def lock_source(results: Sequence[ImportResult]) -> ImportResult:
+    """The measurement whose modules the lock holds: the warm one, else the first."""
+    return next((result for result in results if result.label == "warm"), results[0])
+
+
+@dataclass(frozen=True)
+class LockCheck:
+    """A budget's modules against the lock: what is new and gone, and the failure's text.
+
+    ``failure`` is empty when the modules match; a budget the lock has no
+    section for fails, its modules all ``new``.
+    """
+
+    python: str
+    new: tuple[str, ...] = ()
+    gone: tuple[str, ...] = ()
+    failure: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        """The ``lock`` entry of ``check --json``."""
+        return {"python": self.python, "new": list(self.new), "gone": list(self.gone)}
+
+
+def check_lock(
+    lock: Lock, key: str, python: str, results: Sequence[ImportResult], source: str = LOCK_FILE
+) -> LockCheck:
+    """Budget ``key``'s measurements (under the build ``python``) against ``lock``."""
+    result = lock_source(results)
+    locked = lock.modules_for(key, python)
+    if locked is None:
+        return LockCheck(
+            python,
+            new=tuple(sorted(result.modules)),
+            failure=f"{source} has no [{key}] section for Python {python}; {UPDATE_HINT}",
+        )
+    new, gone = lock_changes(locked, result.modules)
+    failure = ""
+    if new or gone:
+        failure = changes_text(
+            key, python, [(name, result.chain(name)) for name in new], gone, source
+        )
+    return LockCheck(python, tuple(new), tuple(gone), failure)
+
+
+def lock_with(lock: Lock, key: str, python: str, results: Sequence[ImportResult]) -> Lock:
+    """``lock`` with budget ``key``'s modules under ``python``, and its suggested budgets."""
+    suggested = suggested_budgets({result.label: result for result in results})
+    return lock.with_modules(key, python, lock_source(results).modules, suggested)
 
 
 UPDATE_HINT = (

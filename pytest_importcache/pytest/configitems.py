@@ -10,39 +10,44 @@ work on them). Each item carries the marker its entry stands for
 a marked test: the same failure texts, summary, storage, A/B, report and
 markdown. A malformed entry is an item that errors at setup in one line naming
 the entry and the key; the other budgets still run (a collection error would
-stop the whole session). The body of an item checks (or, with
+stop the whole session). A table that cannot be read at all (not TOML, an
+unknown key in ``[tool.importcache]``, ``budgets`` not an array) is one
+:class:`TableErrorItem` erring at setup the same way. The body of an item checks (or, with
 ``--importcache-update-lock``, writes) ``importcache.lock``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_importcache.model.config import PYPROJECT, ConfigBudget, load_budgets
-from pytest_importcache.model.errors import ConfigError, LockError
+from pytest_importcache.model.errors import ConfigError, ImportCacheError, LockError
 from pytest_importcache.model.lock import (
     LOCK_FILE,
-    UPDATE_HINT,
     Lock,
-    changes_text,
+    check_lock,
     load_lock,
-    lock_changes,
+    lock_source,
+    lock_with,
     python_key,
-    save_lock,
-    suggested_budgets,
+    section_key,
+    update_lock,
 )
 
 from .enforcer import ENFORCER_KEY
-from .recording import recorded
+from .recording import DEFERRED_FAILURE_KEY, recorded
 
 if TYPE_CHECKING:
     from pytest_importcache.model.result import ImportResult
 
-__all__ = ["BudgetItem", "BudgetsFile", "budgets_file"]
+__all__ = ["BudgetItem", "BudgetsFile", "TableErrorItem", "budgets_file", "lock_place"]
+
+#: The name of the item standing for a ``[tool.importcache]`` table that cannot be read.
+TABLE_ITEM_NAME = "importcache[tool.importcache]"
 
 
 def budgets_file(file_path: Path, parent: pytest.Collector) -> BudgetsFile | None:
@@ -61,13 +66,20 @@ def budgets_file(file_path: Path, parent: pytest.Collector) -> BudgetsFile | Non
 class BudgetsFile(pytest.File):
     """pyproject.toml as a collector: one item per budget of ``[tool.importcache]``."""
 
-    def collect(self) -> Iterator[BudgetItem]:
+    def collect(self) -> Iterator[pytest.Item]:
         """One item per entry, malformed ones included (they error at setup)."""
         try:
             budgets = load_budgets(self.path)
         except ConfigError as exc:
-            # The table itself is unusable: no budget can be read from it.
-            raise self.CollectError(str(exc).replace(str(self.path), self.path.name)) from None
+            # The table itself is unusable: one item says so, and the session goes on
+            # (a collection error would interrupt it).
+            yield TableErrorItem.from_parent(
+                self,
+                name=TABLE_ITEM_NAME,
+                nodeid=f"{self.nodeid}::{TABLE_ITEM_NAME}",
+                problem=str(exc).replace(str(self.path), self.path.name),
+            )
+            return
         lines = self.path.read_text(encoding="utf-8").splitlines()
         for budget in budgets:
             # Given whole, the node id is parsed as --lf parses the ids it saved
@@ -80,6 +92,25 @@ class BudgetsFile(pytest.File):
                 budget=budget,
                 line=_entry_line(lines, budget),
             )
+
+
+class TableErrorItem(pytest.Item):
+    """A ``[tool.importcache]`` table no budget can be read from: errors at setup in one line."""
+
+    def __init__(self, *, problem: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.problem = problem
+
+    def setup(self) -> None:
+        """Fail with the table's problem, naming the file."""
+        pytest.fail(self.problem, pytrace=False)
+
+    def runtest(self) -> None:
+        """Never reached: setup fails."""
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        """Where the problem is: pyproject.toml's ``[tool.importcache]`` table."""
+        return self.path, 0, "[tool.importcache]"
 
 
 def _entry_line(lines: list[str], budget: ConfigBudget) -> int:
@@ -111,58 +142,37 @@ class BudgetItem(pytest.Item):
         if self.budget.problem:
             pytest.fail(f"{PYPROJECT} {self.budget.problem}", pytrace=False)
 
+    #: The enforcer hands this item its budgets' failure instead of failing it before
+    #: the body: the body checks the lock too, and fails with both.
+    defers_budget_failure = True
+
     def runtest(self) -> None:
         """Check the modules the budget's import loaded against ``importcache.lock``.
 
-        The budget itself was measured and judged before (as a marked test's).
-        With ``--importcache-update-lock`` the lock is written instead.
+        The budget itself was measured and judged before (as a marked test's);
+        an overspent budget fails here, with the lock's failure beside it, as
+        ``check`` reports both. With ``--importcache-update-lock`` the lock is
+        written instead, for an overspent budget too.
         """
+        failures = [self.stash.get(DEFERRED_FAILURE_KEY, "")]
+        if DEFERRED_FAILURE_KEY in self.stash:  # a rerun judges afresh
+            del self.stash[DEFERRED_FAILURE_KEY]
         results = [entry.result for entry in recorded(self)]
-        if not results:
-            return
-        enforcer = self.config.stash[ENFORCER_KEY]
-        lock_path = self.path.with_name(LOCK_FILE)
-        if enforcer.settings.update_lock:
-            from filelock import FileLock  # noqa: PLC0415 - start-up cost
-
-            # Workers of one run update the same file, one at a time.
-            with FileLock(enforcer.paths.run_dir / "importcache-lock-update.lock"):
-                self._update_lock(lock_path, results)
-            return
-        try:
-            lock = load_lock(lock_path)
-        except LockError as exc:
-            pytest.fail(str(exc), pytrace=False)
-        if lock is not None:
-            self._check_lock(lock, results)
-
-    def _update_lock(self, lock_path: Path, results: list[ImportResult]) -> None:
-        """Write this budget's modules into the lock (other budgets and versions kept)."""
-        try:
-            lock = load_lock(lock_path) or Lock()
-        except LockError as exc:
-            pytest.fail(f"{exc} (fix or remove it to update it)", pytrace=False)
-        result = _modules_source(results)
-        suggested = suggested_budgets({each.label: each for each in results})
-        lock = lock.with_modules(
-            self.budget.lock_key, python_key(result.python_version), result.modules, suggested
-        )
-        save_lock(lock_path, lock)
-
-    def _check_lock(self, lock: Lock, results: list[ImportResult]) -> None:
-        """Fail when the import loads modules the lock does not list, or no longer loads some."""
-        result = _modules_source(results)
-        key, python = self.budget.lock_key, python_key(result.python_version)
-        locked = lock.modules_for(key, python)
-        if locked is None:
-            pytest.fail(
-                f"{LOCK_FILE} has no [{key}] section for Python {python}; {UPDATE_HINT}",
-                pytrace=False,
-            )
-        new, gone = lock_changes(locked, result.modules)
-        if new or gone:
-            chains = [(name, result.chain(name)) for name in new]
-            pytest.fail(changes_text(key, python, chains, gone), pytrace=False)
+        if results:
+            enforcer = self.config.stash[ENFORCER_KEY]
+            lock_path = self.path.with_name(LOCK_FILE)
+            try:
+                key, python = lock_place(self.budget, results, enforcer.settings.lazy_imports)
+            except ImportCacheError as exc:  # the interpreter's build cannot be asked
+                failures.append(f"{LOCK_FILE}: {str(exc).splitlines()[0]}")
+            else:
+                if enforcer.settings.update_lock:
+                    failures.append(_update_lock(lock_path, key, python, results))
+                else:
+                    failures.append(_check_lock(lock_path, key, python, results))
+        text = "\n\n".join(failure for failure in failures if failure)
+        if text:
+            pytest.fail(text, pytrace=False)
 
     def repr_failure(
         self,
@@ -182,6 +192,46 @@ class BudgetItem(pytest.Item):
         return self.path, self.line, f"[tool.importcache] {self.budget.where}"
 
 
-def _modules_source(results: list[ImportResult]) -> ImportResult:
-    """The measurement whose modules the lock holds: the warm one, else the first."""
-    return next((result for result in results if result.label == "warm"), results[0])
+def lock_place(
+    budget: ConfigBudget, results: Sequence[ImportResult], lazy_imports: str | None = None
+) -> tuple[str, str]:
+    """Where ``budget``'s measurements go in the lock: its section key and the Python build.
+
+    ``lazy_imports`` is the run's mode (``--importcache-lazy-imports``), for a
+    budget without its own: a lazy-all measurement has sections apart.
+    """
+    from pytest_importcache.engine.interpreter import interpreter_build  # noqa: PLC0415
+
+    result = lock_source(results)
+    platform, free_threaded = interpreter_build(result.python)
+    mode = budget.kwargs.get("lazy_imports") or lazy_imports
+    python = python_key(result.python_version, platform, free_threaded=free_threaded)
+    return section_key(budget.lock_key, mode if isinstance(mode, str) else None), python
+
+
+def _update_lock(lock_path: Path, key: str, python: str, results: list[ImportResult]) -> str:
+    """Write the budget's modules into the lock (other budgets, builds kept); or a problem."""
+    from pytest_importcache.engine.cache import default_cache_dir  # noqa: PLC0415 - start-up cost
+
+    def change(lock: Lock) -> Lock:
+        return lock_with(lock, key, python, results)
+
+    try:
+        # Every process updating this lock (xdist workers, other runs) waits its turn.
+        update_lock(lock_path, change, default_cache_dir())
+    except LockError as exc:
+        return f"{exc} (fix or remove it to update it)"
+    except OSError as exc:
+        return f"{lock_path}: cannot write: {exc.strerror or exc}"
+    return ""
+
+
+def _check_lock(lock_path: Path, key: str, python: str, results: list[ImportResult]) -> str:
+    """The lock's failure for the budget's modules: new or gone ones, a corrupt lock; or ``""``."""
+    try:
+        lock = load_lock(lock_path)
+    except LockError as exc:
+        return str(exc)
+    if lock is None:  # no lock, no lock check
+        return ""
+    return check_lock(lock, key, python, results).failure

@@ -39,7 +39,7 @@ from pytest_importcache.render.report import (
 from .benchmark import baseline_tree
 from .markers import MeasurementKey, measurement_keys, specs_for, timed_keys
 from .options import Settings
-from .recording import RecordedMeasurement, bare_memory, record
+from .recording import DEFERRED_FAILURE_KEY, RecordedMeasurement, bare_memory, record
 from .scales import BudgetScales
 
 __all__ = ["BudgetCheck", "judge_budgets", "records_for"]
@@ -100,6 +100,10 @@ class BudgetCheck:
             blocks = [failure_text(failures, self._baseline_lookup())] if failures else []
             blocks += [baseline_failure_text(comparison, threshold) for comparison in slower]
             blocks += _unjudged_lines(recorded)
+            if getattr(self.item, "defers_budget_failure", False):
+                # The item's body fails with it, beside what else it checks.
+                self.item.stash[DEFERRED_FAILURE_KEY] = "\n\n".join(blocks)
+                return
             pytest.fail("\n\n".join(blocks), pytrace=False)
 
     @functools.cached_property

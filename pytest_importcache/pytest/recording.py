@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from pytest_importcache.model.spec import MeasurementSpec
 
 __all__ = [
+    "DEFERRED_FAILURE_KEY",
     "REPORT_ATTRIBUTE",
     "RawRounds",
     "RecordedMeasurement",
@@ -37,6 +38,9 @@ __all__ = [
 ]
 
 REPORT_ATTRIBUTE = "importcache_outcomes"
+#: An overspent budget's failure, kept for the body of an item that says
+#: ``defers_budget_failure`` (a pyproject.toml budget fails with its lock's failure beside it).
+DEFERRED_FAILURE_KEY = pytest.StashKey[str]()
 _RECORDED_KEY = pytest.StashKey[list["RecordedMeasurement"]]()
 
 

@@ -157,7 +157,7 @@ def test_the_lock_catches_a_new_and_a_gone_module_until_updated(tmp_path: Path) 
     updated = check("--update", cwd=root)
     assert updated.returncode == 0, updated.stdout + updated.stderr
     assert f"wrote {lock}" in updated.stdout
-    python = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    python = f"{sys.version_info[0]}.{sys.version_info[1]}-{sys.platform}"
     text = lock.read_text()
     assert f"[samepkg]\npython = {python}\nsuggested = warm=" in text
     assert text.endswith("  samepkg\n  samepkg.core\n")
@@ -172,6 +172,9 @@ def test_the_lock_catches_a_new_and_a_gone_module_until_updated(tmp_path: Path) 
         "    gone: samepkg.core\n"
         "  if that is intended, update the lock: pytest-importcache check --update"
     ) in completed.stdout
+    # The budget holds, but the lock fails it: its row says so.
+    (row,) = [line for line in completed.stdout.splitlines() if line.startswith("samepkg  ")]
+    assert row.split()[-1] == "FAIL", completed.stdout
     assert check("--update", cwd=root).returncode == 0
     assert check(cwd=root).returncode == 0
     assert lock.read_text().endswith("  colorsys\n  samepkg\n")
@@ -186,7 +189,9 @@ def test_the_lock_catches_a_new_and_a_gone_module_until_updated(tmp_path: Path) 
 @pytest.mark.slow
 def test_a_corrupt_lock_is_exit_2_naming_the_file_and_the_line(tmp_path: Path) -> None:
     root = project(tmp_path, '  { module = "samepkg", warm = "10s" },\n')
-    (root / "importcache.lock").write_text("[samepkg]\npython = 3.11\n  not a module\n")
+    (root / "importcache.lock").write_text(
+        f"[samepkg]\npython = 3.11-{sys.platform}\n  not a module\n"
+    )
     completed = check(cwd=root)
     assert completed.returncode == 2
     assert completed.stderr == (
@@ -209,12 +214,13 @@ def test_two_python_versions_share_one_lock(tmp_path: Path) -> None:
     completed = check("--update", "--python", str(OTHER_PYTHON), cwd=root)
     assert completed.returncode == 0, completed.stdout + completed.stderr
     text = lock.read_text()
-    running = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    running = f"{sys.version_info[0]}.{sys.version_info[1]}-{sys.platform}"
+    other = f"3.12-{sys.platform}"
     assert sys.version_info[:2] < (3, 12)
-    assert "[samepkg]\npython = " + " ".join(sorted({running, "3.12"})) in text
+    assert f"[samepkg]\npython = {running} {other}" in text
     assert f"[verpkg]\npython = {running}\n" in text
-    assert "[verpkg]\npython = 3.12\n" in text
-    assert "  colorsys\n" in text.split("[verpkg]\npython = 3.12\n")[1]
+    assert f"[verpkg]\npython = {other}\n" in text
+    assert "  colorsys\n" in text.split(f"[verpkg]\npython = {other}\n")[1]
     # The snippet runs under --python too: its 3.12 process loads colorsys.
     snippet = text.split("[$ code: import verpkg]\n")
     assert len(snippet) == 3  # a section per version
@@ -327,3 +333,90 @@ def test_start_up_budgets_are_checked_and_locked(tmp_path: Path) -> None:
     assert "[$ code: import samepkg]\n" in text
     assert "  samepkg.core\n" in text
     assert check(cwd=root).returncode == 0
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("90s", 90.0), ("500ms", 0.5), ("60", 60.0)])
+def test_timeout_is_read_as_startup_reads_it(text: str, seconds: float) -> None:
+    from pytest_importcache.cli.check import make_parser  # noqa: PLC0415
+
+    assert make_parser().parse_args(["--timeout", text]).timeout == seconds
+
+
+THIRD_PYTHON = next(iter(sorted(Path("/root/.pyenv/versions").glob("3.13.*/bin/python"))), None)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    OTHER_PYTHON is None or THIRD_PYTHON is None, reason="needs pyenv Pythons 3.12 and 3.13"
+)
+def test_parallel_updates_under_two_pythons_keep_both_sections(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two ``check --update`` runs at once (tox -p) wait their turn: no section is lost.
+
+    The test holds the update's file lock first: neither run may write the lock
+    while it is held (both would read the lock empty and the last write win).
+    """
+    import tempfile  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    from filelock import FileLock  # noqa: PLC0415
+
+    from pytest_importcache.engine.cache import default_cache_dir  # noqa: PLC0415
+    from pytest_importcache.model.lock import load_lock, update_guard  # noqa: PLC0415
+
+    root = project(tmp_path, '  { module = "samepkg", warm = "10s" },\n')
+    lock = root / "importcache.lock"
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the runs' per-user cache
+    arguments = ["--update", "--rounds", "2", "--warmup", "0"]
+    with FileLock(update_guard(lock, default_cache_dir())):
+        runs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "pytest_importcache",
+                    "check",
+                    *arguments,
+                    "--python",
+                    str(python),
+                ],
+                cwd=root,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for python in (OTHER_PYTHON, THIRD_PYTHON)
+        ]
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                assert not lock.exists(), "a run wrote the lock while another update held it"
+                assert all(run.poll() is None for run in runs)
+                time.sleep(0.2)
+        except BaseException:
+            for run in runs:
+                run.kill()
+            raise
+    outputs = [run.communicate(timeout=120)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    parsed = load_lock(lock)
+    assert parsed is not None
+    (section,) = parsed.sections
+    assert [python.split("-")[0] for python in section.pythons] == ["3.12", "3.13"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("chattr") is None, reason="needs chattr")
+def test_a_lock_that_cannot_be_written_is_exit_2_in_one_line(tmp_path: Path) -> None:
+    root = project(tmp_path / "project", '  { module = "samepkg", warm = "10s" },\n')
+    if subprocess.run(["chattr", "+i", str(root)], check=False).returncode != 0:
+        pytest.skip("chattr +i is not supported here")
+    try:
+        completed = check("--update", "--rounds", "2", cwd=root)
+    finally:
+        subprocess.run(["chattr", "-i", str(root)], check=True)
+    assert completed.returncode == 2, completed.stdout + completed.stderr
+    assert completed.stderr == (
+        f"{root / 'importcache.lock'}: cannot write: Operation not permitted\n"
+    )

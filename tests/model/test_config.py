@@ -106,3 +106,45 @@ def test_no_table_means_no_budgets_and_the_nearest_file_is_found(tmp_path: Path)
 def test_a_start_up_entry_is_validated_as_its_marker() -> None:
     (budget,) = read_budgets({"budgets": [{"command": "mycli", "exit_code": "zero"}]})
     assert budget.problem.startswith("budgets[0] (command 'mycli'): exit_code='zero'")
+
+
+def test_a_snippet_entry_says_code_once() -> None:
+    snippet, command = read_budgets(
+        {"budgets": [{"code": "import mylib", "colt": 1}, {"command": "mycli", "colt": 1}]}
+    )
+    assert snippet.problem.startswith("budgets[0] (code 'import mylib'): unknown key 'colt'")
+    assert command.problem.startswith("budgets[1] (command 'mycli'): unknown key 'colt'")
+    assert snippet.name == "importcache[code: import mylib]"  # names are keys: unchanged
+
+
+def test_entries_for_one_module_may_differ_in_closure_metric_or_lazy_mode() -> None:
+    budgets = read_budgets(
+        {
+            "budgets": [
+                {"module": "mylib", "warm": "25ms"},
+                {"module": "mylib", "cold": "90ms", "closure": True},
+                {"module": "mylib", "warm": "40M", "metric": "instructions"},
+                {"module": "mylib", "warm": "25ms", "lazy_imports": "all"},
+                {"module": "mylib", "cold": "1s", "closure": True, "lazy_imports": "all"},
+                {"module": "mylib", "cold": "2s", "closure": False},
+                {"module": "mylib", "warm": "9ms", "lazy_imports": "all"},
+            ]
+        }
+    )
+    assert [budget.problem for budget in budgets[:5]] == [""] * 5
+    assert [budget.name for budget in budgets[:5]] == [
+        "importcache[mylib]",  # a plain entry's name is unchanged: a key across commits
+        "importcache[mylib closure]",
+        "importcache[mylib metric=instructions]",
+        "importcache[mylib lazy_imports=all]",
+        "importcache[mylib closure lazy_imports=all]",
+    ]
+    assert budgets[4].lock_key == "mylib closure lazy_imports=all"
+    assert budgets[5].problem == (
+        "budgets[5] (module 'mylib'): duplicate budget: budgets[0] budgets 'mylib' already "
+        "(merge the two entries)"
+    )
+    assert budgets[6].problem.startswith(
+        "budgets[6] (module 'mylib'): duplicate budget: budgets[3] budgets 'mylib' "
+        "(lazy_imports=all) already"
+    )

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from conftest import FAKE_ROUNDS_CONFTEST, fake_rounds, quick_ini, write_tree
+from pytest_importcache.model.config import read_budgets
+from pytest_importcache.model.result import ImportResult, ModuleTiming
+from pytest_importcache.model.stats import compute_stats
+from pytest_importcache.pytest.configitems import lock_place
 
 BUDGETS = """\
 [tool.importcache]
@@ -140,14 +147,33 @@ def test_a_malformed_entry_is_one_line_and_the_others_still_run(
 
 
 @pytest.mark.slow
-def test_a_table_that_is_not_an_array_is_a_collection_error(project: pytest.Pytester) -> None:
-    (project.path / "pyproject.toml").write_text("[tool.importcache]\nbudgets = 3\n")
-    result = project.runpytest()
-    assert result.ret == pytest.ExitCode.INTERRUPTED
-    result.stdout.fnmatch_lines(
-        ["pyproject.toml: [[]tool.importcache[]] budgets = 3 is not an array of tables*"]
-    )
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        (
+            "[tool.importcache]\nbudgets = 3\n",
+            "pyproject.toml: [[]tool.importcache[]] budgets = 3 is not an array of tables*",
+        ),
+        (
+            '[tool.importcache]\nbudgts = [{ module = "steady", warm = "10s" }]\n',
+            "pyproject.toml: [[]tool.importcache[]]: unknown key 'budgts' (expected budgets)",
+        ),
+        ("[tool]\nimportcache = 3\n", "pyproject.toml: tool.importcache = 3 is not a table"),
+    ],
+    # Not TOML at all: pytest itself stops at reading the rootdir's pyproject.toml.
+    ids=["not an array", "typo", "not a table"],
+)
+def test_an_unusable_table_is_one_item_erring_and_the_session_goes_on(
+    project: pytest.Pytester, text: str, line: str
+) -> None:
+    (project.path / "pyproject.toml").write_text(text)
+    project.makepyfile(test_other="def test_other():\n    pass\n")
+    result = project.runpytest("-v")
+    result.assert_outcomes(passed=1, errors=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["pyproject.toml::importcache[[]tool.importcache[]] ERROR*", line])
     assert "Traceback" not in result.stdout.str()
+    assert "Interrupted" not in result.stdout.str()
 
 
 @pytest.mark.slow
@@ -162,7 +188,7 @@ def test_the_lock_is_written_a_new_import_fails_until_it_is_updated(
     )
     assert lock.read_text().splitlines()[-4:] == [
         "[steady]",
-        "python = 3.11",
+        f"python = 3.11-{sys.platform}",
         'suggested = warm="26ms"',
         "  steady",
     ]
@@ -174,7 +200,7 @@ def test_the_lock_is_written_a_new_import_fails_until_it_is_updated(
     result.assert_outcomes(failed=1, deselected=1)
     result.stdout.fnmatch_lines(
         [
-            "steady loads other modules than importcache.lock says (Python 3.11):",
+            f"steady loads other modules than importcache.lock says (Python 3.11-{sys.platform}):",
             "    new: sneaky: steady -> sneaky",
             "  if that is intended, update the lock: pytest-importcache check --update*",
         ]
@@ -185,11 +211,14 @@ def test_the_lock_is_written_a_new_import_fails_until_it_is_updated(
     assert "  sneaky" in lock.read_text().splitlines()
     project.runpytest("-k", "steady").assert_outcomes(passed=1, deselected=1)
     # Budgets and lines are both checked: a corrupt lock is one line naming the line.
-    lock.write_text(lock.read_text().replace("python = 3.11", "python = eleven"))
+    lock.write_text(lock.read_text().replace(f"python = 3.11-{sys.platform}", "python = eleven"))
     result = project.runpytest("-k", "steady")
     result.assert_outcomes(failed=1, deselected=1)
     assert any(
-        line.endswith("importcache.lock:6: python = 'eleven': expected versions such as 3.11 3.12")
+        line.endswith(
+            "importcache.lock:6: python = 'eleven': expected Python builds such as 3.11-linux "
+            "3.12-linux"
+        )
         for line in result.stdout.str().splitlines()
     )
 
@@ -274,3 +303,104 @@ def test_xdist_workers_write_one_lock_together(pytester: pytest.Pytester) -> Non
         f"[{name}]" for name in names
     ]
     pytester.runpytest_subprocess("-n", "2").assert_outcomes(passed=6)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("chattr") is None, reason="needs chattr")
+def test_a_lock_that_cannot_be_written_is_one_line_naming_it(project: pytest.Pytester) -> None:
+    """An immutable project directory (root writes anywhere else): the update fails in one line."""
+    if subprocess.run(["chattr", "+i", str(project.path)], check=False).returncode != 0:
+        pytest.skip("chattr +i is not supported here")
+    try:
+        result = project.runpytest(
+            "-k", "steady", "--importcache-update-lock", "-p", "no:cacheprovider"
+        )
+    finally:
+        subprocess.run(["chattr", "-i", str(project.path)], check=True)
+    result.assert_outcomes(failed=1, deselected=1)
+    output = result.stdout.str()
+    assert "Traceback" not in output
+    assert f"{project.path / 'importcache.lock'}: cannot write: Operation not permitted" in output
+
+
+def _result(label: str) -> ImportResult:
+    """A result of ``mylib`` under this interpreter, loading ``mylib`` and ``json``."""
+    modules = {
+        "json": ModuleTiming("json", 0.001, 0.001, "mylib"),
+        "mylib": ModuleTiming("mylib", 0.001, 0.002, None),
+    }
+    return ImportResult(
+        module="mylib",
+        flavour=label,  # type: ignore[arg-type]
+        closure=False,
+        python=sys.executable,
+        python_version="3.15.0",
+        file="/env/mylib/__init__.py",
+        wall=(0.01, 0.02),
+        cpu=(0.01, 0.02),
+        stats=compute_stats((0.01, 0.02)),
+        modules=modules,
+    )
+
+
+def test_the_lock_place_is_the_budget_and_the_build_lazy_all_apart() -> None:
+    (plain, lazy, closure) = read_budgets(
+        {
+            "budgets": [
+                {"module": "mylib", "warm": "1s"},
+                {"module": "mylib", "warm": "1s", "lazy_imports": "all"},
+                {"module": "mylib", "cold": "1s", "closure": True},
+            ]
+        }
+    )
+    results = [_result("cold"), _result("warm")]
+    build = f"3.15-{sys.platform}"
+    assert lock_place(plain, results) == ("mylib", build)
+    assert lock_place(plain, results, "normal") == ("mylib", build)
+    # The run's --importcache-lazy-imports=all, or the budget's own.
+    assert lock_place(plain, results, "all") == ("mylib lazy_imports=all", build)
+    assert lock_place(lazy, results) == ("mylib lazy_imports=all", build)
+    assert lock_place(closure, results, "all") == ("mylib closure lazy_imports=all", build)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 15), reason="lazy_imports=all needs PEP 810 (3.15+)")
+@pytest.mark.slow
+def test_a_lazy_all_run_is_locked_in_sections_apart(project: pytest.Pytester) -> None:
+    """``--importcache-lazy-imports=all`` loads another set: it neither fails nor overwrites."""
+    lock = project.path / "importcache.lock"
+    project.runpytest("-k", "steady", "--importcache-update-lock").assert_outcomes(
+        passed=1, deselected=1
+    )
+    lazy = ("-k", "steady", "--importcache-lazy-imports=all")
+    result = project.runpytest(*lazy)
+    result.assert_outcomes(failed=1, deselected=1)
+    result.stdout.fnmatch_lines(["*has no [[]steady lazy_imports=all[]] section for Python*"])
+    project.runpytest(*lazy, "--importcache-update-lock").assert_outcomes(passed=1, deselected=1)
+    headers = [line for line in lock.read_text().splitlines() if line.startswith("[")]
+    assert headers == ["[steady]", "[steady lazy_imports=all]"]
+    project.runpytest(*lazy).assert_outcomes(passed=1, deselected=1)
+    project.runpytest("-k", "steady").assert_outcomes(passed=1, deselected=1)
+
+
+@pytest.mark.slow
+def test_an_overspent_budget_is_locked_and_its_lock_failure_shown_too(
+    project: pytest.Pytester,
+) -> None:
+    """As ``check`` does: both failures reported, and the lock written for every measured budget."""
+    lock = project.path / "importcache.lock"
+    project.runpytest("--importcache-update-lock").assert_outcomes(passed=1, failed=1)
+    headers = [line for line in lock.read_text().splitlines() if line.startswith("[")]
+    assert headers == ["[heavy]", "[steady]"]  # heavy is over budget, and locked all the same
+    fake_rounds(
+        project.path,
+        {"steady": {"seconds": 0.02}, "heavy": {"seconds": 0.3, "modules": {"sneaky": 0.001}}},
+    )
+    result = project.runpytest("-k", "heavy")
+    result.assert_outcomes(failed=1, deselected=1)
+    block = _failure_block(result.stdout.str(), "budgets[1] (module 'heavy')")
+    assert block[0] == "import budget exceeded: heavy (warm)"
+    assert (
+        f"heavy loads other modules than importcache.lock says (Python 3.11-{sys.platform}):"
+        in block
+    )
+    assert "    new: sneaky: heavy -> sneaky" in block
