@@ -164,7 +164,7 @@ def _startup_entry(index: int, entry: Mapping[str, Any]) -> ConfigBudget:
     except BudgetError as exc:
         message = str(exc).removeprefix(f"{STARTUP_MARKER_NAME}({command.label!r}): ")
         return _bad(index, message.replace("argument", "key"), command.label, kind)
-    return ConfigBudget(index, command.label, kind, STARTUP_MARKER_NAME, args, rest)
+    return ConfigBudget(index, command.key, kind, STARTUP_MARKER_NAME, args, rest)
 
 
 def _entry(index: int, entry: object) -> ConfigBudget:

@@ -148,3 +148,17 @@ def test_entries_for_one_module_may_differ_in_closure_metric_or_lazy_mode() -> N
         "budgets[6] (module 'mylib'): duplicate budget: budgets[3] budgets 'mylib' "
         "(lazy_imports=all) already"
     )
+
+
+def test_long_snippets_that_begin_alike_are_two_budgets_with_names_of_their_own() -> None:
+    start = "import mylib; mylib.load_configuration_from_disk_file"
+    budgets = read_budgets(
+        {
+            "budgets": [
+                {"code": f"{start}('alpha.toml')", "warm": "1s"},
+                {"code": f"{start}('beta.toml')", "warm": "1s"},
+            ]
+        }
+    )
+    assert [budget.problem for budget in budgets] == ["", ""]
+    assert budgets[0].name != budgets[1].name
