@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shlex
 import sys
 import time
 from dataclasses import dataclass, field
@@ -320,8 +321,13 @@ def _lock_step(arguments: argparse.Namespace, lock_path: Path, runs: list[Budget
             return ""
         lock = load_lock(lock_path)
         if lock is not None:  # no lock, no lock check
+            # The command that updates this run's section: the same interpreter's.
+            python = f" --python {shlex.quote(arguments.python)}" if arguments.python else ""
+            hint = (
+                f"if that is intended, update the lock: pytest-importcache check --update{python}"
+            )
             for each in runs:
-                _lock_one(lock, each, write=False)
+                _lock_one(lock, each, write=False, update_hint=hint)
     except LockError as exc:
         return str(exc)
     except OSError as exc:
@@ -331,8 +337,11 @@ def _lock_step(arguments: argparse.Namespace, lock_path: Path, runs: list[Budget
     return ""
 
 
-def _lock_one(lock: Lock, each: BudgetRun, *, write: bool) -> Lock:
-    """One budget against the lock: written into it, or checked (a change fails the budget)."""
+def _lock_one(lock: Lock, each: BudgetRun, *, write: bool, update_hint: str = "") -> Lock:
+    """One budget against the lock: written into it, or checked (a change fails the budget).
+
+    ``update_hint`` is the command that updates this build's section.
+    """
     from pytest_importcache.model.lock import check_lock, lock_with  # noqa: PLC0415
     from pytest_importcache.pytest.configitems import lock_place  # noqa: PLC0415
 
@@ -341,7 +350,7 @@ def _lock_one(lock: Lock, each: BudgetRun, *, write: bool) -> Lock:
     key, python = lock_place(each.budget, each.results)
     if write:
         return lock_with(lock, key, python, each.results)
-    checked = check_lock(lock, key, python, each.results)
+    checked = check_lock(lock, key, python, each.results, update_hint=update_hint)
     each.lock = checked.to_json()
     if checked.failure:
         each.lock_failed = True

@@ -26,7 +26,8 @@ free-threaded one) and the platform (``sys.platform``): the standard library's
 extension modules (``_json``, ``_decimal``, ``_scproxy`` on macOS) and its
 pure modules (``posixpath`` or ``ntpath``) differ by platform. The
 ``suggested`` line is the budgets to write, from the measurement that wrote
-the section: informative, never compared. Pure: parsing and formatting only
+the section (kept while its modules are, so that an update that changes no
+module changes no line): informative, never compared. Pure: parsing and formatting only
 (and the one guarded read-modify-write, :func:`update_lock`).
 """
 
@@ -141,7 +142,9 @@ class Lock:
         """The lock with budget ``key`` under ``python`` loading ``modules``.
 
         The version joins a section of the same budget holding the same
-        modules, or gets its own; a section left without a version goes.
+        modules, or gets its own; a section left without a version goes. A
+        section whose modules stay keeps its ``suggested`` line: only a new
+        section, or one whose modules changed, takes ``suggested``.
         """
         wanted = tuple(sorted(set(modules)))
         sections: list[LockSection] = []
@@ -154,7 +157,9 @@ class Lock:
             if section.modules == wanted and not joined:
                 joined = True
                 pythons = tuple(sorted((*pythons, python), key=_version_order))
-                suggested = suggested or section.suggested
+                # Kept while the modules are: an update that changes no module changes no
+                # line (suggestions move with the machine's noise at every measurement).
+                suggested = section.suggested or suggested
             if pythons:
                 sections.append(
                     replace(
@@ -347,15 +352,18 @@ def changes_text(
     new: Sequence[tuple[str, Sequence[str]]],
     gone: Sequence[str],
     source: str = LOCK_FILE,
+    *,
+    update_hint: str = "",
 ) -> str:
     """The failure of a budget whose import loads other modules than the lock says.
 
-    ``new`` holds each new module with its import chain.
+    ``new`` holds each new module with its import chain; ``update_hint`` is
+    how to update the lock (:data:`UPDATE_HINT` when empty).
     """
     lines = [f"{key} loads other modules than {source} says (Python {python}):"]
     lines += [f"    new: {name}: {' -> '.join(chain)}" for name, chain in new]
     lines += [f"    gone: {name}" for name in gone]
-    lines.append(f"  {UPDATE_HINT}")
+    lines.append(f"  {update_hint or UPDATE_HINT}")
     return "\n".join(lines)
 
 
@@ -383,22 +391,37 @@ class LockCheck:
 
 
 def check_lock(
-    lock: Lock, key: str, python: str, results: Sequence[ImportResult], source: str = LOCK_FILE
+    lock: Lock,
+    key: str,
+    python: str,
+    results: Sequence[ImportResult],
+    source: str = LOCK_FILE,
+    *,
+    update_hint: str = "",
 ) -> LockCheck:
-    """Budget ``key``'s measurements (under the build ``python``) against ``lock``."""
+    """Budget ``key``'s measurements (under the build ``python``) against ``lock``.
+
+    ``update_hint`` says how to update the lock (:data:`UPDATE_HINT` when empty).
+    """
+    update_hint = update_hint or UPDATE_HINT
     result = lock_source(results)
     locked = lock.modules_for(key, python)
     if locked is None:
         return LockCheck(
             python,
             new=tuple(sorted(result.modules)),
-            failure=f"{source} has no [{key}] section for Python {python}; {UPDATE_HINT}",
+            failure=f"{source} has no [{key}] section for Python {python}; {update_hint}",
         )
     new, gone = lock_changes(locked, result.modules)
     failure = ""
     if new or gone:
         failure = changes_text(
-            key, python, [(name, result.chain(name)) for name in new], gone, source
+            key,
+            python,
+            [(name, result.chain(name)) for name in new],
+            gone,
+            source,
+            update_hint=update_hint,
         )
     return LockCheck(python, tuple(new), tuple(gone), failure)
 

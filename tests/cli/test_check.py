@@ -231,6 +231,16 @@ def test_two_python_versions_share_one_lock(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(OTHER_PYTHON is None, reason="needs a pyenv Python 3.12")
+def test_a_missing_section_names_the_update_for_that_interpreter(tmp_path: Path) -> None:
+    root = project(tmp_path, '  { module = "samepkg", warm = "10s" },\n')
+    assert check("--update", cwd=root).returncode == 0
+    completed = check("--python", str(OTHER_PYTHON), cwd=root)
+    assert completed.returncode == 1
+    assert f"pytest-importcache check --update --python {OTHER_PYTHON}" in completed.stdout
+
+
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
 def test_counts_are_reused_on_the_second_run(tmp_path: Path) -> None:
     root = project(tmp_path, '  { module = "samepkg", warm = "100M" },\n')

@@ -171,3 +171,11 @@ def test_saving_keeps_the_mode_of_the_old_file_and_gives_a_new_one_the_umask(
     assert stat.S_IMODE(path.stat().st_mode) == 0o664
     assert "3.12-linux" in path.read_text()
     assert [each.name for each in tmp_path.iterdir()] == ["importcache.lock"]
+
+
+def test_an_update_that_changes_no_module_changes_no_line() -> None:
+    first = Lock().with_modules("mylib", "3.11-linux", ["mylib", "json"], 'warm="9.7ms"')
+    again = first.with_modules("mylib", "3.11-linux", ["json", "mylib"], 'warm="8.3ms"')
+    assert again.format() == first.format()
+    grown = again.with_modules("mylib", "3.11-linux", ["json", "mylib", "decimal"], 'warm="12ms"')
+    assert 'suggested = warm="12ms"' in grown.format()
