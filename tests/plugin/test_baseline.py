@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from gitrepos import git, make_repo, tree_state
+from gitrepos import commit_all, git, make_repo, tree_state
 
 from conftest import make_outcome, quick_ini, write_tree
 from pytest_importcache.cli.main import main
@@ -244,3 +244,36 @@ def test_the_failure_names_the_import_edge_that_changed(pytester: pytest.Pyteste
         ]
     )
     assert "-> asyncio." not in result.stdout.str()
+
+
+@pytest.mark.slow
+def test_a_working_tree_failure_is_not_blamed_on_the_baseline(pytester: pytest.Pytester) -> None:
+    repo = baseline_project(pytester, "baselinewtbroken")
+    (repo / "baselinewtbroken/__init__.py").write_text("import nosuch_wt\n")
+    result = pytester.runpytest("--importcache-baseline=HEAD")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*import_budget('baselinewtbroken'): importing 'baselinewtbroken' raised "
+            "ModuleNotFoundError: No module named 'nosuch_wt' (cold round 1 of 5)"
+        ]
+    )
+    result.stdout.no_fnmatch_line("*baseline HEAD*")
+    result.stdout.no_fnmatch_line("*at HEAD*")
+
+
+@pytest.mark.slow
+def test_a_baseline_failure_names_the_baseline_revision(pytester: pytest.Pytester) -> None:
+    repo = baseline_project(pytester, "baselinebasebroken")
+    (repo / "baselinebasebroken/__init__.py").write_text("import nosuch_base\n")
+    commit_all(repo, "broken")
+    (repo / "baselinebasebroken/__init__.py").write_text("X = 2\n")
+    result = pytester.runpytest("--importcache-baseline=HEAD")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*import_budget('baselinebasebroken'): importing *No module named 'nosuch_base' "
+            "(cold round 1 of 5, at HEAD (*))"
+        ]
+    )
+    result.stdout.no_fnmatch_line("*HEAD*HEAD*")
