@@ -340,7 +340,6 @@ def _unjudged_lines(recorded: list[RecordedMeasurement]) -> list[str]:
             result = entry.result
             label = metric_label(result.label, result.metric).replace("instructions", "instr")
             statistic = result.statistic(entry.stat)
-            lines.append(
-                unjudged_line(result.module, label, entry.unjudged, statistic, result.metric)
-            )
+            measured = result.module if result.command is None else result.command
+            lines.append(unjudged_line(measured, label, entry.unjudged, statistic, result.metric))
     return lines

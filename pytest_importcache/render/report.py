@@ -508,7 +508,7 @@ def memory_lines(records: Sequence[MeasurementOutcome]) -> list[str]:
 def _unjudged_note(record: MeasurementOutcome) -> str:
     """:func:`unjudged_line` for a summary row."""
     label = record.label_with_metric.replace("instructions", "instr")
-    return unjudged_line(record.module, label, record.unjudged, record.statistic, record.metric)
+    return unjudged_line(record.measured, label, record.unjudged, record.statistic, record.metric)
 
 
 def _budget_kind(metric: str) -> str:

@@ -95,3 +95,16 @@ def test_the_html_report_heads_a_start_up_by_its_command_with_its_peak() -> None
     assert "<h2>t.py::t: mycli --help</h2>" in page
     assert "<h2>t.py::t: mycli</h2>" in page  # the import of the same package: apart
     assert "peak memory 14.2MB (bare interpreter 10.5MB)" in page
+
+
+def test_an_unjudged_start_up_budget_is_named_by_its_command() -> None:
+    counted = startup_outcome(
+        module="mylib",
+        metric="instructions",
+        statistic=120e6,
+        values=(120e6,),
+        unjudged="warm='120ms'",
+    )
+    notes = [line for line in summary_lines([counted]) if "not judged" in line]
+    assert len(notes) == 1
+    assert notes[0].startswith("mycli --help (warm instr): warm='120ms' is a time budget")
