@@ -196,10 +196,12 @@ def _memory_block(verdict: Verdict) -> list[str]:
     """The highest round's peak against ``max_memory``, beside a bare interpreter's."""
     result = verdict.result
     if not result.peak_memory:
-        return [
-            f"{_exceeded(result)}: peak memory was not measured "
-            f"(max_memory={format_memory(verdict.limit)} needs timed rounds)"
-        ]
+        why = (
+            "the round runner reported none"
+            if result.metric == "time"
+            else f"max_memory={format_memory(verdict.limit)} needs timed rounds"
+        )
+        return [f"{_exceeded(result)}: peak memory was not measured: {why}"]
     peaks = result.peak_memory
     lines = [
         f"{_exceeded(result)} ({result.label}): peak memory {format_memory(verdict.measured)} "
