@@ -98,6 +98,8 @@ def test_against_a_revision_shows_the_ratio_and_fails_on_a_slowdown(tmp_path: Pa
         (("--code", "pass"), "imports no package"),
         (("--", "python", "-X", "dev", "-m", "json"), "runs python with -m MODULE or -c CODE"),
         (("--fail", "5%", "--", "python", "-m", "json"), "--fail needs --against"),
+        (("--", ""), "a command's first word must name a program"),
+        (("--", "no-such-tool-xyz", ""), "command 'no-such-tool-xyz' not found"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(arguments: tuple[str, ...], message: str) -> None:
