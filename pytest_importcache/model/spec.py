@@ -235,19 +235,17 @@ def _shell_syntax(command: str, words: tuple[str, ...]) -> str | None:
         if char == "\\" and quote != "'":
             index += 2
             continue
-        if quote:
-            if char == quote:
-                quote = ""
-            elif quote == '"' and (char == "`" or command.startswith("$(", index)):
-                return "`" if char == "`" else "$("
-        elif char in "'\"":
+        substitution = "`" if char == "`" else "$(" if command.startswith("$(", index) else ""
+        if quote == char:
+            quote = ""
+        elif substitution and quote != "'":
+            return substitution
+        elif not quote and char in "'\"":
             quote = char
-        elif char == "`" or command.startswith("$(", index):
-            return "`" if char == "`" else "$("
-        else:
-            for operator in _SHELL_OPERATORS:
-                if command.startswith(operator, index):
-                    return operator
+        elif not quote:
+            operator = next((op for op in _SHELL_OPERATORS if command.startswith(op, index)), None)
+            if operator is not None:
+                return operator
         index += 1
     return None
 
