@@ -1711,6 +1711,12 @@ BAD_TABLES = [
         "pyproject.toml budgets[1] (module 'other'): warm=True is not a duration",
     ),
     (
+        "a date",
+        '{ module = "other", warm = 1979-05-27 }',
+        "",
+        "pyproject.toml budgets[1] (module 'other'): warm=1979-05-27 is not a duration",
+    ),
+    (
         "duplicate budget",
         '{ module = "steady", cold = "1s" }',
         "",

@@ -1,11 +1,14 @@
-"""``StartupCommand``: what a start-up command may be, as a string or a list of words."""
+"""``StartupCommand``: what a start-up command may be; and how odd values are shown."""
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 
-from pytest_importcache.model.errors import SpecError
+from pytest_importcache.model.errors import BudgetError, SpecError
 from pytest_importcache.model.spec import StartupCommand
+from pytest_importcache.model.units import parse_duration
 
 
 @pytest.mark.parametrize(
@@ -58,3 +61,18 @@ def test_shell_syntax_in_a_string_is_refused_in_one_line(command: str, found: st
 def test_the_first_word_must_not_be_empty(command: object) -> None:
     with pytest.raises(SpecError, match="a command's first word"):
         StartupCommand.parse(command)
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (datetime.date(1979, 5, 27), "1979-05-27"),
+        (datetime.time(7, 32), "07:32:00"),
+        (datetime.datetime(1979, 5, 27, 7, 32, tzinfo=datetime.timezone.utc), "1979-05-27T07:32"),
+    ],
+)
+def test_a_toml_date_is_shown_as_written(value: object, shown: str) -> None:
+    with pytest.raises(BudgetError) as caught:
+        parse_duration(value)
+    assert str(caught.value).startswith(f"{shown}")
+    assert "datetime" not in str(caught.value)
