@@ -20,6 +20,7 @@ from pytest_importcache.model.units import (
     format_headroom,
     format_memory,
     format_significant,
+    one_line,
     suggest_cost_budget,
 )
 from pytest_importcache.model.verdict import Verdict
@@ -101,7 +102,7 @@ def _edge_block(result: ImportResult, baseline: BaselineLookup | None) -> list[s
 def _exceeded(result: ImportResult) -> str:
     """How a failure block starts: ``import budget exceeded: mylib``, or a start-up's command."""
     if result.command is not None:
-        return f"start-up budget exceeded: {result.command}"
+        return f"start-up budget exceeded: {one_line(result.command)}"
     return f"import budget exceeded: {result.module}"
 
 
@@ -287,7 +288,7 @@ def baseline_failure_text(comparison: Comparison, threshold: float) -> str:
     metric = head.metric
     lines = [
         f"{'import' if head.command is None else 'start-up'} slower than baseline "
-        f"{comparison.revision}: {head.module if head.command is None else head.command} "
+        f"{comparison.revision}: {head.module if head.command is None else one_line(head.command)} "
         f"({metric_label(head.label, metric)})",
         f"  {comparison.statistic} {format_cost(comparison.figures[0], metric)} vs "
         f"{format_cost(comparison.figures[1], metric)} at {comparison.revision.short}",
