@@ -307,7 +307,8 @@ def test_a_start_up_failure_names_its_side(pytester: pytest.Pytester) -> None:
     base_broken.assert_outcomes(failed=1)
     base_broken.stdout.fnmatch_lines(
         [
-            "startup_budget('python -m sidecli'): 'python -m sidecli' exited with exit code 3*at HEAD*"
+            "startup_budget('python -m sidecli'): "
+            "'python -m sidecli' exited with exit code 3*at HEAD*"
         ]
     )
     base_broken.stdout.no_fnmatch_line("*baseline HEAD*")
