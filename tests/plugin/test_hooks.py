@@ -102,7 +102,7 @@ def test_a_round_runner_without_peaks_says_so(pytester: pytest.Pytester) -> None
     pytester.makeconftest(without_peaks)
     pytester.makepyfile(mylib="")
     pytester.makepyfile(
-        test_memory="""
+        test_runner_without_peaks="""
         import pytest
 
         @pytest.mark.import_budget("mylib", max_memory="60MB")
