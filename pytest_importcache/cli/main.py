@@ -34,6 +34,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from typing import TextIO, cast
 
 from .common import PROG, UsageError
 
@@ -70,6 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ``profile`` and ``pytest-importcache -- compare`` the module ``compare``.
     """
     arguments = list(sys.argv[1:] if argv is None else argv)
+    stdout = sys.stdout
+    # The verdict outlives the reader: `check | head` exits as check decided.
+    sys.stdout = cast(TextIO, _ReaderGoneStdout(stdout))
     try:
         if arguments and arguments[0] in SUBCOMMANDS:
             make_parser, run = _action(SUBCOMMANDS[arguments[0]])
@@ -87,12 +91,48 @@ def main(argv: Sequence[str] | None = None) -> int:
         number = getattr(exc, "signal_number", signal.SIGINT)
         print(f"{PROG}: {signal.Signals(number).name} received: rounds stopped", file=sys.stderr)
         return 128 + number
-    except BrokenPipeError:
-        # The reader went away (`| head`): leave quietly, as command-line tools do.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
     except OSError as exc:
         # A file system that refuses (a full disk, a name too long): one line.
         where = f" ({exc.filename})" if exc.filename else ""
         print(f"{PROG}: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
+    finally:
+        sys.stdout.flush()
+        sys.stdout = stdout
+
+
+class _ReaderGoneStdout:
+    """``stream`` whose writes, once its reader went away (``| head``), go to /dev/null.
+
+    The command then finishes and exits with its own status, without a
+    ``BrokenPipeError`` (stdout's descriptor is pointed at /dev/null, as
+    Python's documentation of SIGPIPE advises, so the flush at exit is quiet too).
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        """Write ``text``; dropped once the reader is gone."""
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._to_devnull()
+            return len(text)
+
+    def flush(self) -> None:
+        """Flush the stream; its pending text is dropped once the reader is gone."""
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._to_devnull()
+
+    def _to_devnull(self) -> None:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, self._stream.fileno())
+        finally:
+            os.close(devnull)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._stream, name)

@@ -19,7 +19,7 @@ from pytest_importcache.engine.measurer import Measurer, round_import_path
 from pytest_importcache.engine.memory import bare_interpreter_peak
 from pytest_importcache.engine.startup import startup_spec
 from pytest_importcache.model.comparison import Comparison
-from pytest_importcache.model.errors import ImportCacheError
+from pytest_importcache.model.errors import ImportCacheError, SpecError
 from pytest_importcache.model.result import ImportResult
 from pytest_importcache.model.spec import (
     DEFAULT_METRIC,
@@ -235,7 +235,10 @@ def _measure(
 
 def profile_startup(arguments: argparse.Namespace) -> int:
     """Measure ``arguments``' command and print the report; 1 when ``--fail`` finds it slower."""
-    command = StartupCommand.parse(arguments.command or None, arguments.code)
+    try:
+        command = StartupCommand.parse(arguments.command or None, arguments.code)
+    except SpecError as exc:  # an empty program name, shell syntax: the user's words
+        raise UsageError(str(exc)) from None
     comparisons: dict[str, Comparison] = {}
     command, results = _measure(arguments, command, comparisons)
     bare_peak = None

@@ -316,6 +316,8 @@ class Measurer:
                     spec.module, spec.flavour, spec.closure, python, reports, metric=spec.metric
                 ),
                 reused=reused,
+                # The spec's command, not the round runner's word for it (a fake may give none).
+                command=None if spec.command is None else spec.command.label,
             )
             for reports, reused in rounds.side_reports()
         ]

@@ -316,7 +316,8 @@ class MeasurementRounds:
         if prefix is not None:
             shutil.rmtree(prefix, ignore_errors=True)
         if index < spec.warmup:
-            phase = f"warm-up round {index + 1} of {spec.warmup}"
+            # "round ... before counting": "warm warm-up round" would say warm twice.
+            phase = f"round {index + 1} of {spec.warmup} before counting"
         else:
             phase = f"round {index - spec.warmup + 1} of {spec.rounds}"
         # Only start-up rounds pass a command: round runners written for imports need not know it.

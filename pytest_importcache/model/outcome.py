@@ -19,7 +19,7 @@ from .records import SameRunBaseline, TreeRow
 from .result import ImportResult, ModuleTiming, ReusedCount
 from .spec import Metric, flavour_label, measurement_suffix, metric_label
 from .stats import median
-from .units import headroom
+from .units import headroom, one_line
 
 if TYPE_CHECKING:
     from pytest_importcache.model.comparison import Comparison
@@ -156,7 +156,7 @@ class MeasurementOutcome:
     @property
     def measured(self) -> str:
         """What was measured, as shown: the module, or a start-up's command label."""
-        return self.module if self.command is None else self.command
+        return self.module if self.command is None else one_line(self.command)
 
     @property
     def name_suffix(self) -> str:

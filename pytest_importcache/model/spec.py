@@ -181,8 +181,11 @@ class StartupCommand:
             return
         if not self.argv:
             raise SpecError("a start-up budget needs a command or code=...")
-        if not all(isinstance(word, str) and word and "\0" not in word for word in self.argv):
-            raise SpecError(f"a command's words must be non-empty strings, not {self.argv!r}")
+        if not all(isinstance(word, str) and "\0" not in word for word in self.argv):
+            raise SpecError(f"a command's words must be strings, not {self.argv!r}")
+        if not self.argv[0]:
+            # Later words may be empty (`mycli --sep ''`); the program's name may not.
+            raise SpecError(f"a command's first word must name a program, not {self.argv!r}")
         for word in self.argv:
             try:
                 os.fsencode(word)  # what starting the process does with each word
@@ -204,6 +207,13 @@ class StartupCommand:
                 words = tuple(shlex.split(command))
             except ValueError as exc:
                 raise SpecError(f"command {command!r} cannot be split into words: {exc}") from None
+            found = _shell_syntax(command, words)
+            if found is not None:
+                raise SpecError(
+                    f"command {command!r}: a start-up command is one program and its arguments: "
+                    f"no pipes, redirections, substitutions or VAR=value (found {found!r}); "
+                    "quote the character or give a list of words to pass it as an argument"
+                )
             return cls(argv=words)
         if isinstance(command, list | tuple):
             return cls(argv=tuple(command))
@@ -233,6 +243,41 @@ class StartupCommand:
             return label
         digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
         return f"{label} {digest[:8]}"
+
+
+# What a shell would read as more than one program and its arguments, longest first.
+_SHELL_OPERATORS = ("||", "&&", "|", ";", ">", "<", "&")
+_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
+
+
+def _shell_syntax(command: str, words: tuple[str, ...]) -> str | None:
+    """The first shell operator, substitution or leading ``VAR=value`` in ``command``, if any.
+
+    Only what a POSIX shell would act on counts: operators outside quotes,
+    substitutions outside single quotes.
+    """
+    if words and _ASSIGNMENT.match(words[0]) and _ASSIGNMENT.match(command.lstrip()):
+        return words[0]
+    quote = ""
+    index = 0
+    while index < len(command):
+        char = command[index]
+        if char == "\\" and quote != "'":
+            index += 2
+            continue
+        substitution = "`" if char == "`" else "$(" if command.startswith("$(", index) else ""
+        if quote == char:
+            quote = ""
+        elif substitution and quote != "'":
+            return substitution
+        elif not quote and char in "'\"":
+            quote = char
+        elif not quote:
+            operator = next((op for op in _SHELL_OPERATORS if command.startswith(op, index)), None)
+            if operator is not None:
+                return operator
+        index += 1
+    return None
 
 
 @dataclass(frozen=True)

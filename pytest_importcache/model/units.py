@@ -77,12 +77,29 @@ SUGGESTION_HEADROOM = 1.3
 
 
 def shorten(value: object, limit: int = 60) -> str:
-    """``repr(value)`` for a message, cut to about ``limit`` characters."""
+    """``repr(value)`` for a message, cut to about ``limit`` characters.
+
+    A date or a time (a TOML value) shows as it is written there, ``1979-05-27``.
+    """
     try:
-        text = repr(value)
+        # Without importing datetime: this module is loaded by the plugin's entry point.
+        if type(value).__module__ == "datetime" and hasattr(value, "isoformat"):
+            text = str(value.isoformat())
+        else:
+            text = repr(value)
     except ValueError:  # an int past the interpreter's digit limit
         text = f"<{type(value).__name__} too large to show>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def one_line(text: str) -> str:
+    """``text`` with its control characters escaped (``\\n``, ``\\t``), to show on one line."""
+    if text.isprintable():
+        return text
+    return "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+        for char in text
+    )
 
 
 def fit(text: str, width: int) -> str:

@@ -23,7 +23,7 @@ from pytest_importcache.engine.interpreter import stdlib_module_names
 from pytest_importcache.engine.measurer import Measurer
 from pytest_importcache.model.budget import MARKER_NAME, STARTUP_MARKER_NAME, ImportBudget
 from pytest_importcache.model.comparison import Comparison
-from pytest_importcache.model.errors import ImportCacheError, LocateError
+from pytest_importcache.model.errors import ImportCacheError, RevisionError
 from pytest_importcache.model.outcome import baseline_record
 from pytest_importcache.model.records import TreeRow
 from pytest_importcache.model.result import ImportResult
@@ -140,14 +140,15 @@ class BudgetCheck:
         assert self.settings.baseline is not None
         try:
             return measure_against(self.measurer, spec, self.settings.baseline)
-        except LocateError as exc:
-            # The working tree's module is not found: no fault of the baseline's.
-            problem = f"{_marker_label(spec)}: {str(exc).splitlines()[0]}"
-        except ImportCacheError as exc:
+        except RevisionError as exc:
             problem = (
                 f"{_marker_label(spec)}: baseline {self.settings.baseline}: "
                 f"{str(exc).splitlines()[0]}"
             )
+        except ImportCacheError as exc:
+            # A base round's error names its side ("at HEAD~1 (362ed16...)"); the
+            # working tree's reads as it would without a baseline.
+            problem = f"{_marker_label(spec)}: {str(exc).splitlines()[0]}"
         pytest.fail(problem, pytrace=False)
 
     def _judge(
@@ -343,7 +344,6 @@ def _unjudged_lines(recorded: list[RecordedMeasurement]) -> list[str]:
             result = entry.result
             label = metric_label(result.label, result.metric).replace("instructions", "instr")
             statistic = result.statistic(entry.stat)
-            lines.append(
-                unjudged_line(result.module, label, entry.unjudged, statistic, result.metric)
-            )
+            measured = result.module if result.command is None else result.command
+            lines.append(unjudged_line(measured, label, entry.unjudged, statistic, result.metric))
     return lines

@@ -10,6 +10,7 @@ import contextlib
 import errno
 import math
 import os
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -281,7 +282,8 @@ SETTINGS = (
     ),
     Setting(
         "disable",
-        "skip import_budget tests (fixtures keep working)",
+        "skip the budgets' tests: import_budget, startup_budget and pyproject.toml budgets "
+        "(fixtures keep working)",
         parse_bool,
         "false",
         is_flag=True,
@@ -418,6 +420,20 @@ def _override_source(config: pytest.Config, ini: str) -> str | None:
     return f"-o {entry} in addopts in {_ini_file(config)}"
 
 
+def _check_lazy_imports_here(source: str) -> None:
+    """A run-wide ``lazy_imports='all'`` needs PEP 810 here: budgets measure this interpreter."""
+    from pytest_importcache.engine.roundcommand import (  # noqa: PLC0415 - only when asked
+        LAZY_IMPORTS_VERSION,
+    )
+
+    if sys.version_info[:2] < LAZY_IMPORTS_VERSION:
+        version = ".".join(map(str, sys.version_info[:3]))
+        raise pytest.UsageError(
+            f"{source}: lazy_imports='all' needs PEP 810's lazy imports (Python 3.15 or newer); "
+            f"this interpreter ({sys.executable}) is Python {version}"
+        )
+
+
 def _raw_value(config: pytest.Config, setting: Setting) -> tuple[str, str]:
     """A setting's text (command line > ini > default) and where it came from, for errors."""
     from_cli = config.getoption(setting.flag.lstrip("-").replace("-", "_"))
@@ -491,6 +507,8 @@ def read_settings(config: pytest.Config) -> Settings:
             raise pytest.UsageError(f"{source}: {exc}") from None
         if setting.name in ("raw-dir", "report", "markdown", "store") and value is not None:
             _check_writable(config, setting.name, value, source)
+        if setting.name == "lazy-imports" and value == "all":
+            _check_lazy_imports_here(source)
         values[setting.name.replace("-", "_")] = value
     if values["budget_scale"] == "auto" and values["calibration"] is None:
         raise pytest.UsageError(

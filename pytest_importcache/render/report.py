@@ -20,6 +20,7 @@ from pytest_importcache.model.units import (
     format_headroom,
     format_memory,
     format_significant,
+    one_line,
     suggest_cost_budget,
 )
 from pytest_importcache.model.verdict import Verdict
@@ -101,7 +102,7 @@ def _edge_block(result: ImportResult, baseline: BaselineLookup | None) -> list[s
 def _exceeded(result: ImportResult) -> str:
     """How a failure block starts: ``import budget exceeded: mylib``, or a start-up's command."""
     if result.command is not None:
-        return f"start-up budget exceeded: {result.command}"
+        return f"start-up budget exceeded: {one_line(result.command)}"
     return f"import budget exceeded: {result.module}"
 
 
@@ -196,10 +197,12 @@ def _memory_block(verdict: Verdict) -> list[str]:
     """The highest round's peak against ``max_memory``, beside a bare interpreter's."""
     result = verdict.result
     if not result.peak_memory:
-        return [
-            f"{_exceeded(result)}: peak memory was not measured "
-            f"(max_memory={format_memory(verdict.limit)} needs timed rounds)"
-        ]
+        why = (
+            "the round runner reported none"
+            if result.metric == "time"
+            else f"max_memory={format_memory(verdict.limit)} needs timed rounds"
+        )
+        return [f"{_exceeded(result)}: peak memory was not measured: {why}"]
     peaks = result.peak_memory
     lines = [
         f"{_exceeded(result)} ({result.label}): peak memory {format_memory(verdict.measured)} "
@@ -299,7 +302,7 @@ def baseline_failure_text(comparison: Comparison, threshold: float) -> str:
     metric = head.metric
     lines = [
         f"{'import' if head.command is None else 'start-up'} slower than baseline "
-        f"{comparison.revision}: {head.module if head.command is None else head.command} "
+        f"{comparison.revision}: {head.module if head.command is None else one_line(head.command)} "
         f"({metric_label(head.label, metric)})",
         f"  {comparison.statistic} {format_cost(comparison.figures[0], metric)} vs "
         f"{format_cost(comparison.figures[1], metric)} at {comparison.revision.short}",
@@ -533,7 +536,7 @@ def memory_lines(records: Sequence[MeasurementOutcome]) -> list[str]:
 def _unjudged_note(record: MeasurementOutcome) -> str:
     """:func:`unjudged_line` for a summary row."""
     label = record.label_with_metric.replace("instructions", "instr")
-    return unjudged_line(record.module, label, record.unjudged, record.statistic, record.metric)
+    return unjudged_line(record.measured, label, record.unjudged, record.statistic, record.metric)
 
 
 def _budget_kind(metric: str) -> str:

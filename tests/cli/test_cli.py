@@ -943,3 +943,33 @@ def test_history_skips_a_corrupt_run_in_one_line_and_shows_the_rest(saved_runs: 
         assert named.returncode == 2, arguments
         assert named.stderr.count("\n") == 1, named.stderr
         assert run.name in named.stderr, arguments
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("budget", "status"), [("max_modules = 0", 1), ('warm = "100s"', 0)])
+def test_a_reader_that_goes_away_keeps_the_verdict(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, budget: str, status: int
+) -> None:
+    # `pytest-importcache check | head`: a failing check must not exit 0 when head leaves.
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    (tmp_path / "pipepkg").mkdir()
+    (tmp_path / "pipepkg/__init__.py").write_text("from . import core\n")
+    (tmp_path / "pipepkg/core.py").write_text("VALUE = 1\n")
+    (tmp_path / "pyproject.toml").write_text(
+        f'[tool.importcache]\nbudgets = [{{ module = "pipepkg", rounds = 1, {budget} }}]\n'
+    )
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first line
+    try:
+        completed = subprocess.run(
+            [sys.executable, "-m", "pytest_importcache", "check"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert completed.returncode == status
+    assert completed.stderr == ""

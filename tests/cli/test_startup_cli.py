@@ -102,6 +102,8 @@ def test_against_a_revision_shows_the_ratio_and_fails_on_a_slowdown(tmp_path: Pa
         (("--exit-code", "-1", "--", "python", "-m", "json"), "an exit status is 0 to 255"),
         (("--", "python2", "-m", "json"), "not the interpreter under test"),
         (("--", "/no/such/python3.9", "-m", "json"), "not the interpreter under test"),
+        (("--", ""), "a command's first word must name a program"),
+        (("--", "no-such-tool-xyz", ""), "command 'no-such-tool-xyz' not found"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(arguments: tuple[str, ...], message: str) -> None:

@@ -42,7 +42,7 @@ def test_observers_see_every_round_warm_up_first_then_the_result(
     )
     result = measurer.measure(MeasurementSpec("tiny", flavour="cold", rounds=3, warmup=1))
     assert [index for _, index, _ in seen.rounds] == [0, 1, 2, 3]
-    assert seen.rounds[0][2] == "cold warm-up round 1 of 1"
+    assert seen.rounds[0][2] == "cold round 1 of 1 before counting"
     assert seen.rounds[3][2] == "cold round 3 of 3"
     assert seen.results == [result]
     # The warm-up round (0.5 s) is not counted.

@@ -220,7 +220,7 @@ def test_a_startup_marker_keeps_its_limits_and_exit_code() -> None:
         ((42,), {"warm": "1s"}, "a command is a string or a list of words, not 42"),
         (([],), {"warm": "1s"}, "needs a command or code"),
         (("'unclosed",), {"warm": "1s"}, "cannot be split into words"),
-        ((["a", 3],), {"warm": "1s"}, "a command's words must be non-empty strings"),
+        ((["a", 3],), {"warm": "1s"}, "a command's words must be strings"),
         ((), {"code": "  ", "warm": "1s"}, "code must be a non-empty snippet"),
         (("mycli",), {}, r"startup_budget\('mycli'\): no budget given"),
         (("mycli",), {"warm": "1s", "closure": True}, "unknown argument closure=True"),

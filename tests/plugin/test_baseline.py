@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from gitrepos import git, make_repo, tree_state
+from gitrepos import commit_all, git, make_repo, tree_state
 
 from conftest import make_outcome, quick_ini, write_tree
 from pytest_importcache.cli.main import main
@@ -244,3 +244,61 @@ def test_the_failure_names_the_import_edge_that_changed(pytester: pytest.Pyteste
         ]
     )
     assert "-> asyncio." not in result.stdout.str()
+
+
+@pytest.mark.slow
+def test_a_working_tree_failure_is_not_blamed_on_the_baseline(pytester: pytest.Pytester) -> None:
+    repo = baseline_project(pytester, "baselinewtbroken")
+    (repo / "baselinewtbroken/__init__.py").write_text("import nosuch_wt\n")
+    result = pytester.runpytest("--importcache-baseline=HEAD")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*import_budget('baselinewtbroken'): importing 'baselinewtbroken' raised "
+            "ModuleNotFoundError: No module named 'nosuch_wt' (cold round 1 of 5)"
+        ]
+    )
+    result.stdout.no_fnmatch_line("*baseline HEAD*")
+    result.stdout.no_fnmatch_line("*at HEAD*")
+
+
+@pytest.mark.slow
+def test_a_baseline_failure_names_the_baseline_revision(pytester: pytest.Pytester) -> None:
+    repo = baseline_project(pytester, "baselinebasebroken")
+    (repo / "baselinebasebroken/__init__.py").write_text("import nosuch_base\n")
+    commit_all(repo, "broken")
+    (repo / "baselinebasebroken/__init__.py").write_text("X = 2\n")
+    result = pytester.runpytest("--importcache-baseline=HEAD")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*import_budget('baselinebasebroken'): importing *No module named 'nosuch_base' "
+            "(cold round 1 of 5, at HEAD (*))"
+        ]
+    )
+    result.stdout.no_fnmatch_line("*HEAD*HEAD*")
+
+
+@pytest.mark.slow
+def test_a_start_up_failure_in_the_working_tree_is_not_blamed_on_the_baseline(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini(quick_ini(5))
+    write_tree(pytester.path, {"sidecli/__init__.py": "", "sidecli/__main__.py": "X = 1\n"})
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.startup_budget("python -m sidecli", warm="10s")
+        def test_cli():
+            pass
+        """
+    )
+    repo = make_repo(pytester.path, {})
+    (repo / "sidecli/__main__.py").write_text("raise SystemExit(3)\n")
+    head_broken = pytester.runpytest("--importcache-baseline=HEAD")
+    head_broken.assert_outcomes(failed=1)
+    head_broken.stdout.fnmatch_lines(
+        ["startup_budget('python -m sidecli'): 'python -m sidecli' exited with exit code 3, not 0*"]
+    )
+    head_broken.stdout.no_fnmatch_line("*HEAD*")

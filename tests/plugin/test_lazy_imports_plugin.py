@@ -100,27 +100,42 @@ def test_the_run_wide_lazy_imports_all_defers_unused_imports(project: pytest.Pyt
 
 
 @pytest.mark.skipif(sys.version_info >= (3, 15), reason="this interpreter has PEP 810")
-@pytest.mark.slow
-def test_the_run_wide_lazy_imports_all_without_pep_810_fails_the_test_in_one_line(
-    project: pytest.Pytester,
+@pytest.mark.parametrize(
+    ("arguments", "source"),
+    [
+        (("--importcache-lazy-imports=all",), "--importcache-lazy-imports on the command line"),
+        (
+            ("-o", "importcache_lazy_imports=all"),
+            "-o importcache_lazy_imports=all on the command line",
+        ),
+    ],
+)
+def test_the_run_wide_lazy_imports_all_without_pep_810_is_one_usage_error(
+    project: pytest.Pytester, arguments: tuple[str, ...], source: str
 ) -> None:
-    result = run_tests(
-        project,
-        """
+    # Not a failure per test: the run cannot do what it was asked, whichever test runs.
+    project.makepyfile(
+        test_lazy="""
         import pytest
 
         @pytest.mark.import_budget("eagerpkg", max_modules=100)
         def test_eagerpkg():
             pass
-        """,
-        "--importcache-lazy-imports=all",
+
+        @pytest.mark.import_budget("lazypkg", max_modules=100)
+        def test_lazypkg():
+            pass
+        """
     )
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(
-        ["*import_budget('eagerpkg'): lazy_imports='all' needs PEP 810's lazy imports*"]
-    )
-    assert "INTERNALERROR" not in result.stdout.str()
-    assert "Traceback" not in result.stdout.str()
+    result = project.runpytest(*arguments)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    version = ".".join(map(str, sys.version_info[:3]))
+    errors = [line for line in result.stderr.lines if line.startswith("ERROR:")]
+    assert errors == [
+        f"ERROR: {source}: lazy_imports='all' needs PEP 810's lazy imports (Python 3.15 or "
+        f"newer); this interpreter ({sys.executable}) is Python {version}"
+    ]
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
 
 
 @needs_pep_810

@@ -310,3 +310,28 @@ def test_a_report_path_that_is_a_directory_is_one_line(pytester: pytest.Pytester
         "ERROR: --importcache-report on the command line: 'out' is a directory; "
         "give a file name such as imports.html"
     )
+
+
+def test_disable_skips_every_kind_of_budget_and_its_help_says_so(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_budgets="""
+        import pytest
+
+        @pytest.mark.import_budget("json", warm="1s")
+        def test_import():
+            pass
+
+        @pytest.mark.startup_budget(["python", "-m", "json.tool", "--help"], warm="1s")
+        def test_startup():
+            pass
+        """
+    )
+    pytester.makepyprojecttoml(
+        '[tool.importcache]\nbudgets = [{ command = "python -m json.tool --help", warm = "1s" }]\n'
+    )
+    result = pytester.runpytest("--importcache-disable", "test_budgets.py", "pyproject.toml")
+    result.assert_outcomes(skipped=3)
+    (disable,) = [setting for setting in SETTINGS if setting.name == "disable"]
+    assert all(kind in disable.help for kind in ("import_budget", "startup_budget", "pyproject"))

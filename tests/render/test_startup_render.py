@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from conftest import make_outcome
 from pytest_importcache.model.outcome import MeasurementOutcome
+from pytest_importcache.model.spec import StartupCommand
 from pytest_importcache.pytest.storage import benchmark_names, extra_info
 from pytest_importcache.render.icicle import icicle_page
 from pytest_importcache.render.markdown import markdown_summary
@@ -118,3 +119,25 @@ def test_the_html_report_heads_a_start_up_by_its_command_with_its_peak() -> None
     assert "<h2>t.py::t: mycli --help</h2>" in page
     assert "<h2>t.py::t: mycli</h2>" in page  # the import of the same package: apart
     assert "peak memory 14.2MB (bare interpreter 10.5MB)" in page
+
+
+def test_an_unjudged_start_up_budget_is_named_by_its_command() -> None:
+    counted = startup_outcome(
+        module="mylib",
+        metric="instructions",
+        statistic=120e6,
+        values=(120e6,),
+        unjudged="warm='120ms'",
+    )
+    notes = [line for line in summary_lines([counted]) if "not judged" in line]
+    assert len(notes) == 1
+    assert notes[0].startswith("mycli --help (warm instr): warm='120ms' is a time budget")
+
+
+def test_a_control_character_in_a_command_word_stays_on_its_line() -> None:
+    label = StartupCommand(("mycli", "--help", "a\nb\tc")).label
+    outcome = startup_outcome(command=label, budget=0.001, passed=False)
+    for lines in (summary_lines([outcome]), memory_lines([outcome])):
+        assert all("\n" not in line and "\t" not in line for line in lines)
+    assert "  mycli --help 'a\\nb\\tc' (warm) 14.2MB (+3.7MB)" in memory_lines([outcome])
+    assert summary_lines([outcome])[1].startswith("mycli --help 'a\\nb\\tc'   warm ")
