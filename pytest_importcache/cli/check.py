@@ -205,13 +205,19 @@ def run(arguments: argparse.Namespace) -> int:
 
 
 def _measurer(arguments: argparse.Namespace, pyproject: Path) -> Measurer:
-    """The engine's measurer: the project's directory first, counts reused from the store."""
+    """The engine's measurer: ``--path``, pytest's ``pythonpath``, the project's directory first.
+
+    Counts are reused from the store.
+    """
     from pytest_importcache.engine.measurer import Measurer  # noqa: PLC0415 - not for --help
+    from pytest_importcache.model.config import pytest_pythonpath  # noqa: PLC0415
 
     from .profile_run import _count_store, _search_path_without_own_entry  # noqa: PLC0415
 
+    # As pytest would: its pythonpath entries first, then the project's directory.
     search_path = [
         *map(str, arguments.path),
+        *pytest_pythonpath(pyproject),
         str(pyproject.parent.absolute()),
         *_search_path_without_own_entry(),
     ]

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from pytest_importcache.model.errors import ImportCacheError
+
 from .lifecycle import ROUND_SPAWN_LOCK, clock_ticks_now, kill_round_processes, round_running
 
 __all__ = [
@@ -135,7 +137,7 @@ class RoundProcess:
     started_ns: int
 
 
-class ProcessStartError(OSError):
+class ProcessStartError(ImportCacheError, OSError):
     """A round's process could not be started (the interpreter is missing, not executable)."""
 
 

@@ -248,6 +248,27 @@ def load_budgets(path: Path) -> list[ConfigBudget]:
     return read_budgets(table, str(path))
 
 
+def pytest_pythonpath(path: Path) -> list[str]:
+    """The absolute directories of pytest's ``pythonpath`` in the pyproject.toml at ``path``.
+
+    From ``[tool.pytest.ini_options]`` (a list, or words separated by spaces)
+    or pytest 9's ``[tool.pytest]``, relative to the file's directory, in
+    order; ``[]`` when there is none or the file cannot be read (its budgets
+    say why).
+    """
+    try:
+        tool = tomllib.loads(path.read_text(encoding="utf-8")).get("tool", {})
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return []
+    tables = [tool.get("pytest", {}), (tool.get("pytest") or {}).get("ini_options", {})]
+    for table in tables:
+        value = table.get("pythonpath") if isinstance(table, dict) else None
+        entries = value.split() if isinstance(value, str) else value
+        if isinstance(entries, list) and all(isinstance(entry, str) for entry in entries):
+            return [str((path.parent / entry).absolute()) for entry in entries]
+    return []
+
+
 def find_pyproject(start: Path, names: Sequence[str] = (PYPROJECT,)) -> Path | None:
     """The nearest ``pyproject.toml`` in ``start`` or a directory above it, or ``None``."""
     for directory in (start, *start.parents):

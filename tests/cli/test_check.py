@@ -430,3 +430,13 @@ def test_a_lock_that_cannot_be_written_is_exit_2_in_one_line(tmp_path: Path) -> 
     assert completed.stderr == (
         f"{root / 'importcache.lock'}: cannot write: Operation not permitted\n"
     )
+
+
+@pytest.mark.slow
+def test_packages_on_pytests_pythonpath_are_found_as_pytest_finds_them(tmp_path: Path) -> None:
+    root = project(tmp_path, '  { module = "alpha", warm = "10s" },\n')
+    write_tree(root, {"libs/alpha/__init__.py": "import json\n"})
+    with (root / "pyproject.toml").open("a") as pyproject:
+        pyproject.write('[tool.pytest.ini_options]\npythonpath = ["libs"]\n')
+    completed = check("--rounds", "1", cwd=root)
+    assert completed.returncode == 0, completed.stdout + completed.stderr

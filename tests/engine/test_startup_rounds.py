@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -147,11 +148,14 @@ def test_the_installed_wrapper_runs_and_only_its_own_imports_count(
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
 def test_a_cold_start_compiles_what_the_command_imports(
     venv_python: str, measurer: Measurer
 ) -> None:
-    cold = measurer.measure(_spec([SCRIPT, "heavy"], python=venv_python, flavour="cold"))
-    warm = measurer.measure(_spec([SCRIPT, "heavy"], python=venv_python, flavour="warm"))
+    # Counted, not timed: the comparison does not move with the machine's load.
+    fields: dict[str, Any] = {"python": venv_python, "metric": "instructions", "rounds": 1}
+    cold = measurer.measure(_spec([SCRIPT, "heavy"], flavour="cold", **fields))
+    warm = measurer.measure(_spec([SCRIPT, "heavy"], flavour="warm", **fields))
     assert "clipkg.heavy" in cold.modules
     # heavy.py compiles slowly and runs fast: the run phase (where it is imported) shows it.
     cold_run, warm_run = dict(cold.phases)["run"], dict(warm.phases)["run"]

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from pytest_importcache.model.config import ConfigBudget, find_pyproject, load_budgets, read_budgets
+from pytest_importcache.model.config import (
+    ConfigBudget,
+    find_pyproject,
+    load_budgets,
+    pytest_pythonpath,
+    read_budgets,
+)
 from pytest_importcache.model.errors import ConfigError
 
 
@@ -162,3 +168,21 @@ def test_long_snippets_that_begin_alike_are_two_budgets_with_names_of_their_own(
     )
     assert [budget.problem for budget in budgets] == ["", ""]
     assert budgets[0].name != budgets[1].name
+
+
+@pytest.mark.parametrize(
+    ("table", "entries"),
+    [
+        ('[tool.pytest.ini_options]\npythonpath = ["libs", "src"]\n', ["libs", "src"]),
+        ('[tool.pytest.ini_options]\npythonpath = "libs src"\n', ["libs", "src"]),
+        ('[tool.pytest]\npythonpath = ["libs"]\n', ["libs"]),
+        ("[tool.pytest.ini_options]\n", []),
+        ("[tool.pytest\n", []),
+    ],
+)
+def test_pytests_pythonpath_is_read_relative_to_the_file(
+    tmp_path: Path, table: str, entries: list[str]
+) -> None:
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(table)
+    assert pytest_pythonpath(pyproject) == [str(tmp_path / entry) for entry in entries]
