@@ -317,7 +317,7 @@ class Measurer:
                 ),
                 reused=reused,
                 # The spec's command, not the round runner's word for it (a fake may give none).
-                command=None if spec.command is None else spec.command.label,
+                command=None if spec.command is None else spec.command.key,
             )
             for reports, reused in rounds.side_reports()
         ]
