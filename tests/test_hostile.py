@@ -1973,7 +1973,8 @@ BAD_SNIPPETS: list[tuple[str, str, str]] = [
     (
         "deep nesting",
         'startup_budget(code="import json; x = " + "+".join(["1"] * 200000), warm="1s")',
-        "cannot be parsed: RecursionError",
+        # RecursionError from 3.11; 3.10's parser overflows the C stack (in a process apart).
+        "cannot be parsed: *",
     ),
     (
         "the parser's memory",

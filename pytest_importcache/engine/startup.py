@@ -52,6 +52,7 @@ from pytest_importcache.model.errors import CommandNotFoundError, SpecError
 from pytest_importcache.model.spec import MeasurementSpec, StartupCommand
 
 from .interpreter import check_interpreter, is_running_interpreter, stdlib_module_names
+from .processwait import exit_description
 
 __all__ = [
     "StartupTarget",
@@ -63,6 +64,8 @@ __all__ = [
 
 TargetKind = Literal["entry", "module", "code"]
 _PROBE_TIMEOUT = 60.0
+# Snippets longer than this are parsed in a process of their own (see first_imported_package).
+_IN_PROCESS_LIMIT = 20_000
 # Installers' wrappers are a few hundred bytes; anything far larger is not one.
 _WRAPPER_LIMIT = 64 * 1024
 _PYTHON_WORD = re.compile(r"python(\d+(?:\.\d+)?)?")
@@ -118,11 +121,11 @@ _IMPORT_ORDER_PROBE = (
     + """
 import json, sys
 try:
-    answer = {"names": import_order(sys.argv[1])}
+    answer = {"names": import_order(sys.stdin.buffer.read().decode("utf-8"))}
 except SyntaxError as exc:
     answer = {"error": f"{exc.msg} (line {exc.lineno})"}
 except (ValueError, MemoryError, RecursionError) as exc:
-    answer = {"error": f"{type(exc).__name__}: {exc}"}
+    answer = {"error": f"{type(exc).__name__}: {exc}", "unparsable": True}
 else:
     answer["stdlib"] = sorted(getattr(sys, "stdlib_module_names", ()))
     answer["builtin"] = sorted(sys.builtin_module_names)
@@ -200,6 +203,11 @@ def first_imported_package(code: str, python: str | None = None) -> str | None:
     """
     __tracebackhide__ = True
     host = python is None or is_running_interpreter(python)
+    if len(code) > _IN_PROCESS_LIMIT:
+        # A very long snippet can overflow the C stack of an older parser (3.10 on
+        # 200,000 terms added up): read in a process of its own, a crash is one line.
+        names, stdlib, builtin = _import_order_in(python or sys.executable, code)
+        return _first_with_a_package(names, stdlib, builtin)
     try:
         names = _IMPORT_ORDER(code)
     except SyntaxError as exc:
@@ -214,6 +222,13 @@ def first_imported_package(code: str, python: str | None = None) -> str | None:
     else:
         stdlib = frozenset(sys.stdlib_module_names) if host else stdlib_module_names(python or "")
         builtin = frozenset(sys.builtin_module_names)
+    return _first_with_a_package(names, stdlib, builtin)
+
+
+def _first_with_a_package(
+    names: list[str], stdlib: frozenset[str], builtin: frozenset[str]
+) -> str | None:
+    """The first of ``names`` outside the standard library, else the first not built in."""
     for name in names:
         if name not in stdlib and name not in builtin:
             return name
@@ -240,20 +255,31 @@ def _import_order_in(python: str, code: str) -> tuple[list[str], frozenset[str],
     __tracebackhide__ = True
     try:
         completed = subprocess.run(
-            [python, "-I", "-c", _IMPORT_ORDER_PROBE, code],
+            [python, "-I", "-c", _IMPORT_ORDER_PROBE],
+            input=code.encode("utf-8", "surrogatepass"),
             capture_output=True,
-            text=True,
             timeout=_PROBE_TIMEOUT,
-            stdin=subprocess.DEVNULL,
             check=False,
         )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SpecError(
+            f"code {_shown(code)}: cannot ask {python} to parse it: {_problem(exc)}"
+        ) from None
+    if completed.returncode < 0:  # the parser itself crashed (3.10 on a very deep snippet)
+        raise SpecError(
+            f"code {_shown(code)} cannot be parsed: the parser of {python} crashed "
+            f"({exit_description(completed.returncode)})"
+        )
+    try:
         answer = json.loads(completed.stdout)
-    except (OSError, subprocess.TimeoutExpired, ValueError) as exc:
+    except ValueError as exc:
         raise SpecError(
             f"code {_shown(code)}: cannot ask {python} to parse it: {_problem(exc)}"
         ) from None
     if not isinstance(answer, dict) or "error" in answer:
         problem = answer.get("error") if isinstance(answer, dict) else answer
+        if isinstance(answer, dict) and answer.get("unparsable"):
+            raise SpecError(f"code {_shown(code)} cannot be parsed: {problem}")
         raise SpecError(f"code {_shown(code)} is not valid Python for {python}: {problem}")
     return (
         [str(name) for name in answer["names"]],
