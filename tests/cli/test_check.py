@@ -14,7 +14,11 @@ from gitrepos import commit_all, make_repo
 from conftest import write_tree
 from pytest_importcache.cli.main import main
 
-OTHER_PYTHON = next(iter(sorted(Path("/root/.pyenv/versions").glob("3.12.*/bin/python"))), None)
+# A pyenv Python on the other side of 3.12 from the running one (verpkg differs there).
+OTHER_VERSION = "3.12" if sys.version_info < (3, 12) else "3.11"
+OTHER_PYTHON = next(
+    iter(sorted(Path("/root/.pyenv/versions").glob(f"{OTHER_VERSION}.*/bin/python"))), None
+)
 
 PACKAGES = {
     # The same modules under every Python version.
@@ -202,7 +206,7 @@ def test_a_corrupt_lock_is_exit_2_naming_the_file_and_the_line(tmp_path: Path) -
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(OTHER_PYTHON is None, reason="needs a pyenv Python 3.12")
+@pytest.mark.skipif(OTHER_PYTHON is None, reason=f"needs a pyenv Python {OTHER_VERSION}")
 def test_two_python_versions_share_one_lock(tmp_path: Path) -> None:
     root = project(
         tmp_path,
@@ -215,13 +219,13 @@ def test_two_python_versions_share_one_lock(tmp_path: Path) -> None:
     assert completed.returncode == 0, completed.stdout + completed.stderr
     text = lock.read_text()
     running = f"{sys.version_info[0]}.{sys.version_info[1]}-{sys.platform}"
-    other = f"3.12-{sys.platform}"
-    assert sys.version_info[:2] < (3, 12)
-    assert f"[samepkg]\npython = {running} {other}" in text
-    assert f"[verpkg]\npython = {running}\n" in text
-    assert f"[verpkg]\npython = {other}\n" in text
-    assert "  colorsys\n" in text.split(f"[verpkg]\npython = {other}\n")[1]
-    # The snippet runs under --python too: its 3.12 process loads colorsys.
+    other = f"{OTHER_VERSION}-{sys.platform}"
+    older, newer = (running, other) if sys.version_info < (3, 12) else (other, running)
+    assert f"[samepkg]\npython = {older} {newer}" in text
+    assert f"[verpkg]\npython = {older}\n" in text
+    assert f"[verpkg]\npython = {newer}\n" in text
+    assert "  colorsys\n" in text.split(f"[verpkg]\npython = {newer}\n")[1]
+    # The snippet runs under --python too: its process under 3.12+ loads colorsys.
     snippet = text.split("[$ code: import verpkg]\n")
     assert len(snippet) == 3  # a section per version
     assert "  colorsys\n" not in snippet[1]
@@ -231,7 +235,7 @@ def test_two_python_versions_share_one_lock(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(OTHER_PYTHON is None, reason="needs a pyenv Python 3.12")
+@pytest.mark.skipif(OTHER_PYTHON is None, reason=f"needs a pyenv Python {OTHER_VERSION}")
 def test_a_missing_section_names_the_update_for_that_interpreter(tmp_path: Path) -> None:
     root = project(tmp_path, '  { module = "samepkg", warm = "10s" },\n')
     assert check("--update", cwd=root).returncode == 0
