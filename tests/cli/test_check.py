@@ -356,13 +356,14 @@ def test_timeout_is_read_as_startup_reads_it(text: str, seconds: float) -> None:
     assert make_parser().parse_args(["--timeout", text]).timeout == seconds
 
 
-THIRD_PYTHON = next(iter(sorted(Path("/root/.pyenv/versions").glob("3.13.*/bin/python"))), None)
+PARALLEL_PYTHONS = [
+    next(iter(sorted(Path("/root/.pyenv/versions").glob(f"{version}.*/bin/python"))), None)
+    for version in ("3.12", "3.13")
+]
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    OTHER_PYTHON is None or THIRD_PYTHON is None, reason="needs pyenv Pythons 3.12 and 3.13"
-)
+@pytest.mark.skipif(None in PARALLEL_PYTHONS, reason="needs pyenv Pythons 3.12 and 3.13")
 def test_parallel_updates_under_two_pythons_keep_both_sections(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -400,7 +401,7 @@ def test_parallel_updates_under_two_pythons_keep_both_sections(
                 stderr=subprocess.STDOUT,
                 text=True,
             )
-            for python in (OTHER_PYTHON, THIRD_PYTHON)
+            for python in PARALLEL_PYTHONS
         ]
         try:
             deadline = time.monotonic() + 10
