@@ -196,6 +196,7 @@ class FakeRoundRunner:
         source_only: Sequence[str] = (),
         command: StartupCommand | None = None,
         exit_code: int = 0,
+        lazy_imports: str | None = None,
     ) -> RoundReport:
         """The next fixed round (a start-up round's figure split into four equal phases)."""
         wall = self.seconds[self.calls % len(self.seconds)]
@@ -259,6 +260,7 @@ TABLE = Path(__file__).with_name("fake_rounds.json")
 def fake_round(
     module, roots, workdir, *, python, optimize, timeout, pycache_prefix, description,
     metric="time", module_costs=True, import_path=(), source_only=(), command=None, exit_code=0,
+    lazy_imports=None,
 ):
     # An instructions round counts a billion instructions per second of the table.
     entry = json.loads(TABLE.read_text())[module]
