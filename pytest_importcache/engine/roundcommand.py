@@ -33,7 +33,7 @@ __all__ = [
     "child_command",
     "child_environment",
     "counted_round_command",
-    "optimize_flags",
+    "interpreter_command",
     "round_command",
     "round_pycache_prefix",
 ]
@@ -42,9 +42,38 @@ REPORT_NAME = "report.json"
 DUMPS_NAME = "callgrind"
 
 
-def optimize_flags(optimize: int) -> list[str]:
+def _optimize_flags(optimize: int) -> list[str]:
     """The interpreter flags of an optimisation level: none, ``-O`` or ``-OO``."""
     return ["-" + "O" * optimize] if optimize else []
+
+
+def interpreter_command(
+    python: str,
+    *,
+    metric: Metric,
+    optimize: int,
+    pycache_prefix: Path | None,
+    lazy_imports: LazyImportsMode | None,
+    importtime: bool = False,
+) -> list[str]:
+    """A round's interpreter and its flags, before the child's script (import and start-up rounds).
+
+    ``importtime`` adds ``-X importtime`` to a timed round (never to a counted
+    one: its rows would be counted with the import).
+    """
+    # -S: start-up without .pth import lines or sitecustomize; the child runs `site` itself.
+    if metric == "time":
+        command = [python, "-I", "-S", *_optimize_flags(optimize)]
+        command += ["-X", "importtime"] if importtime else []
+    else:
+        # Not -I, which would ignore PYTHONHASHSEED: the environment is cleaned
+        # instead (child_environment), and the child drops its script's directory (3.10).
+        command = [python, "-s", "-S", *_optimize_flags(optimize)]
+    if pycache_prefix is not None:
+        command += ["-X", f"pycache_prefix={pycache_prefix}"]
+    if lazy_imports == "all":
+        command += ["-X", "lazy_imports=all"]
+    return command
 
 
 def child_command(
@@ -69,20 +98,15 @@ def child_command(
     holds no ``PYTHON_LAZY_IMPORTS``), so it adds nothing and keys a stored count
     as no mode does.
     """
-    # -S: start-up without .pth import lines or sitecustomize; the child runs `site` itself.
-    if metric == "time":
-        command = [python, "-I", "-S", *optimize_flags(optimize), "-X", "importtime"]
-    else:
-        # Not -I, which would ignore PYTHONHASHSEED: the environment is cleaned
-        # instead (child_environment), and the child drops its script's directory (3.10).
-        # No -X importtime: its rows would be counted with the import.
-        command = [python, "-s", "-S", *optimize_flags(optimize)]
-    if pycache_prefix is not None:
-        command += ["-X", f"pycache_prefix={pycache_prefix}"]
-    if lazy_imports == "all":
-        command += ["-X", "lazy_imports=all"]
     return [
-        *command,
+        *interpreter_command(
+            python,
+            metric=metric,
+            optimize=optimize,
+            pycache_prefix=pycache_prefix,
+            lazy_imports=lazy_imports,
+            importtime=True,
+        ),
         str(CHILD_SCRIPT),
         module,
         str(report_path),

@@ -68,7 +68,7 @@ from .roundcommand import (
     REPORT_NAME,
     check_lazy_imports,
     child_environment,
-    optimize_flags,
+    interpreter_command,
 )
 from .startup import StartupTarget, resolve_target
 
@@ -106,16 +106,15 @@ def startup_child_command(
 
     ``lazy_imports="all"`` runs it under ``-X lazy_imports=all`` (PEP 810).
     """
-    # As import rounds: -I -S timed; -s -S counted, in a fixed environment (no -I,
-    # which would ignore the fixed hash seed). No -X importtime: the tracer gives the tree.
-    flags = ["-I", "-S"] if metric == "time" else ["-s", "-S"]
-    command = [python, *flags, *optimize_flags(optimize)]
-    if pycache_prefix is not None:
-        command += ["-X", f"pycache_prefix={pycache_prefix}"]
-    if lazy_imports == "all":
-        command += ["-X", "lazy_imports=all"]
+    # As import rounds, without -X importtime: the tracer gives the tree.
     return [
-        *command,
+        *interpreter_command(
+            python,
+            metric=metric,
+            optimize=optimize,
+            pycache_prefix=pycache_prefix,
+            lazy_imports=lazy_imports,
+        ),
         str(STARTUP_SCRIPT),
         str(report_path),
         metric,
