@@ -371,11 +371,18 @@ def _run(
 def _read_report(
     report_path: Path, label: str, exited: Exited, stderr: str, where: str
 ) -> dict[str, Any]:
-    """The child's last report (the first one when the command left by ``os._exit``)."""
+    """The child's last report (the first one when the command left by ``os._exit``).
+
+    A timed round's final report ends with a line of its own: the ``report``
+    point, taken once the report's text was written.
+    """
     __tracebackhide__ = True
     try:
-        report: dict[str, Any] = ast.literal_eval(report_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, SyntaxError, MemoryError, RecursionError):
+        text, _, report_point = report_path.read_text(encoding="utf-8").partition("\n")
+        report: dict[str, Any] = ast.literal_eval(text)
+        if report_point:
+            report["points"]["report"] = int(report_point)
+    except (OSError, ValueError, SyntaxError, MemoryError, RecursionError, KeyError):
         raise RoundCrashedError(
             f"the interpreter running {label!r} ended with "
             f"{exit_description(exited.returncode)} before it reached the command{where}: "
@@ -434,6 +441,8 @@ def _counted_points(
     """A counted round's costs between marks, and its phases in instructions."""
     __tracebackhide__ = True
     dumped = list(range(1, int(report["marks"]) + 1)) if detailed else list(report["fences"])
+    # The fence after the final report, announced in it (after every mark it holds).
+    dumped += [mark for mark in report["points"].values() if mark > int(report["marks"])]
     counts = read_dump_counts(dumps_dir, pid)
     final = read_final_count(dumps_dir, pid)
     if len(counts) < len(dumped) or final is None:

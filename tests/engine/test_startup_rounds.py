@@ -15,8 +15,15 @@ from startupworld import SCRIPT, make_venv_with_script
 from conftest import FakeRoundRunner, is_alive
 from pytest_importcache.engine.against import measure_against
 from pytest_importcache.engine.measurer import Measurer
+from pytest_importcache.engine.processwait import Exited
 from pytest_importcache.engine.startup import first_imported_package, startup_spec
-from pytest_importcache.engine.startupround import KEPT_OUTPUT, PHASES, read_tail
+from pytest_importcache.engine.startupround import (
+    KEPT_OUTPUT,
+    PHASES,
+    _read_report,
+    _timed_points,
+    read_tail,
+)
 from pytest_importcache.model.errors import (
     CommandExitError,
     CommandNotFoundError,
@@ -180,6 +187,18 @@ def test_a_counted_start_up_counts_the_whole_process_the_same_twice(
     assert all(values[0] > 0 for values in phases.values())
     assert result.peak_memory == ()
     assert result.modules["decimal"].cumulative_cost > 0
+
+
+def test_the_final_reports_own_time_is_left_out_of_the_run(tmp_path: Path) -> None:
+    # A timed round's last report ends with the point taken once its text was written.
+    points = {"first": 10, "harness": 20, "site": 30, "import": 40, "prelim": 50, "end": 90}
+    report_path = tmp_path / "report.json"
+    report_path.write_text(repr({"points": points}) + "\n700", encoding="utf-8")
+    report = _read_report(report_path, "cmd", Exited(0, None, 1000), "", "")
+    assert report["points"]["report"] == 700
+    phases = dict(_timed_points(report, 0, Exited(0, None, 1000)))
+    # The run: the command (50 to 90) and the interpreter's exit (700 to 1000), not the report.
+    assert phases["run"] == 40 + 300
 
 
 # -- python -m and snippets -------------------------------------------------------------------

@@ -112,8 +112,6 @@ def _report(final: bool) -> None:
         "startup_modules": len(_before),
         "traced": list(_harness["calls"]),
         "python_version": sys.version.split()[0],
-        "marks": _harness["marks"][0],
-        "fences": list(_harness["fences"]),
         "excluded_marks": list(_harness["excluded_marks"]),
         "peak_memory": _harness["peak_memory"](_open),
         "pending_lazy": [
@@ -130,9 +128,21 @@ def _report(final: bool) -> None:
     if final and _counting:  # noqa: F821
         # The wrapper's code is run, not imported: its file is an input of the count too.
         report["inputs"] = _harness["read_inputs"](new, _open) + ([[_wrapper, ""]] * bool(_wrapper))
+    # The marks last: reified() may have imported (a mark), and nothing below marks.
+    marks: int = _harness["marks"][0]
+    report["marks"], report["fences"] = marks, list(_harness["fences"])
+    if final and _counting:  # noqa: F821
+        # The fence just after this report is the next mark: the report cannot hold what
+        # follows it, so its number is reported ahead and the parent leaves the report out.
+        report["points"] = {**_points, "report": marks + 1}
     try:
         with _open(_report_path + ".new", "w", encoding="utf-8") as file:
             file.write(_repr(report))
+            if final and not _counting:  # noqa: F821
+                # A timed round's report point, on a last line after the report's text.
+                file.flush()
+                _point("report")
+                file.write(f"\n{_points['report']}")
         _replace(_report_path + ".new", _report_path)
     except BaseException:
         pass
@@ -158,6 +168,7 @@ try:
 finally:
     _point("end")
     _report(final=True)
-    _point("report")
+    if _counting:  # noqa: F821
+        _point("report")  # the fence the final report announced
 if _getpid() != _pid:
     _exit_now(0)
