@@ -39,7 +39,7 @@ from pytest_importcache.model.lock import (
 )
 
 from .enforcer import ENFORCER_KEY
-from .recording import DEFERRED_FAILURE_KEY, recorded
+from .recording import DEFERRED_FAILURE_KEY, fail_recorded, recorded
 
 if TYPE_CHECKING:
     from pytest_importcache.model.result import ImportResult
@@ -169,7 +169,10 @@ class BudgetItem(pytest.Item):
                 if enforcer.settings.update_lock:
                     failures.append(_update_lock(lock_path, key, python, results))
                 else:
-                    failures.append(_check_lock(lock_path, key, python, results))
+                    lock_failure = _check_lock(lock_path, key, python, results)
+                    if lock_failure:
+                        fail_recorded(self)
+                    failures.append(lock_failure)
         text = "\n\n".join(failure for failure in failures if failure)
         if text:
             pytest.fail(text, pytrace=False)

@@ -9,6 +9,7 @@ JSON under ``REPORT_ATTRIBUTE``, the same path with and without pytest-xdist.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ __all__ = [
     "Recorder",
     "attach_outcomes",
     "bare_memory",
+    "fail_recorded",
     "outcome_of",
     "raw_dir_name",
     "record",
@@ -74,6 +76,19 @@ def recorded(item: pytest.Item) -> list[RecordedMeasurement]:
     """What ``item`` measured since its last report (its budgets' measurements, in its call)."""
     measurements: list[RecordedMeasurement] = item.stash.get(_RECORDED_KEY, [])
     return list(measurements)
+
+
+def fail_recorded(item: pytest.Item) -> None:
+    """Judge ``item``'s measurements failed: their budgets held, yet the test failed on them.
+
+    A pyproject.toml budget whose modules differ from ``importcache.lock`` fails
+    with every budget held; its rows in the summary say FAIL, as ``check``'s do.
+    """
+    measurements = item.stash.get(_RECORDED_KEY, [])
+    measurements[:] = [
+        dataclasses.replace(entry, passed=False) if entry.passed else entry
+        for entry in measurements
+    ]
 
 
 def outcome_of(entry: RecordedMeasurement, nodeid: str, test_name: str) -> MeasurementOutcome:

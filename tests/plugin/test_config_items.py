@@ -205,6 +205,8 @@ def test_the_lock_is_written_a_new_import_fails_until_it_is_updated(
             "  if that is intended, update the lock: pytest-importcache check --update*",
         ]
     )
+    # Its budget held, yet the item failed: its summary row says so, as check's does.
+    result.stdout.re_match_lines([r"steady +warm .* FAIL$"])
     project.runpytest("-k", "steady", "--importcache-update-lock").assert_outcomes(
         passed=1, deselected=1
     )
