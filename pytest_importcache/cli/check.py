@@ -253,7 +253,7 @@ def _check_budget(
     from pytest_importcache.pytest.markers import specs_for  # noqa: PLC0415
     from pytest_importcache.pytest.options import Settings  # noqa: PLC0415
     from pytest_importcache.pytest.recording import outcome_of  # noqa: PLC0415
-    from pytest_importcache.render.report import failure_text  # noqa: PLC0415
+    from pytest_importcache.render.failure import failure_text  # noqa: PLC0415
 
     budget = each.budget
     settings = Settings(
@@ -374,7 +374,7 @@ def _print_text(
     updated: bool,
 ) -> None:
     """Problems and failures, the summary table, and one closing line with the time taken."""
-    from pytest_importcache.render.report import summary_lines  # noqa: PLC0415
+    from pytest_importcache.render.summary import summary_lines  # noqa: PLC0415
 
     blocks = [f"{each.budget.name}\n{each.failure}" for each in runs if each.failure]
     # A budget that holds but loads other modules than the lock says fails: its rows say so.

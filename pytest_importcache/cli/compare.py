@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from pytest_importcache.model.errors import RunError
 from pytest_importcache.model.spec import DEFAULT_STATISTIC
 from pytest_importcache.model.units import fit
-from pytest_importcache.render.report import regression_lines
+from pytest_importcache.render.changes import regression_lines
 from pytest_importcache.render.runs import (
     compare_runs,
     describe_storage,

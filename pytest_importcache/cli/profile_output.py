@@ -22,12 +22,9 @@ from pytest_importcache.model.noise import count_disagreement, suggestion_caveat
 from pytest_importcache.model.result import ImportResult, ModuleTiming, importer_tree
 from pytest_importcache.model.spec import DEFAULT_METRIC, DEFAULT_STATISTIC
 from pytest_importcache.model.units import fit, format_cost, suggest_cost_budget
+from pytest_importcache.render.changes import explanation_heading, explanation_lines
 from pytest_importcache.render.edges import edge_changes
-from pytest_importcache.render.report import (
-    explanation_heading,
-    explanation_lines,
-    lazy_import_lines,
-)
+from pytest_importcache.render.lazynotes import lazy_import_lines
 
 from .common import JSON_SCHEMA_VERSION, WIDTH, count
 

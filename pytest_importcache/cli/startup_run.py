@@ -30,7 +30,7 @@ from pytest_importcache.model.spec import (
 )
 from pytest_importcache.model.stats import median
 from pytest_importcache.model.units import format_cost, suggest_cost_budget
-from pytest_importcache.render.report import lazy_import_lines
+from pytest_importcache.render.lazynotes import lazy_import_lines
 
 from .common import JSON_SCHEMA_VERSION, UsageError, count
 from .profile_output import _tree_lines, comparison_lines

@@ -29,12 +29,8 @@ from pytest_importcache.model.records import TreeRow
 from pytest_importcache.model.result import ImportResult
 from pytest_importcache.model.spec import MeasurementSpec, measurement_suffix, metric_label
 from pytest_importcache.model.verdict import Verdict, judge
-from pytest_importcache.render.report import (
-    BaselineLookup,
-    baseline_failure_text,
-    failure_text,
-    unjudged_line,
-)
+from pytest_importcache.render.failure import BaselineLookup, baseline_failure_text, failure_text
+from pytest_importcache.render.summary import unjudged_line
 
 from .benchmark import baseline_tree
 from .markers import MeasurementKey, measurement_keys, specs_for, timed_keys

@@ -198,11 +198,8 @@ class OutcomeReporter:
         """
         if not self.outcomes:
             return
-        from pytest_importcache.render.report import (  # noqa: PLC0415 - start-up cost
-            regression_lines,
-            scale_line,
-            summary_lines,
-        )
+        from pytest_importcache.render.changes import regression_lines  # noqa: PLC0415 - start-up cost
+        from pytest_importcache.render.summary import scale_line, summary_lines  # noqa: PLC0415 - start-up cost
 
         terminalreporter.write_sep("-", "import budgets")
         scaled = scale_line(self.outcomes)

@@ -54,7 +54,7 @@ from pytest_importcache.model.units import (
 )
 from pytest_importcache.render.icicle import icicle_page
 from pytest_importcache.render.markdown import markdown_summary
-from pytest_importcache.render.report import scale_line, summary_lines, unjudged_line
+from pytest_importcache.render.summary import scale_line, summary_lines, unjudged_line
 
 needs_valgrind = pytest.mark.skipif(
     shutil.which("valgrind") is None, reason="valgrind is not installed (apt-get install valgrind)"

@@ -21,7 +21,7 @@ from pytest_importcache.engine.startupround import _round_report
 from pytest_importcache.model.records import RoundReport
 from pytest_importcache.model.result import ImportResult
 from pytest_importcache.model.spec import StartupCommand
-from pytest_importcache.render.report import lazy_import_lines
+from pytest_importcache.render.lazynotes import lazy_import_lines
 
 needs_pep_810 = pytest.mark.skipif(
     sys.version_info < (3, 15), reason="PEP 810 lazy imports (lazy import) need CPython 3.15+"

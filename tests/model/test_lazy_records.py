@@ -26,8 +26,10 @@ from pytest_importcache.model.records import (
 from pytest_importcache.model.result import build_result
 from pytest_importcache.model.verdict import judge
 from pytest_importcache.pytest.storage import extra_info
-from pytest_importcache.render.report import failure_text, lazy_import_lines, summary_lines
+from pytest_importcache.render.failure import failure_text
+from pytest_importcache.render.lazynotes import lazy_import_lines
 from pytest_importcache.render.runs import outcome_from_entry
+from pytest_importcache.render.summary import summary_lines
 
 
 def through_json(data: object) -> Any:

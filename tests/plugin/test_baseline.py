@@ -13,7 +13,7 @@ from pytest_importcache.cli.main import main
 from pytest_importcache.model.records import SameRunBaseline
 from pytest_importcache.pytest.storage import extra_info
 from pytest_importcache.render.markdown import markdown_summary
-from pytest_importcache.render.report import summary_lines
+from pytest_importcache.render.summary import summary_lines
 
 SLOW = "import time\ntime.sleep(0.1)\n"
 TEST_FILE = """

@@ -10,7 +10,7 @@ import pytest
 from conftest import FAKE_ROUNDS_CONFTEST, fake_rounds, make_outcome, quick_ini, write_tree
 from pytest_importcache.pytest.benchmark import CompareFailCheck
 from pytest_importcache.pytest.storage import extra_info
-from pytest_importcache.render.report import scale_line
+from pytest_importcache.render.summary import scale_line
 
 
 @pytest.fixture

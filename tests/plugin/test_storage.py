@@ -23,7 +23,7 @@ from conftest import FAKE_ROUNDS_CONFTEST, fake_rounds, quick_ini, write_tree
 from pytest_importcache.model.outcome import MeasurementOutcome
 from pytest_importcache.model.records import TreeRow
 from pytest_importcache.pytest.storage import benchmark_names
-from pytest_importcache.render.report import self_time_changes
+from pytest_importcache.render.changes import self_time_changes
 from pytest_importcache.render.runs import run_outcomes
 
 # Hypothesis' plugin is of no use to these projects; left on, it would be imported

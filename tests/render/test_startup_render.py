@@ -8,8 +8,8 @@ from pytest_importcache.model.spec import StartupCommand
 from pytest_importcache.pytest.storage import benchmark_names, extra_info
 from pytest_importcache.render.icicle import icicle_page
 from pytest_importcache.render.markdown import markdown_summary
-from pytest_importcache.render.report import memory_lines, summary_lines
 from pytest_importcache.render.runs import outcome_from_entry
+from pytest_importcache.render.summary import memory_lines, summary_lines
 
 PHASES = (("start-up", (0.010, 0.012)), ("site", (0.002, 0.002)), ("import", (0.05, 0.06)))
 
