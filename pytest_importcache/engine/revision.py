@@ -64,7 +64,6 @@ from pytest_importcache.model.errors import RevisionError
 
 from .cache import MAX_AGE_DAYS, complete_marker, discard_copy, mark_used, remove_tree
 from .gittree import (
-    GITLINK,
     checkout_entries,
     extract_tree,
     find_repository,
@@ -212,7 +211,6 @@ def revision_side(
     known = {
         ".",
         *tree_directories(entries),
-        *(entry.path for entry in entries if entry.mode == GITLINK),
         *tracked_directories(repository, relatives),
     }
     mapped = {
