@@ -127,12 +127,16 @@ def test_a_submodule_on_the_import_path_is_read_at_its_recorded_commit(tmp_path:
     assert side.import_path[1] == str(base_entry)
 
 
-def test_a_nested_submodule_is_read_at_the_commit_its_parent_records(tmp_path: Path) -> None:
-    inner = make_repo(tmp_path / "inner", {"deep.py": OLD})
-    outer = make_repo(tmp_path / "outer", {"README": ""})
+def nested_project(root: Path) -> Path:
+    """A project with ``ext/outer``, which has ``inner`` holding ``deep.py``; moved on once.
+
+    ``HEAD`` records ``deep.py`` at NEW (through ``outer``), ``HEAD~1`` at OLD.
+    """
+    inner = make_repo(root / "inner", {"deep.py": OLD})
+    outer = make_repo(root / "outer", {"README": ""})
     add_submodule(outer, inner, "inner")
     commit_all(outer, "inner")
-    project = make_repo(tmp_path / "p", {"README": ""})
+    project = make_repo(root / "p", {"README": ""})
     add_submodule(project, outer, "ext/outer")
     git(project, "-c", "protocol.file.allow=always", "submodule", "update", "-q", "--init",
         "--recursive")  # fmt: skip
@@ -142,6 +146,12 @@ def test_a_nested_submodule_is_read_at_the_commit_its_parent_records(tmp_path: P
     commit_all(checkout, "deep2")
     commit_all(project / "ext/outer", "record deep2")
     commit_all(project, "record outer")
+    return project
+
+
+def test_a_nested_submodule_is_read_at_the_commit_its_parent_records(tmp_path: Path) -> None:
+    project = nested_project(tmp_path)
+    checkout = project / "ext/outer/inner"
     location = locate_package("deep", [str(checkout)])
 
     now = revision_side(location, (str(checkout),), "HEAD", tmp_path / "cache", project)
@@ -172,6 +182,25 @@ def test_a_missing_recorded_commit_of_the_packages_submodule_is_one_line(
     assert "\n" not in message
     assert f"submodule ext/sub is at commit {recorded[:12]} in the revision" in message
     assert "fetch it there" in message
+
+
+def test_a_nested_submodules_missing_commit_names_its_path_in_the_project(
+    tmp_path: Path,
+) -> None:
+    project = nested_project(tmp_path)
+    checkout = project / "ext/outer/inner"
+    recorded = git(checkout, "rev-parse", "HEAD").strip()
+    git(checkout, "reset", "-q", "--hard", "HEAD~1")
+    git(checkout, "reflog", "expire", "--expire=now", "--all")
+    git(checkout, "gc", "-q", "--prune=now")
+    location = locate_package("deep", [str(checkout)])
+
+    with pytest.raises(RevisionError) as caught:
+        revision_side(location, (str(checkout),), "HEAD", tmp_path / "cache", project)
+
+    message = str(caught.value)
+    assert "\n" not in message
+    assert f"submodule ext/outer/inner is at commit {recorded[:12]} in the revision" in message
 
 
 # -- the command line and the plugin ---------------------------------------------------
