@@ -1541,6 +1541,21 @@ def _with_submodule(keep_commit: bool) -> Callable[[Path, pytest.MonkeyPatch], N
     return change
 
 
+def _vendored(
+    files: dict[str, str], generated: dict[str, str] | None = None
+) -> Callable[[Path, pytest.MonkeyPatch], None]:
+    """A submodule at ``ext/sub`` holding ``files``; then ``generated`` written in it."""
+
+    def change(repo: Path, patch: pytest.MonkeyPatch) -> None:
+        library = make_repo(repo.parent / "library", files)
+        git(repo, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(library),
+            "ext/sub")  # fmt: skip
+        commit_all(repo, "vendored")
+        write_tree(repo / "ext/sub", generated or {})
+
+    return change
+
+
 REVISION_CASES = [
     RevisionCase(
         "export-subst in a versioneer-style _version.py",
@@ -1630,6 +1645,32 @@ REVISION_CASES = [
         message=r"submodule src/app/vendored is at commit \w+ .*: fetch it there",
     ),
     RevisionCase(
+        "a package inside a submodule (read at the commit the project records)",
+        {"README": ""},
+        change=_vendored({"vendored.py": "import decimal\n"}),
+        module="vendored",
+        loads=("decimal",),
+        path=("ext/sub",),
+    ),
+    RevisionCase(
+        "a generated file the submodule's own .gitignore ignores",
+        {"README": ""},
+        change=_vendored(
+            {".gitignore": "_version.py\n", "vendored/__init__.py": "from ._version import V\n"},
+            {"vendored/_version.py": "V = '1.0'\n"},
+        ),
+        module="vendored",
+        loads=("vendored._version",),
+        path=("ext/sub",),
+    ),
+    RevisionCase(
+        "a submodule on the import path",
+        {"src/app/__init__.py": "import vendored\n"},
+        change=_vendored({"vendored.py": "import decimal\n"}),
+        loads=("vendored", "decimal"),
+        path=("src", "ext/sub"),
+    ),
+    RevisionCase(
         "a single-file module that is a package now",
         {"src/app.py": "import decimal\n"},
         change=_module_became_package,
@@ -1689,7 +1730,7 @@ def test_hostile_repository(
     spec = MeasurementSpec(case.module, rounds=2, warmup=0)
     outcome: Comparison | ImportCacheError
     try:
-        outcome = measure_against(measurer, spec, "HEAD")
+        outcome = measure_against(measurer, spec, "HEAD", repo)  # pytest's rootdir
     except ImportCacheError as exc:
         outcome = exc
     if isinstance(outcome, ImportCacheError):

@@ -10,6 +10,8 @@ bootstrap interval (:mod:`pytest_importcache.model.interval`). The command line'
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pytest_importcache.model.comparison import Comparison
 from pytest_importcache.model.interval import ratio_interval
 from pytest_importcache.model.spec import MeasurementSpec
@@ -22,12 +24,17 @@ from .revision import revision_side
 __all__ = ["measure_against"]
 
 
-def measure_against(measurer: Measurer, spec: MeasurementSpec, revision: str) -> Comparison:
+def measure_against(
+    measurer: Measurer, spec: MeasurementSpec, revision: str, project: Path | None = None
+) -> Comparison:
     """Measure ``spec`` in the working tree and at git ``revision``, interleaved.
 
     The base side is the whole repository at ``revision``: its copy of the
     package, and every entry of the import path inside the repository, come
     from the revision's tree (:func:`~pytest_importcache.engine.revision.revision_side`).
+    ``revision`` is named in ``project``'s repository (pytest's rootdir; by
+    default the current directory) when the package is in it or in one of its
+    submodules, else in the package's own repository.
 
     Raises :class:`~pytest_importcache.model.errors.RevisionError` (one line) when the
     revision cannot be used, and whatever :meth:`Measurer.measure` raises.
@@ -37,7 +44,7 @@ def measure_against(measurer: Measurer, spec: MeasurementSpec, revision: str) ->
     location = locate_package(spec.module, measurer.search_path, python=python)
     cache_dir = measurer.cache_dir or default_cache_dir()
     head_path = measurer.import_path_for(spec)
-    side = revision_side(location, head_path, revision, cache_dir)
+    side = revision_side(location, head_path, revision, cache_dir, project or Path.cwd())
     resolved = side.revision
     # Siblings from the repository compile in every round on both sides: the
     # revision's tree has no bytecode, and the working tree's must not favour the head.

@@ -6,7 +6,12 @@ rev-parse``, ``ls-tree -r -z``, ``cat-file --batch``, ``ls-files`` and
 sets to point git elsewhere (``GIT_DIR``, ``GIT_INDEX_FILE``, ...). A tree is
 written as ``git checkout`` would write it: committed bytes (no filters, no
 export rules), executable bits and symbolic links as committed, submodules at
-their recorded commits. Every failure is one :class:`RevisionError` line.
+their recorded commits. A revision is named in the project's repository
+(:func:`project_repository`): a package inside a submodule is read at the
+commit the project's revision records for it, and what the working tree is
+asked (ignored, tracked, served files) is asked of the repository that holds
+each path, a checked-out submodule's own. Every failure is one
+:class:`RevisionError` line.
 """
 
 from __future__ import annotations
@@ -25,21 +30,29 @@ from pytest_importcache.model.comparison import Revision
 from pytest_importcache.model.errors import RevisionError
 
 __all__ = [
+    "GITLINK",
     "TreeEntry",
+    "checkout_entries",
     "extract_tree",
     "find_repository",
     "first_line",
     "ignored_paths",
     "inside",
+    "project_repository",
     "resolve_revision",
     "run_git",
     "served_digest",
     "served_files",
     "tracked_directories",
+    "tracks_any",
     "tree_directories",
     "tree_entries",
     "unsafe_path",
+    "work_tree_of",
 ]
+
+#: The mode of a submodule's entry (a gitlink) in a tree.
+GITLINK = "160000"
 
 # Variables that would point git at another repository, index or object store than
 # the package's: what a hook or a CI step may have set. The list is git's own
@@ -127,6 +140,64 @@ def find_repository(path: Path) -> Path:
     return Path(top)
 
 
+def _same_directory(one: Path, other: Path) -> bool:
+    return os.path.realpath(one) == os.path.realpath(other)
+
+
+def project_repository(repository: Path, project: Path) -> Path:
+    """The repository whose history names a revision for a package in ``repository``.
+
+    ``project``'s repository (pytest's rootdir, the command line's current
+    directory) when ``repository`` is it or one of its submodules, nested ones
+    too; otherwise ``repository`` itself (a package from another checkout).
+    """
+    __tracebackhide__ = True
+    try:
+        top = find_repository(project)
+    except RevisionError:
+        return repository
+    current = repository
+    while not _same_directory(current, top):
+        completed = run_git(current, "rev-parse", "--show-superproject-working-tree")
+        parent = completed.stdout.decode(errors="surrogateescape").strip()
+        if completed.returncode != 0 or not parent or _same_directory(Path(parent), current):
+            return repository
+        current = Path(parent)
+    return top
+
+
+def _is_gitlink(repository: Path, relative: str) -> bool:
+    """Whether the index of ``repository`` records ``relative`` as a submodule."""
+    completed = run_git(repository, "ls-files", "--stage", "-z", "--", relative)
+    return completed.stdout.startswith(f"{GITLINK} ".encode())
+
+
+def work_tree_of(repository: Path, relative: str) -> tuple[Path, str]:
+    """The work tree holding ``relative``: ``repository`` or a checked-out submodule in it.
+
+    Nested submodules are followed. Returns the work tree and ``relative``'s
+    path in it (``"."`` for its top).
+    """
+    __tracebackhide__ = True
+    parts = [] if relative == "." else relative.split("/")
+    top, start = repository, 0
+    for end in range(1, len(parts) + 1):
+        candidate = "/".join(parts[start:end])
+        if (top / candidate / ".git").exists() and _is_gitlink(top, candidate):
+            top, start = top / candidate, end
+    return top, "/".join(parts[start:]) or "."
+
+
+def _by_work_tree(repository: Path, relatives: Iterable[str]) -> dict[Path, dict[str, str]]:
+    """``relatives`` grouped by the work tree holding each: {work tree: {its path: given}}."""
+    __tracebackhide__ = True
+    groups: dict[Path, dict[str, str]] = {}
+    for relative in relatives:
+        top, inner = work_tree_of(repository, relative)
+        groups.setdefault(top, {})[inner] = relative
+    return groups
+
+
 def _is_shallow(repository: Path) -> bool:
     completed = run_git(repository, "rev-parse", "--is-shallow-repository")
     return completed.stdout.strip() == b"true"
@@ -167,30 +238,57 @@ def inside(path: Path, repository: Path) -> str | None:
 
 
 def ignored_paths(repository: Path, relatives: Sequence[str]) -> set[str]:
-    """Which of ``relatives`` (work tree paths) git ignores, themselves or by a directory."""
+    """Which of ``relatives`` (work tree paths) git ignores, themselves or by a directory.
+
+    A path inside a checked-out submodule is asked of the submodule's repository.
+    """
     __tracebackhide__ = True
-    asked = [relative for relative in relatives if relative != "."]
-    if not asked:
-        return set()
-    completed = run_git(
-        repository,
-        "check-ignore",
-        "-z",
-        "--stdin",
-        stdin=b"".join(os.fsencode(relative) + b"\0" for relative in asked),
+    ignored: set[str] = set()
+    for top, given in _by_work_tree(repository, relatives).items():
+        asked = [relative for relative in given if relative != "."]
+        if not asked:
+            continue
+        completed = run_git(
+            top,
+            "check-ignore",
+            "-z",
+            "--stdin",
+            stdin=b"".join(os.fsencode(relative) + b"\0" for relative in asked),
+        )
+        ignored |= {given[os.fsdecode(name)] for name in completed.stdout.split(b"\0") if name}
+    return ignored
+
+
+def tracks_any(repository: Path, relatives: Sequence[str]) -> bool:
+    """Whether git tracks any file at or under ``relatives`` (work tree paths, submodules too)."""
+    __tracebackhide__ = True
+    return any(
+        run_git(top, "ls-files", "-z", "--", *given).stdout
+        for top, given in _by_work_tree(repository, relatives).items()
     )
-    return {os.fsdecode(name) for name in completed.stdout.split(b"\0") if name}
 
 
 def tracked_directories(repository: Path, relatives: Sequence[str]) -> set[str]:
-    """Which of ``relatives`` (directories) hold files git tracks in the work tree's index."""
+    """Which of ``relatives`` (directories) hold files git tracks in the work tree's index.
+
+    A checked-out submodule's top is one; a directory inside it is asked of its index.
+    """
     __tracebackhide__ = True
-    asked = [relative for relative in relatives if relative != "."]
-    if not asked:
-        return set()
-    completed = run_git(repository, "ls-files", "-z", "--", *asked)
-    files = [os.fsdecode(name) for name in completed.stdout.split(b"\0") if name]
-    return {relative for relative in asked if any(f.startswith(f"{relative}/") for f in files)}
+    tracked: set[str] = set()
+    for top, given in _by_work_tree(repository, relatives).items():
+        if top != repository and "." in given:
+            tracked.add(given["."])
+        asked = [relative for relative in given if relative != "."]
+        if not asked:
+            continue
+        completed = run_git(top, "ls-files", "-z", "--", *asked)
+        files = [os.fsdecode(name) for name in completed.stdout.split(b"\0") if name]
+        tracked |= {
+            given[relative]
+            for relative in asked
+            if any(f.startswith(f"{relative}/") for f in files)
+        }
+    return tracked
 
 
 def tree_directories(entries: Iterable[TreeEntry]) -> set[str]:
@@ -221,7 +319,7 @@ def unsafe_path(path: str) -> bool:
     )
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=32)
 def tree_entries(repository: Path, commit: str) -> tuple[TreeEntry, ...]:
     """Every blob and gitlink of ``commit``'s tree, recursively (read once per process)."""
     __tracebackhide__ = True
@@ -294,27 +392,61 @@ def _write_blobs(repository: Path, entries: Sequence[TreeEntry], destination: Pa
         process.wait()
 
 
-def extract_tree(repository: Path, commit: str, destination: Path) -> None:
+def _submodule_checkout(repository: Path, entry: TreeEntry, prefix: str = "") -> Path | None:
+    """The working tree's checkout of the submodule ``entry`` (a gitlink), if checked out.
+
+    ``None`` when it is not checked out (empty on both sides, as after ``git
+    checkout``); :class:`RevisionError` when its repository lacks the recorded
+    commit. ``prefix`` is the path of ``repository`` in the project, for the message.
+    """
+    __tracebackhide__ = True
+    checkout = repository / entry.path
+    if not (checkout / ".git").exists():
+        return None
+    present = run_git(checkout, "cat-file", "-e", f"{entry.object_id}^{{commit}}")
+    if present.returncode != 0:
+        raise RevisionError(
+            f"submodule {prefix}{entry.path} is at commit {entry.object_id[:12]} in the "
+            f"revision, which its repository {checkout} does not have: fetch it there "
+            f"(git -C {checkout} fetch), then compare again"
+        )
+    return checkout
+
+
+def checkout_entries(repository: Path, commit: str, prefix: str = "") -> tuple[TreeEntry, ...]:
+    """``commit``'s entries with those of each checked-out submodule at its recorded commit.
+
+    A submodule's entries follow its gitlink, their paths under its path
+    (nested submodules likewise); a submodule not checked out is its gitlink
+    alone. Raises :class:`RevisionError` when a recorded commit is missing.
+    """
+    __tracebackhide__ = True
+    entries: list[TreeEntry] = []
+    for entry in tree_entries(repository, commit):
+        entries.append(TreeEntry(entry.mode, entry.object_id, f"{prefix}{entry.path}"))
+        if entry.mode != GITLINK:
+            continue
+        checkout = _submodule_checkout(repository, entry, prefix)
+        if checkout is not None:
+            entries += checkout_entries(checkout, entry.object_id, f"{prefix}{entry.path}/")
+    return tuple(entries)
+
+
+def extract_tree(repository: Path, commit: str, destination: Path, prefix: str = "") -> None:
     """``commit``'s tree as ``git checkout`` writes it, under ``destination``; submodules too."""
     __tracebackhide__ = True
     destination.mkdir(parents=True, exist_ok=True)
     entries = tree_entries(repository, commit)
-    _write_blobs(repository, [entry for entry in entries if entry.mode != "160000"], destination)
+    _write_blobs(repository, [entry for entry in entries if entry.mode != GITLINK], destination)
     for entry in entries:
-        if entry.mode != "160000":
+        if entry.mode != GITLINK:
             continue
-        checkout = repository / entry.path
         (destination / entry.path).mkdir(parents=True, exist_ok=True)
-        if not (checkout / ".git").exists():
-            continue  # not checked out here either: empty on both sides
-        present = run_git(checkout, "cat-file", "-e", f"{entry.object_id}^{{commit}}")
-        if present.returncode != 0:
-            raise RevisionError(
-                f"submodule {entry.path} is at commit {entry.object_id[:12]} in the revision, "
-                f"which its repository {checkout} does not have: fetch it there "
-                f"(git -C {checkout} fetch), then compare again"
+        checkout = _submodule_checkout(repository, entry, prefix)
+        if checkout is not None:
+            extract_tree(
+                checkout, entry.object_id, destination / entry.path, f"{prefix}{entry.path}/"
             )
-        extract_tree(checkout, entry.object_id, destination / entry.path)
 
 
 def served_files(
@@ -326,7 +458,29 @@ def served_files(
     path holds nothing there, and the files of a wholly ignored directory that
     is a Python package (a generated subpackage) in such a directory. Bytecode
     and other wholly ignored directories (a ``.venv``, ``build/``) are not served.
+    ``entries`` are the revision's, submodules' included (:func:`checkout_entries`):
+    a directory inside a checked-out submodule is asked of the submodule's repository.
     """
+    __tracebackhide__ = True
+    served: list[str] = []
+    for top, given in _by_work_tree(repository, directories).items():
+        prefix = inside(top, repository) or "."
+        if prefix == ".":
+            served += _served_in(top, list(given), entries)
+            continue
+        own = [
+            TreeEntry(entry.mode, entry.object_id, entry.path[len(prefix) + 1 :])
+            for entry in entries
+            if entry.path.startswith(f"{prefix}/")
+        ]
+        served += [f"{prefix}/{relative}" for relative in _served_in(top, list(given), own)]
+    return sorted(served)
+
+
+def _served_in(
+    repository: Path, directories: Sequence[str], entries: Sequence[TreeEntry]
+) -> list[str]:
+    """:func:`served_files` of one work tree (``directories`` and ``entries`` relative to it)."""
     __tracebackhide__ = True
     completed = run_git(
         repository,

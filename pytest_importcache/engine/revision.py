@@ -1,7 +1,10 @@
 """The repository as it was at a git revision, read from git objects.
 
 A same-run comparison (``--against REV``, ``--importcache-baseline=REV``)
-measures the working tree and the repository at ``REV``: the base side's copy
+measures the working tree and the repository at ``REV``, named in the
+project's repository (pytest's rootdir, the command line's current
+directory) when the package is in it or in one of its submodules, else in the
+package's own repository: the base side's copy
 of the package comes from ``REV``, and so does everything else its import
 loads from inside the repository (a sibling package on the import path).
 :func:`revision_side` gives the base side: the package's location in the
@@ -21,7 +24,9 @@ ls-tree -r -z`` and ``git cat-file --batch``
   executable bits and symbolic links as committed;
 - submodules at their recorded commits, read from the submodule's own
   repository in the working tree; a submodule not checked out in the working
-  tree is an empty directory on both sides, as after a plain ``git checkout``;
+  tree is an empty directory on both sides, as after a plain ``git checkout``.
+  A package or path entry inside a submodule is read at the commit ``REV``
+  records for it (nested submodules likewise);
 - files git ignores but the working tree has inside the repository's
   directories on the path (a generated ``_version.py``, a built extension)
   are served to both sides: copied into the revision's tree where ``REV`` has
@@ -59,17 +64,19 @@ from pytest_importcache.model.errors import RevisionError
 
 from .cache import MAX_AGE_DAYS, complete_marker, discard_copy, mark_used, remove_tree
 from .gittree import (
+    checkout_entries,
     extract_tree,
     find_repository,
     ignored_paths,
     inside,
+    project_repository,
     resolve_revision,
-    run_git,
     served_digest,
     served_files,
     tracked_directories,
+    tracks_any,
     tree_directories,
-    tree_entries,
+    work_tree_of,
 )
 from .locate import PackageLocation
 
@@ -97,12 +104,13 @@ def _refuse_untracked(location: PackageLocation, repository: Path) -> None:
     """
     __tracebackhide__ = True
     relatives = [inside(portion, repository) or "." for portion in location.portions]
-    if run_git(repository, "ls-files", "-z", "--", *relatives).stdout:
+    if tracks_any(repository, relatives):
         return
     why = "git ignores it" if ignored_paths(repository, relatives) else "it is untracked"
+    holder = work_tree_of(repository, relatives[0])[0]
     raise RevisionError(
         f"{location.top_level!r} ({location.portions[0]}) is not tracked by the git repository "
-        f"{repository} ({why}): a same-run comparison needs the package under version control"
+        f"{holder} ({why}): a same-run comparison needs the package under version control"
     )
 
 
@@ -158,10 +166,17 @@ def _tree_dir(revisions_dir: Path, repository: Path, revision: Revision, served:
 
 
 def revision_side(
-    location: PackageLocation, import_path: Sequence[str], name: str, cache_dir: Path
+    location: PackageLocation,
+    import_path: Sequence[str],
+    name: str,
+    cache_dir: Path,
+    project: Path | None = None,
 ) -> RevisionSide:
     """The base side for the package at ``location``: the repository at revision ``name``.
 
+    ``name`` is resolved in ``project``'s repository when the package is in it
+    or in one of its submodules (:func:`~pytest_importcache.engine.gittree.project_repository`),
+    else (and without ``project``) in the package's own repository.
     ``import_path`` is the head's (absolute entries); each entry inside the
     repository and not ignored by git is mapped to the same directory of the
     revision's tree, extracted under ``cache_dir``. Raises
@@ -172,6 +187,8 @@ def revision_side(
     """
     __tracebackhide__ = True
     repository = find_repository(location.portions[0])
+    if project is not None:
+        repository = project_repository(repository, project)
     revision = resolve_revision(repository, name)
     homes: list[str] = []
     for portion in location.portions:
@@ -187,11 +204,15 @@ def revision_side(
                 "revision needs the package in a subdirectory"
             )
         homes.append(relative.rpartition("/")[0] or ".")
-    entries = tree_entries(repository, revision.commit)
+    entries = checkout_entries(repository, revision.commit)
     in_repository = {entry: inside(Path(entry), repository) for entry in import_path}
     relatives = [relative for relative in in_repository.values() if relative is not None]
     ignored = ignored_paths(repository, relatives)
-    known = {".", *tree_directories(entries), *tracked_directories(repository, relatives)}
+    known = {
+        ".",
+        *tree_directories(entries),
+        *tracked_directories(repository, relatives),
+    }
     mapped = {
         entry: relative
         for entry, relative in in_repository.items()

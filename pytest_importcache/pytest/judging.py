@@ -135,7 +135,9 @@ class BudgetCheck:
         """Measure ``spec`` against the baseline revision; a failure fails the test in one line."""
         assert self.settings.baseline is not None
         try:
-            return measure_against(self.measurer, spec, self.settings.baseline)
+            return measure_against(
+                self.measurer, spec, self.settings.baseline, self.item.config.rootpath
+            )
         except RevisionError as exc:
             problem = (
                 f"{_marker_label(spec)}: baseline {self.settings.baseline}: "
