@@ -896,6 +896,40 @@ CASES = [
         error=CommandExitError,
         message=r"'python -m failing' exited with exit code 3, not 0 .*: it broke",
     ),
+    # A command's stderr is read back from its last 64 KiB: a line longer than that was
+    # dropped ("nothing on stderr"); each line shown is cut, its control bytes escaped.
+    Case(
+        "a snippet raising an error of 70 KB",
+        files({"hpkg/__init__.py": ""}),
+        "hpkg",
+        code="import hpkg; raise ValueError('X' * 70000)",
+        error=CommandExitError,
+        message=r"exited with exit code 1, not 0 .*: …X{200,}…$",
+    ),
+    Case(
+        "a snippet writing a line of 70 KB after a short one",
+        files({"hpkg/__init__.py": ""}),
+        "hpkg",
+        code="import hpkg, sys; sys.stderr.write('first\\n' + 'E' * 70000 + '\\n'); sys.exit(1)",
+        error=CommandExitError,
+        message=r"exited with exit code 1, not 0 .*: …E{200,}…$",
+    ),
+    Case(
+        "a snippet writing 5 MB to stderr without a newline",
+        files({"hpkg/__init__.py": ""}),
+        "hpkg",
+        code="import hpkg, sys; sys.stderr.write('E' * 5_000_000); sys.exit(1)",
+        error=CommandExitError,
+        message=r"exited with exit code 1, not 0 .*: …E{200,}…$",
+    ),
+    Case(
+        "a snippet writing every byte to stderr",
+        files({"hpkg/__init__.py": ""}),
+        "hpkg",
+        code="import hpkg, sys; sys.stderr.buffer.write(bytes(range(256))); sys.exit(3)",
+        error=CommandExitError,
+        message=r"^(?!.*\x1b).*exit code 3, not 0 .*: \\x00\\x01.*\\x1b",
+    ),
     Case(
         "a command that waits for input",
         files({"asking/__init__.py": "", "asking/__main__.py": "input('name? ')\n"}),
