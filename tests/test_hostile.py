@@ -930,6 +930,16 @@ CASES = [
         error=CommandExitError,
         message=r"^(?!.*\x1b).*exit code 3, not 0 .*: \\x00\\x01.*\\x1b",
     ),
+    # Only the command's own frames, as its interpreter would show them (not the round's).
+    Case(
+        "a snippet that raises",
+        files({"hpkg/__init__.py": ""}),
+        "hpkg",
+        code="import hpkg; raise ValueError('boom')",
+        error=CommandExitError,
+        message=r"^(?!.*startup).*: Traceback \(most recent call last\): \|   "
+        r'File "<string>", line 1, in <module> \| ValueError: boom$',
+    ),
     Case(
         "a command that waits for input",
         files({"asking/__init__.py": "", "asking/__main__.py": "input('name? ')\n"}),
@@ -1161,6 +1171,7 @@ COUNTED_CASES = (
     "a sibling package beside the measured one",
     "a command that starts a daemon",
     "a command that exits with another status",
+    "a snippet that raises",
 )
 
 
