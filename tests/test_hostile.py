@@ -1805,6 +1805,18 @@ BAD_TABLES = [
         "[steady]\npython = 3.11-linux\n  not a module\n",
         "importcache.lock:3: 'not a module' is not a module name",
     ),
+    (
+        "lock line before any section",
+        '{ module = "other", warm = "10s" }',
+        "python = eleven\n",
+        "importcache.lock:1: 'python = eleven' comes before any [section]",
+    ),
+    (
+        "lock section unclosed",
+        '{ module = "other", warm = "10s" }',
+        "[steady\n",
+        "importcache.lock:1: '[steady' is not a section header [NAME]",
+    ),
 ]
 
 
@@ -1853,6 +1865,8 @@ def test_a_bad_budgets_table_is_one_line_in_pytest_and_in_check(
     assert "Traceback" not in completed.stderr
     assert completed.stderr.count("\n") == 1, completed.stderr
     assert line in completed.stderr
+    if lock:  # the closing line does not say the budgets hold
+        assert completed.stdout.splitlines()[-1].endswith("the lock not checked")
     assert (pytester.path / "pyproject.toml").read_text() == pyproject
     assert not lock or (pytester.path / "importcache.lock").read_text() == lock
 
