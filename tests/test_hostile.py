@@ -1792,6 +1792,12 @@ BAD_TABLES = [
         "pyproject.toml budgets[1] (module 'steady'): duplicate budget: budgets[0] budgets "
         "'steady' already",
     ),
+    (
+        "duplicate budget with a problem of its own",
+        '{ module = "steady", colt = "1s" }',
+        "",
+        "pyproject.toml budgets[1] (module 'steady'): unknown key 'colt'",
+    ),
     ("not a table", '"steady"', "", "pyproject.toml budgets[1]: 'steady' is not a table"),
     (
         "module does not exist",
