@@ -123,6 +123,8 @@ def make_parser() -> argparse.ArgumentParser:
 
 def _check_arguments(arguments: argparse.Namespace) -> None:
     """One command or one snippet; sensible numbers, paths and options."""
+    if arguments.code is not None and not arguments.code.strip():
+        raise UsageError("--code: the snippet is empty (give the Python code to run)")
     if bool(arguments.command) == bool(arguments.code):
         raise UsageError(
             "give the command after -- (startup -- mycli --help) or --code SNIPPET, and not both"
