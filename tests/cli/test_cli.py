@@ -792,6 +792,20 @@ def test_cache_dir_that_is_a_file_is_one_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_cache_store_that_is_a_file_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    completed = run_cli(
+        "cache", "--dir", str(tmp_path / "cache"), "--store", str(tmp_path / "file")
+    )
+    assert completed.returncode == 2
+    assert completed.stdout == ""
+    assert (
+        completed.stderr
+        == f"pytest-importcache: error: --store {tmp_path / 'file'}: not a directory\n"
+    )
+
+
+@pytest.mark.slow
 def test_the_default_cache_is_the_per_user_one(tmp_path: Path) -> None:
     # TMPDIR points at tmp_path (see private_temp_dir), so the per-user cache is there.
     completed = run_cli("cache", "--json")
