@@ -391,7 +391,15 @@ def add_options(parser: pytest.Parser) -> None:
             group.addoption(
                 setting.flag, default=None, metavar=setting.name.upper(), help=flag_help
             )
-        parser.addini(setting.ini, setting.help, default=None)
+        if pytest.version_tuple >= (9, 2):
+            # pytest's own TOML table ([tool.pytest]) keeps TOML's types: a flag may be
+            # true, a number a number. The table's parser reads them as their text.
+            if setting.is_flag:
+                parser.addini(setting.ini, setting.help, type=str | bool, default=None)
+            else:
+                parser.addini(setting.ini, setting.help, type=str | int | float, default=None)
+        else:
+            parser.addini(setting.ini, setting.help, default=None)
 
 
 def _ini_file(config: pytest.Config) -> str:
@@ -440,7 +448,7 @@ def _raw_value(config: pytest.Config, setting: Setting) -> tuple[str, str]:
     if from_cli is not None:
         return str(from_cli), f"{setting.flag} on the command line"
     from_ini = config.getini(setting.ini)
-    if from_ini:
+    if from_ini not in (None, ""):  # false and 0 are values (a TOML table's)
         source = _override_source(config, setting.ini)
         if source is None:
             source = f"{setting.ini} in {_ini_file(config)}"

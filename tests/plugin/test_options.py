@@ -374,3 +374,33 @@ def test_an_unwritable_benchmark_json_is_one_usage_error_before_any_test(
     )
     assert reason in line
     assert "Traceback" not in result.stdout.str()
+
+
+@pytest.mark.skipif(pytest.version_tuple < (9, 2), reason="typed ini values need pytest 9.2+")
+def test_pytests_native_toml_table_takes_toml_booleans_and_numbers(
+    pytester: pytest.Pytester,
+) -> None:
+    # [tool.pytest] keeps TOML's types: `true` and `3` were refused ("expects a string").
+    pytester.makepyprojecttoml(
+        "[tool.pytest]\nimportcache_disable = true\nimportcache_rounds = 3\n"
+    )
+    pytester.makepyfile(
+        test_imports="""
+        import pytest
+
+        @pytest.mark.import_budget("json", warm="1us")
+        def test_json():
+            pass
+        """
+    )
+    result = pytester.runpytest("-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*import measurements are disabled*"])
+    # false and 0 are values, read and judged as the ini file's text would be.
+    pytester.makepyprojecttoml(
+        "[tool.pytest]\nimportcache_disable = false\nimportcache_rounds = 0\n"
+    )
+    line = usage_error(pytester.runpytest())
+    assert (
+        line == "ERROR: importcache_rounds in pyproject.toml: expected a whole number >= 1, got '0'"
+    )
