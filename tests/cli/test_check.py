@@ -110,8 +110,9 @@ def test_malformed_entries_are_exit_2_one_line_each(
         "pyproject.toml budgets[0] (module 'samepkg'): unknown key 'colt' (an import budget "
         "takes module, cold, warm, max_modules, forbid, stat, rounds, closure, metric, allow, "
         "max_memory, lazy_imports)",
-        "pyproject.toml budgets[1] (module 'samepkg'): duplicate budget: budgets[0] budgets "
-        "'samepkg' already (merge the two entries)",
+        # A second entry for samepkg: its own problem first (a merge would keep it).
+        "pyproject.toml budgets[1] (module 'samepkg'): warm='fast' is not a duration (write "
+        "'25ms', '1.5s', '800us' or seconds)",
         "pyproject.toml budgets[2]: 'samepkg' is not a table (write "
         '{ module = "mylib", warm = "25ms" })',
     ]
