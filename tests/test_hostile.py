@@ -896,6 +896,50 @@ CASES = [
         error=CommandExitError,
         message=r"'python -m failing' exited with exit code 3, not 0 .*: it broke",
     ),
+    # A command's stderr is read back from its last 64 KiB: a line longer than that was
+    # dropped ("nothing on stderr"); each line shown is cut, its control bytes escaped.
+    Case(
+        "a snippet raising an error of 70 KB",
+        files({"hpkg/__init__.py": ""}),
+        "hpkg",
+        code="import hpkg; raise ValueError('X' * 70000)",
+        error=CommandExitError,
+        message=r"exited with exit code 1, not 0 .*: …X{200,}…$",
+    ),
+    Case(
+        "a snippet writing a line of 70 KB after a short one",
+        files({"hpkg/__init__.py": ""}),
+        "hpkg",
+        code="import hpkg, sys; sys.stderr.write('first\\n' + 'E' * 70000 + '\\n'); sys.exit(1)",
+        error=CommandExitError,
+        message=r"exited with exit code 1, not 0 .*: …E{200,}…$",
+    ),
+    Case(
+        "a snippet writing 5 MB to stderr without a newline",
+        files({"hpkg/__init__.py": ""}),
+        "hpkg",
+        code="import hpkg, sys; sys.stderr.write('E' * 5_000_000); sys.exit(1)",
+        error=CommandExitError,
+        message=r"exited with exit code 1, not 0 .*: …E{200,}…$",
+    ),
+    Case(
+        "a snippet writing every byte to stderr",
+        files({"hpkg/__init__.py": ""}),
+        "hpkg",
+        code="import hpkg, sys; sys.stderr.buffer.write(bytes(range(256))); sys.exit(3)",
+        error=CommandExitError,
+        message=r"^(?!.*\x1b).*exit code 3, not 0 .*: \\x00\\x01.*\\x1b",
+    ),
+    # Only the command's own frames, as its interpreter would show them (not the round's).
+    Case(
+        "a snippet that raises",
+        files({"hpkg/__init__.py": ""}),
+        "hpkg",
+        code="import hpkg; raise ValueError('boom')",
+        error=CommandExitError,
+        message=r"^(?!.*startup).*: Traceback \(most recent call last\): \|   "
+        r'File "<string>", line 1, in <module> \| ValueError: boom$',
+    ),
     Case(
         "a command that waits for input",
         files({"asking/__init__.py": "", "asking/__main__.py": "input('name? ')\n"}),
@@ -1127,6 +1171,7 @@ COUNTED_CASES = (
     "a sibling package beside the measured one",
     "a command that starts a daemon",
     "a command that exits with another status",
+    "a snippet that raises",
 )
 
 
@@ -1788,6 +1833,12 @@ BAD_TABLES = [
         "pyproject.toml budgets[1] (module 'steady'): duplicate budget: budgets[0] budgets "
         "'steady' already",
     ),
+    (
+        "duplicate budget with a problem of its own",
+        '{ module = "steady", colt = "1s" }',
+        "",
+        "pyproject.toml budgets[1] (module 'steady'): unknown key 'colt'",
+    ),
     ("not a table", '"steady"', "", "pyproject.toml budgets[1]: 'steady' is not a table"),
     (
         "module does not exist",
@@ -1800,6 +1851,18 @@ BAD_TABLES = [
         '{ module = "other", warm = "10s" }',
         "[steady]\npython = 3.11-linux\n  not a module\n",
         "importcache.lock:3: 'not a module' is not a module name",
+    ),
+    (
+        "lock line before any section",
+        '{ module = "other", warm = "10s" }',
+        "python = eleven\n",
+        "importcache.lock:1: 'python = eleven' comes before any [section]",
+    ),
+    (
+        "lock section unclosed",
+        '{ module = "other", warm = "10s" }',
+        "[steady\n",
+        "importcache.lock:1: '[steady' is not a section header [NAME]",
     ),
 ]
 
@@ -1849,6 +1912,8 @@ def test_a_bad_budgets_table_is_one_line_in_pytest_and_in_check(
     assert "Traceback" not in completed.stderr
     assert completed.stderr.count("\n") == 1, completed.stderr
     assert line in completed.stderr
+    if lock:  # the closing line does not say the budgets hold
+        assert completed.stdout.splitlines()[-1].endswith("the lock not checked")
     assert (pytester.path / "pyproject.toml").read_text() == pyproject
     assert not lock or (pytester.path / "importcache.lock").read_text() == lock
 

@@ -93,6 +93,13 @@ def cache_dir_argument(directory: str | None) -> Path:
         raise UsageError(str(exc).splitlines()[0]) from None
 
 
+def _store_argument(directory: str | None, cache_dir: Path) -> CountStore:
+    """The count store ``--store`` names (a directory, if it exists), or the cache's."""
+    if directory is not None and Path(directory).exists() and not Path(directory).is_dir():
+        raise UsageError(f"--store {directory}: not a directory")
+    return CountStore(directory or default_store_path(cache_dir))
+
+
 def _store_report(store: CountStore, *, clear: bool) -> tuple[dict[str, Any], str]:
     """The store's entries (cleared with ``clear``), as JSON and as lines of text for ``cache``."""
     counts = store.entries()
@@ -121,7 +128,7 @@ def _store_report(store: CountStore, *, clear: bool) -> tuple[dict[str, Any], st
 def run(arguments: argparse.Namespace) -> int:
     """List the cache (or clear it, with ``--clear``); 0."""
     cache_dir = cache_dir_argument(arguments.dir)
-    store = CountStore(arguments.store or default_store_path(cache_dir))
+    store = _store_argument(arguments.store, cache_dir)
     try:
         counts_json, counts_text = _store_report(store, clear=arguments.clear)
         copies = cached_copies(cache_dir)

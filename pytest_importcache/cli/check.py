@@ -393,6 +393,12 @@ def _print_text(
     malformed = sum(1 for each in runs if each.problem)
     parts = [f"{failed} failed"] if failed else []
     parts += [f"{malformed} not checked (configuration)"] if malformed else []
+    if lock_problem:
+        parts.append(
+            f"{lock_path.name} could not be written"
+            if updated
+            else f"{lock_path.name} could not be read: the lock not checked"
+        )
     verdict = ", ".join(parts) or "all hold"
     blocks.append(
         f"checked {count(len(runs), 'budget')} of {pyproject} in {elapsed:.2f} s: {verdict}"

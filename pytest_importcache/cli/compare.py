@@ -107,7 +107,13 @@ def _runs_to_compare(runs: Sequence[str], storage: Path) -> list[Path]:
     beside it, or the latest two (:class:`~pytest_importcache.render.runs.RunError` otherwise)."""
     paths = [resolve_run(spec, storage) for spec in runs]
     if len(paths) == 1:
-        paths.append(runs_beside(paths[0])[-1])
+        beside = runs_beside(paths[0])
+        if not beside:
+            raise RunError(
+                f"no numbered run (NNNN_*.json) is beside {paths[0].name} in "
+                f"{paths[0].parent}: name the run to compare it with"
+            )
+        paths.append(beside[-1])
         if paths[0] == paths[1]:
             raise RunError(
                 f"{paths[0].name} is the newest run in {paths[0].parent}: "

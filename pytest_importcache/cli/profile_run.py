@@ -17,6 +17,7 @@ import os
 import sys
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
@@ -45,7 +46,7 @@ from .profile_output import (
     text_report,
 )
 
-__all__ = ["Progress", "measure_all", "profile"]
+__all__ = ["Progress", "measure_all", "path_hint", "profile"]
 
 # How locate's error for a module found nowhere begins.
 NOT_FOUND = "cannot find module "
@@ -133,7 +134,7 @@ def measure_all(
     except (ImportCacheError, ValueError) as exc:
         message = str(exc).splitlines()[0]
         if isinstance(exc, LocateError) and message.startswith(NOT_FOUND):
-            message += f"; {_path_hint(arguments)}"
+            message += f"; {path_hint(arguments.path, arguments.modules)}"
         raise UsageError(message) from None
     finally:
         progress.clear()
@@ -161,18 +162,19 @@ def _spec(
     )
 
 
-def _path_hint(arguments: argparse.Namespace) -> str:
-    """What to try when a module is found nowhere: ``--path``, pointed at the right directory."""
-    for directory in arguments.path:
+def path_hint(paths: Sequence[str], modules: Sequence[str]) -> str:
+    """What to try when one of ``modules`` is found nowhere: ``--path``, pointed at the right
+    directory (``paths``: the ``--path`` directories given)."""
+    for directory in paths:
         given = Path(directory)
-        if any(module.split(".")[0] == given.resolve().name for module in arguments.modules):
+        if any(module.split(".")[0] == given.resolve().name for module in modules):
             holder = os.path.normpath(os.path.join(directory, os.pardir))
             return (
                 f"--path {directory} names the package itself: give the directory that "
                 f"holds it (--path {holder})"
             )
-    if arguments.path:
-        searched = " ".join(f"--path {directory}" for directory in arguments.path)
+    if paths:
+        searched = " ".join(f"--path {directory}" for directory in paths)
         return f"not in {searched} either: give the directory that holds the package"
     return "for a source tree that is not installed, add --path DIR (the directory holding it)"
 

@@ -121,12 +121,19 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_arguments(arguments: argparse.Namespace) -> None:
-    """One command or one snippet; sensible numbers, paths and options."""
+def _check_one_command(arguments: argparse.Namespace) -> None:
+    """A command or a snippet that is not empty, not both."""
+    if arguments.code is not None and not arguments.code.strip():
+        raise UsageError("--code: the snippet is empty (give the Python code to run)")
     if bool(arguments.command) == bool(arguments.code):
         raise UsageError(
             "give the command after -- (startup -- mycli --help) or --code SNIPPET, and not both"
         )
+
+
+def _check_arguments(arguments: argparse.Namespace) -> None:
+    """One command or one snippet; sensible numbers, paths and options."""
+    _check_one_command(arguments)
     if arguments.rounds is None:
         arguments.rounds = default_rounds(arguments.metric)
     if arguments.warmup is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from typing import Any
 
@@ -19,7 +20,7 @@ from pytest_importcache.engine.measurer import Measurer, round_import_path
 from pytest_importcache.engine.memory import bare_interpreter_peak
 from pytest_importcache.engine.startup import startup_spec
 from pytest_importcache.model.comparison import Comparison
-from pytest_importcache.model.errors import ImportCacheError, SpecError
+from pytest_importcache.model.errors import ImportCacheError, LocateError, SpecError
 from pytest_importcache.model.result import ImportResult
 from pytest_importcache.model.spec import (
     DEFAULT_METRIC,
@@ -34,7 +35,13 @@ from pytest_importcache.render.lazynotes import lazy_import_lines
 
 from .common import JSON_SCHEMA_VERSION, UsageError, count
 from .profile_output import _tree_lines, comparison_lines
-from .profile_run import Progress, _count_store, _search_path_without_own_entry
+from .profile_run import (
+    NOT_FOUND,
+    Progress,
+    _count_store,
+    _search_path_without_own_entry,
+    path_hint,
+)
 
 __all__ = ["profile_startup", "startup_json", "startup_text", "suggested_startup_marker"]
 
@@ -227,7 +234,11 @@ def _measure(
             else:
                 results[spec.label] = measurer.measure(spec)
     except (ImportCacheError, ValueError) as exc:
-        raise UsageError(str(exc).splitlines()[0]) from None
+        message = str(exc).splitlines()[0]
+        missing = re.match(rf"{NOT_FOUND}'([^']+)'", message)
+        if isinstance(exc, LocateError) and missing:
+            message += f"; {path_hint(arguments.path, [missing[1]])}"
+        raise UsageError(message) from None
     finally:
         progress.clear()
     return command, results

@@ -73,6 +73,14 @@ def default_cache_path() -> Path:
     return Path(tempfile.gettempdir()) / f"pytest-importcache-{user}"
 
 
+# What chooses another directory than the default: TMPDIR (as tempfile reads it), or an
+# explicit directory (the engine's cache_dir=, the cache subcommand's --dir).
+_ANOTHER_DIRECTORY = (
+    "set TMPDIR to choose another directory (the cache is $TMPDIR/pytest-importcache-UID; "
+    "from Python, ImportEnv(cache_dir=...); pytest-importcache cache takes --dir)"
+)
+
+
 def default_cache_dir() -> Path:
     """:func:`default_cache_path`, created private (mode 0700) if need be.
 
@@ -86,7 +94,7 @@ def default_cache_dir() -> Path:
     except OSError as exc:
         raise EnvironmentBuildError(
             f"cannot use the cache directory {directory}: {exc.strerror or exc}; remove what "
-            "is there, or choose another directory (cache_dir=, or --dir on the command line)"
+            f"is there, or {_ANOTHER_DIRECTORY}"
         ) from None
     if hasattr(os, "getuid"):
         status = directory.lstat()
@@ -97,8 +105,7 @@ def default_cache_dir() -> Path:
         ):
             raise EnvironmentBuildError(
                 f"refusing the cache directory {directory}: it is not a directory owned by "
-                "this user and writable only by it; remove it, or choose another directory "
-                "(cache_dir=, or --dir on the command line)"
+                f"this user and writable only by it; remove it, or {_ANOTHER_DIRECTORY}"
             )
     return directory
 

@@ -311,8 +311,8 @@ def _is_python(word: str, python: str) -> bool:
             return True  # the version under test, by name (a pyenv shim, or not on PATH)
     raise CommandNotFoundError(
         f"{word!r} is {found or 'not found'}, not the interpreter under test ({python}): "
-        "a start-up round runs the interpreter under test (write python, or choose the "
-        "interpreter with --importcache-python / --python)"
+        "a start-up round runs the interpreter under test (write python: in pytest, the "
+        "interpreter running pytest; pytest-importcache startup and check take --python PATH)"
     )
 
 

@@ -51,6 +51,7 @@ from pytest_importcache.model.records import (
     reified_lazy_imports,
 )
 from pytest_importcache.model.spec import LazyImportsMode, Metric, StartupCommand
+from pytest_importcache.model.units import fit, one_line
 
 from .callgrind import (
     VALGRIND_SLOWDOWN,
@@ -86,6 +87,8 @@ KEPT_OUTPUT = 64 * 1024
 #: The phases of a start-up figure, in order.
 PHASES = ("start-up", "site", "import", "run")
 _STDERR_LINES = 5
+#: At most this many characters of each stderr line a failure shows.
+_STDERR_LINE_WIDTH = 300
 
 
 def startup_child_command(
@@ -177,7 +180,11 @@ def read_tail(path: Path, limit: int = KEPT_OUTPUT) -> str:
     except OSError:
         return ""
     text = data.decode("utf-8", errors="replace")
-    return text if size <= limit else text.partition("\n")[2]
+    if size <= limit:
+        return text
+    cut, _, rest = text.partition("\n")
+    # A line begun before the window is kept (marked as cut) when it is all there is to show.
+    return rest if rest.strip() else "…" + cut + "\n" + rest
 
 
 # valgrind's own lines on the command's stderr (a counted round): "==123== ...".
@@ -185,9 +192,13 @@ _VALGRIND_LINE = re.compile(r"==\d+== ")
 
 
 def _last_lines(text: str, count: int = _STDERR_LINES) -> str:
-    """The last ``count`` non-empty lines of the command's stderr, on one line."""
+    """The last ``count`` non-empty lines of the command's stderr, on one line.
+
+    Each line is cut to :data:`_STDERR_LINE_WIDTH` characters and its control
+    characters are escaped: the terminal shows them as text.
+    """
     lines = [
-        line.rstrip()
+        fit(one_line(line.rstrip()), _STDERR_LINE_WIDTH)
         for line in text.splitlines()
         if line.strip() and not _VALGRIND_LINE.match(line)
     ]

@@ -210,13 +210,14 @@ def read_budgets(table: Mapping[str, Any], source: str = PYPROJECT) -> list[Conf
             same = (
                 f"{budget.target!r} ({budget.variant})" if budget.variant else repr(budget.target)
             )
-            budget = _bad(
-                index,
-                f"duplicate budget: budgets[{first[key]}] budgets {same} already "
-                "(merge the two entries)",
-                budget.target,
-                budget.kind,
-            )
+            if not budget.problem:  # the entry's own problem first: a merge would keep it
+                budget = _bad(
+                    index,
+                    f"duplicate budget: budgets[{first[key]}] budgets {same} already "
+                    "(merge the two entries)",
+                    budget.target,
+                    budget.kind,
+                )
             # Its item needs a name of its own.
             budget = ConfigBudget(index, problem=budget.problem)
         elif budget.target:

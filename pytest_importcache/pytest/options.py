@@ -391,7 +391,15 @@ def add_options(parser: pytest.Parser) -> None:
             group.addoption(
                 setting.flag, default=None, metavar=setting.name.upper(), help=flag_help
             )
-        parser.addini(setting.ini, setting.help, default=None)
+        if pytest.version_tuple >= (9, 2):
+            # pytest's own TOML table ([tool.pytest]) keeps TOML's types: a flag may be
+            # true, a number a number. The table's parser reads them as their text.
+            if setting.is_flag:
+                parser.addini(setting.ini, setting.help, type=str | bool, default=None)
+            else:
+                parser.addini(setting.ini, setting.help, type=str | int | float, default=None)
+        else:
+            parser.addini(setting.ini, setting.help, default=None)
 
 
 def _ini_file(config: pytest.Config) -> str:
@@ -440,7 +448,7 @@ def _raw_value(config: pytest.Config, setting: Setting) -> tuple[str, str]:
     if from_cli is not None:
         return str(from_cli), f"{setting.flag} on the command line"
     from_ini = config.getini(setting.ini)
-    if from_ini:
+    if from_ini not in (None, ""):  # false and 0 are values (a TOML table's)
         source = _override_source(config, setting.ini)
         if source is None:
             source = f"{setting.ini} in {_ini_file(config)}"
@@ -490,6 +498,29 @@ def _check_writable(config: pytest.Config, name: str, value: str, source: str) -
         raise pytest.UsageError(f"{source}: {what}: {reason}")
 
 
+def _check_benchmark_json(config: pytest.Config) -> None:
+    """Refuse, before any test runs, a ``--benchmark-json`` path the run could not write.
+
+    pytest-benchmark parses the option as a path and opens it only at the end
+    of the session, when the measurements of this plugin give it something to
+    write: an unwritable path would be its traceback after every test ran.
+    """
+    value = config.getoption("benchmark_json", None)
+    if value is None:
+        return
+    path = config.invocation_params.dir / value
+    reason = unwritable_reason(path.parent)
+    if reason is None and path.is_dir():
+        reason = f"{path} is a directory"
+    elif reason is None and path.exists() and not os.access(path, os.W_OK):
+        reason = f"{path}: {os.strerror(errno.EACCES)}"
+    if reason is not None:
+        raise pytest.UsageError(
+            f"--benchmark-json on the command line: cannot write the benchmark run to {path}: "
+            f"{reason}"
+        )
+
+
 def read_settings(config: pytest.Config) -> Settings:
     """Resolve every setting (command line > ini > default) or raise ``pytest.UsageError``.
 
@@ -510,6 +541,7 @@ def read_settings(config: pytest.Config) -> Settings:
         if setting.name == "lazy-imports" and value == "all":
             _check_lazy_imports_here(source)
         values[setting.name.replace("-", "_")] = value
+    _check_benchmark_json(config)
     if values["budget_scale"] == "auto" and values["calibration"] is None:
         raise pytest.UsageError(
             "importcache budget scale 'auto' needs importcache_calibration: run "

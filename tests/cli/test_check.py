@@ -110,8 +110,9 @@ def test_malformed_entries_are_exit_2_one_line_each(
         "pyproject.toml budgets[0] (module 'samepkg'): unknown key 'colt' (an import budget "
         "takes module, cold, warm, max_modules, forbid, stat, rounds, closure, metric, allow, "
         "max_memory, lazy_imports)",
-        "pyproject.toml budgets[1] (module 'samepkg'): duplicate budget: budgets[0] budgets "
-        "'samepkg' already (merge the two entries)",
+        # A second entry for samepkg: its own problem first (a merge would keep it).
+        "pyproject.toml budgets[1] (module 'samepkg'): warm='fast' is not a duration (write "
+        "'25ms', '1.5s', '800us' or seconds)",
         "pyproject.toml budgets[2]: 'samepkg' is not a table (write "
         '{ module = "mylib", warm = "25ms" })',
     ]
@@ -203,6 +204,36 @@ def test_a_corrupt_lock_is_exit_2_naming_the_file_and_the_line(tmp_path: Path) -
     )
     # --update does not overwrite what it cannot read.
     assert check("--update", cwd=root).returncode == 2
+
+
+@pytest.mark.parametrize(
+    ("lock", "line"),
+    [
+        ("python = eleven\n", ":1: 'python = eleven' comes before any [section]"),
+        ("[samepkg\n", ":1: '[samepkg' is not a section header [NAME]"),
+        (b"\xff\xfe\x00binary", ": cannot read: not UTF-8 text"),
+        (None, ": cannot read: Is a directory"),
+    ],
+    ids=["a line before any section", "an unclosed section", "binary bytes", "a directory"],
+)
+@pytest.mark.slow
+def test_an_unreadable_lock_is_not_said_to_hold(
+    tmp_path: Path, lock: str | bytes | None, line: str
+) -> None:
+    root = project(tmp_path, '  { module = "samepkg", warm = "10s" },\n')
+    path = root / "importcache.lock"
+    if lock is None:
+        path.mkdir()
+    elif isinstance(lock, bytes):
+        path.write_bytes(lock)
+    else:
+        path.write_text(lock)
+    completed = check("--rounds", "2", cwd=root)
+    assert completed.returncode == 2
+    assert completed.stderr == f"{path}{line}\n"
+    last = completed.stdout.splitlines()[-1]
+    assert last.startswith(f"checked 1 budget of {root / 'pyproject.toml'} in ")
+    assert last.endswith(" s: importcache.lock could not be read: the lock not checked")
 
 
 @pytest.mark.slow

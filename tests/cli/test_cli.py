@@ -792,6 +792,20 @@ def test_cache_dir_that_is_a_file_is_one_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_cache_store_that_is_a_file_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    completed = run_cli(
+        "cache", "--dir", str(tmp_path / "cache"), "--store", str(tmp_path / "file")
+    )
+    assert completed.returncode == 2
+    assert completed.stdout == ""
+    assert (
+        completed.stderr
+        == f"pytest-importcache: error: --store {tmp_path / 'file'}: not a directory\n"
+    )
+
+
+@pytest.mark.slow
 def test_the_default_cache_is_the_per_user_one(tmp_path: Path) -> None:
     # TMPDIR points at tmp_path (see private_temp_dir), so the per-user cache is there.
     completed = run_cli("cache", "--json")
@@ -973,3 +987,16 @@ def test_a_reader_that_goes_away_keeps_the_verdict(
         os.close(write_end)
     assert completed.returncode == status
     assert completed.stderr == ""
+
+
+@pytest.mark.slow
+def test_compare_one_run_file_with_no_numbered_run_beside_it_is_one_line(tmp_path: Path) -> None:
+    # As `pytest --benchmark-json=out.json` leaves it: one run, not numbered, alone.
+    (tmp_path / "out.json").write_text(json.dumps(fake_run()))
+    completed = run_cli("compare", str(tmp_path / "out.json"), cwd=tmp_path)
+    assert completed.returncode == 2
+    assert "Traceback" not in completed.stderr
+    assert completed.stderr.count("\n") == 1, completed.stderr
+    assert f"no numbered run (NNNN_*.json) is beside out.json in {tmp_path}: name the run" in (
+        completed.stderr
+    )

@@ -104,6 +104,16 @@ def test_against_a_revision_shows_the_ratio_and_fails_on_a_slowdown(tmp_path: Pa
         (("--", "/no/such/python3.9", "-m", "json"), "not the interpreter under test"),
         (("--", ""), "a command's first word must name a program"),
         (("--", "no-such-tool-xyz", ""), "command 'no-such-tool-xyz' not found"),
+        (("--code", ""), "--code: the snippet is empty"),
+        (("--code", " \n"), "--code: the snippet is empty"),
+        (
+            ("--", "python", "-m", "nosuchpkg"),
+            "; for a source tree that is not installed, add --path",
+        ),
+        (
+            ("--path", ".", "--", "python", "-m", "nosuchpkg"),
+            "; not in --path . either: give the directory that holds the package",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(arguments: tuple[str, ...], message: str) -> None:

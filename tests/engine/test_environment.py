@@ -206,8 +206,14 @@ def test_a_default_cache_directory_others_can_write_is_refused(
     planted = tmp_path / f"pytest-importcache-{os.getuid()}"
     planted.mkdir()
     planted.chmod(0o777)
-    with pytest.raises(EnvironmentBuildError, match="refusing the cache directory"):
+    with pytest.raises(EnvironmentBuildError, match="refusing the cache directory") as refused:
         default_cache_dir()
+    # What really chooses another directory (pytest has no cache_dir= nor --dir).
+    assert str(refused.value).endswith(
+        "remove it, or set TMPDIR to choose another directory (the cache is "
+        "$TMPDIR/pytest-importcache-UID; from Python, ImportEnv(cache_dir=...); "
+        "pytest-importcache cache takes --dir)"
+    )
     planted.chmod(0o700)
     assert default_cache_dir() == planted
 

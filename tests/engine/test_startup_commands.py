@@ -72,6 +72,11 @@ def test_another_interpreter_is_refused_in_one_line(word: str) -> None:
     with pytest.raises(CommandNotFoundError, match="not the interpreter under test") as raised:
         resolve_target(StartupCommand.parse([word, "-m", "json.tool"]), sys.executable)
     assert "\n" not in str(raised.value)
+    # What really chooses the interpreter: there is no --importcache-python.
+    assert str(raised.value).endswith(
+        "(write python: in pytest, the interpreter running pytest; pytest-importcache startup "
+        "and check take --python PATH)"
+    )
 
 
 def test_a_versioned_name_of_the_version_under_test_is_that_interpreter() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -78,6 +79,27 @@ def test_a_duplicate_budget_is_named_and_keeps_a_name_of_its_own() -> None:
         "budgets[1] (module 'm'): duplicate budget: budgets[0] budgets 'm' already "
         "(merge the two entries)"
     )
+    assert [budget.name for budget in budgets] == ["importcache[m]", "importcache[budgets[1]]"]
+
+
+@pytest.mark.parametrize(
+    ("second", "problem"),
+    [
+        ({"colt": "25ms"}, "unknown key 'colt'"),
+        ({"warm": [1, 2, 3]}, "warm=[1, 2, 3] is not a budget"),
+        ({"warm": dt.date(1979, 5, 27)}, "warm=1979-05-27 is not a duration"),
+        ({"warm": "1s", "forbid": [1]}, "forbid=[1] is not a list of module"),
+        ({"warm": "1s", "max_modules": 1.5}, "max_modules=1.5 is not"),
+    ],
+)
+def test_a_duplicate_entrys_own_problem_comes_first(
+    second: dict[str, object], problem: str
+) -> None:
+    budgets = read_budgets(
+        {"budgets": [{"module": "m", "warm": "25ms"}, {"module": "m", **second}]}
+    )
+    assert budgets[1].problem.startswith(f"budgets[1] (module 'm'): {problem}")
+    assert "duplicate" not in budgets[1].problem
     assert [budget.name for budget in budgets] == ["importcache[m]", "importcache[budgets[1]]"]
 
 

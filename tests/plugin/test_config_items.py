@@ -260,7 +260,7 @@ def test_start_up_budgets_are_items_too(pytester: pytest.Pytester) -> None:
                 budgets = [
                   { code = "import clipkg", warm = "10s" },
                   { command = "python -m clipkg", warm = "10s", forbid = ["clipkg.core"] },
-                  { command = ["python", "-m", "clipkg"], exit_code = "zero" },
+                  { command = ["python", "-m", "clipkg"], cold = "10s" },
                 ]
                 """,
         },

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import FAKE_ROUNDS_CONFTEST, fake_rounds, quick_ini, write_tree
 from pytest_importcache.pytest.options import (
     SETTINGS,
     Setting,
@@ -335,3 +336,71 @@ def test_disable_skips_every_kind_of_budget_and_its_help_says_so(
     result.assert_outcomes(skipped=3)
     (disable,) = [setting for setting in SETTINGS if setting.name == "disable"]
     assert all(kind in disable.help for kind in ("import_budget", "startup_budget", "pyproject"))
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc")
+@pytest.mark.parametrize(
+    ("json_path", "reason"),
+    [
+        ("/proc/x.json", "cannot create files in /proc: "),
+        ("a_file/run.json", "a_file is a file, not a directory"),
+        ("out", "out is a directory"),
+    ],
+)
+def test_an_unwritable_benchmark_json_is_one_usage_error_before_any_test(
+    pytester: pytest.Pytester, json_path: str, reason: str
+) -> None:
+    # pytest-benchmark opens --benchmark-json only at the session's end, and has something
+    # to write there only because of the import measurements: it was its traceback, exit 1.
+    write_tree(pytester.path, {"steady/__init__.py": "", "a_file": ""})
+    (pytester.path / "out").mkdir()
+    pytester.makeconftest(FAKE_ROUNDS_CONFTEST)
+    fake_rounds(pytester.path, {"steady": {"seconds": 0.01}})
+    pytester.makeini(quick_ini())
+    pytester.makepyfile(
+        test_imports="""
+        import pytest
+
+        @pytest.mark.import_budget("steady", warm="10s")
+        def test_steady():
+            pass
+        """
+    )
+    result = pytester.runpytest(f"--benchmark-json={json_path}")
+    line = usage_error(result)
+    assert line.startswith(
+        "ERROR: --benchmark-json on the command line: cannot write the benchmark run to "
+        f"{pytester.path / json_path}: "
+    )
+    assert reason in line
+    assert "Traceback" not in result.stdout.str()
+
+
+@pytest.mark.skipif(pytest.version_tuple < (9, 2), reason="typed ini values need pytest 9.2+")
+def test_pytests_native_toml_table_takes_toml_booleans_and_numbers(
+    pytester: pytest.Pytester,
+) -> None:
+    # [tool.pytest] keeps TOML's types: `true` and `3` were refused ("expects a string").
+    pytester.makepyprojecttoml(
+        "[tool.pytest]\nimportcache_disable = true\nimportcache_rounds = 3\n"
+    )
+    pytester.makepyfile(
+        test_imports="""
+        import pytest
+
+        @pytest.mark.import_budget("json", warm="1us")
+        def test_json():
+            pass
+        """
+    )
+    result = pytester.runpytest("-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*import measurements are disabled*"])
+    # false and 0 are values, read and judged as the ini file's text would be.
+    pytester.makepyprojecttoml(
+        "[tool.pytest]\nimportcache_disable = false\nimportcache_rounds = 0\n"
+    )
+    line = usage_error(pytester.runpytest())
+    assert (
+        line == "ERROR: importcache_rounds in pyproject.toml: expected a whole number >= 1, got '0'"
+    )

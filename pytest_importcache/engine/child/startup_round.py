@@ -23,6 +23,7 @@ from os import getpid as _getpid  # noqa: E402
 from os import replace as _replace  # noqa: E402
 
 if TYPE_CHECKING:
+    from types import TracebackType
     from typing import Any
 
 _open, _repr, _pid = open, repr, _getpid()
@@ -55,6 +56,25 @@ _import_path = _rest[1 : 1 + int(_rest[0])]
 _rest = _rest[1 + int(_rest[0]) :]
 _source_only = _rest[1 : 1 + int(_rest[0])]
 _kind, _target, _wrapper, _argv0, *_command_arguments = _rest[1 + int(_rest[0]) :]
+_round_files = (__file__, __file__[: -len("startup.py")] + "startup_round.py")
+
+
+def _hide_round_frames(
+    kind: "type[BaseException]",
+    error: BaseException,
+    trace: "TracebackType | None",
+    shown_by: "Callable[..., object]" = sys.excepthook,
+) -> None:
+    """Show an uncaught exception without this round's own frames, as the command would."""
+    frame = trace
+    while frame is not None and frame.tb_frame.f_code.co_filename in _round_files:
+        frame = frame.tb_next
+    if frame is not None:  # the command's own frames; else the round's error, shown whole
+        error.__traceback__ = trace = frame
+    shown_by(kind, error, trace)
+
+
+sys.excepthook = _hide_round_frames
 _point("harness")
 
 _harness["start_up"](_roots, _import_path, _top)
