@@ -151,7 +151,9 @@ def interpreter_binary(python: str) -> str:
     """
     __tracebackhide__ = True
     if is_running_interpreter(python):
-        return sys.executable
+        # Not sys.executable: `python -m pytest` and the pytest script (#!...python3)
+        # name the same file differently, and the name is part of what is counted.
+        return python
     check_interpreter(python)
     executable = _run_probe(python, []).get("executable")
     return executable if isinstance(executable, str) and executable else python

@@ -60,9 +60,27 @@ def resolve_python(python: str | None) -> str:
     found = shutil.which(chosen)
     if not chosen or found is None:
         raise InterpreterError(f"python interpreter {chosen!r} not found or not executable")
-    found = os.path.abspath(found)
+    found = _past_sibling_links(os.path.abspath(found))
     check_interpreter(found)
     return found
+
+
+def _past_sibling_links(path: str) -> str:
+    """``path`` past the symbolic links to a file in its own directory (``python`` -> ``python3``).
+
+    ``pytest`` (its script's ``#!.../python3``) and ``python -m pytest`` then
+    run the rounds with one command line, and count the same. A link out of
+    the directory is not followed: a virtual environment's ``python`` is
+    known by its directory.
+    """
+    seen = {path}
+    while os.path.islink(path):
+        target = os.path.normpath(os.path.join(os.path.dirname(path), os.readlink(path)))
+        if os.path.dirname(target) != os.path.dirname(path) or target in seen:
+            break
+        seen.add(target)
+        path = target
+    return path
 
 
 def _installed_dirs() -> tuple[str, ...]:
@@ -91,7 +109,8 @@ def round_import_path(entries: Sequence[str]) -> tuple[str, ...]:
     """The import path a round searches after the copy: ``entries`` (``sys.path``) made fit.
 
     Entries become absolute (``""`` is the current directory: the rounds run in
-    another), duplicates go, and so do this interpreter's standard library,
+    another), duplicates go (the same real directory twice, as ``python -m
+    pytest`` may put it: the first stays), and so do this interpreter's standard library,
     site-packages and user site: the child's own clean start-up provides its
     interpreter's (another interpreter must not get this one's), and the user
     site stays out as it always has. What remains is what the tests see on top
@@ -99,7 +118,7 @@ def round_import_path(entries: Sequence[str]) -> tuple[str, ...]:
     insertions, ``PYTHONPATH``, ``--path``, in order.
     """
     installed = _installed_dirs()
-    kept: dict[str, None] = {}
+    kept: dict[str, str] = {}
     for entry in entries:
         if not isinstance(entry, str) or "\0" in entry:
             continue
@@ -107,8 +126,8 @@ def round_import_path(entries: Sequence[str]) -> tuple[str, ...]:
         real = os.path.join(os.path.realpath(absolute), "")
         if real.startswith(installed) or real.rstrip(os.sep) in installed:
             continue
-        kept.setdefault(absolute)
-    return tuple(kept)
+        kept.setdefault(real, absolute)
+    return tuple(kept.values())
 
 
 def _enter_rounds(

@@ -11,23 +11,21 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 from gitrepos import make_repo
 
 from pytest_importcache.engine.against import head_alias, measure_against
-from pytest_importcache.engine.measurer import Measurer
+from pytest_importcache.engine.measurer import Measurer, resolve_python, round_import_path
 from pytest_importcache.model.spec import MeasurementSpec
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        shutil.which("valgrind") is None,
-        reason="valgrind is not installed (apt-get install valgrind)",
-    ),
-]
+counting = pytest.mark.skipif(
+    shutil.which("valgrind") is None, reason="valgrind is not installed (apt-get install valgrind)"
+)
 
 # A package whose import loads a few dozen standard library modules, each
 # looked up through every entry of the path before the standard library's.
@@ -42,6 +40,8 @@ def _counted_against_head(repo: Path, entry: Path, cache_dir: Path) -> tuple[flo
     return comparison.head.values[0], comparison.base.values[0]
 
 
+@pytest.mark.slow
+@counting
 @pytest.mark.parametrize("layout", ["root", "src"])
 def test_an_unchanged_tree_counts_as_itself(tmp_path: Path, layout: str) -> None:
     # The directory holding the package is on the path (pytest's pythonpath =
@@ -59,6 +59,7 @@ def test_an_unchanged_tree_counts_as_itself(tmp_path: Path, layout: str) -> None
     assert abs(head / base - 1) < 1e-4, f"head {head:,.0f} vs base {base:,.0f}"
 
 
+@pytest.mark.slow
 def test_the_head_alias_is_a_link_as_long_as_the_tree_that_pruning_leaves_alone(
     tmp_path: Path,
 ) -> None:
@@ -75,3 +76,73 @@ def test_the_head_alias_is_a_link_as_long_as_the_tree_that_pruning_leaves_alone(
     assert alias.parent == tree.parent and "." in alias.name
     assert os.readlink(alias) == os.path.realpath(repo)
     assert head_alias(repo, mapped) == renamed  # reused
+
+
+# -- how pytest was started -------------------------------------------------------
+
+COUNTING_TEST = """
+    from pytest_importcache import ImportEnv
+    from pytest_importcache.engine.measurer import Measurer
+
+    def test_count():
+        measurer = Measurer(cache_dir={cache!r}, count_store=False)
+        result = ImportEnv("warm", metric="instructions", measurer=measurer).measure("mypkg")
+        print("COUNT", result.values[0], result.python)
+"""
+
+
+@pytest.mark.slow
+@counting
+def test_python_m_pytest_and_the_pytest_script_count_the_same(tmp_path: Path) -> None:
+    # `python -m pytest` puts the current directory (here also pythonpath's
+    # ".") on sys.path, and runs as `python`; the pytest script runs as its
+    # #! line's interpreter (a virtual environment's `python3`, a link in the
+    # same directory). Before: 545 instructions apart, python against python3.
+    script = Path(sys.executable).parent / "pytest"
+    if not script.is_file():
+        pytest.skip(f"no pytest script beside {sys.executable}")
+    project = tmp_path / "project"
+    (project / "mypkg").mkdir(parents=True)
+    (project / "tests").mkdir()
+    (project / "mypkg/__init__.py").write_text(STDLIB_USER["mypkg/__init__.py"])
+    (project / "pyproject.toml").write_text('[tool.pytest.ini_options]\npythonpath = ["."]\n')
+    test_source = COUNTING_TEST.format(cache=str(tmp_path / "cache"))
+    (project / "tests/test_count.py").write_text(textwrap.dedent(test_source))
+    counts = []
+    for command in ([sys.executable, "-m", "pytest"], [str(script)]):
+        completed = subprocess.run(
+            [*command, "-s", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        lines = [line for line in completed.stdout.splitlines() if line.startswith("COUNT ")]
+        assert completed.returncode == 0 and lines, completed.stdout + completed.stderr
+        counts.append(lines[0])
+
+    assert counts[0] == counts[1], counts
+
+
+def test_the_same_real_directory_is_searched_once(tmp_path: Path) -> None:
+    (tmp_path / "project").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "project")
+
+    entries = [str(tmp_path / "link"), str(tmp_path / "project"), str(tmp_path / "link/../project")]
+
+    assert round_import_path(entries) == (str(tmp_path / "link"),)
+
+
+@pytest.mark.slow  # checks the interpreter: a process
+def test_an_interpreter_is_named_past_links_within_its_directory(tmp_path: Path) -> None:
+    # A virtual environment's python -> python3 (beside it) -> the base
+    # interpreter (elsewhere): the first link is followed, the second is not.
+    bindir = tmp_path / "venv/bin"
+    bindir.mkdir(parents=True)
+    (bindir / "python3").symlink_to(os.path.realpath(sys.executable))
+    (bindir / "python").symlink_to("python3")
+    (bindir / "python3.x").symlink_to(bindir / "python")
+
+    chosen = {resolve_python(str(bindir / name)) for name in ("python", "python3", "python3.x")}
+
+    assert chosen == {str(bindir / "python3")}
