@@ -10,6 +10,7 @@ bootstrap interval (:mod:`pytest_importcache.model.interval`). The command line'
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
@@ -29,6 +30,27 @@ from .revision import revision_side
 __all__ = ["head_alias", "measure_against"]
 
 
+def _link_beside(tree: Path, target: str) -> Path | None:
+    """A symbolic link to ``target`` beside ``tree``, named as long; ``None`` if none can be made.
+
+    A "." in its name: the revisions' pruning and clearing leave it alone (never follow it).
+    """
+    digest = hashlib.sha256(os.fsencode(target)).hexdigest()
+    link = tree.with_name(f"head.{digest}".ljust(len(tree.name), "_")[: len(tree.name)])
+    with contextlib.suppress(OSError):
+        if os.readlink(link) == target:
+            return link
+    staging = link.with_name(f"{link.name}.{secrets.token_hex(4)}")
+    try:
+        os.symlink(target, staging, target_is_directory=True)
+        os.replace(staging, link)  # atomic: another worker may be making the same link
+    except OSError:
+        with contextlib.suppress(OSError):
+            staging.unlink()
+        return None
+    return link
+
+
 def head_alias(repository: Path, mapped: Sequence[tuple[str, str]]) -> dict[str, str] | None:
     """The head's entries of ``mapped`` (head, base) pairs, renamed as long as the base's.
 
@@ -37,41 +59,24 @@ def head_alias(repository: Path, mapped: Sequence[tuple[str, str]]) -> dict[str,
     of the paths it handles (and for where the interpreter's allocator puts
     them): 0.02-0.03% of an import whose siblings' directory is on the path.
     So the head reads the working tree through a symbolic link beside the
-    tree, whose path is exactly as long as the tree's: ``{head: alias/relative}``.
+    tree, whose path is exactly as long as the tree's: ``{head: link/relative}``.
     ``None`` when there is nothing to rename or no link can be made (the
     head's own paths are then used).
     """
-    if not mapped:
+    relatives = [inside(Path(head), repository) for head, _ in mapped]
+    if not mapped or None in relatives:
         return None
-    head, base = mapped[0]
-    relative = inside(Path(head), repository)
-    if relative is None:
+    base, relative = mapped[0][1], relatives[0]
+    tree = Path(base) if relative == "." else Path(base[: len(base) - len(f"/{relative}")])
+    pairs = list(zip(mapped, relatives, strict=True))
+    if any(str(tree / str(relative)) != base for (_, base), relative in pairs):
+        return None  # not the tree's directories: left as they are
+    link = _link_beside(tree, os.path.realpath(repository))
+    if link is None:
         return None
-    tree = Path(base) if relative == "." else Path(base[: len(base) - len(relative) - 1])
-    if str(tree / relative) != str(Path(base)):
+    renamed = {head: str(link / str(relative)) for (head, _), relative in pairs}
+    if any(len(renamed[head]) != len(base) for head, base in mapped):
         return None
-    target = os.path.realpath(repository)
-    # A "." in its name: the revisions' pruning and clearing leave it alone (never followed).
-    digest = hashlib.sha256(os.fsencode(target)).hexdigest()
-    alias = tree.with_name(f"head.{digest}".ljust(len(tree.name), "_")[: len(tree.name)])
-    try:
-        if os.readlink(alias) != target:
-            raise FileNotFoundError(alias)
-    except OSError:
-        staging = alias.with_name(f"{alias.name}.{secrets.token_hex(4)}")
-        try:
-            os.symlink(target, staging, target_is_directory=True)
-            os.replace(staging, alias)
-        except OSError:
-            return None
-    renamed = {}
-    for head_entry, base_entry in mapped:
-        relative = inside(Path(head_entry), repository)
-        if relative is None:
-            return None
-        renamed[head_entry] = str(alias / relative)
-        if len(renamed[head_entry]) != len(base_entry):
-            return None
     return renamed
 
 
@@ -94,7 +99,9 @@ def measure_against(measurer: Measurer, spec: MeasurementSpec, revision: str) ->
     resolved = side.revision
     head_sources = tuple(head for head, _ in side.mapped)
     # Counted rounds only: timed rounds are far noisier than the paths' lengths.
-    renamed = head_alias(resolved.repository, side.mapped) if spec.metric == "instructions" else None
+    renamed = None
+    if spec.metric == "instructions":
+        renamed = head_alias(resolved.repository, side.mapped)
     if renamed is not None:
         head_path = tuple(renamed.get(entry, entry) for entry in head_path)
         head_sources = tuple(renamed[head] for head in head_sources)

@@ -73,7 +73,8 @@ def test_the_head_alias_is_a_link_as_long_as_the_tree_that_pruning_leaves_alone(
     assert renamed is not None
     assert [len(renamed[head]) for head, _ in mapped] == [len(base) for _, base in mapped]
     alias = Path(renamed[str(repo)])
-    assert alias.parent == tree.parent and "." in alias.name
+    assert alias.parent == tree.parent
+    assert "." in alias.name
     assert os.readlink(alias) == os.path.realpath(repo)
     assert head_alias(repo, mapped) == renamed  # reused
 
@@ -118,7 +119,8 @@ def test_python_m_pytest_and_the_pytest_script_count_the_same(tmp_path: Path) ->
             check=False,
         )
         lines = [line for line in completed.stdout.splitlines() if line.startswith("COUNT ")]
-        assert completed.returncode == 0 and lines, completed.stdout + completed.stderr
+        assert completed.returncode == 0, completed.stdout + completed.stderr
+        assert lines, completed.stdout
         counts.append(lines[0])
 
     assert counts[0] == counts[1], counts

@@ -295,11 +295,11 @@ def compile_from_source(directories: "list[str]") -> None:
     def source_only_cache(path: str, *arguments: "Any", **keywords: "Any") -> str:
         for directory, inner in owners:
             if path.startswith(directory):
-                for entry, source_only in inner:
+                source_only = True
+                for entry, entry_source_only in inner:
                     if path.startswith(entry):
+                        source_only = entry_source_only
                         break
-                else:
-                    source_only = True
                 if source_only:
                     raise NotImplementedError(path)
                 break
