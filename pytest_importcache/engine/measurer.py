@@ -60,27 +60,9 @@ def resolve_python(python: str | None) -> str:
     found = shutil.which(chosen)
     if not chosen or found is None:
         raise InterpreterError(f"python interpreter {chosen!r} not found or not executable")
-    found = _past_sibling_links(os.path.abspath(found))
+    found = os.path.abspath(found)
     check_interpreter(found)
     return found
-
-
-def _past_sibling_links(path: str) -> str:
-    """``path`` past the symbolic links to a file in its own directory (``python`` -> ``python3``).
-
-    ``pytest`` (its script's ``#!.../python3``) and ``python -m pytest`` then
-    run the rounds with one command line, and count the same. A link out of
-    the directory is not followed: a virtual environment's ``python`` is
-    known by its directory.
-    """
-    seen = {path}
-    while os.path.islink(path):
-        target = os.path.normpath(os.path.join(os.path.dirname(path), os.readlink(path)))
-        if os.path.dirname(target) != os.path.dirname(path) or target in seen:
-            break
-        seen.add(target)
-        path = target
-    return path
 
 
 def _installed_dirs() -> tuple[str, ...]:
