@@ -45,6 +45,7 @@ from pytest_importcache.model.errors import EnvironmentBuildError
 from pytest_importcache.model.spec import Flavour, InvalidationMode, MeasurementSpec
 
 from .cache import complete_marker, discard_copy, mark_used, prune_cache, remove_tree
+from .interpreter import past_sibling_links
 from .locate import PackageLocation
 
 __all__ = [
@@ -248,7 +249,10 @@ class PackageCopy:
 def interpreter_key(python: str) -> str:
     """A short digest identifying an interpreter (its path and its binary's size and mtime)."""
     status = Path(python).resolve().stat()
-    identity = f"{os.path.abspath(python)}\0{status.st_size}\0{status.st_mtime_ns}"
+    # `python` and its sibling link `python3` share one key (and so one copy's path).
+    identity = (
+        f"{past_sibling_links(os.path.abspath(python))}\0{status.st_size}\0{status.st_mtime_ns}"
+    )
     return hashlib.sha256(identity.encode()).hexdigest()[:12]
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "interpreter_binary",
     "interpreter_build",
     "is_running_interpreter",
+    "past_sibling_links",
     "probe_spec",
     "stdlib_module_names",
 ]
@@ -151,10 +152,31 @@ def interpreter_binary(python: str) -> str:
     """
     __tracebackhide__ = True
     if is_running_interpreter(python):
-        return sys.executable
+        # Not sys.executable: `python -m pytest` and the pytest script (#!...python3)
+        # name the same file differently, and the name is part of what is counted.
+        return past_sibling_links(os.path.abspath(python))
     check_interpreter(python)
     executable = _run_probe(python, []).get("executable")
-    return executable if isinstance(executable, str) and executable else python
+    return past_sibling_links(executable if isinstance(executable, str) and executable else python)
+
+
+def past_sibling_links(path: str) -> str:
+    """``path`` past the symbolic links to a file in its own directory (``python`` -> ``python3``).
+
+    One interpreter, however it was named (``python -m pytest`` runs as
+    ``python``, the pytest script as its ``#!`` line's ``python3``), runs
+    the rounds and keys the copies by one path, so it counts the same. A link
+    out of the directory is not followed: a virtual environment's ``python``
+    is known by its directory.
+    """
+    seen = {path}
+    while os.path.islink(path):
+        target = os.path.normpath(os.path.join(os.path.dirname(path), os.readlink(path)))
+        if os.path.dirname(target) != os.path.dirname(path) or target in seen:
+            break
+        seen.add(target)
+        path = target
+    return path
 
 
 @functools.cache

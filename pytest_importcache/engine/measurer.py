@@ -91,7 +91,8 @@ def round_import_path(entries: Sequence[str]) -> tuple[str, ...]:
     """The import path a round searches after the copy: ``entries`` (``sys.path``) made fit.
 
     Entries become absolute (``""`` is the current directory: the rounds run in
-    another), duplicates go, and so do this interpreter's standard library,
+    another), duplicates go (the same real directory twice, as ``python -m
+    pytest`` may put it: the first stays), and so do this interpreter's standard library,
     site-packages and user site: the child's own clean start-up provides its
     interpreter's (another interpreter must not get this one's), and the user
     site stays out as it always has. What remains is what the tests see on top
@@ -99,7 +100,7 @@ def round_import_path(entries: Sequence[str]) -> tuple[str, ...]:
     insertions, ``PYTHONPATH``, ``--path``, in order.
     """
     installed = _installed_dirs()
-    kept: dict[str, None] = {}
+    kept: dict[str, str] = {}
     for entry in entries:
         if not isinstance(entry, str) or "\0" in entry:
             continue
@@ -107,8 +108,8 @@ def round_import_path(entries: Sequence[str]) -> tuple[str, ...]:
         real = os.path.join(os.path.realpath(absolute), "")
         if real.startswith(installed) or real.rstrip(os.sep) in installed:
             continue
-        kept.setdefault(absolute)
-    return tuple(kept)
+        kept.setdefault(real, absolute)
+    return tuple(kept.values())
 
 
 def _enter_rounds(

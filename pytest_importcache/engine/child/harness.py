@@ -271,19 +271,36 @@ def compile_from_source(directories: "list[str]") -> None:
     # its bytecode.
     if not directories:
         return
-    chosen = {os.path.join(directory, "") for directory in directories}
-    entries = sorted(
-        {os.path.join(entry, "") for entry in sys.path if isinstance(entry, str) and entry},
-        key=len,
-        reverse=True,
-    )
+    chosen = list(dict.fromkeys(os.path.join(directory, "") for directory in directories))
+    entries = {os.path.join(entry, "") for entry in sys.path if isinstance(entry, str) and entry}
+    # Per source-only directory (in the caller's order), the path entries inside
+    # it, longest first. Every module pays one test per source-only directory,
+    # whatever the lengths of the paths: the revision's tree lies at a longer
+    # path than the working tree, and sorting all entries by length made every
+    # standard library module of the base side test one entry more (0.1-0.2%).
+    owners = [
+        (
+            directory,
+            [
+                (entry, entry in chosen)
+                for entry in sorted(entries, key=lambda entry: (-len(entry), entry))
+                if entry != directory and entry.startswith(directory)
+            ],
+        )
+        for directory in chosen
+    ]
     cache_from_source = _external.cache_from_source
 
     # The caller's arguments as they are: 3.15 has no debug_override.
     def source_only_cache(path: str, *arguments: "Any", **keywords: "Any") -> str:
-        for entry in entries:
-            if path.startswith(entry):
-                if entry in chosen:
+        for directory, inner in owners:
+            if path.startswith(directory):
+                source_only = True
+                for entry, entry_source_only in inner:
+                    if path.startswith(entry):
+                        source_only = entry_source_only
+                        break
+                if source_only:
                     raise NotImplementedError(path)
                 break
         return cache_from_source(path, *arguments, **keywords)
