@@ -940,6 +940,13 @@ CASES = [
         message=r"^(?!.*startup).*: Traceback \(most recent call last\): \|   "
         r'File "<string>", line 1, in <module> \| ValueError: boom$',
     ),
+    # The round's own exception hook comes after the command: what the command sees is its own.
+    Case(
+        "a snippet that checks its exception hook",
+        files({"hpkg/__init__.py": ""}),
+        "hpkg",
+        code="import hpkg, sys; assert sys.excepthook is sys.__excepthook__, 'replaced'",
+    ),
     Case(
         "a command that waits for input",
         files({"asking/__init__.py": "", "asking/__main__.py": "input('name? ')\n"}),

@@ -394,11 +394,11 @@ def _print_text(
     parts = [f"{failed} failed"] if failed else []
     parts += [f"{malformed} not checked (configuration)"] if malformed else []
     if lock_problem:
-        parts.append(
-            f"{lock_path.name} could not be written"
-            if updated
-            else f"{lock_path.name} could not be read: the lock not checked"
-        )
+        if ": cannot write: " in lock_problem:
+            parts.append(f"{lock_path.name} could not be written")
+        else:  # a corrupt lock is not read, by --update either
+            done = "not updated" if updated else "the lock not checked"
+            parts.append(f"{lock_path.name} could not be read: {done}")
     verdict = ", ".join(parts) or "all hold"
     blocks.append(
         f"checked {count(len(runs), 'budget')} of {pyproject} in {elapsed:.2f} s: {verdict}"

@@ -60,8 +60,9 @@ def head_alias(repository: Path, mapped: Sequence[tuple[str, str]]) -> dict[str,
     them): 0.02-0.03% of an import whose siblings' directory is on the path.
     So the head reads the working tree through a symbolic link beside the
     tree, whose path is exactly as long as the tree's: ``{head: link/relative}``.
-    ``None`` when there is nothing to rename or no link can be made (the
-    head's own paths are then used).
+    ``None`` when there is nothing to rename, no link can be made, or the
+    cache lies inside the repository (pytest would collect the tree through
+    the link, again and again): the head's own paths are then used.
     """
     relatives = [inside(Path(head), repository) for head, _ in mapped]
     if not mapped or None in relatives:
@@ -71,7 +72,10 @@ def head_alias(repository: Path, mapped: Sequence[tuple[str, str]]) -> dict[str,
     pairs = list(zip(mapped, relatives, strict=True))
     if any(str(tree / str(relative)) != base for (_, base), relative in pairs):
         return None  # not the tree's directories: left as they are
-    link = _link_beside(tree, os.path.realpath(repository))
+    target = os.path.realpath(repository)
+    if Path(os.path.realpath(tree)).is_relative_to(target):
+        return None  # the cache inside the repository: a link there would loop back into it
+    link = _link_beside(tree, target)
     if link is None:
         return None
     renamed = {head: str(link / str(relative)) for (head, _), relative in pairs}

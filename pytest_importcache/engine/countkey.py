@@ -27,7 +27,7 @@ from pytest_importcache.model.spec import MeasurementSpec
 from .callgrind import find_valgrind
 from .child import child_digest
 from .copying import file_sha256
-from .interpreter import interpreter_binary
+from .interpreter import interpreter_binary, past_sibling_links
 from .roundcommand import (
     child_environment,
     counted_round_command,
@@ -283,7 +283,8 @@ def count_key(
                 else {}
             ),
         },
-        "python": python,
+        # One interpreter, however named (python, python3: python -m pytest, the pytest script).
+        "python": past_sibling_links(python),
         "binary": [binary, input_digest(binary)],
         "valgrind": [valgrind, version],
         "commands": _round_commands(

@@ -169,8 +169,8 @@ class BudgetItem(pytest.Item):
                 if enforcer.settings.update_lock:
                     failures.append(_update_lock(lock_path, key, python, results))
                 else:
-                    lock_failure = _check_lock(lock_path, key, python, results)
-                    if lock_failure:
+                    lock_failure, modules_differ = _check_lock(lock_path, key, python, results)
+                    if modules_differ:  # the measurements' own failure; an unreadable lock is not
                         fail_recorded(self)
                     failures.append(lock_failure)
         text = "\n\n".join(failure for failure in failures if failure)
@@ -229,12 +229,18 @@ def _update_lock(lock_path: Path, key: str, python: str, results: list[ImportRes
     return ""
 
 
-def _check_lock(lock_path: Path, key: str, python: str, results: list[ImportResult]) -> str:
-    """The lock's failure for the budget's modules: new or gone ones, a corrupt lock; or ``""``."""
+def _check_lock(
+    lock_path: Path, key: str, python: str, results: list[ImportResult]
+) -> tuple[str, bool]:
+    """The lock's failure for the budget's modules (or ``""``), and whether the modules differ.
+
+    A corrupt lock is a failure too, but its modules were not checked.
+    """
     try:
         lock = load_lock(lock_path)
     except LockError as exc:
-        return str(exc)
+        return str(exc), False
     if lock is None:  # no lock, no lock check
-        return ""
-    return check_lock(lock, key, python, results).failure
+        return "", False
+    failure = check_lock(lock, key, python, results).failure
+    return failure, bool(failure)

@@ -396,8 +396,10 @@ def add_options(parser: pytest.Parser) -> None:
             # true, a number a number. The table's parser reads them as their text.
             if setting.is_flag:
                 parser.addini(setting.ini, setting.help, type=str | bool, default=None)
-            else:
+            elif setting.name in _NUMBER_SETTINGS:
                 parser.addini(setting.ini, setting.help, type=str | int | float, default=None)
+            else:
+                parser.addini(setting.ini, setting.help, type=str, default=None)
         else:
             parser.addini(setting.ini, setting.help, default=None)
 
@@ -442,6 +444,12 @@ def _check_lazy_imports_here(source: str) -> None:
         )
 
 
+#: The settings whose value may be a number in pytest's own TOML table.
+_NUMBER_SETTINGS = frozenset(
+    ("rounds", "warmup", "jobs", "timeout", "budget-scale", "baseline-fail")
+)
+
+
 def _raw_value(config: pytest.Config, setting: Setting) -> tuple[str, str]:
     """A setting's text (command line > ini > default) and where it came from, for errors."""
     from_cli = config.getoption(setting.flag.lstrip("-").replace("-", "_"))
@@ -452,6 +460,8 @@ def _raw_value(config: pytest.Config, setting: Setting) -> tuple[str, str]:
         source = _override_source(config, setting.ini)
         if source is None:
             source = f"{setting.ini} in {_ini_file(config)}"
+        if isinstance(from_ini, bool):  # as the TOML table has it, in a message
+            return str(from_ini).lower(), source
         return str(from_ini).strip(), source
     return setting.default, "the default"
 
@@ -484,41 +494,28 @@ def unwritable_reason(directory: Path) -> str | None:
 
 
 def _check_writable(config: pytest.Config, name: str, value: str, source: str) -> None:
-    """Refuse, before any test runs, an output path the run could not write."""
+    """Refuse, before any test runs, an output path the run could not write.
+
+    ``benchmark-json`` is pytest-benchmark's ``--benchmark-json``: it opens the
+    file only at the session's end, when this plugin's measurements give it
+    something to write, and makes no directory for it.
+    """
     path = config.invocation_params.dir / value
     if name in ("raw-dir", "store"):
         reason = unwritable_reason(path)
         what = f"cannot keep {'raw rounds' if name == 'raw-dir' else 'counts'} in {path}"
     else:
         reason = unwritable_reason(path.parent)
+        if reason is None and name == "benchmark-json" and not path.parent.is_dir():
+            reason = f"{path.parent} does not exist (pytest-benchmark does not make it)"
+        if reason is None and path.is_dir():
+            reason = f"{path} is a directory"
         if reason is None and path.exists() and not os.access(path, os.W_OK):
             reason = f"{path}: {os.strerror(errno.EACCES)}"
-        what = f"cannot write the {'markdown' if name == 'markdown' else 'report'} to {path}"
+        document = {"markdown": "markdown", "benchmark-json": "benchmark run"}.get(name, "report")
+        what = f"cannot write the {document} to {path}"
     if reason is not None:
         raise pytest.UsageError(f"{source}: {what}: {reason}")
-
-
-def _check_benchmark_json(config: pytest.Config) -> None:
-    """Refuse, before any test runs, a ``--benchmark-json`` path the run could not write.
-
-    pytest-benchmark parses the option as a path and opens it only at the end
-    of the session, when the measurements of this plugin give it something to
-    write: an unwritable path would be its traceback after every test ran.
-    """
-    value = config.getoption("benchmark_json", None)
-    if value is None:
-        return
-    path = config.invocation_params.dir / value
-    reason = unwritable_reason(path.parent)
-    if reason is None and path.is_dir():
-        reason = f"{path} is a directory"
-    elif reason is None and path.exists() and not os.access(path, os.W_OK):
-        reason = f"{path}: {os.strerror(errno.EACCES)}"
-    if reason is not None:
-        raise pytest.UsageError(
-            f"--benchmark-json on the command line: cannot write the benchmark run to {path}: "
-            f"{reason}"
-        )
 
 
 def read_settings(config: pytest.Config) -> Settings:
@@ -541,7 +538,9 @@ def read_settings(config: pytest.Config) -> Settings:
         if setting.name == "lazy-imports" and value == "all":
             _check_lazy_imports_here(source)
         values[setting.name.replace("-", "_")] = value
-    _check_benchmark_json(config)
+    benchmark_json = config.getoption("benchmark_json", None)
+    if benchmark_json is not None:
+        _check_writable(config, "benchmark-json", str(benchmark_json), "--benchmark-json")
     if values["budget_scale"] == "auto" and values["calibration"] is None:
         raise pytest.UsageError(
             "importcache budget scale 'auto' needs importcache_calibration: run "

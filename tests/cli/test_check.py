@@ -234,6 +234,11 @@ def test_an_unreadable_lock_is_not_said_to_hold(
     last = completed.stdout.splitlines()[-1]
     assert last.startswith(f"checked 1 budget of {root / 'pyproject.toml'} in ")
     assert last.endswith(" s: importcache.lock could not be read: the lock not checked")
+    updated = check("--rounds", "2", "--update", cwd=root)
+    assert updated.returncode == 2
+    assert updated.stdout.splitlines()[-1].endswith(
+        " s: importcache.lock could not be read: not updated"
+    )
 
 
 @pytest.mark.slow

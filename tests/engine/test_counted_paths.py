@@ -125,6 +125,18 @@ def test_the_head_alias_is_a_link_as_long_as_the_tree_that_pruning_leaves_alone(
     assert head_alias(repo, mapped) == renamed  # reused
 
 
+@pytest.mark.slow
+def test_no_head_alias_is_made_in_a_cache_inside_the_repository(tmp_path: Path) -> None:
+    # TMPDIR inside the project: a link there back to the project would be collected by
+    # pytest through itself, again and again.
+    repo = make_repo(tmp_path / "r", STDLIB_USER)
+    tree = repo / "tmp" / "cache" / "revisions" / "r-0123456789-0123456789ab"
+    tree.mkdir(parents=True)
+
+    assert head_alias(repo, ((str(repo), str(tree)),)) is None
+    assert [path.name for path in tree.parent.iterdir()] == [tree.name]
+
+
 # -- how pytest was started -------------------------------------------------------
 
 COUNTING_TEST = """

@@ -345,6 +345,7 @@ def test_disable_skips_every_kind_of_budget_and_its_help_says_so(
         ("/proc/x.json", "cannot create files in /proc: "),
         ("a_file/run.json", "a_file is a file, not a directory"),
         ("out", "out is a directory"),
+        ("nodir/run.json", "nodir does not exist (pytest-benchmark does not make it)"),
     ],
 )
 def test_an_unwritable_benchmark_json_is_one_usage_error_before_any_test(
@@ -369,8 +370,7 @@ def test_an_unwritable_benchmark_json_is_one_usage_error_before_any_test(
     result = pytester.runpytest(f"--benchmark-json={json_path}")
     line = usage_error(result)
     assert line.startswith(
-        "ERROR: --benchmark-json on the command line: cannot write the benchmark run to "
-        f"{pytester.path / json_path}: "
+        f"ERROR: --benchmark-json: cannot write the benchmark run to {pytester.path / json_path}: "
     )
     assert reason in line
     assert "Traceback" not in result.stdout.str()
@@ -404,3 +404,11 @@ def test_pytests_native_toml_table_takes_toml_booleans_and_numbers(
     assert (
         line == "ERROR: importcache_rounds in pyproject.toml: expected a whole number >= 1, got '0'"
     )
+    # A boolean where a number goes, or a number where text goes: pytest's own one line.
+    pytester.makepyprojecttoml("[tool.pytest]\nimportcache_rounds = true\n")
+    line = usage_error(pytester.runpytest())
+    assert "'importcache_rounds' expects" in line
+    assert "bool" in line
+    pytester.makepyprojecttoml("[tool.pytest]\nimportcache_baseline = 1\n")
+    line = usage_error(pytester.runpytest())
+    assert "'importcache_baseline' expects" in line, line

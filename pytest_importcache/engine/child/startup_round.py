@@ -74,7 +74,6 @@ def _hide_round_frames(
     shown_by(kind, error, trace)
 
 
-sys.excepthook = _hide_round_frames
 _point("harness")
 
 _harness["start_up"](_roots, _import_path, _top)
@@ -189,6 +188,9 @@ try:
         exec(compile(_target, "<string>", "exec"), _main.__dict__)
 finally:
     _point("end")
+    # Only now, and only over the interpreter's own hook: the command never sees it.
+    if sys.excepthook is sys.__excepthook__:
+        sys.excepthook = _hide_round_frames
     _report(final=True)
     if _counting:  # noqa: F821
         _point("report")  # the fence the final report announced
