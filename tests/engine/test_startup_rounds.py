@@ -171,8 +171,11 @@ def test_a_cold_start_compiles_what_the_command_imports(
 
 @pytest.mark.slow
 def test_a_counted_start_up_counts_the_whole_process_the_same_twice(
-    venv_python: str, measurer: Measurer
+    venv_python: str, tmp_path: Path
 ) -> None:
+    # Nothing of this worker's sys.path (the repository, the test directories: other
+    # tests may write there meanwhile, and a directory's listing is counted).
+    measurer = Measurer(cache_dir=tmp_path / "cache", search_path=[])
     spec = _spec(f"{SCRIPT} --help", python=venv_python, metric="instructions", rounds=3)
     result = measurer.measure(spec)
     detailed, first, second = result.instructions
