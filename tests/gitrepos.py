@@ -35,6 +35,13 @@ def commit_all(repo: Path, message: str) -> str:
     return git(repo, "rev-parse", "HEAD").strip()
 
 
+def forget_last_commit(repo: Path) -> None:
+    """Move ``repo`` back one commit and drop its objects, as a clone that never had it."""
+    git(repo, "reset", "-q", "--hard", "HEAD~1")
+    git(repo, "reflog", "expire", "--expire=now", "--all")
+    git(repo, "gc", "-q", "--prune=now")
+
+
 def make_repo(root: Path, files: dict[str, str]) -> Path:
     """A git repository at ``root`` with ``files`` committed as its first commit."""
     write_tree(root, files)

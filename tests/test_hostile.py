@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gitrepos import commit_all, git, make_repo, tree_state
+from gitrepos import commit_all, forget_last_commit, git, make_repo, tree_state
 
 from conftest import FAKE_ROUNDS_CONFTEST, fake_rounds, is_alive, quick_ini, write_tree
 from pytest_importcache import ImportEnv, ImportResult
@@ -1586,9 +1586,7 @@ def _with_submodule(keep_commit: bool) -> Callable[[Path, pytest.MonkeyPatch], N
             commit_all(checkout, "only here")
         commit_all(repo, "vendored")
         if not keep_commit:
-            git(checkout, "reset", "-q", "--hard", "HEAD~1")
-            git(checkout, "reflog", "expire", "--expire=now", "--all")
-            git(checkout, "gc", "-q", "--prune=now")
+            forget_last_commit(checkout)
 
     return change
 

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from gitrepos import commit_all, git, make_repo, tree_state
+from gitrepos import commit_all, forget_last_commit, git, make_repo, tree_state
 
 from conftest import quick_ini
 from pytest_importcache.cli.main import main
@@ -171,9 +171,7 @@ def test_a_missing_recorded_commit_of_the_packages_submodule_is_one_line(
     (checkout / "vendored.py").write_text("import fractions\n")
     recorded = commit_all(checkout, "only here")
     commit_all(project, "record it")
-    git(checkout, "reset", "-q", "--hard", "HEAD~1")
-    git(checkout, "reflog", "expire", "--expire=now", "--all")
-    git(checkout, "gc", "-q", "--prune=now")
+    forget_last_commit(checkout)
 
     with pytest.raises(RevisionError) as caught:
         vendored_side(project, "HEAD", tmp_path / "cache", project)
@@ -190,9 +188,7 @@ def test_a_nested_submodules_missing_commit_names_its_path_in_the_project(
     project = nested_project(tmp_path)
     checkout = project / "ext/outer/inner"
     recorded = git(checkout, "rev-parse", "HEAD").strip()
-    git(checkout, "reset", "-q", "--hard", "HEAD~1")
-    git(checkout, "reflog", "expire", "--expire=now", "--all")
-    git(checkout, "gc", "-q", "--prune=now")
+    forget_last_commit(checkout)
     location = locate_package("deep", [str(checkout)])
 
     with pytest.raises(RevisionError) as caught:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from gitrepos import commit_all, git, make_repo, tree_state
+from gitrepos import commit_all, forget_last_commit, git, make_repo, tree_state
 
 from conftest import heavy_source, quick_ini, write_tree
 from pytest_importcache.cli.main import main
@@ -191,9 +191,7 @@ def test_a_submodule_commit_missing_locally_is_one_line_saying_what_to_do(
     recorded = commit_all(checkout, "only here")
     commit_all(repo, "record it")
     # The submodule's repository loses that commit (as a fresh clone that never fetched it).
-    git(checkout, "reset", "-q", "--hard", "HEAD~1")
-    git(checkout, "reflog", "expire", "--expire=now", "--all")
-    git(checkout, "gc", "-q", "--prune=now")
+    forget_last_commit(checkout)
 
     with pytest.raises(RevisionError) as caught:
         side(repo, tmp_path)
